@@ -1,0 +1,26 @@
+/*
+ * The one place where a finished request or tunnel is reported.  Today it writes the
+ * access line to the diagnostics log; the audit issue adds JSON records and sinks here.
+ */
+#ifndef SLUICE_AUDIT_H
+#define SLUICE_AUDIT_H
+
+#include <stdint.h>
+
+/* What happened to one request or tunnel; strings are not owned and may be raw bytes. */
+struct audit_record {
+    const char *client;   /* "ip:port" */
+    const char *method;   /* request method, or "-" */
+    const char *target;   /* request target as received, or "-" */
+    unsigned status;      /* status sent to the client, 0 if none */
+    uint64_t sent;        /* bytes the client sent through sluice */
+    uint64_t received;    /* bytes sluice sent to the client */
+    uint64_t duration_ms; /* from the first byte of the request to the end */
+    const char *sni;      /* TLS server name seen in a tunnel, or "" */
+    const char *term;     /* two-character termination code */
+};
+
+/* Reports one finished request or tunnel. */
+void audit_emit(const struct audit_record *r);
+
+#endif /* SLUICE_AUDIT_H */

@@ -1,0 +1,34 @@
+/*
+ * TLS ClientHello peek: finds the server name (SNI) a client asks for in the first bytes
+ * of a tunnel, without decrypting or changing anything.  Pure and allocation-free.
+ */
+#ifndef SLUICE_CLIENTHELLO_H
+#define SLUICE_CLIENTHELLO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest ClientHello we wait for: a handshake message spread over at most 4 records. */
+#define CLIENTHELLO_MAX_BYTES (4 * (5 + 16384))
+
+/* What the bytes seen so far are. */
+enum clienthello_result {
+    CLIENTHELLO_NEED_MORE = 0, /* a TLS record has started; more bytes are needed */
+    CLIENTHELLO_FOUND,         /* a complete ClientHello; sni holds the name or "" */
+    CLIENTHELLO_NOT_TLS,       /* the first bytes are not a TLS handshake record */
+    CLIENTHELLO_MALFORMED,     /* a TLS handshake that does not parse as a ClientHello */
+};
+
+/*
+ * Examines buf[0..len), the first bytes a client sent into a tunnel.  On
+ * CLIENTHELLO_FOUND, sni (capacity sni_cap >= 1) holds the host_name of the server_name
+ * extension, lower-cased, or "" when there is none or it does not fit or is not a valid
+ * host name.  Reads at most CLIENTHELLO_MAX_BYTES.
+ */
+enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len, char *sni,
+                                          size_t sni_cap);
+
+/* Short name of a result for logs. */
+const char *clienthello_result_str(enum clienthello_result r);
+
+#endif /* SLUICE_CLIENTHELLO_H */

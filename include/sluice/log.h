@@ -1,0 +1,62 @@
+/*
+ * Diagnostics log: levelled lines on stderr, one write(2) per line so workers never
+ * interleave, libevent's own messages routed in, and an escaper for network bytes.
+ */
+#ifndef SLUICE_LOG_H
+#define SLUICE_LOG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Severity of a diagnostic line; a line is written when its level <= the current level. */
+enum log_level {
+    LOGL_ERROR = 0, /* the program or a listener cannot go on */
+    LOGL_WARN,      /* something a user should look at, the program goes on */
+    LOGL_NOTICE,    /* normal but significant: start, stop, one access line per request */
+    LOGL_INFO,      /* per-connection events worth seeing while debugging a setup */
+    LOGL_DEBUG,     /* internals */
+};
+
+/* Sets the current level (clamped to the enum's range). */
+void log_set_level(int level);
+
+/* True when a line at level would be written; check it before costly formatting. */
+bool log_enabled(enum log_level level);
+
+/* Writes one line at level: a UTC timestamp, the level name, then the formatted text. */
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Same as log_msg with a va_list. */
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+/*
+ * Copies src[0..len) into dst (capacity cap > 0, always NUL-terminated), escaping every
+ * byte that is not printable ASCII, and '"' and '\\', so a network peer cannot forge
+ * log lines or terminal escapes.  Output that does not fit ends in "...".  Returns dst.
+ */
+char *log_escape(char *dst, size_t cap, const char *src, size_t len);
+
+/* Routes libevent's internal warnings and errors into this log. */
+void log_route_libevent(void);
+
+#define log_error(...) log_msg(LOGL_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOGL_WARN, __VA_ARGS__)
+#define log_notice(...)                                                                            \
+    do {                                                                                           \
+        if (log_enabled(LOGL_NOTICE))                                                              \
+            log_msg(LOGL_NOTICE, __VA_ARGS__);                                                     \
+    } while (0)
+#define log_info(...)                                                                              \
+    do {                                                                                           \
+        if (log_enabled(LOGL_INFO))                                                                \
+            log_msg(LOGL_INFO, __VA_ARGS__);                                                       \
+    } while (0)
+#define log_debug(...)                                                                             \
+    do {                                                                                           \
+        if (log_enabled(LOGL_DEBUG))                                                               \
+            log_msg(LOGL_DEBUG, __VA_ARGS__);                                                      \
+    } while (0)
+
+#endif /* SLUICE_LOG_H */

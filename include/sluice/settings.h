@@ -1,0 +1,60 @@
+/*
+ * Runtime settings of the proxy core: limits, timeouts and the CONNECT port list.
+ * Filled from defaults and the command line now; the configuration file (next issue)
+ * fills the same structure.  Immutable once the workers start.
+ */
+#ifndef SLUICE_SETTINGS_H
+#define SLUICE_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/http1.h"
+
+#define SETTINGS_MAX_CONNECT_PORTS 64
+
+/* Every tunable of the core, with the defaults documented in settings_init(). */
+struct sluice_settings {
+    struct http1_limits request_limits;  /* bounds on a client's request head */
+    struct http1_limits response_limits; /* bounds on an upstream's response head */
+    uint32_t max_connections;            /* open client connections, all workers together */
+    uint16_t connect_ports[SETTINGS_MAX_CONNECT_PORTS]; /* ports CONNECT may reach */
+    size_t nconnect_ports;
+    uint32_t timeout_head_ms;        /* whole request head, from its first byte (slowloris) */
+    uint32_t timeout_keepalive_ms;   /* idle client between two requests */
+    uint32_t timeout_connect_ms;     /* name resolution plus connect, all addresses together */
+    uint32_t timeout_response_ms;    /* request sent, no response head yet */
+    uint32_t timeout_idle_ms;        /* no byte either way while a message body flows */
+    uint32_t timeout_tunnel_ms;      /* no byte either way in a tunnel */
+    uint32_t drain_ms;               /* shutdown: time left to requests in flight */
+    uint32_t upstream_idle_max;      /* idle upstream connections kept per worker */
+    uint32_t upstream_idle_per_host; /* of those, per (host, port) */
+    uint32_t upstream_idle_ms;       /* how long an idle upstream connection is kept */
+    const char *resolv_conf;         /* nameservers for evdns; not owned */
+    const char *hosts_file;          /* hosts file for evdns; not owned */
+};
+
+/* Fills s with the defaults. */
+void settings_init(struct sluice_settings *s);
+
+/*
+ * Parses a duration ("500ms", "2s", "1.5", "3m"; no unit means seconds) into *ms.
+ * Accepts 1 ms to 7 days.  Returns 0, or -1 with *errstr set.
+ */
+int settings_parse_duration(const char *text, uint32_t *ms, const char **errstr);
+
+/*
+ * Parses a comma-separated list of ports 1..65535 into s->connect_ports.
+ * Returns 0, or -1 with *errstr set.
+ */
+int settings_parse_ports(struct sluice_settings *s, const char *text, const char **errstr);
+
+/* Parses an unsigned integer in [min, max] into *out.  Returns 0 or -1 with *errstr. */
+int settings_parse_uint(const char *text, uint32_t min, uint32_t max, uint32_t *out,
+                        const char **errstr);
+
+/* True when CONNECT may reach port under s. */
+bool settings_connect_port_allowed(const struct sluice_settings *s, uint16_t port);
+
+#endif /* SLUICE_SETTINGS_H */

@@ -1,0 +1,24 @@
+/* The report of finished requests and tunnels; see include/sluice/audit.h. */
+#include "sluice/audit.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "sluice/log.h"
+
+/* Writes the access line, escaping every field that came from the network. */
+void audit_emit(const struct audit_record *r)
+{
+    char method[64], target[1024], sni[300];
+
+    if (!log_enabled(LOGL_NOTICE))
+        return;
+    log_escape(method, sizeof(method), r->method, strlen(r->method));
+    log_escape(target, sizeof(target), r->target, strlen(r->target));
+    log_escape(sni, sizeof(sni), r->sni, strlen(r->sni));
+    log_msg(LOGL_NOTICE,
+            "access client=%s method=%s target=\"%s\" status=%u sent=%" PRIu64 " received=%" PRIu64
+            " ms=%" PRIu64 " sni=%s term=%s",
+            r->client, method, target, r->status, r->sent, r->received, r->duration_ms,
+            sni[0] != '\0' ? sni : "-", r->term);
+}

@@ -1,0 +1,179 @@
+/*
+ * TLS ClientHello peek (RFC 8446 section 4.1.2, RFC 6066 section 3).  The handshake
+ * message may be fragmented over several records; its bytes are gathered into a bounded
+ * scratch buffer on the stack before the extensions are walked.
+ */
+#include "sluice/clienthello.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#define TLS_CONTENT_HANDSHAKE      22
+#define TLS_HANDSHAKE_CLIENT_HELLO 1
+#define TLS_EXT_SERVER_NAME        0
+#define TLS_SNI_HOST_NAME          0
+
+/* A bounds-checked reader over a byte range. */
+struct ch_reader {
+    const uint8_t *p;
+    size_t left;
+};
+
+/* Takes n bytes; false when fewer are left. */
+static bool ch_skip(struct ch_reader *r, size_t n)
+{
+    if (r->left < n)
+        return false;
+    r->p += n;
+    r->left -= n;
+    return true;
+}
+
+/* Reads a big-endian integer of n (1..3) bytes. */
+static bool ch_uint(struct ch_reader *r, size_t n, size_t *out)
+{
+    size_t v = 0;
+
+    if (r->left < n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | r->p[i];
+    *out = v;
+    return ch_skip(r, n);
+}
+
+/* Takes a vector with an n-byte length prefix as a sub-reader. */
+static bool ch_vector(struct ch_reader *r, size_t n, struct ch_reader *sub)
+{
+    size_t len;
+
+    if (!ch_uint(r, n, &len) || r->left < len)
+        return false;
+    sub->p = r->p;
+    sub->left = len;
+    return ch_skip(r, len);
+}
+
+/* Copies a server_name host_name into sni if it is a plausible DNS name. */
+static void ch_copy_host(const uint8_t *name, size_t len, char *sni, size_t sni_cap)
+{
+    sni[0] = '\0';
+    if (len == 0 || len >= sni_cap || len > 253)
+        return;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t ch = name[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_';
+        if (!ok) {
+            sni[0] = '\0';
+            return;
+        }
+        sni[i] = (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
+    }
+    sni[len] = '\0';
+}
+
+/* Walks the extensions of a complete ClientHello body for server_name. */
+static enum clienthello_result ch_parse_body(struct ch_reader *r, char *sni, size_t sni_cap)
+{
+    struct ch_reader vec, exts;
+
+    /* legacy_version, random, legacy_session_id, cipher_suites, compression_methods */
+    if (!ch_skip(r, 2 + 32) || !ch_vector(r, 1, &vec) || !ch_vector(r, 2, &vec) ||
+        !ch_vector(r, 1, &vec))
+        return CLIENTHELLO_MALFORMED;
+    if (r->left == 0)
+        return CLIENTHELLO_FOUND; /* no extensions at all (SSLv3-style hello) */
+    if (!ch_vector(r, 2, &exts))
+        return CLIENTHELLO_MALFORMED;
+    while (exts.left > 0) {
+        size_t type;
+        struct ch_reader body, list;
+
+        if (!ch_uint(&exts, 2, &type) || !ch_vector(&exts, 2, &body))
+            return CLIENTHELLO_MALFORMED;
+        if (type != TLS_EXT_SERVER_NAME)
+            continue;
+        if (!ch_vector(&body, 2, &list))
+            return CLIENTHELLO_MALFORMED;
+        while (list.left > 0) {
+            size_t name_type;
+            struct ch_reader name;
+
+            if (!ch_uint(&list, 1, &name_type) || !ch_vector(&list, 2, &name))
+                return CLIENTHELLO_MALFORMED;
+            if (name_type == TLS_SNI_HOST_NAME) {
+                ch_copy_host(name.p, name.left, sni, sni_cap);
+                return CLIENTHELLO_FOUND;
+            }
+        }
+        return CLIENTHELLO_FOUND;
+    }
+    return CLIENTHELLO_FOUND;
+}
+
+/* Gathers the handshake message from consecutive records, then parses it. */
+enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len, char *sni, size_t sni_cap)
+{
+    uint8_t msg[CLIENTHELLO_MAX_BYTES];
+    size_t have = 0, need = 0, off = 0;
+    struct ch_reader r;
+
+    if (sni_cap > 0)
+        sni[0] = '\0';
+    if (len > CLIENTHELLO_MAX_BYTES)
+        len = CLIENTHELLO_MAX_BYTES;
+    if (len >= 1 && buf[0] != TLS_CONTENT_HANDSHAKE)
+        return CLIENTHELLO_NOT_TLS;
+    if (len >= 2 && buf[1] != 3)
+        return CLIENTHELLO_NOT_TLS; /* record major version is always 3 */
+
+    for (;;) {
+        size_t rec_len, take;
+
+        if (len - off < 5)
+            return len >= CLIENTHELLO_MAX_BYTES ? CLIENTHELLO_MALFORMED : CLIENTHELLO_NEED_MORE;
+        if (buf[off] != TLS_CONTENT_HANDSHAKE || buf[off + 1] != 3)
+            return CLIENTHELLO_MALFORMED;
+        rec_len = ((size_t)buf[off + 3] << 8) | buf[off + 4];
+        if (rec_len == 0 || rec_len > 16384)
+            return CLIENTHELLO_MALFORMED;
+        if (len - off - 5 < rec_len)
+            return len >= CLIENTHELLO_MAX_BYTES ? CLIENTHELLO_MALFORMED : CLIENTHELLO_NEED_MORE;
+        take = rec_len;
+        if (have + take > sizeof(msg))
+            return CLIENTHELLO_MALFORMED;
+        memcpy(msg + have, buf + off + 5, take);
+        have += take;
+        off += 5 + rec_len;
+
+        if (need == 0 && have >= 4) {
+            if (msg[0] != TLS_HANDSHAKE_CLIENT_HELLO)
+                return CLIENTHELLO_MALFORMED;
+            need = 4 + (((size_t)msg[1] << 16) | ((size_t)msg[2] << 8) | msg[3]);
+            if (need > sizeof(msg))
+                return CLIENTHELLO_MALFORMED;
+        }
+        if (need != 0 && have >= need)
+            break;
+    }
+    r.p = msg + 4;
+    r.left = need - 4;
+    return ch_parse_body(&r, sni, sni_cap);
+}
+
+/* Short name of a result for logs. */
+const char *clienthello_result_str(enum clienthello_result r)
+{
+    switch (r) {
+    case CLIENTHELLO_NEED_MORE:
+        return "need-more";
+    case CLIENTHELLO_FOUND:
+        return "found";
+    case CLIENTHELLO_NOT_TLS:
+        return "not-tls";
+    case CLIENTHELLO_MALFORMED:
+        return "malformed";
+    }
+    return "?";
+}

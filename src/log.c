@@ -1,0 +1,134 @@
+/* Diagnostics log: see include/sluice/log.h. */
+#include "sluice/log.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+static atomic_int log_level = LOGL_NOTICE;
+
+static const char *const log_level_names[] = {"error", "warn", "notice", "info", "debug"};
+
+/* Sets the current level, clamped to the known levels. */
+void log_set_level(int level)
+{
+    if (level < LOGL_ERROR)
+        level = LOGL_ERROR;
+    if (level > LOGL_DEBUG)
+        level = LOGL_DEBUG;
+    atomic_store(&log_level, level);
+}
+
+/* True when lines at level are written. */
+bool log_enabled(enum log_level level)
+{
+    return (int)level <= atomic_load_explicit(&log_level, memory_order_relaxed);
+}
+
+/* Formats and writes one line with a single write(2), retrying short writes. */
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+    char line[4096];
+    struct timespec now;
+    struct tm tm;
+    size_t off;
+    int n;
+
+    if (!log_enabled(level))
+        return;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    off = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+    n = snprintf(line + off, sizeof(line) - off, ".%03ldZ %s ", now.tv_nsec / 1000000L,
+                 log_level_names[level]);
+    if (n > 0)
+        off += (size_t)n;
+    n = vsnprintf(line + off, sizeof(line) - off, fmt, ap);
+    if (n < 0)
+        n = 0;
+    off += (size_t)n;
+    if (off > sizeof(line) - 2)
+        off = sizeof(line) - 2; /* truncated: keep the line ending */
+    line[off++] = '\n';
+
+    for (size_t done = 0; done < off;) {
+        ssize_t w = write(STDERR_FILENO, line + done, off - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        done += (size_t)w;
+    }
+}
+
+/* Writes one formatted line at level. */
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(level, fmt, ap);
+    va_end(ap);
+}
+
+/* Escapes network bytes for a log line; see the header for the exact rules. */
+char *log_escape(char *dst, size_t cap, const char *src, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        char enc[4];
+        size_t n = 0;
+
+        if (ch == '"' || ch == '\\') {
+            enc[n++] = '\\';
+            enc[n++] = (char)ch;
+        } else if (ch >= 0x20 && ch < 0x7f) {
+            enc[n++] = (char)ch;
+        } else {
+            enc[n++] = '\\';
+            enc[n++] = 'x';
+            enc[n++] = hex[ch >> 4];
+            enc[n++] = hex[ch & 15];
+        }
+        if (o + n + 4 > cap) {
+            /* Room is kept for "..." and the NUL whenever the input does not fit. */
+            if (cap >= 4) {
+                memcpy(dst + (o < cap - 4 ? o : cap - 4), "...", 4);
+                return dst;
+            }
+            break;
+        }
+        memcpy(dst + o, enc, n);
+        o += n;
+    }
+    dst[o < cap ? o : cap - 1] = '\0';
+    return dst;
+}
+
+/* libevent log callback: maps its severities onto ours. */
+static void log_libevent_cb(int severity, const char *msg)
+{
+    enum log_level level = LOGL_DEBUG;
+
+    if (severity == EVENT_LOG_ERR)
+        level = LOGL_ERROR;
+    else if (severity == EVENT_LOG_WARN)
+        level = LOGL_WARN;
+    else if (severity == EVENT_LOG_MSG)
+        level = LOGL_INFO;
+    log_msg(level, "libevent: %s", msg);
+}
+
+/* Installs the libevent log callback. */
+void log_route_libevent(void)
+{
+    event_set_log_callback(log_libevent_cb);
+}

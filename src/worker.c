@@ -1,0 +1,322 @@
+/*
+ * Workers; see include/sluice/worker.h.  Accepting, the connection cap, pausing on EMFILE,
+ * reaping closed connections, and the drain on shutdown all happen here.
+ */
+#include "sluice/worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "sluice/log.h"
+#include "sluice/resolve.h"
+#include "sluice/upstream.h"
+
+/* How long accepting pauses when the process is out of descriptors. */
+#define WORKER_ACCEPT_PAUSE_MS 250
+
+static atomic_uint worker_open_conns;
+
+/* Open client connections across all workers. */
+unsigned worker_open_connections(void)
+{
+    return atomic_load(&worker_open_conns);
+}
+
+/* True when w is draining. */
+bool worker_is_draining(const struct worker *w)
+{
+    return w->draining;
+}
+
+/* Coarse monotonic milliseconds, for rate limits. */
+static uint64_t worker_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Refuses a connection over the cap with a short 503 written without blocking. */
+static void worker_refuse(struct worker *w, evutil_socket_t fd)
+{
+    static const char body[] = "sluice: too many open connections; try again in a moment\n";
+    char msg[512];
+    int len;
+    uint64_t now = worker_now_ms();
+
+    len = snprintf(msg, sizeof(msg),
+                   "HTTP/1.1 503 Service Unavailable\r\n"
+                   "Server: sluice\r\n"
+                   "Proxy-Status: sluice; error=connection_limit_reached\r\n"
+                   "Content-Type: text/plain; charset=utf-8\r\n"
+                   "Content-Length: %zu\r\n"
+                   "Retry-After: 1\r\n"
+                   "Connection: close\r\n"
+                   "\r\n%s",
+                   sizeof(body) - 1, body);
+    if (len > 0)
+        (void)send(fd, msg, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    evutil_closesocket(fd);
+    if (now - w->last_refusal_log_ms >= 1000) {
+        w->last_refusal_log_ms = now;
+        log_warn("connection cap of %u reached: refusing new clients with 503 "
+                 "(raise --max-connections if this load is expected)",
+                 w->settings->max_connections);
+    }
+}
+
+/* A client connected. */
+static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                             int salen, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)l;
+    if (atomic_fetch_add(&worker_open_conns, 1) >= w->settings->max_connections) {
+        atomic_fetch_sub(&worker_open_conns, 1);
+        worker_refuse(w, fd);
+        return;
+    }
+    if (conn_new(w, fd, sa, salen) == NULL) {
+        atomic_fetch_sub(&worker_open_conns, 1);
+        log_warn("cannot set up a new connection: out of memory");
+    }
+}
+
+/* Turns accepting on or off on every listener of w. */
+static void worker_set_accepting(struct worker *w, bool on)
+{
+    for (size_t i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i] != NULL) {
+            if (on)
+                evconnlistener_enable(w->listeners[i]);
+            else
+                evconnlistener_disable(w->listeners[i]);
+        }
+}
+
+/* accept() failed: out of descriptors pauses accepting instead of spinning on the error. */
+static void worker_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    struct worker *w = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {.tv_sec = 0, .tv_usec = WORKER_ACCEPT_PAUSE_MS * 1000};
+    uint64_t now = worker_now_ms();
+
+    (void)l;
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+        log_warn("accept failed: %s", evutil_socket_error_to_string(err));
+        return;
+    }
+    worker_set_accepting(w, false);
+    evtimer_add(w->accept_retry, &tv);
+    if (now - w->last_refusal_log_ms >= 1000) {
+        w->last_refusal_log_ms = now;
+        log_warn("accept paused for %d ms: %s (raise the open-file limit, ulimit -n)",
+                 WORKER_ACCEPT_PAUSE_MS, evutil_socket_error_to_string(err));
+    }
+}
+
+/* The pause after EMFILE is over. */
+static void worker_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (!w->draining)
+        worker_set_accepting(w, true);
+}
+
+/* Frees connections closed during the previous callbacks. */
+static void worker_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct conn *c;
+
+    (void)fd;
+    (void)what;
+    while ((c = TAILQ_FIRST(&w->dead)) != NULL) {
+        TAILQ_REMOVE(&w->dead, c, entry);
+        conn_free(c);
+    }
+}
+
+/* Moves a closed connection to the dead list and ends a finished drain. */
+void worker_conn_closed(struct worker *w, struct conn *c)
+{
+    TAILQ_REMOVE(&w->conns, c, entry);
+    w->nconns--;
+    atomic_fetch_sub(&worker_open_conns, 1);
+    TAILQ_INSERT_TAIL(&w->dead, c, entry);
+    event_active(w->reap, 0, 0);
+    if (w->draining && w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+/* The drain ran out of time: whatever is still open is cut off. */
+static void worker_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct conn *c;
+
+    (void)fd;
+    (void)what;
+    if (w->nconns > 0)
+        log_notice("worker %u: drain timeout, closing %zu connections", w->id, w->nconns);
+    while ((c = TAILQ_FIRST(&w->conns)) != NULL)
+        conn_close(c, CONN_END_DRAIN, CONN_PH_NONE);
+    event_base_loopexit(w->base, NULL);
+}
+
+/* The main thread asked for a drain: stop accepting, close idle clients, wait for the rest. */
+static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct conn *c, *next;
+    struct timeval tv = {.tv_sec = w->settings->drain_ms / 1000,
+                         .tv_usec = (suseconds_t)(w->settings->drain_ms % 1000) * 1000};
+
+    (void)fd;
+    (void)what;
+    if (!atomic_load(&w->drain_requested) || w->draining)
+        return;
+    w->draining = true;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        evconnlistener_free(w->listeners[i]);
+        w->listeners[i] = NULL;
+    }
+    evtimer_del(w->accept_retry);
+    for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, entry);
+        if (c->state == CONN_ST_HEAD && !c->exchange_active)
+            conn_close(c, CONN_END_DRAIN, CONN_PH_NONE);
+    }
+    if (w->nconns == 0) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    evtimer_add(w->drain_timer, &tv);
+}
+
+/* Sets up w's loop, resolver, pool and listeners. */
+int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s, const int *fds,
+                size_t nfds, const char **errstr)
+{
+    size_t i = 0;
+
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->settings = s;
+    TAILQ_INIT(&w->conns);
+    TAILQ_INIT(&w->dead);
+    atomic_init(&w->drain_requested, false);
+    w->base = event_base_new();
+    if (w->base == NULL) {
+        *errstr = "cannot create an event loop";
+        goto fail;
+    }
+    w->dns = resolve_base_new(w->base, s->resolv_conf, s->hosts_file, errstr);
+    if (w->dns == NULL)
+        goto fail;
+    w->pool = upstream_pool_new(w->base, s);
+    w->wake = event_new(w->base, -1, 0, worker_wake_cb, w);
+    w->reap = event_new(w->base, -1, 0, worker_reap_cb, w);
+    w->accept_retry = evtimer_new(w->base, worker_accept_retry_cb, w);
+    w->drain_timer = evtimer_new(w->base, worker_drain_timeout_cb, w);
+    if (w->pool == NULL || w->wake == NULL || w->reap == NULL || w->accept_retry == NULL ||
+        w->drain_timer == NULL) {
+        *errstr = "out of memory";
+        goto fail;
+    }
+    for (i = 0; i < nfds && i < WORKER_MAX_LISTENERS; i++) {
+        w->listeners[i] =
+            evconnlistener_new(w->base, worker_accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
+        if (w->listeners[i] == NULL) {
+            *errstr = "cannot set up a listener";
+            goto fail;
+        }
+        w->nlisteners = i + 1;
+        evconnlistener_set_error_cb(w->listeners[i], worker_accept_error_cb);
+    }
+    return 0;
+
+fail:
+    /* The sockets not yet handed to a listener are ours to close. */
+    for (; i < nfds; i++)
+        evutil_closesocket(fds[i]);
+    return -1;
+}
+
+/* The thread body: run the loop until the drain ends it. */
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* Starts w's thread with every signal blocked: the main thread handles them. */
+int worker_start(struct worker *w)
+{
+    sigset_t all, old;
+    int r;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    r = pthread_create(&w->thread, NULL, worker_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0)
+        return -1;
+    w->started = true;
+    return 0;
+}
+
+/* Asks w to drain; event_active() is safe across threads once evthread is set up. */
+void worker_request_drain(struct worker *w)
+{
+    atomic_store(&w->drain_requested, true);
+    if (w->wake != NULL)
+        event_active(w->wake, 0, 0);
+}
+
+/* Joins w's thread and frees everything it owns. */
+void worker_finish(struct worker *w)
+{
+    struct conn *c;
+
+    if (w->started) {
+        pthread_join(w->thread, NULL);
+        w->started = false;
+    }
+    while ((c = TAILQ_FIRST(&w->conns)) != NULL)
+        conn_close(c, CONN_END_DRAIN, CONN_PH_NONE);
+    while ((c = TAILQ_FIRST(&w->dead)) != NULL) {
+        TAILQ_REMOVE(&w->dead, c, entry);
+        conn_free(c);
+    }
+    for (size_t i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i] != NULL)
+            evconnlistener_free(w->listeners[i]);
+    upstream_pool_free(w->pool);
+    if (w->dns != NULL)
+        evdns_base_free(w->dns, 1);
+    if (w->wake != NULL)
+        event_free(w->wake);
+    if (w->reap != NULL)
+        event_free(w->reap);
+    if (w->accept_retry != NULL)
+        event_free(w->accept_retry);
+    if (w->drain_timer != NULL)
+        event_free(w->drain_timer);
+    if (w->base != NULL)
+        event_base_free(w->base);
+    memset(w, 0, sizeof(*w));
+}
