@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +32,8 @@
 #define CONN_LINGER_MS 2000
 /* How much a lingering client may still send before it is cut off. */
 #define CONN_LINGER_MAX (1024 * 1024)
+/* The most conn_read_more() reads in one call. */
+#define CONN_READ_CHUNK (64 * 1024)
 
 static void conn_client_read_cb(struct bufferevent *bev, void *arg);
 static void conn_client_write_cb(struct bufferevent *bev, void *arg);
@@ -76,7 +79,11 @@ const char *conn_state_str(enum conn_state st)
 /* Moves c to st; any state may close, the rest follow the table. */
 void conn_set_state(struct conn *c, enum conn_state st)
 {
-    assert(st == CONN_ST_CLOSED || (conn_transitions[c->state] & (1u << st)) != 0);
+    if (st != CONN_ST_CLOSED && (conn_transitions[c->state] & (1u << st)) == 0) {
+        log_error("bug: illegal connection state change %s -> %s", conn_state_str(c->state),
+                  conn_state_str(st));
+        assert(!"illegal connection state change");
+    }
     c->state = st;
 }
 
@@ -104,6 +111,41 @@ void conn_timer_arm(struct conn *c, uint32_t ms)
 void conn_touch(struct conn *c)
 {
     c->activity_ms = conn_now_ms(c);
+}
+
+/* Reads more of a bulk transfer than libevent's 4 KiB per event; see conn.h. */
+size_t conn_read_more(struct bufferevent *bev, size_t max)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer_iovec vec[4];
+    struct iovec iov[4];
+    ssize_t got;
+    size_t left;
+    int n, used = 0;
+
+    /* Chains below malloc's mmap threshold are recycled cheaply; bigger ones are not. */
+    if (max > CONN_READ_CHUNK)
+        max = CONN_READ_CHUNK;
+    /* A bufferevent keeps the tail of its input frozen except while it reads itself. */
+    evbuffer_unfreeze(in, 0);
+    n = max > 0 ? evbuffer_reserve_space(in, (ev_ssize_t)max, vec, 4) : 0;
+    if (n <= 0) {
+        evbuffer_freeze(in, 0);
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        iov[i].iov_base = vec[i].iov_base;
+        iov[i].iov_len = vec[i].iov_len;
+    }
+    got = readv(bufferevent_getfd(bev), iov, n);
+    for (left = got > 0 ? (size_t)got : 0; left > 0 && used < n; used++) {
+        if (vec[used].iov_len > left)
+            vec[used].iov_len = left;
+        left -= vec[used].iov_len;
+    }
+    evbuffer_commit_space(in, vec, used);
+    evbuffer_freeze(in, 0);
+    return got > 0 ? (size_t)got : 0;
 }
 
 /* Records the termination code of the exchange unless one was recorded already. */
@@ -224,8 +266,7 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
     if (high < CONN_HIGH_WATERMARK)
         high = CONN_HIGH_WATERMARK;
     bufferevent_setwatermark(c->client, EV_READ, 0, high);
-    bufferevent_set_max_single_read(c->client, 64 * 1024);
-    bufferevent_set_max_single_write(c->client, 64 * 1024);
+    bufferevent_set_max_single_write(c->client, CONN_HIGH_WATERMARK);
     if (bufferevent_enable(c->client, EV_READ | EV_WRITE) < 0)
         goto fail;
     TAILQ_INSERT_TAIL(&w->conns, c, entry);

@@ -226,7 +226,11 @@ static void forward_relay_request(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->client);
     struct evbuffer *out = bufferevent_get_output(c->upstream);
+    size_t queued = evbuffer_get_length(out);
 
+    if (!c->client_paused && !c->req_done && evbuffer_get_length(in) > 0 &&
+        queued < CONN_HIGH_WATERMARK)
+        conn_read_more(c->client, CONN_HIGH_WATERMARK - queued);
     while (!c->req_done && evbuffer_get_length(in) > 0) {
         if (evbuffer_get_length(out) >= CONN_HIGH_WATERMARK) {
             bufferevent_disable(c->client, EV_READ);
@@ -286,6 +290,8 @@ static void forward_relay_response(struct conn *c)
     struct evbuffer *out = bufferevent_get_output(c->client);
     size_t before = evbuffer_get_length(out);
 
+    if (!c->upstream_paused && evbuffer_get_length(in) > 0 && before < CONN_HIGH_WATERMARK)
+        conn_read_more(c->upstream, CONN_HIGH_WATERMARK - before);
     while (!c->resp_done && evbuffer_get_length(in) > 0) {
         if (evbuffer_get_length(out) >= CONN_HIGH_WATERMARK) {
             bufferevent_disable(c->upstream, EV_READ);

@@ -26,8 +26,8 @@ void settings_init(struct sluice_settings *s)
     s->timeout_idle_ms = 300 * 1000;
     s->timeout_tunnel_ms = 3600 * 1000;
     s->drain_ms = 10 * 1000;
-    s->upstream_idle_max = 256;
-    s->upstream_idle_per_host = 16;
+    s->upstream_idle_max = 1024;
+    s->upstream_idle_per_host = 256;
     s->upstream_idle_ms = 30 * 1000;
     s->resolv_conf = "/etc/resolv.conf";
     s->hosts_file = "/etc/hosts";

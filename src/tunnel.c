@@ -62,8 +62,11 @@ static void tunnel_move(struct conn *c, struct bufferevent *from, struct buffere
 {
     struct evbuffer *in = bufferevent_get_input(from);
     struct evbuffer *out = bufferevent_get_output(to);
-    size_t n = evbuffer_get_length(in);
+    size_t n, queued = evbuffer_get_length(out);
 
+    if (!*from_paused && evbuffer_get_length(in) > 0 && queued < CONN_HIGH_WATERMARK)
+        conn_read_more(from, CONN_HIGH_WATERMARK - queued);
+    n = evbuffer_get_length(in);
     if (n == 0)
         return;
     *counter += n;

@@ -52,6 +52,7 @@ static void upstream_connect_event_cb(struct bufferevent *bev, short what, void 
 
     if ((what & BEV_EVENT_CONNECTED) != 0) {
         upstream_set_nodelay(bev);
+        bufferevent_set_max_single_write(bev, CONN_HIGH_WATERMARK);
         bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
         evutil_freeaddrinfo(c->addrs);
         c->addrs = c->addr_next = NULL;
@@ -126,6 +127,7 @@ void upstream_start(struct conn *c, bool may_reuse)
     if (may_reuse) {
         struct bufferevent *bev = upstream_pool_take(w->pool, c->host, c->port);
         if (bev != NULL) {
+            log_debug("%s: reusing an idle connection to %s:%u", c->client_addr, c->host, c->port);
             c->upstream = bev;
             c->upstream_reused = true;
             conn_upstream_ready(c);
@@ -178,6 +180,7 @@ static void pool_entry_drop(struct pool_entry *e)
 static void pool_read_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
+    log_debug("idle connection got unexpected bytes; closing it");
     pool_entry_drop(arg);
 }
 
@@ -185,7 +188,7 @@ static void pool_read_cb(struct bufferevent *bev, void *arg)
 static void pool_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
-    (void)what;
+    log_debug("idle connection closed (events 0x%x)", (unsigned)what);
     pool_entry_drop(arg);
 }
 

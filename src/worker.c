@@ -205,6 +205,23 @@ static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
     evtimer_add(w->drain_timer, &tv);
 }
 
+/*
+ * Makes an epoll loop that batches interest changes: a bufferevent adds and removes its
+ * write event around nearly every write, and without the changelist each is a syscall.
+ */
+static struct event_base *worker_base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    struct event_base *base;
+
+    if (cfg == NULL)
+        return NULL;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 /* Sets up w's loop, resolver, pool and listeners. */
 int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s, const int *fds,
                 size_t nfds, const char **errstr)
@@ -217,7 +234,7 @@ int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s, 
     TAILQ_INIT(&w->conns);
     TAILQ_INIT(&w->dead);
     atomic_init(&w->drain_requested, false);
-    w->base = event_base_new();
+    w->base = worker_base_new();
     if (w->base == NULL) {
         *errstr = "cannot create an event loop";
         goto fail;

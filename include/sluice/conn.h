@@ -190,6 +190,14 @@ void conn_touch(struct conn *c);
 /* Monotonic milliseconds from the worker's cached loop time. */
 uint64_t conn_now_ms(const struct conn *c);
 
+/*
+ * Reads up to max more bytes from bev's socket straight into its input buffer and returns
+ * how many.  libevent 2.1 reads at most 4 KiB per readiness event, which caps a bulk
+ * transfer at a few hundred MB/s of CPU; relays call this while the far side has room.
+ * EOF and errors are left for libevent's own next read to report.
+ */
+size_t conn_read_more(struct bufferevent *bev, size_t max);
+
 /* Buffer bounds: reading from one side pauses while the other side holds this much. */
 #define CONN_HIGH_WATERMARK (256 * 1024)
 #define CONN_LOW_WATERMARK  (64 * 1024)
