@@ -33,7 +33,7 @@
 /* How much a lingering client may still send before it is cut off. */
 #define CONN_LINGER_MAX (1024 * 1024)
 /* The most conn_read_more() reads in one call. */
-#define CONN_READ_CHUNK (64 * 1024)
+#define CONN_READ_CHUNK (256 * 1024)
 
 static void conn_client_read_cb(struct bufferevent *bev, void *arg);
 static void conn_client_write_cb(struct bufferevent *bev, void *arg);
