@@ -9,25 +9,49 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/util.h>
-
-/* Parses an address with a mandatory port. */
+/* Parses an address with a mandatory port (0 allowed: the kernel picks one). */
 int listener_parse(const char *text, struct listener_addr *out, const char **errstr)
 {
-    int len = (int)sizeof(out->ss);
     const char *colon = strrchr(text, ':');
+    char host[64];
+    size_t hlen;
+    unsigned long port = 0;
 
     memset(out, 0, sizeof(*out));
-    if (colon == NULL || colon[1] == '\0' || strlen(text) >= sizeof(out->text)) {
-        *errstr = "expected ADDR:PORT, e.g. 127.0.0.1:3128 or [::1]:3128";
+    *errstr = "expected ADDR:PORT with a numeric address, e.g. 127.0.0.1:3128 or [::1]:3128";
+    if (colon == NULL || colon[1] == '\0' || strlen(text) >= sizeof(out->text))
         return -1;
+    for (const char *p = colon + 1; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9' || port > 65535)
+            return -1;
+        port = port * 10 + (unsigned long)(*p - '0');
     }
-    if (evutil_parse_sockaddr_port(text, (struct sockaddr *)&out->ss, &len) < 0) {
-        *errstr = "expected ADDR:PORT with a numeric address, e.g. 127.0.0.1:3128 or "
-                  "[::1]:3128";
+    if (port > 65535)
         return -1;
+    hlen = (size_t)(colon - text);
+    if (hlen >= 2 && text[0] == '[' && text[hlen - 1] == ']') {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)&out->ss;
+        if (hlen - 2 >= sizeof(host))
+            return -1;
+        memcpy(host, text + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+        if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+            return -1;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        out->len = sizeof(*sin6);
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&out->ss;
+        if (hlen == 0 || hlen >= sizeof(host))
+            return -1;
+        memcpy(host, text, hlen);
+        host[hlen] = '\0';
+        if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+            return -1;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        out->len = sizeof(*sin);
     }
-    out->len = (socklen_t)len;
     snprintf(out->text, sizeof(out->text), "%s", text);
     return 0;
 }
