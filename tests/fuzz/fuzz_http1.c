@@ -89,7 +89,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     r1 = parse(kind, bare_lf, buf, len, 0, &h1, f1, &e1);
     r2 = parse(kind, bare_lf, buf, len, step, &h2, f2, &e2);
-    if (r1 != r2 || (r1 < 0 && e1 != e2))
+    /* Fed in pieces, a head may be refused earlier and for another reason (a line that is
+     * already too long before its bare CR arrives), but never accepted differently. */
+    if (r1 != r2 || (r1 < 0 && (e1 == HTTP1_OK || e2 == HTTP1_OK)))
         abort();
     if (r1 > 0) {
         struct http1_target t;

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -27,8 +28,11 @@ static size_t make_client_hello(const char *sni, uint8_t *buf, size_t cap)
     rbio = BIO_new(BIO_s_mem());
     wbio = BIO_new(BIO_s_mem());
     SSL_set_bio(ssl, rbio, wbio);
-    if (sni != NULL)
-        assert_int_equal(SSL_set_tlsext_host_name(ssl, sni), 1);
+    if (sni != NULL) {
+        char name[256]; /* OpenSSL's macro casts the name to a non-const pointer */
+        snprintf(name, sizeof(name), "%s", sni);
+        assert_int_equal(SSL_set_tlsext_host_name(ssl, name), 1);
+    }
     assert_true(SSL_connect(ssl) <= 0); /* wants to read the ServerHello */
     n = BIO_read(wbio, buf, (int)cap);
     assert_true(n > 0);

@@ -1,0 +1,427 @@
+/*
+ * Tunnels through sluice: CONNECT to an HTTPS origin with the certificate verified end to
+ * end by libcurl, the ClientHello's SNI in the access log (also when the ClientHello
+ * arrives in pieces), CONNECT to a port not allowed (403), an idle tunnel's timeout, and
+ * a WebSocket-style upgrade (101, then bytes both ways).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "httpmsg.h"
+#include "itcommon.h"
+
+/* Echoes bytes until the peer closes (bounded in count and time). */
+static void echo_handler(struct origin_conn *c)
+{
+    char buf[16384];
+    int i;
+
+    for (i = 0; i < 100000 && !origin_stopping(c->origin); i++) {
+        ssize_t n = oconn_read(c, buf, sizeof(buf), 10000);
+
+        if (n <= 0 || oconn_write(c, buf, (size_t)n) != 0)
+            return;
+    }
+}
+
+/* Formats the --connect-ports value for the main origin. */
+static const char *origin_port_arg(struct itcase *t, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%u", origin_port(t->origin));
+    return buf;
+}
+
+/* libcurl reaches https://origin.test:PORT/ through CONNECT and verifies the certificate. */
+static void test_connect_tls_verified(void **state)
+{
+    struct itcase *t = *state;
+    struct itcurl *c;
+    char ports[16];
+    char url[128];
+    long connect_code = 0;
+    long verify = -1;
+    CURLcode rc;
+
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--connect-ports", origin_port_arg(t, ports, sizeof(ports)),
+                                    NULL};
+
+        it_start_proxy(t, args);
+    }
+    c = itcurl_new(t->proxy_port);
+    assert_non_null(c);
+    curl_easy_setopt(c->h, CURLOPT_CAINFO, testca_ca_path(t->ca));
+    curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYHOST, 2L);
+    snprintf(url, sizeof(url), "https://origin.test:%u/secure", origin_port(t->origin));
+    rc = itcurl_perform(c, url);
+    if (rc != CURLE_OK)
+        fprintf(stderr, "curl: %s\n", c->errbuf);
+    assert_int_equal(rc, CURLE_OK);
+    curl_easy_getinfo(c->h, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+    curl_easy_getinfo(c->h, CURLINFO_SSL_VERIFYRESULT, &verify);
+    assert_int_equal(connect_code, 200);
+    assert_int_equal(verify, 0);
+    assert_int_equal(itcurl_status(c), 200);
+    assert_string_equal(tbuf_str(&c->body), "target=/secure\n");
+    itcurl_free(c); /* closes the tunnel, so the access line gets written */
+    it_expect_access(t, "method=CONNECT", "sni=origin.test", NULL);
+}
+
+/* Sends pending TLS output to fd in pieces of at most piece bytes, 20 ms apart. */
+static int flush_pieces(BIO *wbio, int fd, size_t piece)
+{
+    char buf[4096];
+    int i;
+
+    for (i = 0; i < 1000 && BIO_pending(wbio) > 0; i++) {
+        int n = BIO_read(wbio, buf, (int)(piece < sizeof(buf) ? piece : sizeof(buf)));
+
+        if (n <= 0 || tio_write_all(fd, buf, (size_t)n, 5000) != 0)
+            return -1;
+        if (BIO_pending(wbio) > 0)
+            tio_sleep_ms(20);
+    }
+    return 0;
+}
+
+/*
+ * A TLS client over the tunnel on fd whose records go out in pieces of piece bytes; it
+ * verifies the origin against ca_path, sends one request and checks the answer.
+ * Returns 0 or -1.
+ */
+static int tls_get_in_pieces(int fd, struct tbuf *pending, const char *ca_path, size_t piece)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = NULL;
+    BIO *rbio = BIO_new(BIO_s_mem());
+    BIO *wbio = BIO_new(BIO_s_mem());
+    uint64_t end = tio_now_ms() + 10000;
+    struct tbuf resp = {0};
+    char buf[16384];
+    char sni[] = "origin.test";
+    int rc = -1;
+    int i;
+
+    if (ctx == NULL || rbio == NULL || wbio == NULL)
+        goto out;
+    if (SSL_CTX_load_verify_locations(ctx, ca_path, NULL) != 1)
+        goto out;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    ssl = SSL_new(ctx);
+    if (ssl == NULL)
+        goto out;
+    SSL_set_bio(ssl, rbio, wbio);
+    rbio = NULL; /* owned by ssl now */
+    wbio = SSL_get_wbio(ssl);
+    if (SSL_set_tlsext_host_name(ssl, sni) != 1 || SSL_set1_host(ssl, sni) != 1)
+        goto out;
+    SSL_set_connect_state(ssl);
+    if (pending->len > 0)
+        BIO_write(SSL_get_rbio(ssl), pending->data, (int)pending->len);
+    for (i = 0; i < 200 && tio_now_ms() < end; i++) {
+        int r = SSL_do_handshake(ssl);
+        ssize_t n;
+
+        if (flush_pieces(wbio, fd, piece) != 0)
+            goto out;
+        if (r == 1)
+            break;
+        if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ)
+            goto out;
+        n = tio_read_some(fd, buf, sizeof(buf), 5000);
+        if (n <= 0)
+            goto out;
+        BIO_write(SSL_get_rbio(ssl), buf, (int)n);
+    }
+    if (SSL_is_init_finished(ssl) != 1 || SSL_get_verify_result(ssl) != X509_V_OK)
+        goto out;
+    if (SSL_write(ssl, "GET /pieces HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n",
+                  63) != 63 ||
+        flush_pieces(wbio, fd, 1 << 20) != 0)
+        goto out;
+    for (i = 0; i < 200 && tio_now_ms() < end && strstr(tbuf_str(&resp), "target=/pieces") == NULL;
+         i++) {
+        int r = SSL_read(ssl, buf, sizeof(buf));
+        ssize_t n;
+
+        if (r > 0) {
+            tbuf_append(&resp, buf, (size_t)r);
+            continue;
+        }
+        if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ)
+            break;
+        (void)flush_pieces(wbio, fd, 1 << 20);
+        n = tio_read_some(fd, buf, sizeof(buf), 5000);
+        if (n <= 0)
+            break;
+        BIO_write(SSL_get_rbio(ssl), buf, (int)n);
+    }
+    if (strstr(tbuf_str(&resp), "target=/pieces") != NULL)
+        rc = 0;
+out:
+    if (rc != 0)
+        ERR_print_errors_fp(stderr);
+    tbuf_free(&resp);
+    SSL_free(ssl);
+    BIO_free(rbio);
+    if (ssl == NULL)
+        BIO_free(wbio);
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+/* Opens a tunnel with a raw CONNECT and checks the 200; returns the client. */
+static struct rawclient *raw_connect_tunnel(struct itcase *t, uint16_t port)
+{
+    struct rawclient *rc = it_raw(t);
+    struct rawresp r = {0};
+    char req[256];
+
+    snprintf(req, sizeof(req), "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
+             port, port);
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_int_equal(rawclient_response(rc, &r, true, 10000), 200);
+    assert_true(strncmp(r.head.data, "HTTP/1.1 200", 12) == 0);
+    rawresp_free(&r);
+    return rc;
+}
+
+/* The SNI is logged even when the ClientHello reaches the proxy 7 bytes at a time. */
+static void test_connect_sni_logged_split_hello(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *rc;
+    char ports[16];
+
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--connect-ports", origin_port_arg(t, ports, sizeof(ports)),
+                                    NULL};
+
+        it_start_proxy(t, args);
+    }
+    rc = raw_connect_tunnel(t, origin_port(t->origin));
+    assert_int_equal(tls_get_in_pieces(rc->fd, &rc->in, testca_ca_path(t->ca), 7), 0);
+    rawclient_close(rc);
+    it_expect_access(t, "method=CONNECT", "sni=origin.test", NULL);
+}
+
+/* CONNECT to a port outside --connect-ports is refused with 403 and never connected. */
+static void test_connect_port_denied(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *rc;
+    struct rawresp r = {0};
+    char req[256];
+
+    it_start_origin(t, echo_handler, NULL);
+    it_start_proxy(t, NULL); /* default list: 443 only */
+    rc = it_raw(t);
+    snprintf(req, sizeof(req), "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
+             origin_port(t->origin), origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_int_equal(rawclient_response(rc, &r, false, 10000), 403);
+    it_assert_sluice_error(&r, 403, NULL, 0);
+    assert_true(rawclient_wait_closed(rc, 5000));
+    assert_int_equal(origin_accepted(t->origin), 0);
+    it_expect_access(t, "method=CONNECT", "status=403", NULL);
+    rawresp_free(&r);
+    rawclient_close(rc);
+}
+
+/* Bytes flow both ways through a plain CONNECT tunnel and are counted in the log. */
+static void test_connect_tunnel_bytes(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *rc;
+    struct tbuf got = {0};
+    char ports[16];
+    char data[100000];
+    size_t i;
+
+    for (i = 0; i < sizeof(data); i++)
+        data[i] = (char)('A' + i % 23);
+    it_start_origin(t, echo_handler, NULL);
+    {
+        const char *const args[] = {"--connect-ports", origin_port_arg(t, ports, sizeof(ports)),
+                                    NULL};
+
+        it_start_proxy(t, args);
+    }
+    rc = raw_connect_tunnel(t, origin_port(t->origin));
+    assert_int_equal(rawclient_send(rc, data, sizeof(data)), 0);
+    assert_int_equal(rawclient_read_exact(rc, &got, sizeof(data), 10000), sizeof(data));
+    assert_memory_equal(got.data, data, sizeof(data));
+    rawclient_close(rc);
+    it_expect_access(t, "method=CONNECT", "status=200", "term=C", NULL);
+    tbuf_free(&got);
+}
+
+/* An idle tunnel is closed after --timeout-tunnel. */
+static void test_connect_tunnel_idle_timeout(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *rc;
+    struct tbuf got = {0};
+    char ports[16];
+    uint64_t t0;
+    uint64_t waited;
+
+    it_start_origin(t, echo_handler, NULL);
+    {
+        const char *const args[] = {"--connect-ports", origin_port_arg(t, ports, sizeof(ports)),
+                                    "--timeout-tunnel", "1s", NULL};
+
+        it_start_proxy(t, args);
+    }
+    rc = raw_connect_tunnel(t, origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, "x"), 0);
+    assert_int_equal(rawclient_read_exact(rc, &got, 1, 5000), 1);
+    t0 = tio_now_ms();
+    assert_true(rawclient_wait_closed(rc, 5000));
+    waited = tio_now_ms() - t0;
+    fprintf(stderr, "idle tunnel closed after %llu ms\n", (unsigned long long)waited);
+    assert_true(waited >= 800 && waited < 3000);
+    rawclient_close(rc);
+    it_expect_access(t, "method=CONNECT", NULL);
+    tbuf_free(&got);
+}
+
+/* What the upgrade origin saw. */
+struct ws_state {
+    atomic_bool upgrade_seen; /* Upgrade: websocket and Connection: upgrade arrived */
+};
+
+/* Answers an upgrade with 101 and a greeting, then echoes. */
+static void ws_handler(struct origin_conn *c)
+{
+    struct ws_state *s = c->arg;
+
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    if (httpmsg_field_has_token(c->head.data, c->head.len, "Upgrade", "websocket") &&
+        httpmsg_field_has_token(c->head.data, c->head.len, "Connection", "upgrade"))
+        atomic_store(&s->upgrade_seen, true);
+    if (oconn_writes(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+                        "hello-from-origin") != 0)
+        return;
+    echo_handler(c);
+}
+
+/* Upgrade: websocket gets the 101 through, then bytes flow both ways. */
+static void test_websocket_upgrade(void **state)
+{
+    struct itcase *t = *state;
+    struct ws_state s;
+    struct rawclient *rc;
+    struct rawresp r = {0};
+    struct tbuf got = {0};
+    char req[512];
+    char big[65536];
+    size_t i;
+
+    atomic_init(&s.upgrade_seen, false);
+    for (i = 0; i < sizeof(big); i++)
+        big[i] = (char)(i * 31 + 7);
+    it_start_origin(t, ws_handler, &s);
+    it_start_proxy(t, NULL);
+    rc = it_raw(t);
+    snprintf(req, sizeof(req),
+             "GET http://origin.test:%u/ws HTTP/1.1\r\nHost: origin.test:%u\r\n"
+             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+             origin_port(t->origin), origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_int_equal(rawclient_response(rc, &r, false, 10000), 101);
+    assert_true(atomic_load(&s.upgrade_seen));
+    assert_true(rawresp_has_token(&r, "Upgrade", "websocket"));
+    assert_true(rawresp_has_token(&r, "Connection", "upgrade"));
+    assert_int_equal(rawclient_read_exact(rc, &got, 17, 5000), 17);
+    assert_memory_equal(got.data, "hello-from-origin", 17);
+    tbuf_reset(&got);
+    assert_int_equal(rawclient_sends(rc, "ping-1"), 0);
+    assert_int_equal(rawclient_read_exact(rc, &got, 6, 5000), 6);
+    assert_memory_equal(got.data, "ping-1", 6);
+    tbuf_reset(&got);
+    assert_int_equal(rawclient_send(rc, big, sizeof(big)), 0);
+    assert_int_equal(rawclient_read_exact(rc, &got, sizeof(big), 10000), sizeof(big));
+    assert_memory_equal(got.data, big, sizeof(big));
+    rawclient_close(rc);
+    it_expect_access(t, "status=101", NULL);
+    rawresp_free(&r);
+    tbuf_free(&got);
+}
+
+/* CONNECT to an allowed port where nothing listens, or to an unknown name: 502. */
+static void test_connect_upstream_failures_502(void **state)
+{
+    struct itcase *t = *state;
+    uint16_t port = 0;
+    int lfd = tio_listen("127.0.0.1", 1, &port);
+    char ports[32];
+    int i;
+
+    assert_true(lfd >= 0);
+    close(lfd); /* now refused */
+    snprintf(ports, sizeof(ports), "443,%u", port);
+    {
+        const char *const args[] = {"--connect-ports", ports, NULL};
+
+        it_start_proxy(t, args);
+    }
+    for (i = 0; i < 2; i++) {
+        struct rawclient *rc = it_raw(t);
+        struct rawresp r = {0};
+        char req[256];
+
+        if (i == 0)
+            snprintf(req, sizeof(req), "CONNECT origin.test:%u HTTP/1.1\r\nHost: x\r\n\r\n", port);
+        else
+            snprintf(req, sizeof(req), "CONNECT nosuch.test:443 HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_int_equal(rawclient_sends(rc, req), 0);
+        assert_int_equal(rawclient_response(rc, &r, false, 10000), 502);
+        it_assert_sluice_error(&r, 502, NULL, 0);
+        assert_true(rawclient_wait_closed(rc, 5000));
+        rawresp_free(&r);
+        rawclient_close(rc);
+    }
+    it_expect_access(t, "method=CONNECT", "status=502", "term=SC", NULL);
+    it_expect_access(t, "method=CONNECT", "status=502", "term=SN", NULL);
+}
+
+/* Runs the cases, each with its own environment and proxy. */
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_connect_tls_verified, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_sni_logged_split_hello, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_port_denied, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_tunnel_bytes, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_tunnel_idle_timeout, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_websocket_upgrade, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_upstream_failures_502, it_setup, it_teardown),
+    };
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmocka_run_group_tests_name("integration_connect", tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,265 @@
+/*
+ * The process's life: SIGTERM with a slow response in flight lets it finish, refuses new
+ * connections at once and exits 0; an idle keep-alive client does not hold shutdown up;
+ * SIGINT acts like SIGTERM; a startup error exits 1 with a message, a bad option value
+ * exits non-zero with one.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "itcommon.h"
+
+/* Sends half a body, signals the test, waits 1.5 s, sends the rest. */
+static void slow_handler(struct origin_conn *c)
+{
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    if (oconn_writes(c, "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n0123456789") != 0)
+        return;
+    origin_event(c->origin);
+    if (!oconn_sleep(c, 1500))
+        return;
+    (void)oconn_writes(c, "abcdefghij");
+    origin_event(c->origin);
+}
+
+/* A client on its own thread (libcurl blocks while the test signals the proxy). */
+struct slow_client {
+    uint16_t proxy_port;
+    char url[128];
+    CURLcode rc;
+    long status;
+    char body[64];
+    uint64_t done_ms;
+};
+
+/* Runs one GET and records the outcome. */
+static void *slow_client_main(void *arg)
+{
+    struct slow_client *s = arg;
+    struct itcurl *c = itcurl_new(s->proxy_port);
+
+    if (c == NULL) {
+        s->rc = CURLE_FAILED_INIT;
+        return NULL;
+    }
+    s->rc = itcurl_perform(c, s->url);
+    s->status = itcurl_status(c);
+    snprintf(s->body, sizeof(s->body), "%s", tbuf_str(&c->body));
+    s->done_ms = tio_now_ms();
+    itcurl_free(c);
+    return NULL;
+}
+
+/* SIGTERM: the response in flight completes, new connections are refused, exit 0. */
+static void test_graceful_shutdown(void **state)
+{
+    struct itcase *t = *state;
+    const char *const args[] = {"--drain-timeout", "5s", NULL};
+    struct slow_client s = {0};
+    pthread_t th;
+    uint64_t t0;
+    uint64_t refused_ms = 0;
+    bool signalled;
+    int i;
+    int st;
+
+    it_start_origin(t, slow_handler, NULL);
+    it_start_proxy(t, args);
+    s.proxy_port = t->proxy_port;
+    it_url(t, "/slow", s.url, sizeof(s.url));
+    assert_int_equal(pthread_create(&th, NULL, slow_client_main, &s), 0);
+    if (!origin_wait_events(t->origin, 1, 10000)) {
+        pthread_join(th, NULL);
+        it_fail_with_log(t, "the slow response never started");
+    }
+    /* No assertion until the thread is joined: a failure must not leave it running. */
+    t0 = tio_now_ms();
+    signalled = sluiceproc_signal(t->env->proxy, SIGTERM) == 0;
+    for (i = 0; signalled && i < 100 && tio_now_ms() - t0 < 1000; i++) {
+        int fd = tio_connect("127.0.0.1", t->proxy_port, 500);
+
+        if (fd == -1 && errno == ECONNREFUSED) {
+            refused_ms = tio_now_ms() - t0;
+            break;
+        }
+        tio_close(&fd);
+        tio_sleep_ms(20);
+    }
+    pthread_join(th, NULL);
+    assert_true(signalled);
+    fprintf(stderr, "new connections refused %llu ms after SIGTERM; response done %llu ms after\n",
+            (unsigned long long)refused_ms, (unsigned long long)(s.done_ms - t0));
+    assert_true(refused_ms > 0);
+    assert_true(refused_ms < s.done_ms - t0); /* refused while the response was in flight */
+    if (s.rc != CURLE_OK)
+        fprintf(stderr, "client: curl %d, status %ld, body '%s'\n", s.rc, s.status, s.body);
+    assert_int_equal(s.rc, CURLE_OK);
+    assert_int_equal(s.status, 200);
+    assert_string_equal(s.body, "0123456789abcdefghij");
+    if (!sluiceproc_wait_exit(t->env->proxy, 8000))
+        it_fail_with_log(t, "sluice did not exit after draining");
+    st = sluiceproc_status(t->env->proxy);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    it_expect_access(t, "status=200", "/slow", NULL);
+}
+
+/* An idle keep-alive client does not keep a SIGTERMed proxy alive for the drain time. */
+static void test_shutdown_idle_keepalive(void **state)
+{
+    struct itcase *t = *state;
+    const char *const args[] = {"--drain-timeout", "8s", NULL};
+    struct rawclient *rc;
+    struct rawresp r = {0};
+    char req[256];
+    uint64_t t0;
+    uint64_t took;
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    rc = it_raw(t);
+    snprintf(req, sizeof(req), "GET http://origin.test:%u/idle HTTP/1.1\r\nHost: x\r\n\r\n",
+             origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_int_equal(rawclient_response(rc, &r, false, 5000), 200);
+    t0 = tio_now_ms();
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGTERM), 0);
+    assert_true(sluiceproc_wait_exit(t->env->proxy, 12000));
+    took = tio_now_ms() - t0;
+    fprintf(stderr, "exited %llu ms after SIGTERM with an idle keep-alive client\n",
+            (unsigned long long)took);
+    assert_true(rawclient_wait_closed(rc, 1000));
+    assert_true(WIFEXITED(sluiceproc_status(t->env->proxy)));
+    assert_int_equal(WEXITSTATUS(sluiceproc_status(t->env->proxy)), 0);
+    assert_true(took < 3000);
+    rawresp_free(&r);
+    rawclient_close(rc);
+}
+
+/* SIGINT stops the proxy like SIGTERM: exit 0. */
+static void test_sigint_exits_0(void **state)
+{
+    struct itcase *t = *state;
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, NULL);
+    it_assert_serves(t);
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGINT), 0);
+    if (!sluiceproc_wait_exit(t->env->proxy, 8000))
+        it_fail_with_log(t, "sluice did not exit on SIGINT");
+    assert_true(WIFEXITED(sluiceproc_status(t->env->proxy)));
+    assert_int_equal(WEXITSTATUS(sluiceproc_status(t->env->proxy)), 0);
+}
+
+/*
+ * Spawns sluice with args (no readiness expected), waits for it to exit, prints its
+ * output, and returns the wait status; fails the case if it keeps running.
+ */
+static int run_until_exit(struct itcase *t, const char *const args[], bool *said_something)
+{
+    struct sluiceproc *p = sluiceproc_spawn(t->env->dir, args);
+    char *log;
+    int st;
+
+    assert_non_null(p);
+    if (!sluiceproc_wait_exit(p, 10000)) {
+        sluiceproc_free(p);
+        fail_msg("sluice kept running when it should have refused to start");
+    }
+    st = sluiceproc_status(p);
+    log = tio_read_file(sluiceproc_log_path(p), NULL);
+    fprintf(stderr, "exit status %d, output: %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+            log != NULL && log[0] != '\0' ? log : "(none)\n");
+    *said_something = log != NULL && log[0] != '\0';
+    free(log);
+    sluiceproc_free(p);
+    return st;
+}
+
+/* A listener that cannot be opened is a startup error: a message and exit status 1. */
+static void test_startup_error_exits_1(void **state)
+{
+    struct itcase *t = *state;
+    uint16_t port = 0;
+    int busy = tio_listen("127.0.0.1", 1, &port); /* no SO_REUSEPORT: sluice cannot share it */
+    char addr[32];
+    bool said = false;
+    int st;
+
+    assert_true(busy >= 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+    {
+        const char *const args[] = {"--listen",
+                                    addr,
+                                    "-w",
+                                    "2",
+                                    "-v",
+                                    "--resolv-conf",
+                                    t->env->resolv_path,
+                                    "--hosts-file",
+                                    t->env->hosts_path,
+                                    NULL};
+
+        st = run_until_exit(t, args, &said);
+    }
+    tio_close(&busy);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    assert_true(said);
+}
+
+/* A bad option value stops sluice before it starts, with a message and a non-zero status. */
+static void test_bad_option_value_refused(void **state)
+{
+    struct itcase *t = *state;
+    const char *const args[] = {"--timeout-head",
+                                "banana",
+                                "--listen",
+                                "127.0.0.1:0",
+                                "-w",
+                                "2",
+                                "-v",
+                                "--resolv-conf",
+                                t->env->resolv_path,
+                                "--hosts-file",
+                                t->env->hosts_path,
+                                NULL};
+    bool said = false;
+    int st = run_until_exit(t, args, &said);
+
+    assert_true(WIFEXITED(st));
+    assert_int_not_equal(WEXITSTATUS(st), 0);
+    assert_true(said);
+}
+
+/* Runs the cases, each with its own environment and proxy. */
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_graceful_shutdown, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_idle_keepalive, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_sigint_exits_0, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_startup_error_exits_1, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_option_value_refused, it_setup, it_teardown),
+    };
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmocka_run_group_tests_name("integration_shutdown", tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}

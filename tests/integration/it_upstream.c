@@ -1,0 +1,331 @@
+/*
+ * Upstream failures and the answers sluice makes for them: no response head in time
+ * (504), connect timeout (504), name not found (502), connection refused (502), closed
+ * without a response (502), an invalid response (502), a reset or a stall in the middle
+ * of a body (the client must see the body cut short, never a clean end).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "itcommon.h"
+
+/* Sends "GET url" raw through the proxy and reads the answer within timeout_ms. */
+static int raw_get(struct itcase *t, const char *url, struct rawresp *r, int timeout_ms)
+{
+    struct rawclient *rc = it_raw(t);
+    char req[512];
+    int st;
+
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: whatever\r\n\r\n", url);
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    st = rawclient_response(rc, r, false, timeout_ms);
+    if (st >= 400)
+        assert_true(rawclient_wait_closed(rc, 5000));
+    rawclient_close(rc);
+    return st;
+}
+
+/* Reads the request and then stays silent until the proxy gives up. */
+static void silent_handler(struct origin_conn *c)
+{
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    (void)oconn_wait_close(c, 15000);
+}
+
+/* No response head within --timeout-response: 504 within the bound. */
+static void test_response_timeout_504(void **state)
+{
+    struct itcase *t = *state;
+    const char *const args[] = {"--timeout-response", "1s", NULL};
+    struct rawresp r = {0};
+    char url[128];
+    uint64_t t0;
+    uint64_t elapsed;
+
+    it_start_origin(t, silent_handler, NULL);
+    it_start_proxy(t, args);
+    t0 = tio_now_ms();
+    assert_int_equal(raw_get(t, it_url(t, "/silent", url, sizeof(url)), &r, 10000), 504);
+    elapsed = tio_now_ms() - t0;
+    fprintf(stderr, "504 after %llu ms\n", (unsigned long long)elapsed);
+    assert_true(elapsed >= 900 && elapsed < 3000);
+    it_assert_sluice_error(&r, 504, NULL, 0);
+    it_expect_access(t, "status=504", "term=sH", NULL);
+    rawresp_free(&r);
+}
+
+/*
+ * Connect timeout.  Loopback answers SYNs at once, except to a listener whose accept
+ * queue is full: with backlog 0 and one connection queued and never accepted, Linux
+ * drops further SYNs, so a connect hangs.  The case checks that this holds first and
+ * skips when it does not.
+ */
+static void test_connect_timeout_504(void **state)
+{
+    struct itcase *t = *state;
+    const char *const args[] = {"--timeout-connect", "1s", NULL};
+    struct rawresp r = {0};
+    uint16_t port = 0;
+    int lfd = tio_listen("127.0.0.1", 0, &port);
+    int filler;
+    int probe;
+    char url[128];
+    uint64_t t0;
+    uint64_t elapsed;
+
+    assert_true(lfd >= 0);
+    filler = tio_connect("127.0.0.1", port, 2000);
+    assert_true(filler >= 0);
+    probe = tio_connect("127.0.0.1", port, 300);
+    if (probe >= 0) {
+        close(probe);
+        close(filler);
+        close(lfd);
+        fprintf(stderr, "a full accept queue does not drop SYNs here; skipping\n");
+        skip();
+    }
+    it_start_proxy(t, args);
+    snprintf(url, sizeof(url), "http://origin.test:%u/blackhole", port);
+    t0 = tio_now_ms();
+    assert_int_equal(raw_get(t, url, &r, 10000), 504);
+    elapsed = tio_now_ms() - t0;
+    fprintf(stderr, "504 after %llu ms\n", (unsigned long long)elapsed);
+    close(filler);
+    close(lfd);
+    assert_true(elapsed >= 900 && elapsed < 3000);
+    it_assert_sluice_error(&r, 504, NULL, 0);
+    it_expect_access(t, "status=504", "term=sC", NULL);
+    rawresp_free(&r);
+}
+
+/* A name in neither the hosts file nor the DNS stub: 502, and the stub was asked. */
+static void test_name_not_found_502(void **state)
+{
+    struct itcase *t = *state;
+    struct rawresp r = {0};
+    char type[64];
+
+    it_start_proxy(t, NULL);
+    assert_int_equal(raw_get(t, "http://nosuch.test/x", &r, 10000), 502);
+    it_assert_sluice_error(&r, 502, type, sizeof(type));
+    fprintf(stderr, "Proxy-Status error=%s, DNS stub answered %u queries\n", type,
+            dnsstub_queries(t->env->dns));
+    assert_true(dnsstub_queries(t->env->dns) > 0);
+    it_expect_access(t, "status=502", "term=SN", NULL);
+    rawresp_free(&r);
+}
+
+/* A port that was bound and closed again refuses: 502. */
+static void test_connection_refused_502(void **state)
+{
+    struct itcase *t = *state;
+    struct rawresp r = {0};
+    uint16_t port = 0;
+    int lfd = tio_listen("127.0.0.1", 1, &port);
+    char url[128];
+    char type[64];
+
+    assert_true(lfd >= 0);
+    close(lfd);
+    it_start_proxy(t, NULL);
+    snprintf(url, sizeof(url), "http://origin.test:%u/refused", port);
+    assert_int_equal(raw_get(t, url, &r, 10000), 502);
+    it_assert_sluice_error(&r, 502, type, sizeof(type));
+    fprintf(stderr, "Proxy-Status error=%s\n", type);
+    it_expect_access(t, "status=502", "term=SC", NULL);
+    rawresp_free(&r);
+}
+
+/* Reads the request and closes without a byte. */
+static void close_handler(struct origin_conn *c)
+{
+    (void)oconn_read_head(c, 10000);
+}
+
+/* The origin closes without a response: 502. */
+static void test_close_without_response_502(void **state)
+{
+    struct itcase *t = *state;
+    struct rawresp r = {0};
+    char url[128];
+
+    it_start_origin(t, close_handler, NULL);
+    it_start_proxy(t, NULL);
+    assert_int_equal(raw_get(t, it_url(t, "/close", url, sizeof(url)), &r, 10000), 502);
+    it_assert_sluice_error(&r, 502, NULL, 0);
+    it_expect_access(t, "status=502", NULL);
+    rawresp_free(&r);
+}
+
+/* Reads the request and resets the connection without a byte. */
+static void reset_handler(struct origin_conn *c)
+{
+    (void)oconn_read_head(c, 10000);
+    c->reset = true;
+}
+
+/* The origin resets without a response: 502. */
+static void test_reset_without_response_502(void **state)
+{
+    struct itcase *t = *state;
+    struct rawresp r = {0};
+    char url[128];
+
+    it_start_origin(t, reset_handler, NULL);
+    it_start_proxy(t, NULL);
+    assert_int_equal(raw_get(t, it_url(t, "/reset", url, sizeof(url)), &r, 10000), 502);
+    it_assert_sluice_error(&r, 502, NULL, 0);
+    it_expect_access(t, "status=502", NULL);
+    rawresp_free(&r);
+}
+
+/* Answers with two different Content-Length values. */
+static void bad_response_handler(struct origin_conn *c)
+{
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    (void)oconn_writes(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd");
+}
+
+/* An ambiguous response is not passed on: 502. */
+static void test_invalid_response_502(void **state)
+{
+    struct itcase *t = *state;
+    struct rawresp r = {0};
+    char url[128];
+
+    it_start_origin(t, bad_response_handler, NULL);
+    it_start_proxy(t, NULL);
+    assert_int_equal(raw_get(t, it_url(t, "/bad", url, sizeof(url)), &r, 10000), 502);
+    it_assert_sluice_error(&r, 502, NULL, 0);
+    it_expect_access(t, "status=502", NULL);
+    rawresp_free(&r);
+}
+
+/* Sends the head and part of the body, then resets (chunked when c->arg is not NULL). */
+static void reset_mid_body_handler(struct origin_conn *c)
+{
+    char part[1000];
+
+    memset(part, 'z', sizeof(part));
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    if (c->arg != NULL) {
+        if (oconn_writes(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n") != 0 ||
+            oconn_write(c, part, sizeof(part)) != 0 || oconn_writes(c, "\r\n") != 0)
+            return;
+    } else {
+        if (oconn_writes(c, "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n") != 0 ||
+            oconn_write(c, part, sizeof(part)) != 0)
+            return;
+    }
+    (void)oconn_sleep(c, 200);
+    c->reset = true;
+}
+
+/* Runs one GET that must end in a transfer error after some body bytes. */
+static void expect_cut_short(struct itcase *t)
+{
+    struct itcurl *c = itcurl_new(t->proxy_port);
+    char url[128];
+    CURLcode rc;
+
+    assert_non_null(c);
+    rc = itcurl_perform(c, it_url(t, "/cut", url, sizeof(url)));
+    fprintf(stderr, "libcurl: %d (%s) after %llu body bytes\n", rc, c->errbuf,
+            (unsigned long long)c->body_bytes);
+    assert_true(rc == CURLE_PARTIAL_FILE || rc == CURLE_RECV_ERROR);
+    assert_int_equal(itcurl_status(c), 200);
+    assert_int_equal(c->body_bytes, 1000);
+    itcurl_free(c);
+}
+
+/* Reset in a Content-Length body: the client sees the connection end early. */
+static void test_reset_mid_body(void **state)
+{
+    struct itcase *t = *state;
+
+    it_start_origin(t, reset_mid_body_handler, NULL);
+    it_start_proxy(t, NULL);
+    expect_cut_short(t);
+    it_expect_access(t, "status=200", "term=SD", NULL);
+}
+
+/* Reset in a chunked body: the client never gets a last chunk. */
+static void test_reset_mid_chunked_body(void **state)
+{
+    struct itcase *t = *state;
+    static int chunked = 1;
+
+    it_start_origin(t, reset_mid_body_handler, &chunked);
+    it_start_proxy(t, NULL);
+    expect_cut_short(t);
+    it_expect_access(t, "status=200", "term=SD", NULL);
+}
+
+/* Sends the head and part of the body, then stalls until the proxy gives up. */
+static void stall_mid_body_handler(struct origin_conn *c)
+{
+    char part[1000];
+
+    memset(part, 'y', sizeof(part));
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    if (oconn_writes(c, "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n") != 0 ||
+        oconn_write(c, part, sizeof(part)) != 0)
+        return;
+    (void)oconn_wait_close(c, 15000);
+}
+
+/* A body that stops flowing for --timeout-idle is cut off. */
+static void test_idle_mid_body(void **state)
+{
+    struct itcase *t = *state;
+    const char *const args[] = {"--timeout-idle", "1s", NULL};
+    uint64_t t0;
+    uint64_t elapsed;
+
+    it_start_origin(t, stall_mid_body_handler, NULL);
+    it_start_proxy(t, args);
+    t0 = tio_now_ms();
+    expect_cut_short(t);
+    elapsed = tio_now_ms() - t0;
+    fprintf(stderr, "cut off after %llu ms\n", (unsigned long long)elapsed);
+    assert_true(elapsed >= 900 && elapsed < 4000);
+    it_expect_access(t, "status=200", NULL);
+}
+
+/* Runs the cases, each with its own environment and proxy. */
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_response_timeout_504, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_timeout_504, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_name_not_found_502, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connection_refused_502, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_close_without_response_502, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_reset_without_response_502, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_response_502, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_reset_mid_body, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_reset_mid_chunked_body, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_mid_body, it_setup, it_teardown),
+    };
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmocka_run_group_tests_name("integration_upstream", tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
