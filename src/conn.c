@@ -416,7 +416,7 @@ void conn_upstream_ready(struct conn *c)
 /* Refuses a request the parser or the dispatcher could not accept. */
 static void conn_refuse(struct conn *c, unsigned status, const char *what, uint32_t pos)
 {
-    log_notice("%s: refused request: %s (at byte %u)", c->client_addr, what, pos);
+    log_notice("%s: %u: %s (at byte %u)", c->client_addr, status, what, pos);
     conn_fail(c, status, "http_request_error", CONN_END_PROXY, CONN_PH_REQUEST, what);
 }
 
@@ -560,8 +560,11 @@ static void conn_read_head(struct conn *c)
     r = http1_parse_head(&c->parser, buf, want);
     if (r < 0) {
         enum http1_error err = c->parser.error;
-        conn_refuse(c, err == HTTP1_E_VERSION_UNSUPP ? 505 : 400, http1_error_str(err),
-                    c->parser.error_pos);
+        char what[160];
+        snprintf(what, sizeof(what),
+                 "refused a malformed request (%s); send one plain HTTP/1.1 request",
+                 http1_error_str(err));
+        conn_refuse(c, err == HTTP1_E_VERSION_UNSUPP ? 505 : 400, what, c->parser.error_pos);
         return;
     }
     if (r == 0)
