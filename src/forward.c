@@ -116,10 +116,10 @@ int forward_build_request(struct conn *c, const char *buf, const struct http1_ta
     }
     evbuffer_add(out, buf + h->method.off, h->method.len);
     evbuffer_add(out, " ", 1);
-    if (t->path.len > 0)
-        evbuffer_add(out, buf + t->path.off, t->path.len);
-    else
+    /* Origin-form starts with "/": "http://h" and "http://h?q" become "/" and "/?q". */
+    if (t->path.len == 0 || buf[t->path.off] == '?')
         evbuffer_add(out, "/", 1);
+    evbuffer_add(out, buf + t->path.off, t->path.len);
     /* The authority in the request target decides; a differing Host is replaced. */
     evbuffer_add_printf(out, " HTTP/1.1\r\nHost: %s%s%s", t->host_is_ipv6 ? "[" : "", c->host,
                         t->host_is_ipv6 ? "]" : "");

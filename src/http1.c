@@ -19,20 +19,30 @@ enum {
     P_ERROR,     /* the head was refused */
 };
 
-/* Chunked decoder states. */
+/* Chunked decoder states; the order matters to chunk_byte(). */
 enum {
-    C_SIZE = 0,   /* hex digits of a chunk size */
-    C_EXT,        /* chunk extensions up to the CR */
-    C_SIZE_LF,    /* LF ending the size line */
-    C_DATA,       /* chunk data */
-    C_DATA_CR,    /* CR after chunk data */
-    C_DATA_LF,    /* LF after chunk data */
-    C_TRAILER,    /* start of a trailer line, or the final CRLF */
-    C_TRAILER_IN, /* inside a trailer field line */
-    C_TRAILER_LF, /* LF ending a trailer line */
-    C_END_LF,     /* LF ending the body */
-    C_DONE,       /* body complete */
-    C_ERROR,      /* body refused */
+    C_SIZE = 0,        /* first hex digit of a chunk size */
+    C_SIZE_MORE,       /* further hex digits, or what may follow them */
+    C_SIZE_BWS,        /* whitespace after the size: only ";" may follow */
+    C_EXT_NAME_START,  /* after ";": whitespace, then an extension name */
+    C_EXT_NAME,        /* inside an extension name */
+    C_EXT_AFTER_NAME,  /* whitespace after a name: "=", ";" or the line end */
+    C_EXT_VALUE_START, /* after "=": whitespace, then a token or a quoted string */
+    C_EXT_TOKEN,       /* inside a token value */
+    C_EXT_QUOTED,      /* inside a quoted-string value */
+    C_EXT_QUOTED_ESC,  /* after a backslash inside a quoted string */
+    C_EXT_AFTER_VALUE, /* after a value: whitespace, ";" or the line end */
+    C_SIZE_LF,         /* LF ending the size line */
+    C_DATA,            /* chunk data */
+    C_DATA_CR,         /* CR after chunk data */
+    C_DATA_LF,         /* LF after chunk data */
+    C_TRAILER,         /* start of a trailer line, or the final CRLF */
+    C_TRAILER_NAME,    /* inside a trailer field name */
+    C_TRAILER_VALUE,   /* inside a trailer field value */
+    C_TRAILER_LF,      /* LF ending a trailer field line */
+    C_END_LF,          /* LF ending the body */
+    C_DONE,            /* body complete */
+    C_ERROR,           /* body refused */
 };
 
 #define HTTP1_MAX_EMPTY_LINES 4
@@ -126,21 +136,24 @@ static int64_t parse_request_line(struct http1_parser *p, const char *buf, size_
         i++;
     if (i == start || i == end || buf[i] != ' ')
         return fail(p, HTTP1_E_METHOD, i);
-    sp1 = i++;
-    while (i < end && (unsigned char)buf[i] > 0x20 && (unsigned char)buf[i] < 0x7f)
-        i++;
-    if (i == sp1 + 1)
-        return fail(p, HTTP1_E_TARGET, i);
-    if (i == end)
-        return fail(p, HTTP1_E_VERSION, i); /* "GET /": HTTP/0.9 */
-    if (buf[i] != ' ')
-        return fail(p, HTTP1_E_TARGET, i);
-    sp2 = i;
-    minor = parse_version(buf + sp2 + 1, end - sp2 - 1);
+    sp1 = i;
+    /* The version follows the last SP, so a space inside the target is reported as such. */
+    sp2 = end;
+    while (sp2 > sp1 + 1 && buf[sp2 - 1] != ' ')
+        sp2--;
+    sp2 = sp2 > sp1 + 1 ? sp2 - 1 : end;
+    minor = sp2 < end ? parse_version(buf + sp2 + 1, end - sp2 - 1) : 1;
     if (minor == -2)
         return fail(p, HTTP1_E_VERSION_UNSUPP, sp2 + 1);
     if (minor < 0)
         return fail(p, HTTP1_E_VERSION, sp2 + 1);
+    for (i = sp1 + 1; i < sp2; i++)
+        if ((unsigned char)buf[i] <= 0x20 || (unsigned char)buf[i] >= 0x7f)
+            return fail(p, HTTP1_E_TARGET, i);
+    if (sp2 == sp1 + 1)
+        return fail(p, HTTP1_E_TARGET, sp2);
+    if (sp2 == end)
+        return fail(p, HTTP1_E_VERSION, end); /* "GET /": HTTP/0.9 */
     h->method.off = (uint32_t)start;
     h->method.len = (uint32_t)(sp1 - start);
     h->target.off = (uint32_t)(sp1 + 1);
@@ -149,35 +162,35 @@ static int64_t parse_request_line(struct http1_parser *p, const char *buf, size_
     return 0;
 }
 
-/* Checks and records a status line at buf[start..end). */
+/* Checks and records a status line at buf[start..end): HTTP-version SP 3DIGIT [SP reason]. */
 static int64_t parse_status_line(struct http1_parser *p, const char *buf, size_t start, size_t end)
 {
     struct http1_head *h = p->head;
-    size_t n = end - start;
-    int minor;
+    const char *sp = memchr(buf + start, ' ', end - start);
+    size_t vend = sp != NULL ? (size_t)(sp - buf) : end, code = vend + 1;
+    int minor = parse_version(buf + start, vend - start);
 
-    if (n < 12 || buf[start + 8] != ' ')
-        return fail(p, HTTP1_E_VERSION, start);
-    minor = parse_version(buf + start, 8);
     if (minor == -2)
         return fail(p, HTTP1_E_VERSION_UNSUPP, start);
     if (minor < 0)
         return fail(p, HTTP1_E_VERSION, start);
-    for (size_t i = start + 9; i < start + 12; i++)
+    if (sp == NULL || end - code < 3)
+        return fail(p, HTTP1_E_STATUS, vend);
+    for (size_t i = code; i < code + 3; i++)
         if (buf[i] < '0' || buf[i] > '9')
             return fail(p, HTTP1_E_STATUS, i);
-    h->status = (unsigned)((buf[start + 9] - '0') * 100 + (buf[start + 10] - '0') * 10 +
-                           (buf[start + 11] - '0'));
+    h->status =
+        (unsigned)((buf[code] - '0') * 100 + (buf[code + 1] - '0') * 10 + (buf[code + 2] - '0'));
     if (h->status < 100)
-        return fail(p, HTTP1_E_STATUS, start + 9);
-    if (n > 12 && buf[start + 12] != ' ')
-        return fail(p, HTTP1_E_STATUS, start + 12);
-    for (size_t i = start + 13; i < end; i++)
+        return fail(p, HTTP1_E_STATUS, code);
+    if (code + 3 < end && buf[code + 3] != ' ')
+        return fail(p, HTTP1_E_STATUS, code + 3);
+    for (size_t i = code + 4; i < end; i++)
         if (!is_field_vchar((unsigned char)buf[i]))
             return fail(p, HTTP1_E_FIELD_VALUE, i);
     h->version_minor = (unsigned)minor;
-    h->reason.off = (uint32_t)(n > 12 ? start + 13 : end);
-    h->reason.len = (uint32_t)(n > 12 ? end - start - 13 : 0);
+    h->reason.off = (uint32_t)(code + 3 < end ? code + 4 : end);
+    h->reason.len = (uint32_t)(end - h->reason.off);
     return 0;
 }
 
@@ -331,8 +344,6 @@ static int64_t parse_line(struct http1_parser *p, const char *buf, size_t start,
                 return fail(p, HTTP1_E_METHOD, start);
             return 0;
         }
-        if (end - start > p->limits.max_line)
-            return fail(p, HTTP1_E_LINE_TOO_LONG, start + p->limits.max_line);
         p->state = P_FIELDS;
         return p->kind == HTTP1_REQUEST ? parse_request_line(p, buf, start, end)
                                         : parse_status_line(p, buf, start, end);
@@ -342,44 +353,84 @@ static int64_t parse_line(struct http1_parser *p, const char *buf, size_t start,
     return parse_field_line(p, buf, start, end);
 }
 
-/* Parses the head incrementally; see the header for the contract. */
+/*
+ * Checks the line from p->line_start to the LF at buf[lf]: its length (start line only),
+ * its line end and stray CRs, in that order, then hands its content to parse_line().
+ */
+static int64_t take_line(struct http1_parser *p, const char *buf, size_t lf)
+{
+    size_t start = p->line_start, end = lf;
+    bool crlf = end > start && buf[end - 1] == '\r';
+    const char *cr;
+
+    if (crlf)
+        end--;
+    /* Checked first, as the early check in need_more() would have refused it anyway. */
+    if (p->state == P_START && end - start > p->limits.max_line)
+        return fail(p, HTTP1_E_LINE_TOO_LONG, start + p->limits.max_line);
+    if (!crlf && !p->limits.allow_bare_lf)
+        return fail(p, HTTP1_E_BARE_LF, lf);
+    cr = memchr(buf + start, '\r', end - start);
+    if (cr != NULL)
+        return fail(p, HTTP1_E_BARE_CR, (size_t)(cr - buf));
+    p->pos = p->line_start = (uint32_t)(lf + 1);
+    return parse_line(p, buf, start, end, lf + 1);
+}
+
+/*
+ * Where the search for the current line's LF must stop: a start line holds at most
+ * max_line bytes plus CRLF, and every line of a head ends within max_head bytes.
+ */
+static size_t scan_limit(const struct http1_parser *p, size_t len)
+{
+    size_t limit = p->limits.max_head;
+
+    if (p->state == P_START && (size_t)p->line_start + p->limits.max_line + 2 < limit)
+        limit = (size_t)p->line_start + p->limits.max_line + 2;
+    return len < limit ? len : limit;
+}
+
+/*
+ * Decides, with no LF in sight, whether more bytes could still make a valid head: a start
+ * line may go on to max_line bytes and one CR, the head to max_head bytes.  Returns 0 to
+ * wait or -1.  The answer depends only on the bytes, not on how they were split.
+ */
+static int64_t need_more(struct http1_parser *p, const char *buf)
+{
+    if (p->state == P_START) {
+        size_t n = p->pos - p->line_start, max = p->limits.max_line;
+        if (n > max + 1 || (n == max + 1 && buf[p->pos - 1] != '\r'))
+            return fail(p, HTTP1_E_LINE_TOO_LONG, p->line_start + max);
+    }
+    if (p->pos >= p->limits.max_head)
+        return fail(p, HTTP1_E_HEAD_TOO_LARGE, p->limits.max_head);
+    return 0;
+}
+
+/* Parses the head incrementally, each byte scanned for LF once; see the header. */
 int64_t http1_parse_head(struct http1_parser *p, const char *buf, size_t len)
 {
-    if (p->state == P_DONE)
-        return (int64_t)p->head->head_len;
-    if (p->state == P_ERROR)
-        return -1;
-    while (p->pos < len) {
-        size_t start = p->line_start, end;
-        const char *lf = memchr(buf + p->pos, '\n', len - p->pos);
-        const char *cr;
+    for (;;) {
+        size_t stop;
+        const char *lf = NULL;
         int64_t r;
 
+        if (p->state == P_DONE)
+            return (int64_t)p->head->head_len;
+        if (p->state == P_ERROR)
+            return -1;
+        stop = scan_limit(p, len);
+        if (p->pos < stop)
+            lf = memchr(buf + p->pos, '\n', stop - p->pos);
         if (lf == NULL) {
-            p->pos = (uint32_t)len;
-            break;
+            if (p->pos < stop)
+                p->pos = (uint32_t)stop;
+            return need_more(p, buf);
         }
-        end = (size_t)(lf - buf);
-        if (end + 1 > p->limits.max_head)
-            return fail(p, HTTP1_E_HEAD_TOO_LARGE, p->limits.max_head);
-        if (end > start && buf[end - 1] == '\r')
-            end--;
-        else if (!p->limits.allow_bare_lf)
-            return fail(p, HTTP1_E_BARE_LF, end);
-        cr = memchr(buf + start, '\r', end - start);
-        if (cr != NULL)
-            return fail(p, HTTP1_E_BARE_CR, (size_t)(cr - buf));
-        p->pos = p->line_start = (uint32_t)((size_t)(lf - buf) + 1);
-        r = parse_line(p, buf, start, end, p->pos);
+        r = take_line(p, buf, (size_t)(lf - buf));
         if (r != 0)
             return r;
     }
-    /* No line end yet: refuse as soon as the bytes seen can no longer fit. */
-    if (p->state == P_START && len - p->line_start > (size_t)p->limits.max_line + 1)
-        return fail(p, HTTP1_E_LINE_TOO_LONG, p->line_start + p->limits.max_line);
-    if (len > p->limits.max_head)
-        return fail(p, HTTP1_E_HEAD_TOO_LARGE, p->limits.max_head);
-    return 0;
 }
 
 /* The phrase for an error. */
@@ -389,7 +440,7 @@ const char *http1_error_str(enum http1_error err)
     case HTTP1_OK:
         return "no error";
     case HTTP1_E_LINE_TOO_LONG:
-        return "request line too long";
+        return "request or status line too long";
     case HTTP1_E_HEAD_TOO_LARGE:
         return "header section too large";
     case HTTP1_E_TOO_MANY_FIELDS:
@@ -453,12 +504,12 @@ bool http1_chunked_done(const struct http1_chunked *c)
     return c->state == C_DONE;
 }
 
-/* Records a chunked refusal. */
-static int64_t chunk_fail(struct http1_chunked *c, enum http1_error err)
+/* Records a chunked refusal; returns false for the caller to pass on. */
+static bool chunk_fail(struct http1_chunked *c, enum http1_error err)
 {
     c->state = C_ERROR;
     c->error = err;
-    return -1;
+    return false;
 }
 
 /* Value of a hex digit, or -1. */
@@ -472,6 +523,12 @@ static int hex_value(unsigned char ch)
     return -1;
 }
 
+/* SP or HTAB: the whitespace (BWS) allowed around chunk-extension punctuation. */
+static bool is_ws(unsigned char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
 /* The size line ended: start the data, or the trailer section after the last chunk. */
 static void chunk_size_done(struct http1_chunked *c)
 {
@@ -480,105 +537,179 @@ static void chunk_size_done(struct http1_chunked *c)
     c->ndigits = 0;
 }
 
-/* Feeds one framing byte; returns 0 or -1. */
-static int64_t chunk_byte(struct http1_chunked *c, unsigned char ch)
+/* Ends a framing line at CR (wait_lf then expects the LF) or at a bare LF, if allowed. */
+static bool chunk_eol(struct http1_chunked *c, unsigned char ch, int wait_lf)
 {
-    switch (c->state) {
-    case C_SIZE: {
-        int v = hex_value(ch);
-        if (v >= 0) {
-            if (++c->ndigits > 16 || c->remaining > (HTTP1_MAX_CHUNK >> 4))
-                return chunk_fail(c, HTTP1_E_CHUNK_SIZE);
-            c->remaining = (c->remaining << 4) | (uint64_t)v;
-            return 0;
-        }
-        if (c->ndigits == 0)
-            return chunk_fail(c, HTTP1_E_CHUNK_SIZE);
-        if (ch == '\r') {
-            c->state = C_SIZE_LF;
-            return 0;
-        }
-        if (ch == '\n' && c->allow_bare_lf) {
-            chunk_size_done(c);
-            return 0;
-        }
-        if (ch != ';' && ch != ' ' && ch != '\t')
-            return chunk_fail(c, HTTP1_E_CHUNK_SIZE);
-        c->state = C_EXT;
-        return 0;
+    if (ch == '\r') {
+        c->state = wait_lf;
+        return true;
     }
-    case C_EXT:
-        if (++c->line_len > c->max_line)
-            return chunk_fail(c, HTTP1_E_CHUNK_EXT);
-        if (ch == '\r') {
-            c->state = C_SIZE_LF;
-            return 0;
-        }
-        if (ch == '\n' && c->allow_bare_lf) {
-            chunk_size_done(c);
-            return 0;
-        }
-        if (!is_field_vchar(ch))
-            return chunk_fail(c, HTTP1_E_CHUNK_EXT);
-        return 0;
-    case C_SIZE_LF:
-        if (ch != '\n')
-            return chunk_fail(c, HTTP1_E_CHUNK_EXT);
+    if (!c->allow_bare_lf)
+        return chunk_fail(c, HTTP1_E_BARE_LF);
+    if (wait_lf == C_SIZE_LF)
         chunk_size_done(c);
-        return 0;
-    case C_DATA_CR:
-        if (ch == '\r') {
-            c->state = C_DATA_LF;
-            return 0;
-        }
-        if (ch == '\n' && c->allow_bare_lf) {
-            c->state = C_SIZE;
-            return 0;
-        }
-        return chunk_fail(c, HTTP1_E_CHUNK_DATA_END);
-    case C_DATA_LF:
+    else
+        c->state = wait_lf == C_TRAILER_LF ? C_TRAILER : C_DONE;
+    return true;
+}
+
+/* Takes one hex digit of a chunk size: at most 16 digits and a value of at most 2^62. */
+static bool chunk_digit(struct http1_chunked *c, int v)
+{
+    if (++c->ndigits > 16 || c->remaining > (HTTP1_MAX_CHUNK >> 4))
+        return chunk_fail(c, HTTP1_E_CHUNK_SIZE);
+    c->remaining = (c->remaining << 4) | (uint64_t)v;
+    if (c->remaining > HTTP1_MAX_CHUNK)
+        return chunk_fail(c, HTTP1_E_CHUNK_SIZE);
+    c->state = C_SIZE_MORE;
+    return true;
+}
+
+/* Takes one byte of a chunk size or of the whitespace that may follow it. */
+static bool chunk_size_byte(struct http1_chunked *c, unsigned char ch)
+{
+    int v = hex_value(ch);
+
+    if (v >= 0 && c->state != C_SIZE_BWS)
+        return chunk_digit(c, v);
+    if (c->state == C_SIZE)
+        return chunk_fail(c, HTTP1_E_CHUNK_SIZE);
+    if (ch == ';') {
+        c->state = C_EXT_NAME_START;
+        return true;
+    }
+    if (is_ws(ch)) {
+        c->state = C_SIZE_BWS; /* "5 \r\n" is refused: BWS may only precede ";" */
+        return true;
+    }
+    if ((ch == '\r' || ch == '\n') && c->state == C_SIZE_MORE)
+        return chunk_eol(c, ch, C_SIZE_LF);
+    return chunk_fail(c, HTTP1_E_CHUNK_SIZE);
+}
+
+/* Takes a byte inside a quoted-string extension value (RFC 9110 section 5.6.4). */
+static bool chunk_quoted_byte(struct http1_chunked *c, unsigned char ch)
+{
+    if (c->state == C_EXT_QUOTED_ESC) {
+        if (!is_field_vchar(ch))
+            return chunk_fail(c, HTTP1_E_CHUNK_EXT);
+        c->state = C_EXT_QUOTED;
+    } else if (ch == '"') {
+        c->state = C_EXT_AFTER_VALUE;
+    } else if (ch == '\\') {
+        c->state = C_EXT_QUOTED_ESC;
+    } else if (!is_field_vchar(ch)) {
+        return chunk_fail(c, HTTP1_E_CHUNK_EXT);
+    }
+    return true;
+}
+
+/* Takes the first byte after ";" or "=", where whitespace may come before the word. */
+static bool chunk_ext_word_start(struct http1_chunked *c, unsigned char ch)
+{
+    if (is_tchar(ch))
+        c->state = c->state == C_EXT_NAME_START ? C_EXT_NAME : C_EXT_TOKEN;
+    else if (ch == '"' && c->state == C_EXT_VALUE_START)
+        c->state = C_EXT_QUOTED;
+    else if (!is_ws(ch))
+        return chunk_fail(c, HTTP1_E_CHUNK_EXT);
+    return true;
+}
+
+/* Takes one byte of the extensions: *( BWS ";" BWS name [ BWS "=" BWS value ] ). */
+static bool chunk_ext_byte(struct http1_chunked *c, unsigned char ch)
+{
+    int st = c->state;
+    bool in_name = st == C_EXT_NAME || st == C_EXT_AFTER_NAME;
+
+    if (st == C_EXT_QUOTED || st == C_EXT_QUOTED_ESC)
+        return chunk_quoted_byte(c, ch);
+    if (st == C_EXT_NAME_START || st == C_EXT_VALUE_START)
+        return chunk_ext_word_start(c, ch);
+    if ((st == C_EXT_NAME || st == C_EXT_TOKEN) && is_tchar(ch))
+        return true;
+    if (is_ws(ch))
+        c->state = in_name ? C_EXT_AFTER_NAME : C_EXT_AFTER_VALUE;
+    else if (ch == ';')
+        c->state = C_EXT_NAME_START;
+    else if (ch == '=' && in_name)
+        c->state = C_EXT_VALUE_START;
+    else if (ch == '\r' || ch == '\n')
+        return chunk_eol(c, ch, C_SIZE_LF);
+    else
+        return chunk_fail(c, HTTP1_E_CHUNK_EXT);
+    return true;
+}
+
+/* Takes one byte of a size line, which max_line bounds, extensions included. */
+static bool chunk_line_byte(struct http1_chunked *c, unsigned char ch)
+{
+    if (c->state == C_SIZE_LF) {
         if (ch != '\n')
-            return chunk_fail(c, HTTP1_E_CHUNK_DATA_END);
+            return chunk_fail(c, HTTP1_E_BARE_CR);
+        chunk_size_done(c);
+        return true;
+    }
+    if (ch != '\r' && ch != '\n' && ++c->line_len > c->max_line)
+        return chunk_fail(c, c->state <= C_SIZE_MORE ? HTTP1_E_CHUNK_SIZE : HTTP1_E_CHUNK_EXT);
+    if (c->state <= C_SIZE_BWS)
+        return chunk_size_byte(c, ch);
+    return chunk_ext_byte(c, ch);
+}
+
+/* Takes one of the two bytes that must follow chunk data. */
+static bool chunk_data_end_byte(struct http1_chunked *c, unsigned char ch)
+{
+    if (c->state == C_DATA_CR && ch == '\r')
+        c->state = C_DATA_LF;
+    else if (ch == '\n' && (c->state == C_DATA_LF || c->allow_bare_lf))
         c->state = C_SIZE;
-        return 0;
+    else
+        return chunk_fail(c, HTTP1_E_CHUNK_DATA_END);
+    return true;
+}
+
+/* Takes one byte of the trailer section: field lines as in a head, then an empty line. */
+static bool chunk_trailer_byte(struct http1_chunked *c, unsigned char ch)
+{
+    if (++c->trailer_len > c->max_trailer)
+        return chunk_fail(c, HTTP1_E_TRAILER);
+    switch (c->state) {
     case C_TRAILER:
-        if (ch == '\r') {
-            c->state = C_END_LF;
-            return 0;
-        }
-        if (ch == '\n' && c->allow_bare_lf) {
-            c->state = C_DONE;
-            return 0;
-        }
-        if (ch == ' ' || ch == '\t' || !is_tchar(ch))
+        if (ch == '\r' || ch == '\n')
+            return chunk_eol(c, ch, C_END_LF);
+        if (!is_tchar(ch))
             return chunk_fail(c, HTTP1_E_TRAILER); /* folding, or not a field name */
-        c->state = C_TRAILER_IN;
-        return 0;
-    case C_TRAILER_IN:
-        if (ch == '\r') {
-            c->state = C_TRAILER_LF;
-            return 0;
-        }
-        if (ch == '\n' && c->allow_bare_lf) {
-            c->state = C_TRAILER;
-            return 0;
-        }
+        c->state = C_TRAILER_NAME;
+        return true;
+    case C_TRAILER_NAME:
+        if (ch == ':')
+            c->state = C_TRAILER_VALUE;
+        else if (!is_tchar(ch))
+            return chunk_fail(c, HTTP1_E_TRAILER);
+        return true;
+    case C_TRAILER_VALUE:
+        if (ch == '\r' || ch == '\n')
+            return chunk_eol(c, ch, C_TRAILER_LF);
         if (!is_field_vchar(ch))
             return chunk_fail(c, HTTP1_E_TRAILER);
-        return 0;
-    case C_TRAILER_LF:
+        return true;
+    default: /* C_TRAILER_LF, C_END_LF */
         if (ch != '\n')
-            return chunk_fail(c, HTTP1_E_TRAILER);
-        c->state = C_TRAILER;
-        return 0;
-    case C_END_LF:
-        if (ch != '\n')
-            return chunk_fail(c, HTTP1_E_TRAILER);
-        c->state = C_DONE;
-        return 0;
-    default:
-        return chunk_fail(c, HTTP1_E_CHUNK_SIZE);
+            return chunk_fail(c, HTTP1_E_BARE_CR);
+        c->state = c->state == C_TRAILER_LF ? C_TRAILER : C_DONE;
+        return true;
     }
+}
+
+/* Feeds one framing byte to whichever part of the grammar the decoder is in. */
+static bool chunk_byte(struct http1_chunked *c, unsigned char ch)
+{
+    if (c->state <= C_SIZE_LF)
+        return chunk_line_byte(c, ch);
+    if (c->state == C_DATA_CR || c->state == C_DATA_LF)
+        return chunk_data_end_byte(c, ch);
+    return chunk_trailer_byte(c, ch);
 }
 
 /* Decodes framing or hands out data; see the header for the contract. */
@@ -591,16 +722,17 @@ int64_t http1_chunked_step(struct http1_chunked *c, const char *in, size_t len, 
         return -1;
     if (c->state == C_DATA && len > 0) {
         size_t n = len < c->remaining ? len : (size_t)c->remaining;
+        if (n > INT64_MAX)
+            n = INT64_MAX;
         c->remaining -= n;
         if (c->remaining == 0)
             c->state = C_DATA_CR;
         *data_len = n;
         return (int64_t)n;
     }
-    while (used < len && c->state != C_DATA && c->state != C_DONE) {
-        if (c->state >= C_TRAILER && c->state <= C_END_LF && ++c->trailer_len > c->max_trailer)
-            return chunk_fail(c, HTTP1_E_TRAILER);
-        if (chunk_byte(c, (unsigned char)in[used]) < 0)
+    /* Data is handed out by a call of its own; the end of the body stops the decoder. */
+    while (used < len && used < INT64_MAX && c->state != C_DATA && c->state != C_DONE) {
+        if (!chunk_byte(c, (unsigned char)in[used]))
             return -1;
         used++;
     }

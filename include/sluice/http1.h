@@ -100,7 +100,7 @@ struct http1_parser {
     struct http1_limits limits;
     struct http1_head *head; /* filled in place; owned by the caller */
     uint32_t cap_fields;     /* capacity of head->fields */
-    uint32_t pos;            /* bytes fully examined so far (whole lines only) */
+    uint32_t pos;            /* bytes scanned so far; a call resumes here, never at 0 */
     uint32_t line_start;     /* start of the line being examined */
     uint32_t skipped;        /* empty lines skipped before a request line */
     int state;               /* internal; 0 = expecting the start line */
