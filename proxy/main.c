@@ -236,12 +236,14 @@ static void parse_args(int argc, char **argv, struct options *o, struct sluice_s
 
 /*
  * Raises RLIMIT_NOFILE to fit the connection cap (a client and an upstream socket each,
- * plus room for listeners, resolvers and logs); lowers the cap when the limit cannot grow.
+ * plus each worker's idle upstream pool, listeners and resolver, plus logs); lowers the
+ * cap when the limit cannot grow.
  */
 static void fit_descriptor_limit(struct sluice_settings *s, unsigned workers)
 {
     struct rlimit rl;
-    rlim_t reserve = 64 + (rlim_t)workers * 8, need = (rlim_t)s->max_connections * 2 + reserve;
+    rlim_t reserve = 64 + (rlim_t)workers * (16 + s->upstream_idle_max);
+    rlim_t need = (rlim_t)s->max_connections * 2 + reserve;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
