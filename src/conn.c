@@ -383,7 +383,9 @@ void conn_exchange_done(struct conn *c)
         bufferevent_free(c->upstream);
         c->upstream = NULL;
     }
-    if (c->close_after || c->client_eof || worker_is_draining(c->worker)) {
+    /* A client that half-closed after pipelining more requests still gets their answers. */
+    if (c->close_after || worker_is_draining(c->worker) ||
+        (c->client_eof && evbuffer_get_length(bufferevent_get_input(c->client)) == 0)) {
         conn_linger(c);
         return;
     }
@@ -567,8 +569,11 @@ static void conn_read_head(struct conn *c)
         conn_refuse(c, err == HTTP1_E_VERSION_UNSUPP ? 505 : 400, what, c->parser.error_pos);
         return;
     }
-    if (r == 0)
+    if (r == 0) {
+        if (c->client_eof) /* the rest of this head can never arrive */
+            conn_close(c, CONN_END_CLIENT, CONN_PH_REQUEST);
         return;
+    }
     conn_dispatch(c, buf);
 }
 

@@ -385,8 +385,10 @@ static void forward_plan_response(struct conn *c)
     c->resp_rechunk = c->resp_body == CONN_BODY_CHUNKED && !c->client_http10;
     c->upstream_keep = c->resp_body != CONN_BODY_CLOSE &&
                        (h->version_minor == 1 ? !h->conn_close : h->conn_keep_alive);
-    if (!c->client_keepalive || !c->req_done || c->client_eof || worker_is_draining(c->worker) ||
-        c->resp_body == CONN_BODY_CLOSE || (c->resp_body == CONN_BODY_CHUNKED && !c->resp_rechunk))
+    if (!c->client_keepalive || !c->req_done ||
+        (c->client_eof && evbuffer_get_length(bufferevent_get_input(c->client)) == 0) ||
+        worker_is_draining(c->worker) || c->resp_body == CONN_BODY_CLOSE ||
+        (c->resp_body == CONN_BODY_CHUNKED && !c->resp_rechunk))
         c->close_after = true;
 }
 
@@ -515,6 +517,25 @@ static void forward_retry(struct conn *c)
     upstream_start(c, false);
 }
 
+/*
+ * An origin that answers early (413 to a large upload) and closes makes our next write
+ * fail, while its answer still sits unread in the receive queue.  Reads that answer and
+ * relays it.  Returns true when that settled the exchange (c may be closed then).
+ */
+static bool forward_salvage_response(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->upstream);
+
+    /* Bounded: a head is at most max_head, and what follows is relayed as it goes. */
+    for (int i = 0; i < 4 && conn_read_more(c->upstream, CONN_HIGH_WATERMARK) > 0; i++)
+        continue;
+    if (evbuffer_get_length(in) == 0)
+        return false;
+    c->upstream_keep = false;
+    forward_upstream_read_cb(c->upstream, c);
+    return c->state != CONN_ST_FORWARD || c->resp_done;
+}
+
 /* The upstream closed or failed. */
 static void forward_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -523,6 +544,8 @@ static void forward_upstream_event_cb(struct bufferevent *bev, short what, void 
 
     (void)bev;
     if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0 || c->state != CONN_ST_FORWARD)
+        return;
+    if ((what & BEV_EVENT_ERROR) != 0 && !c->resp_head_done && forward_salvage_response(c))
         return;
     if (!c->resp_started) {
         if (c->upstream_reused && c->pending != NULL) {

@@ -405,6 +405,35 @@ static void test_connect_upstream_failures_502(void **state)
     it_expect_access(t, "method=CONNECT", "status=502", "term=SN", NULL);
 }
 
+/* Bytes sent right behind the CONNECT head, before the 200 arrives, are not lost. */
+static void test_connect_early_data(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *rc;
+    struct rawresp r = {0};
+    struct tbuf got = {0};
+    char ports[16];
+    char req[256];
+
+    it_start_origin(t, echo_handler, NULL);
+    {
+        const char *const args[] = {"--connect-ports", origin_port_arg(t, ports, sizeof(ports)),
+                                    NULL};
+
+        it_start_proxy(t, args);
+    }
+    rc = it_raw(t);
+    snprintf(req, sizeof(req), "CONNECT origin.test:%u HTTP/1.1\r\nHost: x\r\n\r\nearly-bytes",
+             origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_int_equal(rawclient_response(rc, &r, true, 10000), 200);
+    assert_int_equal(rawclient_read_exact(rc, &got, 11, 5000), 11);
+    assert_memory_equal(got.data, "early-bytes", 11);
+    rawresp_free(&r);
+    tbuf_free(&got);
+    rawclient_close(rc);
+}
+
 /* Runs the cases, each with its own environment and proxy. */
 int main(void)
 {
@@ -416,6 +445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_tunnel_idle_timeout, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_websocket_upgrade, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_upstream_failures_502, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_early_data, it_setup, it_teardown),
     };
     int rc;
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -418,6 +419,37 @@ static void test_pipelining(void **state)
         assert_string_equal(tbuf_str(&r.body), expect);
         rawresp_free(&r);
     }
+    tbuf_free(&req);
+    rawclient_close(rc);
+}
+
+/* Pipelined requests followed by a half-close all get answers; only the last says close. */
+static void test_pipelining_then_half_close(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *rc;
+    struct tbuf req = {0};
+    int i;
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, NULL);
+    for (i = 1; i <= 3; i++)
+        tbuf_printf(&req, "GET http://origin.test:%u/h%d HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+                    origin_port(t->origin), i);
+    rc = it_raw(t);
+    assert_int_equal(rawclient_send(rc, req.data, req.len), 0);
+    assert_int_equal(shutdown(rc->fd, SHUT_WR), 0);
+    for (i = 1; i <= 3; i++) {
+        struct rawresp r = {0};
+        char expect[32];
+
+        snprintf(expect, sizeof(expect), "target=/h%d\n", i);
+        assert_int_equal(rawclient_response(rc, &r, false, 10000), 200);
+        assert_string_equal(tbuf_str(&r.body), expect);
+        assert_int_equal(rawresp_has_token(&r, "Connection", "close"), i == 3);
+        rawresp_free(&r);
+    }
+    assert_true(rawclient_wait_closed(rc, 5000));
     tbuf_free(&req);
     rawclient_close(rc);
 }
@@ -956,6 +988,115 @@ static void test_chunked_request_trailer(void **state)
     rawclient_close(rc);
 }
 
+/* Answers every request with Connection: close, then closes. */
+static void close_each_handler(struct origin_conn *c)
+{
+    if (oconn_read_head(c, 10000) == 0 || oconn_read_body(c, NULL, 10000) != 0)
+        return;
+    (void)oconn_respond(c, 200, "Connection: close\r\n", "closed\n", 7);
+}
+
+/* An origin's Connection: close does not close the client's keep-alive connection. */
+static void test_origin_close_client_keepalive(void **state)
+{
+    struct itcase *t = *state;
+    struct itcurl *c;
+    char url[128];
+    int i;
+
+    it_start_origin(t, close_each_handler, NULL);
+    it_start_proxy(t, NULL);
+    c = itcurl_new(t->proxy_port);
+    assert_non_null(c);
+    for (i = 0; i < 3; i++) {
+        long nconn = -1;
+
+        assert_int_equal(itcurl_perform(c, it_url(t, "/c", url, sizeof(url))), CURLE_OK);
+        assert_int_equal(itcurl_status(c), 200);
+        assert_string_equal(tbuf_str(&c->body), "closed\n");
+        curl_easy_getinfo(c->h, CURLINFO_NUM_CONNECTS, &nconn);
+        assert_int_equal(nconn, i == 0 ? 1 : 0);
+    }
+    assert_int_equal(origin_accepted(t->origin), 3);
+    itcurl_free(c);
+}
+
+/* 100 requests at once through libcurl's multi interface all succeed. */
+static void test_concurrent_requests(void **state)
+{
+    struct itcase *t = *state;
+    enum { NREQ = 100 };
+    struct itcurl *c[NREQ] = {NULL};
+    CURLM *m = curl_multi_init();
+    char url[128];
+    int running = 1;
+    int ok = 0;
+    int i;
+    uint64_t end;
+
+    assert_non_null(m);
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, NULL);
+    for (i = 0; i < NREQ; i++) {
+        char path[32];
+
+        c[i] = itcurl_new(t->proxy_port);
+        if (c[i] == NULL)
+            break;
+        snprintf(path, sizeof(path), "/many/%d", i);
+        curl_easy_setopt(c[i]->h, CURLOPT_URL, it_url(t, path, url, sizeof(url)));
+        curl_easy_setopt(c[i]->h, CURLOPT_PRIVATE, c[i]);
+        curl_multi_add_handle(m, c[i]->h);
+    }
+    end = tio_now_ms() + 30000;
+    for (int iter = 0; iter < 100000 && running > 0 && tio_now_ms() < end; iter++) {
+        if (curl_multi_perform(m, &running) != CURLM_OK)
+            break;
+        if (running > 0)
+            (void)curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    for (i = 0; i < NREQ && c[i] != NULL; i++) {
+        char expect[32];
+
+        snprintf(expect, sizeof(expect), "target=/many/%d\n", i);
+        if (itcurl_status(c[i]) == 200 && strcmp(tbuf_str(&c[i]->body), expect) == 0)
+            ok++;
+        curl_multi_remove_handle(m, c[i]->h);
+        itcurl_free(c[i]);
+    }
+    curl_multi_cleanup(m);
+    fprintf(stderr, "%d of %d concurrent requests succeeded\n", ok, NREQ);
+    assert_int_equal(ok, NREQ);
+}
+
+/* The access line counts sent= (request bytes) and received= (bytes written to the client). */
+static void test_access_log_byte_counts(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *rc;
+    struct tbuf all = {0};
+    char req[256];
+    char want[64];
+    int n;
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, NULL);
+    rc = it_raw(t);
+    n = snprintf(req, sizeof(req),
+                 "POST http://origin.test:%u/count HTTP/1.1\r\nHost: x\r\n"
+                 "Content-Length: 10\r\nConnection: close\r\n\r\n0123456789",
+                 origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    /* Connection: close: everything until the close is what sluice wrote to us. */
+    (void)rawclient_read_exact(rc, &all, 1 << 20, 10000);
+    assert_true(rc->eof);
+    assert_true(strncmp(tbuf_str(&all), "HTTP/1.1 200 ", 13) == 0);
+    snprintf(want, sizeof(want), "sent=%d received=%zu ", n, all.len);
+    it_expect_access(t, "/count", want, NULL);
+    tbuf_free(&all);
+    rawclient_close(rc);
+}
+
 /* Runs the cases, each with its own environment and proxy. */
 int main(void)
 {
@@ -969,6 +1110,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expect_100_continue, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_reuse, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_pipelining, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_pipelining_then_half_close, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_event_stream_trickle, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_http10_client, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_http10_origin, it_setup, it_teardown),
@@ -982,6 +1124,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bodyless_responses, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_close_delimited_response, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_chunked_request_trailer, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_origin_close_client_keepalive, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_requests, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_access_log_byte_counts, it_setup, it_teardown),
     };
     int rc;
 

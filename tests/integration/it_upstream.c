@@ -306,6 +306,94 @@ static void test_idle_mid_body(void **state)
     it_expect_access(t, "status=200", NULL);
 }
 
+/* Answers with a 70 KB header section (the response limit is 64 KiB). */
+static void huge_head_handler(struct origin_conn *c)
+{
+    struct tbuf out = {0};
+    int i;
+
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    tbuf_append_str(&out, "HTTP/1.1 200 OK\r\n");
+    for (i = 0; i < 70; i++) {
+        tbuf_printf(&out, "X-Big-%02d: ", i);
+        for (int j = 0; j < 990; j++)
+            tbuf_append(&out, "h", 1);
+        tbuf_append(&out, "\r\n", 2);
+    }
+    tbuf_append_str(&out, "Content-Length: 2\r\n\r\nok");
+    (void)oconn_write(c, out.data, out.len);
+    tbuf_free(&out);
+    (void)oconn_wait_close(c, 10000);
+}
+
+/* An oversized response head is not passed on: 502. */
+static void test_response_head_too_large_502(void **state)
+{
+    struct itcase *t = *state;
+    struct rawresp r = {0};
+    char url[128];
+    char type[64];
+
+    it_start_origin(t, huge_head_handler, NULL);
+    it_start_proxy(t, NULL);
+    assert_int_equal(raw_get(t, it_url(t, "/huge", url, sizeof(url)), &r, 10000), 502);
+    it_assert_sluice_error(&r, 502, type, sizeof(type));
+    fprintf(stderr, "Proxy-Status error=%s\n", type);
+    it_expect_access(t, "status=502", NULL);
+    rawresp_free(&r);
+}
+
+/*
+ * Refuses an upload at once (413) without reading its body and closes, as many servers
+ * do; the unread body makes the kernel answer the proxy's next bytes with a reset.
+ */
+static void early_413_handler(struct origin_conn *c)
+{
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    (void)oconn_respond(c, 413, "Connection: close\r\n", "too big\n", 8);
+}
+
+/*
+ * An origin that answers before the request body is sent: the client gets that answer,
+ * even when writing the rest of the body to the origin then fails (ECONNRESET).  The
+ * response is in the proxy's receive queue either way; the timing varies, so the case
+ * tries five times.
+ */
+static void test_early_response_during_upload(void **state)
+{
+    struct itcase *t = *state;
+    static char body[4 << 20];
+    int attempt;
+
+    memset(body, 'u', sizeof(body));
+    it_start_origin(t, early_413_handler, NULL);
+    it_start_proxy(t, NULL);
+    for (attempt = 0; attempt < 5; attempt++) {
+        struct rawclient *rc = it_raw(t);
+        struct rawresp r = {0};
+        char req[256];
+        int st;
+
+        snprintf(req, sizeof(req),
+                 "POST http://origin.test:%u/up HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+                 origin_port(t->origin), sizeof(body));
+        assert_int_equal(rawclient_sends(rc, req), 0);
+        /* The proxy may stop reading once the origin has answered: a short write is fine. */
+        (void)tio_write_all(rc->fd, body, sizeof(body), 3000);
+        st = rawclient_response(rc, &r, false, 10000);
+        if (st != 413)
+            fprintf(stderr, "attempt %d got %d:\n%s%s\n", attempt, st, tbuf_str(&r.head),
+                    tbuf_str(&r.body));
+        assert_int_equal(st, 413);
+        assert_string_equal(tbuf_str(&r.body), "too big\n");
+        rawresp_free(&r);
+        rawclient_close(rc);
+    }
+    it_expect_access(t, "status=413", NULL);
+}
+
 /* Runs the cases, each with its own environment and proxy. */
 int main(void)
 {
@@ -320,6 +408,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reset_mid_body, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_reset_mid_chunked_body, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_idle_mid_body, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_response_head_too_large_502, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_early_response_during_upload, it_setup, it_teardown),
     };
     int rc;
 

@@ -17,7 +17,7 @@
 #include "httpmsg.h"
 #include "tio.h"
 
-#define ORIGIN_MAX_CONNS    64   /* connections handled at once */
+#define ORIGIN_MAX_CONNS    256  /* connections handled at once */
 #define ORIGIN_MAX_RECORDS  1024 /* request heads kept for the test to inspect */
 #define ORIGIN_WRITE_BOUND  60000
 #define ORIGIN_BACKSTOP_SEC 15 /* SO_RCVTIMEO/SO_SNDTIMEO under blocking TLS calls */
