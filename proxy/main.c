@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "sluice/config.h"
 #include "sluice/listener.h"
 #include "sluice/log.h"
 #include "sluice/settings.h"
@@ -31,6 +33,7 @@ struct options {
     int verbosity;
     const char *config_path;
     const char *ready_file;
+    bool check_only; /* "sluice check": validate and exit */
 };
 
 /* Long options; the ones without a short form use values above 255. */
@@ -88,7 +91,8 @@ static void usage(FILE *out)
                  "  -l, --listen ADDR:PORT      listen here (repeatable; default 127.0.0.1:3128;\n"
                  "                              IPv6 as [::1]:3128; port 0 picks a free port)\n"
                  "  -w, --workers N             worker threads (default: number of cores)\n"
-                 "  -c, --config FILE           configuration file (not yet supported)\n"
+                 "  -c, --config FILE           configuration file (YAML); options given here\n"
+                 "                              override it\n"
                  "  -v, --verbose               more logging (repeat for debug)\n"
                  "  -q, --quiet                 less logging\n"
                  "      --max-connections N     open client connections (default 16384)\n"
@@ -145,11 +149,16 @@ static void parse_args(int argc, char **argv, struct options *o, struct sluice_s
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int ch;
 
-    memset(o, 0, sizeof(*o));
-    o->workers = cores > 0 ? (unsigned)cores : 1;
+    bool listen_given = false;
+
+    if (o->workers == 0)
+        o->workers = cores > 0 ? (unsigned)cores : 1;
     while ((ch = getopt_long(argc, argv, "l:w:c:vqhV", long_options, NULL)) != -1) {
         switch (ch) {
         case 'l':
+            if (!listen_given)
+                o->nlisten = 0; /* the command line replaces the file's listeners */
+            listen_given = true;
             if (o->nlisten == WORKER_MAX_LISTENERS)
                 die_option("listen", optarg, "too many listeners (at most 16)");
             if (listener_parse(optarg, &o->listen[o->nlisten], &errstr) < 0)
@@ -314,19 +323,76 @@ static int open_listeners(struct options *o, unsigned workers, int *fds)
     return 0;
 }
 
+/* The --config argument, found before the full parse so options can override the file. */
+static const char *find_config_arg(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+            return argv[i + 1];
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            return argv[i] + 9;
+    }
+    return NULL;
+}
+
+/*
+ * Loads the configuration file into *o and *s (which then borrow its strings).  Returns
+ * the loaded configuration (owned by the caller), or NULL after printing every error.
+ */
+static struct sluice_config *load_config(const char *path, struct options *o,
+                                         struct sluice_settings *s)
+{
+    struct config_errors errs;
+    struct sluice_config *cfg = config_load(path, &errs);
+    const char *errstr = NULL;
+
+    if (cfg == NULL) {
+        config_errors_print(&errs, stderr);
+        config_errors_clear(&errs);
+        return NULL;
+    }
+    *s = cfg->settings;
+    o->workers = cfg->workers;
+    o->nlisten = 0;
+    for (size_t i = 0; i < cfg->nlisteners && i < WORKER_MAX_LISTENERS; i++)
+        if (listener_parse(cfg->listeners[i].address, &o->listen[o->nlisten], &errstr) == 0)
+            o->nlisten++;
+    return cfg;
+}
+
 int main(int argc, char **argv)
 {
     static struct worker workers[MAX_WORKERS];
     struct sluice_settings settings;
     struct options opts;
+    struct sluice_config *config = NULL;
     struct event_base *main_base = NULL;
     struct event *sigterm = NULL, *sigint = NULL;
     int *fds = NULL, status = 1;
     unsigned nstarted = 0;
     const char *errstr = NULL;
 
+    memset(&opts, 0, sizeof(opts));
     settings_init(&settings);
+    if (argc > 1 && strcmp(argv[1], "check") == 0) {
+        opts.check_only = true;
+        argv[1] = argv[0]; /* getopt sees the rest as if "check" were not there */
+        argv++;
+        argc--;
+    }
+    opts.config_path = find_config_arg(argc, argv);
+    if (opts.config_path != NULL) {
+        config = load_config(opts.config_path, &opts, &settings);
+        if (config == NULL)
+            return 1;
+    }
     parse_args(argc, argv, &opts, &settings);
+    if (opts.check_only) {
+        printf("configuration OK%s%s\n", opts.config_path != NULL ? ": " : " (built-in defaults)",
+               opts.config_path != NULL ? opts.config_path : "");
+        config_free(config);
+        return 0;
+    }
     log_set_level(LOGL_NOTICE + opts.verbosity);
     log_route_libevent();
     signal(SIGPIPE, SIG_IGN);
@@ -334,10 +400,6 @@ int main(int argc, char **argv)
         log_error("libevent has no thread support");
         return 1;
     }
-    if (opts.config_path != NULL)
-        log_warn("--config %s: configuration files are not supported yet; using the "
-                 "command line and defaults",
-                 opts.config_path);
     fit_descriptor_limit(&settings, opts.workers);
 
     fds = calloc((size_t)opts.workers * opts.nlisten, sizeof(*fds));
@@ -398,6 +460,7 @@ out:
     if (main_base != NULL)
         event_base_free(main_base);
     free(fds);
+    config_free(config);
     if (status == 0)
         log_notice("sluice stopped");
     return status;

@@ -1,0 +1,346 @@
+/*
+ * Unit tests for the configuration loader: a valid file, defaults, and one case per class
+ * of error, each checking the exact file:line:column and that every error is reported.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sluice/config.h"
+
+/* A temporary directory holding the file under test. */
+struct fixture {
+    char dir[64];
+    char path[128];
+    struct config_errors errs;
+};
+
+/* Makes the temporary directory. */
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/sluice-config-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/sluice.yaml", f->dir);
+    *state = f;
+    return 0;
+}
+
+/* Removes the directory and what the test put in it. */
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[160];
+
+    config_errors_clear(&f->errs);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* Writes text as the configuration file. */
+static void write_file(struct fixture *f, const char *text)
+{
+    FILE *out = fopen(f->path, "w");
+
+    assert_non_null(out);
+    fputs(text, out);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* Loads text and expects it to fail with exactly n errors. */
+static void load_expect_errors(struct fixture *f, const char *text, size_t n)
+{
+    write_file(f, text);
+    assert_null(config_load(f->path, &f->errs));
+    if (f->errs.count != n)
+        config_errors_print(&f->errs, stderr);
+    assert_int_equal(f->errs.count, n);
+}
+
+/* Asserts error i starts with "<path>:<line>:<col>: " and contains needle. */
+static void assert_error(struct fixture *f, size_t i, unsigned line, unsigned col,
+                         const char *needle)
+{
+    char prefix[192];
+
+    snprintf(prefix, sizeof(prefix), "%s:%u:%u: ", f->path, line, col);
+    assert_non_null(f->errs.lines[i]);
+    if (strncmp(f->errs.lines[i], prefix, strlen(prefix)) != 0 ||
+        strstr(f->errs.lines[i], needle) == NULL)
+        fail_msg("error %zu is \"%s\", expected \"%s...%s...\"", i, f->errs.lines[i], prefix,
+                 needle);
+}
+
+/* A full valid file sets every kind of value. */
+static void test_valid_file(void **state)
+{
+    struct fixture *f = *state;
+    struct sluice_config *cfg;
+    char hosts[160];
+
+    snprintf(hosts, sizeof(hosts), "%s/hosts", f->dir);
+    write_file(f, "");
+    {
+        FILE *h = fopen(hosts, "w");
+        assert_non_null(h);
+        fputs("127.0.0.1 localhost\n", h);
+        fclose(h);
+    }
+    write_file(f, "mode: gateway\n"
+                  "workers: 2\n"
+                  "listen:\n"
+                  "  - 127.0.0.1:3128\n"
+                  "  - address: \"[::1]:3129\"\n"
+                  "    tool: claude-code\n"
+                  "connect_ports: [443, 8443]\n"
+                  "limits:\n"
+                  "  max_connections: 20000\n"
+                  "  max_header_fields: 50\n"
+                  "timeouts:\n"
+                  "  head: 5s\n"
+                  "  tunnel: 30m\n"
+                  "  connect: 1500ms\n"
+                  "dns:\n"
+                  "  hosts_file: hosts\n");
+    cfg = config_load(f->path, &f->errs);
+    if (cfg == NULL)
+        config_errors_print(&f->errs, stderr);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->mode, CONFIG_MODE_GATEWAY);
+    assert_int_equal(cfg->workers, 2);
+    assert_int_equal(cfg->nlisteners, 2);
+    assert_string_equal(cfg->listeners[0].address, "127.0.0.1:3128");
+    assert_string_equal(cfg->listeners[0].tool, "");
+    assert_string_equal(cfg->listeners[1].address, "[::1]:3129");
+    assert_string_equal(cfg->listeners[1].tool, "claude-code");
+    assert_int_equal(cfg->settings.nconnect_ports, 2);
+    assert_int_equal(cfg->settings.connect_ports[1], 8443);
+    assert_int_equal(cfg->settings.max_connections, 20000);
+    assert_int_equal(cfg->settings.request_limits.max_fields, 50);
+    assert_int_equal(cfg->settings.timeout_head_ms, 5000);
+    assert_int_equal(cfg->settings.timeout_tunnel_ms, 30 * 60 * 1000);
+    assert_int_equal(cfg->settings.timeout_connect_ms, 1500);
+    assert_string_equal(cfg->hosts_file, hosts); /* relative to the file's directory */
+    assert_string_equal(cfg->settings.hosts_file, hosts);
+    config_free(cfg);
+}
+
+/* An empty file is every default. */
+static void test_defaults(void **state)
+{
+    struct fixture *f = *state;
+    struct sluice_config *cfg;
+
+    write_file(f, "# nothing set\n");
+    cfg = config_load(f->path, &f->errs);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->mode, CONFIG_MODE_LOCAL);
+    assert_int_equal(cfg->workers, 0);
+    assert_int_equal(cfg->nlisteners, 0);
+    assert_int_equal(cfg->settings.max_connections, 16384);
+    assert_int_equal(cfg->settings.request_limits.max_line, 8192);
+    assert_int_equal(cfg->settings.request_limits.max_head, 65536);
+    assert_int_equal(cfg->settings.timeout_head_ms, 10000);
+    assert_int_equal(cfg->settings.nconnect_ports, 1);
+    assert_int_equal(cfg->settings.connect_ports[0], 443);
+    assert_string_equal(cfg->settings.resolv_conf, "/etc/resolv.conf");
+    assert_null(cfg->policy_dir);
+    config_free(cfg);
+}
+
+/* An unknown key names itself and the keys that are allowed there. */
+static void test_unknown_key(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "limits:\n  max_conections: 5\n", 1);
+    assert_error(f, 0, 2, 3, "unknown key 'max_conections'; expected one of: max_connections");
+}
+
+/* A list where a number belongs. */
+static void test_wrong_type(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "workers: [1, 2]\n", 1);
+    assert_error(f, 0, 1, 10, "workers: found a list; expected a number of worker threads");
+}
+
+/* A number outside its bounds. */
+static void test_out_of_range(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "limits:\n  max_request_line: 100\n", 1);
+    assert_error(f, 0, 2, 21, "limits.max_request_line: '100': number out of range");
+}
+
+/* Something that is not a number. */
+static void test_not_a_number(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "workers: two\n", 1);
+    assert_error(f, 0, 1, 10, "workers: 'two': expected a number");
+}
+
+/* A duration with an unknown unit. */
+static void test_bad_duration(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "timeouts:\n  head: 10 years\n", 1);
+    assert_error(f, 0, 2, 9, "timeouts.head: '10 years'");
+}
+
+/* A mode that does not exist. */
+static void test_bad_mode(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "mode: laptop\n", 1);
+    assert_error(f, 0, 1, 7, "mode: 'laptop' is not a mode; expected local or gateway");
+}
+
+/* A listener address that does not parse, and a tool id with capitals. */
+static void test_bad_listeners(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "listen:\n  - localhost:3128\n  - address: 127.0.0.1:1\n    tool: Bad\n",
+                       2);
+    assert_error(f, 0, 2, 5, "listen: 'localhost:3128'");
+    assert_error(f, 1, 4, 11, "tool 'Bad' is not a tool id");
+}
+
+/* Ports outside 1..65535. */
+static void test_bad_ports(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "connect_ports: [443, 70000]\n", 1);
+    assert_error(f, 0, 1, 16, "connect_ports: number out of range");
+}
+
+/* A file that must be readable and is not there. */
+static void test_missing_file(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "dns:\n  hosts_file: /nonexistent/hosts\n", 1);
+    assert_error(f, 0, 2, 15, "dns.hosts_file: cannot use /nonexistent/hosts");
+}
+
+/* A directory that must exist. */
+static void test_policy_dir_not_a_directory(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "policy_dir: sluice.yaml\n", 1);
+    assert_error(f, 0, 1, 13, "is not a directory");
+}
+
+/* A section given a value. */
+static void test_section_not_mapping(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "timeouts: 10s\n", 1);
+    assert_error(f, 0, 1, 11, "timeouts: found a value; expected a mapping of head, keepalive");
+}
+
+/* The same key twice. */
+static void test_duplicate_key(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "workers: 1\nworkers: 2\n", 1);
+    assert_error(f, 0, 2, 1, "workers: given twice");
+}
+
+/* A list at the top. */
+static void test_top_not_mapping(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "- a\n- b\n", 1);
+    assert_error(f, 0, 1, 1, "found a list at the top");
+}
+
+/* YAML that does not parse reports where. */
+static void test_yaml_syntax_error(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f, "limits:\n  max_connections: [1, 2\n", 1);
+    assert_non_null(strstr(f->errs.lines[0], "YAML syntax error"));
+    assert_int_equal(strncmp(f->errs.lines[0], f->path, strlen(f->path)), 0);
+}
+
+/* Every error in a file is reported, in file order. */
+static void test_all_errors_reported(void **state)
+{
+    struct fixture *f = *state;
+
+    load_expect_errors(f,
+                       "mode: nope\n"
+                       "limits:\n"
+                       "  max_connections: 0\n"
+                       "colour: blue\n"
+                       "timeouts:\n"
+                       "  idle: soon\n",
+                       4);
+    assert_error(f, 0, 1, 7, "mode");
+    assert_error(f, 1, 3, 20, "limits.max_connections");
+    assert_error(f, 2, 4, 1, "unknown key 'colour'");
+    assert_error(f, 3, 6, 9, "timeouts.idle");
+}
+
+/* A file that cannot be opened. */
+static void test_missing_config(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_null(config_load("/nonexistent/sluice.yaml", &f->errs));
+    assert_int_equal(f->errs.count, 1);
+    assert_non_null(strstr(f->errs.lines[0], "/nonexistent/sluice.yaml:0:0: cannot read"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_valid_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_number, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_duration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_listeners, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_ports, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_dir_not_a_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_section_not_mapping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_top_not_mapping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_yaml_syntax_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_all_errors_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_config, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
