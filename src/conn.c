@@ -348,9 +348,16 @@ static void conn_linger(struct conn *c)
     bufferevent_setwatermark(c->client, EV_READ, 0, 0);
     bufferevent_enable(c->client, EV_READ | EV_WRITE);
     evbuffer_drain(bufferevent_get_input(c->client), (size_t)-1);
-    conn_timer_arm(c, CONN_LINGER_MS);
-    if (evbuffer_get_length(bufferevent_get_output(c->client)) == 0)
+    if (evbuffer_get_length(bufferevent_get_output(c->client)) == 0) {
         conn_client_write_cb(c->client, c);
+    } else {
+        /* A slow client may take long to read the last response: bound the flush by
+         * progress (no byte written for the idle timeout), not by a fixed time. */
+        struct timeval tv = {.tv_sec = c->settings->timeout_idle_ms / 1000,
+                             .tv_usec = (suseconds_t)(c->settings->timeout_idle_ms % 1000) * 1000};
+        evtimer_del(c->timer);
+        bufferevent_set_timeouts(c->client, NULL, &tv);
+    }
 }
 
 /* Ends the exchange with a response of sluice's own, or a reset if one already started. */
@@ -629,6 +636,8 @@ static void conn_client_write_cb(struct bufferevent *bev, void *arg)
              * turn our close into a reset that destroys the response in flight. */
             (void)shutdown(bufferevent_getfd(bev), SHUT_WR);
             bufferevent_disable(bev, EV_WRITE);
+            bufferevent_set_timeouts(bev, NULL, NULL);
+            conn_timer_arm(c, CONN_LINGER_MS);
         }
         break;
     case CONN_ST_HEAD:
@@ -645,6 +654,11 @@ static void conn_client_event_cb(struct bufferevent *bev, short what, void *arg)
     struct conn *c = arg;
 
     (void)bev;
+    if ((what & BEV_EVENT_TIMEOUT) != 0) {
+        /* Only lingering sets a socket timeout: the client stopped reading its response. */
+        conn_close(c, CONN_END_CLIENT_T, CONN_PH_DATA);
+        return;
+    }
     if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0)
         return;
     switch (c->state) {
