@@ -342,13 +342,13 @@ static const char *find_config_arg(int argc, char **argv)
 static struct sluice_config *load_config(const char *path, struct options *o,
                                          struct sluice_settings *s)
 {
-    struct config_errors errs;
+    struct yamldoc_errors errs;
     struct sluice_config *cfg = config_load(path, &errs);
     const char *errstr = NULL;
 
     if (cfg == NULL) {
-        config_errors_print(&errs, stderr);
-        config_errors_clear(&errs);
+        yamldoc_errors_print(&errs, stderr);
+        yamldoc_errors_clear(&errs);
         return NULL;
     }
     *s = cfg->settings;

@@ -110,7 +110,7 @@ struct loader {
     char dir[4096];       /* the file's directory, for relative paths */
     yaml_document_t *doc; /* NULL while applying defaults */
     struct sluice_config *cfg;
-    struct config_errors *errs;
+    struct yamldoc_errors *errs;
 };
 
 /* Name of a mode for messages. */
@@ -120,44 +120,7 @@ const char *config_mode_str(enum config_mode mode)
 }
 
 /* Records one error at node n (or at line/column 0 when n is NULL). */
-static void loader_error(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void loader_error(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
-{
-    char msg[512], *line;
-    va_list ap;
-    size_t ln = n != NULL ? n->start_mark.line + 1 : 0;
-    size_t col = n != NULL ? n->start_mark.column + 1 : 0;
-    int len;
-
-    if (l->errs->count++ >= CONFIG_MAX_ERRORS)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    len = snprintf(NULL, 0, "%s:%zu:%zu: %s", l->file, ln, col, msg);
-    line = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    if (line != NULL)
-        snprintf(line, (size_t)len + 1, "%s:%zu:%zu: %s", l->file, ln, col, msg);
-    l->errs->lines[l->errs->count - 1] = line;
-}
-
-/* The text of a scalar node, escaped for a message. */
-static const char *scalar_shown(const yaml_node_t *n, char *buf, size_t cap)
-{
-    return log_escape(buf, cap, (const char *)n->data.scalar.value, n->data.scalar.length);
-}
-
-/* What kind of node n is, for "found a ..." messages. */
-static const char *node_kind(const yaml_node_t *n)
-{
-    if (n->type == YAML_MAPPING_NODE)
-        return "a mapping";
-    if (n->type == YAML_SEQUENCE_NODE)
-        return "a list";
-    return "a value";
-}
+#define loader_error(l, n, ...) yamldoc_error((l)->errs, (l)->file, (n), __VA_ARGS__)
 
 /* Makes path absolute against the config file's directory; returns an owned string. */
 static char *loader_resolve(const struct loader *l, const char *path)
@@ -286,7 +249,7 @@ static void loader_add_listener(struct loader *l, yaml_node_t *item)
     if (listener_parse((const char *)addr_node->data.scalar.value, &parsed, &errstr) < 0) {
         char shown[96];
         loader_error(l, addr_node, "listen: '%s': %s",
-                     scalar_shown(addr_node, shown, sizeof(shown)), errstr);
+                     yamldoc_shown(addr_node, shown, sizeof(shown)), errstr);
         return;
     }
     if (tool_node != NULL && !is_tool_id((const char *)tool_node->data.scalar.value)) {
@@ -294,7 +257,7 @@ static void loader_add_listener(struct loader *l, yaml_node_t *item)
         loader_error(l, tool_node,
                      "listen: tool '%s' is not a tool id; expected lower-case letters, digits, "
                      "'-', '_' or '.'",
-                     scalar_shown(tool_node, shown, sizeof(shown)));
+                     yamldoc_shown(tool_node, shown, sizeof(shown)));
         return;
     }
     out = &l->cfg->listeners[l->cfg->nlisteners++];
@@ -314,11 +277,11 @@ static void loader_apply(struct loader *l, const struct config_key *k, yaml_node
 
     if (n != NULL && k->type != CFG_PORTS && k->type != CFG_LISTENERS &&
         n->type != YAML_SCALAR_NODE) {
-        loader_error(l, n, "%s: found %s; expected %s", k->name, node_kind(n), k->expect);
+        loader_error(l, n, "%s: found %s; expected %s", k->name, yamldoc_kind(n), k->expect);
         return;
     }
     if (n != NULL && n->type == YAML_SCALAR_NODE)
-        scalar_shown(n, shown, sizeof(shown));
+        yamldoc_shown(n, shown, sizeof(shown));
     else
         snprintf(shown, sizeof(shown), "%s", text != NULL ? text : "");
 
@@ -365,7 +328,7 @@ static void loader_apply(struct loader *l, const struct config_key *k, yaml_node
     }
     case CFG_LISTENERS:
         if (n == NULL || n->type != YAML_SEQUENCE_NODE) {
-            loader_error(l, n, "listen: found %s; expected %s", n != NULL ? node_kind(n) : "",
+            loader_error(l, n, "listen: found %s; expected %s", n != NULL ? yamldoc_kind(n) : "",
                          k->expect);
             break;
         }
@@ -449,7 +412,7 @@ static void loader_walk(struct loader *l, yaml_node_t *map, const char *prefix)
         if (key == NULL || val == NULL)
             continue;
         if (key->type != YAML_SCALAR_NODE || key->data.scalar.length >= 64) {
-            loader_error(l, key, "keys must be short plain names; found %s", node_kind(key));
+            loader_error(l, key, "keys must be short plain names; found %s", yamldoc_kind(key));
             continue;
         }
         snprintf(name, sizeof(name), "%s%s%s", prefix, prefix[0] ? "." : "",
@@ -472,15 +435,15 @@ static void loader_walk(struct loader *l, yaml_node_t *map, const char *prefix)
             char known[256];
             config_known_keys(name, known, sizeof(known));
             if (val->type != YAML_MAPPING_NODE)
-                loader_error(l, val, "%s: found %s; expected a mapping of %s", name, node_kind(val),
-                             known);
+                loader_error(l, val, "%s: found %s; expected a mapping of %s", name,
+                             yamldoc_kind(val), known);
             else
                 loader_walk(l, val, name);
         } else {
             char known[256];
             config_known_keys(prefix, known, sizeof(known));
             loader_error(l, key, "unknown key '%s'; expected one of: %s",
-                         scalar_shown(key, shown, sizeof(shown)), known);
+                         yamldoc_shown(key, shown, sizeof(shown)), known);
         }
     }
 }
@@ -511,15 +474,11 @@ static void loader_defaults(struct loader *l)
             loader_apply(l, &config_keys[i], NULL, config_keys[i].def);
 }
 
-/* Largest configuration file accepted. */
-#define CONFIG_MAX_BYTES (4u << 20)
-
 /* Loads and checks configuration text; see the header. */
 struct sluice_config *config_load_buffer(const char *path, const char *data, size_t len,
-                                         struct config_errors *errs)
+                                         struct yamldoc_errors *errs)
 {
     struct loader l = {.file = path, .errs = errs};
-    yaml_parser_t parser;
     yaml_document_t doc;
     yaml_node_t *root;
     const char *slash = strrchr(path, '/');
@@ -542,19 +501,7 @@ struct sluice_config *config_load_buffer(const char *path, const char *data, siz
     }
     loader_defaults(&l);
 
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        if (l.errs->count++ < CONFIG_MAX_ERRORS) {
-            char line[512];
-            snprintf(line, sizeof(line), "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
-                     parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                     parser.problem != NULL ? parser.problem : "unreadable",
-                     parser.context != NULL ? " " : "",
-                     parser.context != NULL ? parser.context : "");
-            l.errs->lines[l.errs->count - 1] = strdup(line);
-        }
-        yaml_parser_delete(&parser);
+    if (yamldoc_parse(path, data, len, &doc, errs) < 0) {
         config_free(l.cfg);
         return NULL;
     }
@@ -564,11 +511,10 @@ struct sluice_config *config_load_buffer(const char *path, const char *data, siz
         loader_error(&l, root,
                      "found %s at the top; expected a mapping of keys such as mode, "
                      "listen, limits, timeouts",
-                     node_kind(root));
+                     yamldoc_kind(root));
     else if (root != NULL)
         loader_walk(&l, root, "");
     yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
 
     l.cfg->settings.resolv_conf = l.cfg->resolv_conf;
     l.cfg->settings.hosts_file = l.cfg->hosts_file;
@@ -580,46 +526,17 @@ struct sluice_config *config_load_buffer(const char *path, const char *data, siz
 }
 
 /* Reads the file at path (bounded) and loads it. */
-struct sluice_config *config_load(const char *path, struct config_errors *errs)
+struct sluice_config *config_load(const char *path, struct yamldoc_errors *errs)
 {
-    struct sluice_config *cfg = NULL;
-    char *data = NULL;
+    struct sluice_config *cfg;
     size_t len = 0;
-    FILE *f = fopen(path, "rb");
+    char *data;
 
     memset(errs, 0, sizeof(*errs));
-    if (f != NULL) {
-        data = malloc(CONFIG_MAX_BYTES + 1);
-        if (data != NULL)
-            len = fread(data, 1, CONFIG_MAX_BYTES + 1, f);
-    }
-    if (f == NULL || data == NULL || ferror(f) || len > CONFIG_MAX_BYTES) {
-        struct loader l = {.file = path, .errs = errs};
-        loader_error(&l, NULL, "cannot read the configuration file: %s",
-                     f == NULL || ferror(f) ? strerror(errno) : "larger than 4 MiB");
-    } else {
-        cfg = config_load_buffer(path, data, len, errs);
-    }
+    data = yamldoc_read_file(path, &len, errs);
+    if (data == NULL)
+        return NULL;
+    cfg = config_load_buffer(path, data, len, errs);
     free(data);
-    if (f != NULL)
-        fclose(f);
     return cfg;
-}
-
-/* Prints every error and how many there were. */
-void config_errors_print(const struct config_errors *errs, FILE *out)
-{
-    for (size_t i = 0; i < errs->count && i < CONFIG_MAX_ERRORS; i++)
-        fprintf(out, "%s\n", errs->lines[i] != NULL ? errs->lines[i] : "(out of memory)");
-    if (errs->count > CONFIG_MAX_ERRORS)
-        fprintf(out, "... and %zu more\n", errs->count - CONFIG_MAX_ERRORS);
-    fprintf(out, "%zu error%s\n", errs->count, errs->count == 1 ? "" : "s");
-}
-
-/* Frees the error lines. */
-void config_errors_clear(struct config_errors *errs)
-{
-    for (size_t i = 0; i < errs->count && i < CONFIG_MAX_ERRORS; i++)
-        free(errs->lines[i]);
-    memset(errs, 0, sizeof(*errs));
 }

@@ -12,9 +12,9 @@
 #include <stdio.h>
 
 #include "sluice/settings.h"
+#include "sluice/yamldoc.h"
 
 #define CONFIG_MAX_LISTENERS 16
-#define CONFIG_MAX_ERRORS    64
 
 /* How sluice is deployed; gateway mode turns on the stricter defaults of later issues. */
 enum config_mode {
@@ -46,31 +46,19 @@ struct sluice_config {
     char *audit_path;
 };
 
-/* Every problem found in one file, in file order. */
-struct config_errors {
-    size_t count;                   /* problems found; only the first CONFIG_MAX_ERRORS are kept */
-    char *lines[CONFIG_MAX_ERRORS]; /* "file:line:column: message"; owned */
-};
-
 /*
  * Loads the file at path.  Returns the configuration, or NULL with every problem in errs
- * (which the caller frees with config_errors_clear()).  Relative paths in the file are
+ * (which the caller frees with yamldoc_errors_clear()).  Relative paths in the file are
  * taken relative to the file's own directory.
  */
-struct sluice_config *config_load(const char *path, struct config_errors *errs);
+struct sluice_config *config_load(const char *path, struct yamldoc_errors *errs);
 
 /* Same as config_load() for text already in memory; path names it in messages. */
 struct sluice_config *config_load_buffer(const char *path, const char *data, size_t len,
-                                         struct config_errors *errs);
+                                         struct yamldoc_errors *errs);
 
 /* Frees a configuration.  NULL is a no-op. */
 void config_free(struct sluice_config *cfg);
-
-/* Writes every error line to out, then a count. */
-void config_errors_print(const struct config_errors *errs, FILE *out);
-
-/* Frees the error lines and zeroes errs. */
-void config_errors_clear(struct config_errors *errs);
 
 /* Name of a mode for messages. */
 const char *config_mode_str(enum config_mode mode);

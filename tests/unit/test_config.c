@@ -19,7 +19,7 @@
 struct fixture {
     char dir[64];
     char path[128];
-    struct config_errors errs;
+    struct yamldoc_errors errs;
 };
 
 /* Makes the temporary directory. */
@@ -43,7 +43,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     char cmd[160];
 
-    config_errors_clear(&f->errs);
+    yamldoc_errors_clear(&f->errs);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
     if (system(cmd) != 0)
         return -1;
@@ -67,7 +67,7 @@ static void load_expect_errors(struct fixture *f, const char *text, size_t n)
     write_file(f, text);
     assert_null(config_load(f->path, &f->errs));
     if (f->errs.count != n)
-        config_errors_print(&f->errs, stderr);
+        yamldoc_errors_print(&f->errs, stderr);
     assert_int_equal(f->errs.count, n);
 }
 
@@ -118,7 +118,7 @@ static void test_valid_file(void **state)
                   "  hosts_file: hosts\n");
     cfg = config_load(f->path, &f->errs);
     if (cfg == NULL)
-        config_errors_print(&f->errs, stderr);
+        yamldoc_errors_print(&f->errs, stderr);
     assert_non_null(cfg);
     assert_int_equal(cfg->mode, CONFIG_MODE_GATEWAY);
     assert_int_equal(cfg->workers, 2);
