@@ -12,22 +12,19 @@
 void yamldoc_error(struct yamldoc_errors *errs, const char *file, const yaml_node_t *n,
                    const char *fmt, ...)
 {
-    char msg[512], *line;
+    char msg[512], line[2048 + 64 + sizeof(msg)];
     va_list ap;
     size_t ln = n != NULL ? n->start_mark.line + 1 : 0;
     size_t col = n != NULL ? n->start_mark.column + 1 : 0;
-    int len;
 
     if (errs->count++ >= YAMLDOC_MAX_ERRORS)
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    len = snprintf(NULL, 0, "%s:%zu:%zu: %s", file, ln, col, msg);
-    line = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    if (line != NULL)
-        snprintf(line, (size_t)len + 1, "%s:%zu:%zu: %s", file, ln, col, msg);
-    errs->lines[errs->count - 1] = line;
+    /* A path longer than the buffer is cut; the position and message stay readable. */
+    snprintf(line, sizeof(line), "%.2048s:%zu:%zu: %s", file, ln, col, msg);
+    errs->lines[errs->count - 1] = strdup(line);
 }
 
 /* Parses a document, reporting a syntax error with its position. */
