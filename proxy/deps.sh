@@ -25,8 +25,8 @@ ensure_packages() {
 
 # What building sluice needs.
 SLUICE_BUILD_PACKAGES=(gcc make cmake pkg-config libc6-dev libevent-dev libssl-dev libyaml-dev
-  openssl)
+  libmaxminddb-dev openssl)
 
 # What the test suite needs on top.
 SLUICE_TEST_PACKAGES=(libcmocka-dev libcurl4-openssl-dev curl clang libclang-rt-14-dev
-  clang-format python3)
+  clang-format python3 perl libmaxmind-db-writer-perl)
