@@ -25,7 +25,7 @@ ensure_packages() {
 
 # What building sluice needs.
 SLUICE_BUILD_PACKAGES=(gcc make cmake pkg-config libc6-dev libevent-dev libssl-dev libyaml-dev
-  libmaxminddb-dev openssl)
+  libmaxminddb-dev libidn2-dev openssl)
 
 # What the test suite needs on top.
 SLUICE_TEST_PACKAGES=(libcmocka-dev libcurl4-openssl-dev curl clang libclang-rt-14-dev
