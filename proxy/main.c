@@ -1,9 +1,10 @@
 /*
  * sluice: the program.  Parses the command line, raises the descriptor limit to fit the
- * connection cap, opens the listening sockets, starts the workers and turns SIGTERM and
- * SIGINT into a graceful drain.
+ * connection cap, opens the listening sockets, starts the workers, turns SIGTERM and
+ * SIGINT into a graceful drain and SIGHUP into a reload of the policies.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -19,6 +20,8 @@
 #include "sluice/config.h"
 #include "sluice/listener.h"
 #include "sluice/log.h"
+#include "sluice/netguard.h"
+#include "sluice/policy.h"
 #include "sluice/settings.h"
 #include "sluice/version.h"
 #include "sluice/worker.h"
@@ -31,7 +34,12 @@ struct options {
     size_t nlisten;
     unsigned workers;
     int verbosity;
+    const char *listen_tool[WORKER_MAX_LISTENERS]; /* tool each listener is bound to, or NULL */
     const char *config_path;
+    const char *policy_dir;
+    bool gateway;                 /* mode: gateway (true) or local */
+    const char *geoip_country_db; /* or NULL */
+    const char *geoip_asn_db;     /* or NULL */
     const char *ready_file;
     bool check_only; /* "sluice check": validate and exit */
 };
@@ -53,6 +61,10 @@ enum {
     OPT_RESOLV_CONF,
     OPT_HOSTS_FILE,
     OPT_READY_FILE,
+    OPT_POLICY_DIR,
+    OPT_MODE,
+    OPT_GEOIP_COUNTRY,
+    OPT_GEOIP_ASN,
 };
 
 static const struct option long_options[] = {
@@ -78,6 +90,10 @@ static const struct option long_options[] = {
     {"resolv-conf", required_argument, NULL, OPT_RESOLV_CONF},
     {"hosts-file", required_argument, NULL, OPT_HOSTS_FILE},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
+    {"policy-dir", required_argument, NULL, OPT_POLICY_DIR},
+    {"mode", required_argument, NULL, OPT_MODE},
+    {"geoip-country", required_argument, NULL, OPT_GEOIP_COUNTRY},
+    {"geoip-asn", required_argument, NULL, OPT_GEOIP_ASN},
     {NULL, 0, NULL, 0},
 };
 
@@ -109,6 +125,12 @@ static void usage(FILE *out)
                  "      --max-header-fields N   request header fields (default 100)\n"
                  "      --resolv-conf FILE      nameservers (default /etc/resolv.conf)\n"
                  "      --hosts-file FILE       hosts file (default /etc/hosts)\n"
+                 "      --policy-dir DIR        tool profiles (DIR/tools/*.yaml) and\n"
+                 "                              DIR/organisation.yaml; SIGHUP reloads them\n"
+                 "      --mode MODE             local (default) or gateway (every private\n"
+                 "                              address class denied by default)\n"
+                 "      --geoip-country FILE    country database (MMDB) for country rules\n"
+                 "      --geoip-asn FILE        ASN database (MMDB) for AS rules\n"
                  "      --ready-file FILE       write the listening addresses here when ready\n"
                  "  -h, --help                  this text\n"
                  "  -V, --version               the version\n"
@@ -156,8 +178,10 @@ static void parse_args(int argc, char **argv, struct options *o, struct sluice_s
     while ((ch = getopt_long(argc, argv, "l:w:c:vqhV", long_options, NULL)) != -1) {
         switch (ch) {
         case 'l':
-            if (!listen_given)
+            if (!listen_given) {
                 o->nlisten = 0; /* the command line replaces the file's listeners */
+                memset(o->listen_tool, 0, sizeof(o->listen_tool));
+            }
             listen_given = true;
             if (o->nlisten == WORKER_MAX_LISTENERS)
                 die_option("listen", optarg, "too many listeners (at most 16)");
@@ -229,6 +253,20 @@ static void parse_args(int argc, char **argv, struct options *o, struct sluice_s
             break;
         case OPT_READY_FILE:
             o->ready_file = optarg;
+            break;
+        case OPT_POLICY_DIR:
+            o->policy_dir = optarg;
+            break;
+        case OPT_MODE:
+            if (strcmp(optarg, "local") != 0 && strcmp(optarg, "gateway") != 0)
+                die_option("mode", optarg, "expected local or gateway");
+            o->gateway = strcmp(optarg, "gateway") == 0;
+            break;
+        case OPT_GEOIP_COUNTRY:
+            o->geoip_country_db = optarg;
+            break;
+        case OPT_GEOIP_ASN:
+            o->geoip_asn_db = optarg;
             break;
         default:
             usage(stderr);
@@ -337,27 +375,173 @@ static const char *find_config_arg(int argc, char **argv)
 
 /*
  * Loads the configuration file into *o and *s (which then borrow its strings).  Returns
- * the loaded configuration (owned by the caller), or NULL after printing every error.
+ * the loaded configuration (owned by the caller), or NULL with every error in errs.
  */
 static struct sluice_config *load_config(const char *path, struct options *o,
-                                         struct sluice_settings *s)
+                                         struct sluice_settings *s, struct yamldoc_errors *errs)
 {
-    struct yamldoc_errors errs;
-    struct sluice_config *cfg = config_load(path, &errs);
+    struct sluice_config *cfg = config_load(path, errs);
     const char *errstr = NULL;
 
-    if (cfg == NULL) {
-        yamldoc_errors_print(&errs, stderr);
-        yamldoc_errors_clear(&errs);
+    if (cfg == NULL)
         return NULL;
-    }
     *s = cfg->settings;
     o->workers = cfg->workers;
     o->nlisten = 0;
     for (size_t i = 0; i < cfg->nlisteners && i < WORKER_MAX_LISTENERS; i++)
-        if (listener_parse(cfg->listeners[i].address, &o->listen[o->nlisten], &errstr) == 0)
+        if (listener_parse(cfg->listeners[i].address, &o->listen[o->nlisten], &errstr) == 0) {
+            o->listen_tool[o->nlisten] = cfg->listeners[i].tool[0] ? cfg->listeners[i].tool : NULL;
             o->nlisten++;
+        }
+    o->policy_dir = cfg->policy_dir;
+    o->gateway = cfg->mode == CONFIG_MODE_GATEWAY;
+    o->geoip_country_db = cfg->geoip_country_db;
+    o->geoip_asn_db = cfg->geoip_asn_db;
     return cfg;
+}
+
+/*
+ * Reads the configuration file (when one was named) and then the command line, which
+ * overrides it, into *o and *s, the same way at startup and on every reload.  Returns 0
+ * with *cfg owning what o and s borrow (NULL without a file), or -1 with errs filled.
+ */
+static int read_options(int argc, char **argv, struct options *o, struct sluice_settings *s,
+                        struct sluice_config **cfg, struct yamldoc_errors *errs)
+{
+    bool check_only = o->check_only;
+
+    memset(o, 0, sizeof(*o));
+    memset(errs, 0, sizeof(*errs));
+    o->check_only = check_only;
+    settings_init(s);
+    *cfg = NULL;
+    o->config_path = find_config_arg(argc, argv);
+    if (o->config_path != NULL && (*cfg = load_config(o->config_path, o, s, errs)) == NULL)
+        return -1;
+    optind = 0; /* glibc: start the scan afresh, as on the first call */
+    parse_args(argc, argv, o, s);
+    return 0;
+}
+
+/* Every tool a listener is bound to must have a profile. */
+static bool check_listener_tools(const struct options *o, const struct policy_snapshot *p)
+{
+    bool ok = true;
+
+    for (size_t i = 0; i < o->nlisten; i++)
+        if (o->listen_tool[i] != NULL && policy_find_tool(p, o->listen_tool[i]) == NULL) {
+            fprintf(stderr,
+                    "%s: listen: %s is bound to tool '%s', which has no profile in %s; add "
+                    "tools/%s.yaml there or fix the name\n",
+                    o->config_path != NULL ? o->config_path : "sluice", o->listen[i].text,
+                    o->listen_tool[i], o->policy_dir != NULL ? o->policy_dir : "(no policy_dir)",
+                    o->listen_tool[i]);
+            ok = false;
+        }
+    return ok;
+}
+
+/* What a reload needs: the command line as given and the state it replaces. */
+struct program {
+    int argc;
+    char **argv;
+    const struct options *opts; /* as running; listeners and their tools stay */
+    const struct sluice_settings *settings;
+    const struct netguard_self *self; /* the proxy's own addresses */
+};
+
+/* The policy that o describes: directory, mode, GeoIP databases. */
+static struct policy_snapshot *
+load_policy(const struct options *o, const struct netguard_self *self, struct yamldoc_errors *errs)
+{
+    struct policy_source src = {.dir = o->policy_dir,
+                                .gateway = o->gateway,
+                                .geoip_country_db = o->geoip_country_db,
+                                .geoip_asn_db = o->geoip_asn_db,
+                                .self = self};
+
+    return policy_load(&src, errs);
+}
+
+/* Logs every error of a failed load, one line each. */
+static void log_errors(const struct yamldoc_errors *errs)
+{
+    for (size_t i = 0; i < errs->count && i < YAMLDOC_MAX_ERRORS; i++)
+        if (errs->lines[i] != NULL)
+            log_error("%s", errs->lines[i]);
+    if (errs->count > YAMLDOC_MAX_ERRORS)
+        log_error("... and %zu more errors", errs->count - YAMLDOC_MAX_ERRORS);
+}
+
+/* Warns about what a reload read but cannot apply to a running process. */
+static void warn_restart_only(const struct program *prog, const struct options *o,
+                              const struct sluice_settings *s)
+{
+    const struct sluice_settings *run = prog->settings;
+    bool listeners_differ = o->nlisten != prog->opts->nlisten;
+
+    for (size_t i = 0; !listeners_differ && i < o->nlisten; i++)
+        listeners_differ = strcmp(o->listen[i].text, prog->opts->listen[i].text) != 0;
+    if (listeners_differ || o->workers != prog->opts->workers)
+        log_warn("reload: listeners and workers change only on a restart; kept the running ones");
+    if (memcmp(&s->request_limits, &run->request_limits, sizeof(run->request_limits)) != 0 ||
+        s->timeout_head_ms != run->timeout_head_ms ||
+        s->timeout_connect_ms != run->timeout_connect_ms ||
+        s->timeout_idle_ms != run->timeout_idle_ms ||
+        s->timeout_tunnel_ms != run->timeout_tunnel_ms ||
+        s->nconnect_ports != run->nconnect_ports ||
+        memcmp(s->connect_ports, run->connect_ports, sizeof(run->connect_ports)) != 0)
+        log_warn("reload: limits, timeouts and connect_ports of the configuration change only on "
+                 "a restart; the organisation policy's connect_ports apply now");
+}
+
+/*
+ * SIGHUP: reads the configuration and the policy directory again into a new snapshot and
+ * installs it only when all of it is valid; otherwise the running one stays.  Connections
+ * keep the snapshot they started with.
+ */
+static void reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+    const struct program *prog = arg;
+    struct options o;
+    struct sluice_settings s;
+    struct sluice_config *cfg = NULL;
+    struct policy_snapshot *p = NULL, *running = policy_acquire();
+    struct yamldoc_errors errs;
+    unsigned generation = running != NULL ? running->generation : 0;
+
+    (void)sig;
+    (void)what;
+    policy_unref(running);
+    log_notice("received SIGHUP: reloading the configuration and policies");
+    memset(&o, 0, sizeof(o));
+    if (read_options(prog->argc, prog->argv, &o, &s, &cfg, &errs) == 0)
+        p = load_policy(&o, prog->self, &errs);
+    if (p == NULL) {
+        log_errors(&errs);
+        log_error("reload failed (%zu error%s): policy generation %u stays in force", errs.count,
+                  errs.count == 1 ? "" : "s", generation);
+        yamldoc_errors_clear(&errs);
+        config_free(cfg);
+        return;
+    }
+    for (size_t i = 0; i < prog->opts->nlisten; i++)
+        if (prog->opts->listen_tool[i] != NULL &&
+            policy_find_tool(p, prog->opts->listen_tool[i]) == NULL) {
+            log_error("reload failed: listener %s is bound to tool '%s', which has no profile "
+                      "in %s any more; policy generation %u stays in force",
+                      prog->opts->listen[i].text, prog->opts->listen_tool[i],
+                      o.policy_dir != NULL ? o.policy_dir : "(no policy_dir)", generation);
+            policy_unref(p);
+            config_free(cfg);
+            return;
+        }
+    warn_restart_only(prog, &o, &s);
+    log_notice("reloaded: policy generation %u, %zu tool profile%s from %s", p->generation,
+               p->ntools, p->ntools == 1 ? "" : "s",
+               p->dir != NULL ? p->dir : "(none: every request allowed)");
+    policy_install(p);
+    config_free(cfg); /* the snapshot keeps copies of what it needs */
 }
 
 int main(int argc, char **argv)
@@ -366,39 +550,53 @@ int main(int argc, char **argv)
     struct sluice_settings settings;
     struct options opts;
     struct sluice_config *config = NULL;
+    struct policy_snapshot *policy = NULL;
+    struct netguard_self *self = NULL;
+    struct yamldoc_errors errs;
     struct event_base *main_base = NULL;
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
+    struct program prog;
     int *fds = NULL, status = 1;
     unsigned nstarted = 0;
     const char *errstr = NULL;
 
     memset(&opts, 0, sizeof(opts));
-    settings_init(&settings);
     if (argc > 1 && strcmp(argv[1], "check") == 0) {
         opts.check_only = true;
         argv[1] = argv[0]; /* getopt sees the rest as if "check" were not there */
         argv++;
         argc--;
     }
-    opts.config_path = find_config_arg(argc, argv);
-    if (opts.config_path != NULL) {
-        config = load_config(opts.config_path, &opts, &settings);
-        if (config == NULL)
-            return 1;
+    if (read_options(argc, argv, &opts, &settings, &config, &errs) < 0) {
+        yamldoc_errors_print(&errs, stderr);
+        yamldoc_errors_clear(&errs);
+        return 1;
     }
-    parse_args(argc, argv, &opts, &settings);
+    self = netguard_self_new();
+    if (self == NULL)
+        return 1;
+    policy = load_policy(&opts, self, &errs);
+    if (policy == NULL) {
+        yamldoc_errors_print(&errs, stderr);
+        yamldoc_errors_clear(&errs);
+        goto out_early;
+    }
+    if (!check_listener_tools(&opts, policy))
+        goto out_early;
     if (opts.check_only) {
+        printf("policies OK: %zu tool profile%s from %s\n", policy->ntools,
+               policy->ntools == 1 ? "" : "s", policy->dir != NULL ? policy->dir : "(none)");
         printf("configuration OK%s%s\n", opts.config_path != NULL ? ": " : " (built-in defaults)",
                opts.config_path != NULL ? opts.config_path : "");
-        config_free(config);
-        return 0;
+        status = 0;
+        goto out_early;
     }
     log_set_level(LOGL_NOTICE + opts.verbosity);
     log_route_libevent();
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() < 0) {
         log_error("libevent has no thread support");
-        return 1;
+        goto out_early;
     }
     fit_descriptor_limit(&settings, opts.workers);
 
@@ -409,9 +607,32 @@ int main(int argc, char **argv)
         fds[i] = -1;
     if (open_listeners(&opts, opts.workers, fds) < 0)
         goto out;
+    /* The proxy's own addresses, with the ports the kernel picked, for the address guard. */
+    for (size_t i = 0; i < opts.nlisten; i++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&opts.listen[i].ss;
+        struct netguard_addr a;
+        uint16_t port = sa->sa_family == AF_INET
+                            ? ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port)
+                            : ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+
+        if (!netguard_from_sockaddr(sa, &a) || netguard_self_add(self, &a, port, &errstr) < 0) {
+            log_error("cannot record listener %s for the address guard: %s", opts.listen[i].text,
+                      errstr != NULL ? errstr : "not IPv4 or IPv6");
+            goto out;
+        }
+    }
+    log_notice("policies: generation %u, %zu tool profile%s from %s (%s mode)", policy->generation,
+               policy->ntools, policy->ntools == 1 ? "" : "s",
+               policy->dir != NULL ? policy->dir : "(none: every request allowed)",
+               opts.gateway ? "gateway" : "local");
+    policy_install(policy);
+    policy = NULL;
     for (unsigned k = 0; k < opts.workers; k++) {
         if (worker_init(&workers[k], k, &settings, fds + (size_t)k * opts.nlisten, opts.nlisten,
-                        &errstr) < 0) {
+                        &errstr) == 0) {
+            for (size_t i = 0; i < opts.nlisten; i++)
+                workers[k].listener_tools[i] = opts.listen_tool[i];
+        } else {
             log_error("worker %u: %s", k, errstr);
             for (size_t i = (size_t)(k + 1) * opts.nlisten; i < (size_t)opts.workers * opts.nlisten;
                  i++)
@@ -425,10 +646,16 @@ int main(int argc, char **argv)
     main_base = event_base_new();
     if (main_base == NULL)
         goto out;
+    prog.argc = argc;
+    prog.argv = argv;
+    prog.opts = &opts;
+    prog.settings = &settings;
+    prog.self = self;
     sigterm = evsignal_new(main_base, SIGTERM, signal_cb, main_base);
     sigint = evsignal_new(main_base, SIGINT, signal_cb, main_base);
-    if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) < 0 ||
-        evsignal_add(sigint, NULL) < 0)
+    sighup = evsignal_new(main_base, SIGHUP, reload_cb, &prog);
+    if (sigterm == NULL || sigint == NULL || sighup == NULL || evsignal_add(sigterm, NULL) < 0 ||
+        evsignal_add(sigint, NULL) < 0 || evsignal_add(sighup, NULL) < 0)
         goto out;
     for (unsigned k = 0; k < opts.workers; k++) {
         if (worker_start(&workers[k]) < 0) {
@@ -457,11 +684,17 @@ out:
         event_free(sigterm);
     if (sigint != NULL)
         event_free(sigint);
+    if (sighup != NULL)
+        event_free(sighup);
     if (main_base != NULL)
         event_base_free(main_base);
     free(fds);
-    config_free(config);
+    policy_install(NULL);
     if (status == 0)
         log_notice("sluice stopped");
+out_early:
+    policy_unref(policy);
+    netguard_self_free(self);
+    config_free(config);
     return status;
 }

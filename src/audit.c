@@ -18,7 +18,9 @@ void audit_emit(const struct audit_record *r)
     log_escape(sni, sizeof(sni), r->sni, strlen(r->sni));
     log_msg(LOGL_NOTICE,
             "access client=%s method=%s target=\"%s\" status=%u sent=%" PRIu64 " received=%" PRIu64
-            " ms=%" PRIu64 " sni=%s term=%s",
+            " ms=%" PRIu64 " sni=%s term=%s tool=%s id=%s decision=%s rule=%s dst=%s"
+            " country=%s asn=%" PRIu32,
             r->client, method, target, r->status, r->sent, r->received, r->duration_ms,
-            sni[0] != '\0' ? sni : "-", r->term);
+            sni[0] != '\0' ? sni : "-", r->term, r->tool, r->id_source, r->decision, r->rule,
+            r->dest_ip, r->country, r->asn);
 }

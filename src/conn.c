@@ -23,7 +23,7 @@
 #include "sluice/errpage.h"
 #include "sluice/forward.h"
 #include "sluice/log.h"
-#include "sluice/policy.h"
+#include "sluice/netguard.h"
 #include "sluice/tunnel.h"
 #include "sluice/upstream.h"
 #include "sluice/worker.h"
@@ -177,6 +177,13 @@ static void conn_report(struct conn *c)
     rec.duration_ms = conn_now_ms(c) - c->start_ms;
     rec.sni = c->sni;
     rec.term = c->term;
+    rec.tool = c->identity.tool != NULL ? c->identity.tool : "unidentified";
+    rec.id_source = identity_source_str(c->identity.source);
+    rec.decision = c->decided ? policy_verdict_str(c->decision.verdict) : "-";
+    rec.rule = c->decided ? c->decision.rule : "-";
+    rec.dest_ip = c->dest_known ? c->dest.ip : "-";
+    rec.country = c->dest_known && c->dest.country[0] != '\0' ? c->dest.country : "-";
+    rec.asn = c->dest_known ? c->dest.asn : 0;
     audit_emit(&rec);
 }
 
@@ -203,6 +210,9 @@ static void conn_reset_exchange(struct conn *c)
     c->close_after = c->upstream_paused = c->client_paused = false;
     c->upstream_reused = c->upstream_keep = false;
     c->status = 0;
+    c->decided = c->dest_known = c->guard_denied = false;
+    c->identity.tool = NULL;
+    c->identity.source = IDENTITY_NONE;
     c->sent = c->received = 0;
     c->term[0] = '\0';
 }
@@ -237,7 +247,8 @@ static void conn_format_addr(const struct sockaddr *sa, char *out, size_t cap)
 }
 
 /* Takes over an accepted socket and starts reading the first request head. */
-struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen,
+                      const char *listener_tool)
 {
     const struct sluice_settings *s = w->settings;
     struct conn *c;
@@ -249,6 +260,10 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
         goto fail;
     c->worker = w;
     c->settings = s;
+    c->listener_tool = listener_tool;
+    c->policy = policy_acquire();
+    if (c->policy == NULL)
+        goto fail;
     c->state = CONN_ST_HEAD;
     conn_format_addr(sa, c->client_addr, sizeof(c->client_addr));
     c->timer = evtimer_new(w->base, conn_timer_cb, c);
@@ -276,6 +291,7 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
 
 fail:
     if (c != NULL) {
+        policy_unref(c->policy);
         if (c->client != NULL)
             bufferevent_free(c->client);
         if (c->timer != NULL)
@@ -311,6 +327,8 @@ void conn_close(struct conn *c, char who, char phase)
     conn_reset_exchange(c);
     free(c->fields);
     c->fields = NULL;
+    policy_unref(c->policy);
+    c->policy = NULL;
     worker_conn_closed(c->worker, c);
 }
 
@@ -422,6 +440,20 @@ void conn_upstream_ready(struct conn *c)
     forward_start(c);
 }
 
+/* Refuses the exchange with 403 on the strength of c->decision, naming tool, rule and file. */
+void conn_deny(struct conn *c, char phase, const char *address)
+{
+    const struct policy_decision *d = &c->decision;
+    char what[640], host[300];
+
+    log_escape(host, sizeof(host), c->host, strlen(c->host));
+    snprintf(what, sizeof(what), "blocked %s:%u%s%s%s for tool %s: %s (rule %s in %s)", host,
+             c->port, address != NULL ? " (address " : "", address != NULL ? address : "",
+             address != NULL ? ")" : "", d->tool, d->reason, d->rule, d->file);
+    log_notice("%s: %s %s", c->client_addr, c->method, what);
+    conn_fail(c, 403, "http_request_denied", CONN_END_PROXY, phase, what);
+}
+
 /* Refuses a request the parser or the dispatcher could not accept. */
 static void conn_refuse(struct conn *c, unsigned status, const char *what, uint32_t pos)
 {
@@ -444,9 +476,15 @@ static void conn_note_request_line(struct conn *c, const char *buf)
     }
 }
 
-/* Copies the target's host into c->host, lower-cased; false when it does not fit. */
+/*
+ * Copies the target's host into c->host, lower-cased, with an IP literal in its one
+ * canonical spelling (0x7f.1 and 2130706433 are 127.0.0.1) so that policy and the address
+ * guard see one form; false when it does not fit.
+ */
 static bool conn_take_host(struct conn *c, const char *buf, const struct http1_target *t)
 {
+    struct netguard_addr a;
+
     if (t->host.len == 0 || t->host.len >= sizeof(c->host))
         return false;
     for (uint32_t i = 0; i < t->host.len; i++) {
@@ -455,7 +493,52 @@ static bool conn_take_host(struct conn *c, const char *buf, const struct http1_t
     }
     c->host[t->host.len] = '\0';
     c->port = t->port;
+    /* The family must stay what the brackets said: forward.c writes Host from them. */
+    if (netguard_parse_literal(c->host, t->host.len, &a) &&
+        (a.family == AF_INET6) == t->host_is_ipv6)
+        netguard_format(&a, c->host, sizeof(c->host));
     return true;
+}
+
+/*
+ * Names the tool and asks the policy about the request whose head is in buf; answers 403
+ * and returns false when it is blocked.  A "report" decision goes through with a log line.
+ */
+static bool conn_decide(struct conn *c, const char *buf, const struct http1_target *t)
+{
+    const struct http1_head *h = &c->head;
+    const char *auth = NULL, *path = NULL;
+    size_t auth_len = 0;
+    struct policy_query q;
+
+    for (uint32_t i = 0; i < h->nfields; i++)
+        if (http1_span_eq_ci(buf, h->fields[i].name, "proxy-authorization")) {
+            auth = buf + h->fields[i].value.off;
+            auth_len = h->fields[i].value.len;
+        }
+    identity_resolve(c->policy, c->listener_tool, auth, auth_len, &c->identity);
+    if (!c->is_connect && c->target != NULL)
+        path = t->path.len > 0 ? c->target + (t->path.off - h->target.off) : "/";
+    q.settings = c->settings;
+    q.tool = c->identity.tool;
+    q.is_connect = c->is_connect;
+    q.method = c->method;
+    q.host = c->host;
+    q.port = c->port;
+    q.path = path;
+    policy_decide(c->policy, &q, &c->decision);
+    c->decided = true;
+    if (c->decision.verdict == POLICY_ALLOW)
+        return true;
+    if (c->decision.verdict == POLICY_REPORT) {
+        char host[300];
+        log_escape(host, sizeof(host), c->host, strlen(c->host));
+        log_notice("%s: would block %s %s:%u for tool %s: rule %s in %s", c->client_addr, c->method,
+                   host, c->port, c->decision.tool, c->decision.rule, c->decision.file);
+        return true;
+    }
+    conn_deny(c, CONN_PH_REQUEST, NULL);
+    return false;
 }
 
 /* Works out where a complete request goes and hands it on; buf holds the head. */
@@ -463,8 +546,6 @@ static void conn_dispatch(struct conn *c, const char *buf)
 {
     struct http1_head *h = &c->head;
     struct http1_target t;
-    struct policy_query q;
-    struct policy_decision d;
     const char *errstr = NULL;
     uint32_t head_len = h->head_len;
 
@@ -497,20 +578,8 @@ static void conn_dispatch(struct conn *c, const char *buf)
         return;
     }
 
-    q.settings = c->settings;
-    q.is_connect = c->is_connect;
-    q.method = c->method;
-    q.host = c->host;
-    q.port = c->port;
-    policy_decide(&q, &d);
-    if (d.verdict == POLICY_BLOCK) {
-        char what[256];
-        snprintf(what, sizeof(what), "blocked by rule %s: %s", d.rule, d.reason);
-        log_notice("%s: %s %s:%u blocked by rule %s", c->client_addr, c->method, c->host, c->port,
-                   d.rule);
-        conn_fail(c, 403, "http_request_denied", CONN_END_PROXY, CONN_PH_REQUEST, what);
+    if (!conn_decide(c, buf, &t))
         return;
-    }
 
     if (!c->is_connect && forward_build_request(c, buf, &t, &errstr) < 0) {
         conn_refuse(c, 400, errstr, 0);

@@ -69,7 +69,11 @@ static void upstream_connect_event_cb(struct bufferevent *bev, short what, void 
     upstream_try_next(c);
 }
 
-/* Starts a connect to the next resolved address; fails the request when none is left. */
+/*
+ * Starts a connect to the next resolved address that the address guard lets through;
+ * fails the request when none is left: 403 when the guard refused every address, 502 when
+ * the allowed ones could not be reached.  The address checked is the address dialled.
+ */
 static void upstream_try_next(struct conn *c)
 {
     char what[200];
@@ -77,8 +81,23 @@ static void upstream_try_next(struct conn *c)
     while (c->addr_next != NULL) {
         struct evutil_addrinfo *ai = c->addr_next;
         struct bufferevent *bev;
+        struct policy_decision refusal;
+        struct policy_dest dest;
 
         c->addr_next = ai->ai_next;
+        if (!policy_check_address(c->policy, c->identity.tool, ai->ai_addr, &dest, &refusal)) {
+            log_info("%s: %s:%u: not dialling %s: rule %s", c->client_addr, c->host, c->port,
+                     dest.ip, refusal.rule);
+            if (!c->guard_denied) {
+                c->guard = refusal;
+                c->guard_denied = true;
+                if (!c->dest_known)
+                    c->dest = dest; /* named in the 403 if no address is allowed */
+            }
+            continue;
+        }
+        c->dest = dest;
+        c->dest_known = true;
         bev = bufferevent_socket_new(c->worker->base, -1, BEV_OPT_CLOSE_ON_FREE);
         if (bev == NULL) {
             c->connect_errno = ENOMEM;
@@ -91,6 +110,12 @@ static void upstream_try_next(struct conn *c)
             continue;
         }
         c->upstream = bev;
+        return;
+    }
+    if (c->guard_denied && !c->dest_known) {
+        c->decision = c->guard;
+        c->dest_known = true; /* the access line names the address refused */
+        conn_deny(c, CONN_PH_CONNECT, c->dest.ip);
         return;
     }
     snprintf(what, sizeof(what), "could not connect to the upstream: %s",
@@ -119,6 +144,23 @@ static void upstream_resolved_cb(int err, struct evutil_addrinfo *ai, void *arg)
     upstream_try_next(c);
 }
 
+/*
+ * True when the address guard of c's policy lets c use the pooled connection bev, whose
+ * address was checked under the policy of the connection that dialled it.
+ */
+static bool upstream_reuse_allowed(struct conn *c, struct bufferevent *bev)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    struct policy_decision refusal;
+
+    if (getpeername(bufferevent_getfd(bev), (struct sockaddr *)&ss, &len) != 0)
+        return false;
+    c->dest_known = policy_check_address(c->policy, c->identity.tool, (struct sockaddr *)&ss,
+                                         &c->dest, &refusal);
+    return c->dest_known;
+}
+
 /* Reaches c->host:c->port, from the pool when allowed. */
 void upstream_start(struct conn *c, bool may_reuse)
 {
@@ -126,6 +168,10 @@ void upstream_start(struct conn *c, bool may_reuse)
 
     if (may_reuse) {
         struct bufferevent *bev = upstream_pool_take(w->pool, c->host, c->port);
+        if (bev != NULL && !upstream_reuse_allowed(c, bev)) {
+            bufferevent_free(bev); /* the policy changed since it was dialled: dial anew */
+            bev = NULL;
+        }
         if (bev != NULL) {
             log_debug("%s: reusing an idle connection to %s:%u", c->client_addr, c->host, c->port);
             c->upstream = bev;

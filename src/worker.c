@@ -71,19 +71,27 @@ static void worker_refuse(struct worker *w, evutil_socket_t fd)
     }
 }
 
+/* The tool the listener l is bound to, or NULL. */
+static const char *worker_listener_tool(const struct worker *w, const struct evconnlistener *l)
+{
+    for (size_t i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i] == l)
+            return w->listener_tools[i];
+    return NULL;
+}
+
 /* A client connected. */
 static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                              int salen, void *arg)
 {
     struct worker *w = arg;
 
-    (void)l;
     if (atomic_fetch_add(&worker_open_conns, 1) >= w->settings->max_connections) {
         atomic_fetch_sub(&worker_open_conns, 1);
         worker_refuse(w, fd);
         return;
     }
-    if (conn_new(w, fd, sa, salen) == NULL) {
+    if (conn_new(w, fd, sa, salen, worker_listener_tool(w, l)) == NULL) {
         atomic_fetch_sub(&worker_open_conns, 1);
         log_warn("cannot set up a new connection: out of memory");
     }

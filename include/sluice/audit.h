@@ -9,15 +9,22 @@
 
 /* What happened to one request or tunnel; strings are not owned and may be raw bytes. */
 struct audit_record {
-    const char *client;   /* "ip:port" */
-    const char *method;   /* request method, or "-" */
-    const char *target;   /* request target as received, or "-" */
-    unsigned status;      /* status sent to the client, 0 if none */
-    uint64_t sent;        /* bytes the client sent through sluice */
-    uint64_t received;    /* bytes sluice sent to the client */
-    uint64_t duration_ms; /* from the first byte of the request to the end */
-    const char *sni;      /* TLS server name seen in a tunnel, or "" */
-    const char *term;     /* two-character termination code */
+    const char *client;    /* "ip:port" */
+    const char *method;    /* request method, or "-" */
+    const char *target;    /* request target as received, or "-" */
+    unsigned status;       /* status sent to the client, 0 if none */
+    uint64_t sent;         /* bytes the client sent through sluice */
+    uint64_t received;     /* bytes sluice sent to the client */
+    uint64_t duration_ms;  /* from the first byte of the request to the end */
+    const char *sni;       /* TLS server name seen in a tunnel, or "" */
+    const char *term;      /* two-character termination code */
+    const char *tool;      /* tool id, or "unidentified" */
+    const char *id_source; /* how the tool was identified */
+    const char *decision;  /* allow, block or report, or "-" before a decision */
+    const char *rule;      /* the rule that decided, or "-" */
+    const char *dest_ip;   /* the address dialled, or "-" */
+    const char *country;   /* its ISO 3166 country, or "-" */
+    uint32_t asn;          /* its autonomous system, or 0 */
 };
 
 /* Reports one finished request or tunnel. */

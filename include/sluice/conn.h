@@ -25,6 +25,8 @@
 #include <event2/util.h>
 
 #include "sluice/http1.h"
+#include "sluice/identity.h"
+#include "sluice/policy.h"
 #include "sluice/settings.h"
 
 struct worker;
@@ -73,6 +75,8 @@ struct conn {
     struct worker *worker;                  /* the worker whose loop runs this connection */
     TAILQ_ENTRY(conn) entry;                /* in worker->conns */
     const struct sluice_settings *settings; /* the settings it started with; not owned */
+    struct policy_snapshot *policy;         /* the policy it started with; one reference */
+    const char *listener_tool;              /* tool its listener is bound to, or NULL */
     enum conn_state state;
     struct bufferevent *client;   /* owns the client socket */
     struct bufferevent *upstream; /* owns the upstream socket, or NULL */
@@ -132,6 +136,15 @@ struct conn {
     bool sni_done;            /* the ClientHello peek is finished */
     char sni[256];            /* server name the client asked for, or "" */
 
+    /* Who is calling and what policy said. */
+    struct identity identity;
+    struct policy_decision decision;
+    bool decided;                 /* decision holds this exchange's decision */
+    struct policy_dest dest;      /* the address dialled (or reused), its country and ASN */
+    bool dest_known;              /* dest holds the upstream of this exchange */
+    struct policy_decision guard; /* the address guard's first refusal in this exchange */
+    bool guard_denied;            /* guard holds a refusal */
+
     /* Accounting for the log line. */
     uint64_t sent;     /* bytes the client sent through us */
     uint64_t received; /* bytes we queued to the client */
@@ -143,7 +156,8 @@ struct conn {
  * Takes over an accepted client socket fd (closed on failure) and starts reading the first
  * request head.  Returns the connection, owned by w's list, or NULL.
  */
-struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen,
+                      const char *listener_tool);
 
 /* Frees what conn_close() left of c; only the worker's reaper calls it.  NULL is a no-op. */
 void conn_free(struct conn *c);
@@ -174,6 +188,12 @@ void conn_abort(struct conn *c, char who, char phase);
  */
 void conn_fail(struct conn *c, unsigned status, const char *error_type, char who, char phase,
                const char *what);
+
+/*
+ * Ends the exchange with a 403 that names the tool, host, rule and policy file of
+ * c->decision (and the dialled address, when not NULL), then closes like conn_fail().
+ */
+void conn_deny(struct conn *c, char phase, const char *address);
 
 /* Called when the whole request and the whole response went through (keep-alive or close). */
 void conn_exchange_done(struct conn *c);

@@ -1,39 +1,208 @@
 /*
- * The decision hook: every request and tunnel is put to policy_decide() after its head
- * is parsed and before any byte goes upstream.  Today it enforces the CONNECT port list;
- * the policy issue grows it into tool profiles and organisation rules.
+ * Policies: tool profiles and the organisation policy, loaded from a directory of YAML
+ * files into an immutable, reference-counted snapshot, and the one function that decides a
+ * request against it.  The order of evaluation lives in policy_decide() and nowhere else:
+ *
+ *   1. the tool is banned by the organisation           -> block
+ *   2. global deny: hosts and CONNECT ports here; the dialled address (its class, CIDR,
+ *      country and ASN) in policy_check_address(), once it is resolved  -> block
+ *   3. the tool's telemetry groups, when blocked        -> block
+ *   4. the tool's allowlist (its endpoint groups)       -> allow
+ *   5. the tool's default                               -> allow, block or report
+ *   6. no tool identified: the organisation's default   -> allow, block or report
+ *
+ * "report" lets the request through and logs it as "would block".
  */
 #ifndef SLUICE_POLICY_H
 #define SLUICE_POLICY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include "sluice/settings.h"
+#include "sluice/yamldoc.h"
+
+struct domainset;
+struct geoip;
+struct netguard_cidrs;
+struct netguard_self;
 
 /* What to do with a request. */
 enum policy_verdict {
     POLICY_ALLOW = 0, /* forward it */
     POLICY_BLOCK,     /* refuse it with 403 */
+    POLICY_REPORT,    /* forward it, and log that it would have been blocked */
 };
 
-/* What the decision is about; strings are not owned. */
+/* What an endpoint group is for; telemetry-like purposes can be blocked as a class. */
+enum policy_purpose {
+    POLICY_PURPOSE_API = 0,
+    POLICY_PURPOSE_AUTH,
+    POLICY_PURPOSE_UPDATE,
+    POLICY_PURPOSE_TELEMETRY,
+    POLICY_PURPOSE_CRASH_REPORTING,
+    POLICY_PURPOSE_FEATURE_FLAGS,
+    POLICY_PURPOSE_OTHER,
+};
+
+#define POLICY_MAX_LIST  32
+#define POLICY_MAX_CODES 256 /* countries or ASNs in one list */
+
+/* One endpoint group of a tool: hosts with optional ports, methods and path prefixes. */
+struct policy_endpoint {
+    char *group; /* the group's name, part of the rule id */
+    enum policy_purpose purpose;
+    struct domainset *hosts; /* exact names and *.suffix wildcards; owned */
+    uint16_t ports[POLICY_MAX_LIST];
+    size_t nports; /* 0 = any port */
+    char *methods[POLICY_MAX_LIST];
+    size_t nmethods; /* 0 = any method */
+    char *paths[POLICY_MAX_LIST];
+    size_t npaths; /* 0 = any path; prefixes otherwise */
+};
+
+/* A tool profile: who the tool is, what it may reach, and what happens to the rest. */
+struct policy_tool {
+    char *id;                           /* "claude-code" */
+    char *name;                         /* display name */
+    char *file;                         /* the profile's path, for messages */
+    char *proxy_users[POLICY_MAX_LIST]; /* Proxy-Authorization user names that mean it */
+    size_t nproxy_users;
+    char *user_agents[POLICY_MAX_LIST]; /* User-Agent patterns (the identity issue) */
+    size_t nuser_agents;
+    char *executables[POLICY_MAX_LIST]; /* executable path patterns (the identity issue) */
+    size_t nexecutables;
+    enum policy_verdict default_verdict;
+    bool block_telemetry; /* block this tool's telemetry groups even if the org does not */
+    struct policy_endpoint *endpoints;
+    size_t nendpoints;
+};
+
+/* The organisation policy. */
+struct policy_org {
+    char *file; /* its path, or "(built-in)" */
+    char *banned[POLICY_MAX_LIST];
+    size_t nbanned;
+    bool block_telemetry; /* telemetry, crash-reporting and feature-flag groups, all tools */
+    enum policy_verdict unidentified;
+    struct domainset *deny_hosts;  /* owned; may be NULL */
+    struct domainset *allow_hosts; /* exceptions to deny_hosts; owned; may be NULL */
+    uint16_t connect_ports[POLICY_MAX_LIST];
+    size_t nconnect_ports;                    /* 0 = the configuration's connect_ports */
+    uint32_t deny_classes;                    /* NETGUARD_* address classes never dialled */
+    struct netguard_cidrs *deny_cidrs;        /* addresses never dialled; owned; may be NULL */
+    struct netguard_cidrs *allow_cidrs;       /* exceptions to the two above; owned; may be NULL */
+    char deny_countries[POLICY_MAX_CODES][3]; /* ISO 3166 codes never dialled */
+    size_t ndeny_countries;
+    char allow_countries[POLICY_MAX_CODES][3]; /* when any: only these are dialled */
+    size_t nallow_countries;
+    uint32_t deny_asns[POLICY_MAX_CODES]; /* autonomous systems never dialled */
+    size_t ndeny_asns;
+    uint32_t allow_asns[POLICY_MAX_CODES]; /* when any: only these are dialled */
+    size_t nallow_asns;
+};
+
+/* What a policy load needs besides the directory; strings are not owned. */
+struct policy_source {
+    const char *dir;                  /* the policy directory, or NULL: allow everything */
+    bool gateway;                     /* gateway mode: every address class denied by default */
+    const char *geoip_country_db;     /* MMDB file, or NULL: country rules are an error */
+    const char *geoip_asn_db;         /* MMDB file, or NULL: ASN rules are an error */
+    const struct netguard_self *self; /* the proxy's own listening addresses; may be NULL */
+};
+
+/* Everything loaded from one policy directory; immutable once built. */
+struct policy_snapshot {
+    atomic_uint refs;    /* one per holder: the current pointer, each connection */
+    unsigned generation; /* 1 for the first snapshot, +1 per reload */
+    char *dir;
+    struct geoip *geoip;              /* opened databases, or NULL; owned */
+    const struct netguard_self *self; /* not owned: lives as long as the program */
+    struct policy_tool *tools;
+    size_t ntools;
+    struct policy_org org;
+};
+
+/* What a decision is about; strings are not owned. */
 struct policy_query {
     const struct sluice_settings *settings;
-    bool is_connect; /* a CONNECT tunnel rather than a plain HTTP request */
+    const char *tool; /* identified tool id, or NULL */
+    bool is_connect;  /* a CONNECT tunnel: method and path are not visible */
     const char *method;
-    const char *host; /* normalised upstream host */
+    const char *host; /* lower-case upstream host */
     uint16_t port;
+    const char *path; /* origin-form path and query, or NULL when not visible */
 };
 
-/* The decision and the rule that made it. */
+/* The decision and the rule that made it; strings point into the snapshot or are static. */
 struct policy_decision {
     enum policy_verdict verdict;
-    const char *rule;   /* id of the rule that decided, for the log and the 403 body */
+    const char *tool;   /* tool id, or "unidentified" */
+    const char *file;   /* the policy file holding the rule */
+    char rule[128];     /* "ban", "deny-host", "telemetry:<group>", "allow:<group>", ... */
     const char *reason; /* one sentence for the client, saying what to do */
 };
 
-/* Decides q into *d. */
-void policy_decide(const struct policy_query *q, struct policy_decision *d);
+/* What the address guard learnt about a dialled address, for the log. */
+struct policy_dest {
+    char ip[48];     /* canonical text of the address */
+    char country[3]; /* ISO 3166 code, or "" when unknown or no database */
+    uint32_t asn;    /* 0 when unknown */
+};
+
+/*
+ * Loads every profile under src->dir/tools/NAME.yaml and src->dir/organisation.yaml
+ * (optional) and opens the GeoIP databases, into a new snapshot with one reference.
+ * Returns NULL with every problem in errs (file:line:column), cross-references included.
+ */
+struct policy_snapshot *policy_load(const struct policy_source *src, struct yamldoc_errors *errs);
+
+/*
+ * Parses the text of one tool profile (is_org false) or organisation policy (true), named
+ * path in messages, on its own: no cross-references, no GeoIP.  For tests and fuzzing.
+ * Returns 0, or -1 with every problem in errs.
+ */
+int policy_check_text(const char *path, const char *data, size_t len, bool is_org,
+                      struct yamldoc_errors *errs);
+
+/* Takes a reference. */
+struct policy_snapshot *policy_ref(struct policy_snapshot *p);
+
+/* Drops a reference; the last one frees the snapshot.  NULL is a no-op. */
+void policy_unref(struct policy_snapshot *p);
+
+/* The tool whose id or proxy user name is name, or NULL. */
+const struct policy_tool *policy_find_tool(const struct policy_snapshot *p, const char *name);
+
+/* Decides q against p into *d, in the documented order. */
+void policy_decide(const struct policy_snapshot *p, const struct policy_query *q,
+                   struct policy_decision *d);
+
+/*
+ * The address guard: checks an address that a request to host is about to be dialled to
+ * (after resolution, before connect) against the organisation's address classes, CIDRs,
+ * countries and ASNs.  Fills *dest for the log.  Returns true when it may be dialled;
+ * false with *d holding the block decision.  When GeoIP cannot tell the country or ASN
+ * that an allow-only list needs, the answer is no.
+ */
+bool policy_check_address(const struct policy_snapshot *p, const char *tool,
+                          const struct sockaddr *sa, struct policy_dest *dest,
+                          struct policy_decision *d);
+
+/* "allow", "block" or "report". */
+const char *policy_verdict_str(enum policy_verdict v);
+
+/*
+ * Makes p the snapshot new connections start with, taking over the caller's reference
+ * and dropping the previous one.  Connections keep the snapshot they started with.
+ */
+void policy_install(struct policy_snapshot *p);
+
+/* A new reference to the current snapshot (never NULL once one is installed). */
+struct policy_snapshot *policy_acquire(void);
 
 #endif /* SLUICE_POLICY_H */

@@ -34,6 +34,7 @@ struct worker {
     struct upstream_pool *pool;             /* idle upstream connections; owned */
     struct evconnlistener *listeners[WORKER_MAX_LISTENERS]; /* owned, with their sockets */
     size_t nlisteners;
+    const char *listener_tools[WORKER_MAX_LISTENERS]; /* tool each listener is bound to */
     struct event *wake;         /* activated from the main thread to start a drain */
     struct event *accept_retry; /* re-enables accepting after EMFILE */
     struct event *drain_timer;  /* ends the drain when it runs out */

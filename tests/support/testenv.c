@@ -37,7 +37,9 @@ struct testenv *testenv_new(void)
         tio_write_file(env->hosts_path, "127.0.0.1 localhost origin.test\n"
                                         "::1 localhost6 origin6.test\n"
                                         "::1 dual.test\n"
-                                        "127.0.0.1 dual.test\n") != 0)
+                                        "127.0.0.1 dual.test\n"
+                                        "127.0.1.1 de.test\n"
+                                        "127.0.2.1 kp.test\n") != 0)
         goto fail;
     return env;
 fail:

@@ -4,7 +4,8 @@
  * with them, so that no name lookup leaves the machine.
  *
  * Hosts file: 127.0.0.1 localhost origin.test; ::1 localhost6 origin6.test;
- * dual.test on ::1 and on 127.0.0.1 (in that order).  nosuch.test is in neither.
+ * dual.test on ::1 and on 127.0.0.1 (in that order); de.test 127.0.1.1 and kp.test
+ * 127.0.2.1, which the test GeoIP databases place in DE and KP.  nosuch.test is in neither.
  */
 #ifndef SLUICE_TEST_TESTENV_H
 #define SLUICE_TEST_TESTENV_H

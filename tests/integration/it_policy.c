@@ -1,0 +1,175 @@
+/*
+ * Policies through the real binary: a tool identified by its proxy user name or by the
+ * listener it connects to, allowed to its endpoints, refused elsewhere with a 403 that
+ * names the tool, host, policy file and rule; a banned tool; report mode; CONNECT.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "itcommon.h"
+
+/* Writes a policy directory for the case: tools alpha (block by default), beta, gamma. */
+static void write_policies(struct itcase *t, const char *org)
+{
+    char path[512];
+
+    snprintf(path, sizeof(path), "%s/policies", t->env->dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/policies/tools", t->env->dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/policies/tools/alpha.yaml", t->env->dir);
+    assert_int_equal(tio_write_file(path, "id: alpha\n"
+                                          "identify: {proxy_users: [alpha]}\n"
+                                          "default: block\n"
+                                          "endpoints:\n"
+                                          "  - {group: api, purpose: api, hosts: [origin.test]}\n"
+                                          "  - group: events\n"
+                                          "    purpose: telemetry\n"
+                                          "    hosts: [origin.test]\n"
+                                          "    paths: [/events]\n"),
+                     0);
+    snprintf(path, sizeof(path), "%s/policies/tools/beta.yaml", t->env->dir);
+    assert_int_equal(tio_write_file(path, "id: beta\ndefault: report\n"), 0);
+    snprintf(path, sizeof(path), "%s/policies/tools/gamma.yaml", t->env->dir);
+    assert_int_equal(tio_write_file(path, "id: gamma\ndefault: allow\n"), 0);
+    snprintf(path, sizeof(path), "%s/policies/organisation.yaml", t->env->dir);
+    assert_int_equal(tio_write_file(path, org), 0);
+}
+
+/* Starts the proxy with the case's policy directory and extra args. */
+static void start_with_policies(struct itcase *t, const char *extra)
+{
+    static char dir[512];
+    const char *args[] = {"--policy-dir", dir, extra, NULL};
+
+    snprintf(dir, sizeof(dir), "%s/policies", t->env->dir);
+    it_start_proxy(t, args);
+}
+
+/* GETs path on the origin as proxy user user (NULL: none); returns the status. */
+static long get_as(struct itcase *t, const char *user, const char *path, struct tbuf *body)
+{
+    struct itcurl *c = itcurl_new(t->proxy_port);
+    char url[128];
+    long status;
+
+    assert_non_null(c);
+    if (user != NULL) {
+        char cred[64];
+        snprintf(cred, sizeof(cred), "%s:secret", user);
+        curl_easy_setopt(c->h, CURLOPT_PROXYUSERPWD, cred);
+    }
+    assert_int_equal(itcurl_perform(c, it_url(t, path, url, sizeof(url))), CURLE_OK);
+    status = itcurl_status(c);
+    if (body != NULL)
+        tbuf_append(body, c->body.data, c->body.len);
+    itcurl_free(c);
+    return status;
+}
+
+/* A tool named by its proxy user reaches its endpoints; elsewhere it gets an explained 403. */
+static void test_allow_and_block(void **state)
+{
+    struct itcase *t = *state;
+    struct tbuf body = {0};
+
+    write_policies(t, "block_telemetry: true\nunidentified: allow\n");
+    it_start_origin(t, origin_handler_simple, NULL);
+    start_with_policies(t, NULL);
+    assert_int_equal(get_as(t, "alpha", "/ok", NULL), 200);
+    it_expect_access(t, "target=\"http://origin.test", "status=200", "tool=alpha", "id=proxy-user",
+                     "decision=allow", "rule=allow:api", NULL);
+    /* Telemetry on the shared host is refused by path. */
+    assert_int_equal(get_as(t, "alpha", "/events/1", &body), 403);
+    assert_non_null(strstr(tbuf_str(&body), "tool alpha"));
+    assert_non_null(strstr(tbuf_str(&body), "origin.test"));
+    assert_non_null(strstr(tbuf_str(&body), "rule telemetry:events"));
+    assert_non_null(strstr(tbuf_str(&body), "alpha.yaml"));
+    it_expect_access(t, "status=403", "term=PR", "decision=block", "rule=telemetry:events", NULL);
+    tbuf_free(&body);
+}
+
+/* The organisation bans a tool: everything it sends is refused, with the reason. */
+static void test_banned_tool(void **state)
+{
+    struct itcase *t = *state;
+    struct tbuf body = {0};
+
+    write_policies(t, "banned_tools: [alpha]\n");
+    it_start_origin(t, origin_handler_simple, NULL);
+    start_with_policies(t, NULL);
+    assert_int_equal(get_as(t, "alpha", "/ok", &body), 403);
+    assert_non_null(strstr(tbuf_str(&body), "banned by the organisation policy"));
+    assert_non_null(strstr(tbuf_str(&body), "organisation.yaml"));
+    it_expect_access(t, "status=403", "rule=ban:alpha", NULL);
+    assert_int_equal(get_as(t, NULL, "/ok", NULL), 200); /* others are not affected */
+    tbuf_free(&body);
+}
+
+/* Report mode lets the request through and logs it as "would block". */
+static void test_report_mode(void **state)
+{
+    struct itcase *t = *state;
+
+    write_policies(t, "unidentified: report\n");
+    it_start_origin(t, origin_handler_simple, NULL);
+    start_with_policies(t, NULL);
+    assert_int_equal(get_as(t, NULL, "/ok", NULL), 200);
+    it_expect_access(t, "status=200", "tool=unidentified", "decision=report", "rule=unidentified",
+                     NULL);
+    assert_int_equal(get_as(t, "beta", "/ok", NULL), 200);
+    it_expect_access(t, "status=200", "tool=beta", "decision=report", "rule=default", NULL);
+}
+
+/* Unidentified clients blocked by the organisation; a known tool still passes. */
+static void test_unidentified_blocked(void **state)
+{
+    struct itcase *t = *state;
+
+    write_policies(t, "unidentified: block\n");
+    it_start_origin(t, origin_handler_simple, NULL);
+    start_with_policies(t, NULL);
+    assert_int_equal(get_as(t, NULL, "/ok", NULL), 403);
+    assert_int_equal(get_as(t, "unknown-user", "/ok", NULL), 403);
+    assert_int_equal(get_as(t, "gamma", "/ok", NULL), 200);
+}
+
+/* A CONNECT to a port outside the list is refused before any tunnel. */
+static void test_connect_port_refused(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *rc;
+    struct rawresp r = {0};
+    char type[64];
+
+    write_policies(t, "connect_ports: [443]\n");
+    start_with_policies(t, NULL);
+    rc = it_raw(t);
+    assert_int_equal(rawclient_sends(rc, "CONNECT origin.test:8443 HTTP/1.1\r\n"
+                                         "Host: origin.test:8443\r\n\r\n"),
+                     0);
+    assert_int_equal(rawclient_response(rc, &r, false, 5000), 403);
+    it_assert_sluice_error(&r, 403, type, sizeof(type));
+    assert_string_equal(type, "http_request_denied");
+    assert_non_null(strstr(tbuf_str(&r.body), "rule connect-ports"));
+    rawresp_free(&r);
+    rawclient_close(rc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_allow_and_block, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_banned_tool, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_report_mode, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_unidentified_blocked, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_port_refused, it_setup, it_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,212 @@
+/*
+ * SIGHUP reloads through the real binary, under load: a valid policy is swapped in whole,
+ * an invalid one is refused with its errors logged and the running one stays, no request
+ * of the load fails, every request is decided by one complete version of the policy, and
+ * a connection keeps the snapshot it started with.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "itcommon.h"
+
+/*
+ * Version v of the policy: tool alpha may reach origin.test through group api-v<v>, and
+ * the organisation refuses the host deny-v<v>.test.  Both files name the version, so a
+ * request decided by a mixture of two versions would show in its rule.
+ */
+static void write_version(struct itcase *t, unsigned v)
+{
+    char path[512], text[512];
+
+    snprintf(path, sizeof(path), "%s/policies/tools/alpha.yaml", t->env->dir);
+    snprintf(text, sizeof(text),
+             "id: alpha\n"
+             "identify: {proxy_users: [alpha]}\n"
+             "default: block\n"
+             "endpoints:\n"
+             "  - {group: api-v%u, purpose: api, hosts: [origin.test]}\n",
+             v);
+    assert_int_equal(tio_write_file(path, text), 0);
+    snprintf(path, sizeof(path), "%s/policies/organisation.yaml", t->env->dir);
+    snprintf(text, sizeof(text), "unidentified: block\ndeny_hosts: [deny-v%u.test]\n", v);
+    assert_int_equal(tio_write_file(path, text), 0);
+}
+
+/* Makes the policy directory at version 1 and starts the proxy on it. */
+static void start_v1(struct itcase *t)
+{
+    static char dir[512];
+    const char *const args[] = {"--policy-dir", dir, NULL};
+    char path[600];
+
+    snprintf(dir, sizeof(dir), "%s/policies", t->env->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/tools", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    write_version(t, 1);
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+}
+
+/* Sends SIGHUP and waits for the log line that says how the reload ended. */
+static void reload_and_wait(struct itcase *t, const char *expect)
+{
+    uint64_t deadline = tio_now_ms() + 5000;
+
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    while (!sluiceproc_log_contains(t->env->proxy, expect)) {
+        if (tio_now_ms() > deadline)
+            it_fail_with_log(t, expect);
+        tio_sleep_ms(20);
+    }
+}
+
+/* Waits up to 5 s until want access lines hold token (lines are written after a response). */
+static unsigned wait_access_count(struct itcase *t, unsigned want, const char *token)
+{
+    uint64_t deadline = tio_now_ms() + 5000;
+    unsigned n;
+
+    while ((n = sluiceproc_access_count(t->env->proxy, token, NULL)) < want &&
+           tio_now_ms() < deadline)
+        tio_sleep_ms(20);
+    return n;
+}
+
+/* A load of requests as tool alpha on keep-alive connections, in a thread of its own. */
+struct load {
+    struct itcase *t;
+    atomic_bool stop;
+    unsigned done;   /* requests made */
+    unsigned failed; /* requests that did not end in 200 */
+};
+
+/* Runs requests until told to stop or 3,000 are done, a new connection every 20. */
+static void *load_main(void *arg)
+{
+    struct load *l = arg;
+    char url[128];
+
+    it_url(l->t, "/ok", url, sizeof(url));
+    while (!atomic_load(&l->stop) && l->done < 3000) {
+        struct itcurl *c = itcurl_new(l->t->proxy_port);
+        if (c == NULL) {
+            l->failed++;
+            break;
+        }
+        curl_easy_setopt(c->h, CURLOPT_PROXYUSERPWD, "alpha:x");
+        for (int i = 0; i < 20 && !atomic_load(&l->stop); i++) {
+            l->done++;
+            if (itcurl_perform(c, url) != CURLE_OK || itcurl_status(c) != 200)
+                l->failed++;
+        }
+        itcurl_free(c);
+    }
+    return NULL;
+}
+
+/* GETs origin.test as alpha on handle c; returns the status. */
+static long get_alpha(struct itcase *t, struct itcurl *c)
+{
+    char url[128];
+
+    curl_easy_setopt(c->h, CURLOPT_PROXYUSERPWD, "alpha:x");
+    assert_int_equal(itcurl_perform(c, it_url(t, "/ok", url, sizeof(url))), CURLE_OK);
+    return itcurl_status(c);
+}
+
+/*
+ * Valid and invalid reloads while a load runs: no request fails, every decision names a
+ * rule of version 1 or of version 2 (never anything else), the invalid policy is refused
+ * with its position in the log, and version 2 stays in force after it.
+ */
+static void test_reload_under_load(void **state)
+{
+    struct itcase *t = *state;
+    struct load l = {.t = t};
+    pthread_t th;
+    char path[512];
+    unsigned v1, v2, total;
+
+    start_v1(t);
+    assert_int_equal(pthread_create(&th, NULL, load_main, &l), 0);
+    tio_sleep_ms(300);
+    write_version(t, 2);
+    reload_and_wait(t, "reloaded: policy generation 2");
+    tio_sleep_ms(300);
+    /* Broken: a bad decision in the tool, and an unknown key in the organisation. */
+    snprintf(path, sizeof(path), "%s/policies/tools/alpha.yaml", t->env->dir);
+    assert_int_equal(tio_write_file(path, "id: alpha\ndefault: maybe\n"), 0);
+    snprintf(path, sizeof(path), "%s/policies/organisation.yaml", t->env->dir);
+    assert_int_equal(tio_write_file(path, "unidentified: block\ncolour: blue\n"), 0);
+    reload_and_wait(t, "policy generation 2 stays in force");
+    assert_true(sluiceproc_log_contains(t->env->proxy, "alpha.yaml:2:10: default: 'maybe'"));
+    assert_true(sluiceproc_log_contains(t->env->proxy, "organisation.yaml:2:1: unknown key"));
+    tio_sleep_ms(300);
+    atomic_store(&l.stop, true);
+    assert_int_equal(pthread_join(th, NULL), 0);
+
+    assert_true(l.done > 20);
+    assert_int_equal(l.failed, 0);
+    total = wait_access_count(t, l.done, "access ");
+    v1 = sluiceproc_access_count(t->env->proxy, "tool=alpha", "rule=allow:api-v1", NULL);
+    v2 = sluiceproc_access_count(t->env->proxy, "tool=alpha", "rule=allow:api-v2", NULL);
+    print_message("%u requests: %u by version 1, %u by version 2\n", l.done, v1, v2);
+    assert_true(v1 > 0);
+    assert_true(v2 > 0);
+    assert_int_equal(v1 + v2, total);
+    assert_int_equal(total, l.done);
+
+    /* After the refused reload, version 2 still decides new connections. */
+    {
+        struct itcurl *c = itcurl_new(t->proxy_port);
+        assert_non_null(c);
+        assert_int_equal(get_alpha(t, c), 200);
+        itcurl_free(c);
+        assert_int_equal(wait_access_count(t, total + 1, "access "), total + 1);
+        assert_int_equal(sluiceproc_access_count(t->env->proxy, "rule=allow:api-v2", NULL), v2 + 1);
+    }
+}
+
+/* A connection keeps the policy it started with; new connections get the new one. */
+static void test_connection_keeps_snapshot(void **state)
+{
+    struct itcase *t = *state;
+    struct itcurl *old_conn, *new_conn;
+
+    start_v1(t);
+    old_conn = itcurl_new(t->proxy_port);
+    assert_non_null(old_conn);
+    assert_int_equal(get_alpha(t, old_conn), 200);
+    it_expect_access(t, "rule=allow:api-v1", NULL);
+
+    write_version(t, 2);
+    reload_and_wait(t, "reloaded: policy generation 2");
+    assert_int_equal(get_alpha(t, old_conn), 200); /* the same keep-alive connection */
+    assert_int_equal(wait_access_count(t, 2, "rule=allow:api-v1"), 2);
+    new_conn = itcurl_new(t->proxy_port);
+    assert_non_null(new_conn);
+    assert_int_equal(get_alpha(t, new_conn), 200);
+    it_expect_access(t, "rule=allow:api-v2", NULL);
+    itcurl_free(old_conn);
+    itcurl_free(new_conn);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_reload_under_load, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connection_keeps_snapshot, it_setup, it_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,554 @@
+/*
+ * Unit tests for policies: loading a directory (and every kind of error, with its
+ * position), each step of the order of evaluation, and each kind of decision.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "sluice/identity.h"
+#include "sluice/netguard.h"
+#include "sluice/policy.h"
+
+/* A temporary policy directory. */
+struct fixture {
+    char dir[64];
+    struct sluice_settings settings;
+    struct yamldoc_errors errs;
+    struct policy_snapshot *p;
+};
+
+/* Loads dir (NULL: no directory) as a local-mode policy with no GeoIP. */
+static struct policy_snapshot *load_dir(const char *dir, struct yamldoc_errors *errs)
+{
+    struct policy_source src = {.dir = dir};
+
+    return policy_load(&src, errs);
+}
+
+/* Writes text to dir/name. */
+static void put(struct fixture *f, const char *name, const char *text)
+{
+    char path[256];
+    FILE *out;
+
+    snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+    out = fopen(path, "w");
+    assert_non_null(out);
+    fputs(text, out);
+    assert_int_equal(fclose(out), 0);
+}
+
+static const char tool_a[] = "id: alpha\n"
+                             "name: Alpha\n"
+                             "identify:\n"
+                             "  proxy_users: [alpha, al]\n"
+                             "default: block\n"
+                             "endpoints:\n"
+                             "  - group: api\n"
+                             "    purpose: api\n"
+                             "    hosts: [api.alpha.test, \"*.cdn.alpha.test\"]\n"
+                             "  - group: metrics\n"
+                             "    purpose: telemetry\n"
+                             "    hosts: [metrics.alpha.test]\n"
+                             "  - group: events\n"
+                             "    purpose: telemetry\n"
+                             "    hosts: [api.alpha.test]\n"
+                             "    methods: [POST]\n"
+                             "    paths: [/v1/events]\n";
+
+static const char tool_b[] = "id: beta\n"
+                             "default: report\n"
+                             "endpoints:\n"
+                             "  - group: api\n"
+                             "    purpose: api\n"
+                             "    hosts: [api.beta.test]\n"
+                             "    ports: [443]\n";
+
+/* Makes the directory with two tools and an organisation policy. */
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    char tools[96];
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/sluice-policy-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(tools, sizeof(tools), "%s/tools", f->dir);
+    if (mkdir(tools, 0700) != 0)
+        return -1;
+    settings_init(&f->settings);
+    *state = f;
+    return 0;
+}
+
+/* Removes the directory. */
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+
+    policy_unref(f->p);
+    yamldoc_errors_clear(&f->errs);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* Writes the standard tools and org, then loads. */
+static void load_standard(struct fixture *f, const char *org)
+{
+    put(f, "tools/alpha.yaml", tool_a);
+    put(f, "tools/beta.yaml", tool_b);
+    put(f, "organisation.yaml", org);
+    f->p = load_dir(f->dir, &f->errs);
+    if (f->p == NULL)
+        yamldoc_errors_print(&f->errs, stderr);
+    assert_non_null(f->p);
+}
+
+/* Decides one request and checks verdict and rule. */
+static void expect(struct fixture *f, const char *tool, bool is_connect, const char *method,
+                   const char *host, uint16_t port, const char *path, enum policy_verdict v,
+                   const char *rule)
+{
+    struct policy_query q = {.settings = &f->settings,
+                             .tool = tool,
+                             .is_connect = is_connect,
+                             .method = method,
+                             .host = host,
+                             .port = port,
+                             .path = path};
+    struct policy_decision d;
+
+    policy_decide(f->p, &q, &d);
+    if (d.verdict != v || strcmp(d.rule, rule) != 0)
+        fail_msg("%s %s %s:%u%s: got %s by %s, expected %s by %s", tool ? tool : "-", method, host,
+                 port, path ? path : "", policy_verdict_str(d.verdict), d.rule,
+                 policy_verdict_str(v), rule);
+    assert_non_null(d.file);
+    assert_non_null(d.reason);
+}
+
+/* 1. A banned tool is refused even on its own API, before every other rule. */
+static void test_ban_first(void **state)
+{
+    struct fixture *f = *state;
+
+    load_standard(f, "banned_tools: [alpha]\ndeny_hosts: [api.alpha.test]\n");
+    expect(f, "alpha", false, "GET", "api.alpha.test", 80, "/", POLICY_BLOCK, "ban:alpha");
+    expect(f, "al", true, "CONNECT", "api.alpha.test", 443, NULL, POLICY_BLOCK, "ban:alpha");
+    /* Other tools are not affected. */
+    expect(f, "beta", false, "GET", "api.beta.test", 443, "/", POLICY_ALLOW, "allow:api");
+    expect(f, "beta", false, "GET", "api.beta.test", 80, "/", POLICY_REPORT, "default");
+}
+
+/* 2. Global deny comes before the tool's allowlist; allow_hosts makes exceptions. */
+static void test_global_deny(void **state)
+{
+    struct fixture *f = *state;
+
+    load_standard(f, "deny_hosts: [\"*.alpha.test\"]\nallow_hosts: [api.alpha.test]\n");
+    expect(f, "alpha", false, "GET", "x.cdn.alpha.test", 80, "/", POLICY_BLOCK, "deny-host");
+    expect(f, "alpha", false, "GET", "api.alpha.test", 80, "/", POLICY_ALLOW, "allow:api");
+    expect(f, NULL, false, "GET", "x.cdn.alpha.test", 80, "/", POLICY_BLOCK, "deny-host");
+}
+
+/* 2. CONNECT ports: the organisation's list, else the configuration's. */
+static void test_connect_ports(void **state)
+{
+    struct fixture *f = *state;
+
+    load_standard(f, "");
+    expect(f, "alpha", true, "CONNECT", "api.alpha.test", 443, NULL, POLICY_ALLOW, "allow:api");
+    expect(f, "alpha", true, "CONNECT", "api.alpha.test", 22, NULL, POLICY_BLOCK, "connect-ports");
+    policy_unref(f->p);
+    f->p = NULL;
+    put(f, "organisation.yaml", "connect_ports: [22]\n");
+    f->p = load_dir(f->dir, &f->errs);
+    assert_non_null(f->p);
+    expect(f, "alpha", true, "CONNECT", "api.alpha.test", 22, NULL, POLICY_ALLOW, "allow:api");
+    expect(f, "alpha", true, "CONNECT", "api.alpha.test", 443, NULL, POLICY_BLOCK, "connect-ports");
+}
+
+/* 3. Telemetry groups are blocked when the organisation says so, before the allowlist. */
+static void test_telemetry_blocked(void **state)
+{
+    struct fixture *f = *state;
+
+    load_standard(f, "block_telemetry: true\n");
+    expect(f, "alpha", false, "GET", "metrics.alpha.test", 80, "/", POLICY_BLOCK,
+           "telemetry:metrics");
+    /* A shared host: only the telemetry path is blocked, the API goes through. */
+    expect(f, "alpha", false, "POST", "api.alpha.test", 80, "/v1/events/batch", POLICY_BLOCK,
+           "telemetry:events");
+    expect(f, "alpha", false, "POST", "api.alpha.test", 80, "/v1/messages", POLICY_ALLOW,
+           "allow:api");
+    /* In a tunnel the path is not visible: the shared host is not blocked whole. */
+    expect(f, "alpha", true, "CONNECT", "api.alpha.test", 443, NULL, POLICY_ALLOW, "allow:api");
+}
+
+/* 4. Without the block, telemetry groups are part of the allowlist. */
+static void test_telemetry_allowed(void **state)
+{
+    struct fixture *f = *state;
+
+    load_standard(f, "block_telemetry: false\n");
+    expect(f, "alpha", false, "GET", "metrics.alpha.test", 80, "/", POLICY_ALLOW, "allow:metrics");
+}
+
+/* 4. Wildcards cover names below the suffix only. */
+static void test_allowlist_wildcard(void **state)
+{
+    struct fixture *f = *state;
+
+    load_standard(f, "");
+    expect(f, "alpha", false, "GET", "a.b.cdn.alpha.test", 80, "/", POLICY_ALLOW, "allow:api");
+    expect(f, "alpha", false, "GET", "cdn.alpha.test", 80, "/", POLICY_BLOCK, "default");
+    expect(f, "alpha", false, "GET", "badcdn.alpha.test", 80, "/", POLICY_BLOCK, "default");
+}
+
+/* 4. A group's ports restrict it. */
+static void test_allowlist_port(void **state)
+{
+    struct fixture *f = *state;
+
+    load_standard(f, "");
+    expect(f, "beta", true, "CONNECT", "api.beta.test", 443, NULL, POLICY_ALLOW, "allow:api");
+    expect(f, "beta", false, "GET", "api.beta.test", 8080, "/", POLICY_REPORT, "default");
+}
+
+/* 5. and 6. Defaults: the tool's, then the organisation's for unidentified clients. */
+static void test_defaults(void **state)
+{
+    struct fixture *f = *state;
+
+    load_standard(f, "unidentified: block\n");
+    expect(f, "alpha", false, "GET", "elsewhere.test", 80, "/", POLICY_BLOCK, "default");
+    expect(f, "beta", false, "GET", "elsewhere.test", 80, "/", POLICY_REPORT, "default");
+    expect(f, NULL, false, "GET", "elsewhere.test", 80, "/", POLICY_BLOCK, "unidentified");
+    expect(f, "nobody", false, "GET", "elsewhere.test", 80, "/", POLICY_BLOCK, "unidentified");
+}
+
+/* No policy directory: everything allowed, CONNECT ports still apply. */
+static void test_no_directory(void **state)
+{
+    struct fixture *f = *state;
+
+    f->p = load_dir(NULL, &f->errs);
+    assert_non_null(f->p);
+    expect(f, NULL, false, "GET", "anything.test", 80, "/", POLICY_ALLOW, "unidentified");
+    expect(f, NULL, true, "CONNECT", "anything.test", 25, NULL, POLICY_BLOCK, "connect-ports");
+}
+
+/* Identity: the listener binding wins over the proxy user; Basic credentials decoded. */
+static void test_identity(void **state)
+{
+    struct fixture *f = *state;
+    struct identity id;
+    static const char alpha_basic[] = "Basic YWxwaGE6c2VjcmV0"; /* alpha:secret */
+    static const char beta_basic[] = "basic YmV0YTo=";          /* beta: */
+    static const char bad[] = "Basic !!!!";
+
+    load_standard(f, "");
+    identity_resolve(f->p, "beta", alpha_basic, sizeof(alpha_basic) - 1, &id);
+    assert_string_equal(id.tool, "beta");
+    assert_int_equal(id.source, IDENTITY_LISTENER);
+    identity_resolve(f->p, NULL, alpha_basic, sizeof(alpha_basic) - 1, &id);
+    assert_string_equal(id.tool, "alpha");
+    assert_int_equal(id.source, IDENTITY_PROXY_USER);
+    identity_resolve(f->p, NULL, beta_basic, sizeof(beta_basic) - 1, &id);
+    assert_string_equal(id.tool, "beta");
+    identity_resolve(f->p, NULL, bad, sizeof(bad) - 1, &id);
+    assert_null(id.tool);
+    assert_int_equal(id.source, IDENTITY_NONE);
+}
+
+/* Loads the directory expecting n errors, the first at file:line:col containing needle. */
+static void expect_load_error(struct fixture *f, size_t n, const char *file, unsigned line,
+                              unsigned col, const char *needle)
+{
+    char prefix[192];
+
+    f->p = load_dir(f->dir, &f->errs);
+    assert_null(f->p);
+    if (f->errs.count != n)
+        yamldoc_errors_print(&f->errs, stderr);
+    assert_int_equal(f->errs.count, n);
+    snprintf(prefix, sizeof(prefix), "%s/%s:%u:%u: ", f->dir, file, line, col);
+    if (strncmp(f->errs.lines[0], prefix, strlen(prefix)) != 0 ||
+        strstr(f->errs.lines[0], needle) == NULL)
+        fail_msg("got \"%s\", expected \"%s...%s...\"", f->errs.lines[0], prefix, needle);
+}
+
+/* Unknown keys are errors with their position. */
+static void test_error_unknown_key(void **state)
+{
+    struct fixture *f = *state;
+
+    put(f, "tools/a.yaml", "id: a\ndefualt: block\n");
+    expect_load_error(f, 1, "tools/a.yaml", 2, 1, "unknown key 'defualt' in a tool profile");
+}
+
+/* A decision that is not allow, block or report. */
+static void test_error_bad_verdict(void **state)
+{
+    struct fixture *f = *state;
+
+    put(f, "tools/a.yaml", "id: a\ndefault: deny\n");
+    expect_load_error(f, 1, "tools/a.yaml", 2, 10, "expected allow, block or report");
+}
+
+/* A host pattern the domain set refuses. */
+static void test_error_bad_host(void **state)
+{
+    struct fixture *f = *state;
+
+    put(f, "tools/a.yaml", "id: a\nendpoints:\n  - group: g\n    hosts: [\"bad host\"]\n");
+    expect_load_error(f, 1, "tools/a.yaml", 4, 13, "is not a host name");
+}
+
+/* A banned tool must have a profile. */
+static void test_error_banned_unknown(void **state)
+{
+    struct fixture *f = *state;
+
+    put(f, "tools/a.yaml", "id: a\n");
+    put(f, "organisation.yaml", "banned_tools: [zeta]\n");
+    expect_load_error(f, 1, "organisation.yaml", 0, 0, "no tool profile has the id 'zeta'");
+}
+
+/* Two profiles may not share an id. */
+static void test_error_duplicate_id(void **state)
+{
+    struct fixture *f = *state;
+
+    put(f, "tools/a.yaml", "id: same\n");
+    put(f, "tools/b.yaml", "id: same\n");
+    expect_load_error(f, 1, "tools/b.yaml", 0, 0, "tool id 'same' is also used by");
+}
+
+/* A key given twice is an error at its second place, not a silent override. */
+static void test_error_repeated_key(void **state)
+{
+    struct fixture *f = *state;
+
+    put(f, "organisation.yaml",
+        "unidentified: block\nblock_telemetry: true\nunidentified: allow\n");
+    expect_load_error(f, 1, "organisation.yaml", 3, 1, "unidentified: given twice; keep one");
+}
+
+/* Every error of every file is reported. */
+static void test_error_all_reported(void **state)
+{
+    struct fixture *f = *state;
+
+    put(f, "tools/a.yaml", "id: A\ndefault: maybe\n");
+    put(f, "organisation.yaml", "unidentified: sometimes\ncolour: red\n");
+    expect_load_error(f, 4, "tools/a.yaml", 1, 5, "id 'A' is not a tool id");
+}
+
+/* Loads the directory with the given mode and the test GeoIP databases (when geo). */
+static void load_guarded(struct fixture *f, const char *org, bool gateway, bool geo)
+{
+    static char country[512], asn[512];
+    const char *dir = getenv("SLUICE_GEOIP_DIR");
+    struct policy_source src = {.dir = f->dir, .gateway = gateway};
+
+    if (geo) {
+        assert_non_null(dir);
+        snprintf(country, sizeof(country), "%s/test-country.mmdb", dir);
+        snprintf(asn, sizeof(asn), "%s/test-asn.mmdb", dir);
+        src.geoip_country_db = country;
+        src.geoip_asn_db = asn;
+    }
+    put(f, "organisation.yaml", org);
+    f->p = policy_load(&src, &f->errs);
+    if (f->p == NULL)
+        yamldoc_errors_print(&f->errs, stderr);
+    assert_non_null(f->p);
+}
+
+/* Checks ip:port against the address guard: allowed (rule NULL) or refused by rule. */
+static void expect_address(struct fixture *f, const char *ip, uint16_t port, const char *rule)
+{
+    struct sockaddr_storage ss;
+    struct policy_dest dest;
+    struct policy_decision d;
+    bool allowed;
+
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(ip, ':') != NULL) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        assert_int_equal(inet_pton(AF_INET6, ip, &sin6->sin6_addr), 1);
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        assert_int_equal(inet_pton(AF_INET, ip, &sin->sin_addr), 1);
+    }
+    allowed = policy_check_address(f->p, "alpha", (struct sockaddr *)&ss, &dest, &d);
+    if (rule == NULL && !allowed)
+        fail_msg("%s: refused by %s, expected allowed", ip, d.rule);
+    if (rule != NULL && (allowed || strcmp(d.rule, rule) != 0))
+        fail_msg("%s: %s%s, expected refused by %s", ip, allowed ? "allowed" : "refused by ",
+                 allowed ? "" : d.rule, rule);
+    if (!allowed) {
+        assert_int_equal(d.verdict, POLICY_BLOCK);
+        assert_string_equal(d.tool, "alpha");
+        assert_non_null(strstr(d.file, "organisation.yaml"));
+    }
+}
+
+/* Gateway mode refuses every inward class by default, IPv4-mapped and embedded forms too. */
+static void test_guard_gateway_defaults(void **state)
+{
+    struct fixture *f = *state;
+
+    load_guarded(f, "", true, false);
+    expect_address(f, "127.0.0.1", 80, "deny-address:loopback");
+    expect_address(f, "10.1.2.3", 80, "deny-address:private");
+    expect_address(f, "192.168.0.1", 80, "deny-address:private");
+    expect_address(f, "169.254.169.254", 80, "deny-address:metadata");
+    expect_address(f, "169.254.1.1", 80, "deny-address:link-local");
+    expect_address(f, "100.64.0.1", 80, "deny-address:cgnat");
+    expect_address(f, "fd00::1", 80, "deny-address:unique-local");
+    expect_address(f, "::ffff:10.0.0.1", 80, "deny-address:private");
+    expect_address(f, "64:ff9b::a9fe:a9fe", 80, "deny-address:metadata");
+    expect_address(f, "0.0.0.0", 80, "deny-address:unspecified");
+    expect_address(f, "224.0.0.1", 80, "deny-address:multicast");
+    expect_address(f, "93.184.215.14", 80, NULL);
+    expect_address(f, "2606:4700::1111", 443, NULL);
+}
+
+/* Local mode reaches loopback and private services, never metadata addresses. */
+static void test_guard_local_defaults(void **state)
+{
+    struct fixture *f = *state;
+
+    load_guarded(f, "", false, false);
+    expect_address(f, "127.0.0.1", 8080, NULL);
+    expect_address(f, "10.1.2.3", 80, NULL);
+    expect_address(f, "169.254.169.254", 80, "deny-address:metadata");
+    expect_address(f, "::ffff:169.254.169.254", 80, "deny-address:metadata");
+    expect_address(f, "100.100.100.200", 80, "deny-address:metadata");
+    expect_address(f, "169.254.1.1", 80, NULL);
+    expect_address(f, "0.0.0.0", 80, "deny-address:unspecified");
+}
+
+/* deny_addresses replaces the mode's default; allow_cidrs and deny_cidrs refine it. */
+static void test_guard_configured(void **state)
+{
+    struct fixture *f = *state;
+
+    load_guarded(f,
+                 "deny_addresses: [loopback, private]\n"
+                 "allow_cidrs: [10.20.0.0/16, \"::1\"]\n"
+                 "deny_cidrs: [93.184.215.0/24, \"2001:db8::/32\"]\n",
+                 true, false);
+    expect_address(f, "127.0.0.1", 80, "deny-address:loopback");
+    expect_address(f, "::1", 80, NULL);
+    expect_address(f, "10.1.0.1", 80, "deny-address:private");
+    expect_address(f, "10.20.3.4", 80, NULL);
+    expect_address(f, "169.254.169.254", 80, NULL); /* no longer in the list */
+    expect_address(f, "93.184.215.14", 80, "deny-cidr");
+    expect_address(f, "2001:db8::5", 80, "deny-cidr");
+    expect_address(f, "93.184.216.1", 80, NULL);
+}
+
+/* Countries and autonomous systems from the test databases. */
+static void test_guard_geoip(void **state)
+{
+    struct fixture *f = *state;
+
+    load_guarded(f, "deny_addresses: []\ndeny_countries: [kp]\ndeny_asns: [AS64501]\n", false,
+                 true);
+    expect_address(f, "127.0.0.1", 80, NULL);
+    expect_address(f, "127.0.2.9", 80, "deny-country:KP");
+    expect_address(f, "127.0.1.9", 80, "deny-asn:AS64501");
+    policy_unref(f->p);
+    f->p = NULL;
+    load_guarded(f, "deny_addresses: []\nallow_countries: [US, DE]\nallow_asns: [64500]\n", false,
+                 true);
+    expect_address(f, "127.0.0.1", 80, NULL);
+    expect_address(f, "127.0.2.9", 80, "allow-countries:KP");
+    expect_address(f, "127.0.1.9", 80, "allow-asns:AS64501");
+    expect_address(f, "127.9.9.9", 80, "allow-countries:unknown"); /* not in the database */
+}
+
+/* Country and AS rules with no database are errors at their key, saying what to set. */
+static void test_error_country_without_db(void **state)
+{
+    struct fixture *f = *state;
+
+    put(f, "organisation.yaml", "block_telemetry: true\ndeny_countries: [KP]\n");
+    expect_load_error(f, 1, "organisation.yaml", 2, 1, "set geoip.country_db");
+    policy_unref(f->p);
+    f->p = NULL;
+    yamldoc_errors_clear(&f->errs);
+    put(f, "organisation.yaml", "allow_asns: [AS1]\n");
+    expect_load_error(f, 1, "organisation.yaml", 1, 1, "set geoip.asn_db");
+}
+
+/* Address rules with a bad entry name the entry and what to write. */
+static void test_error_address_rules(void **state)
+{
+    struct fixture *f = *state;
+
+    put(f, "organisation.yaml",
+        "deny_addresses: [loopback, intranet]\n"
+        "deny_cidrs: [10.1.0.0/8]\n"
+        "allow_cidrs: [\"::1/129\"]\n"
+        "deny_asns: [ASx]\n");
+    expect_load_error(f, 5, "organisation.yaml", 1, 28, "'intranet' is not an address class");
+    assert_non_null(strstr(f->errs.lines[1], "organisation.yaml:2:14: "));
+    assert_non_null(strstr(f->errs.lines[1], "write 10.0.0.0/8"));
+    assert_non_null(strstr(f->errs.lines[2], "organisation.yaml:3:15: "));
+    assert_non_null(strstr(f->errs.lines[3], "'ASx' is not an AS number"));
+    assert_non_null(strstr(f->errs.lines[4], "set geoip.asn_db")); /* and no database */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ban_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_global_deny, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_ports, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_telemetry_blocked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_telemetry_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allowlist_wildcard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allowlist_port, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_unknown_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_bad_verdict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_bad_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_banned_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_duplicate_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_all_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_repeated_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guard_gateway_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guard_local_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guard_configured, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guard_geoip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_country_without_db, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_address_rules, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
