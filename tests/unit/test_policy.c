@@ -523,6 +523,37 @@ static void test_error_address_rules(void **state)
     assert_non_null(strstr(f->errs.lines[4], "set geoip.asn_db")); /* and no database */
 }
 
+/*
+ * The profiles shipped in policies/ load, and decide as their files say: a tool's API is
+ * allowed, its telemetry blocked (the shipped organisation blocks telemetry), other hosts
+ * refused by its default, clients no profile names allowed.
+ */
+static void test_shipped_policies(void **state)
+{
+    struct fixture *f = *state;
+    const char *dir = getenv("SLUICE_SHIPPED_POLICIES");
+
+    assert_non_null(dir);
+    f->p = load_dir(dir, &f->errs);
+    if (f->p == NULL)
+        yamldoc_errors_print(&f->errs, stderr);
+    assert_non_null(f->p);
+    assert_true(f->p->ntools >= 27);
+    expect(f, "claude-code", true, "CONNECT", "api.anthropic.com", 443, NULL, POLICY_ALLOW,
+           "allow:api");
+    expect(f, "claude", true, "CONNECT", "statsig.anthropic.com", 443, NULL, POLICY_BLOCK,
+           "telemetry:statsig");
+    expect(f, "claude-code", true, "CONNECT", "example.com", 443, NULL, POLICY_BLOCK, "default");
+    expect(f, "copilot", true, "CONNECT", "copilot-telemetry.githubusercontent.com", 443, NULL,
+           POLICY_BLOCK, "telemetry:telemetry");
+    expect(f, "github-copilot", true, "CONNECT", "api.individual.githubcopilot.com", 443, NULL,
+           POLICY_ALLOW, "allow:api");
+    expect(f, "go", true, "CONNECT", "telemetry.go.dev", 443, NULL, POLICY_BLOCK,
+           "telemetry:telemetry");
+    expect(f, "go", true, "CONNECT", "gitlab.example.org", 443, NULL, POLICY_ALLOW, "default");
+    expect(f, NULL, false, "GET", "example.com", 80, "/", POLICY_ALLOW, "unidentified");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -543,6 +574,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_duplicate_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_all_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_repeated_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shipped_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guard_gateway_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guard_local_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guard_configured, setup, teardown),
