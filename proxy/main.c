@@ -105,7 +105,8 @@ static void usage(FILE *out)
                  "An egress-filtering HTTP/HTTPS forward proxy for developer tools.\n"
                  "\n"
                  "  -l, --listen ADDR:PORT      listen here (repeatable; default 127.0.0.1:3128;\n"
-                 "                              IPv6 as [::1]:3128; port 0 picks a free port)\n"
+                 "                              IPv6 as [::1]:3128; port 0 picks a free port;\n"
+                 "                              ADDR:PORT,tool=ID: its clients are tool ID)\n"
                  "  -w, --workers N             worker threads (default: number of cores)\n"
                  "  -c, --config FILE           configuration file (YAML); options given here\n"
                  "                              override it\n"
@@ -163,6 +164,28 @@ static void parse_uint_opt(const char *opt, uint32_t min, uint32_t max, uint32_t
         die_option(opt, optarg, errstr);
 }
 
+/*
+ * Parses one --listen value, "ADDR:PORT" or "ADDR:PORT,tool=ID" (every client of that
+ * listener is the tool ID), into the next listener of o, or exits.
+ */
+static void parse_listen_opt(struct options *o, const char *value)
+{
+    const char *tool = strstr(value, ",tool="), *errstr = NULL;
+    char addr[96];
+    size_t len = tool != NULL ? (size_t)(tool - value) : strlen(value);
+
+    if (len >= sizeof(addr))
+        die_option("listen", value, "address too long");
+    memcpy(addr, value, len);
+    addr[len] = '\0';
+    if (listener_parse(addr, &o->listen[o->nlisten], &errstr) < 0)
+        die_option("listen", value, errstr);
+    if (tool != NULL && tool[6] == '\0')
+        die_option("listen", value, "tool= needs a tool id, e.g. 127.0.0.1:3129,tool=claude-code");
+    o->listen_tool[o->nlisten] = tool != NULL ? tool + 6 : NULL;
+    o->nlisten++;
+}
+
 /* Parses argv into *o and *s; exits on --help, --version or an error. */
 static void parse_args(int argc, char **argv, struct options *o, struct sluice_settings *s)
 {
@@ -185,9 +208,7 @@ static void parse_args(int argc, char **argv, struct options *o, struct sluice_s
             listen_given = true;
             if (o->nlisten == WORKER_MAX_LISTENERS)
                 die_option("listen", optarg, "too many listeners (at most 16)");
-            if (listener_parse(optarg, &o->listen[o->nlisten], &errstr) < 0)
-                die_option("listen", optarg, errstr);
-            o->nlisten++;
+            parse_listen_opt(o, optarg);
             break;
         case 'w':
             parse_uint_opt("workers", 1, MAX_WORKERS, &n);

@@ -140,6 +140,47 @@ static void test_unidentified_blocked(void **state)
     assert_int_equal(get_as(t, "gamma", "/ok", NULL), 200);
 }
 
+/*
+ * A listener bound to a tool names every client of it, and it is the strongest source:
+ * proxy credentials naming another tool do not change it.  The other listener is free.
+ */
+static void test_listener_names_tool(void **state)
+{
+    struct itcase *t = *state;
+    static char dir[512];
+    const char *const args[] = {"--listen",     "127.0.0.1:0", "--listen", "127.0.0.1:0,tool=alpha",
+                                "--policy-dir", dir,           NULL};
+    struct itcurl *c;
+    struct tbuf body = {0};
+    char url[128];
+    uint16_t bound;
+
+    write_policies(t, "unidentified: allow\n");
+    snprintf(dir, sizeof(dir), "%s/policies", t->env->dir);
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    bound = sluiceproc_port(t->env->proxy, 1);
+    assert_int_not_equal(bound, 0);
+    c = itcurl_new(bound);
+    assert_non_null(c);
+    assert_int_equal(itcurl_perform(c, it_url(t, "/ok", url, sizeof(url))), CURLE_OK);
+    assert_int_equal(itcurl_status(c), 200);
+    it_expect_access(t, "tool=alpha", "id=listener", "rule=allow:api", NULL);
+    /* Credentials for gamma (default allow) do not override the listener. */
+    curl_easy_setopt(c->h, CURLOPT_PROXYUSERPWD, "gamma:x");
+    assert_int_equal(itcurl_perform(c, "http://nosuch.test/"), CURLE_OK);
+    assert_int_equal(itcurl_status(c), 403);
+    tbuf_append(&body, c->body.data, c->body.len);
+    assert_non_null(strstr(tbuf_str(&body), "tool alpha"));
+    it_expect_access(t, "target=\"http://nosuch.test/", "tool=alpha", "id=listener",
+                     "decision=block", "rule=default", NULL);
+    itcurl_free(c);
+    tbuf_free(&body);
+    /* The first listener is bound to nothing: the same credentials name gamma there. */
+    assert_int_equal(get_as(t, "gamma", "/ok", NULL), 200);
+    it_expect_access(t, "tool=gamma", "id=proxy-user", "rule=default", NULL);
+}
+
 /* A CONNECT to a port outside the list is refused before any tunnel. */
 static void test_connect_port_refused(void **state)
 {
@@ -170,6 +211,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_report_mode, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_unidentified_blocked, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_port_refused, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_names_tool, it_setup, it_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
