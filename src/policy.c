@@ -5,6 +5,7 @@
 #include "sluice/policy.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -75,8 +76,10 @@ static bool take_list(struct policy_loader *l, const char *key, yaml_node_t *n, 
                       size_t *count)
 {
     if (n->type == YAML_SCALAR_NODE) {
-        if (*count >= POLICY_MAX_LIST)
+        if (*count >= POLICY_MAX_LIST) {
+            perr(l, n, "%s: too many entries (at most %d)", key, POLICY_MAX_LIST);
             return false;
+        }
         return take_string(l, key, n, &out[(*count)++]);
     }
     if (n->type != YAML_SEQUENCE_NODE) {
@@ -628,11 +631,17 @@ static void load_tools(struct policy_snapshot *p, const char *dir, struct yamldo
     d = opendir(tools_dir);
     if (d == NULL)
         return; /* no profiles: every client is unidentified */
-    while ((de = readdir(d)) != NULL && nnames < sizeof(names) / sizeof(names[0])) {
+    while ((de = readdir(d)) != NULL) {
         size_t n = strlen(de->d_name);
-        if (de->d_name[0] != '.' && ((n > 5 && strcmp(de->d_name + n - 5, ".yaml") == 0) ||
-                                     (n > 4 && strcmp(de->d_name + n - 4, ".yml") == 0)))
-            names[nnames++] = strdup(de->d_name);
+        if (de->d_name[0] == '.' || !((n > 5 && strcmp(de->d_name + n - 5, ".yaml") == 0) ||
+                                      (n > 4 && strcmp(de->d_name + n - 4, ".yml") == 0)))
+            continue;
+        if (nnames == sizeof(names) / sizeof(names[0])) {
+            yamldoc_error(errs, tools_dir, NULL, "more than %zu tool profiles; merge some",
+                          sizeof(names) / sizeof(names[0]));
+            break;
+        }
+        names[nnames++] = strdup(de->d_name);
     }
     closedir(d);
     qsort(names, nnames, sizeof(names[0]), name_cmp);
@@ -704,6 +713,13 @@ struct policy_snapshot *policy_load(const struct policy_source *src, struct yaml
     }
     if (src->dir == NULL) {
         p->org.file = strdup("(built-in: no policy directory)");
+    } else if (stat(src->dir, &st) != 0) {
+        yamldoc_error(errs, src->dir, NULL, "cannot read the policy directory: %s",
+                      strerror(errno));
+    } else if (!S_ISDIR(st.st_mode)) {
+        yamldoc_error(errs, src->dir, NULL,
+                      "not a directory; give the policy directory, which holds tools/ and "
+                      "organisation.yaml");
     } else {
         p->dir = realpath(src->dir, NULL); /* messages name the files plainly */
         if (p->dir == NULL)

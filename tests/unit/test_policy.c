@@ -341,6 +341,19 @@ static void test_error_duplicate_id(void **state)
     expect_load_error(f, 1, "tools/b.yaml", 0, 0, "tool id 'same' is also used by");
 }
 
+/* A policy directory that is not there is an error, not an empty policy. */
+static void test_error_missing_directory(void **state)
+{
+    struct fixture *f = *state;
+    char missing[128];
+
+    snprintf(missing, sizeof(missing), "%s/nope", f->dir);
+    f->p = load_dir(missing, &f->errs);
+    assert_null(f->p);
+    assert_int_equal(f->errs.count, 1);
+    assert_non_null(strstr(f->errs.lines[0], "nope:0:0: cannot read the policy directory"));
+}
+
 /* A key given twice is an error at its second place, not a silent override. */
 static void test_error_repeated_key(void **state)
 {
@@ -574,6 +587,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_duplicate_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_all_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_repeated_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_missing_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipped_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guard_gateway_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guard_local_defaults, setup, teardown),
