@@ -507,10 +507,14 @@ static void warn_restart_only(const struct program *prog, const struct options *
         log_warn("reload: listeners and workers change only on a restart; kept the running ones");
     if (memcmp(&s->request_limits, &run->request_limits, sizeof(run->request_limits)) != 0 ||
         s->timeout_head_ms != run->timeout_head_ms ||
+        s->timeout_keepalive_ms != run->timeout_keepalive_ms ||
         s->timeout_connect_ms != run->timeout_connect_ms ||
+        s->timeout_response_ms != run->timeout_response_ms ||
         s->timeout_idle_ms != run->timeout_idle_ms ||
-        s->timeout_tunnel_ms != run->timeout_tunnel_ms ||
-        s->nconnect_ports != run->nconnect_ports ||
+        s->timeout_tunnel_ms != run->timeout_tunnel_ms || s->drain_ms != run->drain_ms ||
+        s->upstream_idle_max != run->upstream_idle_max ||
+        s->upstream_idle_per_host != run->upstream_idle_per_host ||
+        s->upstream_idle_ms != run->upstream_idle_ms || s->nconnect_ports != run->nconnect_ports ||
         memcmp(s->connect_ports, run->connect_ports, sizeof(run->connect_ports)) != 0)
         log_warn("reload: limits, timeouts and connect_ports of the configuration change only on "
                  "a restart; the organisation policy's connect_ports apply now");
@@ -687,8 +691,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < opts.nlisten; i++) {
         char addr[96];
         listener_format(&opts.listen[i], addr, sizeof(addr));
-        log_notice("sluice %s listening on %s (%u workers, up to %u connections)", SLUICE_VERSION,
-                   addr, opts.workers, settings.max_connections);
+        log_notice("sluice %s listening on %s (%u worker%s, up to %u connections)", SLUICE_VERSION,
+                   addr, opts.workers, opts.workers == 1 ? "" : "s", settings.max_connections);
     }
     if (opts.ready_file != NULL && write_ready_file(opts.ready_file, &opts) < 0)
         log_warn("cannot write the ready file %s: %s", opts.ready_file, strerror(errno));
