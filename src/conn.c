@@ -177,7 +177,7 @@ static void conn_report(struct conn *c)
     rec.duration_ms = conn_now_ms(c) - c->start_ms;
     rec.sni = c->sni;
     rec.term = c->term;
-    rec.tool = c->identity.tool != NULL ? c->identity.tool : "unidentified";
+    rec.tool = c->identity.tool != NULL ? c->identity.tool->id : "unidentified";
     rec.id_source = identity_source_str(c->identity.source);
     rec.decision = c->decided ? policy_verdict_str(c->decision.verdict) : "-";
     rec.rule = c->decided ? c->decision.rule : "-";

@@ -66,13 +66,13 @@ void identity_resolve(const struct policy_snapshot *p, const char *listener_tool
     out->source = IDENTITY_NONE;
     if (listener_tool != NULL && listener_tool[0] != '\0' &&
         (t = policy_find_tool(p, listener_tool)) != NULL) {
-        out->tool = t->id;
+        out->tool = t;
         out->source = IDENTITY_LISTENER;
         return;
     }
     if (proxy_auth != NULL && identity_basic_user(proxy_auth, len, user, sizeof(user)) &&
         (t = policy_find_tool(p, user)) != NULL) {
-        out->tool = t->id;
+        out->tool = t;
         out->source = IDENTITY_PROXY_USER;
     }
 }

@@ -849,7 +849,7 @@ static bool connect_port_allowed(const struct policy_snapshot *p, const struct p
 void policy_decide(const struct policy_snapshot *p, const struct policy_query *q,
                    struct policy_decision *d)
 {
-    const struct policy_tool *t = q->tool != NULL ? policy_find_tool(p, q->tool) : NULL;
+    const struct policy_tool *t = q->tool;
     const char *tool = t != NULL ? t->id : "unidentified";
     const char *org = p->org.file;
 
@@ -933,20 +933,18 @@ static uint16_t sockaddr_port(const struct sockaddr *sa)
 }
 
 /* Checks an address about to be dialled; the order within is classes, CIDRs, country, ASN. */
-bool policy_check_address(const struct policy_snapshot *p, const char *tool,
+bool policy_check_address(const struct policy_snapshot *p, const struct policy_tool *t,
                           const struct sockaddr *sa, struct policy_dest *dest,
                           struct policy_decision *d)
 {
     const struct policy_org *o = &p->org;
-    const char *org = o->file;
+    const char *org = o->file, *tool = t != NULL ? t->id : "unidentified";
     struct netguard_addr a;
     struct geoip_result geo;
     uint32_t classes;
-    char arg[64];
+    char arg[16];
 
     memset(dest, 0, sizeof(*dest));
-    if (tool == NULL)
-        tool = "unidentified";
     if (!netguard_from_sockaddr(sa, &a)) {
         decide(d, POLICY_BLOCK, tool, org, "the address family is not IPv4 or IPv6", "deny-address",
                "");
@@ -996,6 +994,8 @@ bool policy_check_address(const struct policy_snapshot *p, const char *tool,
                "allow-countries:", dest->country[0] != '\0' ? dest->country : "unknown");
         return false;
     }
+    if (o->ndeny_asns == 0 && o->nallow_asns == 0)
+        return true;
     snprintf(arg, sizeof(arg), "AS%u", dest->asn);
     if (dest->asn != 0 && has_asn(o->deny_asns, o->ndeny_asns, dest->asn)) {
         decide(d, POLICY_BLOCK, tool, org,

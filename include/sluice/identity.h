@@ -20,7 +20,7 @@ enum identity_source {
 
 /* The tool of a request and how it was found. */
 struct identity {
-    const char *tool; /* tool id inside the policy snapshot, or NULL */
+    const struct policy_tool *tool; /* the tool's profile in the policy snapshot, or NULL */
     enum identity_source source;
 };
 

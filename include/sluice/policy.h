@@ -130,8 +130,8 @@ struct policy_snapshot {
 /* What a decision is about; strings are not owned. */
 struct policy_query {
     const struct sluice_settings *settings;
-    const char *tool; /* identified tool id, or NULL */
-    bool is_connect;  /* a CONNECT tunnel: method and path are not visible */
+    const struct policy_tool *tool; /* the identified tool, in the same snapshot, or NULL */
+    bool is_connect;                /* a CONNECT tunnel: method and path are not visible */
     const char *method;
     const char *host; /* lower-case upstream host */
     uint16_t port;
@@ -189,7 +189,7 @@ void policy_decide(const struct policy_snapshot *p, const struct policy_query *q
  * false with *d holding the block decision.  When GeoIP cannot tell the country or ASN
  * that an allow-only list needs, the answer is no.
  */
-bool policy_check_address(const struct policy_snapshot *p, const char *tool,
+bool policy_check_address(const struct policy_snapshot *p, const struct policy_tool *tool,
                           const struct sockaddr *sa, struct policy_dest *dest,
                           struct policy_decision *d);
 

@@ -126,7 +126,7 @@ static void expect(struct fixture *f, const char *tool, bool is_connect, const c
                    const char *rule)
 {
     struct policy_query q = {.settings = &f->settings,
-                             .tool = tool,
+                             .tool = tool != NULL ? policy_find_tool(f->p, tool) : NULL,
                              .is_connect = is_connect,
                              .method = method,
                              .host = host,
@@ -265,13 +265,13 @@ static void test_identity(void **state)
 
     load_standard(f, "");
     identity_resolve(f->p, "beta", alpha_basic, sizeof(alpha_basic) - 1, &id);
-    assert_string_equal(id.tool, "beta");
+    assert_string_equal(id.tool->id, "beta");
     assert_int_equal(id.source, IDENTITY_LISTENER);
     identity_resolve(f->p, NULL, alpha_basic, sizeof(alpha_basic) - 1, &id);
-    assert_string_equal(id.tool, "alpha");
+    assert_string_equal(id.tool->id, "alpha");
     assert_int_equal(id.source, IDENTITY_PROXY_USER);
     identity_resolve(f->p, NULL, beta_basic, sizeof(beta_basic) - 1, &id);
-    assert_string_equal(id.tool, "beta");
+    assert_string_equal(id.tool->id, "beta");
     identity_resolve(f->p, NULL, bad, sizeof(bad) - 1, &id);
     assert_null(id.tool);
     assert_int_equal(id.source, IDENTITY_NONE);
@@ -388,6 +388,7 @@ static void load_guarded(struct fixture *f, const char *org, bool gateway, bool 
         src.geoip_country_db = country;
         src.geoip_asn_db = asn;
     }
+    put(f, "tools/alpha.yaml", tool_a);
     put(f, "organisation.yaml", org);
     f->p = policy_load(&src, &f->errs);
     if (f->p == NULL)
@@ -415,7 +416,8 @@ static void expect_address(struct fixture *f, const char *ip, uint16_t port, con
         sin->sin_port = htons(port);
         assert_int_equal(inet_pton(AF_INET, ip, &sin->sin_addr), 1);
     }
-    allowed = policy_check_address(f->p, "alpha", (struct sockaddr *)&ss, &dest, &d);
+    allowed = policy_check_address(f->p, policy_find_tool(f->p, "alpha"), (struct sockaddr *)&ss,
+                                   &dest, &d);
     if (rule == NULL && !allowed)
         fail_msg("%s: refused by %s, expected allowed", ip, d.rule);
     if (rule != NULL && (allowed || strcmp(d.rule, rule) != 0))
