@@ -68,6 +68,8 @@ static bool take_string(struct policy_loader *l, const char *key, yaml_node_t *n
     }
     free(*out);
     *out = strdup(s);
+    if (*out == NULL)
+        perr(l, n, "%s: out of memory", key);
     return *out != NULL;
 }
 
@@ -80,7 +82,11 @@ static bool take_list(struct policy_loader *l, const char *key, yaml_node_t *n, 
             perr(l, n, "%s: too many entries (at most %d)", key, POLICY_MAX_LIST);
             return false;
         }
-        return take_string(l, key, n, &out[(*count)++]);
+        out[*count] = NULL;
+        if (!take_string(l, key, n, &out[*count]))
+            return false;
+        (*count)++;
+        return true;
     }
     if (n->type != YAML_SEQUENCE_NODE) {
         perr(l, n, "%s: found %s; expected a list of values", key, yamldoc_kind(n));
@@ -165,8 +171,10 @@ static struct domainset *take_hosts(struct policy_loader *l, const char *key, ya
 {
     struct domainset *set = domainset_new();
 
-    if (set == NULL)
+    if (set == NULL) {
+        perr(l, n, "%s: out of memory", key); /* a list that is not loaded must not pass */
         return NULL;
+    }
     if (n->type != YAML_SEQUENCE_NODE) {
         perr(l, n, "%s: found %s; expected a list of host names or *.suffix wildcards", key,
              yamldoc_kind(n));
@@ -184,6 +192,7 @@ static struct domainset *take_hosts(struct policy_loader *l, const char *key, ya
                  errstr != NULL ? errstr : "");
     }
     if (domainset_freeze(set) < 0) {
+        perr(l, n, "%s: out of memory", key);
         domainset_free(set);
         return NULL;
     }
@@ -228,8 +237,10 @@ static struct netguard_cidrs *take_cidrs(struct policy_loader *l, const char *ke
         return NULL;
     }
     set = netguard_cidrs_new();
-    if (set == NULL)
+    if (set == NULL) {
+        perr(l, n, "%s: out of memory", key);
         return NULL;
+    }
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         yaml_node_t *item = pnode(l, *it);
@@ -454,8 +465,10 @@ static void load_tool(struct policy_loader *l, yaml_node_t *root, struct policy_
             }
             n = (size_t)(val->data.sequence.items.top - val->data.sequence.items.start);
             t->endpoints = calloc(n > 0 ? n : 1, sizeof(*t->endpoints));
-            if (t->endpoints == NULL)
+            if (t->endpoints == NULL) {
+                perr(l, val, "endpoints: out of memory");
                 continue;
+            }
             for (size_t i = 0; i < n; i++)
                 load_endpoint(l, pnode(l, val->data.sequence.items.start[i]),
                               &t->endpoints[t->nendpoints++]);
@@ -641,23 +654,31 @@ static void load_tools(struct policy_snapshot *p, const char *dir, struct yamldo
                           sizeof(names) / sizeof(names[0]));
             break;
         }
-        names[nnames++] = strdup(de->d_name);
+        if ((names[nnames] = strdup(de->d_name)) == NULL) {
+            yamldoc_error(errs, tools_dir, NULL, "out of memory");
+            break;
+        }
+        nnames++;
     }
     closedir(d);
     qsort(names, nnames, sizeof(names[0]), name_cmp);
     p->tools = calloc(nnames > 0 ? nnames : 1, sizeof(*p->tools));
+    if (p->tools == NULL)
+        yamldoc_error(errs, tools_dir, NULL, "out of memory");
     for (size_t i = 0; i < nnames; i++) {
         char path[4400];
         struct policy_tool *t;
-        if (p->tools == NULL || names[i] == NULL) {
-            free(names[i]);
-            continue;
-        }
         snprintf(path, sizeof(path), "%s/%s", tools_dir, names[i]);
+        free(names[i]);
+        if (p->tools == NULL)
+            continue;
         t = &p->tools[p->ntools++];
         t->file = strdup(path);
+        if (t->file == NULL) {
+            yamldoc_error(errs, path, NULL, "out of memory");
+            continue;
+        }
         load_file(path, errs, NULL, load_tool_cb, t);
-        free(names[i]);
     }
 }
 
@@ -733,9 +754,12 @@ struct policy_snapshot *policy_load(const struct policy_source *src, struct yaml
         } else {
             p->org.file = strdup("(built-in: no organisation.yaml)");
         }
-        check_references(p, errs);
+        if (p->org.file != NULL)
+            check_references(p, errs);
     }
-    if (errs->count > 0 || p->org.file == NULL) {
+    if (p->org.file == NULL && errs->count == 0) /* a strdup failed; nothing else did */
+        yamldoc_error(errs, src->dir != NULL ? src->dir : "policy", NULL, "out of memory");
+    if (errs->count > 0) {
         policy_free(p);
         return NULL;
     }
