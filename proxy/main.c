@@ -444,24 +444,6 @@ static int read_options(int argc, char **argv, struct options *o, struct sluice_
     return 0;
 }
 
-/* Every tool a listener is bound to must have a profile. */
-static bool check_listener_tools(const struct options *o, const struct policy_snapshot *p)
-{
-    bool ok = true;
-
-    for (size_t i = 0; i < o->nlisten; i++)
-        if (o->listen_tool[i] != NULL && policy_find_tool(p, o->listen_tool[i]) == NULL) {
-            fprintf(stderr,
-                    "%s: listen: %s is bound to tool '%s', which has no profile in %s; add "
-                    "tools/%s.yaml there or fix the name\n",
-                    o->config_path != NULL ? o->config_path : "sluice", o->listen[i].text,
-                    o->listen_tool[i], o->policy_dir != NULL ? o->policy_dir : "(no policy_dir)",
-                    o->listen_tool[i]);
-            ok = false;
-        }
-    return ok;
-}
-
 /* What a reload needs: the command line as given and the state it replaces. */
 struct program {
     int argc;
@@ -471,16 +453,29 @@ struct program {
     const struct netguard_self *self; /* the proxy's own addresses */
 };
 
-/* The policy that o describes: directory, mode, GeoIP databases. */
-static struct policy_snapshot *
-load_policy(const struct options *o, const struct netguard_self *self, struct yamldoc_errors *errs)
+/*
+ * The policy that o describes (directory, mode, GeoIP databases), checked against the
+ * listeners of run (the running ones on a reload): each tool they are bound to must have
+ * a profile.
+ */
+static struct policy_snapshot *load_policy(const struct options *o, const struct options *run,
+                                           const struct netguard_self *self,
+                                           struct yamldoc_errors *errs)
 {
+    const char *names[WORKER_MAX_LISTENERS];
     struct policy_source src = {.dir = o->policy_dir,
                                 .gateway = o->gateway,
                                 .geoip_country_db = o->geoip_country_db,
                                 .geoip_asn_db = o->geoip_asn_db,
-                                .self = self};
+                                .self = self,
+                                .bound_tools = run->listen_tool,
+                                .bound_names = names,
+                                .nbound = run->nlisten,
+                                .bound_file = run->config_path != NULL ? run->config_path
+                                                                       : "the command line"};
 
+    for (size_t i = 0; i < run->nlisten; i++)
+        names[i] = run->listen[i].text;
     return policy_load(&src, errs);
 }
 
@@ -541,7 +536,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
     log_notice("received SIGHUP: reloading the configuration and policies");
     memset(&o, 0, sizeof(o));
     if (read_options(prog->argc, prog->argv, &o, &s, &cfg, &errs) == 0)
-        p = load_policy(&o, prog->self, &errs);
+        p = load_policy(&o, prog->opts, prog->self, &errs);
     if (p == NULL) {
         log_errors(&errs);
         log_error("reload failed (%zu error%s): policy generation %u stays in force", errs.count,
@@ -550,17 +545,6 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
         config_free(cfg);
         return;
     }
-    for (size_t i = 0; i < prog->opts->nlisten; i++)
-        if (prog->opts->listen_tool[i] != NULL &&
-            policy_find_tool(p, prog->opts->listen_tool[i]) == NULL) {
-            log_error("reload failed: listener %s is bound to tool '%s', which has no profile "
-                      "in %s any more; policy generation %u stays in force",
-                      prog->opts->listen[i].text, prog->opts->listen_tool[i],
-                      o.policy_dir != NULL ? o.policy_dir : "(no policy_dir)", generation);
-            policy_unref(p);
-            config_free(cfg);
-            return;
-        }
     warn_restart_only(prog, &o, &s);
     log_notice("reloaded: policy generation %u, %zu tool profile%s from %s", p->generation,
                p->ntools, p->ntools == 1 ? "" : "s",
@@ -600,14 +584,12 @@ int main(int argc, char **argv)
     self = netguard_self_new();
     if (self == NULL)
         return 1;
-    policy = load_policy(&opts, self, &errs);
+    policy = load_policy(&opts, &opts, self, &errs);
     if (policy == NULL) {
         yamldoc_errors_print(&errs, stderr);
         yamldoc_errors_clear(&errs);
         goto out_early;
     }
-    if (!check_listener_tools(&opts, policy))
-        goto out_early;
     if (opts.check_only) {
         printf("policies OK: %zu tool profile%s from %s\n", policy->ntools,
                policy->ntools == 1 ? "" : "s", policy->dir != NULL ? policy->dir : "(none)");

@@ -757,6 +757,13 @@ struct policy_snapshot *policy_load(const struct policy_source *src, struct yaml
         if (p->org.file != NULL)
             check_references(p, errs);
     }
+    for (size_t i = 0; i < src->nbound; i++)
+        if (src->bound_tools[i] != NULL && policy_find_tool(p, src->bound_tools[i]) == NULL)
+            yamldoc_error(errs, src->bound_file, NULL,
+                          "listen: %s is bound to tool '%s', which has no profile in %s; add "
+                          "tools/%s.yaml there or fix the name",
+                          src->bound_names[i], src->bound_tools[i],
+                          p->dir != NULL ? p->dir : "(no policy directory)", src->bound_tools[i]);
     if (p->org.file == NULL && errs->count == 0) /* a strdup failed; nothing else did */
         yamldoc_error(errs, src->dir != NULL ? src->dir : "policy", NULL, "out of memory");
     if (errs->count > 0) {

@@ -14,16 +14,18 @@ void yamldoc_error(struct yamldoc_errors *errs, const char *file, const yaml_nod
 {
     char msg[512], line[2048 + 64 + sizeof(msg)];
     va_list ap;
-    size_t ln = n != NULL ? n->start_mark.line + 1 : 0;
-    size_t col = n != NULL ? n->start_mark.column + 1 : 0;
-
     if (errs->count++ >= YAMLDOC_MAX_ERRORS)
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    /* A path longer than the buffer is cut; the position and message stay readable. */
-    snprintf(line, sizeof(line), "%.2048s:%zu:%zu: %s", file, ln, col, msg);
+    /* A path longer than the buffer is cut; the position and message stay readable.  An
+       error about a whole file (or the command line) has no position to give. */
+    if (n != NULL)
+        snprintf(line, sizeof(line), "%.2048s:%zu:%zu: %s", file, (size_t)n->start_mark.line + 1,
+                 (size_t)n->start_mark.column + 1, msg);
+    else
+        snprintf(line, sizeof(line), "%.2048s: %s", file, msg);
     errs->lines[errs->count - 1] = strdup(line);
 }
 

@@ -113,6 +113,10 @@ struct policy_source {
     const char *geoip_country_db;     /* MMDB file, or NULL: country rules are an error */
     const char *geoip_asn_db;         /* MMDB file, or NULL: ASN rules are an error */
     const struct netguard_self *self; /* the proxy's own listening addresses; may be NULL */
+    const char *const *bound_tools;   /* tool each listener is bound to (NULL: none) ... */
+    const char *const *bound_names;   /* ... and that listener as the user wrote it */
+    size_t nbound;
+    const char *bound_file; /* where the listeners were given, for messages */
 };
 
 /* Everything loaded from one policy directory; immutable once built. */

@@ -34,7 +34,7 @@ int yamldoc_parse(const char *file, const char *data, size_t len, yaml_document_
  */
 char *yamldoc_read_file(const char *path, size_t *len, struct yamldoc_errors *errs);
 
-/* Adds "file:line:column: message" for node n (0:0 when n is NULL) to errs. */
+/* Adds "file:line:column: message" for node n, or "file: message" when n is NULL, to errs. */
 void yamldoc_error(struct yamldoc_errors *errs, const char *file, const yaml_node_t *n,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

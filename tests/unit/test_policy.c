@@ -288,7 +288,10 @@ static void expect_load_error(struct fixture *f, size_t n, const char *file, uns
     if (f->errs.count != n)
         yamldoc_errors_print(&f->errs, stderr);
     assert_int_equal(f->errs.count, n);
-    snprintf(prefix, sizeof(prefix), "%s/%s:%u:%u: ", f->dir, file, line, col);
+    if (line == 0) /* an error about the whole file */
+        snprintf(prefix, sizeof(prefix), "%s/%s: ", f->dir, file);
+    else
+        snprintf(prefix, sizeof(prefix), "%s/%s:%u:%u: ", f->dir, file, line, col);
     if (strncmp(f->errs.lines[0], prefix, strlen(prefix)) != 0 ||
         strstr(f->errs.lines[0], needle) == NULL)
         fail_msg("got \"%s\", expected \"%s...%s...\"", f->errs.lines[0], prefix, needle);
@@ -351,7 +354,7 @@ static void test_error_missing_directory(void **state)
     f->p = load_dir(missing, &f->errs);
     assert_null(f->p);
     assert_int_equal(f->errs.count, 1);
-    assert_non_null(strstr(f->errs.lines[0], "nope:0:0: cannot read the policy directory"));
+    assert_non_null(strstr(f->errs.lines[0], "nope: cannot read the policy directory"));
 }
 
 /* A key given twice is an error at its second place, not a silent override. */
