@@ -11,16 +11,14 @@ void audit_emit(const struct audit_record *r)
 {
     char method[64], target[1024], sni[300];
 
-    if (!log_enabled(LOGL_NOTICE))
-        return;
     log_escape(method, sizeof(method), r->method, strlen(r->method));
     log_escape(target, sizeof(target), r->target, strlen(r->target));
     log_escape(sni, sizeof(sni), r->sni, strlen(r->sni));
-    log_msg(LOGL_NOTICE,
-            "access client=%s method=%s target=\"%s\" status=%u sent=%" PRIu64 " received=%" PRIu64
-            " ms=%" PRIu64 " sni=%s term=%s tool=%s id=%s decision=%s rule=%s dst=%s"
-            " country=%s asn=%" PRIu32,
-            r->client, method, target, r->status, r->sent, r->received, r->duration_ms,
-            sni[0] != '\0' ? sni : "-", r->term, r->tool, r->id_source, r->decision, r->rule,
-            r->dest_ip, r->country, r->asn);
+    log_record("access client=%s method=%s target=\"%s\" status=%u sent=%" PRIu64
+               " received=%" PRIu64 " ms=%" PRIu64
+               " sni=%s term=%s tool=%s id=%s decision=%s rule=%s dst=%s"
+               " country=%s asn=%" PRIu32,
+               r->client, method, target, r->status, r->sent, r->received, r->duration_ms,
+               sni[0] != '\0' ? sni : "-", r->term, r->tool, r->id_source, r->decision, r->rule,
+               r->dest_ip, r->country, r->asn);
 }

@@ -24,6 +24,7 @@
 #include "sluice/forward.h"
 #include "sluice/log.h"
 #include "sluice/netguard.h"
+#include "sluice/request.h"
 #include "sluice/tunnel.h"
 #include "sluice/upstream.h"
 #include "sluice/worker.h"
@@ -477,27 +478,18 @@ static void conn_note_request_line(struct conn *c, const char *buf)
 }
 
 /*
- * Copies the target's host into c->host, lower-cased, with an IP literal in its one
- * canonical spelling (0x7f.1 and 2130706433 are 127.0.0.1) so that policy and the address
- * guard see one form; false when it does not fit.
+ * Puts the target's host into c->host in its one normalised form (request.h), which
+ * policy, the resolver, the forwarded Host field and the log all use; false (with *errstr)
+ * when the host is not a valid name or address.
  */
-static bool conn_take_host(struct conn *c, const char *buf, const struct http1_target *t)
+static bool conn_take_host(struct conn *c, const char *buf, const struct http1_target *t,
+                           const char **errstr)
 {
-    struct netguard_addr a;
+    int n = request_normalize_host(buf + t->host.off, t->host.len, t->host_is_ipv6, c->host,
+                                   sizeof(c->host), &c->host_is_ipv6, errstr);
 
-    if (t->host.len == 0 || t->host.len >= sizeof(c->host))
-        return false;
-    for (uint32_t i = 0; i < t->host.len; i++) {
-        char ch = buf[t->host.off + i];
-        c->host[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-    }
-    c->host[t->host.len] = '\0';
     c->port = t->port;
-    /* The family must stay what the brackets said: forward.c writes Host from them. */
-    if (netguard_parse_literal(c->host, t->host.len, &a) &&
-        (a.family == AF_INET6) == t->host_is_ipv6)
-        netguard_format(&a, c->host, sizeof(c->host));
-    return true;
+    return n > 0;
 }
 
 /*
@@ -556,7 +548,7 @@ static void conn_dispatch(struct conn *c, const char *buf)
     c->is_head = http1_span_eq_ci(buf, h->method, "HEAD");
 
     if (c->is_connect) {
-        if (http1_parse_authority(buf, h->target, &t) < 0 || !conn_take_host(c, buf, &t)) {
+        if (http1_parse_authority(buf, h->target, &t) < 0) {
             conn_refuse(c, 400, "CONNECT needs a target of the form host:port", h->target.off);
             return;
         }
@@ -570,11 +562,17 @@ static void conn_dispatch(struct conn *c, const char *buf)
                     "or set it as the client's HTTP proxy",
                     h->target.off);
         return;
-    } else if (http1_parse_absolute_target(buf, h->target, &t) < 0 || !conn_take_host(c, buf, &t)) {
+    } else if (http1_parse_absolute_target(buf, h->target, &t) < 0) {
         conn_refuse(c, 400,
                     "the request target is not a valid http:// URL "
                     "(https:// goes through CONNECT)",
                     h->target.off);
+        return;
+    }
+    if (!conn_take_host(c, buf, &t, &errstr)) {
+        char what[200];
+        snprintf(what, sizeof(what), "the host in the request target is not valid: %s", errstr);
+        conn_refuse(c, 400, what, t.host.off);
         return;
     }
 

@@ -121,8 +121,8 @@ int forward_build_request(struct conn *c, const char *buf, const struct http1_ta
         evbuffer_add(out, "/", 1);
     evbuffer_add(out, buf + t->path.off, t->path.len);
     /* The authority in the request target decides; a differing Host is replaced. */
-    evbuffer_add_printf(out, " HTTP/1.1\r\nHost: %s%s%s", t->host_is_ipv6 ? "[" : "", c->host,
-                        t->host_is_ipv6 ? "]" : "");
+    evbuffer_add_printf(out, " HTTP/1.1\r\nHost: %s%s%s", c->host_is_ipv6 ? "[" : "", c->host,
+                        c->host_is_ipv6 ? "]" : "");
     if (c->port != 80)
         evbuffer_add_printf(out, ":%u", c->port);
     evbuffer_add(out, "\r\n", 2);

@@ -31,7 +31,7 @@ bool log_enabled(enum log_level level)
 }
 
 /* Formats and writes one line with a single write(2), retrying short writes. */
-void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+static void log_write(const char *label, const char *fmt, va_list ap)
 {
     char line[4096];
     struct timespec now;
@@ -39,13 +39,10 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
     size_t off;
     int n;
 
-    if (!log_enabled(level))
-        return;
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
     off = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    n = snprintf(line + off, sizeof(line) - off, ".%03ldZ %s ", now.tv_nsec / 1000000L,
-                 log_level_names[level]);
+    n = snprintf(line + off, sizeof(line) - off, ".%03ldZ %s ", now.tv_nsec / 1000000L, label);
     if (n > 0)
         off += (size_t)n;
     n = vsnprintf(line + off, sizeof(line) - off, fmt, ap);
@@ -64,6 +61,23 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
             break;
         done += (size_t)w;
     }
+}
+
+/* Writes one line at level when the level lets it through. */
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+    if (log_enabled(level))
+        log_write(log_level_names[level], fmt, ap);
+}
+
+/* Writes one line of the record, whatever the level. */
+void log_record(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_write(log_level_names[LOGL_NOTICE], fmt, ap);
+    va_end(ap);
 }
 
 /* Writes one formatted line at level. */

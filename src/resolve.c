@@ -42,13 +42,17 @@ struct evdns_base *resolve_base_new(struct event_base *base, const char *resolv_
         *errstr = "cannot read the resolv.conf file";
         goto fail;
     }
-    r = evdns_base_resolv_conf_parse(dns, DNS_OPTIONS_ALL & ~DNS_OPTION_HOSTSFILE, resolv_conf);
+    /* Nameservers and options only: a search list or ndots would turn the name policy
+     * decided on into another one ("secret" into "secret.corp.example"), so every name is
+     * resolved exactly as given, as an absolute name. */
+    r = evdns_base_resolv_conf_parse(dns, DNS_OPTION_NAMESERVERS | DNS_OPTION_MISC, resolv_conf);
     /* 6 means "no nameservers listed": evdns then uses 127.0.0.1, which is what resolv.conf
      * says that case means too. */
     if (r != 0 && r != 6) {
         *errstr = "cannot parse the resolv.conf file";
         goto fail;
     }
+    evdns_base_search_clear(dns);
     if (evdns_base_load_hosts(dns, hosts_file) != 0) {
         *errstr = "cannot read the hosts file";
         goto fail;

@@ -104,7 +104,8 @@ struct conn {
     uint32_t fields_cap;
     char method[24];       /* the request method, truncated for the log */
     char *target;          /* the request target as received, for the log; owned */
-    char host[256];        /* upstream host (IPv6 without brackets) */
+    char host[256];        /* upstream host, normalised (request.h); IPv6 without brackets */
+    bool host_is_ipv6;     /* host is IPv6 text: the Host field puts it in brackets */
     uint16_t port;         /* upstream port */
     bool is_connect;       /* CONNECT request */
     bool is_head;          /* HEAD request: the response has no body */

@@ -32,6 +32,13 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
 /*
+ * Writes one line of the record of what left the machine (the access line), labelled
+ * "notice" like the lines around it but never held back by the level: -q quietens the
+ * diagnostics, not the record.
+ */
+void log_record(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
  * Copies src[0..len) into dst (capacity cap > 0, always NUL-terminated), escaping every
  * byte that is not printable ASCII, and '"' and '\\', so a network peer cannot forge
  * log lines or terminal escapes.  Output that does not fit ends in "...".  Returns dst.

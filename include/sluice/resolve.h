@@ -1,6 +1,7 @@
 /*
  * Asynchronous name resolution through evdns: A and AAAA together, IP literals without
- * a query, a configurable resolv.conf and hosts file.  Callbacks never run before
+ * a query, a configurable resolv.conf and hosts file.  A name is resolved exactly as given:
+ * resolv.conf's search list, domain and ndots are ignored.  Callbacks never run before
  * resolve_start() returns and never after resolve_cancel().
  */
 #ifndef SLUICE_RESOLVE_H

@@ -158,6 +158,59 @@ void it_expect_access(struct itcase *t, ...)
     it_fail_with_log(t, "expected access line missing");
 }
 
+/* Waits for an access line and hands it over. */
+char *it_access_line(struct itcase *t, ...)
+{
+    va_list ap;
+    char *line;
+
+    va_start(ap, t);
+    line = sluiceproc_access_waitv(t->env->proxy, 5000, ap);
+    va_end(ap);
+    if (line == NULL)
+        it_fail_with_log(t, "expected access line missing");
+    return line;
+}
+
+/* Finds " key=" in an access line and copies its value, which may be quoted. */
+const char *it_access_field(const char *line, const char *key, char *out, size_t cap)
+{
+    size_t klen = strlen(key), n;
+    const char *p = line, *v, *end;
+
+    for (;;) {
+        p = strstr(p, key);
+        if (p == NULL)
+            fail_msg("no field '%s' in access line: %s", key, line);
+        if (p > line && p[-1] == ' ' && p[klen] == '=')
+            break;
+        p += klen;
+    }
+    v = p + klen + 1;
+    if (*v == '"') {
+        v++;
+        for (end = v; *end != '\0' && *end != '"'; end++)
+            if (*end == '\\' && end[1] != '\0')
+                end++;
+    } else {
+        end = v + strcspn(v, " ");
+    }
+    n = (size_t)(end - v) < cap - 1 ? (size_t)(end - v) : cap - 1;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return out;
+}
+
+/* Compares one field of an access line. */
+void it_assert_access_field(const char *line, const char *key, const char *want)
+{
+    char got[1024];
+
+    it_access_field(line, key, got, sizeof(got));
+    if (strcmp(got, want) != 0)
+        fail_msg("access field %s is '%s', expected '%s' in: %s", key, got, want, line);
+}
+
 /* Connects to the proxy. */
 struct rawclient *it_raw(struct itcase *t)
 {

@@ -55,6 +55,21 @@ const char *it_url(struct itcase *t, const char *path, char *buf, size_t cap);
  */
 void it_expect_access(struct itcase *t, ...) __attribute__((sentinel));
 
+/*
+ * Waits up to 5 s for an access line holding every token (NULL-terminated) and returns it
+ * (malloc'd; the caller frees it); fails the case, with the log, when none appears.
+ */
+char *it_access_line(struct itcase *t, ...) __attribute__((sentinel));
+
+/*
+ * Copies the value of field key ("term", "rule", "target", ...) of an access line into
+ * out, unquoted; fails the case when the line has no such field.  Returns out.
+ */
+const char *it_access_field(const char *line, const char *key, char *out, size_t cap);
+
+/* Asserts that field key of an access line is exactly want. */
+void it_assert_access_field(const char *line, const char *key, const char *want);
+
 /* Opens a raw connection to the proxy; fails the case if it cannot. */
 struct rawclient *it_raw(struct itcase *t);
 

@@ -1,10 +1,12 @@
 /*
  * A DNS stub on UDP 127.0.0.1:0 that answers every query with NXDOMAIN (RCODE 3),
- * echoing the question, so that a proxy under test never sends a query off the machine.
+ * echoing the question, so that a proxy under test never sends a query off the machine;
+ * a test may give it A records to answer instead, and ask which names were queried.
  */
 #ifndef SLUICE_TEST_DNSSTUB_H
 #define SLUICE_TEST_DNSSTUB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct dnsstub;
@@ -17,6 +19,15 @@ uint16_t dnsstub_port(const struct dnsstub *d);
 
 /* How many queries were answered so far. */
 unsigned dnsstub_queries(const struct dnsstub *d);
+
+/*
+ * Answers A queries for name (exact, case-insensitive, no trailing dot) with the IPv4
+ * address ipv4 (AAAA queries for it get an empty answer).  At most 8 names.  Returns 0 or -1.
+ */
+int dnsstub_add_a(struct dnsstub *d, const char *name, const char *ipv4);
+
+/* True when some query so far asked for name (case-insensitive, no trailing dot). */
+bool dnsstub_was_asked(struct dnsstub *d, const char *name);
 
 /* Stops and joins the thread, closes the socket, frees d.  NULL is a no-op. */
 void dnsstub_stop(struct dnsstub *d);
