@@ -310,7 +310,7 @@ static void parse_args(int argc, char **argv, struct options *o, struct sluice_s
 static void fit_descriptor_limit(struct sluice_settings *s, unsigned workers)
 {
     struct rlimit rl;
-    rlim_t reserve = 64 + (rlim_t)workers * (16 + s->upstream_idle_max);
+    rlim_t reserve = 64 + (rlim_t)workers * (16 + s->upstream_idle_max + 2 * WORKER_MAX_PIPES);
     rlim_t need = (rlim_t)s->max_connections * 2 + reserve;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -451,6 +451,8 @@ struct program {
     const struct options *opts; /* as running; listeners and their tools stay */
     const struct sluice_settings *settings;
     const struct netguard_self *self; /* the proxy's own addresses */
+    struct worker *workers;           /* told about a new policy */
+    unsigned nworkers;
 };
 
 /*
@@ -517,8 +519,9 @@ static void warn_restart_only(const struct program *prog, const struct options *
 
 /*
  * SIGHUP: reads the configuration and the policy directory again into a new snapshot and
- * installs it only when all of it is valid; otherwise the running one stays.  Connections
- * keep the snapshot they started with.
+ * installs it only when all of it is valid; otherwise the running one stays.  Every request
+ * from then on is decided on it, and each worker decides its open tunnels and exchanges
+ * under way again, closing those it blocks.
  */
 static void reload_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -550,6 +553,8 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
                p->ntools, p->ntools == 1 ? "" : "s",
                p->dir != NULL ? p->dir : "(none: every request allowed)");
     policy_install(p);
+    for (unsigned k = 0; k < prog->nworkers; k++)
+        worker_policy_changed(&prog->workers[k]);
     config_free(cfg); /* the snapshot keeps copies of what it needs */
 }
 
@@ -658,6 +663,8 @@ int main(int argc, char **argv)
     prog.opts = &opts;
     prog.settings = &settings;
     prog.self = self;
+    prog.workers = workers;
+    prog.nworkers = nstarted;
     sigterm = evsignal_new(main_base, SIGTERM, signal_cb, main_base);
     sigint = evsignal_new(main_base, SIGINT, signal_cb, main_base);
     sighup = evsignal_new(main_base, SIGHUP, reload_cb, &prog);

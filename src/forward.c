@@ -4,20 +4,21 @@
  * The request head is rewritten once, when it is complete.  Then two flows run at the same
  * time: the request body from the client to the upstream, and the response (interim heads,
  * the final head, the body) from the upstream to the client.  Each flow moves whole evbuffer
- * chains where it can and pauses its reader while the other side holds CONN_HIGH_WATERMARK.
+ * chains where it can and pauses its reader while the other side holds the relay's high
+ * watermark: response heads, interim ones included, wait like body bytes do.
  */
 #include "sluice/forward.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "sluice/log.h"
-#include "sluice/tunnel.h"
-#include "sluice/upstream.h"
-#include "sluice/worker.h"
 
 /* Fields that describe one hop, never forwarded (RFC 9110 section 7.6.1), plus the ones
  * sluice writes itself (Host, framing). */
@@ -35,11 +36,13 @@ static const char *const forward_hop_fields[] = {
     "host",
 };
 
-static void forward_upstream_read_cb(struct bufferevent *bev, void *arg);
-static void forward_upstream_write_cb(struct bufferevent *bev, void *arg);
-static void forward_upstream_event_cb(struct bufferevent *bev, short what, void *arg);
-static void forward_relay_request(struct conn *c);
-static void forward_relay_response(struct conn *c);
+/* Frees what f owns and makes it empty. */
+void forward_reset(struct forward *f)
+{
+    if (f->head != NULL)
+        evbuffer_free(f->head);
+    memset(f, 0, sizeof(*f));
+}
 
 /* True when field name is named by any Connection field of the head in buf. */
 static bool forward_is_connection_listed(const char *buf, const struct http1_head *h,
@@ -86,28 +89,59 @@ static void forward_copy_fields(struct evbuffer *out, const char *buf, const str
     }
 }
 
-/* Builds the origin-form request head for the upstream into c->pending. */
-int forward_build_request(struct conn *c, const char *buf, const struct http1_target *t,
-                          const char **errstr)
+/*
+ * True when a field called name holds a credential of a scheme that authenticates the
+ * connection rather than the request (NTLM, Negotiate): an origin that accepted it answers
+ * later requests on that connection as that user.
+ */
+static bool forward_has_conn_auth(const char *buf, const struct http1_head *h, const char *name)
 {
-    const struct http1_head *h = &c->head;
-    struct evbuffer *out;
+    static const char *const schemes[] = {"NTLM", "Negotiate"};
 
-    if (h->chunked) {
-        c->req_body = CONN_BODY_CHUNKED;
-        http1_chunked_init(&c->req_chunked);
-    } else if (h->has_content_length && h->content_length > 0) {
-        c->req_body = CONN_BODY_LENGTH;
-        c->req_left = h->content_length;
-    } else {
-        c->req_body = CONN_BODY_NONE;
-        c->req_done = true;
+    for (uint32_t i = 0; i < h->nfields; i++) {
+        const struct http1_field *f = &h->fields[i];
+        if (!http1_span_eq_ci(buf, f->name, name))
+            continue;
+        for (size_t k = 0; k < sizeof(schemes) / sizeof(schemes[0]); k++) {
+            size_t n = strlen(schemes[k]);
+            const char *v = buf + f->value.off;
+            /* The scheme alone, or before its token or another challenge. */
+            if (f->value.len >= n && strncasecmp(v, schemes[k], n) == 0 &&
+                (f->value.len == n || v[n] == ' ' || v[n] == ','))
+                return true;
+            if (http1_list_has_token(v, f->value.len, schemes[k]))
+                return true;
+        }
     }
-    c->wants_upgrade = h->has_upgrade && h->conn_upgrade;
-    if (c->wants_upgrade && c->req_body != CONN_BODY_NONE) {
+    return false;
+}
+
+/* Builds the origin-form request head for the upstream into f->head. */
+int forward_prepare(struct forward *f, const char *buf, const struct http1_head *h,
+                    const struct request *r, const char **errstr)
+{
+    struct evbuffer *out;
+    const struct http1_span *path = &r->path;
+
+    f->http10 = r->http10;
+    f->keepalive = r->keepalive;
+    f->is_head = r->is_head;
+    if (h->chunked) {
+        f->req_body = FORWARD_BODY_CHUNKED;
+        http1_chunked_init(&f->req_chunked);
+    } else if (h->has_content_length && h->content_length > 0) {
+        f->req_body = FORWARD_BODY_LENGTH;
+        f->req_left = h->content_length;
+    } else {
+        f->req_body = FORWARD_BODY_NONE;
+        f->req_done = true;
+    }
+    f->wants_upgrade = h->has_upgrade && h->conn_upgrade;
+    if (f->wants_upgrade && f->req_body != FORWARD_BODY_NONE) {
         *errstr = "an upgrade request cannot carry a body";
         return -1;
     }
+    f->conn_auth = forward_has_conn_auth(buf, h, "authorization");
 
     out = evbuffer_new();
     if (out == NULL) {
@@ -117,65 +151,39 @@ int forward_build_request(struct conn *c, const char *buf, const struct http1_ta
     evbuffer_add(out, buf + h->method.off, h->method.len);
     evbuffer_add(out, " ", 1);
     /* Origin-form starts with "/": "http://h" and "http://h?q" become "/" and "/?q". */
-    if (t->path.len == 0 || buf[t->path.off] == '?')
+    if (path->len == 0 || buf[path->off] == '?')
         evbuffer_add(out, "/", 1);
-    evbuffer_add(out, buf + t->path.off, t->path.len);
+    evbuffer_add(out, buf + path->off, path->len);
     /* The authority in the request target decides; a differing Host is replaced. */
-    evbuffer_add_printf(out, " HTTP/1.1\r\nHost: %s%s%s", c->host_is_ipv6 ? "[" : "", c->host,
-                        c->host_is_ipv6 ? "]" : "");
-    if (c->port != 80)
-        evbuffer_add_printf(out, ":%u", c->port);
+    evbuffer_add_printf(out, " HTTP/1.1\r\nHost: %s%s%s", r->host_is_ipv6 ? "[" : "", r->host,
+                        r->host_is_ipv6 ? "]" : "");
+    if (r->port != 80)
+        evbuffer_add_printf(out, ":%u", r->port);
     evbuffer_add(out, "\r\n", 2);
-    forward_copy_fields(out, buf, h, c->wants_upgrade);
-    if (c->req_body == CONN_BODY_CHUNKED)
-        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+    forward_copy_fields(out, buf, h, f->wants_upgrade);
+    if (f->req_body == FORWARD_BODY_CHUNKED)
+        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
     else if (h->has_content_length)
         evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", h->content_length);
     evbuffer_add_printf(out, "Via: 1.%u sluice\r\n", h->version_minor);
-    if (c->wants_upgrade)
-        evbuffer_add_printf(out, "Connection: Upgrade\r\n");
+    if (f->wants_upgrade)
+        evbuffer_add(out, "Connection: Upgrade\r\n", 21);
     evbuffer_add(out, "\r\n", 2);
-    c->pending = out;
+    f->head = out;
     return 0;
 }
 
 /* Prepares the parser for the next response head (after the request, or after a 1xx). */
-static void forward_expect_response_head(struct conn *c)
+static void forward_expect_response_head(struct forward *f)
 {
-    http1_parser_init(&c->parser, HTTP1_RESPONSE, &c->settings->response_limits, &c->head,
-                      c->fields, c->fields_cap);
+    http1_parser_init(&f->parser, HTTP1_RESPONSE, &f->settings->response_limits, &f->resp,
+                      f->fields, f->fields_cap);
 }
 
-/* The upstream is connected: send the head (a copy while a retry is still possible). */
-void forward_start(struct conn *c)
+/* True while the request is sent and the response has not started. */
+bool forward_awaiting_response(const struct forward *f)
 {
-    struct evbuffer *out = bufferevent_get_output(c->upstream);
-    size_t high = (size_t)c->settings->response_limits.max_head + 4096;
-
-    conn_set_state(c, CONN_ST_FORWARD);
-    if (high < CONN_HIGH_WATERMARK)
-        high = CONN_HIGH_WATERMARK;
-    bufferevent_setcb(c->upstream, forward_upstream_read_cb, forward_upstream_write_cb,
-                      forward_upstream_event_cb, c);
-    bufferevent_setwatermark(c->upstream, EV_READ, 0, high);
-    bufferevent_setwatermark(c->upstream, EV_WRITE, CONN_LOW_WATERMARK, 0);
-    bufferevent_setwatermark(c->client, EV_WRITE, CONN_LOW_WATERMARK, 0);
-    bufferevent_enable(c->upstream, EV_READ | EV_WRITE);
-    forward_expect_response_head(c);
-
-    if (c->req_body == CONN_BODY_NONE && c->upstream_reused) {
-        /* A pooled connection may have been closed by the origin just now: keep the head
-         * so the request can be sent again on a fresh connection. */
-        size_t len = evbuffer_get_length(c->pending);
-        evbuffer_add(out, evbuffer_pullup(c->pending, -1), len);
-    } else {
-        evbuffer_add_buffer(out, c->pending);
-        evbuffer_free(c->pending);
-        c->pending = NULL;
-    }
-    conn_timer_arm(c,
-                   c->req_done ? c->settings->timeout_response_ms : c->settings->timeout_idle_ms);
-    forward_relay_request(c);
+    return f->req_done && !f->resp_started;
 }
 
 /* Moves n bytes of body data from in to out, re-framed as one chunk when chunk is true. */
@@ -198,7 +206,7 @@ static int64_t forward_dechunk(struct http1_chunked *ch, struct evbuffer *in, st
     int64_t total = 0;
 
     while (!http1_chunked_done(ch) && evbuffer_get_length(in) > 0 &&
-           evbuffer_get_length(out) < CONN_HIGH_WATERMARK) {
+           evbuffer_get_length(out) < RELAY_HIGH_WATERMARK) {
         struct evbuffer_iovec vec;
         size_t data = 0;
         int64_t used;
@@ -222,386 +230,423 @@ static int64_t forward_dechunk(struct http1_chunked *ch, struct evbuffer *in, st
 }
 
 /* Moves request body bytes from the client to the upstream while the upstream keeps up. */
-static void forward_relay_request(struct conn *c)
+static struct outcome forward_relay_request(struct forward *f)
 {
-    struct evbuffer *in = bufferevent_get_input(c->client);
-    struct evbuffer *out = bufferevent_get_output(c->upstream);
-    size_t queued = evbuffer_get_length(out);
+    struct evbuffer *in = bufferevent_get_input(f->client);
+    struct evbuffer *out = bufferevent_get_output(f->upstream);
 
-    if (!c->client_paused && !c->req_done && evbuffer_get_length(in) > 0 &&
-        queued < CONN_HIGH_WATERMARK)
-        conn_read_more(c->client, CONN_HIGH_WATERMARK - queued);
-    while (!c->req_done && evbuffer_get_length(in) > 0) {
-        if (evbuffer_get_length(out) >= CONN_HIGH_WATERMARK) {
-            bufferevent_disable(c->client, EV_READ);
-            c->client_paused = true;
-            return;
-        }
-        if (c->req_body == CONN_BODY_LENGTH) {
+    if (!f->req_done && evbuffer_get_length(in) > 0)
+        relay_flow_fill(&f->req_flow);
+    while (!f->req_done && evbuffer_get_length(in) > 0) {
+        if (!relay_flow_room(&f->req_flow))
+            break;
+        if (f->req_body == FORWARD_BODY_LENGTH) {
             size_t n = evbuffer_get_length(in);
-            if (n > c->req_left)
-                n = (size_t)c->req_left;
+            if (n > f->req_left)
+                n = (size_t)f->req_left;
             evbuffer_remove_buffer(in, out, n);
-            c->req_left -= n;
-            c->sent += n;
-            c->req_done = c->req_left == 0;
+            f->req_left -= n;
+            f->sent += n;
+            f->req_done = f->req_left == 0;
         } else {
-            int64_t used = forward_dechunk(&c->req_chunked, in, out, true);
-            if (used < 0) {
-                conn_fail(c, 400, "http_request_error", CONN_END_PROXY, CONN_PH_DATA,
-                          http1_error_str(c->req_chunked.error));
-                return;
-            }
-            c->sent += (uint64_t)used;
-            c->req_done = http1_chunked_done(&c->req_chunked);
+            int64_t used = forward_dechunk(&f->req_chunked, in, out, true);
+            if (used < 0)
+                return outcome_fail(400, "http_request_error", TERM_PROXY, TERM_PH_DATA, "%s",
+                                    http1_error_str(f->req_chunked.error));
+            f->sent += (uint64_t)used;
+            f->req_done = http1_chunked_done(&f->req_chunked);
             if (used == 0)
                 break;
         }
-        conn_touch(c);
     }
-    if (c->req_done && !c->resp_started)
-        conn_timer_arm(c, c->settings->timeout_response_ms);
+    return outcome_of(OUTCOME_MORE);
 }
 
-/* Finishes the exchange once both directions are complete, pooling the upstream if it can. */
-static void forward_finish_if_done(struct conn *c)
+/* The exchange is over once both directions are complete; says whether to keep the upstream. */
+static struct outcome forward_finish_if_done(struct forward *f)
 {
-    if (!c->resp_done)
-        return;
-    if (!c->req_done) {
+    if (!f->resp_done)
+        return outcome_of(OUTCOME_MORE);
+    if (!f->req_done) {
         /* The origin answered before the whole body arrived; the connection cannot be
          * kept, and the client was told so in the response head. */
-        c->close_after = true;
-        c->upstream_keep = false;
+        f->close_after = true;
+        f->upstream_keep = false;
     }
-    if (c->upstream_keep && evbuffer_get_length(bufferevent_get_input(c->upstream)) == 0 &&
-        evbuffer_get_length(bufferevent_get_output(c->upstream)) == 0 &&
-        !worker_is_draining(c->worker)) {
-        upstream_pool_put(c->worker->pool, c->host, c->port, c->upstream);
-        c->upstream = NULL;
-    }
-    conn_exchange_done(c);
+    if (evbuffer_get_length(bufferevent_get_input(f->upstream)) > 0 ||
+        evbuffer_get_length(bufferevent_get_output(f->upstream)) > 0)
+        f->upstream_keep = false;
+    return outcome_of(OUTCOME_DONE);
 }
 
 /* Moves response body bytes from the upstream to the client while the client keeps up. */
-static void forward_relay_response(struct conn *c)
+static struct outcome forward_relay_response(struct forward *f)
 {
-    struct evbuffer *in = bufferevent_get_input(c->upstream);
-    struct evbuffer *out = bufferevent_get_output(c->client);
+    struct evbuffer *in = bufferevent_get_input(f->upstream);
+    struct evbuffer *out = bufferevent_get_output(f->client);
     size_t before = evbuffer_get_length(out);
 
-    if (!c->upstream_paused && evbuffer_get_length(in) > 0 && before < CONN_HIGH_WATERMARK)
-        conn_read_more(c->upstream, CONN_HIGH_WATERMARK - before);
-    while (!c->resp_done && evbuffer_get_length(in) > 0) {
-        if (evbuffer_get_length(out) >= CONN_HIGH_WATERMARK) {
-            bufferevent_disable(c->upstream, EV_READ);
-            c->upstream_paused = true;
+    if (evbuffer_get_length(in) > 0)
+        relay_flow_fill(&f->resp_flow);
+    while (!f->resp_done && evbuffer_get_length(in) > 0) {
+        if (!relay_flow_room(&f->resp_flow))
             break;
-        }
-        if (c->resp_body == CONN_BODY_LENGTH || c->resp_body == CONN_BODY_CLOSE) {
+        if (f->resp_body == FORWARD_BODY_LENGTH || f->resp_body == FORWARD_BODY_CLOSE) {
             size_t n = evbuffer_get_length(in);
-            if (c->resp_body == CONN_BODY_LENGTH && n > c->resp_left)
-                n = (size_t)c->resp_left;
+            if (f->resp_body == FORWARD_BODY_LENGTH && n > f->resp_left)
+                n = (size_t)f->resp_left;
             evbuffer_remove_buffer(in, out, n);
-            if (c->resp_body == CONN_BODY_LENGTH) {
-                c->resp_left -= n;
-                c->resp_done = c->resp_left == 0;
+            if (f->resp_body == FORWARD_BODY_LENGTH) {
+                f->resp_left -= n;
+                f->resp_done = f->resp_left == 0;
             }
         } else {
-            int64_t used = forward_dechunk(&c->resp_chunked, in, out, c->resp_rechunk);
+            int64_t used = forward_dechunk(&f->resp_chunked, in, out, f->resp_rechunk);
             if (used < 0) {
-                log_info("%s: invalid chunked response from %s: %s", c->client_addr, c->host,
-                         http1_error_str(c->resp_chunked.error));
-                c->received += evbuffer_get_length(out) - before;
-                conn_fail(c, 502, "http_protocol_error", CONN_END_SERVER, CONN_PH_DATA,
-                          "the upstream sent an invalid chunked body");
-                return;
+                f->received += evbuffer_get_length(out) - before;
+                return outcome_fail(502, "http_protocol_error", TERM_SERVER, TERM_PH_DATA,
+                                    "the upstream sent an invalid chunked body (%s)",
+                                    http1_error_str(f->resp_chunked.error));
             }
-            c->resp_done = http1_chunked_done(&c->resp_chunked);
+            f->resp_done = http1_chunked_done(&f->resp_chunked);
             if (used == 0)
                 break;
         }
     }
-    c->received += evbuffer_get_length(out) - before;
-    conn_touch(c);
-    forward_finish_if_done(c);
+    f->received += evbuffer_get_length(out) - before;
+    return forward_finish_if_done(f);
 }
 
 /* Writes an interim (1xx) head to a client that understands one. */
-static void forward_send_interim(struct conn *c, const char *buf)
+static void forward_send_interim(struct forward *f, const char *buf)
 {
-    const struct http1_head *h = &c->head;
-    struct evbuffer *out = bufferevent_get_output(c->client);
+    const struct http1_head *h = &f->resp;
+    struct evbuffer *out = bufferevent_get_output(f->client);
     size_t before = evbuffer_get_length(out);
 
-    if (c->client_http10)
+    if (f->http10)
         return; /* HTTP/1.0 has no interim responses */
     evbuffer_add_printf(out, "HTTP/1.1 %u ", h->status);
     evbuffer_add(out, buf + h->reason.off, h->reason.len);
     evbuffer_add(out, "\r\n", 2);
     forward_copy_fields(out, buf, h, false);
     evbuffer_add(out, "\r\n", 2);
-    c->received += evbuffer_get_length(out) - before;
+    f->received += evbuffer_get_length(out) - before;
 }
 
-/* Switches to a tunnel after the origin agreed to the upgrade the client asked for. */
-static void forward_upgrade(struct conn *c, const char *buf)
+/* Writes the origin's 101 and hands over to a tunnel. */
+static struct outcome forward_upgrade(struct forward *f, const char *buf)
 {
-    const struct http1_head *h = &c->head;
-    struct evbuffer *out = bufferevent_get_output(c->client);
+    const struct http1_head *h = &f->resp;
+    struct evbuffer *out = bufferevent_get_output(f->client);
     size_t before = evbuffer_get_length(out);
 
     evbuffer_add(out, "HTTP/1.1 101 ", 13);
     evbuffer_add(out, buf + h->reason.off, h->reason.len);
     evbuffer_add(out, "\r\n", 2);
     forward_copy_fields(out, buf, h, true);
-    evbuffer_add_printf(out, "Via: 1.1 sluice\r\nConnection: Upgrade\r\n\r\n");
-    c->received += evbuffer_get_length(out) - before;
-    c->status = 101;
-    c->resp_head_done = true;
-    evbuffer_drain(bufferevent_get_input(c->upstream), h->head_len);
-    tunnel_start(c, false);
+    evbuffer_add(out, "Via: 1.1 sluice\r\nConnection: Upgrade\r\n\r\n", 40);
+    f->received += evbuffer_get_length(out) - before;
+    f->status = 101;
+    f->resp_head_done = true;
+    evbuffer_drain(bufferevent_get_input(f->upstream), h->head_len);
+    return outcome_of(OUTCOME_UPGRADE);
+}
+
+/*
+ * Appends the response's transfer codings other than chunked ("gzip" of "gzip, chunked")
+ * to out, comma-separated.  Returns how many there were.
+ */
+static unsigned forward_other_codings(const char *buf, const struct http1_head *h,
+                                      struct evbuffer *out)
+{
+    unsigned n = 0;
+
+    for (uint32_t i = 0; i < h->nfields; i++) {
+        const struct http1_field *fl = &h->fields[i];
+        const char *v = buf + fl->value.off;
+        struct http1_span e;
+        size_t pos = 0;
+
+        if (!http1_span_eq_ci(buf, fl->name, "transfer-encoding"))
+            continue;
+        while (http1_list_next(v, fl->value.len, &pos, &e)) {
+            if (e.len == 7 && strncasecmp(v + e.off, "chunked", 7) == 0)
+                continue;
+            if (out != NULL)
+                evbuffer_add_printf(out, "%s%.*s", n > 0 ? ", " : "", (int)e.len, v + e.off);
+            n++;
+        }
+    }
+    return n;
 }
 
 /* Works out how the final response is delimited toward the client and whether to close. */
-static void forward_plan_response(struct conn *c)
+static void forward_plan_response(struct forward *f)
 {
-    const struct http1_head *h = &c->head;
+    const struct http1_head *h = &f->resp;
 
-    if (c->is_head || h->status == 204 || h->status == 304)
-        c->resp_body = CONN_BODY_NONE;
+    if (f->is_head || h->status == 204 || h->status == 304)
+        f->resp_body = FORWARD_BODY_NONE;
     else if (h->chunked)
-        c->resp_body = CONN_BODY_CHUNKED;
+        f->resp_body = FORWARD_BODY_CHUNKED;
     else if (h->has_transfer_encoding)
-        c->resp_body = CONN_BODY_CLOSE; /* a coding we cannot frame: read until close */
+        f->resp_body = FORWARD_BODY_CLOSE; /* a coding we cannot frame: read until close */
     else if (h->has_content_length)
-        c->resp_body = h->content_length > 0 ? CONN_BODY_LENGTH : CONN_BODY_NONE;
+        f->resp_body = h->content_length > 0 ? FORWARD_BODY_LENGTH : FORWARD_BODY_NONE;
     else
-        c->resp_body = CONN_BODY_CLOSE;
-    c->resp_left = h->content_length;
-    if (c->resp_body == CONN_BODY_CHUNKED)
-        http1_chunked_init(&c->resp_chunked);
-    c->resp_chunked.allow_bare_lf = c->settings->response_limits.allow_bare_lf;
-    c->resp_rechunk = c->resp_body == CONN_BODY_CHUNKED && !c->client_http10;
-    c->upstream_keep = c->resp_body != CONN_BODY_CLOSE &&
+        f->resp_body = FORWARD_BODY_CLOSE;
+    f->resp_left = h->content_length;
+    if (f->resp_body == FORWARD_BODY_CHUNKED)
+        http1_chunked_init(&f->resp_chunked);
+    f->resp_chunked.allow_bare_lf = f->settings->response_limits.allow_bare_lf;
+    f->resp_rechunk = f->resp_body == FORWARD_BODY_CHUNKED && !f->http10;
+    f->upstream_keep = f->resp_body != FORWARD_BODY_CLOSE &&
                        (h->version_minor == 1 ? !h->conn_close : h->conn_keep_alive);
-    if (!c->client_keepalive || !c->req_done ||
-        (c->client_eof && evbuffer_get_length(bufferevent_get_input(c->client)) == 0) ||
-        worker_is_draining(c->worker) || c->resp_body == CONN_BODY_CLOSE ||
-        (c->resp_body == CONN_BODY_CHUNKED && !c->resp_rechunk))
-        c->close_after = true;
+    if (!f->keepalive || !f->req_done ||
+        (f->client_eof && evbuffer_get_length(bufferevent_get_input(f->client)) == 0) ||
+        f->draining || f->resp_body == FORWARD_BODY_CLOSE ||
+        (f->resp_body == FORWARD_BODY_CHUNKED && !f->resp_rechunk))
+        f->close_after = true;
 }
 
 /* Sends the final response head to the client, rewritten for this hop. */
-static void forward_send_final_head(struct conn *c, const char *buf)
+static struct outcome forward_send_final_head(struct forward *f, const char *buf)
 {
-    const struct http1_head *h = &c->head;
-    struct evbuffer *out = bufferevent_get_output(c->client);
+    const struct http1_head *h = &f->resp;
+    struct evbuffer *out = bufferevent_get_output(f->client);
     size_t before = evbuffer_get_length(out);
+    unsigned codings = forward_other_codings(buf, h, NULL);
 
-    forward_plan_response(c);
+    if (codings > 0 && f->http10 && !f->is_head && h->status != 204 && h->status != 304)
+        return outcome_fail(502, "http_response_transfer_coding", TERM_SERVER, TERM_PH_RESPONSE,
+                            "the upstream used a transfer coding that an HTTP/1.0 client "
+                            "cannot receive");
+    forward_plan_response(f);
+    if (h->status == 401 && forward_has_conn_auth(buf, h, "www-authenticate"))
+        f->conn_auth = true;
     evbuffer_add_printf(out, "HTTP/1.1 %u ", h->status);
     evbuffer_add(out, buf + h->reason.off, h->reason.len);
     evbuffer_add(out, "\r\n", 2);
     forward_copy_fields(out, buf, h, false);
-    if (c->resp_body == CONN_BODY_LENGTH ||
-        (c->resp_body == CONN_BODY_NONE && h->has_content_length))
+    if (f->resp_body == FORWARD_BODY_LENGTH ||
+        (f->resp_body == FORWARD_BODY_NONE && h->has_content_length)) {
         evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", h->content_length);
-    else if (c->resp_rechunk)
-        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+    } else if (codings > 0 && f->resp_body != FORWARD_BODY_NONE) {
+        /* The body is sent as it came, so the codings applied to it go with it. */
+        evbuffer_add(out, "Transfer-Encoding: ", 19);
+        forward_other_codings(buf, h, out);
+        evbuffer_add(out, f->resp_rechunk ? ", chunked\r\n" : "\r\n", f->resp_rechunk ? 11 : 2);
+    } else if (f->resp_rechunk) {
+        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+    }
     evbuffer_add_printf(out, "Via: 1.%u sluice\r\n", h->version_minor);
-    if (c->close_after)
-        evbuffer_add_printf(out, "Connection: close\r\n");
+    if (f->close_after)
+        evbuffer_add(out, "Connection: close\r\n", 19);
     evbuffer_add(out, "\r\n", 2);
-    c->received += evbuffer_get_length(out) - before;
-    c->status = h->status;
-    c->resp_head_done = true;
-    c->resp_done = c->resp_body == CONN_BODY_NONE;
-    evbuffer_drain(bufferevent_get_input(c->upstream), h->head_len);
-    conn_timer_arm(c, c->settings->timeout_idle_ms);
+    f->received += evbuffer_get_length(out) - before;
+    f->status = h->status;
+    f->resp_head_done = true;
+    f->resp_done = f->resp_body == FORWARD_BODY_NONE;
+    evbuffer_drain(bufferevent_get_input(f->upstream), h->head_len);
+    return outcome_of(OUTCOME_MORE);
 }
 
 /*
- * Parses response heads from the upstream: interim ones are relayed and parsing goes on,
- * a 101 becomes a tunnel, the final one is sent on.  Returns true once the final head went.
+ * Parses response heads from the upstream: interim ones are relayed (bounded in number and
+ * bytes, and paused while the client does not read) and parsing goes on, a 101 becomes a
+ * tunnel, the final one is sent on.  MORE with f->resp_head_done once the final head went.
  */
-static bool forward_read_response_heads(struct conn *c)
+static struct outcome forward_read_response_heads(struct forward *f)
 {
-    struct evbuffer *in = bufferevent_get_input(c->upstream);
+    struct evbuffer *in = bufferevent_get_input(f->upstream);
+    size_t max_head = f->settings->response_limits.max_head;
 
-    while (!c->resp_head_done) {
+    while (!f->resp_head_done) {
         size_t len = evbuffer_get_length(in), want;
         const char *buf;
         int64_t r;
 
-        if (len == 0)
-            return false;
-        c->resp_started = true;
-        if (c->pending != NULL) {
-            evbuffer_free(c->pending); /* the origin answered: no retry any more */
-            c->pending = NULL;
+        if (len == 0 || !relay_flow_room(&f->resp_flow))
+            return outcome_of(OUTCOME_MORE);
+        f->resp_started = true;
+        if (f->head != NULL) {
+            evbuffer_free(f->head); /* the origin answered: no retry any more */
+            f->head = NULL;
         }
-        want = len < (size_t)c->settings->response_limits.max_head + 1
-                   ? len
-                   : (size_t)c->settings->response_limits.max_head + 1;
+        want = len < max_head + 1 ? len : max_head + 1;
         buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
-        r = buf != NULL ? http1_parse_head(&c->parser, buf, want) : -1;
-        if (r < 0) {
-            char what[160];
-            snprintf(what, sizeof(what), "the upstream sent an invalid response head: %s",
-                     buf != NULL ? http1_error_str(c->parser.error) : "out of memory");
-            conn_fail(c, 502, "http_protocol_error", CONN_END_SERVER, CONN_PH_RESPONSE, what);
-            return false;
-        }
+        r = buf != NULL ? http1_parse_head(&f->parser, buf, want) : -1;
+        if (r < 0)
+            return outcome_fail(502, "http_protocol_error", TERM_SERVER, TERM_PH_RESPONSE,
+                                "the upstream sent an invalid response head: %s",
+                                buf != NULL ? http1_error_str(f->parser.error) : "out of memory");
         if (r == 0)
-            return false;
-        if (c->head.status == 101) {
-            if (!c->wants_upgrade) {
-                conn_fail(c, 502, "http_protocol_error", CONN_END_SERVER, CONN_PH_RESPONSE,
-                          "the upstream switched protocols without being asked to");
-                return false;
-            }
-            forward_upgrade(c, buf);
-            return false;
+            return outcome_of(OUTCOME_MORE);
+        if (f->resp.status == 101) {
+            if (!f->wants_upgrade)
+                return outcome_fail(502, "http_protocol_error", TERM_SERVER, TERM_PH_RESPONSE,
+                                    "the upstream switched protocols without being asked to");
+            return forward_upgrade(f, buf);
         }
-        if (c->head.status < 200) {
-            forward_send_interim(c, buf);
-            evbuffer_drain(in, c->head.head_len);
-            forward_expect_response_head(c);
-            continue;
-        }
-        forward_send_final_head(c, buf);
+        if (f->resp.status >= 200)
+            return forward_send_final_head(f, buf);
+        f->interim++;
+        f->interim_bytes += f->resp.head_len;
+        if (f->interim > FORWARD_MAX_INTERIM || f->interim_bytes > max_head)
+            return outcome_fail(502, "http_protocol_error", TERM_SERVER, TERM_PH_RESPONSE,
+                                "the upstream sent more than %u interim (1xx) responses or %zu "
+                                "bytes of them",
+                                FORWARD_MAX_INTERIM, max_head);
+        forward_send_interim(f, buf);
+        evbuffer_drain(in, f->resp.head_len);
+        forward_expect_response_head(f);
     }
-    return true;
+    return outcome_of(OUTCOME_MORE);
+}
+
+/* Starts the exchange on a connected upstream. */
+struct outcome forward_begin(struct forward *f, struct bufferevent *client,
+                             struct bufferevent *upstream, const struct sluice_settings *s,
+                             struct http1_field *fields, uint32_t fields_cap, bool may_retry,
+                             bool draining)
+{
+    struct evbuffer *out = bufferevent_get_output(upstream);
+    size_t high = (size_t)s->response_limits.max_head + 4096;
+
+    f->client = client;
+    f->upstream = upstream;
+    f->settings = s;
+    f->fields = fields;
+    f->fields_cap = fields_cap;
+    f->draining = draining;
+    f->may_retry = may_retry;
+    relay_flow_init(&f->req_flow, client, upstream);
+    relay_flow_init(&f->resp_flow, upstream, client);
+    if (high < RELAY_HIGH_WATERMARK)
+        high = RELAY_HIGH_WATERMARK;
+    bufferevent_setwatermark(upstream, EV_READ, 0, high);
+    bufferevent_setwatermark(upstream, EV_WRITE, RELAY_LOW_WATERMARK, 0);
+    bufferevent_setwatermark(client, EV_WRITE, RELAY_LOW_WATERMARK, 0);
+    bufferevent_enable(upstream, EV_READ | EV_WRITE);
+    bufferevent_enable(client, EV_READ);
+    forward_expect_response_head(f);
+    if (may_retry) {
+        /* A pooled connection may have been closed by the origin just now: keep the head
+         * so the request can be sent again on a fresh connection. */
+        evbuffer_add(out, evbuffer_pullup(f->head, -1), evbuffer_get_length(f->head));
+    } else {
+        evbuffer_add_buffer(out, f->head);
+        evbuffer_free(f->head);
+        f->head = NULL;
+    }
+    return forward_relay_request(f);
 }
 
 /* Upstream bytes arrived: response heads first, then the body. */
-static void forward_upstream_read_cb(struct bufferevent *bev, void *arg)
+struct outcome forward_upstream_readable(struct forward *f)
 {
-    struct conn *c = arg;
-
-    (void)bev;
-    if (c->state != CONN_ST_FORWARD)
-        return;
-    if (!c->resp_head_done && !forward_read_response_heads(c))
-        return;
-    if (c->state == CONN_ST_FORWARD && !c->resp_done)
-        forward_relay_response(c);
-    else if (c->state == CONN_ST_FORWARD)
-        forward_finish_if_done(c);
+    if (!f->resp_head_done) {
+        struct outcome o = forward_read_response_heads(f);
+        if (o.kind != OUTCOME_MORE || !f->resp_head_done)
+            return o;
+    }
+    if (!f->resp_done)
+        return forward_relay_response(f);
+    return forward_finish_if_done(f);
 }
 
 /* The upstream's output drained: let the client send more body. */
-static void forward_upstream_write_cb(struct bufferevent *bev, void *arg)
+struct outcome forward_upstream_drained(struct forward *f)
 {
-    struct conn *c = arg;
-
-    (void)bev;
-    if (c->state != CONN_ST_FORWARD)
-        return;
-    if (c->client_paused) {
-        c->client_paused = false;
-        bufferevent_enable(c->client, EV_READ);
-    }
-    forward_relay_request(c);
-}
-
-/* Sends a request that met a dead pooled connection again on a fresh one. */
-static void forward_retry(struct conn *c)
-{
-    log_info("%s: pooled connection to %s:%u was closed, retrying on a new one", c->client_addr,
-             c->host, c->port);
-    bufferevent_free(c->upstream);
-    c->upstream = NULL;
-    c->upstream_reused = false;
-    upstream_start(c, false);
+    relay_flow_resume(&f->req_flow);
+    return forward_relay_request(f);
 }
 
 /*
  * An origin that answers early (413 to a large upload) and closes makes our next write
  * fail, while its answer still sits unread in the receive queue.  Reads that answer and
- * relays it.  Returns true when that settled the exchange (c may be closed then).
+ * relays it.  Returns true with *o set when that settled the step.
  */
-static bool forward_salvage_response(struct conn *c)
+static bool forward_salvage_response(struct forward *f, struct outcome *o)
 {
-    struct evbuffer *in = bufferevent_get_input(c->upstream);
+    struct evbuffer *in = bufferevent_get_input(f->upstream);
 
     /* Bounded: a head is at most max_head, and what follows is relayed as it goes. */
-    for (int i = 0; i < 4 && conn_read_more(c->upstream, CONN_HIGH_WATERMARK) > 0; i++)
+    for (int i = 0; i < 4 && relay_read_more(f->upstream, RELAY_HIGH_WATERMARK) > 0; i++)
         continue;
     if (evbuffer_get_length(in) == 0)
         return false;
-    c->upstream_keep = false;
-    forward_upstream_read_cb(c->upstream, c);
-    return c->state != CONN_ST_FORWARD || c->resp_done;
+    f->upstream_keep = false;
+    *o = forward_upstream_readable(f);
+    if (o->kind != OUTCOME_MORE || f->resp_done) {
+        f->upstream_keep = false;
+        return true;
+    }
+    return false;
 }
 
 /* The upstream closed or failed. */
-static void forward_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+struct outcome forward_upstream_event(struct forward *f, short what)
 {
-    struct conn *c = arg;
     bool eof = (what & BEV_EVENT_EOF) != 0 && (what & BEV_EVENT_ERROR) == 0;
+    struct outcome o;
 
-    (void)bev;
-    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0 || c->state != CONN_ST_FORWARD)
-        return;
-    if ((what & BEV_EVENT_ERROR) != 0 && !c->resp_head_done && forward_salvage_response(c))
-        return;
-    if (!c->resp_started) {
-        if (c->upstream_reused && c->pending != NULL) {
-            forward_retry(c);
-            return;
-        }
-        conn_fail(c, 502, "http_response_incomplete", CONN_END_SERVER, CONN_PH_RESPONSE,
-                  eof ? "the upstream closed the connection without sending a response"
-                      : "the upstream reset the connection without sending a response");
-        return;
+    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0)
+        return outcome_of(OUTCOME_MORE);
+    if ((what & BEV_EVENT_ERROR) != 0 && !f->resp_head_done && forward_salvage_response(f, &o))
+        return o;
+    if (!f->resp_started) {
+        if (f->may_retry && f->head != NULL)
+            return outcome_of(OUTCOME_RETRY);
+        return outcome_fail(502, "http_response_incomplete", TERM_SERVER, TERM_PH_RESPONSE,
+                            eof ? "the upstream closed the connection without sending a response"
+                                : "the upstream reset the connection without sending a response");
     }
-    if (!c->resp_head_done) {
-        conn_fail(c, 502, "http_response_incomplete", CONN_END_SERVER, CONN_PH_RESPONSE,
-                  "the upstream closed the connection in the middle of the response head");
-        return;
-    }
-    if (eof && c->resp_body == CONN_BODY_CLOSE) {
+    if (!f->resp_head_done)
+        return outcome_fail(502, "http_response_incomplete", TERM_SERVER, TERM_PH_RESPONSE,
+                            "the upstream closed the connection in the middle of the response "
+                            "head");
+    if (eof && f->resp_body == FORWARD_BODY_CLOSE) {
         /* Close-delimited: everything read so far is the body, and this is its end. */
-        struct evbuffer *in = bufferevent_get_input(c->upstream);
-        c->received += evbuffer_get_length(in);
-        evbuffer_add_buffer(bufferevent_get_output(c->client), in);
-        c->resp_done = true;
-        c->upstream_keep = false;
-        forward_finish_if_done(c);
-        return;
+        struct evbuffer *in = bufferevent_get_input(f->upstream);
+        f->received += evbuffer_get_length(in);
+        evbuffer_add_buffer(bufferevent_get_output(f->client), in);
+        f->resp_done = true;
+        f->upstream_keep = false;
+        return forward_finish_if_done(f);
     }
-    if (c->resp_done)
-        return; /* a pooled-to-be connection closing after a complete response */
+    if (f->resp_done) {
+        f->upstream_keep = false; /* closing after a complete response: not for the pool */
+        return forward_finish_if_done(f);
+    }
     /* The body is cut short: the client must see a broken connection, not an end. */
-    conn_fail(c, 502, "http_response_incomplete", CONN_END_SERVER, CONN_PH_DATA,
-              "the upstream closed the connection in the middle of the body");
+    return outcome_fail(502, "http_response_incomplete", TERM_SERVER, TERM_PH_DATA,
+                        "the upstream closed the connection in the middle of the body");
 }
 
 /* Client bytes while forwarding: request body, or the next pipelined request waiting. */
-void forward_client_readable(struct conn *c)
+struct outcome forward_client_readable(struct forward *f)
 {
-    if (!c->req_done)
-        forward_relay_request(c);
+    if (f->req_done)
+        return outcome_of(OUTCOME_MORE);
+    return forward_relay_request(f);
 }
 
 /* The client's output drained below the low watermark: resume reading the upstream. */
-void forward_client_drained(struct conn *c)
+struct outcome forward_client_drained(struct forward *f)
 {
-    if (!c->upstream_paused)
-        return;
-    c->upstream_paused = false;
-    bufferevent_enable(c->upstream, EV_READ);
-    forward_relay_response(c);
+    if (!relay_flow_resume(&f->resp_flow))
+        return outcome_of(OUTCOME_MORE);
+    return forward_upstream_readable(f);
 }
 
 /* The client closed or failed while a request was being forwarded. */
-void forward_client_event(struct conn *c, short what)
+struct outcome forward_client_event(struct forward *f, short what)
 {
-    if ((what & BEV_EVENT_EOF) != 0 && (what & BEV_EVENT_ERROR) == 0 && c->req_done) {
-        c->client_eof = true; /* it may still read the response */
-        return;
+    if ((what & BEV_EVENT_EOF) != 0 && (what & BEV_EVENT_ERROR) == 0 && f->req_done) {
+        f->client_eof = true; /* it may still read the response */
+        return outcome_of(OUTCOME_MORE);
     }
-    conn_close(c, CONN_END_CLIENT, c->resp_head_done ? CONN_PH_DATA : CONN_PH_RESPONSE);
+    return outcome_close(TERM_CLIENT, f->resp_head_done ? TERM_PH_DATA : TERM_PH_RESPONSE, false);
 }

@@ -852,25 +852,44 @@ int http1_parse_authority(const char *buf, struct http1_span span, struct http1_
     return parse_authority_at(buf, span.off, span.len, true, 0, out);
 }
 
-/* True when the comma-separated list holds token. */
-bool http1_list_has_token(const char *v, size_t n, const char *token)
+/* The next element of a comma-separated list, without its whitespace. */
+bool http1_list_next(const char *v, size_t n, size_t *pos, struct http1_span *elem)
 {
-    size_t i = 0;
+    size_t i = *pos;
 
-    while (i < n) {
+    for (;;) {
         size_t start, end;
 
         while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
             i++;
+        if (i >= n) {
+            *pos = i;
+            return false;
+        }
         start = i;
         while (i < n && v[i] != ',')
             i++;
         end = i;
         while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
             end--;
-        if (end > start && eq_ci(v + start, end - start, token))
+        if (end > start) {
+            *pos = i;
+            elem->off = (uint32_t)start;
+            elem->len = (uint32_t)(end - start);
             return true;
+        }
     }
+}
+
+/* True when the comma-separated list holds token. */
+bool http1_list_has_token(const char *v, size_t n, const char *token)
+{
+    struct http1_span e;
+    size_t pos = 0;
+
+    while (http1_list_next(v, n, &pos, &e))
+        if (eq_ci(v + e.off, e.len, token))
+            return true;
     return false;
 }
 

@@ -1,6 +1,7 @@
 /* Who is calling; see include/sluice/identity.h. */
 #include "sluice/identity.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -60,19 +61,28 @@ void identity_resolve(const struct policy_snapshot *p, const char *listener_tool
                       const char *proxy_auth, size_t len, struct identity *out)
 {
     const struct policy_tool *t;
-    char user[128];
+    char user[IDENTITY_USER_MAX];
 
     out->tool = NULL;
     out->source = IDENTITY_NONE;
+    out->user[0] = '\0';
+    if (proxy_auth == NULL || !identity_basic_user(proxy_auth, len, user, sizeof(user)))
+        user[0] = '\0';
+    memcpy(out->user, user, strlen(user) + 1);
     if (listener_tool != NULL && listener_tool[0] != '\0' &&
         (t = policy_find_tool(p, listener_tool)) != NULL) {
         out->tool = t;
         out->source = IDENTITY_LISTENER;
         return;
     }
-    if (proxy_auth != NULL && identity_basic_user(proxy_auth, len, user, sizeof(user)) &&
-        (t = policy_find_tool(p, user)) != NULL) {
+    if (user[0] != '\0' && (t = policy_find_tool(p, user)) != NULL) {
         out->tool = t;
         out->source = IDENTITY_PROXY_USER;
     }
+}
+
+/* The key an upstream connection is filed under: tool and user. */
+void identity_owner_key(const struct identity *id, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s\n%s", id->tool != NULL ? id->tool->id : "", id->user);
 }

@@ -1044,9 +1044,10 @@ bool policy_check_address(const struct policy_snapshot *p, const struct policy_t
     return true;
 }
 
-/* The snapshot new connections take; swapped whole by policy_install(). */
+/* The snapshot new requests take; swapped whole by policy_install(). */
 static struct policy_snapshot *policy_current;
 static pthread_mutex_t policy_current_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_uint policy_current_gen; /* policy_current's generation, read without the lock */
 
 /* Installs a new current snapshot. */
 void policy_install(struct policy_snapshot *p)
@@ -1056,8 +1057,15 @@ void policy_install(struct policy_snapshot *p)
     pthread_mutex_lock(&policy_current_lock);
     old = policy_current;
     policy_current = p;
+    atomic_store(&policy_current_gen, p != NULL ? p->generation : 0);
     pthread_mutex_unlock(&policy_current_lock);
     policy_unref(old);
+}
+
+/* The current snapshot's generation. */
+unsigned policy_current_generation(void)
+{
+    return atomic_load_explicit(&policy_current_gen, memory_order_acquire);
 }
 
 /* References the current snapshot. */

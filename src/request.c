@@ -1,6 +1,7 @@
 /* What a client's request asks for; see include/sluice/request.h. */
 #include "sluice/request.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -17,7 +18,7 @@ int request_normalize_host(const char *host, size_t len, bool bracketed, char *o
     *is_ipv6 = false;
     if (netguard_parse_literal(host, len, &a)) {
         /* Brackets hold IPv6 only; a mapped address inside them is the IPv4 it maps. */
-        if (bracketed != (a.family == AF_INET6) && !(bracketed && a.family == AF_INET)) {
+        if (!bracketed && a.family == AF_INET6) {
             *errstr = "an IPv6 address must be written in brackets";
             return -1;
         }
@@ -34,4 +35,73 @@ int request_normalize_host(const char *host, size_t len, bool bracketed, char *o
         return -1;
     }
     return domainset_normalize(host, len, out, cap, errstr);
+}
+
+/* True for GET, HEAD, OPTIONS, TRACE, PUT and DELETE. */
+bool request_method_idempotent(const char *method, size_t len)
+{
+    static const char *const idempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+
+    for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
+        if (strlen(idempotent[i]) == len && memcmp(idempotent[i], method, len) == 0)
+            return true;
+    return false;
+}
+
+/* Fills *err and returns -1. */
+static int request_refuse(struct request_error *err, uint32_t pos, const char *what)
+{
+    err->status = 400;
+    err->pos = pos;
+    err->what = what;
+    return -1;
+}
+
+/* Works out what a request asks for; see the header. */
+int request_from_head(const char *buf, const struct http1_head *h, struct request *r,
+                      struct request_error *err)
+{
+    const struct http1_span *m = &h->method;
+    size_t mlen = m->len < sizeof(r->method) - 1 ? m->len : sizeof(r->method) - 1;
+    struct http1_target t;
+    const char *errstr = "";
+    int n;
+
+    memset(r, 0, sizeof(*r));
+    memcpy(r->method, buf + m->off, mlen);
+    r->method[mlen] = '\0';
+    r->is_connect = http1_span_eq_ci(buf, *m, "CONNECT");
+    /* Any case: a response to "head" framed as a HEAD is safer than one framed as a GET. */
+    r->is_head = http1_span_eq_ci(buf, *m, "HEAD");
+    r->idempotent = request_method_idempotent(buf + m->off, m->len);
+    r->http10 = h->version_minor == 0;
+    r->keepalive = !r->http10 && !h->conn_close;
+    r->target = h->target;
+
+    if (r->is_connect) {
+        if (http1_parse_authority(buf, h->target, &t) < 0)
+            return request_refuse(err, h->target.off,
+                                  "CONNECT needs a target of the form host:port");
+        if (h->chunked || (h->has_content_length && h->content_length > 0))
+            return request_refuse(err, 0, "a CONNECT request cannot carry a body");
+    } else if (h->target.len > 0 && buf[h->target.off] == '/') {
+        return request_refuse(err, h->target.off,
+                              "sluice is a forward proxy: send absolute URLs (http://host/path), "
+                              "or set it as the client's HTTP proxy");
+    } else if (http1_parse_absolute_target(buf, h->target, &t) < 0) {
+        return request_refuse(err, h->target.off,
+                              "the request target is not a valid http:// URL "
+                              "(https:// goes through CONNECT)");
+    } else {
+        r->path = t.path;
+    }
+    n = request_normalize_host(buf + t.host.off, t.host.len, t.host_is_ipv6, r->host,
+                               sizeof(r->host), &r->host_is_ipv6, &errstr);
+    if (n <= 0) {
+        snprintf(err->msg, sizeof(err->msg), "the host in the request target is not valid: %s",
+                 errstr);
+        return request_refuse(err, t.host.off, err->msg);
+    }
+    r->port = t.port;
+    return 0;
 }

@@ -1,189 +1,343 @@
 /*
- * Byte tunnels; see include/sluice/tunnel.h.  The relay follows libevent's le-proxy sample:
- * whatever one side's input holds is appended to the other side's output, and reading from
- * a side stops while the other side's output is above CONN_HIGH_WATERMARK, resuming once
- * that output is empty.  An EOF is passed on as a half-close once the bytes before it are
- * written; the tunnel ends when both directions have ended.
+ * Byte tunnels; see include/sluice/tunnel.h.
+ *
+ * Each direction reads its source only while nothing waits for its destination: a read
+ * moves bytes into a pipe (or a buffer) and the same callback writes them on at once, so
+ * a transfer costs one call to read and one to write.  When the destination cannot take
+ * everything, reading stops and a write event waits for room; when it has taken
+ * everything, the pipe goes back to the pool and reading resumes.  Events are level
+ * triggered, so nothing is read before it is needed and no call is made that would only
+ * say EAGAIN.
  */
 #include "sluice/tunnel.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
-#include "sluice/clienthello.h"
 #include "sluice/log.h"
 
-static void tunnel_upstream_read_cb(struct bufferevent *bev, void *arg);
-static void tunnel_upstream_write_cb(struct bufferevent *bev, void *arg);
-static void tunnel_upstream_event_cb(struct bufferevent *bev, short what, void *arg);
+/* Bytes read through the buffer when no pipe can be had. */
+#define TUNNEL_COPY_CHUNK (16 * 1024)
+/* Bytes one splice may move into a pipe (its capacity bounds it anyway). */
+#define TUNNEL_SPLICE_MAX (1024 * 1024)
 
-/* Holds the client's first bytes until they show a whole ClientHello or are not TLS. */
-static bool tunnel_peek_sni(struct conn *c)
+/* Makes t empty. */
+void tunnel_init(struct tunnel *t)
 {
-    struct evbuffer *in = bufferevent_get_input(c->client);
-    size_t len = evbuffer_get_length(in);
-    size_t want = len < CLIENTHELLO_MAX_BYTES ? len : CLIENTHELLO_MAX_BYTES;
-    const uint8_t *p;
-    enum clienthello_result r;
+    memset(t, 0, sizeof(*t));
+    t->up.from = t->up.to = t->down.from = t->down.to = -1;
+    t->up.pipe[0] = t->up.pipe[1] = t->down.pipe[0] = t->down.pipe[1] = -1;
+}
 
-    if (c->sni_done)
-        return true;
-    if (len == 0)
+/* Starts or stops reading d's source. */
+static void tunnel_set_reading(struct tunnel_dir *d, bool on)
+{
+    if (on == d->reading)
+        return;
+    d->reading = on;
+    if (on)
+        event_add(d->rd, NULL);
+    else
+        event_del(d->rd);
+}
+
+/* Starts or stops waiting for room at d's destination. */
+static void tunnel_set_writing(struct tunnel_dir *d, bool on)
+{
+    if (on == d->writing)
+        return;
+    d->writing = on;
+    if (on)
+        event_add(d->wr, NULL);
+    else
+        event_del(d->wr);
+}
+
+/* True when bytes of d still wait for its destination. */
+static bool tunnel_pending(const struct tunnel_dir *d)
+{
+    return d->in_pipe > 0 || (d->buf != NULL && evbuffer_get_length(d->buf) > 0);
+}
+
+/* A side failed: close, with a reset toward the client when the upstream broke. */
+static struct outcome tunnel_failed(char side)
+{
+    return outcome_close(side, TERM_PH_TUNNEL, side == TERM_SERVER);
+}
+
+/*
+ * Writes what waits for d's destination: the buffer first, then the pipe.  Returns 0
+ * (all written, or the destination is full), or -1 when the destination failed.
+ */
+static int tunnel_flush(struct tunnel *t, struct tunnel_dir *d)
+{
+    if (d->buf != NULL && evbuffer_get_length(d->buf) > 0) {
+        int n = evbuffer_write(d->buf, d->to);
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return -1;
+        if (evbuffer_get_length(d->buf) > 0)
+            return 0;
+    }
+    while (d->in_pipe > 0) {
+        ssize_t n =
+            splice(d->pipe[0], NULL, d->to, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return 0;
+        if (n <= 0)
+            return -1;
+        d->in_pipe -= (size_t)n;
+    }
+    if (d->pipe[0] >= 0)
+        pipes_put(t->pipes, d->pipe, true);
+    return 0;
+}
+
+/*
+ * After a flush: waits for room while bytes are left, else reads again (or passes the end
+ * on).  Returns DONE when both directions are finished, MORE otherwise, CLOSE on failure.
+ */
+static struct outcome tunnel_settle(struct tunnel *t, struct tunnel_dir *d)
+{
+    bool pending = tunnel_pending(d);
+    struct tunnel_dir *other = d == &t->up ? &t->down : &t->up;
+
+    tunnel_set_writing(d, pending);
+    if (pending)
+        return outcome_of(OUTCOME_MORE);
+    if (!d->eof) {
+        tunnel_set_reading(d, !(d == &t->up && t->peeking));
+        return outcome_of(OUTCOME_MORE);
+    }
+    /* Both ends are done and everything is written: closing both sends the last FINs, so
+     * the second half-close would only cost a call. */
+    if (other->eof && !tunnel_pending(other))
+        return outcome_of(OUTCOME_DONE);
+    if (!d->shut) {
+        d->shut = true;
+        if (shutdown(d->to, SHUT_WR) < 0 && errno != ENOTCONN)
+            return tunnel_failed(d->to_side);
+    }
+    return outcome_of(OUTCOME_MORE);
+}
+
+/* Reads up to max bytes of d's source into its buffer.  Returns the count, 0 at EOF, -1. */
+static ssize_t tunnel_read_buf(struct tunnel_dir *d, size_t max)
+{
+    struct evbuffer_iovec vec[2];
+    ssize_t n;
+    int nvec;
+
+    if (d->buf == NULL && (d->buf = evbuffer_new()) == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    nvec = evbuffer_reserve_space(d->buf, (ev_ssize_t)max, vec, 2);
+    if (nvec < 1) {
+        errno = ENOMEM;
+        return -1;
+    }
+    vec[0].iov_len = vec[0].iov_len < max ? vec[0].iov_len : max;
+    n = read(d->from, vec[0].iov_base, vec[0].iov_len);
+    vec[0].iov_len = n > 0 ? (size_t)n : 0;
+    evbuffer_commit_space(d->buf, vec, 1);
+    return n;
+}
+
+/*
+ * Reads what d's source has into a pipe (or the buffer when no pipe can be had).
+ * Returns the bytes read, 0 at the end of the stream, -1 on failure or EAGAIN (errno).
+ */
+static ssize_t tunnel_read(struct tunnel *t, struct tunnel_dir *d)
+{
+    ssize_t n;
+
+    if (d->pipe[0] < 0 && !pipes_get(t->pipes, d->pipe))
+        return tunnel_read_buf(d, TUNNEL_COPY_CHUNK);
+    n = splice(d->from, NULL, d->pipe[1], NULL, TUNNEL_SPLICE_MAX,
+               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0)
+        d->in_pipe += (size_t)n;
+    else if (d->in_pipe == 0)
+        pipes_put(t->pipes, d->pipe, true);
+    return n;
+}
+
+/* Examines the held client bytes: true once the peek is over (t->hello says what it saw). */
+static bool tunnel_peek_done(struct tunnel *t)
+{
+    struct evbuffer *b = t->up.buf;
+    size_t len = b != NULL ? evbuffer_get_length(b) : 0;
+    const uint8_t *p;
+
+    if (len == 0 && !t->up.eof)
         return false;
-    p = evbuffer_pullup(in, (ev_ssize_t)want);
-    r = p != NULL ? clienthello_parse(p, want, c->sni, sizeof(c->sni)) : CLIENTHELLO_MALFORMED;
-    if (r == CLIENTHELLO_NEED_MORE && !c->tunnel_client_eof)
+    p = len > 0 ? evbuffer_pullup(b, (ev_ssize_t)len) : NULL;
+    t->hello = p != NULL ? clienthello_parse(p, len, t->sni, sizeof(t->sni)) : CLIENTHELLO_NOT_TLS;
+    if (t->hello == CLIENTHELLO_NEED_MORE && !t->up.eof && len < CLIENTHELLO_MAX_BYTES)
         return false;
-    c->sni_done = true;
-    log_debug("%s: tunnel to %s:%u: ClientHello %s, sni=%s", c->client_addr, c->host, c->port,
-              clienthello_result_str(r), c->sni[0] ? c->sni : "-");
+    if (t->hello == CLIENTHELLO_NEED_MORE)
+        t->hello = CLIENTHELLO_MALFORMED; /* it ended, or grew too big, before it was whole */
+    t->peeking = false;
     return true;
 }
 
-/* Half-closes toward a side whose peer has ended once everything before the end is written. */
-static void tunnel_propagate_eof(struct conn *c)
+/* The client's first bytes arrived while peeking: hold them until the peek is over. */
+static struct outcome tunnel_peek_read(struct tunnel *t)
 {
-    if (c->tunnel_client_eof && c->upstream != NULL &&
-        evbuffer_get_length(bufferevent_get_output(c->upstream)) == 0)
-        (void)shutdown(bufferevent_getfd(c->upstream), SHUT_WR);
-    if (c->tunnel_upstream_eof && evbuffer_get_length(bufferevent_get_output(c->client)) == 0)
-        (void)shutdown(bufferevent_getfd(c->client), SHUT_WR);
-    if (c->tunnel_client_eof && c->tunnel_upstream_eof &&
-        evbuffer_get_length(bufferevent_get_output(c->client)) == 0 &&
-        evbuffer_get_length(bufferevent_get_output(c->upstream)) == 0)
-        conn_close(c, CONN_END_NORMAL, CONN_PH_TUNNEL);
-}
+    struct tunnel_dir *d = &t->up;
+    size_t held = d->buf != NULL ? evbuffer_get_length(d->buf) : 0;
+    ssize_t n = tunnel_read_buf(d, CLIENTHELLO_MAX_BYTES - held);
 
-/* Moves all of from's input to to's output; pauses from while to is full. */
-static void tunnel_move(struct conn *c, struct bufferevent *from, struct bufferevent *to,
-                        bool *from_paused, uint64_t *counter)
-{
-    struct evbuffer *in = bufferevent_get_input(from);
-    struct evbuffer *out = bufferevent_get_output(to);
-    size_t n, queued = evbuffer_get_length(out);
-
-    if (!*from_paused && evbuffer_get_length(in) > 0 && queued < CONN_HIGH_WATERMARK)
-        conn_read_more(from, CONN_HIGH_WATERMARK - queued);
-    n = evbuffer_get_length(in);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return outcome_of(OUTCOME_MORE);
+    if (n < 0)
+        return tunnel_failed(d->from_side);
     if (n == 0)
-        return;
-    *counter += n;
-    evbuffer_add_buffer(out, in);
-    conn_touch(c);
-    if (evbuffer_get_length(out) >= CONN_HIGH_WATERMARK) {
-        bufferevent_disable(from, EV_READ);
-        *from_paused = true;
+        d->eof = true;
+    d->bytes += (uint64_t)n;
+    if (!tunnel_peek_done(t))
+        return outcome_of(OUTCOME_MORE);
+    tunnel_set_reading(d, false);
+    return outcome_of(OUTCOME_PEEKED);
+}
+
+/* d's source is readable: read, write on at once, and settle. */
+static struct outcome tunnel_readable(struct tunnel *t, struct tunnel_dir *d)
+{
+    ssize_t n;
+
+    if (d == &t->up && t->peeking)
+        return tunnel_peek_read(t);
+    if (tunnel_pending(d)) {
+        tunnel_set_reading(d, false); /* a stale event: the bytes before must go first */
+        return outcome_of(OUTCOME_MORE);
     }
-}
-
-/* Client to upstream, after the ClientHello peek. */
-static void tunnel_pump_client(struct conn *c)
-{
-    if (!tunnel_peek_sni(c))
-        return;
-    tunnel_move(c, c->client, c->upstream, &c->client_paused, &c->sent);
-}
-
-/* Upstream to client. */
-static void tunnel_pump_upstream(struct conn *c)
-{
-    tunnel_move(c, c->upstream, c->client, &c->upstream_paused, &c->received);
-}
-
-/* Turns the connection into a tunnel and relays what both sides already sent. */
-void tunnel_start(struct conn *c, bool peek_sni)
-{
-    conn_set_state(c, CONN_ST_TUNNEL);
-    c->sni_done = !peek_sni;
-    c->client_paused = c->upstream_paused = false;
-    /* An idle tunnel keeps nothing it does not need: the head parser's field array goes. */
-    free(c->fields);
-    c->fields = NULL;
-    c->fields_cap = 0;
-    bufferevent_setcb(c->upstream, tunnel_upstream_read_cb, tunnel_upstream_write_cb,
-                      tunnel_upstream_event_cb, c);
-    /* Write callbacks fire on an empty output: that resumes the paused reader and is when
-     * a half-close can be passed on. */
-    bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
-    bufferevent_setwatermark(c->upstream, EV_WRITE, 0, 0);
-    bufferevent_setwatermark(c->client, EV_READ, 0, CLIENTHELLO_MAX_BYTES + 1);
-    bufferevent_setwatermark(c->upstream, EV_READ, 0, 0);
-    bufferevent_enable(c->client, EV_READ | EV_WRITE);
-    bufferevent_enable(c->upstream, EV_READ | EV_WRITE);
-    conn_timer_arm(c, c->settings->timeout_tunnel_ms);
-    tunnel_pump_client(c);
-    tunnel_pump_upstream(c);
-}
-
-/* Client bytes arrived. */
-void tunnel_client_readable(struct conn *c)
-{
-    tunnel_pump_client(c);
-}
-
-/* The client's output is empty: resume the upstream, pass on an upstream EOF. */
-void tunnel_client_drained(struct conn *c)
-{
-    if (c->upstream_paused) {
-        c->upstream_paused = false;
-        bufferevent_enable(c->upstream, EV_READ);
-        tunnel_pump_upstream(c);
+    n = tunnel_read(t, d);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return outcome_of(OUTCOME_MORE);
+    if (n < 0)
+        return tunnel_failed(d->from_side);
+    if (n == 0) {
+        d->eof = true;
+        tunnel_set_reading(d, false);
     }
-    tunnel_propagate_eof(c);
+    d->bytes += (uint64_t)n;
+    if (tunnel_flush(t, d) < 0)
+        return tunnel_failed(d->to_side);
+    return tunnel_settle(t, d);
 }
 
-/* The client ended its direction, or failed. */
-void tunnel_client_event(struct conn *c, short what)
+/* d's destination has room again. */
+static struct outcome tunnel_writable(struct tunnel *t, struct tunnel_dir *d)
 {
-    if ((what & BEV_EVENT_ERROR) != 0) {
-        conn_close(c, CONN_END_CLIENT, CONN_PH_TUNNEL);
-        return;
-    }
-    if ((what & BEV_EVENT_EOF) == 0)
-        return;
-    c->tunnel_client_eof = true;
-    conn_set_term(c, CONN_END_CLIENT, CONN_PH_TUNNEL);
-    tunnel_pump_client(c);
-    tunnel_propagate_eof(c);
+    if (tunnel_flush(t, d) < 0)
+        return tunnel_failed(d->to_side);
+    return tunnel_settle(t, d);
 }
 
-/* Upstream bytes arrived. */
-static void tunnel_upstream_read_cb(struct bufferevent *bev, void *arg)
+/* Sets up one direction between two borrowed sockets. */
+static int tunnel_dir_open(struct tunnel_dir *d, const struct tunnel_ctx *ctx, int from, int to,
+                           char from_side, char to_side)
 {
-    (void)bev;
-    tunnel_pump_upstream(arg);
+    d->from = from;
+    d->to = to;
+    d->from_side = from_side;
+    d->to_side = to_side;
+    d->rd = event_new(ctx->base, from, EV_READ | EV_PERSIST, ctx->cb, ctx->arg);
+    d->wr = event_new(ctx->base, to, EV_WRITE | EV_PERSIST, ctx->cb, ctx->arg);
+    if (d->buf == NULL)
+        d->buf = evbuffer_new();
+    return d->rd != NULL && d->wr != NULL && d->buf != NULL ? 0 : -1;
 }
 
-/* The upstream's output is empty: resume the client, pass on a client EOF. */
-static void tunnel_upstream_write_cb(struct bufferevent *bev, void *arg)
+/* Turns two bufferevents into a tunnel; see the header. */
+struct outcome tunnel_begin(struct tunnel *t, const struct tunnel_ctx *ctx,
+                            struct bufferevent *client, struct bufferevent *upstream,
+                            const char *prefix, bool peek)
 {
-    struct conn *c = arg;
+    struct outcome o;
+    int cfd = bufferevent_getfd(client), ufd = bufferevent_getfd(upstream);
 
-    (void)bev;
-    if (c->client_paused) {
-        c->client_paused = false;
-        bufferevent_enable(c->client, EV_READ);
-        tunnel_pump_client(c);
-    }
-    tunnel_propagate_eof(c);
+    t->started = true;
+    t->pipes = ctx->pipes;
+    bufferevent_disable(client, EV_READ | EV_WRITE);
+    bufferevent_disable(upstream, EV_READ | EV_WRITE);
+    if (tunnel_dir_open(&t->up, ctx, cfd, ufd, TERM_CLIENT, TERM_SERVER) < 0 ||
+        tunnel_dir_open(&t->down, ctx, ufd, cfd, TERM_SERVER, TERM_CLIENT) < 0)
+        return outcome_fail(503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_TUNNEL,
+                            "out of memory while starting the tunnel");
+    /* What was queued for a side goes before what the other side sent since.  A
+     * bufferevent freezes the front of its output (only it drains it): thaw it first. */
+    if (prefix != NULL)
+        evbuffer_add(t->down.buf, prefix, strlen(prefix));
+    evbuffer_unfreeze(bufferevent_get_output(client), 1);
+    evbuffer_unfreeze(bufferevent_get_output(upstream), 1);
+    evbuffer_add_buffer(t->down.buf, bufferevent_get_output(client));
+    t->down.bytes = evbuffer_get_length(bufferevent_get_input(upstream));
+    evbuffer_add_buffer(t->down.buf, bufferevent_get_input(upstream));
+    evbuffer_add_buffer(t->up.buf, bufferevent_get_output(upstream));
+    t->up.bytes = evbuffer_get_length(bufferevent_get_input(client));
+    evbuffer_add_buffer(t->up.buf, bufferevent_get_input(client));
+    t->peeking = peek;
+    if (peek && tunnel_peek_done(t))
+        return outcome_of(OUTCOME_PEEKED);
+    o = tunnel_writable(t, &t->down);
+    if (o.kind != OUTCOME_MORE)
+        return o;
+    return peek ? (tunnel_set_reading(&t->up, true), outcome_of(OUTCOME_MORE))
+                : tunnel_writable(t, &t->up);
 }
 
-/* The upstream ended its direction, or failed. */
-static void tunnel_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+/* Relays the bytes the peek held, and what follows. */
+struct outcome tunnel_proceed(struct tunnel *t)
 {
-    struct conn *c = arg;
+    struct outcome o = tunnel_writable(t, &t->down);
 
-    (void)bev;
-    if ((what & BEV_EVENT_ERROR) != 0) {
-        conn_abort(c, CONN_END_SERVER, CONN_PH_TUNNEL);
+    if (o.kind != OUTCOME_MORE)
+        return o;
+    return tunnel_writable(t, &t->up);
+}
+
+/* Dispatches one event to its direction. */
+struct outcome tunnel_on_event(struct tunnel *t, int fd, short what)
+{
+    if ((what & EV_READ) != 0)
+        return tunnel_readable(t, fd == t->up.from ? &t->up : &t->down);
+    if ((what & EV_WRITE) != 0)
+        return tunnel_writable(t, fd == t->up.to ? &t->up : &t->down);
+    return outcome_of(OUTCOME_MORE);
+}
+
+/* Frees one direction's events, buffer and pipe. */
+static void tunnel_dir_close(struct tunnel *t, struct tunnel_dir *d)
+{
+    if (d->rd != NULL)
+        event_free(d->rd);
+    if (d->wr != NULL)
+        event_free(d->wr);
+    d->rd = d->wr = NULL;
+    d->reading = d->writing = false;
+    if (d->buf != NULL)
+        evbuffer_free(d->buf);
+    d->buf = NULL;
+    if (t->pipes != NULL)
+        pipes_put(t->pipes, d->pipe, d->in_pipe == 0);
+    d->in_pipe = 0;
+}
+
+/* Frees what the tunnel holds. */
+void tunnel_end(struct tunnel *t)
+{
+    if (!t->started)
         return;
-    }
-    if ((what & BEV_EVENT_EOF) == 0)
-        return;
-    c->tunnel_upstream_eof = true;
-    conn_set_term(c, CONN_END_SERVER, CONN_PH_TUNNEL);
-    tunnel_pump_upstream(c);
-    tunnel_propagate_eof(c);
+    tunnel_dir_close(t, &t->up);
+    tunnel_dir_close(t, &t->down);
+    t->started = false;
 }

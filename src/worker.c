@@ -1,6 +1,7 @@
 /*
  * Workers; see include/sluice/worker.h.  Accepting, the connection cap, pausing on EMFILE,
- * reaping closed connections, and the drain on shutdown all happen here.
+ * reaping closed sessions, the drain on shutdown and passing a reload on to the sessions
+ * all happen here.
  */
 #include "sluice/worker.h"
 
@@ -13,8 +14,9 @@
 #include <time.h>
 
 #include "sluice/log.h"
+#include "sluice/pipes.h"
+#include "sluice/pool.h"
 #include "sluice/resolve.h"
-#include "sluice/upstream.h"
 
 /* How long accepting pauses when the process is out of descriptors. */
 #define WORKER_ACCEPT_PAUSE_MS 250
@@ -25,12 +27,6 @@ static atomic_uint worker_open_conns;
 unsigned worker_open_connections(void)
 {
     return atomic_load(&worker_open_conns);
-}
-
-/* True when w is draining. */
-bool worker_is_draining(const struct worker *w)
-{
-    return w->draining;
 }
 
 /* Coarse monotonic milliseconds, for rate limits. */
@@ -91,7 +87,8 @@ static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
         worker_refuse(w, fd);
         return;
     }
-    if (conn_new(w, fd, sa, salen, worker_listener_tool(w, l)) == NULL) {
+    (void)salen;
+    if (session_new(&w->env, fd, sa, worker_listener_tool(w, l)) == NULL) {
         atomic_fetch_sub(&worker_open_conns, 1);
         log_warn("cannot set up a new connection: out of memory");
     }
@@ -138,79 +135,82 @@ static void worker_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!w->draining)
+    if (!w->env.draining)
         worker_set_accepting(w, true);
 }
 
-/* Frees connections closed during the previous callbacks. */
+/* Frees the sessions closed during the previous callbacks; ends a finished drain. */
 static void worker_reap_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    struct conn *c;
+    struct session *s;
 
     (void)fd;
     (void)what;
-    while ((c = TAILQ_FIRST(&w->dead)) != NULL) {
-        TAILQ_REMOVE(&w->dead, c, entry);
-        conn_free(c);
+    while ((s = TAILQ_FIRST(&w->env.dead)) != NULL) {
+        TAILQ_REMOVE(&w->env.dead, s, entry);
+        session_free(s);
     }
-}
-
-/* Moves a closed connection to the dead list and ends a finished drain. */
-void worker_conn_closed(struct worker *w, struct conn *c)
-{
-    TAILQ_REMOVE(&w->conns, c, entry);
-    w->nconns--;
-    atomic_fetch_sub(&worker_open_conns, 1);
-    TAILQ_INSERT_TAIL(&w->dead, c, entry);
-    event_active(w->reap, 0, 0);
-    if (w->draining && w->nconns == 0)
-        event_base_loopexit(w->base, NULL);
+    if (w->env.draining && w->env.nlive == 0)
+        event_base_loopexit(w->env.base, NULL);
 }
 
 /* The drain ran out of time: whatever is still open is cut off. */
 static void worker_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    struct conn *c;
+    struct session *s;
 
     (void)fd;
     (void)what;
-    if (w->nconns > 0)
-        log_notice("worker %u: drain timeout, closing %zu connections", w->id, w->nconns);
-    while ((c = TAILQ_FIRST(&w->conns)) != NULL)
-        conn_close(c, CONN_END_DRAIN, CONN_PH_NONE);
-    event_base_loopexit(w->base, NULL);
+    if (w->env.nlive > 0)
+        log_notice("worker %u: drain timeout, closing %zu connections", w->id, w->env.nlive);
+    while ((s = TAILQ_FIRST(&w->env.live)) != NULL)
+        session_close(s, TERM_DRAIN, TERM_PH_NONE);
+    event_base_loopexit(w->env.base, NULL);
 }
 
 /* The main thread asked for a drain: stop accepting, close idle clients, wait for the rest. */
 static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    struct conn *c, *next;
+    struct session *s, *next;
     struct timeval tv = {.tv_sec = w->settings->drain_ms / 1000,
                          .tv_usec = (suseconds_t)(w->settings->drain_ms % 1000) * 1000};
 
     (void)fd;
     (void)what;
-    if (!atomic_load(&w->drain_requested) || w->draining)
+    if (!atomic_load(&w->drain_requested) || w->env.draining)
         return;
-    w->draining = true;
+    w->env.draining = true;
     for (size_t i = 0; i < w->nlisteners; i++) {
         evconnlistener_free(w->listeners[i]);
         w->listeners[i] = NULL;
     }
     evtimer_del(w->accept_retry);
-    for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
-        next = TAILQ_NEXT(c, entry);
-        if (c->state == CONN_ST_HEAD && !c->exchange_active)
-            conn_close(c, CONN_END_DRAIN, CONN_PH_NONE);
+    for (s = TAILQ_FIRST(&w->env.live); s != NULL; s = next) {
+        next = TAILQ_NEXT(s, entry);
+        session_drain(s);
     }
-    if (w->nconns == 0) {
-        event_base_loopexit(w->base, NULL);
+    if (w->env.nlive == 0) {
+        event_base_loopexit(w->env.base, NULL);
         return;
     }
     evtimer_add(w->drain_timer, &tv);
+}
+
+/* A reload installed a new policy: every exchange under way is decided again on it. */
+static void worker_policy_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct session *s, *next;
+
+    (void)fd;
+    (void)what;
+    for (s = TAILQ_FIRST(&w->env.live); s != NULL; s = next) {
+        next = TAILQ_NEXT(s, entry);
+        session_policy_changed(s);
+    }
 }
 
 /*
@@ -236,33 +236,40 @@ int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s, 
 {
     size_t i = 0;
 
+    struct session_env *env = &w->env;
+
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->settings = s;
-    TAILQ_INIT(&w->conns);
-    TAILQ_INIT(&w->dead);
+    env->settings = s;
+    env->open_total = &worker_open_conns;
+    TAILQ_INIT(&env->live);
+    TAILQ_INIT(&env->dead);
     atomic_init(&w->drain_requested, false);
-    w->base = worker_base_new();
-    if (w->base == NULL) {
+    env->base = worker_base_new();
+    if (env->base == NULL) {
         *errstr = "cannot create an event loop";
         goto fail;
     }
-    w->dns = resolve_base_new(w->base, s->resolv_conf, s->hosts_file, errstr);
-    if (w->dns == NULL)
+    env->dns = resolve_base_new(env->base, s->resolv_conf, s->hosts_file, errstr);
+    if (env->dns == NULL)
         goto fail;
-    w->pool = upstream_pool_new(w->base, s);
-    w->wake = event_new(w->base, -1, 0, worker_wake_cb, w);
-    w->reap = event_new(w->base, -1, 0, worker_reap_cb, w);
-    w->accept_retry = evtimer_new(w->base, worker_accept_retry_cb, w);
-    w->drain_timer = evtimer_new(w->base, worker_drain_timeout_cb, w);
-    if (w->pool == NULL || w->wake == NULL || w->reap == NULL || w->accept_retry == NULL ||
-        w->drain_timer == NULL) {
+    env->pool =
+        pool_new(env->base, s->upstream_idle_max, s->upstream_idle_per_host, s->upstream_idle_ms);
+    env->pipes = pipes_new(WORKER_MAX_PIPES);
+    env->reap = event_new(env->base, -1, 0, worker_reap_cb, w);
+    w->wake = event_new(env->base, -1, 0, worker_wake_cb, w);
+    w->policy_changed = event_new(env->base, -1, 0, worker_policy_cb, w);
+    w->accept_retry = evtimer_new(env->base, worker_accept_retry_cb, w);
+    w->drain_timer = evtimer_new(env->base, worker_drain_timeout_cb, w);
+    if (env->pool == NULL || env->pipes == NULL || env->reap == NULL || w->wake == NULL ||
+        w->policy_changed == NULL || w->accept_retry == NULL || w->drain_timer == NULL) {
         *errstr = "out of memory";
         goto fail;
     }
     for (i = 0; i < nfds && i < WORKER_MAX_LISTENERS; i++) {
         w->listeners[i] =
-            evconnlistener_new(w->base, worker_accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
+            evconnlistener_new(env->base, worker_accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
         if (w->listeners[i] == NULL) {
             *errstr = "cannot set up a listener";
             goto fail;
@@ -284,7 +291,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
 
-    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    event_base_loop(w->env.base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
 
@@ -312,36 +319,47 @@ void worker_request_drain(struct worker *w)
         event_active(w->wake, 0, 0);
 }
 
+/* Passes a reload on; event_active() is safe across threads once evthread is set up. */
+void worker_policy_changed(struct worker *w)
+{
+    if (w->started && w->policy_changed != NULL)
+        event_active(w->policy_changed, 0, 0);
+}
+
 /* Joins w's thread and frees everything it owns. */
 void worker_finish(struct worker *w)
 {
-    struct conn *c;
+    struct session_env *env = &w->env;
+    struct session *s;
 
     if (w->started) {
         pthread_join(w->thread, NULL);
         w->started = false;
     }
-    while ((c = TAILQ_FIRST(&w->conns)) != NULL)
-        conn_close(c, CONN_END_DRAIN, CONN_PH_NONE);
-    while ((c = TAILQ_FIRST(&w->dead)) != NULL) {
-        TAILQ_REMOVE(&w->dead, c, entry);
-        conn_free(c);
+    while (env->base != NULL && (s = TAILQ_FIRST(&env->live)) != NULL)
+        session_close(s, TERM_DRAIN, TERM_PH_NONE);
+    while (env->base != NULL && (s = TAILQ_FIRST(&env->dead)) != NULL) {
+        TAILQ_REMOVE(&env->dead, s, entry);
+        session_free(s);
     }
     for (size_t i = 0; i < w->nlisteners; i++)
         if (w->listeners[i] != NULL)
             evconnlistener_free(w->listeners[i]);
-    upstream_pool_free(w->pool);
-    if (w->dns != NULL)
-        evdns_base_free(w->dns, 1);
+    pool_free(env->pool);
+    pipes_free(env->pipes);
+    if (env->dns != NULL)
+        evdns_base_free(env->dns, 1);
     if (w->wake != NULL)
         event_free(w->wake);
-    if (w->reap != NULL)
-        event_free(w->reap);
+    if (w->policy_changed != NULL)
+        event_free(w->policy_changed);
+    if (env->reap != NULL)
+        event_free(env->reap);
     if (w->accept_retry != NULL)
         event_free(w->accept_retry);
     if (w->drain_timer != NULL)
         event_free(w->drain_timer);
-    if (w->base != NULL)
-        event_base_free(w->base);
+    if (env->base != NULL)
+        event_base_free(env->base);
     memset(w, 0, sizeof(*w));
 }

@@ -185,6 +185,13 @@ int http1_parse_absolute_target(const char *buf, struct http1_span span, struct 
  */
 int http1_parse_authority(const char *buf, struct http1_span span, struct http1_target *out);
 
+/*
+ * Steps through the comma-separated list v[0..n): from *pos, finds the next non-empty
+ * element, sets *elem to it (offsets into v, surrounding whitespace left out) and moves
+ * *pos past it.  Returns false when none is left.  Start with *pos = 0.
+ */
+bool http1_list_next(const char *v, size_t n, size_t *pos, struct http1_span *elem);
+
 /* True when the comma-separated list v[0..n) holds token (ASCII case-insensitive, OWS ok). */
 bool http1_list_has_token(const char *v, size_t n, const char *token);
 

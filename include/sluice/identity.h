@@ -18,10 +18,14 @@ enum identity_source {
     IDENTITY_PROXY_USER, /* the Proxy-Authorization user name */
 };
 
-/* The tool of a request and how it was found. */
+/* Room for a user name, NUL included. */
+#define IDENTITY_USER_MAX 128
+
+/* The tool of a request, the user behind it, and how the tool was found. */
 struct identity {
     const struct policy_tool *tool; /* the tool's profile in the policy snapshot, or NULL */
     enum identity_source source;
+    char user[IDENTITY_USER_MAX]; /* the proxy user name offered, or "" */
 };
 
 /*
@@ -30,6 +34,13 @@ struct identity {
  */
 void identity_resolve(const struct policy_snapshot *p, const char *listener_tool,
                       const char *proxy_auth, size_t len, struct identity *out);
+
+/*
+ * Writes the key of id's owner, "<tool id>\n<user>" ("" for either when unknown), into
+ * out[0..cap): what an upstream connection is filed under, so that it is reused only by
+ * the same tool and user.
+ */
+void identity_owner_key(const struct identity *id, char *out, size_t cap);
 
 /* "listener", "proxy-user" or "none". */
 const char *identity_source_str(enum identity_source s);

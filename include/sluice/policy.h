@@ -201,12 +201,19 @@ bool policy_check_address(const struct policy_snapshot *p, const struct policy_t
 const char *policy_verdict_str(enum policy_verdict v);
 
 /*
- * Makes p the snapshot new connections start with, taking over the caller's reference
- * and dropping the previous one.  Connections keep the snapshot they started with.
+ * Makes p the snapshot every request decided from now on uses, taking over the caller's
+ * reference and dropping the previous one.  A request under way keeps the snapshot it
+ * began with until the worker asks it to decide again (session_policy_changed).
  */
 void policy_install(struct policy_snapshot *p);
 
 /* A new reference to the current snapshot (never NULL once one is installed). */
 struct policy_snapshot *policy_acquire(void);
+
+/*
+ * The generation of the current snapshot, without a lock: a connection compares it with
+ * its own snapshot's when a request begins and takes the new one only when they differ.
+ */
+unsigned policy_current_generation(void);
 
 #endif /* SLUICE_POLICY_H */

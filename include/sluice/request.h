@@ -1,16 +1,54 @@
 /*
  * What a client's request asks for, worked out once per request from its parsed head, in
  * the one form that policy, the resolver, the forwarded head and the log all use.  Pure:
- * no I/O, no allocation.
+ * no I/O, no allocation; spans point into the caller's buffer.
  */
 #ifndef SLUICE_REQUEST_H
 #define SLUICE_REQUEST_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/http1.h"
 
 /* Room for a normalised host: a 253-byte name or the longest IPv6 text, and a NUL. */
 #define REQUEST_HOST_MAX 256
+
+/* Room for a method in the log; a longer one is cut short there (never when forwarded). */
+#define REQUEST_METHOD_MAX 24
+
+/* What a request asks for. */
+struct request {
+    char method[REQUEST_METHOD_MAX]; /* the method, cut short when longer */
+    bool is_connect;                 /* CONNECT: a tunnel to host:port */
+    bool is_head;                    /* HEAD: the response has no body */
+    bool idempotent;                 /* may be sent again (RFC 9110 section 9.2.2) */
+    bool http10;                     /* the client spoke HTTP/1.0 */
+    bool keepalive;                  /* the client allows another request on the connection */
+    char host[REQUEST_HOST_MAX];     /* normalised host (request_normalize_host) */
+    bool host_is_ipv6;               /* host is IPv6 text, written in brackets in Host */
+    uint16_t port;                   /* upstream port */
+    struct http1_span target;        /* the request target as received */
+    struct http1_span path;          /* origin-form path and query; len 0 means "/" */
+};
+
+/* Why a request cannot be taken: the status to answer and one sentence saying what to do. */
+struct request_error {
+    unsigned status;  /* 400 */
+    const char *what; /* points into msg or at a static string */
+    uint32_t pos;     /* offset of the offending byte in the head */
+    char msg[200];
+};
+
+/*
+ * Works out what the complete request head h (parsed from buf) asks for into *r: an
+ * absolute http:// target or, for CONNECT, host:port; the host normalised.  Refuses
+ * origin-form targets (sluice is a forward proxy), malformed targets, invalid hosts and a
+ * CONNECT with a body.  Returns 0, or -1 with *err filled.
+ */
+int request_from_head(const char *buf, const struct http1_head *h, struct request *r,
+                      struct request_error *err);
 
 /*
  * Normalises the host of a request target, host[0..len) (an IPv6 literal without its
@@ -24,5 +62,8 @@
  */
 int request_normalize_host(const char *host, size_t len, bool bracketed, char *out, size_t cap,
                            bool *is_ipv6, const char **errstr);
+
+/* True for the methods RFC 9110 section 9.2.2 calls idempotent (case-sensitive, as methods are). */
+bool request_method_idempotent(const char *method, size_t len);
 
 #endif /* SLUICE_REQUEST_H */

@@ -1,8 +1,9 @@
 /*
  * SIGHUP reloads through the real binary, under load: a valid policy is swapped in whole,
  * an invalid one is refused with its errors logged and the running one stays, no request
- * of the load fails, every request is decided by one complete version of the policy, and
- * a connection keeps the snapshot it started with.
+ * of the load fails, every request is decided by one complete version of the policy, a
+ * keep-alive connection takes the new policy with its next request, and a tunnel the new
+ * policy blocks is closed at the reload.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "itcommon.h"
 
@@ -42,11 +44,15 @@ static void write_version(struct itcase *t, unsigned v)
     assert_int_equal(tio_write_file(path, text), 0);
 }
 
-/* Makes the policy directory at version 1 and starts the proxy on it. */
-static void start_v1(struct itcase *t)
+/*
+ * Makes the policy directory at version 1 and starts the proxy on it; with connect,
+ * CONNECT may reach the origin's port.
+ */
+static void start_at_v1(struct itcase *t, bool connect)
 {
-    static char dir[512];
-    const char *const args[] = {"--policy-dir", dir, NULL};
+    static char dir[512], port[16];
+    const char *const args[] = {"--policy-dir", dir, connect ? "--connect-ports" : NULL, port,
+                                NULL};
     char path[600];
 
     snprintf(dir, sizeof(dir), "%s/policies", t->env->dir);
@@ -55,7 +61,14 @@ static void start_v1(struct itcase *t)
     assert_int_equal(mkdir(path, 0700), 0);
     write_version(t, 1);
     it_start_origin(t, origin_handler_simple, NULL);
+    snprintf(port, sizeof(port), "%u", origin_port(t->origin));
     it_start_proxy(t, args);
+}
+
+/* Version 1, as most cases want it. */
+static void start_v1(struct itcase *t)
+{
+    start_at_v1(t, false);
 }
 
 /* Sends SIGHUP and waits for the log line that says how the reload ended. */
@@ -178,11 +191,26 @@ static void test_reload_under_load(void **state)
     }
 }
 
-/* A connection keeps the policy it started with; new connections get the new one. */
-static void test_connection_keeps_snapshot(void **state)
+/* Writes an organisation policy of version 2 holding text. */
+static void write_org_v2(struct itcase *t, const char *text)
+{
+    char path[512];
+
+    snprintf(path, sizeof(path), "%s/policies/organisation.yaml", t->env->dir);
+    assert_int_equal(tio_write_file(path, text), 0);
+}
+
+/*
+ * A keep-alive connection decides each request on the newest policy: after a reload, the
+ * next request on the same connection names a rule of the new version, and a host the
+ * new version denies is refused there without reaching the origin.
+ */
+static void test_keepalive_takes_new_policy(void **state)
 {
     struct itcase *t = *state;
-    struct itcurl *old_conn, *new_conn;
+    struct itcurl *old_conn;
+    unsigned seen;
+    char *line;
 
     start_v1(t);
     old_conn = itcurl_new(t->proxy_port);
@@ -193,20 +221,120 @@ static void test_connection_keeps_snapshot(void **state)
     write_version(t, 2);
     reload_and_wait(t, "reloaded: policy generation 2");
     assert_int_equal(get_alpha(t, old_conn), 200); /* the same keep-alive connection */
-    assert_int_equal(wait_access_count(t, 2, "rule=allow:api-v1"), 2);
-    new_conn = itcurl_new(t->proxy_port);
-    assert_non_null(new_conn);
-    assert_int_equal(get_alpha(t, new_conn), 200);
     it_expect_access(t, "rule=allow:api-v2", NULL);
+
+    write_org_v2(t, "unidentified: block\ndeny_hosts: [origin.test]\n");
+    reload_and_wait(t, "reloaded: policy generation 3");
+    seen = origin_requests(t->origin);
+    assert_int_equal(get_alpha(t, old_conn), 403);
+    line = it_access_line(t, "rule=deny-host", NULL);
+    it_assert_access_field(line, "status", "403");
+    it_assert_access_field(line, "term", "PR");
+    free(line);
+    assert_int_equal(origin_requests(t->origin), seen);
+    assert_int_equal(origin_accepted(t->origin), 1); /* one connection in all: the same one */
     itcurl_free(old_conn);
-    itcurl_free(new_conn);
+}
+
+/* Opens a CONNECT tunnel to the origin as proxy user user and checks it carries a request. */
+static struct rawclient *open_tunnel(struct itcase *t, const char *user)
+{
+    struct rawclient *rc = it_raw(t);
+    struct rawresp r = {0};
+    char req[512], cred[64], b64[128];
+    uint16_t port = origin_port(t->origin);
+
+    snprintf(cred, sizeof(cred), "%s:x", user);
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)cred, (int)strlen(cred));
+    snprintf(req, sizeof(req),
+             "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n"
+             "Proxy-Authorization: Basic %s\r\n\r\n",
+             port, port, b64);
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_int_equal(rawclient_response(rc, &r, true, 10000), 200);
+    rawresp_free(&r);
+    snprintf(req, sizeof(req), "GET /in-tunnel HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n", port);
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_int_equal(rawclient_response(rc, &r, false, 10000), 200);
+    rawresp_free(&r);
+    return rc;
+}
+
+/*
+ * A ban reaches a tool's long-lived tunnel: at the reload that bans alpha, its open tunnel
+ * is closed with termination code KT and an access line naming the ban, while a tunnel of
+ * another tool stays open and keeps working.
+ */
+static void test_reload_closes_banned_tunnel(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *alpha, *other;
+    struct rawresp r = {0};
+    char path[512], req[256], *line;
+
+    start_at_v1(t, true);
+    snprintf(path, sizeof(path), "%s/policies/tools/beta.yaml", t->env->dir);
+    assert_int_equal(tio_write_file(path, "id: beta\n"
+                                          "identify: {proxy_users: [beta]}\n"
+                                          "default: block\n"
+                                          "endpoints:\n"
+                                          "  - {group: api, purpose: api, hosts: [origin.test]}\n"),
+                     0);
+    reload_and_wait(t, "reloaded: policy generation 2");
+    alpha = open_tunnel(t, "alpha");
+    other = open_tunnel(t, "beta");
+
+    write_org_v2(t, "unidentified: block\nbanned_tools: [alpha]\n");
+    reload_and_wait(t, "reloaded: policy generation 3");
+    assert_true(rawclient_wait_closed(alpha, 5000));
+    line = it_access_line(t, "method=CONNECT", "tool=alpha", NULL);
+    it_assert_access_field(line, "term", "KT");
+    it_assert_access_field(line, "rule", "ban:alpha");
+    it_assert_access_field(line, "decision", "block");
+    it_assert_access_field(line, "status", "200");
+    free(line);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "after the policy reload"));
+
+    snprintf(req, sizeof(req), "GET /still HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
+             origin_port(t->origin));
+    assert_int_equal(rawclient_sends(other, req), 0);
+    assert_int_equal(rawclient_response(other, &r, false, 10000), 200);
+    assert_string_equal(tbuf_str(&r.body), "target=/still\n");
+    rawresp_free(&r);
+    rawclient_close(alpha);
+    rawclient_close(other);
+}
+
+/*
+ * An address the new policy denies reaches a tunnel already dialled to it: deny_cidrs
+ * added at a reload closes the tunnel with KT and the guard's rule.
+ */
+static void test_reload_closes_tunnel_to_denied_address(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *rc;
+    char *line;
+
+    start_at_v1(t, true);
+    rc = open_tunnel(t, "alpha");
+    write_org_v2(t, "unidentified: block\ndeny_cidrs: [127.0.0.0/8]\n");
+    reload_and_wait(t, "reloaded: policy generation 2");
+    assert_true(rawclient_wait_closed(rc, 5000));
+    line = it_access_line(t, "method=CONNECT", NULL);
+    it_assert_access_field(line, "term", "KT");
+    it_assert_access_field(line, "rule", "deny-cidr");
+    free(line);
+    rawclient_close(rc);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reload_under_load, it_setup, it_teardown),
-        cmocka_unit_test_setup_teardown(test_connection_keeps_snapshot, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_keepalive_takes_new_policy, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_closes_banned_tunnel, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_closes_tunnel_to_denied_address, it_setup,
+                                        it_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

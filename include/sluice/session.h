@@ -1,0 +1,162 @@
+/*
+ * One client connection and the exchanges it carries.  The session is the one place that
+ * drives a connection through its phases: it owns both sockets and every libevent callback
+ * on them, hands bytes to the relay of the current phase (forward, tunnel) or to the dial,
+ * and acts on the outcome each returns (session_advance).  Everything here runs in one
+ * worker's event loop.
+ *
+ * Legal state transitions (session_set_state() asserts them):
+ *
+ *   HEAD     -> RESOLVE | FORWARD | LINGER | CLOSED
+ *   RESOLVE  -> CONNECT | LINGER | CLOSED
+ *   CONNECT  -> CONNECT | FORWARD | TUNNEL | LINGER | CLOSED
+ *   FORWARD  -> HEAD | RESOLVE | TUNNEL | LINGER | CLOSED
+ *   TUNNEL   -> CLOSED
+ *   LINGER   -> CLOSED
+ */
+#ifndef SLUICE_SESSION_H
+#define SLUICE_SESSION_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "sluice/dial.h"
+#include "sluice/forward.h"
+#include "sluice/http1.h"
+#include "sluice/identity.h"
+#include "sluice/pipes.h"
+#include "sluice/policy.h"
+#include "sluice/pool.h"
+#include "sluice/request.h"
+#include "sluice/settings.h"
+#include "sluice/tunnel.h"
+
+/* Where a connection is in its life. */
+enum session_state {
+    SESSION_ST_HEAD = 0, /* reading a request head (the first, or the next on keep-alive) */
+    SESSION_ST_RESOLVE,  /* resolving the upstream host name */
+    SESSION_ST_CONNECT,  /* connecting to one of the resolved addresses */
+    SESSION_ST_FORWARD,  /* the request went upstream; bodies and the response flow */
+    SESSION_ST_TUNNEL,   /* CONNECT, or an upgraded connection: bytes both ways */
+    SESSION_ST_LINGER,   /* the last response is queued: flush, half-close, drain, close */
+    SESSION_ST_CLOSED,   /* torn down; only the free is left */
+};
+
+struct session;
+TAILQ_HEAD(session_list, session);
+
+/*
+ * What a worker lends its sessions: its loop and resolver, its upstream pool and pipes,
+ * and the lists a session files itself in.  Owned by the worker; sessions only use it.
+ */
+struct session_env {
+    struct event_base *base;
+    struct evdns_base *dns;
+    struct pool *pool;
+    struct pipes *pipes;
+    const struct sluice_settings *settings;
+    struct session_list live; /* open sessions */
+    struct session_list dead; /* closed sessions waiting for the reaper */
+    size_t nlive;
+    struct event *reap;      /* activated by a close: frees the dead after the callback */
+    bool draining;           /* finished exchanges close their connection */
+    atomic_uint *open_total; /* open client connections across all workers */
+};
+
+/* The upstream connection kept for one client after connection-bound authentication. */
+struct session_pinned {
+    struct bufferevent *bev; /* owns the socket, or NULL */
+    char host[REQUEST_HOST_MAX];
+    uint16_t port;
+    char owner[POOL_OWNER_MAX]; /* the identity it authenticated */
+};
+
+/* Everything that belongs to one request; reset in one place (session_reset_exchange). */
+struct exchange {
+    bool active;                     /* under way: owes an access line */
+    uint64_t start_ms;               /* when its first byte came (monotonic, ms) */
+    struct request req;              /* what it asks for */
+    char *target;                    /* the target as received, for the log; owned */
+    char *path;                      /* the normalised path policy decided on; owned, or NULL */
+    struct identity identity;        /* who asked */
+    struct policy_decision decision; /* what policy said of the request */
+    bool decided;                    /* decision holds it */
+    struct policy_decision refusal;  /* the address guard's refusal, when it refused */
+    bool refused;                    /* the guard, not the request decision, refused */
+    struct policy_dest dest;         /* the address dialled (or refused), country, ASN */
+    bool dest_known;                 /* dest holds it */
+    struct forward fwd;              /* the HTTP relay of this exchange */
+    struct tunnel tun;               /* the byte relay, once it is a tunnel */
+    uint64_t head_bytes;             /* request head bytes taken from the client */
+    uint64_t own_bytes;              /* bytes of responses sluice wrote itself */
+    unsigned status;                 /* status sent to the client, 0 if none */
+    char term[3];                    /* termination code: TERM_* then TERM_PH_* */
+};
+
+/* A client connection; on its env's live list, freed by the reaper after session_close(). */
+struct session {
+    struct session_env *env;        /* the worker's loop and resources; not owned */
+    TAILQ_ENTRY(session) entry;     /* in env->live, then env->dead */
+    struct policy_snapshot *policy; /* the newest policy when the request began; one ref */
+    const char *listener_tool;      /* tool its listener is bound to, or NULL */
+    enum session_state state;
+    struct bufferevent *client;   /* owns the client socket */
+    struct bufferevent *upstream; /* owns the upstream socket, or NULL */
+    struct event *timer;          /* the deadline of the current state; owned */
+    uint64_t activity_ms;         /* last time bytes moved (monotonic, ms) */
+    uint32_t timer_ms;            /* length of the inactivity bound being enforced */
+    char client_addr[64];         /* "ip:port" of the client, for the log */
+    uint32_t requests;            /* requests started on this connection */
+    uint32_t linger_discarded;    /* bytes thrown away while lingering */
+    bool client_eof;              /* the client half-closed after a complete request */
+    bool upstream_reused;         /* the upstream came from the pool or was pinned */
+    bool upstream_pinned;         /* the upstream is the one pinned to this client */
+    struct dial dial;             /* reaching the upstream */
+    struct session_pinned pinned; /* kept for connection-bound authentication */
+    struct http1_parser parser;   /* the request head being read */
+    struct http1_head head;
+    struct http1_field *fields; /* field array for request and response heads; owned */
+    uint32_t fields_cap;
+    struct exchange x; /* the request under way */
+};
+
+/*
+ * Takes over an accepted client socket fd (closed on failure) and starts reading the first
+ * request head.  Returns the session, on env's live list, or NULL.
+ */
+struct session *session_new(struct session_env *env, evutil_socket_t fd, const struct sockaddr *sa,
+                            const char *listener_tool);
+
+/* Frees what session_close() left of s; only the worker's reaper calls it.  NULL is a no-op. */
+void session_free(struct session *s);
+
+/*
+ * The only teardown: records the termination code (who, phase), writes the access line
+ * of an exchange under way, stops every event, closes both sockets, frees every member and
+ * moves s to env's dead list, from which the reaper frees it after the current callback.
+ * Safe to call twice; s stays valid until the reaper runs.
+ */
+void session_close(struct session *s, char who, char phase);
+
+/* The worker began draining: closes s when it sits idle between requests. */
+void session_drain(struct session *s);
+
+/*
+ * A new policy was installed: a tunnel or a forwarded exchange under way is decided again
+ * on it (request and dialled address) and closed, with termination code K and its access
+ * line, when the new policy blocks it.  A connection between requests takes the new
+ * policy with its next request.
+ */
+void session_policy_changed(struct session *s);
+
+/* Name of a state for logs. */
+const char *session_state_str(enum session_state st);
+
+#endif /* SLUICE_SESSION_H */

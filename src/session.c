@@ -1,0 +1,1115 @@
+/*
+ * Client connections; see include/sluice/session.h.
+ *
+ * Every libevent callback of a connection lands here.  A callback hands the event to the
+ * module of the current phase (the head parser, the dial, the forward or tunnel relay),
+ * which moves bytes and returns an outcome; session_advance() is where an outcome changes
+ * the phase.  Responses sluice makes itself, the per-state deadlines, the lingering close,
+ * the access line of each exchange and the one teardown live here too.
+ */
+#include "sluice/session.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "sluice/audit.h"
+#include "sluice/errpage.h"
+#include "sluice/log.h"
+
+/* How long a closing connection may take to drain what the client still sends. */
+#define SESSION_LINGER_MS 2000
+/* How much a lingering client may still send before it is cut off. */
+#define SESSION_LINGER_MAX (1024 * 1024)
+
+static void session_client_read_cb(struct bufferevent *bev, void *arg);
+static void session_client_write_cb(struct bufferevent *bev, void *arg);
+static void session_client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void session_read_head(struct session *s);
+static void session_advance(struct session *s, struct outcome o);
+
+/* Bit i of session_transitions[from] says whether from -> i is legal. */
+static const unsigned session_transitions[] = {
+    [SESSION_ST_HEAD] =
+        1u << SESSION_ST_RESOLVE | 1u << SESSION_ST_FORWARD | 1u << SESSION_ST_LINGER,
+    [SESSION_ST_RESOLVE] = 1u << SESSION_ST_CONNECT | 1u << SESSION_ST_LINGER,
+    [SESSION_ST_CONNECT] = 1u << SESSION_ST_CONNECT | 1u << SESSION_ST_FORWARD |
+                           1u << SESSION_ST_TUNNEL | 1u << SESSION_ST_LINGER,
+    [SESSION_ST_FORWARD] = 1u << SESSION_ST_HEAD | 1u << SESSION_ST_RESOLVE |
+                           1u << SESSION_ST_TUNNEL | 1u << SESSION_ST_LINGER,
+    [SESSION_ST_TUNNEL] = 0,
+    [SESSION_ST_LINGER] = 0,
+    [SESSION_ST_CLOSED] = 0,
+};
+
+/* Name of a state for logs. */
+const char *session_state_str(enum session_state st)
+{
+    switch (st) {
+    case SESSION_ST_HEAD:
+        return "head";
+    case SESSION_ST_RESOLVE:
+        return "resolve";
+    case SESSION_ST_CONNECT:
+        return "connect";
+    case SESSION_ST_FORWARD:
+        return "forward";
+    case SESSION_ST_TUNNEL:
+        return "tunnel";
+    case SESSION_ST_LINGER:
+        return "linger";
+    case SESSION_ST_CLOSED:
+        return "closed";
+    }
+    return "?";
+}
+
+/* Moves s to st; any state may close, the rest follow the table. */
+static void session_set_state(struct session *s, enum session_state st)
+{
+    if (st != SESSION_ST_CLOSED && (session_transitions[s->state] & (1u << st)) == 0) {
+        log_error("bug: illegal connection state change %s -> %s", session_state_str(s->state),
+                  session_state_str(st));
+        assert(!"illegal connection state change");
+    }
+    s->state = st;
+}
+
+/* Monotonic milliseconds; the coarse clock is enough for deadlines and cheap to read. */
+static uint64_t session_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Arms the state's timer for ms from now and restarts the inactivity clock. */
+static void session_timer_arm(struct session *s, uint32_t ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+
+    s->timer_ms = ms;
+    s->activity_ms = session_now_ms();
+    evtimer_add(s->timer, &tv);
+}
+
+/* Notes that bytes moved; the timer callback compares against this before acting. */
+static void session_touch(struct session *s)
+{
+    s->activity_ms = session_now_ms();
+}
+
+/* Records the termination code of the exchange unless one was recorded already. */
+static void session_set_term(struct session *s, char who, char phase)
+{
+    if (s->x.term[0] == '\0') {
+        s->x.term[0] = who;
+        s->x.term[1] = phase;
+        s->x.term[2] = '\0';
+    }
+}
+
+/* The decision that settled the exchange: the guard's refusal, else the request's. */
+static const struct policy_decision *session_decision(const struct session *s)
+{
+    return s->x.refused ? &s->x.refusal : s->x.decided ? &s->x.decision : NULL;
+}
+
+/* Writes the access line of the exchange under way, once. */
+static void session_report(struct session *s)
+{
+    struct exchange *x = &s->x;
+    const struct policy_decision *d = session_decision(s);
+    struct audit_record rec;
+
+    if (!x->active)
+        return;
+    x->active = false;
+    if (x->term[0] == '\0')
+        session_set_term(s, TERM_NORMAL, TERM_PH_NONE);
+    rec.client = s->client_addr;
+    rec.method = x->req.method[0] != '\0' ? x->req.method : "-";
+    rec.target = x->target != NULL ? x->target : "-";
+    rec.status = x->status != 0 ? x->status : x->fwd.status;
+    rec.sent = x->head_bytes + x->fwd.sent + x->tun.up.bytes;
+    rec.received = x->own_bytes + x->fwd.received + x->tun.down.bytes;
+    rec.duration_ms = session_now_ms() - x->start_ms;
+    rec.sni = x->tun.sni;
+    rec.term = x->term;
+    rec.tool = x->identity.tool != NULL ? x->identity.tool->id : "unidentified";
+    rec.id_source = identity_source_str(x->identity.source);
+    rec.decision = d != NULL ? policy_verdict_str(d->verdict) : "-";
+    rec.rule = d != NULL ? d->rule : "-";
+    rec.dest_ip = x->dest_known ? x->dest.ip : "-";
+    rec.country = x->dest_known && x->dest.country[0] != '\0' ? x->dest.country : "-";
+    rec.asn = x->dest_known ? x->dest.asn : 0;
+    audit_emit(&rec);
+}
+
+/* Clears everything that belongs to one exchange so the next request starts clean. */
+static void session_reset_exchange(struct session *s)
+{
+    struct exchange *x = &s->x;
+
+    free(x->target);
+    free(x->path);
+    forward_reset(&x->fwd);
+    tunnel_end(&x->tun);
+    memset(x, 0, sizeof(*x));
+    tunnel_init(&x->tun);
+}
+
+/* Frees the upstream connection in use, if any. */
+static void session_drop_upstream(struct session *s)
+{
+    s->upstream_reused = s->upstream_pinned = false;
+    dial_cancel(&s->dial);
+    if (s->upstream != NULL) {
+        bufferevent_free(s->upstream);
+        s->upstream = NULL;
+    }
+}
+
+/* Closes the upstream connection kept for connection-bound authentication. */
+static void session_drop_pinned(struct session *s)
+{
+    if (s->pinned.bev != NULL)
+        bufferevent_free(s->pinned.bev);
+    memset(&s->pinned, 0, sizeof(s->pinned));
+}
+
+/* Formats "ip:port" (IPv6 in brackets) for the log. */
+static void session_format_addr(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
+        evutil_inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+        snprintf(out, cap, "%s:%u", ip, ntohs(sin->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+        evutil_inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(sin6->sin6_port));
+    } else {
+        snprintf(out, cap, "unix");
+    }
+}
+
+/* Takes over an accepted socket and starts reading the first request head. */
+struct session *session_new(struct session_env *env, evutil_socket_t fd, const struct sockaddr *sa,
+                            const char *listener_tool)
+{
+    const struct sluice_settings *st = env->settings;
+    struct session *s = calloc(1, sizeof(*s));
+    size_t high;
+
+    if (s == NULL)
+        goto fail;
+    s->env = env;
+    s->listener_tool = listener_tool;
+    dial_init(&s->dial);
+    tunnel_init(&s->x.tun);
+    s->policy = policy_acquire();
+    if (s->policy == NULL)
+        goto fail;
+    s->state = SESSION_ST_HEAD;
+    session_format_addr(sa, s->client_addr, sizeof(s->client_addr));
+    s->timer = evtimer_new(env->base, session_timer_cb, s);
+    if (s->timer == NULL)
+        goto fail;
+    s->client = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (s->client == NULL)
+        goto fail;
+    fd = -1; /* the bufferevent owns it now */
+    bufferevent_setcb(s->client, session_client_read_cb, session_client_write_cb,
+                      session_client_event_cb, s);
+    /* A whole head must fit in the input; past that, reading pauses until we consume. */
+    high = (size_t)st->request_limits.max_head + 4096;
+    if (high < RELAY_HIGH_WATERMARK)
+        high = RELAY_HIGH_WATERMARK;
+    bufferevent_setwatermark(s->client, EV_READ, 0, high);
+    bufferevent_set_max_single_write(s->client, RELAY_HIGH_WATERMARK);
+    if (bufferevent_enable(s->client, EV_READ) < 0)
+        goto fail;
+    TAILQ_INSERT_TAIL(&env->live, s, entry);
+    env->nlive++;
+    session_timer_arm(s, st->timeout_head_ms);
+    return s;
+
+fail:
+    if (s != NULL) {
+        policy_unref(s->policy);
+        if (s->client != NULL)
+            bufferevent_free(s->client);
+        if (s->timer != NULL)
+            event_free(s->timer);
+        free(s);
+    }
+    if (fd >= 0)
+        evutil_closesocket(fd);
+    return NULL;
+}
+
+/* Tears s down: access line, events, sockets, buffers; the struct goes to the dead list. */
+void session_close(struct session *s, char who, char phase)
+{
+    struct session_env *env = s->env;
+
+    if (s->state == SESSION_ST_CLOSED)
+        return;
+    session_set_term(s, who, phase);
+    session_report(s);
+    session_set_state(s, SESSION_ST_CLOSED);
+    if (s->timer != NULL) {
+        event_free(s->timer);
+        s->timer = NULL;
+    }
+    session_reset_exchange(s); /* the tunnel's events go before the sockets they watch */
+    session_drop_upstream(s);
+    session_drop_pinned(s);
+    if (s->client != NULL) {
+        bufferevent_free(s->client);
+        s->client = NULL;
+    }
+    free(s->fields);
+    s->fields = NULL;
+    policy_unref(s->policy);
+    s->policy = NULL;
+    TAILQ_REMOVE(&env->live, s, entry);
+    env->nlive--;
+    atomic_fetch_sub(env->open_total, 1);
+    TAILQ_INSERT_TAIL(&env->dead, s, entry);
+    event_active(env->reap, 0, 0);
+}
+
+/* Frees what is left of a closed session. */
+void session_free(struct session *s)
+{
+    if (s == NULL)
+        return;
+    assert(s->state == SESSION_ST_CLOSED);
+    free(s);
+}
+
+/* Closes s like session_close(), but with a TCP reset toward the client. */
+static void session_abort(struct session *s, char who, char phase)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+    if (s->client != NULL)
+        (void)setsockopt(bufferevent_getfd(s->client), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    session_close(s, who, phase);
+}
+
+/* Starts the lingering close: flush what is queued, half-close, drain, then close. */
+static void session_linger(struct session *s)
+{
+    session_report(s);
+    session_drop_upstream(s);
+    session_drop_pinned(s);
+    session_set_state(s, SESSION_ST_LINGER);
+    /* The write callback must fire when the output is empty, not at the relay watermark. */
+    bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
+    bufferevent_setwatermark(s->client, EV_READ, 0, 0);
+    bufferevent_enable(s->client, EV_READ | EV_WRITE);
+    evbuffer_drain(bufferevent_get_input(s->client), (size_t)-1);
+    if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0) {
+        session_client_write_cb(s->client, s);
+    } else {
+        /* A slow client may take long to read the last response: bound the flush by
+         * progress (no byte written for the idle timeout), not by a fixed time. */
+        uint32_t ms = s->env->settings->timeout_idle_ms;
+        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+        evtimer_del(s->timer);
+        bufferevent_set_timeouts(s->client, NULL, &tv);
+    }
+}
+
+/* Ends the exchange with a response of sluice's own, or a reset if one already started. */
+static void session_fail(struct session *s, unsigned status, const char *error_type, char who,
+                         char phase, const char *what)
+{
+    char host[300];
+
+    if (s->state == SESSION_ST_CLOSED || s->state == SESSION_ST_LINGER)
+        return;
+    session_set_term(s, who, phase);
+    if (s->x.fwd.resp_head_done || s->state == SESSION_ST_TUNNEL) {
+        session_abort(s, who, phase);
+        return;
+    }
+    log_escape(host, sizeof(host), s->x.req.host, strlen(s->x.req.host));
+    s->x.own_bytes +=
+        errpage_write(bufferevent_get_output(s->client), status, error_type, host, what);
+    s->x.status = status;
+    log_info("%s: %u for %s: %s", s->client_addr, status, host[0] ? host : "-", what);
+    session_linger(s);
+}
+
+/* Refuses the exchange with 403 on the strength of d, naming tool, host, rule and file. */
+static void session_deny(struct session *s, char phase, const struct policy_decision *d,
+                         const char *address)
+{
+    char what[640], host[300];
+
+    log_escape(host, sizeof(host), s->x.req.host, strlen(s->x.req.host));
+    snprintf(what, sizeof(what), "blocked %s:%u%s%s%s for tool %s: %s (rule %s in %s)", host,
+             s->x.req.port, address != NULL ? " (address " : "", address != NULL ? address : "",
+             address != NULL ? ")" : "", d->tool, d->reason, d->rule, d->file);
+    log_notice("%s: %s %s", s->client_addr, s->x.req.method, what);
+    session_fail(s, 403, "http_request_denied", TERM_PROXY, phase, what);
+}
+
+/* Refuses a request the parser or the dispatcher could not accept. */
+static void session_refuse(struct session *s, unsigned status, const char *what, uint32_t pos)
+{
+    log_notice("%s: %u: %s (at byte %u)", s->client_addr, status, what, pos);
+    session_fail(s, status, "http_request_error", TERM_PROXY, TERM_PH_REQUEST, what);
+}
+
+/*
+ * After a finished exchange: the upstream goes to the pool (or stays pinned), and the
+ * client is kept for its next request or closed.
+ */
+static void session_exchange_done(struct session *s)
+{
+    struct forward *f = &s->x.fwd;
+
+    session_report(s);
+    if (s->upstream != NULL && f->upstream_keep && !s->env->draining) {
+        char owner[POOL_OWNER_MAX];
+        identity_owner_key(&s->x.identity, owner, sizeof(owner));
+        if (f->conn_auth || s->upstream_pinned) {
+            /* The origin now knows this connection as this user: it stays with this client
+             * (Squid calls it pinning), is closed with it, and never goes to the pool. */
+            if (!f->close_after) {
+                session_drop_pinned(s);
+                s->pinned.bev = s->upstream;
+                snprintf(s->pinned.host, sizeof(s->pinned.host), "%s", s->x.req.host);
+                s->pinned.port = s->x.req.port;
+                snprintf(s->pinned.owner, sizeof(s->pinned.owner), "%s", owner);
+                bufferevent_disable(s->upstream, EV_READ | EV_WRITE);
+                s->upstream = NULL;
+            }
+        } else {
+            pool_put(s->env->pool, s->x.req.host, s->x.req.port, owner, s->upstream);
+            s->upstream = NULL;
+        }
+    }
+    session_drop_upstream(s);
+    /* A client that half-closed after pipelining more requests still gets their answers. */
+    if (f->close_after || s->env->draining ||
+        (s->client_eof && evbuffer_get_length(bufferevent_get_input(s->client)) == 0)) {
+        session_linger(s);
+        return;
+    }
+    session_reset_exchange(s);
+    session_set_state(s, SESSION_ST_HEAD);
+    bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
+    bufferevent_enable(s->client, EV_READ);
+    session_timer_arm(s, s->env->settings->timeout_keepalive_ms);
+    /* A pipelined request may be waiting already. */
+    if (evbuffer_get_length(bufferevent_get_input(s->client)) > 0)
+        session_read_head(s);
+}
+
+/* The forward's deadline: the response timeout while waiting for the head, else idle. */
+static void session_forward_timer(struct session *s)
+{
+    const struct sluice_settings *st = s->env->settings;
+    uint32_t ms =
+        forward_awaiting_response(&s->x.fwd) ? st->timeout_response_ms : st->timeout_idle_ms;
+
+    if (ms != s->timer_ms)
+        session_timer_arm(s, ms);
+    else
+        session_touch(s);
+}
+
+/* Every tunnel event lands here and goes to the tunnel, then to session_advance(). */
+static void session_tunnel_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    struct outcome o = tunnel_on_event(&s->x.tun, fd, what);
+
+    /* Who ended first is what the termination code of a finished tunnel says. */
+    if (s->x.tun.up.eof)
+        session_set_term(s, TERM_CLIENT, TERM_PH_TUNNEL);
+    if (s->x.tun.down.eof)
+        session_set_term(s, TERM_SERVER, TERM_PH_TUNNEL);
+    session_touch(s);
+    session_advance(s, o);
+}
+
+/* Turns the connection into a tunnel; prefix goes to the client first (CONNECT's 200). */
+static void session_start_tunnel(struct session *s, const char *prefix, bool peek)
+{
+    struct tunnel_ctx ctx = {
+        .base = s->env->base, .pipes = s->env->pipes, .cb = session_tunnel_cb, .arg = s};
+    struct outcome o;
+
+    session_set_state(s, SESSION_ST_TUNNEL);
+    /* An idle tunnel keeps nothing it does not need: the head parser's field array goes. */
+    free(s->fields);
+    s->fields = NULL;
+    s->fields_cap = 0;
+    session_timer_arm(s, s->env->settings->timeout_tunnel_ms);
+    o = tunnel_begin(&s->x.tun, &ctx, s->client, s->upstream, prefix, peek);
+    session_advance(s, o);
+}
+
+/* The client's first tunnel bytes were examined: record the server name, then relay. */
+static void session_peeked(struct session *s)
+{
+    const struct tunnel *t = &s->x.tun;
+
+    log_debug("%s: tunnel to %s:%u: ClientHello %s, sni=%s", s->client_addr, s->x.req.host,
+              s->x.req.port, clienthello_result_str(t->hello), t->sni[0] ? t->sni : "-");
+    session_advance(s, tunnel_proceed(&s->x.tun));
+}
+
+/* The upstream is ready: answer CONNECT and tunnel, or send the request on. */
+static void session_upstream_ready(struct session *s)
+{
+    static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    struct outcome o;
+
+    if (s->x.req.is_connect) {
+        s->x.own_bytes += sizeof(established) - 1;
+        s->x.status = 200;
+        session_start_tunnel(s, established, true);
+        return;
+    }
+    session_set_state(s, SESSION_ST_FORWARD);
+    o = forward_begin(&s->x.fwd, s->client, s->upstream, s->env->settings, s->fields, s->fields_cap,
+                      s->upstream_reused && s->x.fwd.req_body == FORWARD_BODY_NONE &&
+                          s->x.req.idempotent,
+                      s->env->draining);
+    session_forward_timer(s);
+    session_advance(s, o);
+}
+
+/* What the dial needs from the session. */
+static struct dial_ctx session_dial_ctx(struct session *s);
+
+/* The resolution answered. */
+static void session_resolved_cb(int err, struct evutil_addrinfo *ai, void *arg)
+{
+    struct session *s = arg;
+    struct dial_ctx ctx = session_dial_ctx(s);
+    struct outcome o;
+
+    s->dial.query = NULL;
+    session_set_state(s, SESSION_ST_CONNECT);
+    o = dial_resolved(&s->dial, &ctx, err, ai);
+    s->x.dest = s->dial.dest;
+    s->x.dest_known = s->dial.dest_known;
+    session_advance(s, o);
+}
+
+/* The socket being connected became writable. */
+static void session_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    struct dial_ctx ctx = session_dial_ctx(s);
+    struct outcome o;
+
+    (void)fd;
+    (void)what;
+    o = dial_connected(&s->dial, &ctx);
+    s->x.dest = s->dial.dest;
+    s->x.dest_known = s->dial.dest_known;
+    session_advance(s, o);
+}
+
+/* What the dial needs from the session. */
+static struct dial_ctx session_dial_ctx(struct session *s)
+{
+    struct dial_ctx ctx = {.base = s->env->base,
+                           .policy = s->policy,
+                           .tool = s->x.identity.tool,
+                           .client = s->client_addr,
+                           .host = s->x.req.host,
+                           .port = s->x.req.port,
+                           .connect_cb = session_connect_cb,
+                           .arg = s};
+    return ctx;
+}
+
+static void session_upstream_read_cb(struct bufferevent *bev, void *arg);
+static void session_upstream_write_cb(struct bufferevent *bev, void *arg);
+static void session_upstream_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Wraps the connected socket in a bufferevent (no system call) and goes on. */
+static void session_dial_connected(struct session *s)
+{
+    int fd = dial_take_fd(&s->dial);
+
+    s->upstream = bufferevent_socket_new(s->env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (s->upstream == NULL) {
+        close(fd);
+        session_fail(s, 503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_CONNECT,
+                     "out of memory while connecting upstream");
+        return;
+    }
+    bufferevent_set_max_single_write(s->upstream, RELAY_HIGH_WATERMARK);
+    bufferevent_setcb(s->upstream, session_upstream_read_cb, session_upstream_write_cb,
+                      session_upstream_event_cb, s);
+    s->upstream_reused = false;
+    session_upstream_ready(s);
+}
+
+/*
+ * True when the address guard of s's policy lets s use the kept connection bev, whose
+ * address was checked under the policy of the request that dialled it.
+ */
+static bool session_reuse_allowed(struct session *s, struct bufferevent *bev)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    struct policy_decision refusal;
+
+    if (getpeername(bufferevent_getfd(bev), (struct sockaddr *)&ss, &len) != 0)
+        return false;
+    s->x.dest_known = policy_check_address(s->policy, s->x.identity.tool, (struct sockaddr *)&ss,
+                                           &s->x.dest, &refusal);
+    return s->x.dest_known;
+}
+
+/*
+ * The connection kept for this client or from the pool, when the request may use one:
+ * the pinned one for the same destination and identity, else (idempotent requests only,
+ * as Squid does: a non-idempotent one must never meet a connection the origin just closed)
+ * an idle one filed under the same destination and identity.  NULL when there is none.
+ */
+static struct bufferevent *session_take_kept(struct session *s)
+{
+    const struct request *r = &s->x.req;
+    struct bufferevent *bev = NULL;
+    char owner[POOL_OWNER_MAX];
+
+    identity_owner_key(&s->x.identity, owner, sizeof(owner));
+    if (s->pinned.bev != NULL) {
+        if (s->pinned.port == r->port && strcmp(s->pinned.host, r->host) == 0 &&
+            strcmp(s->pinned.owner, owner) == 0) {
+            bev = s->pinned.bev; /* pinned again when done; see session_exchange_done() */
+            s->pinned.bev = NULL;
+            s->upstream_pinned = true;
+        } else {
+            session_drop_pinned(s); /* the client moved on */
+        }
+    }
+    if (bev == NULL && r->idempotent)
+        bev = pool_take(s->env->pool, r->host, r->port, owner);
+    if (bev != NULL && !session_reuse_allowed(s, bev)) {
+        bufferevent_free(bev); /* the policy changed since it was dialled: dial anew */
+        s->upstream_pinned = false;
+        bev = NULL;
+    }
+    return bev;
+}
+
+/* Reaches the upstream of the request: a kept connection when allowed, else resolve. */
+static void session_reach_upstream(struct session *s, bool may_reuse)
+{
+    struct dial_ctx ctx;
+
+    if (may_reuse) {
+        struct bufferevent *bev = session_take_kept(s);
+        if (bev != NULL) {
+            log_debug("%s: reusing a kept connection to %s:%u", s->client_addr, s->x.req.host,
+                      s->x.req.port);
+            s->upstream = bev;
+            s->upstream_reused = true;
+            bufferevent_setcb(bev, session_upstream_read_cb, session_upstream_write_cb,
+                              session_upstream_event_cb, s);
+            session_upstream_ready(s);
+            return;
+        }
+    }
+    session_set_state(s, SESSION_ST_RESOLVE);
+    session_timer_arm(s, s->env->settings->timeout_connect_ms);
+    ctx = session_dial_ctx(s);
+    if (dial_resolve(&s->dial, &ctx, s->env->dns, session_resolved_cb) < 0)
+        session_fail(s, 503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_RESOLVE,
+                     "out of memory while resolving");
+}
+
+/* A pooled connection was dead: send the request again on a new one. */
+static void session_retry(struct session *s)
+{
+    log_info("%s: kept connection to %s:%u was closed, retrying on a new one", s->client_addr,
+             s->x.req.host, s->x.req.port);
+    session_drop_upstream(s);
+    session_reach_upstream(s, false);
+}
+
+/* Applies an outcome: the one place where a connection changes phase. */
+static void session_advance(struct session *s, struct outcome o)
+{
+    switch (o.kind) {
+    case OUTCOME_MORE:
+        if (s->state == SESSION_ST_FORWARD)
+            session_forward_timer(s);
+        return;
+    case OUTCOME_DONE:
+        if (s->state == SESSION_ST_TUNNEL)
+            session_close(s, TERM_NORMAL, TERM_PH_TUNNEL);
+        else
+            session_exchange_done(s);
+        return;
+    case OUTCOME_UPGRADE:
+        session_start_tunnel(s, NULL, false);
+        return;
+    case OUTCOME_RETRY:
+        session_retry(s);
+        return;
+    case OUTCOME_CONNECTED:
+        session_dial_connected(s);
+        return;
+    case OUTCOME_DENIED:
+        s->x.refusal = s->dial.refusal;
+        s->x.refused = true;
+        session_deny(s, TERM_PH_CONNECT, &s->x.refusal, s->x.dest.ip);
+        return;
+    case OUTCOME_PEEKED:
+        session_peeked(s);
+        return;
+    case OUTCOME_FAIL:
+        session_fail(s, o.status, o.error_type, o.who, o.phase, o.what);
+        return;
+    case OUTCOME_CLOSE:
+        if (o.reset)
+            session_abort(s, o.who, o.phase);
+        else
+            session_close(s, o.who, o.phase);
+        return;
+    }
+}
+
+/* The newest policy: taken when a request begins, so a reload reaches keep-alive clients. */
+static void session_refresh_policy(struct session *s)
+{
+    struct policy_snapshot *p;
+
+    if (s->policy->generation == policy_current_generation() || (p = policy_acquire()) == NULL)
+        return;
+    policy_unref(s->policy);
+    s->policy = p;
+}
+
+/*
+ * Names the tool and asks the policy about the request whose head is in buf; answers 403
+ * and returns false when it is blocked.  A "report" decision goes through with a log line.
+ */
+static bool session_decide(struct session *s, const char *buf)
+{
+    const struct http1_head *h = &s->head;
+    struct exchange *x = &s->x;
+    const char *auth = NULL;
+    size_t auth_len = 0;
+    struct policy_query q;
+
+    for (uint32_t i = 0; i < h->nfields; i++)
+        if (http1_span_eq_ci(buf, h->fields[i].name, "proxy-authorization")) {
+            auth = buf + h->fields[i].value.off;
+            auth_len = h->fields[i].value.len;
+        }
+    identity_resolve(s->policy, s->listener_tool, auth, auth_len, &x->identity);
+    q.settings = s->env->settings;
+    q.tool = x->identity.tool;
+    q.is_connect = x->req.is_connect;
+    q.method = x->req.method;
+    q.host = x->req.host;
+    q.port = x->req.port;
+    q.path = x->path;
+    policy_decide(s->policy, &q, &x->decision);
+    x->decided = true;
+    if (x->decision.verdict == POLICY_ALLOW)
+        return true;
+    if (x->decision.verdict == POLICY_REPORT) {
+        char host[300];
+        log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));
+        log_notice("%s: would block %s %s:%u for tool %s: rule %s in %s", s->client_addr,
+                   x->req.method, host, x->req.port, x->decision.tool, x->decision.rule,
+                   x->decision.file);
+        return true;
+    }
+    session_deny(s, TERM_PH_REQUEST, &x->decision, NULL);
+    return false;
+}
+
+/* Keeps an owned copy of span s of buf in *out (NULL when out of memory). */
+static void session_copy_span(char **out, const char *buf, struct http1_span sp)
+{
+    *out = malloc((size_t)sp.len + 1);
+    if (*out != NULL) {
+        memcpy(*out, buf + sp.off, sp.len);
+        (*out)[sp.len] = '\0';
+    }
+}
+
+/*
+ * Keeps the origin-form path of span sp of buf in *out, for policy: an empty path, or a
+ * query alone, is "/" (plus the query), as it is for the origin.  NULL when out of memory.
+ */
+static void session_take_path(char **out, const char *buf, struct http1_span sp)
+{
+    bool slash = sp.len == 0 || buf[sp.off] != '/';
+
+    *out = malloc((size_t)sp.len + 2);
+    if (*out == NULL)
+        return;
+    (*out)[0] = '/';
+    memcpy(*out + slash, buf + sp.off, sp.len);
+    (*out)[sp.len + slash] = '\0';
+}
+
+/* Works out where a complete request goes and hands it on; buf holds the head. */
+static void session_dispatch(struct session *s, const char *buf)
+{
+    struct exchange *x = &s->x;
+    struct request_error err;
+    const char *errstr = NULL;
+    uint32_t head_len = s->head.head_len;
+
+    if (request_from_head(buf, &s->head, &x->req, &err) < 0) {
+        session_copy_span(&x->target, buf, s->head.target);
+        session_refuse(s, err.status, err.what, err.pos);
+        return;
+    }
+    session_copy_span(&x->target, buf, x->req.target);
+    if (!x->req.is_connect)
+        session_take_path(&x->path, buf, x->req.path);
+    if (x->target == NULL || (!x->req.is_connect && x->path == NULL)) {
+        session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);
+        return;
+    }
+    if (!session_decide(s, buf))
+        return;
+    if (!x->req.is_connect && forward_prepare(&x->fwd, buf, &s->head, &x->req, &errstr) < 0) {
+        session_refuse(s, 400, errstr, 0);
+        return;
+    }
+    evbuffer_drain(bufferevent_get_input(s->client), head_len);
+    x->head_bytes += head_len;
+    session_reach_upstream(s, !x->req.is_connect && !x->fwd.wants_upgrade);
+}
+
+/* Allocates the field array once per connection, large enough for either kind of head. */
+static bool session_ensure_fields(struct session *s)
+{
+    const struct sluice_settings *st = s->env->settings;
+    uint32_t cap = st->request_limits.max_fields;
+
+    if (st->response_limits.max_fields > cap)
+        cap = st->response_limits.max_fields;
+    if (s->fields != NULL)
+        return true;
+    s->fields = calloc(cap, sizeof(*s->fields));
+    s->fields_cap = cap;
+    return s->fields != NULL;
+}
+
+/* Parses as much of the request head as has arrived; dispatches it when complete. */
+static void session_read_head(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->client);
+    const struct http1_limits *lim = &s->env->settings->request_limits;
+    size_t len = evbuffer_get_length(in), want;
+    const char *buf;
+    int64_t r;
+
+    if (len == 0)
+        return;
+    if (!s->x.active) {
+        if (!session_ensure_fields(s)) {
+            session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);
+            return;
+        }
+        session_refresh_policy(s);
+        s->x.active = true;
+        s->x.start_ms = session_now_ms();
+        s->requests++;
+        http1_parser_init(&s->parser, HTTP1_REQUEST, lim, &s->head, s->fields, s->fields_cap);
+        /* A keep-alive wait ends with the first byte; the head bound starts now. */
+        if (s->requests > 1)
+            session_timer_arm(s, s->env->settings->timeout_head_ms);
+    }
+    /* The parser never needs more than one byte past the head limit to decide. */
+    want = len < (size_t)lim->max_head + 1 ? len : (size_t)lim->max_head + 1;
+    buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+    if (buf == NULL) {
+        session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);
+        return;
+    }
+    r = http1_parse_head(&s->parser, buf, want);
+    if (r < 0) {
+        enum http1_error e = s->parser.error;
+        char what[160];
+        snprintf(what, sizeof(what),
+                 "refused a malformed request (%s); send one plain HTTP/1.1 request",
+                 http1_error_str(e));
+        session_refuse(s, e == HTTP1_E_VERSION_UNSUPP ? 505 : 400, what, s->parser.error_pos);
+        return;
+    }
+    if (r == 0) {
+        if (s->client_eof) /* the rest of this head can never arrive */
+            session_close(s, TERM_CLIENT, TERM_PH_REQUEST);
+        return;
+    }
+    session_dispatch(s, buf);
+}
+
+/* Client bytes arrived: what they mean depends on the state. */
+static void session_client_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    switch (s->state) {
+    case SESSION_ST_HEAD:
+        session_read_head(s);
+        break;
+    case SESSION_ST_FORWARD:
+        session_advance(s, forward_client_readable(&s->x.fwd));
+        break;
+    case SESSION_ST_LINGER:
+        s->linger_discarded += (uint32_t)evbuffer_get_length(in);
+        evbuffer_drain(in, (size_t)-1);
+        if (s->linger_discarded > SESSION_LINGER_MAX)
+            session_close(s, TERM_PROXY, TERM_PH_NONE);
+        break;
+    case SESSION_ST_RESOLVE:
+    case SESSION_ST_CONNECT:
+    case SESSION_ST_TUNNEL:
+    case SESSION_ST_CLOSED:
+        /* Body bytes wait in the input until the upstream is there; the watermark bounds it. */
+        break;
+    }
+}
+
+/* The client's output drained to its low watermark. */
+static void session_client_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+
+    switch (s->state) {
+    case SESSION_ST_FORWARD:
+        session_advance(s, forward_client_drained(&s->x.fwd));
+        break;
+    case SESSION_ST_LINGER:
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+            if (s->client_eof) {
+                session_close(s, TERM_NORMAL, TERM_PH_NONE);
+                return;
+            }
+            /* Half-close so the client sees the end, keep reading so unread bytes do not
+             * turn our close into a reset that destroys the response in flight. */
+            (void)shutdown(bufferevent_getfd(bev), SHUT_WR);
+            bufferevent_disable(bev, EV_WRITE);
+            bufferevent_set_timeouts(bev, NULL, NULL);
+            session_timer_arm(s, SESSION_LINGER_MS);
+        }
+        break;
+    case SESSION_ST_HEAD:
+    case SESSION_ST_RESOLVE:
+    case SESSION_ST_CONNECT:
+    case SESSION_ST_TUNNEL:
+    case SESSION_ST_CLOSED:
+        break;
+    }
+}
+
+/* The client closed, failed or timed out at the socket level. */
+static void session_client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void)bev;
+    if ((what & BEV_EVENT_TIMEOUT) != 0) {
+        /* Only lingering sets a socket timeout: the client stopped reading its response. */
+        session_close(s, TERM_CLIENT_T, TERM_PH_DATA);
+        return;
+    }
+    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0)
+        return;
+    switch (s->state) {
+    case SESSION_ST_HEAD:
+        session_close(s, TERM_CLIENT, TERM_PH_REQUEST);
+        break;
+    case SESSION_ST_RESOLVE:
+    case SESSION_ST_CONNECT:
+        if ((what & BEV_EVENT_EOF) != 0 && !s->x.req.is_connect && s->x.fwd.req_done) {
+            s->client_eof = true; /* a half-close after a complete request is fine */
+            s->x.fwd.client_eof = true;
+            return;
+        }
+        session_close(s, TERM_CLIENT,
+                      s->state == SESSION_ST_RESOLVE ? TERM_PH_RESOLVE : TERM_PH_CONNECT);
+        break;
+    case SESSION_ST_FORWARD: {
+        struct outcome o = forward_client_event(&s->x.fwd, what);
+        s->client_eof = s->x.fwd.client_eof;
+        session_advance(s, o);
+        break;
+    }
+    case SESSION_ST_LINGER:
+        s->client_eof = true;
+        if ((what & BEV_EVENT_ERROR) != 0 ||
+            evbuffer_get_length(bufferevent_get_output(s->client)) == 0)
+            session_close(s, TERM_NORMAL, TERM_PH_NONE);
+        break;
+    case SESSION_ST_TUNNEL:
+    case SESSION_ST_CLOSED:
+        break;
+    }
+}
+
+/* Upstream bytes arrived while forwarding. */
+static void session_upstream_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+
+    (void)bev;
+    if (s->state == SESSION_ST_FORWARD)
+        session_advance(s, forward_upstream_readable(&s->x.fwd));
+}
+
+/* The upstream's output drained while forwarding. */
+static void session_upstream_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+
+    (void)bev;
+    if (s->state == SESSION_ST_FORWARD)
+        session_advance(s, forward_upstream_drained(&s->x.fwd));
+}
+
+/* The upstream closed or failed while forwarding. */
+static void session_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void)bev;
+    if (s->state == SESSION_ST_FORWARD)
+        session_advance(s, forward_upstream_event(&s->x.fwd, what));
+}
+
+/* A deadline passed; inactivity timers re-arm themselves while bytes still move. */
+static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    uint64_t idle = session_now_ms() - s->activity_ms;
+
+    (void)fd;
+    (void)what;
+    if ((s->state == SESSION_ST_FORWARD || s->state == SESSION_ST_TUNNEL) && idle < s->timer_ms) {
+        uint32_t left = s->timer_ms - (uint32_t)idle;
+        struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (suseconds_t)(left % 1000) * 1000};
+        evtimer_add(s->timer, &tv);
+        return;
+    }
+    switch (s->state) {
+    case SESSION_ST_HEAD:
+        if (!s->x.active) {
+            session_close(s, TERM_NORMAL, TERM_PH_NONE); /* an idle client, nothing owed */
+            return;
+        }
+        session_fail(s, 408, "http_request_error", TERM_CLIENT_T, TERM_PH_REQUEST,
+                     "timed out waiting for the whole request head");
+        break;
+    case SESSION_ST_RESOLVE:
+        session_fail(s, 504, "dns_timeout", TERM_SERVER_T, TERM_PH_RESOLVE,
+                     "resolving the host name timed out");
+        break;
+    case SESSION_ST_CONNECT:
+        session_fail(s, 504, "connection_timeout", TERM_SERVER_T, TERM_PH_CONNECT,
+                     "connecting to the upstream timed out");
+        break;
+    case SESSION_ST_FORWARD:
+        if (!s->x.fwd.resp_started) {
+            session_fail(s, 504, "http_response_timeout", TERM_SERVER_T, TERM_PH_RESPONSE,
+                         "the upstream accepted the request but sent no response in time");
+            return;
+        }
+        session_abort(s, s->x.fwd.resp_flow.paused ? TERM_CLIENT_T : TERM_SERVER_T, TERM_PH_DATA);
+        break;
+    case SESSION_ST_TUNNEL:
+        session_close(s, TERM_CLIENT_T, TERM_PH_TUNNEL);
+        break;
+    case SESSION_ST_LINGER:
+        session_close(s, TERM_NORMAL, TERM_PH_NONE);
+        break;
+    case SESSION_ST_CLOSED:
+        break;
+    }
+}
+
+/* The worker drains: a connection idle between requests goes now. */
+void session_drain(struct session *s)
+{
+    if (s->state == SESSION_ST_HEAD && !s->x.active)
+        session_close(s, TERM_DRAIN, TERM_PH_NONE);
+}
+
+/* Decides an exchange under way again on the newest policy; see the header. */
+void session_policy_changed(struct session *s)
+{
+    struct exchange *x = &s->x;
+    struct policy_snapshot *p;
+    struct policy_query q;
+    struct policy_decision d;
+    const struct policy_tool *tool = NULL;
+    char phase = s->state == SESSION_ST_TUNNEL ? TERM_PH_TUNNEL : TERM_PH_DATA;
+    bool blocked;
+
+    if ((s->state != SESSION_ST_TUNNEL && s->state != SESSION_ST_FORWARD) || !x->decided)
+        return;
+    p = policy_acquire();
+    if (p == NULL)
+        return;
+    if (x->identity.tool != NULL)
+        tool = policy_find_tool(p, x->identity.tool->id);
+    q.settings = s->env->settings;
+    q.tool = tool;
+    q.is_connect = x->req.is_connect;
+    q.method = x->req.method;
+    q.host = x->req.host;
+    q.port = x->req.port;
+    q.path = x->path;
+    policy_decide(p, &q, &x->decision);
+    blocked = x->decision.verdict == POLICY_BLOCK;
+    d = x->decision;
+    if (!blocked && x->dest_known && s->upstream != NULL) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        struct policy_dest dest;
+        if (getpeername(bufferevent_getfd(s->upstream), (struct sockaddr *)&ss, &len) == 0 &&
+            !policy_check_address(p, tool, (struct sockaddr *)&ss, &dest, &x->refusal)) {
+            x->refused = true;
+            d = x->refusal;
+            blocked = true;
+        }
+    }
+    /* The exchange goes on under the new snapshot: identity and decision point into it. */
+    x->identity.tool = tool;
+    policy_unref(s->policy);
+    s->policy = p;
+    if (!blocked)
+        return;
+    log_notice("%s: closing %s %s:%u for tool %s after the policy reload: %s (rule %s in %s)",
+               s->client_addr, x->req.method, x->req.host, x->req.port, d.tool, d.reason, d.rule,
+               d.file);
+    session_abort(s, TERM_KILLED, phase);
+}
