@@ -1,6 +1,12 @@
 /*
  * Policies; see include/sluice/policy.h for the files, the snapshot and the order of
  * evaluation, which policy_decide() below is the only place to implement.
+ *
+ * Each kind of mapping in a policy file (tool profile, its identify section, endpoint
+ * group, organisation policy) is a table of keys below, and one walk, walk_mapping(),
+ * loads them all: a repeated key is an error, an unknown one is an error that lists the
+ * table's keys, a known one is read by its type into the field the table names, and the
+ * required keys that are still missing are reported last.  A key is added in one place.
  */
 #include "sluice/policy.h"
 
@@ -38,6 +44,150 @@ static const char *const purpose_names[] = {
     [POLICY_PURPOSE_OTHER] = "other",
 };
 
+/* How a key's value is read, and what it is stored into. */
+enum policy_key_type {
+    PK_STRING,    /* a non-empty value into an owned char * */
+    PK_LIST,      /* non-empty values (or one) into char *[POLICY_MAX_LIST] and a count */
+    PK_VERDICT,   /* allow, block or report into enum policy_verdict */
+    PK_BOOL,      /* true or false into bool */
+    PK_PURPOSE,   /* one of purpose_names[] into enum policy_purpose */
+    PK_PORTS,     /* ports into uint16_t[POLICY_MAX_LIST] and a count */
+    PK_HOSTS,     /* host names and *.suffix wildcards into an owned struct domainset * */
+    PK_CLASSES,   /* address class names into a uint32_t set of NETGUARD_* bits */
+    PK_CIDRS,     /* prefixes and addresses into an owned struct netguard_cidrs * */
+    PK_COUNTRIES, /* country codes into char[POLICY_MAX_CODES][3] and a count */
+    PK_ASNS,      /* AS numbers into uint32_t[POLICY_MAX_CODES] and a count */
+    PK_MAPPING,   /* a nested mapping whose keys are fields of the same struct */
+    PK_ENDPOINTS, /* a list of endpoint groups into an owned array and a count */
+};
+
+/* What a key asks besides its type. */
+#define PK_F_REQUIRED   0x01u /* its mapping is incomplete without it */
+#define PK_F_NAME       0x02u /* a PK_STRING that names its mapping in "needs" messages */
+#define PK_F_TOOL_ID    0x04u /* a PK_STRING that must be a tool id */
+#define PK_F_COUNTRY_DB 0x08u /* a rule that needs the country database */
+#define PK_F_ASN_DB     0x10u /* a rule that needs the ASN database */
+
+struct policy_mapping;
+
+/* One key of a mapping: its name and type, where its value goes, what a valid one is. */
+struct policy_key {
+    const char *name;
+    enum policy_key_type type;
+    unsigned flags;                     /* PK_F_* */
+    size_t offset;                      /* of the field in the mapping's struct */
+    size_t count;                       /* of the size_t entry count, for the list types */
+    const char *expect;                 /* what a valid value is, for messages; PK_MAPPING: NULL */
+    const char *missing;                /* PK_F_REQUIRED: "an id" in "... needs an id" */
+    const struct policy_mapping *inner; /* PK_MAPPING, PK_ENDPOINTS: the inner mapping */
+};
+
+/* One kind of mapping: its keys, in the order messages list them, and how messages name it. */
+struct policy_mapping {
+    const struct policy_key *keys;
+    size_t nkeys;
+    const char *shape; /* what a node of this kind is, for "found a list; expected ..." */
+    const char *where; /* "a tool profile", for unknown and missing keys */
+    const char *named; /* "tool profile", before the value of its PK_F_NAME key; or NULL */
+};
+
+#define NKEYS(keys)     (sizeof(keys) / sizeof((keys)[0]))
+#define TOOL(field)     offsetof(struct policy_tool, field)
+#define ENDPOINT(field) offsetof(struct policy_endpoint, field)
+#define ORG(field)      offsetof(struct policy_org, field)
+
+/* The identify section of a tool profile; its fields are in struct policy_tool. */
+static const struct policy_key identify_keys[] = {
+    {"proxy_users", PK_LIST, 0, TOOL(proxy_users), TOOL(nproxy_users), "a list of values", NULL,
+     NULL},
+    {"user_agents", PK_LIST, 0, TOOL(user_agents), TOOL(nuser_agents), "a list of values", NULL,
+     NULL},
+    {"executables", PK_LIST, 0, TOOL(executables), TOOL(nexecutables), "a list of values", NULL,
+     NULL},
+};
+
+static const struct policy_mapping identify_mapping = {
+    .keys = identify_keys,
+    .nkeys = NKEYS(identify_keys),
+    .shape = "a mapping",
+    .where = "identify",
+};
+
+/* One endpoint group of a tool profile. */
+static const struct policy_key endpoint_keys[] = {
+    {"group", PK_STRING, PK_F_REQUIRED | PK_F_NAME, ENDPOINT(group), 0, "a non-empty value",
+     "a group name", NULL},
+    {"purpose", PK_PURPOSE, 0, ENDPOINT(purpose), 0,
+     "api, auth, update, telemetry, crash-reporting, feature-flags or other", NULL, NULL},
+    {"hosts", PK_HOSTS, PK_F_REQUIRED, ENDPOINT(hosts), 0,
+     "a list of host names or *.suffix wildcards", "hosts", NULL},
+    {"ports", PK_PORTS, 0, ENDPOINT(ports), ENDPOINT(nports), "a list of values", NULL, NULL},
+    {"methods", PK_LIST, 0, ENDPOINT(methods), ENDPOINT(nmethods), "a list of values", NULL, NULL},
+    {"paths", PK_LIST, 0, ENDPOINT(paths), ENDPOINT(npaths), "a list of values", NULL, NULL},
+};
+
+static const struct policy_mapping endpoint_mapping = {
+    .keys = endpoint_keys,
+    .nkeys = NKEYS(endpoint_keys),
+    .shape = "a mapping with group, purpose and hosts",
+    .where = "an endpoint group",
+    .named = "endpoint group",
+};
+
+/* A tool profile, the whole of a tools/NAME.yaml file. */
+static const struct policy_key tool_keys[] = {
+    {"id", PK_STRING, PK_F_REQUIRED | PK_F_NAME | PK_F_TOOL_ID, TOOL(id), 0, "a non-empty value",
+     "an id", NULL},
+    {"name", PK_STRING, 0, TOOL(name), 0, "a non-empty value", NULL, NULL},
+    {"identify", PK_MAPPING, 0, 0, 0, NULL, NULL, &identify_mapping},
+    {"default", PK_VERDICT, 0, TOOL(default_verdict), 0, "allow, block or report", NULL, NULL},
+    {"block_telemetry", PK_BOOL, 0, TOOL(block_telemetry), 0, "true or false", NULL, NULL},
+    {"endpoints", PK_ENDPOINTS, 0, TOOL(endpoints), TOOL(nendpoints), "a list of endpoint groups",
+     NULL, &endpoint_mapping},
+};
+
+static const struct policy_mapping tool_mapping = {
+    .keys = tool_keys,
+    .nkeys = NKEYS(tool_keys),
+    .shape = "a tool profile (id, name, identify, default, endpoints)",
+    .where = "a tool profile",
+    .named = "tool profile",
+};
+
+/* The organisation policy, the whole of organisation.yaml. */
+static const struct policy_key org_keys[] = {
+    {"banned_tools", PK_LIST, 0, ORG(banned), ORG(nbanned), "a list of values", NULL, NULL},
+    {"block_telemetry", PK_BOOL, 0, ORG(block_telemetry), 0, "true or false", NULL, NULL},
+    {"unidentified", PK_VERDICT, 0, ORG(unidentified), 0, "allow, block or report", NULL, NULL},
+    {"deny_hosts", PK_HOSTS, 0, ORG(deny_hosts), 0, "a list of host names or *.suffix wildcards",
+     NULL, NULL},
+    {"allow_hosts", PK_HOSTS, 0, ORG(allow_hosts), 0, "a list of host names or *.suffix wildcards",
+     NULL, NULL},
+    {"connect_ports", PK_PORTS, 0, ORG(connect_ports), ORG(nconnect_ports), "a list of values",
+     NULL, NULL},
+    {"deny_addresses", PK_CLASSES, 0, ORG(deny_classes), 0, "a list of address classes", NULL,
+     NULL},
+    {"deny_cidrs", PK_CIDRS, 0, ORG(deny_cidrs), 0, "a list of CIDR prefixes such as 10.0.0.0/8",
+     NULL, NULL},
+    {"allow_cidrs", PK_CIDRS, 0, ORG(allow_cidrs), 0, "a list of CIDR prefixes such as 10.0.0.0/8",
+     NULL, NULL},
+    {"deny_countries", PK_COUNTRIES, PK_F_COUNTRY_DB, ORG(deny_countries), ORG(ndeny_countries),
+     "a list of two-letter country codes", NULL, NULL},
+    {"allow_countries", PK_COUNTRIES, PK_F_COUNTRY_DB, ORG(allow_countries), ORG(nallow_countries),
+     "a list of two-letter country codes", NULL, NULL},
+    {"deny_asns", PK_ASNS, PK_F_ASN_DB, ORG(deny_asns), ORG(ndeny_asns),
+     "a list of AS numbers such as AS64500", NULL, NULL},
+    {"allow_asns", PK_ASNS, PK_F_ASN_DB, ORG(allow_asns), ORG(nallow_asns),
+     "a list of AS numbers such as AS64500", NULL, NULL},
+};
+
+static const struct policy_mapping org_mapping = {
+    .keys = org_keys,
+    .nkeys = NKEYS(org_keys),
+    .shape = "the organisation policy",
+    .where = "the organisation policy",
+};
+
 /* "allow", "block" or "report". */
 const char *policy_verdict_str(enum policy_verdict v)
 {
@@ -57,13 +207,22 @@ static yaml_node_t *pnode(struct policy_loader *l, int index)
     return yaml_document_get_node(l->doc, index);
 }
 
-/* Copies a scalar into an owned string; false (with an error) for other nodes. */
-static bool take_string(struct policy_loader *l, const char *key, yaml_node_t *n, char **out)
+/* Reports a node of the wrong kind: "key: found a list; expected ...", without key at the top. */
+static void wrong_kind(struct policy_loader *l, const char *key, const yaml_node_t *n,
+                       const char *expect)
+{
+    perr(l, n, "%s%sfound %s; expected %s", key != NULL ? key : "", key != NULL ? ": " : "",
+         yamldoc_kind(n), expect);
+}
+
+/* Copies a non-empty scalar into an owned string; false (with an error) for anything else. */
+static bool take_string(struct policy_loader *l, const char *key, const char *expect,
+                        yaml_node_t *n, char **out)
 {
     const char *s = yamldoc_scalar(n);
 
     if (s == NULL || s[0] == '\0') {
-        perr(l, n, "%s: found %s; expected a non-empty value", key, yamldoc_kind(n));
+        wrong_kind(l, key, n, expect);
         return false;
     }
     free(*out);
@@ -73,34 +232,34 @@ static bool take_string(struct policy_loader *l, const char *key, yaml_node_t *n
     return *out != NULL;
 }
 
-/* Copies a list of scalars (or one scalar) into out[0..*n). */
-static bool take_list(struct policy_loader *l, const char *key, yaml_node_t *n, char **out,
-                      size_t *count)
+/* Copies a list of scalars (or one scalar) into out[0..*count). */
+static bool take_list(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                      char **out, size_t *count)
 {
     if (n->type == YAML_SCALAR_NODE) {
         if (*count >= POLICY_MAX_LIST) {
-            perr(l, n, "%s: too many entries (at most %d)", key, POLICY_MAX_LIST);
+            perr(l, n, "%s: too many entries (at most %d)", k->name, POLICY_MAX_LIST);
             return false;
         }
         out[*count] = NULL;
-        if (!take_string(l, key, n, &out[*count]))
+        if (!take_string(l, k->name, "a non-empty value", n, &out[*count]))
             return false;
         (*count)++;
         return true;
     }
     if (n->type != YAML_SEQUENCE_NODE) {
-        perr(l, n, "%s: found %s; expected a list of values", key, yamldoc_kind(n));
+        wrong_kind(l, k->name, n, k->expect);
         return false;
     }
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         yaml_node_t *item = pnode(l, *it);
         if (*count >= POLICY_MAX_LIST) {
-            perr(l, item, "%s: too many entries (at most %d)", key, POLICY_MAX_LIST);
+            perr(l, item, "%s: too many entries (at most %d)", k->name, POLICY_MAX_LIST);
             return false;
         }
         out[*count] = NULL;
-        if (!take_string(l, key, item, &out[*count]))
+        if (!take_string(l, k->name, "a non-empty value", item, &out[*count]))
             return false;
         (*count)++;
     }
@@ -108,7 +267,7 @@ static bool take_list(struct policy_loader *l, const char *key, yaml_node_t *n, 
 }
 
 /* Parses allow / block / report. */
-static bool take_verdict(struct policy_loader *l, const char *key, yaml_node_t *n,
+static bool take_verdict(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
                          enum policy_verdict *out)
 {
     const char *s = yamldoc_scalar(n);
@@ -121,15 +280,16 @@ static bool take_verdict(struct policy_loader *l, const char *key, yaml_node_t *
         *out = POLICY_REPORT;
     else {
         char shown[64];
-        perr(l, n, "%s: '%s' is not a decision; expected allow, block or report", key,
-             yamldoc_shown(n, shown, sizeof(shown)));
+        perr(l, n, "%s: '%s' is not a decision; expected %s", k->name,
+             yamldoc_shown(n, shown, sizeof(shown)), k->expect);
         return false;
     }
     return true;
 }
 
 /* Parses true / false. */
-static bool take_bool(struct policy_loader *l, const char *key, yaml_node_t *n, bool *out)
+static bool take_bool(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                      bool *out)
 {
     const char *s = yamldoc_scalar(n);
 
@@ -138,25 +298,39 @@ static bool take_bool(struct policy_loader *l, const char *key, yaml_node_t *n, 
     else if (s != NULL && (strcmp(s, "false") == 0 || strcmp(s, "no") == 0))
         *out = false;
     else {
-        perr(l, n, "%s: found %s; expected true or false", key, yamldoc_kind(n));
+        wrong_kind(l, k->name, n, k->expect);
         return false;
     }
     return true;
 }
 
+/* Parses the name of an endpoint group's purpose. */
+static void take_purpose(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                         enum policy_purpose *out)
+{
+    const char *s = yamldoc_scalar(n);
+
+    for (size_t i = 0; i < sizeof(purpose_names) / sizeof(purpose_names[0]); i++)
+        if (s != NULL && strcmp(s, purpose_names[i]) == 0) {
+            *out = (enum policy_purpose)i;
+            return;
+        }
+    perr(l, n, "%s: expected %s", k->name, k->expect);
+}
+
 /* Parses a list of ports. */
-static bool take_ports(struct policy_loader *l, const char *key, yaml_node_t *n, uint16_t *out,
-                       size_t *count)
+static bool take_ports(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                       uint16_t *out, size_t *count)
 {
     char *texts[POLICY_MAX_LIST] = {0};
     size_t ntexts = 0;
-    bool ok = take_list(l, key, n, texts, &ntexts);
+    bool ok = take_list(l, k, n, texts, &ntexts);
 
     for (size_t i = 0; i < ntexts; i++) {
         uint32_t port;
         const char *errstr = NULL;
         if (ok && settings_parse_uint(texts[i], 1, 65535, &port, &errstr) < 0) {
-            perr(l, n, "%s: '%s': %s; expected ports from 1 to 65535", key, texts[i], errstr);
+            perr(l, n, "%s: '%s': %s; expected ports from 1 to 65535", k->name, texts[i], errstr);
             ok = false;
         } else if (ok) {
             out[(*count)++] = (uint16_t)port;
@@ -167,17 +341,17 @@ static bool take_ports(struct policy_loader *l, const char *key, yaml_node_t *n,
 }
 
 /* Builds a frozen domain set from a list of host patterns. */
-static struct domainset *take_hosts(struct policy_loader *l, const char *key, yaml_node_t *n)
+static struct domainset *take_hosts(struct policy_loader *l, const struct policy_key *k,
+                                    yaml_node_t *n)
 {
     struct domainset *set = domainset_new();
 
     if (set == NULL) {
-        perr(l, n, "%s: out of memory", key); /* a list that is not loaded must not pass */
+        perr(l, n, "%s: out of memory", k->name); /* a list that is not loaded must not pass */
         return NULL;
     }
     if (n->type != YAML_SEQUENCE_NODE) {
-        perr(l, n, "%s: found %s; expected a list of host names or *.suffix wildcards", key,
-             yamldoc_kind(n));
+        wrong_kind(l, k->name, n, k->expect);
         domainset_free(set);
         return NULL;
     }
@@ -187,12 +361,12 @@ static struct domainset *take_hosts(struct policy_loader *l, const char *key, ya
         const char *host = yamldoc_scalar(item), *errstr = NULL;
         char shown[96];
         if (host == NULL || domainset_add(set, host, 1, &errstr) < 0)
-            perr(l, item, "%s: '%s' is not a host name or *.suffix wildcard%s%s", key,
+            perr(l, item, "%s: '%s' is not a host name or *.suffix wildcard%s%s", k->name,
                  yamldoc_shown(item, shown, sizeof(shown)), errstr != NULL ? ": " : "",
                  errstr != NULL ? errstr : "");
     }
     if (domainset_freeze(set) < 0) {
-        perr(l, n, "%s: out of memory", key);
+        perr(l, n, "%s: out of memory", k->name);
         domainset_free(set);
         return NULL;
     }
@@ -200,10 +374,11 @@ static struct domainset *take_hosts(struct policy_loader *l, const char *key, ya
 }
 
 /* Parses a list of address class names ("all" for every class) into a bit set. */
-static void take_classes(struct policy_loader *l, const char *key, yaml_node_t *n, uint32_t *out)
+static void take_classes(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                         uint32_t *out)
 {
     if (n->type != YAML_SEQUENCE_NODE) {
-        perr(l, n, "%s: found %s; expected a list of address classes", key, yamldoc_kind(n));
+        wrong_kind(l, k->name, n, k->expect);
         return;
     }
     *out = 0;
@@ -221,24 +396,24 @@ static void take_classes(struct policy_loader *l, const char *key, yaml_node_t *
                  "%s: '%s' is not an address class; expected all, loopback, private, "
                  "link-local, metadata, cgnat, unique-local, multicast, unspecified, reserved "
                  "or self",
-                 key, yamldoc_shown(item, shown, sizeof(shown)));
+                 k->name, yamldoc_shown(item, shown, sizeof(shown)));
         *out |= bit;
     }
 }
 
 /* Builds a CIDR set from a list of prefixes and addresses. */
-static struct netguard_cidrs *take_cidrs(struct policy_loader *l, const char *key, yaml_node_t *n)
+static struct netguard_cidrs *take_cidrs(struct policy_loader *l, const struct policy_key *k,
+                                         yaml_node_t *n)
 {
     struct netguard_cidrs *set;
 
     if (n->type != YAML_SEQUENCE_NODE) {
-        perr(l, n, "%s: found %s; expected a list of CIDR prefixes such as 10.0.0.0/8", key,
-             yamldoc_kind(n));
+        wrong_kind(l, k->name, n, k->expect);
         return NULL;
     }
     set = netguard_cidrs_new();
     if (set == NULL) {
-        perr(l, n, "%s: out of memory", key);
+        perr(l, n, "%s: out of memory", k->name);
         return NULL;
     }
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
@@ -248,19 +423,18 @@ static struct netguard_cidrs *take_cidrs(struct policy_loader *l, const char *ke
         char shown[96];
 
         if (text == NULL || netguard_cidrs_add(set, text, &errstr) < 0)
-            perr(l, item, "%s: '%s' is not a CIDR prefix or an address: %s", key,
+            perr(l, item, "%s: '%s' is not a CIDR prefix or an address: %s", k->name,
                  yamldoc_shown(item, shown, sizeof(shown)), errstr);
     }
     return set;
 }
 
 /* Parses a list of ISO 3166 country codes. */
-static void take_countries(struct policy_loader *l, const char *key, yaml_node_t *n, char (*out)[3],
-                           size_t *count)
+static void take_countries(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                           char (*out)[3], size_t *count)
 {
     if (n->type != YAML_SEQUENCE_NODE) {
-        perr(l, n, "%s: found %s; expected a list of two-letter country codes", key,
-             yamldoc_kind(n));
+        wrong_kind(l, k->name, n, k->expect);
         return;
     }
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
@@ -270,24 +444,23 @@ static void take_countries(struct policy_loader *l, const char *key, yaml_node_t
         char shown[64];
 
         if (*count >= POLICY_MAX_CODES) {
-            perr(l, item, "%s: too many entries (at most %d)", key, POLICY_MAX_CODES);
+            perr(l, item, "%s: too many entries (at most %d)", k->name, POLICY_MAX_CODES);
             return;
         }
         if (text == NULL || !geoip_country_code_valid(text, out[*count]))
-            perr(l, item, "%s: '%s' is not a country code; expected two letters such as DE", key,
-                 yamldoc_shown(item, shown, sizeof(shown)));
+            perr(l, item, "%s: '%s' is not a country code; expected two letters such as DE",
+                 k->name, yamldoc_shown(item, shown, sizeof(shown)));
         else
             (*count)++;
     }
 }
 
 /* Parses a list of AS numbers (64500 or AS64500). */
-static void take_asns(struct policy_loader *l, const char *key, yaml_node_t *n, uint32_t *out,
-                      size_t *count)
+static void take_asns(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                      uint32_t *out, size_t *count)
 {
     if (n->type != YAML_SEQUENCE_NODE) {
-        perr(l, n, "%s: found %s; expected a list of AS numbers such as AS64500", key,
-             yamldoc_kind(n));
+        wrong_kind(l, k->name, n, k->expect);
         return;
     }
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
@@ -298,17 +471,127 @@ static void take_asns(struct policy_loader *l, const char *key, yaml_node_t *n, 
         uint32_t asn;
 
         if (*count >= POLICY_MAX_CODES) {
-            perr(l, item, "%s: too many entries (at most %d)", key, POLICY_MAX_CODES);
+            perr(l, item, "%s: too many entries (at most %d)", k->name, POLICY_MAX_CODES);
             return;
         }
         if (text != NULL && strncasecmp(text, "AS", 2) == 0)
             text += 2;
         if (text == NULL || settings_parse_uint(text, 1, UINT32_MAX, &asn, &errstr) < 0)
-            perr(l, item, "%s: '%s' is not an AS number; expected a number such as AS64500", key,
-                 yamldoc_shown(item, shown, sizeof(shown)));
+            perr(l, item, "%s: '%s' is not an AS number; expected a number such as AS64500",
+                 k->name, yamldoc_shown(item, shown, sizeof(shown)));
         else
             out[(*count)++] = asn;
     }
+}
+
+/* Declared ahead: endpoint groups are mappings in a list that is itself a mapping's value. */
+static void walk_mapping(struct policy_loader *l, const struct policy_mapping *m, const char *key,
+                         yaml_node_t *n, void *obj);
+
+/* Reads a list of endpoint groups into an owned array of *count groups, each by k->inner. */
+static void take_endpoints(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                           struct policy_endpoint **out, size_t *count)
+{
+    size_t len;
+
+    if (n->type != YAML_SEQUENCE_NODE) {
+        wrong_kind(l, k->name, n, k->expect);
+        return;
+    }
+    len = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    *out = calloc(len > 0 ? len : 1, sizeof(**out));
+    if (*out == NULL) {
+        perr(l, n, "%s: out of memory", k->name);
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        struct policy_endpoint *e = &(*out)[(*count)++];
+        e->purpose = POLICY_PURPOSE_OTHER; /* a group that does not say is not telemetry */
+        walk_mapping(l, k->inner, k->name, pnode(l, n->data.sequence.items.start[i]), e);
+    }
+}
+
+/* True when s is a valid tool id: lower-case letters, digits, '-', '_', '.'. */
+static bool is_tool_id(const char *s)
+{
+    size_t n = strlen(s);
+
+    return n > 0 && n < 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_.") == n;
+}
+
+/*
+ * Reads the value n of key k into its field of obj (the struct of k's mapping), by its type.
+ * What it allocates belongs to obj's struct and is freed with it (tool_clear(), policy_free()).
+ */
+static void take_value(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                       void *obj)
+{
+    char *field = (char *)obj + k->offset;
+    size_t *count = (size_t *)(void *)((char *)obj + k->count); /* the list types' only */
+
+    switch (k->type) {
+    case PK_STRING: {
+        char **s = (char **)(void *)field;
+        if (take_string(l, k->name, k->expect, n, s) && (k->flags & PK_F_TOOL_ID) != 0 &&
+            !is_tool_id(*s))
+            perr(l, n,
+                 "%s '%s' is not a tool id; expected lower-case letters, digits, '-', '_' or '.'",
+                 k->name, *s);
+        break;
+    }
+    case PK_LIST:
+        take_list(l, k, n, (char **)(void *)field, count);
+        break;
+    case PK_VERDICT:
+        take_verdict(l, k, n, (enum policy_verdict *)(void *)field);
+        break;
+    case PK_BOOL:
+        take_bool(l, k, n, (bool *)(void *)field);
+        break;
+    case PK_PURPOSE:
+        take_purpose(l, k, n, (enum policy_purpose *)(void *)field);
+        break;
+    case PK_PORTS:
+        take_ports(l, k, n, (uint16_t *)(void *)field, count);
+        break;
+    case PK_HOSTS:
+        *(struct domainset **)(void *)field = take_hosts(l, k, n);
+        break;
+    case PK_CLASSES:
+        take_classes(l, k, n, (uint32_t *)(void *)field);
+        break;
+    case PK_CIDRS:
+        *(struct netguard_cidrs **)(void *)field = take_cidrs(l, k, n);
+        break;
+    case PK_COUNTRIES:
+        take_countries(l, k, n, (char(*)[3])(void *)field, count);
+        break;
+    case PK_ASNS:
+        take_asns(l, k, n, (uint32_t *)(void *)field, count);
+        break;
+    case PK_MAPPING:
+        walk_mapping(l, k->inner, k->name, n, obj);
+        break;
+    case PK_ENDPOINTS:
+        take_endpoints(l, k, n, (struct policy_endpoint **)(void *)field, count);
+        break;
+    }
+}
+
+/* Reports a rule given at key whose GeoIP database this load does not have. */
+static void check_database(struct policy_loader *l, const struct policy_key *k,
+                           const yaml_node_t *key)
+{
+    if ((k->flags & PK_F_COUNTRY_DB) != 0 && !geoip_has_country(l->geoip))
+        perr(l, key,
+             "%s: country rules need a country database; set geoip.country_db in the "
+             "configuration or give --geoip-country",
+             k->name);
+    else if ((k->flags & PK_F_ASN_DB) != 0 && !geoip_has_asn(l->geoip))
+        perr(l, key,
+             "%s: AS rules need an ASN database; set geoip.asn_db in the configuration or give "
+             "--geoip-asn",
+             k->name);
 }
 
 /*
@@ -329,218 +612,118 @@ static bool repeated_key(struct policy_loader *l, const yaml_node_t *n, const ya
     return false;
 }
 
-/* Reports a key that does not belong where it is. */
-static void unknown_key(struct policy_loader *l, yaml_node_t *key, const char *where,
-                        const char *expected)
+/* The entry of m named name, or NULL (also for a key that is not a scalar). */
+static const struct policy_key *find_key(const struct policy_mapping *m, const char *name)
 {
-    char shown[64];
+    for (size_t i = 0; name != NULL && i < m->nkeys; i++)
+        if (strcmp(m->keys[i].name, name) == 0)
+            return &m->keys[i];
+    return NULL;
+}
 
+/* Reports a key that m does not have, with the keys it has, in the order of its table. */
+static void unknown_key(struct policy_loader *l, const struct policy_mapping *m,
+                        const yaml_node_t *key)
+{
+    char shown[64], known[512];
+    size_t off = 0;
+
+    known[0] = '\0';
+    for (size_t i = 0; i < m->nkeys; i++) {
+        size_t len = strlen(m->keys[i].name);
+        if (off + len + 3 > sizeof(known))
+            break; /* the tables are far shorter; a cut list beats an overflow */
+        if (i > 0) {
+            memcpy(known + off, ", ", 2);
+            off += 2;
+        }
+        memcpy(known + off, m->keys[i].name, len + 1);
+        off += len;
+    }
     perr(l, key, "unknown key '%s' in %s; expected one of: %s",
-         yamldoc_shown(key, shown, sizeof(shown)), where, expected);
+         yamldoc_shown(key, shown, sizeof(shown)), m->where, known);
 }
 
-/* Parses one endpoint group. */
-static void load_endpoint(struct policy_loader *l, yaml_node_t *n, struct policy_endpoint *e)
+/* The string field of PK_STRING key k in obj, or NULL. */
+static const char *string_field(const struct policy_key *k, const void *obj)
 {
-    bool has_hosts = false;
+    return *(char *const *)(const void *)((const char *)obj + k->offset);
+}
 
-    e->purpose = POLICY_PURPOSE_OTHER;
-    if (n->type != YAML_MAPPING_NODE) {
-        perr(l, n, "endpoints: found %s; expected a mapping with group, purpose and hosts",
-             yamldoc_kind(n));
+/* True when mapping n gives a key called name. */
+static bool has_key(struct policy_loader *l, const yaml_node_t *n, const char *name)
+{
+    for (const yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+         p++) {
+        const char *k = yamldoc_scalar(pnode(l, p->key));
+        if (k != NULL && strcmp(k, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * True when required key k is missing from mapping n.  A string is missing while its field
+ * is empty, so a refused id or group name counts as missing too (nothing names the mapping);
+ * any other value only when its key is not given, since a refused one has said why.
+ */
+static bool is_missing(struct policy_loader *l, const struct policy_key *k, const yaml_node_t *n,
+                       const void *obj)
+{
+    return k->type == PK_STRING ? string_field(k, obj) == NULL : !has_key(l, n, k->name);
+}
+
+/* Reports, at mapping n, each required key of m that it left missing in obj. */
+static void check_required(struct policy_loader *l, const struct policy_mapping *m,
+                           const yaml_node_t *n, const void *obj)
+{
+    const struct policy_key *name_key = NULL;
+    const char *name = NULL;
+
+    for (size_t i = 0; i < m->nkeys; i++)
+        if ((m->keys[i].flags & PK_F_NAME) != 0)
+            name_key = &m->keys[i];
+    if (name_key != NULL)
+        name = string_field(name_key, obj);
+    for (size_t i = 0; i < m->nkeys; i++) {
+        const struct policy_key *k = &m->keys[i];
+
+        if ((k->flags & PK_F_REQUIRED) == 0 || !is_missing(l, k, n, obj))
+            continue;
+        if (name_key == NULL || k == name_key)
+            perr(l, n, "%s needs %s", m->where, k->missing);
+        else
+            perr(l, n, "%s '%s' needs %s", m->named, name != NULL ? name : "?", k->missing);
+    }
+}
+
+/*
+ * Walks mapping n of kind m into obj, the struct its keys' offsets are into: each key by
+ * its table entry, a repeated or unknown one as an error, then the required keys.  key is
+ * what n is the value of, for messages, or NULL for a whole document.
+ */
+static void walk_mapping(struct policy_loader *l, const struct policy_mapping *m, const char *key,
+                         yaml_node_t *n, void *obj)
+{
+    if (n == NULL || n->type != YAML_MAPPING_NODE) {
+        wrong_kind(l, key, n, m->shape);
         return;
     }
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *key = pnode(l, p->key), *val = pnode(l, p->value);
-        const char *k = yamldoc_scalar(key);
+        yaml_node_t *name = pnode(l, p->key);
+        const struct policy_key *k;
 
         if (repeated_key(l, n, p))
+            continue; /* so no field is written twice, and none leaks */
+        k = find_key(m, yamldoc_scalar(name));
+        if (k == NULL) {
+            unknown_key(l, m, name);
             continue;
-        if (k == NULL)
-            k = "";
-        if (strcmp(k, "group") == 0) {
-            take_string(l, "group", val, &e->group);
-        } else if (strcmp(k, "purpose") == 0) {
-            const char *s = yamldoc_scalar(val);
-            size_t i;
-            for (i = 0; i < sizeof(purpose_names) / sizeof(purpose_names[0]); i++)
-                if (s != NULL && strcmp(s, purpose_names[i]) == 0)
-                    break;
-            if (i == sizeof(purpose_names) / sizeof(purpose_names[0]))
-                perr(l, val,
-                     "purpose: expected api, auth, update, telemetry, crash-reporting, "
-                     "feature-flags or other");
-            else
-                e->purpose = (enum policy_purpose)i;
-        } else if (strcmp(k, "hosts") == 0) {
-            e->hosts = take_hosts(l, "hosts", val);
-            has_hosts = true;
-        } else if (strcmp(k, "ports") == 0) {
-            take_ports(l, "ports", val, e->ports, &e->nports);
-        } else if (strcmp(k, "methods") == 0) {
-            take_list(l, "methods", val, e->methods, &e->nmethods);
-        } else if (strcmp(k, "paths") == 0) {
-            take_list(l, "paths", val, e->paths, &e->npaths);
-        } else {
-            unknown_key(l, key, "an endpoint group",
-                        "group, purpose, hosts, ports, methods, paths");
         }
+        take_value(l, k, pnode(l, p->value), obj);
+        check_database(l, k, name);
     }
-    if (e->group == NULL)
-        perr(l, n, "an endpoint group needs a group name");
-    if (!has_hosts)
-        perr(l, n, "endpoint group '%s' needs hosts", e->group != NULL ? e->group : "?");
-}
-
-/* Parses the identify section of a tool profile. */
-static void load_identify(struct policy_loader *l, yaml_node_t *n, struct policy_tool *t)
-{
-    if (n->type != YAML_MAPPING_NODE) {
-        perr(l, n, "identify: found %s; expected a mapping", yamldoc_kind(n));
-        return;
-    }
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *key = pnode(l, p->key), *val = pnode(l, p->value);
-        const char *k = yamldoc_scalar(key);
-
-        if (repeated_key(l, n, p))
-            continue;
-        if (k != NULL && strcmp(k, "proxy_users") == 0)
-            take_list(l, "proxy_users", val, t->proxy_users, &t->nproxy_users);
-        else if (k != NULL && strcmp(k, "user_agents") == 0)
-            take_list(l, "user_agents", val, t->user_agents, &t->nuser_agents);
-        else if (k != NULL && strcmp(k, "executables") == 0)
-            take_list(l, "executables", val, t->executables, &t->nexecutables);
-        else
-            unknown_key(l, key, "identify", "proxy_users, user_agents, executables");
-    }
-}
-
-/* True when s is a valid tool id: lower-case letters, digits, '-', '_', '.'. */
-static bool is_tool_id(const char *s)
-{
-    size_t n = strlen(s);
-
-    return n > 0 && n < 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_.") == n;
-}
-
-/* Parses a tool profile document into t. */
-static void load_tool(struct policy_loader *l, yaml_node_t *root, struct policy_tool *t)
-{
-    t->default_verdict = POLICY_ALLOW;
-    if (root == NULL || root->type != YAML_MAPPING_NODE) {
-        perr(l, root, "found %s; expected a tool profile (id, name, identify, default, endpoints)",
-             yamldoc_kind(root));
-        return;
-    }
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *key = pnode(l, p->key), *val = pnode(l, p->value);
-        const char *k = yamldoc_scalar(key);
-
-        if (repeated_key(l, root, p))
-            continue;
-        if (k == NULL)
-            k = "";
-        if (strcmp(k, "id") == 0) {
-            if (take_string(l, "id", val, &t->id) && !is_tool_id(t->id))
-                perr(l, val,
-                     "id '%s' is not a tool id; expected lower-case letters, digits, '-', "
-                     "'_' or '.'",
-                     t->id);
-        } else if (strcmp(k, "name") == 0) {
-            take_string(l, "name", val, &t->name);
-        } else if (strcmp(k, "identify") == 0) {
-            load_identify(l, val, t);
-        } else if (strcmp(k, "default") == 0) {
-            take_verdict(l, "default", val, &t->default_verdict);
-        } else if (strcmp(k, "block_telemetry") == 0) {
-            take_bool(l, "block_telemetry", val, &t->block_telemetry);
-        } else if (strcmp(k, "endpoints") == 0) {
-            size_t n;
-            if (val->type != YAML_SEQUENCE_NODE) {
-                perr(l, val, "endpoints: found %s; expected a list of endpoint groups",
-                     yamldoc_kind(val));
-                continue;
-            }
-            n = (size_t)(val->data.sequence.items.top - val->data.sequence.items.start);
-            t->endpoints = calloc(n > 0 ? n : 1, sizeof(*t->endpoints));
-            if (t->endpoints == NULL) {
-                perr(l, val, "endpoints: out of memory");
-                continue;
-            }
-            for (size_t i = 0; i < n; i++)
-                load_endpoint(l, pnode(l, val->data.sequence.items.start[i]),
-                              &t->endpoints[t->nendpoints++]);
-        } else {
-            unknown_key(l, key, "a tool profile",
-                        "id, name, identify, default, block_telemetry, endpoints");
-        }
-    }
-    if (t->id == NULL)
-        perr(l, root, "a tool profile needs an id");
-}
-
-/* Parses the organisation policy document into o. */
-static void load_org(struct policy_loader *l, yaml_node_t *root, struct policy_org *o)
-{
-    if (root == NULL)
-        return; /* an empty file: the defaults */
-    if (root->type != YAML_MAPPING_NODE) {
-        perr(l, root, "found %s; expected the organisation policy", yamldoc_kind(root));
-        return;
-    }
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *key = pnode(l, p->key), *val = pnode(l, p->value);
-        const char *k = yamldoc_scalar(key);
-
-        if (repeated_key(l, root, p))
-            continue;
-        if (k == NULL)
-            k = "";
-        if (strcmp(k, "banned_tools") == 0)
-            take_list(l, "banned_tools", val, o->banned, &o->nbanned);
-        else if (strcmp(k, "block_telemetry") == 0)
-            take_bool(l, "block_telemetry", val, &o->block_telemetry);
-        else if (strcmp(k, "unidentified") == 0)
-            take_verdict(l, "unidentified", val, &o->unidentified);
-        else if (strcmp(k, "deny_hosts") == 0)
-            o->deny_hosts = take_hosts(l, "deny_hosts", val);
-        else if (strcmp(k, "allow_hosts") == 0)
-            o->allow_hosts = take_hosts(l, "allow_hosts", val);
-        else if (strcmp(k, "connect_ports") == 0)
-            take_ports(l, "connect_ports", val, o->connect_ports, &o->nconnect_ports);
-        else if (strcmp(k, "deny_addresses") == 0)
-            take_classes(l, "deny_addresses", val, &o->deny_classes);
-        else if (strcmp(k, "deny_cidrs") == 0)
-            o->deny_cidrs = take_cidrs(l, "deny_cidrs", val);
-        else if (strcmp(k, "allow_cidrs") == 0)
-            o->allow_cidrs = take_cidrs(l, "allow_cidrs", val);
-        else if (strcmp(k, "deny_countries") == 0)
-            take_countries(l, "deny_countries", val, o->deny_countries, &o->ndeny_countries);
-        else if (strcmp(k, "allow_countries") == 0)
-            take_countries(l, "allow_countries", val, o->allow_countries, &o->nallow_countries);
-        else if (strcmp(k, "deny_asns") == 0)
-            take_asns(l, "deny_asns", val, o->deny_asns, &o->ndeny_asns);
-        else if (strcmp(k, "allow_asns") == 0)
-            take_asns(l, "allow_asns", val, o->allow_asns, &o->nallow_asns);
-        else
-            unknown_key(l, key, "the organisation policy",
-                        "banned_tools, block_telemetry, unidentified, deny_hosts, allow_hosts, "
-                        "connect_ports, deny_addresses, deny_cidrs, allow_cidrs, "
-                        "deny_countries, allow_countries, deny_asns, allow_asns");
-        if (strstr(k, "countries") != NULL && !geoip_has_country(l->geoip))
-            perr(l, key,
-                 "%s: country rules need a country database; set geoip.country_db in the "
-                 "configuration or give --geoip-country",
-                 k);
-        else if (strstr(k, "asns") != NULL && !geoip_has_asn(l->geoip))
-            perr(l, key,
-                 "%s: AS rules need an ASN database; set geoip.asn_db in the configuration or "
-                 "give --geoip-asn",
-                 k);
-    }
+    check_required(l, m, n, obj);
 }
 
 /* Loads one file's text through fn, as load_file() does after reading it. */
@@ -571,16 +754,20 @@ static void load_file(const char *path, struct yamldoc_errors *errs, const struc
     free(data);
 }
 
-/* load_file() adapter for a tool profile. */
+/* load_file() adapter for a tool profile: its default, then the keys of the file. */
 static void load_tool_cb(struct policy_loader *l, yaml_node_t *root, void *arg)
 {
-    load_tool(l, root, arg);
+    struct policy_tool *t = arg;
+
+    t->default_verdict = POLICY_ALLOW; /* a profile that does not say lets its tool through */
+    walk_mapping(l, &tool_mapping, NULL, root, t);
 }
 
 /* load_file() adapter for the organisation policy. */
 static void load_org_cb(struct policy_loader *l, yaml_node_t *root, void *arg)
 {
-    load_org(l, root, arg);
+    if (root != NULL) /* an empty file keeps the defaults policy_load() set */
+        walk_mapping(l, &org_mapping, NULL, root, arg);
 }
 
 /* Frees a string array. */

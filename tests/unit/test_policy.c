@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -277,6 +278,16 @@ static void test_identity(void **state)
     assert_int_equal(id.source, IDENTITY_NONE);
 }
 
+/* Writes the start of an error line for file:line:col (line 0: about the whole file). */
+static void error_prefix(const struct fixture *f, const char *file, unsigned line, unsigned col,
+                         char *out, size_t cap)
+{
+    if (line == 0)
+        snprintf(out, cap, "%s/%s: ", f->dir, file);
+    else
+        snprintf(out, cap, "%s/%s:%u:%u: ", f->dir, file, line, col);
+}
+
 /* Loads the directory expecting n errors, the first at file:line:col containing needle. */
 static void expect_load_error(struct fixture *f, size_t n, const char *file, unsigned line,
                               unsigned col, const char *needle)
@@ -288,10 +299,7 @@ static void expect_load_error(struct fixture *f, size_t n, const char *file, uns
     if (f->errs.count != n)
         yamldoc_errors_print(&f->errs, stderr);
     assert_int_equal(f->errs.count, n);
-    if (line == 0) /* an error about the whole file */
-        snprintf(prefix, sizeof(prefix), "%s/%s: ", f->dir, file);
-    else
-        snprintf(prefix, sizeof(prefix), "%s/%s:%u:%u: ", f->dir, file, line, col);
+    error_prefix(f, file, line, col, prefix, sizeof(prefix));
     if (strncmp(f->errs.lines[0], prefix, strlen(prefix)) != 0 ||
         strstr(f->errs.lines[0], needle) == NULL)
         fail_msg("got \"%s\", expected \"%s...%s...\"", f->errs.lines[0], prefix, needle);
@@ -375,6 +383,152 @@ static void test_error_all_reported(void **state)
     put(f, "tools/a.yaml", "id: A\ndefault: maybe\n");
     put(f, "organisation.yaml", "unidentified: sometimes\ncolour: red\n");
     expect_load_error(f, 4, "tools/a.yaml", 1, 5, "id 'A' is not a tool id");
+}
+
+/* A file that must not load, alone in the policy directory, and the errors it gives. */
+struct bad_file {
+    const char *file; /* "tools/a.yaml" or "organisation.yaml" */
+    const char *text;
+    size_t count;        /* errors in all */
+    unsigned line, col;  /* of the first error; line 0 for one about the whole file */
+    const char *message; /* the first error, exactly, after its position */
+    const char *then;    /* NULL, or part of the second error */
+};
+
+/* Loads each bad file alone and checks its errors, then removes it for the next. */
+static void expect_bad_files(struct fixture *f, const struct bad_file *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct bad_file *c = &cases[i];
+        char path[256], want[512];
+
+        put(f, c->file, c->text);
+        expect_load_error(f, c->count, c->file, c->line, c->col, c->message);
+        error_prefix(f, c->file, c->line, c->col, want, sizeof(want));
+        strncat(want, c->message, sizeof(want) - strlen(want) - 1);
+        assert_string_equal(f->errs.lines[0], want);
+        if (c->then != NULL && strstr(f->errs.lines[1], c->then) == NULL)
+            fail_msg("got \"%s\" second, expected \"...%s...\"", f->errs.lines[1], c->then);
+        snprintf(path, sizeof(path), "%s/%s", f->dir, c->file);
+        assert_int_equal(unlink(path), 0);
+        yamldoc_errors_clear(&f->errs);
+    }
+}
+
+#define NCASES(a) (sizeof(a) / sizeof((a)[0]))
+
+/* An unknown key in each kind of mapping lists that kind's keys, in the order of the table. */
+static void test_table_unknown_keys(void **state)
+{
+    static const struct bad_file cases[] = {
+        {"tools/a.yaml", "id: a\ncolour: red\n", 1, 2, 1,
+         "unknown key 'colour' in a tool profile; expected one of: id, name, identify, default, "
+         "block_telemetry, endpoints",
+         NULL},
+        {"tools/a.yaml", "id: a\nidentify:\n  colour: red\n", 1, 3, 3,
+         "unknown key 'colour' in identify; expected one of: proxy_users, user_agents, executables",
+         NULL},
+        {"tools/a.yaml", "id: a\nendpoints:\n  - group: g\n    hosts: [h.test]\n    colour: red\n",
+         1, 5, 5,
+         "unknown key 'colour' in an endpoint group; expected one of: group, purpose, hosts, "
+         "ports, methods, paths",
+         NULL},
+        {"organisation.yaml", "block_telemetry: true\ncolour: red\n", 1, 2, 1,
+         "unknown key 'colour' in the organisation policy; expected one of: banned_tools, "
+         "block_telemetry, unidentified, deny_hosts, allow_hosts, connect_ports, deny_addresses, "
+         "deny_cidrs, allow_cidrs, deny_countries, allow_countries, deny_asns, allow_asns",
+         NULL},
+        {"tools/a.yaml", "id: a\n[x]: 1\n", 1, 2, 1,
+         "unknown key 'a list' in a tool profile; expected one of: id, name, identify, default, "
+         "block_telemetry, endpoints",
+         NULL},
+    };
+
+    expect_bad_files(*state, cases, NCASES(cases));
+}
+
+/* A key given twice in each kind of mapping is an error at the second one. */
+static void test_table_repeated_keys(void **state)
+{
+    static const struct bad_file cases[] = {
+        {"tools/a.yaml", "id: a\nname: A\nname: B\n", 1, 3, 1, "name: given twice; keep one", NULL},
+        {"tools/a.yaml", "id: a\nidentify:\n  proxy_users: [a]\n  proxy_users: [b]\n", 1, 4, 3,
+         "proxy_users: given twice; keep one", NULL},
+        {"tools/a.yaml", "id: a\nendpoints:\n  - group: g\n    hosts: [h.test]\n    group: h\n", 1,
+         5, 5, "group: given twice; keep one", NULL},
+        {"organisation.yaml", "{unidentified: block, unidentified: allow}\n", 1, 1, 23,
+         "unidentified: given twice; keep one", NULL},
+    };
+
+    expect_bad_files(*state, cases, NCASES(cases));
+}
+
+/* A value of the wrong kind says what each type of value expects, at the value. */
+static void test_table_wrong_types(void **state)
+{
+    static const struct bad_file cases[] = {
+        {"tools/a.yaml", "id: a\nname: {x: 1}\n", 1, 2, 7,
+         "name: found a mapping; expected a non-empty value", NULL},
+        {"tools/a.yaml", "id: a\nidentify:\n  proxy_users: {a: 1}\n", 1, 3, 16,
+         "proxy_users: found a mapping; expected a list of values", NULL},
+        {"tools/a.yaml", "id: a\nidentify:\n  user_agents: [ok, \"\"]\n", 1, 3, 21,
+         "user_agents: found a value; expected a non-empty value", NULL},
+        {"tools/a.yaml", "id: a\ndefault: {}\n", 1, 2, 10,
+         "default: 'a mapping' is not a decision; expected allow, block or report", NULL},
+        {"organisation.yaml", "block_telemetry: maybe\n", 1, 1, 18,
+         "block_telemetry: found a value; expected true or false", NULL},
+        {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g, hosts: [h.test], purpose: [api]}\n", 1,
+         3, 42,
+         "purpose: expected api, auth, update, telemetry, crash-reporting, feature-flags or other",
+         NULL},
+        {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g, hosts: [h.test], ports: {a: 1}}\n", 1,
+         3, 40, "ports: found a mapping; expected a list of values", NULL},
+        {"organisation.yaml", "connect_ports: [443, 99999]\n", 1, 1, 16,
+         "connect_ports: '99999': number out of range; expected ports from 1 to 65535", NULL},
+        {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g, hosts: h.test}\n", 1, 3, 23,
+         "hosts: found a value; expected a list of host names or *.suffix wildcards", NULL},
+        {"organisation.yaml", "deny_addresses: loopback\n", 1, 1, 17,
+         "deny_addresses: found a value; expected a list of address classes", NULL},
+        {"organisation.yaml", "allow_cidrs: 10.0.0.0/8\n", 1, 1, 14,
+         "allow_cidrs: found a value; expected a list of CIDR prefixes such as 10.0.0.0/8", NULL},
+        {"organisation.yaml", "deny_countries: DE\n", 2, 1, 17,
+         "deny_countries: found a value; expected a list of two-letter country codes",
+         "set geoip.country_db"},
+        {"organisation.yaml", "allow_asns: AS1\n", 2, 1, 13,
+         "allow_asns: found a value; expected a list of AS numbers such as AS64500",
+         "set geoip.asn_db"},
+        {"tools/a.yaml", "id: a\nidentify: [a]\n", 1, 2, 11,
+         "identify: found a list; expected a mapping", NULL},
+        {"tools/a.yaml", "id: a\nendpoints: {}\n", 1, 2, 12,
+         "endpoints: found a mapping; expected a list of endpoint groups", NULL},
+        {"tools/a.yaml", "id: a\nendpoints: [x]\n", 1, 2, 13,
+         "endpoints: found a value; expected a mapping with group, purpose and hosts", NULL},
+        {"tools/a.yaml", "[]\n", 1, 1, 1,
+         "found a list; expected a tool profile (id, name, identify, default, endpoints)", NULL},
+        {"tools/a.yaml", "", 1, 0, 0,
+         "found nothing; expected a tool profile (id, name, identify, default, endpoints)", NULL},
+        {"organisation.yaml", "- a\n", 1, 1, 1, "found a list; expected the organisation policy",
+         NULL},
+    };
+
+    expect_bad_files(*state, cases, NCASES(cases));
+}
+
+/* A tool needs an id and an endpoint group a name and hosts; each is reported at its mapping. */
+static void test_table_required_keys(void **state)
+{
+    static const struct bad_file cases[] = {
+        {"tools/a.yaml", "name: x\n", 1, 1, 1, "a tool profile needs an id", NULL},
+        {"tools/a.yaml", "id: a\nendpoints:\n  - purpose: api\n", 2, 3, 5,
+         "an endpoint group needs a group name", "3:5: endpoint group '?' needs hosts"},
+        {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g}\n", 1, 3, 5,
+         "endpoint group 'g' needs hosts", NULL},
+        /* A name that is refused leaves the group without one; refused hosts are reported once. */
+        {"tools/a.yaml", "id: a\nendpoints:\n  - {group: [], hosts: h.test}\n", 3, 3, 13,
+         "group: found a list; expected a non-empty value", "hosts: found a value"},
+    };
+
+    expect_bad_files(*state, cases, NCASES(cases));
 }
 
 /* Loads the directory with the given mode and the test GeoIP databases (when geo). */
@@ -600,6 +754,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_guard_geoip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_country_without_db, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_address_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_unknown_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_repeated_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_wrong_types, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_required_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
