@@ -1,6 +1,7 @@
 /*
  * Unit tests for the configuration loader: a valid file, defaults, and one case per class
  * of error, each checking the exact file:line:column and that every error is reported.
+ * Then the keys a reload reports as needing a restart.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -64,6 +65,7 @@ static void write_file(struct fixture *f, const char *text)
 /* Loads text and expects it to fail with exactly n errors. */
 static void load_expect_errors(struct fixture *f, const char *text, size_t n)
 {
+    yamldoc_errors_clear(&f->errs); /* the loader starts a new list */
     write_file(f, text);
     assert_null(config_load(f->path, &f->errs));
     if (f->errs.count != n)
@@ -150,7 +152,8 @@ static void test_defaults(void **state)
     assert_non_null(cfg);
     assert_int_equal(cfg->mode, CONFIG_MODE_LOCAL);
     assert_int_equal(cfg->workers, 0);
-    assert_int_equal(cfg->nlisteners, 0);
+    assert_int_equal(cfg->nlisteners, 1); /* the table's default listener */
+    assert_string_equal(cfg->listeners[0].address, "127.0.0.1:3128");
     assert_int_equal(cfg->settings.max_connections, 16384);
     assert_int_equal(cfg->settings.request_limits.max_line, 8192);
     assert_int_equal(cfg->settings.request_limits.max_head, 65536);
@@ -320,6 +323,60 @@ static void test_missing_config(void **state)
     assert_non_null(strstr(f->errs.lines[0], "/nonexistent/sluice.yaml: cannot read"));
 }
 
+/* The key named name. */
+static const struct config_key *key(const char *name)
+{
+    for (size_t i = 0; i < config_nkeys; i++)
+        if (strcmp(config_keys[i].name, name) == 0)
+            return &config_keys[i];
+    fail_msg("no key %s", name);
+    return NULL;
+}
+
+/* Asserts the restart-only keys that differ between a and b are exactly names, in order. */
+static void assert_restart_changes(const struct sluice_config *a, const struct sluice_config *b,
+                                   const char *const *names)
+{
+    size_t pos = 0, n = 0;
+    const char *changed;
+
+    while ((changed = config_next_restart_change(a, b, &pos)) != NULL) {
+        if (names[n] == NULL || strcmp(changed, names[n]) != 0)
+            fail_msg("reported %s, expected %s", changed, names[n] != NULL ? names[n] : "none");
+        n++;
+    }
+    if (names[n] != NULL)
+        fail_msg("%s not reported", names[n]);
+}
+
+/*
+ * A reload reports the restart-only keys whose value differs (a timeout, a listener's
+ * tool) and not the ones it applies (mode, policy_dir, geoip).
+ */
+static void test_restart_changes(void **state)
+{
+    struct fixture *f = *state;
+    struct sluice_config *run = config_defaults(&f->errs), *next = config_defaults(&f->errs);
+    const char *const none[] = {NULL};
+    const char *const head[] = {"timeouts.head", NULL};
+    const char *const three[] = {"listen", "connect_ports", "timeouts.head", NULL};
+
+    assert_non_null(run);
+    assert_non_null(next);
+    assert_restart_changes(run, next, none);
+    assert_int_equal(config_set(next, key("mode"), "gateway", &f->errs), 0);
+    assert_int_equal(config_set(next, key("policy_dir"), f->dir, &f->errs), 0);
+    assert_restart_changes(run, next, none);
+    assert_int_equal(config_set(next, key("timeouts.head"), "5s", &f->errs), 0);
+    assert_restart_changes(run, next, head);
+    next->nlisteners = 0;
+    assert_int_equal(config_set(next, key("listen"), "127.0.0.1:3128,tool=alpha", &f->errs), 0);
+    assert_int_equal(config_set(next, key("connect_ports"), "443,8443", &f->errs), 0);
+    assert_restart_changes(run, next, three);
+    config_free(run);
+    config_free(next);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +398,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_yaml_syntax_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_errors_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_changes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
