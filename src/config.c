@@ -4,8 +4,9 @@
  * libyaml loads the file into a node tree (which keeps line and column of every node),
  * and one walk over it checks each key against config_keys[]: a dotted name that is in the
  * table is parsed by its type, a prefix of table names is a section to walk into, anything
- * else is unknown.  Defaults go through the same parsers, so the table cannot hold a
- * default its own type would refuse.
+ * else is unknown.  Defaults and command-line values (config_set) go through the same
+ * parsers, so the table cannot hold a default its own type would refuse, and an option
+ * means on the command line exactly what its key means in the file.
  */
 #include "sluice/config.h"
 
@@ -25,92 +26,111 @@
 #define CONFIG_NAME_MAX 128
 #define DAY_MS          (86400u * 1000u)
 
-/* How a key's value is read. */
-enum config_type {
-    CFG_MODE,      /* "local" or "gateway" into enum config_mode */
-    CFG_UINT,      /* decimal number in [min, max] into uint32_t */
-    CFG_DURATION,  /* "10s", "500ms", "1m" into uint32_t milliseconds in [min, max] */
-    CFG_PORTS,     /* list of ports, or "443,8443", into settings.connect_ports */
-    CFG_PATH,      /* file or directory path into an owned char * */
-    CFG_LISTENERS, /* list of addresses or {address, tool} mappings */
-};
-
-/* Checks a CFG_PATH value must pass. */
-#define CFG_F_READABLE  0x1u /* a readable regular file */
-#define CFG_F_DIRECTORY 0x2u /* an existing directory */
-
-/* One key of the file: its dotted name, type, bounds, default and where it goes. */
-struct config_key {
-    const char *name;
-    enum config_type type;
-    uint32_t min, max;
-    const char *def; /* default as it would be written in the file, or NULL */
-    unsigned flags;
-    size_t offset;      /* into struct sluice_config */
-    const char *expect; /* what a valid value looks like, for messages */
-};
-
 #define OFF(field) offsetof(struct sluice_config, field)
 
-static const struct config_key config_keys[] = {
-    {"mode", CFG_MODE, 0, 0, "local", 0, OFF(mode), "local or gateway"},
-    {"workers", CFG_UINT, 0, 256, "0", 0, OFF(workers),
-     "a number of worker threads from 1 to 256, or 0 for one per core"},
-    {"listen", CFG_LISTENERS, 0, 0, NULL, 0, 0,
-     "a list of listeners, each ADDR:PORT or {address: ADDR:PORT, tool: ID}"},
-    {"connect_ports", CFG_PORTS, 0, 0, "443", 0, 0, "a list of ports from 1 to 65535"},
-    {"limits.max_connections", CFG_UINT, 1, 1000000, "16384", 0, OFF(settings.max_connections),
-     "a number from 1 to 1000000"},
-    {"limits.max_request_line", CFG_UINT, 256, 1u << 20, "8192", 0,
-     OFF(settings.request_limits.max_line), "a number of bytes from 256 to 1048576"},
-    {"limits.max_header_bytes", CFG_UINT, 1024, 16u << 20, "65536", 0,
-     OFF(settings.request_limits.max_head), "a number of bytes from 1024 to 16777216"},
-    {"limits.max_header_fields", CFG_UINT, 8, 10000, "100", 0,
-     OFF(settings.request_limits.max_fields), "a number from 8 to 10000"},
-    {"timeouts.head", CFG_DURATION, 1, 7 * DAY_MS, "10s", 0, OFF(settings.timeout_head_ms),
-     "a duration such as 10s"},
-    {"timeouts.keepalive", CFG_DURATION, 1, 7 * DAY_MS, "60s", 0,
-     OFF(settings.timeout_keepalive_ms), "a duration such as 60s"},
-    {"timeouts.connect", CFG_DURATION, 1, 7 * DAY_MS, "10s", 0, OFF(settings.timeout_connect_ms),
-     "a duration such as 10s"},
-    {"timeouts.response", CFG_DURATION, 1, 7 * DAY_MS, "60s", 0, OFF(settings.timeout_response_ms),
-     "a duration such as 60s"},
-    {"timeouts.idle", CFG_DURATION, 1, 7 * DAY_MS, "300s", 0, OFF(settings.timeout_idle_ms),
-     "a duration such as 5m"},
-    {"timeouts.tunnel", CFG_DURATION, 1, 7 * DAY_MS, "3600s", 0, OFF(settings.timeout_tunnel_ms),
-     "a duration such as 60m"},
-    {"timeouts.drain", CFG_DURATION, 1, DAY_MS, "10s", 0, OFF(settings.drain_ms),
-     "a duration such as 10s"},
-    {"upstream.idle_max", CFG_UINT, 0, 100000, "1024", 0, OFF(settings.upstream_idle_max),
-     "a number of connections per worker from 0 to 100000"},
-    {"upstream.idle_per_host", CFG_UINT, 1, 100000, "256", 0, OFF(settings.upstream_idle_per_host),
-     "a number of connections from 1 to 100000"},
-    {"upstream.idle_timeout", CFG_DURATION, 1, DAY_MS, "30s", 0, OFF(settings.upstream_idle_ms),
-     "a duration such as 30s"},
-    {"dns.resolv_conf", CFG_PATH, 0, 0, "/etc/resolv.conf", CFG_F_READABLE, OFF(resolv_conf),
-     "the path of a readable resolv.conf file"},
-    {"dns.hosts_file", CFG_PATH, 0, 0, "/etc/hosts", CFG_F_READABLE, OFF(hosts_file),
-     "the path of a readable hosts file"},
+/*
+ * Every key.  Listeners, workers, limits, timeouts, the upstream pool, the DNS files and
+ * the configuration's connect_ports are read once, when the workers start, so a reload
+ * cannot apply them (CFG_F_RESTART); policy_dir, mode and geoip go into the policy
+ * snapshot a reload builds.  Nothing reads ca and audit yet: whoever wires them decides.
+ * Columns: name, type, min, max, default, flags, offset, expected, option, letter, help.
+ */
+const struct config_key config_keys[] = {
+    {"mode", CFG_MODE, 0, 0, "local", 0, OFF(mode), "local or gateway", "mode", 0,
+     "local, or gateway to refuse every inward address class"},
+    {"workers", CFG_UINT, 0, CONFIG_MAX_WORKERS, "0", CFG_F_RESTART, OFF(workers),
+     "a number of worker threads from 1 to 256, or 0 for one per core", "workers", 'w',
+     "worker threads, 0 for one per core"},
+    {"listen", CFG_LISTENERS, 0, 0, "127.0.0.1:3128", CFG_F_RESTART, 0,
+     "a list of listeners, each ADDR:PORT or {address: ADDR:PORT, tool: ID}", "listen", 'l',
+     "listen here, repeatable; IPv6 as [::1]:3128; ADDR:0 picks a free port; "
+     "ADDR:PORT,tool=ID: its clients are tool ID"},
+    {"connect_ports", CFG_PORTS, 0, 0, "443", CFG_F_RESTART, 0, "a list of ports from 1 to 65535",
+     "connect-ports", 0, "ports CONNECT may reach"},
+    {"limits.max_connections", CFG_UINT, 1, 1000000, "16384", CFG_F_RESTART,
+     OFF(settings.max_connections), "a number from 1 to 1000000", "max-connections", 0,
+     "open client connections"},
+    {"limits.max_request_line", CFG_UINT, 256, 1u << 20, "8192", CFG_F_RESTART,
+     OFF(settings.request_limits.max_line), "a number of bytes from 256 to 1048576",
+     "max-request-line", 0, "request line bytes"},
+    {"limits.max_header_bytes", CFG_UINT, 1024, 16u << 20, "65536", CFG_F_RESTART,
+     OFF(settings.request_limits.max_head), "a number of bytes from 1024 to 16777216",
+     "max-header-bytes", 0, "request head bytes"},
+    {"limits.max_header_fields", CFG_UINT, 8, 10000, "100", CFG_F_RESTART,
+     OFF(settings.request_limits.max_fields), "a number from 8 to 10000", "max-header-fields", 0,
+     "request header fields"},
+    {"timeouts.head", CFG_DURATION, 1, 7 * DAY_MS, "10s", CFG_F_RESTART,
+     OFF(settings.timeout_head_ms), "a duration such as 10s", "timeout-head", 0,
+     "read a whole request head"},
+    {"timeouts.keepalive", CFG_DURATION, 1, 7 * DAY_MS, "60s", CFG_F_RESTART,
+     OFF(settings.timeout_keepalive_ms), "a duration such as 60s", "timeout-keepalive", 0,
+     "idle client between requests"},
+    {"timeouts.connect", CFG_DURATION, 1, 7 * DAY_MS, "10s", CFG_F_RESTART,
+     OFF(settings.timeout_connect_ms), "a duration such as 10s", "timeout-connect", 0,
+     "resolve and connect upstream"},
+    {"timeouts.response", CFG_DURATION, 1, 7 * DAY_MS, "60s", CFG_F_RESTART,
+     OFF(settings.timeout_response_ms), "a duration such as 60s", "timeout-response", 0,
+     "wait for the response head"},
+    {"timeouts.idle", CFG_DURATION, 1, 7 * DAY_MS, "300s", CFG_F_RESTART,
+     OFF(settings.timeout_idle_ms), "a duration such as 5m", "timeout-idle", 0,
+     "no data while a body flows"},
+    {"timeouts.tunnel", CFG_DURATION, 1, 7 * DAY_MS, "3600s", CFG_F_RESTART,
+     OFF(settings.timeout_tunnel_ms), "a duration such as 60m", "timeout-tunnel", 0,
+     "no data in a tunnel"},
+    {"timeouts.drain", CFG_DURATION, 1, DAY_MS, "10s", CFG_F_RESTART, OFF(settings.drain_ms),
+     "a duration such as 10s", "drain-timeout", 0, "let requests finish on SIGTERM"},
+    {"upstream.idle_max", CFG_UINT, 0, 100000, "1024", CFG_F_RESTART,
+     OFF(settings.upstream_idle_max), "a number of connections per worker from 0 to 100000", NULL,
+     0, NULL},
+    {"upstream.idle_per_host", CFG_UINT, 1, 100000, "256", CFG_F_RESTART,
+     OFF(settings.upstream_idle_per_host), "a number of connections from 1 to 100000", NULL, 0,
+     NULL},
+    {"upstream.idle_timeout", CFG_DURATION, 1, DAY_MS, "30s", CFG_F_RESTART,
+     OFF(settings.upstream_idle_ms), "a duration such as 30s", NULL, 0, NULL},
+    {"dns.resolv_conf", CFG_PATH, 0, 0, "/etc/resolv.conf", CFG_F_READABLE | CFG_F_RESTART,
+     OFF(resolv_conf), "the path of a readable resolv.conf file", "resolv-conf", 0, "nameservers"},
+    {"dns.hosts_file", CFG_PATH, 0, 0, "/etc/hosts", CFG_F_READABLE | CFG_F_RESTART,
+     OFF(hosts_file), "the path of a readable hosts file", "hosts-file", 0, "hosts file"},
     {"policy_dir", CFG_PATH, 0, 0, NULL, CFG_F_DIRECTORY, OFF(policy_dir),
-     "the path of the policy directory"},
+     "the path of the policy directory", "policy-dir", 0,
+     "tool profiles (DIR/tools/*.yaml) and DIR/organisation.yaml; SIGHUP reloads them"},
     {"geoip.country_db", CFG_PATH, 0, 0, NULL, CFG_F_READABLE, OFF(geoip_country_db),
-     "the path of a readable country .mmdb file"},
+     "the path of a readable country .mmdb file", "geoip-country", 0,
+     "country database (MMDB) for country rules"},
     {"geoip.asn_db", CFG_PATH, 0, 0, NULL, CFG_F_READABLE, OFF(geoip_asn_db),
-     "the path of a readable ASN .mmdb file"},
-    {"ca.cert", CFG_PATH, 0, 0, NULL, 0, OFF(ca_cert), "the path of the CA certificate"},
-    {"ca.key", CFG_PATH, 0, 0, NULL, 0, OFF(ca_key), "the path of the CA private key"},
-    {"audit.path", CFG_PATH, 0, 0, NULL, 0, OFF(audit_path), "the path of the audit log"},
+     "the path of a readable ASN .mmdb file", "geoip-asn", 0, "ASN database (MMDB) for AS rules"},
+    {"ca.cert", CFG_PATH, 0, 0, NULL, 0, OFF(ca_cert), "the path of the CA certificate", NULL, 0,
+     NULL},
+    {"ca.key", CFG_PATH, 0, 0, NULL, 0, OFF(ca_key), "the path of the CA private key", NULL, 0,
+     NULL},
+    {"audit.path", CFG_PATH, 0, 0, NULL, 0, OFF(audit_path), "the path of the audit log", NULL, 0,
+     NULL},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
+const size_t config_nkeys = CONFIG_NKEYS;
+
+/* Where the values being applied come from, which decides how paths and errors read. */
+enum loader_from {
+    FROM_DEFAULTS, /* the table's def: trusted, and checked where it is used */
+    FROM_FILE,     /* nodes of the YAML document: errors give file:line:column */
+    FROM_ARGS,     /* the command line: errors repeat the option as it was typed */
+};
+
 /* State of one load. */
 struct loader {
-    const char *file;     /* for messages */
-    char dir[4096];       /* the file's directory, for relative paths */
-    yaml_document_t *doc; /* NULL while applying defaults */
+    const char *file; /* for messages */
+    char dir[4096];   /* the file's directory, for relative paths */
+    enum loader_from from;
+    yaml_document_t *doc; /* while from is FROM_FILE */
     struct sluice_config *cfg;
     struct yamldoc_errors *errs;
+};
+
+/* Where a listener's parts stand in the file, for messages; all NULL off the file. */
+struct listener_at {
+    const yaml_node_t *item, *addr, *tool;
 };
 
 /* Name of a mode for messages. */
@@ -122,13 +142,17 @@ const char *config_mode_str(enum config_mode mode)
 /* Records one error at node n (or at line/column 0 when n is NULL). */
 #define loader_error(l, n, ...) yamldoc_error((l)->errs, (l)->file, (n), __VA_ARGS__)
 
-/* Makes path absolute against the config file's directory; returns an owned string. */
+/*
+ * Makes a path from the file absolute against the file's directory (one from the command
+ * line stays relative to the working directory, as a shell user expects); returns an owned
+ * string.
+ */
 static char *loader_resolve(const struct loader *l, const char *path)
 {
     size_t dlen, plen;
     char *out;
 
-    if (path[0] == '/' || l->doc == NULL)
+    if (path[0] == '/' || l->from != FROM_FILE)
         return strdup(path);
     dlen = strlen(l->dir);
     plen = strlen(path);
@@ -141,33 +165,36 @@ static char *loader_resolve(const struct loader *l, const char *path)
     return out;
 }
 
-/* Checks a path value against the key's flags; returns false with an error recorded. */
+/*
+ * Checks a path value against the key's flags; returns false with an error recorded.
+ * label names the key as its source does.
+ */
 static bool loader_check_path(struct loader *l, const struct config_key *k, const yaml_node_t *n,
-                              const char *path)
+                              const char *label, const char *path)
 {
     struct stat st;
 
-    if (l->doc == NULL || k->flags == 0)
+    if (l->from == FROM_DEFAULTS || (k->flags & (CFG_F_READABLE | CFG_F_DIRECTORY)) == 0)
         return true; /* defaults are checked where they are used */
     if (stat(path, &st) != 0) {
-        loader_error(l, n, "%s: cannot use %s: %s; expected %s", k->name, path, strerror(errno),
+        loader_error(l, n, "%s: cannot use %s: %s; expected %s", label, path, strerror(errno),
                      k->expect);
         return false;
     }
     if ((k->flags & CFG_F_DIRECTORY) != 0 && !S_ISDIR(st.st_mode)) {
-        loader_error(l, n, "%s: %s is not a directory; expected %s", k->name, path, k->expect);
+        loader_error(l, n, "%s: %s is not a directory; expected %s", label, path, k->expect);
         return false;
     }
     if ((k->flags & CFG_F_READABLE) != 0 && (!S_ISREG(st.st_mode) || access(path, R_OK) != 0)) {
-        loader_error(l, n, "%s: %s is not a readable file; expected %s", k->name, path, k->expect);
+        loader_error(l, n, "%s: %s is not a readable file; expected %s", label, path, k->expect);
         return false;
     }
     return true;
 }
 
-/* Parses a list of ports (a YAML list, or one "443,8443" value). */
+/* Parses a list of ports (a YAML list, or one "443,8443" value); label names the key. */
 static void loader_set_ports(struct loader *l, const struct config_key *k, yaml_node_t *n,
-                             const char *text)
+                             const char *label, const char *text)
 {
     char joined[SETTINGS_MAX_CONNECT_PORTS * 8] = "";
     const char *errstr = NULL;
@@ -196,7 +223,7 @@ static void loader_set_ports(struct loader *l, const struct config_key *k, yaml_
         text = joined;
     }
     if (settings_parse_ports(&l->cfg->settings, text, &errstr) < 0)
-        loader_error(l, n, "%s: %s; expected %s", k->name, errstr, k->expect);
+        loader_error(l, n, "%s: %s; expected %s", label, errstr, k->expect);
 }
 
 /* Checks a tool id: lower-case letters, digits, '-', '_', '.'. */
@@ -208,20 +235,73 @@ static bool is_tool_id(const char *s)
            strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_.") == n;
 }
 
-/* Takes one listener entry (a scalar address, or a mapping with address and tool). */
-static void loader_add_listener(struct loader *l, yaml_node_t *item)
+/*
+ * Checks one listener, an address and a tool id (or NULL), and appends it.  label names
+ * the key as its source does; at says where the file gave each part.
+ */
+static void loader_add_listener(struct loader *l, const char *label, const char *addr,
+                                const char *tool, const struct listener_at *at)
 {
     struct config_listener *out;
     struct listener_addr parsed;
     const char *errstr = NULL;
-    const yaml_node_t *addr_node = NULL, *tool_node = NULL;
+    char shown[96];
 
     if (l->cfg->nlisteners == CONFIG_MAX_LISTENERS) {
-        loader_error(l, item, "listen: too many listeners (at most %d)", CONFIG_MAX_LISTENERS);
+        loader_error(l, at->item, "%s: too many listeners (at most %d)", label,
+                     CONFIG_MAX_LISTENERS);
         return;
     }
+    if (listener_parse(addr, &parsed, &errstr) < 0) {
+        if (at->addr != NULL)
+            loader_error(l, at->addr, "%s: '%s': %s", label,
+                         yamldoc_shown(at->addr, shown, sizeof(shown)), errstr);
+        else
+            loader_error(l, NULL, "%s: %s", label, errstr);
+        return;
+    }
+    if (tool != NULL && !is_tool_id(tool)) {
+        loader_error(l, at->tool,
+                     "%s: tool '%s' is not a tool id; expected lower-case letters, digits, "
+                     "'-', '_' or '.'",
+                     label,
+                     at->tool != NULL ? yamldoc_shown(at->tool, shown, sizeof(shown)) : tool);
+        return;
+    }
+    out = &l->cfg->listeners[l->cfg->nlisteners++];
+    snprintf(out->address, sizeof(out->address), "%s", addr);
+    /* Always written: the slot may hold a listener of the list this one replaces. */
+    snprintf(out->tool, sizeof(out->tool), "%s", tool != NULL ? tool : "");
+}
+
+/*
+ * Takes one listener written as text, "ADDR:PORT" or "ADDR:PORT,tool=ID": the command
+ * line's form, and the table's default.
+ */
+static void loader_add_listener_text(struct loader *l, const char *label, const char *text)
+{
+    static const struct listener_at nowhere = {NULL, NULL, NULL};
+    const char *tool = strstr(text, ",tool=");
+    size_t len = tool != NULL ? (size_t)(tool - text) : strlen(text);
+    char addr[sizeof(((struct config_listener *)0)->address)];
+
+    if (len >= sizeof(addr)) {
+        loader_error(l, NULL, "%s: address too long", label);
+        return;
+    }
+    memcpy(addr, text, len);
+    addr[len] = '\0';
+    loader_add_listener(l, label, addr, tool != NULL ? tool + strlen(",tool=") : NULL, &nowhere);
+}
+
+/* Takes one listener entry of the file (a scalar address, or a mapping with address and tool). */
+static void loader_add_listener_node(struct loader *l, const struct config_key *k,
+                                     yaml_node_t *item)
+{
+    struct listener_at at = {.item = item};
+
     if (item->type == YAML_SCALAR_NODE) {
-        addr_node = item;
+        at.addr = item;
     } else if (item->type == YAML_MAPPING_NODE) {
         for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top;
              p++) {
@@ -231,9 +311,9 @@ static void loader_add_listener(struct loader *l, yaml_node_t *item)
                                    ? (const char *)key->data.scalar.value
                                    : "";
             if (strcmp(name, "address") == 0 && val != NULL && val->type == YAML_SCALAR_NODE)
-                addr_node = val;
+                at.addr = val;
             else if (strcmp(name, "tool") == 0 && val != NULL && val->type == YAML_SCALAR_NODE)
-                tool_node = val;
+                at.tool = val;
             else
                 loader_error(l, key != NULL ? key : item,
                              "listen: unknown or malformed key '%s' in a listener; expected "
@@ -241,38 +321,25 @@ static void loader_add_listener(struct loader *l, yaml_node_t *item)
                              name);
         }
     }
-    if (addr_node == NULL) {
-        loader_error(l, item, "listen: a listener needs an address; expected %s",
-                     config_keys[2].expect);
+    if (at.addr == NULL) {
+        loader_error(l, item, "listen: a listener needs an address; expected %s", k->expect);
         return;
     }
-    if (listener_parse((const char *)addr_node->data.scalar.value, &parsed, &errstr) < 0) {
-        char shown[96];
-        loader_error(l, addr_node, "listen: '%s': %s",
-                     yamldoc_shown(addr_node, shown, sizeof(shown)), errstr);
-        return;
-    }
-    if (tool_node != NULL && !is_tool_id((const char *)tool_node->data.scalar.value)) {
-        char shown[96];
-        loader_error(l, tool_node,
-                     "listen: tool '%s' is not a tool id; expected lower-case letters, digits, "
-                     "'-', '_' or '.'",
-                     yamldoc_shown(tool_node, shown, sizeof(shown)));
-        return;
-    }
-    out = &l->cfg->listeners[l->cfg->nlisteners++];
-    snprintf(out->address, sizeof(out->address), "%s", (const char *)addr_node->data.scalar.value);
-    if (tool_node != NULL)
-        snprintf(out->tool, sizeof(out->tool), "%s", (const char *)tool_node->data.scalar.value);
+    loader_add_listener(l, k->name, yamldoc_scalar(at.addr), yamldoc_scalar(at.tool), &at);
 }
 
-/* Applies one value (text, from node n or from the table's default when n is NULL). */
+/*
+ * Applies one value: text, from node n of the file, or from the table's default or the
+ * command line when n is NULL.  A file's error names the key and quotes the value
+ * ("timeouts.head: '0': ..."); a command-line error repeats what was typed
+ * ("--timeout-head 0: ..."), so each reads in the words its writer used.
+ */
 static void loader_apply(struct loader *l, const struct config_key *k, yaml_node_t *n,
                          const char *text)
 {
     char *field = (char *)l->cfg + k->offset;
     const char *errstr = NULL;
-    char shown[96];
+    char shown[96], label[CONFIG_NAME_MAX + sizeof(shown) + 4], subject[sizeof(label) + 4];
     uint32_t v;
 
     if (n != NULL && k->type != CFG_PORTS && k->type != CFG_LISTENERS &&
@@ -284,6 +351,13 @@ static void loader_apply(struct loader *l, const struct config_key *k, yaml_node
         yamldoc_shown(n, shown, sizeof(shown));
     else
         snprintf(shown, sizeof(shown), "%s", text != NULL ? text : "");
+    if (l->from == FROM_ARGS) {
+        snprintf(label, sizeof(label), "--%s %s", k->option, shown);
+        snprintf(subject, sizeof(subject), "%s", label);
+    } else {
+        snprintf(label, sizeof(label), "%s", k->name);
+        snprintf(subject, sizeof(subject), "%s: '%s'", k->name, shown);
+    }
 
     switch (k->type) {
     case CFG_MODE:
@@ -292,33 +366,33 @@ static void loader_apply(struct loader *l, const struct config_key *k, yaml_node
         else if (strcmp(text, "gateway") == 0)
             l->cfg->mode = CONFIG_MODE_GATEWAY;
         else
-            loader_error(l, n, "%s: '%s' is not a mode; expected %s", k->name, shown, k->expect);
+            loader_error(l, n, "%s is not a mode; expected %s", subject, k->expect);
         break;
     case CFG_UINT:
         if (settings_parse_uint(text, k->min, k->max, &v, &errstr) < 0)
-            loader_error(l, n, "%s: '%s': %s; expected %s", k->name, shown, errstr, k->expect);
+            loader_error(l, n, "%s: %s; expected %s", subject, errstr, k->expect);
         else
             memcpy(field, &v, sizeof(v));
         break;
     case CFG_DURATION:
         if (settings_parse_duration(text, &v, &errstr) < 0)
-            loader_error(l, n, "%s: '%s': %s; expected %s", k->name, shown, errstr, k->expect);
+            loader_error(l, n, "%s: %s; expected %s", subject, errstr, k->expect);
         else if (v < k->min || v > k->max)
-            loader_error(l, n, "%s: '%s' is out of range; expected %s", k->name, shown, k->expect);
+            loader_error(l, n, "%s is out of range; expected %s", subject, k->expect);
         else
             memcpy(field, &v, sizeof(v));
         break;
     case CFG_PORTS:
-        loader_set_ports(l, k, n, text);
+        loader_set_ports(l, k, n, label, text);
         break;
     case CFG_PATH: {
         char *path = text[0] != '\0' ? loader_resolve(l, text) : NULL;
         char **slot = (char **)(void *)field;
         if (path == NULL) {
-            loader_error(l, n, "%s: empty path; expected %s", k->name, k->expect);
+            loader_error(l, n, "%s: empty path; expected %s", label, k->expect);
             break;
         }
-        if (!loader_check_path(l, k, n, path)) {
+        if (!loader_check_path(l, k, n, label, path)) {
             free(path);
             break;
         }
@@ -327,17 +401,22 @@ static void loader_apply(struct loader *l, const struct config_key *k, yaml_node
         break;
     }
     case CFG_LISTENERS:
-        if (n == NULL || n->type != YAML_SEQUENCE_NODE) {
-            loader_error(l, n, "listen: found %s; expected %s", n != NULL ? yamldoc_kind(n) : "",
-                         k->expect);
+        if (n == NULL) {
+            loader_add_listener_text(l, label, text);
             break;
         }
-        l->cfg->nlisteners = 0;
+        if (n->type != YAML_SEQUENCE_NODE) {
+            loader_error(l, n, "listen: found %s; expected %s", yamldoc_kind(n), k->expect);
+            break;
+        }
+        /* A list replaces the default; an empty one keeps it, as a missing key does. */
+        if (n->data.sequence.items.top > n->data.sequence.items.start)
+            l->cfg->nlisteners = 0;
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
              it++) {
             yaml_node_t *item = yaml_document_get_node(l->doc, *it);
             if (item != NULL)
-                loader_add_listener(l, item);
+                loader_add_listener_node(l, k, item);
         }
         break;
     }
@@ -465,13 +544,60 @@ void config_free(struct sluice_config *cfg)
     free(cfg);
 }
 
-/* Sets every default from the table (through the same parsers as the file). */
-static void loader_defaults(struct loader *l)
+/* Points the settings at the DNS file names the configuration owns. */
+static void config_link_settings(struct sluice_config *cfg)
 {
+    cfg->settings.resolv_conf = cfg->resolv_conf;
+    cfg->settings.hosts_file = cfg->hosts_file;
+}
+
+/*
+ * Makes l's configuration (named path, or NULL for none) and sets every default from the
+ * table, through the same parsers as the file.  Returns false with the error recorded.
+ */
+static bool loader_start(struct loader *l, const char *path)
+{
+    l->cfg = calloc(1, sizeof(*l->cfg));
+    if (l->cfg == NULL || (path != NULL && (l->cfg->path = strdup(path)) == NULL)) {
+        loader_error(l, NULL, "out of memory");
+        config_free(l->cfg);
+        l->cfg = NULL;
+        return false;
+    }
+    l->from = FROM_DEFAULTS;
     settings_init(&l->cfg->settings);
     for (size_t i = 0; i < CONFIG_NKEYS; i++)
         if (config_keys[i].def != NULL)
             loader_apply(l, &config_keys[i], NULL, config_keys[i].def);
+    config_link_settings(l->cfg);
+    return true;
+}
+
+/* The defaults alone; see the header. */
+struct sluice_config *config_defaults(struct yamldoc_errors *errs)
+{
+    struct loader l = {.file = "sluice", .errs = errs};
+
+    memset(errs, 0, sizeof(*errs));
+    if (!loader_start(&l, NULL))
+        return NULL;
+    if (errs->count > 0) {
+        config_free(l.cfg);
+        return NULL;
+    }
+    return l.cfg;
+}
+
+/* Applies one command-line value; see the header.  Its errors begin with the program's name. */
+int config_set(struct sluice_config *cfg, const struct config_key *k, const char *value,
+               struct yamldoc_errors *errs)
+{
+    struct loader l = {.file = "sluice", .from = FROM_ARGS, .cfg = cfg, .errs = errs};
+    size_t before = errs->count;
+
+    loader_apply(&l, k, NULL, value);
+    config_link_settings(cfg);
+    return errs->count > before ? -1 : 0;
 }
 
 /* Loads and checks configuration text; see the header. */
@@ -493,18 +619,13 @@ struct sluice_config *config_load_buffer(const char *path, const char *data, siz
         loader_error(&l, NULL, "the configuration file's path is too long");
         return NULL;
     }
-    l.cfg = calloc(1, sizeof(*l.cfg));
-    if (l.cfg == NULL || (l.cfg->path = strdup(path)) == NULL) {
-        loader_error(&l, NULL, "out of memory");
-        config_free(l.cfg);
+    if (!loader_start(&l, path))
         return NULL;
-    }
-    loader_defaults(&l);
-
     if (yamldoc_parse(path, data, len, &doc, errs) < 0) {
         config_free(l.cfg);
         return NULL;
     }
+    l.from = FROM_FILE;
     l.doc = &doc;
     root = yaml_document_get_root_node(&doc);
     if (root != NULL && root->type != YAML_MAPPING_NODE)
@@ -516,8 +637,7 @@ struct sluice_config *config_load_buffer(const char *path, const char *data, siz
         loader_walk(&l, root, "");
     yaml_document_delete(&doc);
 
-    l.cfg->settings.resolv_conf = l.cfg->resolv_conf;
-    l.cfg->settings.hosts_file = l.cfg->hosts_file;
+    config_link_settings(l.cfg);
     if (errs->count > 0) {
         config_free(l.cfg);
         return NULL;
@@ -539,4 +659,50 @@ struct sluice_config *config_load(const char *path, struct yamldoc_errors *errs)
     cfg = config_load_buffer(path, data, len, errs);
     free(data);
     return cfg;
+}
+
+/* True when key k has the same value in a and b. */
+static bool config_same(const struct config_key *k, const struct sluice_config *a,
+                        const struct sluice_config *b)
+{
+    const char *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
+    const char *pa, *pb;
+
+    switch (k->type) {
+    case CFG_MODE:
+        return a->mode == b->mode;
+    case CFG_UINT:
+    case CFG_DURATION:
+        return memcmp(fa, fb, sizeof(uint32_t)) == 0;
+    case CFG_PORTS:
+        return a->settings.nconnect_ports == b->settings.nconnect_ports &&
+               memcmp(a->settings.connect_ports, b->settings.connect_ports,
+                      a->settings.nconnect_ports * sizeof(a->settings.connect_ports[0])) == 0;
+    case CFG_PATH:
+        memcpy(&pa, fa, sizeof(pa));
+        memcpy(&pb, fb, sizeof(pb));
+        return pa == pb || (pa != NULL && pb != NULL && strcmp(pa, pb) == 0);
+    case CFG_LISTENERS:
+        if (a->nlisteners != b->nlisteners)
+            return false;
+        for (size_t i = 0; i < a->nlisteners; i++)
+            if (strcmp(a->listeners[i].address, b->listeners[i].address) != 0 ||
+                strcmp(a->listeners[i].tool, b->listeners[i].tool) != 0)
+                return false;
+        return true;
+    }
+    return false;
+}
+
+/* Finds the next restart-only key that differs; see the header. */
+const char *config_next_restart_change(const struct sluice_config *a, const struct sluice_config *b,
+                                       size_t *pos)
+{
+    while (*pos < CONFIG_NKEYS) {
+        const struct config_key *k = &config_keys[(*pos)++];
+
+        if ((k->flags & CFG_F_RESTART) != 0 && !config_same(k, a, b))
+            return k->name;
+    }
+    return NULL;
 }

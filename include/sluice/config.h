@@ -1,8 +1,9 @@
 /*
- * The main configuration file (YAML).  A declarative table of keys (name, type, bounds,
- * default, flags) drives the loader: unknown keys, wrong types and out-of-range values are
- * errors, and every error in a file is reported, each as "file:line:column: what is wrong,
- * what was expected".  A loaded configuration is immutable.
+ * The main configuration file (YAML) and the command line over it.  A declarative table of
+ * keys (name, type, bounds, default, flags, option, help) drives the loader: unknown keys,
+ * wrong types and out-of-range values are errors, and every error in a file is reported,
+ * each as "file:line:column: what is wrong, what was expected".  The command line's
+ * options are the same keys (see cli.h).  A loaded configuration is immutable.
  */
 #ifndef SLUICE_CONFIG_H
 #define SLUICE_CONFIG_H
@@ -15,6 +16,7 @@
 #include "sluice/yamldoc.h"
 
 #define CONFIG_MAX_LISTENERS 16
+#define CONFIG_MAX_WORKERS   256
 
 /* How sluice is deployed; gateway mode turns on the stricter defaults of later issues. */
 enum config_mode {
@@ -30,7 +32,7 @@ struct config_listener {
 
 /* Everything the main file sets; strings are owned by the config. */
 struct sluice_config {
-    char *path; /* the file it was loaded from */
+    char *path; /* the file it was loaded from, or NULL for the built-in defaults */
     enum config_mode mode;
     uint32_t workers; /* 0 = one per core */
     struct config_listener listeners[CONFIG_MAX_LISTENERS];
@@ -46,6 +48,43 @@ struct sluice_config {
     char *audit_path;
 };
 
+/* How a key's value is read. */
+enum config_type {
+    CFG_MODE,      /* "local" or "gateway" into enum config_mode */
+    CFG_UINT,      /* decimal number in [min, max] into uint32_t */
+    CFG_DURATION,  /* "10s", "500ms", "1m" into uint32_t milliseconds in [min, max] */
+    CFG_PORTS,     /* list of ports, or "443,8443", into settings.connect_ports */
+    CFG_PATH,      /* file or directory path into an owned char * */
+    CFG_LISTENERS, /* list of addresses or {address, tool} mappings */
+};
+
+/* Checks a CFG_PATH value must pass, and what a reload does with a key. */
+#define CFG_F_READABLE  0x1u /* a readable regular file */
+#define CFG_F_DIRECTORY 0x2u /* an existing directory */
+#define CFG_F_RESTART   0x4u /* read once at startup: a reload cannot apply it */
+
+/*
+ * One key of the configuration: its dotted name in the file, type, bounds, default and
+ * where it goes, and how the command line spells it.  The file loader, the command line,
+ * the usage text and the reload warning are all generated from these rows.
+ */
+struct config_key {
+    const char *name; /* "timeouts.head" */
+    enum config_type type;
+    uint32_t min, max;
+    const char *def;    /* default as it would be written in the file, or NULL */
+    unsigned flags;     /* CFG_F_* */
+    size_t offset;      /* into struct sluice_config */
+    const char *expect; /* what a valid value looks like, for messages */
+    const char *option; /* long option without "--", or NULL when only the file sets it */
+    int letter;         /* short option letter, or 0 */
+    const char *help;   /* one line for the usage text, without the default */
+};
+
+/* The table of every key, in the order the usage lists them. */
+extern const struct config_key config_keys[];
+extern const size_t config_nkeys;
+
 /*
  * Loads the file at path.  Returns the configuration, or NULL with every problem in errs
  * (which the caller frees with yamldoc_errors_clear()).  Relative paths in the file are
@@ -56,6 +95,29 @@ struct sluice_config *config_load(const char *path, struct yamldoc_errors *errs)
 /* Same as config_load() for text already in memory; path names it in messages. */
 struct sluice_config *config_load_buffer(const char *path, const char *data, size_t len,
                                          struct yamldoc_errors *errs);
+
+/*
+ * The table's defaults alone, for running without a file.  Returns the configuration, or
+ * NULL with the problem in errs.
+ */
+struct sluice_config *config_defaults(struct yamldoc_errors *errs);
+
+/*
+ * Sets key k of cfg to a value given on the command line, through the same parser and
+ * bounds as the file (a relative path stays relative to the working directory; a listener,
+ * "ADDR:PORT" or "ADDR:PORT,tool=ID", is added to the list).  Returns 0, or -1 with
+ * "sluice: --option value: what is wrong; expected ..." added to errs.
+ */
+int config_set(struct sluice_config *cfg, const struct config_key *k, const char *value,
+               struct yamldoc_errors *errs);
+
+/*
+ * Walks the keys a reload cannot apply (CFG_F_RESTART): returns the name of the next one
+ * at or after *pos whose value differs between a and b, moving *pos past it, or NULL when
+ * there is none left.  Start with *pos = 0.
+ */
+const char *config_next_restart_change(const struct sluice_config *a, const struct sluice_config *b,
+                                       size_t *pos);
 
 /* Frees a configuration.  NULL is a no-op. */
 void config_free(struct sluice_config *cfg);

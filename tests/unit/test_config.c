@@ -1,6 +1,9 @@
 /*
  * Unit tests for the configuration loader: a valid file, defaults, and one case per class
  * of error, each checking the exact file:line:column and that every error is reported.
+ * Then the command line generated from the same table (src/cli.c): the same bounds and
+ * messages as the file, every option in getopt's table and the usage, and the keys a
+ * reload reports as needing a restart.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "sluice/cli.h"
 #include "sluice/config.h"
 
 /* A temporary directory holding the file under test. */
@@ -64,6 +68,7 @@ static void write_file(struct fixture *f, const char *text)
 /* Loads text and expects it to fail with exactly n errors. */
 static void load_expect_errors(struct fixture *f, const char *text, size_t n)
 {
+    yamldoc_errors_clear(&f->errs); /* the loader starts a new list */
     write_file(f, text);
     assert_null(config_load(f->path, &f->errs));
     if (f->errs.count != n)
@@ -150,7 +155,8 @@ static void test_defaults(void **state)
     assert_non_null(cfg);
     assert_int_equal(cfg->mode, CONFIG_MODE_LOCAL);
     assert_int_equal(cfg->workers, 0);
-    assert_int_equal(cfg->nlisteners, 0);
+    assert_int_equal(cfg->nlisteners, 1); /* the table's default listener */
+    assert_string_equal(cfg->listeners[0].address, "127.0.0.1:3128");
     assert_int_equal(cfg->settings.max_connections, 16384);
     assert_int_equal(cfg->settings.request_limits.max_line, 8192);
     assert_int_equal(cfg->settings.request_limits.max_head, 65536);
@@ -320,6 +326,274 @@ static void test_missing_config(void **state)
     assert_non_null(strstr(f->errs.lines[0], "/nonexistent/sluice.yaml: cannot read"));
 }
 
+/* Applies "sluice ARGS..." (at most 7) to cfg through the generated options. */
+static int apply_args(struct fixture *f, struct sluice_config *cfg, const char *const *args)
+{
+    char store[8][64];
+    char *argv[9];
+    int argc = 0;
+    struct cli c;
+
+    assert_int_equal(cli_init(&c, NULL, 0), 0);
+    snprintf(store[0], sizeof(store[0]), "sluice");
+    argv[argc++] = store[0];
+    for (size_t i = 0; args[i] != NULL; i++) {
+        assert_true(argc < 8);
+        snprintf(store[argc], sizeof(store[argc]), "%s", args[i]);
+        argv[argc] = store[argc];
+        argc++;
+    }
+    argv[argc] = NULL;
+    yamldoc_errors_clear(&f->errs);
+    return cli_apply_args(&c, argc, argv, cfg, &f->errs);
+}
+
+/* The part of line after the first occurrence of marker. */
+static const char *after(const char *line, const char *marker)
+{
+    const char *at = strstr(line, marker);
+
+    if (at == NULL)
+        fail_msg("\"%s\" is not in \"%s\"", marker, line);
+    return at + strlen(marker);
+}
+
+/*
+ * A value given as an option goes through the file's parser and bounds: the same values
+ * are refused with the same reason, and the error names the option as it was typed.
+ */
+static void test_option_same_as_file(void **state)
+{
+    static const struct {
+        const char *file, *shown, *option, *value, *cli_error;
+    } cases[] = {
+        {"timeouts:\n  head: 0\n", "'0'", "--timeout-head", "0",
+         "sluice: --timeout-head 0: duration must be between 1ms and 7 days; expected a "
+         "duration such as 10s"},
+        {"limits:\n  max_request_line: 100\n", "'100'", "--max-request-line", "100",
+         "sluice: --max-request-line 100: number out of range; expected a number of bytes from "
+         "256 to 1048576"},
+        {"workers: 257\n", "'257'", "--workers", "257",
+         "sluice: --workers 257: number out of range; expected a number of worker threads from "
+         "1 to 256, or 0 for one per core"},
+        {"timeouts:\n  drain: 2d\n", "'2d'", "--drain-timeout", "2d",
+         "sluice: --drain-timeout 2d: unknown unit: use ms, s or m; expected a duration such "
+         "as 10s"},
+        {"mode: laptop\n", "'laptop'", "--mode", "laptop",
+         "sluice: --mode laptop is not a mode; expected local or gateway"},
+    };
+    struct fixture *f = *state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *args[] = {cases[i].option, cases[i].value, NULL};
+        struct sluice_config *cfg;
+        char file_error[512], option[96];
+
+        load_expect_errors(f, cases[i].file, 1);
+        snprintf(file_error, sizeof(file_error), "%s", f->errs.lines[0]);
+        yamldoc_errors_clear(&f->errs);
+        cfg = config_defaults(&f->errs);
+        assert_non_null(cfg);
+        assert_int_equal(apply_args(f, cfg, args), -1);
+        assert_int_equal(f->errs.count, 1);
+        assert_string_equal(f->errs.lines[0], cases[i].cli_error);
+        snprintf(option, sizeof(option), "%s %s", cases[i].option, cases[i].value);
+        assert_string_equal(after(f->errs.lines[0], option), after(file_error, cases[i].shown));
+        config_free(cfg);
+    }
+}
+
+/* The lowest value the file takes, the option takes too, and it overrides the file. */
+static void test_option_overrides_file(void **state)
+{
+    struct fixture *f = *state;
+    const char *const args[] = {"--max-request-line", "256", "--timeout-head", "1500ms", NULL};
+    struct sluice_config *cfg;
+
+    write_file(f, "limits:\n  max_request_line: 4096\ntimeouts:\n  head: 5s\n  idle: 1m\n");
+    cfg = config_load(f->path, &f->errs);
+    assert_non_null(cfg);
+    assert_int_equal(apply_args(f, cfg, args), 0);
+    assert_int_equal(cfg->settings.request_limits.max_line, 256);
+    assert_int_equal(cfg->settings.timeout_head_ms, 1500);
+    assert_int_equal(cfg->settings.timeout_idle_ms, 60000); /* the file's, untouched */
+    config_free(cfg);
+}
+
+/* --workers 0 means one per core, as workers: 0 does in the file; so does -w 0. */
+static void test_workers_zero(void **state)
+{
+    struct fixture *f = *state;
+    const char *const long_form[] = {"--workers", "0", NULL};
+    const char *const short_form[] = {"-w", "0", NULL};
+    struct sluice_config *cfg;
+
+    write_file(f, "workers: 4\n");
+    cfg = config_load(f->path, &f->errs);
+    assert_non_null(cfg);
+    assert_int_equal(apply_args(f, cfg, long_form), 0);
+    assert_int_equal(cfg->workers, 0);
+    cfg->workers = 4;
+    assert_int_equal(apply_args(f, cfg, short_form), 0);
+    assert_int_equal(cfg->workers, 0);
+    config_free(cfg);
+}
+
+/* The command line's listeners replace the file's, tools included; repeated ones add up. */
+static void test_listen_replaces_file(void **state)
+{
+    struct fixture *f = *state;
+    const char *const args[] = {"-l", "127.0.0.1:1", "--listen", "[::1]:2,tool=alpha", NULL};
+    const char *const bad[] = {"--listen", "127.0.0.1:3,tool=", NULL};
+    struct sluice_config *cfg;
+
+    write_file(f, "listen:\n"
+                  "  - {address: 127.0.0.1:7, tool: claude-code}\n"
+                  "  - 127.0.0.1:8\n"
+                  "  - 127.0.0.1:9\n");
+    cfg = config_load(f->path, &f->errs);
+    assert_non_null(cfg);
+    assert_int_equal(apply_args(f, cfg, args), 0);
+    assert_int_equal(cfg->nlisteners, 2);
+    assert_string_equal(cfg->listeners[0].address, "127.0.0.1:1");
+    assert_string_equal(cfg->listeners[0].tool, ""); /* not the file's claude-code */
+    assert_string_equal(cfg->listeners[1].address, "[::1]:2");
+    assert_string_equal(cfg->listeners[1].tool, "alpha");
+    assert_int_equal(apply_args(f, cfg, bad), -1);
+    assert_string_equal(f->errs.lines[0], "sluice: --listen 127.0.0.1:3,tool=: tool '' is not a "
+                                          "tool id; expected lower-case letters, digits, '-', "
+                                          "'_' or '.'");
+    config_free(cfg);
+}
+
+/* Collapses every run of white space in s to one space, so wrapped lines read as one. */
+static void collapse_space(char *s)
+{
+    char *out = s;
+
+    for (const char *p = s; *p != '\0'; p++)
+        if (*p != ' ' && *p != '\n')
+            *out++ = *p;
+        else if (out == s || out[-1] != ' ')
+            *out++ = ' ';
+    *out = '\0';
+}
+
+/*
+ * Each row with a long option is in getopt's table (with its letter, when it has one) and
+ * in the usage with its argument, then its help, then its default; nothing else is.
+ */
+static void test_options_generated(void **state)
+{
+    static const struct cli_option program[] = {{"ready-file", 256, "FILE", "write it here"}};
+    struct cli c;
+    char *usage = NULL, needle[256], expected[256];
+    size_t len = 0, noptions = 0;
+    FILE *out;
+
+    (void)state;
+    assert_int_equal(cli_init(&c, program, 1), 0);
+    out = open_memstream(&usage, &len);
+    assert_non_null(out);
+    cli_usage(&c, out);
+    assert_int_equal(fclose(out), 0);
+    collapse_space(usage);
+    assert_non_null(strstr(usage, " --ready-file FILE write it here "));
+    for (size_t i = 0; i < config_nkeys; i++) {
+        const struct config_key *k = &config_keys[i];
+        const char *row;
+        bool listed = false;
+
+        if (k->option == NULL)
+            continue;
+        noptions++;
+        for (size_t j = 0; j < c.nlong; j++)
+            if (strcmp(c.longopts[j].name, k->option) == 0) {
+                listed = true;
+                assert_int_equal(c.longopts[j].has_arg, required_argument);
+                assert_int_equal(c.longopts[j].val,
+                                 k->letter != 0 ? k->letter : CLI_KEY_BASE + (int)i);
+            }
+        assert_true(listed);
+        assert_non_null(k->help);
+        if (k->letter != 0) {
+            snprintf(needle, sizeof(needle), "%c:", k->letter);
+            assert_non_null(strstr(c.shortopts, needle));
+            snprintf(needle, sizeof(needle), " -%c, --%s ", k->letter, k->option);
+        } else {
+            snprintf(needle, sizeof(needle), " --%s ", k->option);
+        }
+        row = strstr(usage, needle);
+        if (row == NULL)
+            fail_msg("the usage has no \"%s\"", needle);
+        row += strlen(needle);
+        row += strcspn(row, " ") + 1; /* the argument's name */
+        if (k->def != NULL)
+            snprintf(expected, sizeof(expected), "%s (default %s)", k->help, k->def);
+        else
+            snprintf(expected, sizeof(expected), "%s", k->help);
+        if (strncmp(row, expected, strlen(expected)) != 0)
+            fail_msg("the usage of --%s reads \"%.*s\", expected \"%s\"", k->option,
+                     (int)strlen(expected), row, expected);
+    }
+    assert_int_equal(c.nlong, noptions + 1);
+    free(usage);
+}
+
+/* The key named name. */
+static const struct config_key *key(const char *name)
+{
+    for (size_t i = 0; i < config_nkeys; i++)
+        if (strcmp(config_keys[i].name, name) == 0)
+            return &config_keys[i];
+    fail_msg("no key %s", name);
+    return NULL;
+}
+
+/* Asserts the restart-only keys that differ between a and b are exactly names, in order. */
+static void assert_restart_changes(const struct sluice_config *a, const struct sluice_config *b,
+                                   const char *const *names)
+{
+    size_t pos = 0, n = 0;
+    const char *changed;
+
+    while ((changed = config_next_restart_change(a, b, &pos)) != NULL) {
+        if (names[n] == NULL || strcmp(changed, names[n]) != 0)
+            fail_msg("reported %s, expected %s", changed, names[n] != NULL ? names[n] : "none");
+        n++;
+    }
+    if (names[n] != NULL)
+        fail_msg("%s not reported", names[n]);
+}
+
+/*
+ * A reload reports the restart-only keys whose value differs (a timeout, a listener's
+ * tool) and not the ones it applies (mode, policy_dir, geoip).
+ */
+static void test_restart_changes(void **state)
+{
+    struct fixture *f = *state;
+    struct sluice_config *run = config_defaults(&f->errs), *next = config_defaults(&f->errs);
+    const char *const none[] = {NULL};
+    const char *const head[] = {"timeouts.head", NULL};
+    const char *const three[] = {"listen", "connect_ports", "timeouts.head", NULL};
+
+    assert_non_null(run);
+    assert_non_null(next);
+    assert_restart_changes(run, next, none);
+    assert_int_equal(config_set(next, key("mode"), "gateway", &f->errs), 0);
+    assert_int_equal(config_set(next, key("policy_dir"), f->dir, &f->errs), 0);
+    assert_restart_changes(run, next, none);
+    assert_int_equal(config_set(next, key("timeouts.head"), "5s", &f->errs), 0);
+    assert_restart_changes(run, next, head);
+    next->nlisteners = 0;
+    assert_int_equal(config_set(next, key("listen"), "127.0.0.1:3128,tool=alpha", &f->errs), 0);
+    assert_int_equal(config_set(next, key("connect_ports"), "443,8443", &f->errs), 0);
+    assert_restart_changes(run, next, three);
+    config_free(run);
+    config_free(next);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +615,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_yaml_syntax_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_errors_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_option_same_as_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_option_overrides_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workers_zero, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listen_replaces_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_options_generated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_changes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
