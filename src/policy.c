@@ -23,6 +23,7 @@
 #include "sluice/domainset.h"
 #include "sluice/geoip.h"
 #include "sluice/netguard.h"
+#include "sluice/urlpath.h"
 
 /* State of loading one file. */
 struct policy_loader {
@@ -48,6 +49,7 @@ static const char *const purpose_names[] = {
 enum policy_key_type {
     PK_STRING,    /* a non-empty value into an owned char * */
     PK_LIST,      /* non-empty values (or one) into char *[POLICY_MAX_LIST] and a count */
+    PK_PATHS,     /* path prefixes as PK_LIST, each in its normalised form (urlpath.h) */
     PK_VERDICT,   /* allow, block or report into enum policy_verdict */
     PK_BOOL,      /* true or false into bool */
     PK_PURPOSE,   /* one of purpose_names[] into enum policy_purpose */
@@ -123,7 +125,8 @@ static const struct policy_key endpoint_keys[] = {
      "a list of host names or *.suffix wildcards", "hosts", NULL},
     {"ports", PK_PORTS, 0, ENDPOINT(ports), ENDPOINT(nports), "a list of values", NULL, NULL},
     {"methods", PK_LIST, 0, ENDPOINT(methods), ENDPOINT(nmethods), "a list of values", NULL, NULL},
-    {"paths", PK_LIST, 0, ENDPOINT(paths), ENDPOINT(npaths), "a list of values", NULL, NULL},
+    {"paths", PK_PATHS, 0, ENDPOINT(paths), ENDPOINT(npaths), "a list of path prefixes", NULL,
+     NULL},
 };
 
 static const struct policy_mapping endpoint_mapping = {
@@ -264,6 +267,42 @@ static bool take_list(struct policy_loader *l, const struct policy_key *k, yaml_
         (*count)++;
     }
     return true;
+}
+
+/*
+ * Reads a list of path prefixes and puts each in the form request paths are matched in
+ * (urlpath_normalize), so that "/%761/" and "/v1/" are one rule; a prefix that does not
+ * start with '/' or that servers would read in different ways is an error.
+ */
+static void take_paths(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                       char **out, size_t *count)
+{
+    size_t first = *count;
+
+    if (!take_list(l, k, n, out, count))
+        return;
+    for (size_t i = first; i < *count; i++) {
+        size_t len = strlen(out[i]);
+        char *norm = malloc(len + 2), flags_text[96];
+        unsigned flags = 0;
+
+        if (norm == NULL) {
+            perr(l, n, "%s: out of memory", k->name);
+            return;
+        }
+        if (out[i][0] != '/' || urlpath_normalize(out[i], len, norm, len + 2, &flags) < 0 ||
+            (flags & URLPATH_AMBIGUOUS) != 0) {
+            urlpath_flags_format(flags, flags_text, sizeof(flags_text));
+            perr(l, n,
+                 "%s: '%s' is not a plain path prefix (%s); expected a path that starts with "
+                 "'/', without dot segments, encoded '/' or '\\', or '%%00'",
+                 k->name, out[i], out[i][0] != '/' ? "no leading '/'" : flags_text);
+            free(norm);
+            continue;
+        }
+        free(out[i]);
+        out[i] = norm;
+    }
 }
 
 /* Parses allow / block / report. */
@@ -541,6 +580,9 @@ static void take_value(struct policy_loader *l, const struct policy_key *k, yaml
     }
     case PK_LIST:
         take_list(l, k, n, (char **)(void *)field, count);
+        break;
+    case PK_PATHS:
+        take_paths(l, k, n, (char **)(void *)field, count);
         break;
     case PK_VERDICT:
         take_verdict(l, k, n, (enum policy_verdict *)(void *)field);
@@ -1020,14 +1062,24 @@ static bool in_set(const struct domainset *set, const char *host)
 }
 
 /*
- * True when the endpoint covers the request.  Methods and paths count only where they are
- * visible: a CONNECT tunnel matches on host and port alone unless the group needs a method
- * or a path, in which case it cannot match (it never blocks or allows a whole shared host
- * on the strength of a path rule).
+ * True when path starts with prefix.  A block rule matches more widely than an allow rule:
+ * in any case (some servers, IIS among them, ignore it), and on the path as received as
+ * well as on the normalised one (some origins never resolve dot segments).
  */
-static bool endpoint_matches(const struct policy_endpoint *e, const struct policy_query *q)
+static bool path_has_prefix(const struct policy_query *q, const char *prefix, bool for_block)
 {
-    bool port_ok = e->nports == 0, method_ok = e->nmethods == 0, path_ok = e->npaths == 0;
+    size_t n = strlen(prefix);
+
+    if (!for_block)
+        return q->path != NULL && strncmp(q->path, prefix, n) == 0;
+    return (q->path != NULL && strncasecmp(q->path, prefix, n) == 0) ||
+           (q->raw_path != NULL && strncasecmp(q->raw_path, prefix, n) == 0);
+}
+
+/* True when the endpoint's hosts, ports and methods cover the request (paths aside). */
+static bool endpoint_reaches(const struct policy_endpoint *e, const struct policy_query *q)
+{
+    bool port_ok = e->nports == 0, method_ok = e->nmethods == 0;
 
     if (!in_set(e->hosts, q->host))
         return false;
@@ -1036,9 +1088,25 @@ static bool endpoint_matches(const struct policy_endpoint *e, const struct polic
     for (size_t i = 0; i < e->nmethods && !method_ok; i++)
         method_ok =
             !q->is_connect && q->method != NULL && strcasecmp(e->methods[i], q->method) == 0;
+    return port_ok && method_ok;
+}
+
+/*
+ * True when the endpoint covers the request.  Methods and paths count only where they are
+ * visible: a CONNECT tunnel matches on host and port alone unless the group needs a method
+ * or a path, in which case it cannot match (it never blocks or allows a whole shared host
+ * on the strength of a path rule).  for_block matches paths the wider way.
+ */
+static bool endpoint_matches(const struct policy_endpoint *e, const struct policy_query *q,
+                             bool for_block)
+{
+    bool path_ok = e->npaths == 0;
+
+    if (!endpoint_reaches(e, q))
+        return false;
     for (size_t i = 0; i < e->npaths && !path_ok; i++)
-        path_ok = q->path != NULL && strncmp(q->path, e->paths[i], strlen(e->paths[i])) == 0;
-    return port_ok && method_ok && path_ok;
+        path_ok = path_has_prefix(q, e->paths[i], for_block);
+    return path_ok;
 }
 
 /* Fills a decision. */
@@ -1046,6 +1114,7 @@ static void decide(struct policy_decision *d, enum policy_verdict v, const char 
                    const char *file, const char *reason, const char *rule, const char *arg)
 {
     d->verdict = v;
+    d->bad_request = false;
     d->tool = tool;
     d->file = file;
     d->reason = reason;
@@ -1092,10 +1161,22 @@ void policy_decide(const struct policy_snapshot *p, const struct policy_query *q
     }
     if (t != NULL) {
         bool block_telemetry = p->org.block_telemetry || t->block_telemetry;
+        /* A path rule cannot judge a path that servers read in different ways. */
+        for (size_t i = 0; (q->path_flags & URLPATH_AMBIGUOUS) != 0 && i < t->nendpoints; i++) {
+            const struct policy_endpoint *e = &t->endpoints[i];
+            if (e->npaths > 0 && endpoint_reaches(e, q)) {
+                decide(d, POLICY_BLOCK, tool, t->file,
+                       "the request path can mean different things to different servers, and "
+                       "a path rule applies to it; send the path in its plain form",
+                       "ambiguous-path:", e->group);
+                d->bad_request = true;
+                return;
+            }
+        }
         /* 3. The tool's telemetry, when blocked. */
         for (size_t i = 0; block_telemetry && i < t->nendpoints; i++) {
             const struct policy_endpoint *e = &t->endpoints[i];
-            if (purpose_is_telemetry(e->purpose) && endpoint_matches(e, q)) {
+            if (purpose_is_telemetry(e->purpose) && endpoint_matches(e, q, true)) {
                 decide(d, POLICY_BLOCK, tool, t->file,
                        "this tool's telemetry is blocked by policy; turn it off in the tool",
                        "telemetry:", e->group);
@@ -1105,7 +1186,8 @@ void policy_decide(const struct policy_snapshot *p, const struct policy_query *q
         /* 4. The tool's allowlist. */
         for (size_t i = 0; i < t->nendpoints; i++) {
             const struct policy_endpoint *e = &t->endpoints[i];
-            if (endpoint_matches(e, q) && !(block_telemetry && purpose_is_telemetry(e->purpose))) {
+            if (endpoint_matches(e, q, false) &&
+                !(block_telemetry && purpose_is_telemetry(e->purpose))) {
                 decide(d, POLICY_ALLOW, tool, t->file, "", "allow:", e->group);
                 return;
             }

@@ -23,6 +23,7 @@
 #include "sluice/audit.h"
 #include "sluice/errpage.h"
 #include "sluice/log.h"
+#include "sluice/urlpath.h"
 
 /* How long a closing connection may take to drain what the client still sends. */
 #define SESSION_LINGER_MS 2000
@@ -733,8 +734,20 @@ static bool session_decide(struct session *s, const char *buf)
     q.host = x->req.host;
     q.port = x->req.port;
     q.path = x->path;
+    q.raw_path = x->raw_path;
+    q.path_flags = x->path_flags;
     policy_decide(s->policy, &q, &x->decision);
     x->decided = true;
+    if (x->decision.bad_request) {
+        char what[600], flags[96];
+        urlpath_flags_format(x->path_flags, flags, sizeof(flags));
+        snprintf(what, sizeof(what),
+                 "the request path can mean different things to different servers (%s), and "
+                 "rule %s of tool %s judges paths on this host; send the path in its plain form",
+                 flags, x->decision.rule, x->decision.tool);
+        session_refuse(s, 400, what, x->req.path.off);
+        return false;
+    }
     if (x->decision.verdict == POLICY_ALLOW)
         return true;
     if (x->decision.verdict == POLICY_REPORT) {
@@ -760,19 +773,18 @@ static void session_copy_span(char **out, const char *buf, struct http1_span sp)
 }
 
 /*
- * Keeps the origin-form path of span sp of buf in *out, for policy: an empty path, or a
- * query alone, is "/" (plus the query), as it is for the origin.  NULL when out of memory.
+ * Keeps the normalised form of the origin-form path and query in span sp of buf in
+ * *out (urlpath_normalize: what policy decides on), the ambiguities it saw in *flags.
+ * NULL when out of memory.
  */
-static void session_take_path(char **out, const char *buf, struct http1_span sp)
+static void session_take_path(char **out, unsigned *flags, const char *buf, struct http1_span sp)
 {
-    bool slash = sp.len == 0 || buf[sp.off] != '/';
-
     *out = malloc((size_t)sp.len + 2);
-    if (*out == NULL)
-        return;
-    (*out)[0] = '/';
-    memcpy(*out + slash, buf + sp.off, sp.len);
-    (*out)[sp.len + slash] = '\0';
+    if (*out != NULL &&
+        urlpath_normalize(buf + sp.off, sp.len, *out, (size_t)sp.len + 2, flags) < 0) {
+        free(*out); /* cannot happen: the output is at most one byte longer */
+        *out = NULL;
+    }
 }
 
 /* Works out where a complete request goes and hands it on; buf holds the head. */
@@ -789,8 +801,11 @@ static void session_dispatch(struct session *s, const char *buf)
         return;
     }
     session_copy_span(&x->target, buf, x->req.target);
-    if (!x->req.is_connect)
-        session_take_path(&x->path, buf, x->req.path);
+    if (!x->req.is_connect) {
+        session_take_path(&x->path, &x->path_flags, buf, x->req.path);
+        if (x->target != NULL)
+            x->raw_path = x->target + (x->req.path.off - x->req.target.off);
+    }
     if (x->target == NULL || (!x->req.is_connect && x->path == NULL)) {
         session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);
         return;
@@ -1088,6 +1103,8 @@ void session_policy_changed(struct session *s)
     q.host = x->req.host;
     q.port = x->req.port;
     q.path = x->path;
+    q.raw_path = x->raw_path;
+    q.path_flags = x->path_flags;
     policy_decide(p, &q, &x->decision);
     blocked = x->decision.verdict == POLICY_BLOCK;
     d = x->decision;

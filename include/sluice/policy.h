@@ -7,6 +7,8 @@
  *   2. global deny: hosts and CONNECT ports here; the dialled address (its class, CIDR,
  *      country and ASN) in policy_check_address(), once it is resolved  -> block
  *   3. the tool's telemetry groups, when blocked        -> block
+ *      (a path a path rule of the tool would judge, spelt so that servers differ on
+ *      what it means: encoded '/' or '\', NUL, dot segments above the root  -> 400)
  *   4. the tool's allowlist (its endpoint groups)       -> allow
  *   5. the tool's default                               -> allow, block or report
  *   6. no tool identified: the organisation's default   -> allow, block or report
@@ -137,14 +139,17 @@ struct policy_query {
     const struct policy_tool *tool; /* the identified tool, in the same snapshot, or NULL */
     bool is_connect;                /* a CONNECT tunnel: method and path are not visible */
     const char *method;
-    const char *host; /* lower-case upstream host */
+    const char *host; /* the normalised host (request_normalize_host) */
     uint16_t port;
-    const char *path; /* origin-form path and query, or NULL when not visible */
+    const char *path;     /* normalised path and query (urlpath_normalize), or NULL */
+    const char *raw_path; /* the path and query as received, or NULL */
+    unsigned path_flags;  /* URLPATH_F_* the normalisation saw */
 };
 
 /* The decision and the rule that made it; strings point into the snapshot or are static. */
 struct policy_decision {
     enum policy_verdict verdict;
+    bool bad_request;   /* a block for a malformed request: answered 400, not 403 */
     const char *tool;   /* tool id, or "unidentified" */
     const char *file;   /* the policy file holding the rule */
     char rule[128];     /* "ban", "deny-host", "telemetry:<group>", "allow:<group>", ... */

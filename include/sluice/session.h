@@ -85,6 +85,8 @@ struct exchange {
     struct request req;              /* what it asks for */
     char *target;                    /* the target as received, for the log; owned */
     char *path;                      /* the normalised path policy decided on; owned, or NULL */
+    const char *raw_path;            /* the path as received, inside target; or NULL */
+    unsigned path_flags;             /* URLPATH_F_* seen while normalising the path */
     struct identity identity;        /* who asked */
     struct policy_decision decision; /* what policy said of the request */
     bool decided;                    /* decision holds it */

@@ -1,6 +1,7 @@
 /*
  * Attempts to get around sluice's rules and its record, through the real binary: other
- * spellings of a denied host, the resolver's search list, a quiet log level.  Every case
+ * spellings of a denied host or of a path a rule judges, the resolver's search list, a
+ * quiet log level.  Every case
  * that expects a refusal also checks that the origin (or the DNS name behind it) was never
  * reached, and reads the access line field by field.
  */
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "itcommon.h"
 
@@ -179,6 +181,147 @@ static void test_quiet_keeps_access_lines(void **state)
     free(line);
 }
 
+/* Sends "GET http://origin.test:PORT<path>" as proxy user user; returns the status. */
+static int get_path_as(struct itcase *t, const char *user, const char *path, struct rawresp *r)
+{
+    struct rawclient *rc = it_raw(t);
+    char req[1024], cred[64], b64[128];
+    int status;
+
+    snprintf(cred, sizeof(cred), "%s:x", user);
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)cred, (int)strlen(cred));
+    snprintf(req, sizeof(req),
+             "GET http://origin.test:%u%s HTTP/1.1\r\nHost: origin.test\r\n"
+             "Proxy-Authorization: Basic %s\r\n\r\n",
+             origin_port(t->origin), path, b64);
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    status = rawclient_response(rc, r, false, 8000);
+    rawclient_close(rc);
+    return status;
+}
+
+/* One spelling of a path and what sluice must answer (0: the origin's 200). */
+struct path_case {
+    const char *path;
+    int status;
+    const char *rule; /* the rule in the access line, or NULL for a 200 */
+};
+
+/*
+ * Runs every case as user: the status, the rule of its access line, and that the origin
+ * saw exactly the requests that were let through.
+ */
+static void run_path_cases(struct itcase *t, const char *user, const struct path_case *cases,
+                           size_t n)
+{
+    unsigned reached = origin_requests(t->origin);
+
+    for (size_t i = 0; i < n; i++) {
+        const struct path_case *c = &cases[i];
+        struct rawresp r = {0};
+        int want = c->status != 0 ? c->status : 200;
+        int st = get_path_as(t, user, c->path, &r);
+        char *line, token[600];
+
+        if (st != want)
+            fail_msg("%s %s: expected %d, got %d:\n%s%s", user, c->path, want, st,
+                     tbuf_str(&r.head), tbuf_str(&r.body));
+        rawresp_free(&r);
+        if (st == 200) {
+            reached++;
+            continue;
+        }
+        /* The log writes a '\' as "\\"; the path here has no other byte it escapes. */
+        snprintf(token, sizeof(token), "target=\"http://origin.test:%u", origin_port(t->origin));
+        for (const char *p = c->path; *p != '\0' && strlen(token) + 4 < sizeof(token); p++)
+            strncat(token, *p == '\\' ? "\\\\" : p, *p == '\\' ? 2 : 1);
+        strcat(token, "\"");
+        line = it_access_line(t, token, NULL);
+        it_assert_access_field(line, "rule", c->rule);
+        it_assert_access_field(line, "decision", "block");
+        free(line);
+    }
+    assert_int_equal(origin_requests(t->origin), reached);
+}
+
+/*
+ * Path rules decide on the normalised path, and a path that servers read in different
+ * ways is refused where a path rule applies: every spelling of a way out of an allowed
+ * prefix, and every spelling of a blocked one.
+ */
+static void test_path_spellings(void **state)
+{
+    static const struct path_case allow_cases[] = {
+        {"/v1/x", 0, NULL},
+        {"/%761/x", 0, NULL},
+        {"//v1/x", 0, NULL},
+        {"/v1/./x", 0, NULL},
+        {"/v1/a/../x", 0, NULL},
+        {"/v1/../admin", 403, "default"},
+        {"/v1/%2e%2e/admin", 403, "default"},
+        {"/v1/%2E%2e/admin", 403, "default"},
+        {"/v1/.%2e/admin", 403, "default"},
+        {"/v1/x/../../admin", 403, "default"},
+        {"/V1/x", 403, "default"},
+        {"/v1/..%2fadmin", 400, "ambiguous-path:api"},
+        {"/v1/..%2Fadmin", 400, "ambiguous-path:api"},
+        {"/v1/..%5cadmin", 400, "ambiguous-path:api"},
+        {"/v1/..\\admin", 400, "ambiguous-path:api"},
+        {"/v1/..;/admin", 400, "ambiguous-path:api"},
+        {"/v1/%00/x", 400, "ambiguous-path:api"},
+        {"/../v1/x", 400, "ambiguous-path:api"},
+        {"/v1//../admin", 400, "ambiguous-path:api"},
+        {"/v1/%c0%ae%c0%ae/admin", 400, "ambiguous-path:api"},
+        {"/v1/%zz", 400, "ambiguous-path:api"},
+    };
+    static const struct path_case block_cases[] = {
+        {"/ok", 0, NULL},
+        {"/telemetryx", 403, "telemetry:events"},
+        {"/telemetry", 403, "telemetry:events"},
+        {"/%74elemetry", 403, "telemetry:events"},
+        {"/%74%65lemetry/x", 403, "telemetry:events"},
+        {"//telemetry", 403, "telemetry:events"},
+        {"///telemetry", 403, "telemetry:events"},
+        {"/./telemetry", 403, "telemetry:events"},
+        {"/%2e/telemetry", 403, "telemetry:events"},
+        {"/x/../telemetry", 403, "telemetry:events"},
+        {"/x/%2e%2e/telemetry", 403, "telemetry:events"},
+        {"/telemetry/../ok", 403, "telemetry:events"},
+        {"/TELEMETRY", 403, "telemetry:events"},
+        {"/Telemetry/x", 403, "telemetry:events"},
+        {"/../telemetry", 400, "ambiguous-path:events"},
+        {"/x%2f..%2ftelemetry", 400, "ambiguous-path:events"},
+        {"/;x/telemetry", 400, "ambiguous-path:events"},
+    };
+    struct itcase *t = *state;
+    const char *dir = write_policy(t, "unidentified: block\n", "alpha",
+                                   "id: alpha\n"
+                                   "identify: {proxy_users: [alpha]}\n"
+                                   "default: block\n"
+                                   "endpoints:\n"
+                                   "  - group: api\n"
+                                   "    hosts: [origin.test]\n"
+                                   "    paths: [/v1/]\n");
+    const char *const args[] = {"--policy-dir", dir, NULL};
+    char path[700];
+
+    snprintf(path, sizeof(path), "%s/tools/beta.yaml", dir);
+    assert_int_equal(tio_write_file(path, "id: beta\n"
+                                          "identify: {proxy_users: [beta]}\n"
+                                          "default: allow\n"
+                                          "block_telemetry: true\n"
+                                          "endpoints:\n"
+                                          "  - group: events\n"
+                                          "    purpose: telemetry\n"
+                                          "    hosts: [origin.test]\n"
+                                          "    paths: [/telemetry]\n"),
+                     0);
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    run_path_cases(t, "alpha", allow_cases, sizeof(allow_cases) / sizeof(allow_cases[0]));
+    run_path_cases(t, "beta", block_cases, sizeof(block_cases) / sizeof(block_cases[0]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +329,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spellings_of_denied_hosts, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_empty_labels_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_quiet_keeps_access_lines, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_path_spellings, it_setup, it_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

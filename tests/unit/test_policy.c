@@ -19,6 +19,7 @@
 #include "sluice/identity.h"
 #include "sluice/netguard.h"
 #include "sluice/policy.h"
+#include "sluice/urlpath.h"
 
 /* A temporary policy directory. */
 struct fixture {
@@ -447,6 +448,79 @@ static void test_table_unknown_keys(void **state)
     expect_bad_files(*state, cases, NCASES(cases));
 }
 
+/* A path rule must be a plain path: no dot segments, encoded '/', NUL or missing '/'. */
+static void test_path_rules_plain(void **state)
+{
+    static const struct bad_file cases[] = {
+        {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g, hosts: [h.test], paths: [v1/]}\n", 1, 3,
+         40,
+         "paths: 'v1/' is not a plain path prefix (no leading '/'); expected a path that starts "
+         "with '/', without dot segments, encoded '/' or '\\', or '%00'",
+         NULL},
+        {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g, hosts: [h.test], paths: [/v1/%2fx]}\n",
+         1, 3, 40,
+         "paths: '/v1/%2fx' is not a plain path prefix (encoded-slash); expected a path that "
+         "starts with '/', without dot segments, encoded '/' or '\\', or '%00'",
+         NULL},
+        {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g, hosts: [h.test], paths: [/../v1]}\n", 1,
+         3, 40,
+         "paths: '/../v1' is not a plain path prefix (above-root); expected a path that starts "
+         "with '/', without dot segments, encoded '/' or '\\', or '%00'",
+         NULL},
+    };
+
+    expect_bad_files(*state, cases, NCASES(cases));
+}
+
+/*
+ * Path rules are kept normalised and decide on the normalised path; a block rule matches
+ * in any case and on the path as received too; an ambiguous path is refused (400) where a
+ * path rule applies, and only there.
+ */
+static void test_path_decisions(void **state)
+{
+    struct fixture *f = *state;
+    struct policy_query q = {
+        .settings = &f->settings, .method = "GET", .host = "api.alpha.test", .port = 443};
+    struct policy_decision d;
+
+    put(f, "tools/alpha.yaml",
+        "id: alpha\n"
+        "default: block\n"
+        "block_telemetry: true\n"
+        "endpoints:\n"
+        "  - {group: api, hosts: [api.alpha.test], paths: [\"/%761/\"]}\n"
+        "  - {group: ev, purpose: telemetry, hosts: [ev.alpha.test], paths: [/events]}\n");
+    put(f, "organisation.yaml", "unidentified: allow\n");
+    f->p = load_dir(f->dir, &f->errs);
+    assert_non_null(f->p);
+    q.tool = policy_find_tool(f->p, "alpha");
+    expect(f, "alpha", false, "GET", "api.alpha.test", 443, "/v1/models", POLICY_ALLOW,
+           "allow:api");
+    expect(f, "alpha", false, "GET", "api.alpha.test", 443, "/admin", POLICY_BLOCK, "default");
+    expect(f, "alpha", false, "GET", "api.alpha.test", 443, "/V1/models", POLICY_BLOCK, "default");
+    expect(f, "alpha", false, "GET", "ev.alpha.test", 443, "/EVENTS/x", POLICY_BLOCK,
+           "telemetry:ev");
+    q.host = "ev.alpha.test";
+    q.path = "/ok";
+    q.raw_path = "/events/../ok";
+    policy_decide(f->p, &q, &d);
+    assert_string_equal(d.rule, "telemetry:ev");
+    q.host = "api.alpha.test";
+    q.path = "/v1/x";
+    q.raw_path = "/v1/%2fx";
+    q.path_flags = URLPATH_F_ENCODED_SLASH;
+    policy_decide(f->p, &q, &d);
+    assert_int_equal(d.verdict, POLICY_BLOCK);
+    assert_true(d.bad_request);
+    assert_string_equal(d.rule, "ambiguous-path:api");
+    /* No path rule on the host: the same spelling is the origin's business. */
+    q.host = "other.test";
+    policy_decide(f->p, &q, &d);
+    assert_false(d.bad_request);
+    assert_string_equal(d.rule, "default");
+}
+
 /* A key given twice in each kind of mapping is an error at the second one. */
 static void test_table_repeated_keys(void **state)
 {
@@ -756,6 +830,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_address_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_unknown_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_repeated_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_path_rules_plain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_path_decisions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_wrong_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_required_keys, setup, teardown),
     };
