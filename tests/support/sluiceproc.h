@@ -80,6 +80,12 @@ bool sluiceproc_log_contains(struct sluiceproc *p, const char *s);
 /* True when the log holds an AddressSanitizer, LeakSanitizer or UBSan report. */
 bool sluiceproc_sanitizer_report(struct sluiceproc *p);
 
+/*
+ * A size field of /proc/PID/status in KiB ("VmRSS", "VmHWM"), or -1 when the process is
+ * gone or the field missing.
+ */
+long sluiceproc_status_kib(struct sluiceproc *p, const char *field);
+
 /* Copies the last max_bytes of the log to stderr, for a failing test's output. */
 void sluiceproc_dump_log(struct sluiceproc *p, size_t max_bytes);
 
