@@ -20,6 +20,7 @@
 #include <event2/thread.h>
 
 #include "sluice/cli.h"
+#include "sluice/clientcap.h"
 #include "sluice/config.h"
 #include "sluice/listener.h"
 #include "sluice/log.h"
@@ -125,6 +126,7 @@ static int read_config(const struct cli *c, int argc, char **argv, const char *p
         config_free(cfg);
         return 2;
     }
+    settings_apply_mode(&cfg->settings, cfg->mode == CONFIG_MODE_GATEWAY);
     *out = cfg;
     return 0;
 }
@@ -324,6 +326,7 @@ int main(int argc, char **argv)
     struct sluice_config *config = NULL;
     struct policy_snapshot *policy = NULL;
     struct netguard_self *self = NULL;
+    struct clientcap *clientcap = NULL;
     struct yamldoc_errors errs;
     struct event_base *main_base = NULL;
     struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
@@ -386,6 +389,9 @@ int main(int argc, char **argv)
     }
     settings = config->settings; /* the workers' copy; the cap below may lower it */
     fit_descriptor_limit(&settings, nworkers);
+    if (settings.max_conns_per_client > 0 &&
+        (clientcap = clientcap_new(settings.max_conns_per_client)) == NULL)
+        goto out;
 
     fds = calloc((size_t)nworkers * nlisten, sizeof(*fds));
     if (fds == NULL)
@@ -415,8 +421,8 @@ int main(int argc, char **argv)
     policy_install(policy);
     policy = NULL;
     for (unsigned k = 0; k < nworkers; k++) {
-        if (worker_init(&workers[k], k, &settings, fds + (size_t)k * nlisten, nlisten, &errstr) ==
-            0) {
+        if (worker_init(&workers[k], k, &settings, clientcap, fds + (size_t)k * nlisten, nlisten,
+                        &errstr) == 0) {
             for (size_t i = 0; i < nlisten; i++)
                 workers[k].listener_tools[i] =
                     config->listeners[i].tool[0] != '\0' ? config->listeners[i].tool : NULL;
@@ -485,6 +491,7 @@ out:
 out_early:
     policy_unref(policy);
     netguard_self_free(self);
+    clientcap_free(clientcap);
     config_free(config);
     return status;
 }

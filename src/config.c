@@ -50,6 +50,19 @@ const struct config_key config_keys[] = {
     {"limits.max_connections", CFG_UINT, 1, 1000000, "16384", CFG_F_RESTART,
      OFF(settings.max_connections), "a number from 1 to 1000000", "max-connections", 0,
      "open client connections"},
+    {"limits.max_connections_per_client", CFG_UINT, 0, 1000000, "auto",
+     CFG_F_RESTART | CFG_F_BY_MODE, OFF(settings.max_conns_per_client),
+     "a number from 0 (no cap) to 1000000, or auto (256 in gateway mode, no cap in local mode)",
+     "max-connections-per-client", 0,
+     "connections from one client address; 0: no cap; auto: 256 in gateway mode, no cap in "
+     "local mode"},
+    {"limits.min_upload_rate", CFG_UINT, 0, 1u << 30, "auto", CFG_F_RESTART | CFG_F_BY_MODE,
+     OFF(settings.min_upload_rate),
+     "bytes per second from 0 (none) to 1073741824, or auto (1024 in gateway mode, none in "
+     "local mode)",
+     "min-upload-rate", 0,
+     "bytes/s a request body must keep up after its grace; 0: none; auto: 1024 in gateway "
+     "mode, none in local mode"},
     {"limits.max_request_line", CFG_UINT, 256, 1u << 20, "8192", CFG_F_RESTART,
      OFF(settings.request_limits.max_line), "a number of bytes from 256 to 1048576",
      "max-request-line", 0, "request line bytes"},
@@ -68,9 +81,12 @@ const struct config_key config_keys[] = {
     {"timeouts.connect", CFG_DURATION, 1, 7 * DAY_MS, "10s", CFG_F_RESTART,
      OFF(settings.timeout_connect_ms), "a duration such as 10s", "timeout-connect", 0,
      "resolve and connect upstream"},
-    {"timeouts.response", CFG_DURATION, 1, 7 * DAY_MS, "60s", CFG_F_RESTART,
-     OFF(settings.timeout_response_ms), "a duration such as 60s", "timeout-response", 0,
+    {"timeouts.response", CFG_DURATION, 1, 7 * DAY_MS, "15m", CFG_F_RESTART,
+     OFF(settings.timeout_response_ms), "a duration such as 15m", "timeout-response", 0,
      "wait for the response head"},
+    {"timeouts.upload_grace", CFG_DURATION, 1, 7 * DAY_MS, "10s", CFG_F_RESTART,
+     OFF(settings.upload_grace_ms), "a duration such as 10s", "timeout-upload-grace", 0,
+     "a request body's start before min-upload-rate applies"},
     {"timeouts.idle", CFG_DURATION, 1, 7 * DAY_MS, "300s", CFG_F_RESTART,
      OFF(settings.timeout_idle_ms), "a duration such as 5m", "timeout-idle", 0,
      "no data while a body flows"},
@@ -369,7 +385,9 @@ static void loader_apply(struct loader *l, const struct config_key *k, yaml_node
             loader_error(l, n, "%s is not a mode; expected %s", subject, k->expect);
         break;
     case CFG_UINT:
-        if (settings_parse_uint(text, k->min, k->max, &v, &errstr) < 0)
+        if ((k->flags & CFG_F_BY_MODE) != 0 && strcmp(text, "auto") == 0)
+            memcpy(field, &(uint32_t){SETTINGS_BY_MODE}, sizeof(uint32_t));
+        else if (settings_parse_uint(text, k->min, k->max, &v, &errstr) < 0)
             loader_error(l, n, "%s: %s; expected %s", subject, errstr, k->expect);
         else
             memcpy(field, &v, sizeof(v));

@@ -25,6 +25,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "sluice/netguard.h"
+
 #define DS_HUGE_PAGE   ((size_t)2 << 20)
 #define DS_CHUNK_SHIFT 21 /* a store chunk is 2 MiB, one huge page */
 #define DS_CHUNK       ((size_t)1 << DS_CHUNK_SHIFT)
@@ -372,6 +374,7 @@ int domainset_add(struct domainset *s, const char *pattern, uint32_t value, cons
     char name[DOMAINSET_NAME_MAX + 1];
     bool wildcard = false;
     const char *p = pattern;
+    struct netguard_addr addr;
     int n;
 
     if (s == NULL)
@@ -391,6 +394,8 @@ int domainset_add(struct domainset *s, const char *pattern, uint32_t value, cons
     n = domainset_normalize(p, strlen(p), name, sizeof(name), errstr);
     if (n < 0)
         return -1;
+    if (wildcard && netguard_parse_literal(name, (size_t)n, &addr))
+        return ds_fail(errstr, "a wildcard covers names, not an IP address");
     /* A wildcard needs room for at least "x." in front of its suffix. */
     if (wildcard && n > DOMAINSET_NAME_MAX - 2)
         return ds_fail(errstr, "name too long (more than 253 bytes)");
@@ -444,30 +449,37 @@ static void ds_prefetch(const struct ds_table *t, uint64_t key)
     __builtin_prefetch(&t->slots[ds_home(key, t->cap - 1)]);
 }
 
-/*
- * Normalises host, then tries the exact name and each proper suffix, longest first.  The
- * probes do not depend on one another, so every home slot is prefetched before the first
- * is read: a miss then costs about one memory latency instead of one per probe.
- */
+/* Normalises host, then looks it up. */
 bool domainset_lookup(const struct domainset *s, const char *host, size_t len, uint32_t *value)
 {
     char name[DOMAINSET_NAME_MAX + 1];
-    struct {
-        uint32_t off; /* where the suffix starts in name */
-        uint64_t key; /* its ds_key() */
-    } cand[DS_MAX_LABELS];
-    const struct ds_slot *slot = NULL;
     const char *errstr;
-    size_t n, labels = 1, ncand = 0;
-    uint64_t key;
     int r;
 
     if (s == NULL || !s->frozen || s->exact.count + s->wild.count == 0)
         return false;
     r = domainset_normalize(host, len, name, sizeof(name), &errstr);
-    if (r < 0)
+    return r >= 0 && domainset_lookup_normal(s, name, (size_t)r, value);
+}
+
+/*
+ * Tries the exact name and each proper suffix, longest first.  The probes do not depend on
+ * one another, so every home slot is prefetched before the first is read: a miss then
+ * costs about one memory latency instead of one per probe.
+ */
+bool domainset_lookup_normal(const struct domainset *s, const char *name, size_t n, uint32_t *value)
+{
+    struct {
+        uint32_t off; /* where the suffix starts in name */
+        uint64_t key; /* its ds_key() */
+    } cand[DS_MAX_LABELS];
+    const struct ds_slot *slot = NULL;
+    size_t labels = 1, ncand = 0;
+    uint64_t key;
+
+    if (s == NULL || !s->frozen || s->exact.count + s->wild.count == 0 || n == 0 ||
+        n > DOMAINSET_NAME_MAX)
         return false;
-    n = (size_t)r;
     key = ds_key(name, n);
     if (s->exact.count > 0)
         ds_prefetch(&s->exact, key);
@@ -610,8 +622,14 @@ static bool ds_has_high_bit(const char *p, size_t n)
 /* Normalises a host name for matching: ASCII directly, anything else through libidn2. */
 int domainset_normalize(const char *host, size_t len, char *out, size_t cap, const char **errstr)
 {
+    struct netguard_addr a;
+
     if (host == NULL || len == 0)
         return ds_fail(errstr, "empty name");
+    if (netguard_parse_literal(host, len, &a)) {
+        size_t n = netguard_format(&a, out, cap);
+        return n < cap ? (int)n : ds_fail(errstr, "output buffer too small");
+    }
     if (ds_has_high_bit(host, len))
         return ds_normalize_idna(host, len, out, cap, errstr);
     return ds_normalize_ascii(host, len, out, cap, errstr);

@@ -1053,12 +1053,12 @@ const struct policy_tool *policy_find_tool(const struct policy_snapshot *p, cons
     return NULL;
 }
 
-/* True when host is in set. */
+/* True when host, already normalised (request_normalize_host), is in set. */
 static bool in_set(const struct domainset *set, const char *host)
 {
     uint32_t value;
 
-    return set != NULL && domainset_lookup(set, host, strlen(host), &value);
+    return set != NULL && domainset_lookup_normal(set, host, strlen(host), &value);
 }
 
 /*

@@ -29,11 +29,14 @@
 #define SESSION_LINGER_MS 2000
 /* How much a lingering client may still send before it is cut off. */
 #define SESSION_LINGER_MAX (1024 * 1024)
+/* How often the minimum upload rate is checked. */
+#define SESSION_RATE_TICK_MS 1000
 
 static void session_client_read_cb(struct bufferevent *bev, void *arg);
 static void session_client_write_cb(struct bufferevent *bev, void *arg);
 static void session_client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void session_rate_cb(evutil_socket_t fd, short what, void *arg);
 static void session_read_head(struct session *s);
 static void session_advance(struct session *s, struct outcome o);
 
@@ -225,6 +228,8 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
         goto fail;
     s->state = SESSION_ST_HEAD;
     session_format_addr(sa, s->client_addr, sizeof(s->client_addr));
+    memcpy(&s->client_sa, sa,
+           sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     s->timer = evtimer_new(env->base, session_timer_cb, s);
     if (s->timer == NULL)
         goto fail;
@@ -275,6 +280,10 @@ void session_close(struct session *s, char who, char phase)
         event_free(s->timer);
         s->timer = NULL;
     }
+    if (s->rate_timer != NULL) {
+        event_free(s->rate_timer);
+        s->rate_timer = NULL;
+    }
     session_reset_exchange(s); /* the tunnel's events go before the sockets they watch */
     session_drop_upstream(s);
     session_drop_pinned(s);
@@ -289,6 +298,8 @@ void session_close(struct session *s, char who, char phase)
     TAILQ_REMOVE(&env->live, s, entry);
     env->nlive--;
     atomic_fetch_sub(env->open_total, 1);
+    if (env->clientcap != NULL)
+        clientcap_release(env->clientcap, (const struct sockaddr *)&s->client_sa);
     TAILQ_INSERT_TAIL(&env->dead, s, entry);
     event_active(env->reap, 0, 0);
 }
@@ -479,6 +490,59 @@ static void session_peeked(struct session *s)
     session_advance(s, tunnel_proceed(&s->x.tun));
 }
 
+/*
+ * Starts checking the minimum upload rate (gateway mode) for a request with a body, so
+ * that a client trickling a byte at a time cannot hold a connection for long.
+ */
+static void session_start_upload_clock(struct session *s)
+{
+    struct timeval tick = {.tv_sec = SESSION_RATE_TICK_MS / 1000, .tv_usec = 0};
+
+    if (s->env->settings->min_upload_rate == 0 || s->x.fwd.req_done)
+        return;
+    if (s->rate_timer == NULL &&
+        (s->rate_timer = event_new(s->env->base, -1, EV_PERSIST, session_rate_cb, s)) == NULL)
+        return; /* out of memory: the idle timeout still bounds it */
+    s->x.upload_start_ms = session_now_ms();
+    s->x.upload_paused_ms = 0;
+    evtimer_add(s->rate_timer, &tick);
+}
+
+/*
+ * Each second of an upload: time sluice held the body back (the upstream was full) does
+ * not count against the client; after the grace, a body behind the minimum rate ends the
+ * exchange with 408 (or a reset once a response began), termination code cD.
+ */
+static void session_rate_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    const struct forward *f = &s->x.fwd;
+    uint32_t rate = s->env->settings->min_upload_rate;
+    uint64_t grace = s->env->settings->upload_grace_ms, active, expected;
+    char what_text[200];
+
+    (void)fd;
+    (void)what;
+    if (s->state != SESSION_ST_FORWARD || f->req_done) {
+        evtimer_del(s->rate_timer);
+        return;
+    }
+    if (f->req_flow.paused)
+        s->x.upload_paused_ms += SESSION_RATE_TICK_MS;
+    active = session_now_ms() - s->x.upload_start_ms;
+    /* Ticks count held time a little ahead of the clock: never let it go below zero. */
+    active = active > s->x.upload_paused_ms ? active - s->x.upload_paused_ms : 0;
+    if (active <= grace)
+        return;
+    expected = (active - grace) * rate / 1000;
+    if (f->sent >= expected)
+        return;
+    evtimer_del(s->rate_timer);
+    snprintf(what_text, sizeof(what_text),
+             "the request body came slower than %u bytes per second (min_upload_rate)", rate);
+    session_fail(s, 408, "http_request_error", TERM_CLIENT_T, TERM_PH_DATA, what_text);
+}
+
 /* The upstream is ready: answer CONNECT and tunnel, or send the request on. */
 static void session_upstream_ready(struct session *s)
 {
@@ -492,6 +556,7 @@ static void session_upstream_ready(struct session *s)
         return;
     }
     session_set_state(s, SESSION_ST_FORWARD);
+    session_start_upload_clock(s);
     o = forward_begin(&s->x.fwd, s->client, s->upstream, s->env->settings, s->fields, s->fields_cap,
                       s->upstream_reused && s->x.fwd.req_body == FORWARD_BODY_NONE &&
                           s->x.req.idempotent,

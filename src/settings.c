@@ -17,12 +17,15 @@ void settings_init(struct sluice_settings *s)
     s->response_limits.max_fields = 256;
     s->response_limits.allow_bare_lf = true;
     s->max_connections = 16384;
+    s->max_conns_per_client = SETTINGS_BY_MODE;
+    s->min_upload_rate = SETTINGS_BY_MODE;
+    s->upload_grace_ms = 10 * 1000;
     s->connect_ports[0] = 443;
     s->nconnect_ports = 1;
     s->timeout_head_ms = 10 * 1000;
     s->timeout_keepalive_ms = 60 * 1000;
     s->timeout_connect_ms = 10 * 1000;
-    s->timeout_response_ms = 60 * 1000;
+    s->timeout_response_ms = 15 * 60 * 1000;
     s->timeout_idle_ms = 300 * 1000;
     s->timeout_tunnel_ms = 3600 * 1000;
     s->drain_ms = 10 * 1000;
@@ -31,6 +34,15 @@ void settings_init(struct sluice_settings *s)
     s->upstream_idle_ms = 30 * 1000;
     s->resolv_conf = "/etc/resolv.conf";
     s->hosts_file = "/etc/hosts";
+}
+
+/* Resolves the limits left to the mode. */
+void settings_apply_mode(struct sluice_settings *s, bool gateway)
+{
+    if (s->max_conns_per_client == SETTINGS_BY_MODE)
+        s->max_conns_per_client = gateway ? SETTINGS_GATEWAY_PER_CLIENT : 0;
+    if (s->min_upload_rate == SETTINGS_BY_MODE)
+        s->min_upload_rate = gateway ? SETTINGS_GATEWAY_UPLOAD_RATE : 0;
 }
 
 /* Parses a duration with an optional ms/s/m unit into milliseconds. */

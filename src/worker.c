@@ -13,7 +13,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "sluice/clientcap.h"
 #include "sluice/log.h"
+#include "sluice/netguard.h"
 #include "sluice/pipes.h"
 #include "sluice/pool.h"
 #include "sluice/resolve.h"
@@ -38,10 +40,13 @@ static uint64_t worker_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Refuses a connection over the cap with a short 503 written without blocking. */
-static void worker_refuse(struct worker *w, evutil_socket_t fd)
+/*
+ * Refuses a connection over a cap with a short 503 written without blocking; body says
+ * which cap, warning (rate-limited) what to raise if the load is expected.
+ */
+static void worker_refuse(struct worker *w, evutil_socket_t fd, const char *body,
+                          const char *warning)
 {
-    static const char body[] = "sluice: too many open connections; try again in a moment\n";
     char msg[512];
     int len;
     uint64_t now = worker_now_ms();
@@ -55,16 +60,15 @@ static void worker_refuse(struct worker *w, evutil_socket_t fd)
                    "Retry-After: 1\r\n"
                    "Connection: close\r\n"
                    "\r\n%s",
-                   sizeof(body) - 1, body);
+                   strlen(body), body);
+    /* The log line first: whoever reads the 503 can find why in the log already. */
+    if (now - w->last_refusal_log_ms >= 1000) {
+        w->last_refusal_log_ms = now;
+        log_warn("%s", warning);
+    }
     if (len > 0)
         (void)send(fd, msg, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
     evutil_closesocket(fd);
-    if (now - w->last_refusal_log_ms >= 1000) {
-        w->last_refusal_log_ms = now;
-        log_warn("connection cap of %u reached: refusing new clients with 503 "
-                 "(raise --max-connections if this load is expected)",
-                 w->settings->max_connections);
-    }
 }
 
 /* The tool the listener l is bound to, or NULL. */
@@ -81,15 +85,37 @@ static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
                              int salen, void *arg)
 {
     struct worker *w = arg;
+    char warning[320], addr[NETGUARD_ADDRSTRLEN] = "?";
+    struct netguard_addr a;
 
+    (void)salen;
     if (atomic_fetch_add(&worker_open_conns, 1) >= w->settings->max_connections) {
         atomic_fetch_sub(&worker_open_conns, 1);
-        worker_refuse(w, fd);
+        snprintf(warning, sizeof(warning),
+                 "connection cap of %u reached: refusing new clients with 503 (raise "
+                 "--max-connections if this load is expected)",
+                 w->settings->max_connections);
+        worker_refuse(w, fd, "sluice: too many open connections; try again in a moment\n", warning);
         return;
     }
-    (void)salen;
+    if (w->env.clientcap != NULL && !clientcap_take(w->env.clientcap, sa)) {
+        atomic_fetch_sub(&worker_open_conns, 1);
+        if (netguard_from_sockaddr(sa, &a))
+            netguard_format(&a, addr, sizeof(addr));
+        snprintf(warning, sizeof(warning),
+                 "client %s holds %u connections, the most one client may: refusing more with "
+                 "503 (raise --max-connections-per-client if it is a gateway in front of others)",
+                 addr, w->settings->max_conns_per_client);
+        worker_refuse(w, fd,
+                      "sluice: this client holds as many connections as one client may; close "
+                      "some, or try again in a moment\n",
+                      warning);
+        return;
+    }
     if (session_new(&w->env, fd, sa, worker_listener_tool(w, l)) == NULL) {
         atomic_fetch_sub(&worker_open_conns, 1);
+        if (w->env.clientcap != NULL)
+            clientcap_release(w->env.clientcap, sa);
         log_warn("cannot set up a new connection: out of memory");
     }
 }
@@ -231,8 +257,8 @@ static struct event_base *worker_base_new(void)
 }
 
 /* Sets up w's loop, resolver, pool and listeners. */
-int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s, const int *fds,
-                size_t nfds, const char **errstr)
+int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s,
+                struct clientcap *cap, const int *fds, size_t nfds, const char **errstr)
 {
     size_t i = 0;
 
@@ -242,6 +268,7 @@ int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s, 
     w->id = id;
     w->settings = s;
     env->settings = s;
+    env->clientcap = cap;
     env->open_total = &worker_open_conns;
     TAILQ_INIT(&env->live);
     TAILQ_INIT(&env->dead);

@@ -62,6 +62,7 @@ enum config_type {
 #define CFG_F_READABLE  0x1u /* a readable regular file */
 #define CFG_F_DIRECTORY 0x2u /* an existing directory */
 #define CFG_F_RESTART   0x4u /* read once at startup: a reload cannot apply it */
+#define CFG_F_BY_MODE   0x8u /* a CFG_UINT that also takes "auto": set by the mode */
 
 /*
  * One key of the configuration: its dotted name in the file, type, bounds, default and

@@ -6,7 +6,8 @@
  * Names are compared in their normalised form (domainset_normalize()): ASCII lower case, no
  * trailing dot, Unicode names in their IDNA ASCII form.  Matching is on whole labels only:
  * "*.example.com" matches "a.example.com" and "a.b.example.com" but neither "example.com"
- * nor "badexample.com"; "example.com" matches only itself.  IP literals are plain strings.
+ * nor "badexample.com"; "example.com" matches only itself.  An IP literal is an exact
+ * entry in its canonical text, whatever spelling it was given in; no wildcard covers one.
  */
 #ifndef SLUICE_DOMAINSET_H
 #define SLUICE_DOMAINSET_H
@@ -58,6 +59,14 @@ int domainset_freeze(struct domainset *s);
 bool domainset_lookup(const struct domainset *s, const char *host, size_t len, uint32_t *value);
 
 /*
+ * domainset_lookup() for a name already in its normalised form, name[0..n) (as
+ * domainset_normalize() or request_normalize_host() gives it): no normalising again, for
+ * callers that look one name up in many sets.  Never allocates.
+ */
+bool domainset_lookup_normal(const struct domainset *s, const char *name, size_t n,
+                             uint32_t *value);
+
+/*
  * Number of distinct patterns in s (exact names and wildcards together) once frozen;
  * before that, the number of patterns accepted so far, duplicates included.
  */
@@ -67,7 +76,10 @@ size_t domainset_count(const struct domainset *s);
 size_t domainset_memory(const struct domainset *s);
 
 /*
- * Normalises the host name host[0..len) for matching into out[0..cap): ASCII lower case,
+ * Normalises the host name host[0..len) for matching into out[0..cap): an IP literal in
+ * any spelling as its one canonical text (netguard_parse_literal, netguard_format: every
+ * IPv4 form as a dotted quad, IPv6 as RFC 5952 text without brackets, an IPv4-mapped one as
+ * the IPv4 it maps); a name in ASCII lower case,
  * one trailing dot removed, a UTF-8 name converted to its IDNA ASCII form ("xn--...",
  * UTS #46 non-transitional, transitional as a fallback).  The result must consist of
  * letters, digits, '-', '_' and '.', with no empty label, labels of at most 63 bytes and

@@ -27,6 +27,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
+#include "sluice/clientcap.h"
 #include "sluice/dial.h"
 #include "sluice/forward.h"
 #include "sluice/http1.h"
@@ -65,9 +66,10 @@ struct session_env {
     struct session_list live; /* open sessions */
     struct session_list dead; /* closed sessions waiting for the reaper */
     size_t nlive;
-    struct event *reap;      /* activated by a close: frees the dead after the callback */
-    bool draining;           /* finished exchanges close their connection */
-    atomic_uint *open_total; /* open client connections across all workers */
+    struct event *reap;          /* activated by a close: frees the dead after the callback */
+    bool draining;               /* finished exchanges close their connection */
+    atomic_uint *open_total;     /* open client connections across all workers */
+    struct clientcap *clientcap; /* connections per client address, or NULL: no cap */
 };
 
 /* The upstream connection kept for one client after connection-bound authentication. */
@@ -97,6 +99,8 @@ struct exchange {
     struct forward fwd;              /* the HTTP relay of this exchange */
     struct tunnel tun;               /* the byte relay, once it is a tunnel */
     uint64_t head_bytes;             /* request head bytes taken from the client */
+    uint64_t upload_start_ms;        /* when the request body began to flow, or 0 */
+    uint64_t upload_paused_ms;       /* of the time since, how long sluice held it back */
     uint64_t own_bytes;              /* bytes of responses sluice wrote itself */
     unsigned status;                 /* status sent to the client, 0 if none */
     char term[3];                    /* termination code: TERM_* then TERM_PH_* */
@@ -109,20 +113,22 @@ struct session {
     struct policy_snapshot *policy; /* the newest policy when the request began; one ref */
     const char *listener_tool;      /* tool its listener is bound to, or NULL */
     enum session_state state;
-    struct bufferevent *client;   /* owns the client socket */
-    struct bufferevent *upstream; /* owns the upstream socket, or NULL */
-    struct event *timer;          /* the deadline of the current state; owned */
-    uint64_t activity_ms;         /* last time bytes moved (monotonic, ms) */
-    uint32_t timer_ms;            /* length of the inactivity bound being enforced */
-    char client_addr[64];         /* "ip:port" of the client, for the log */
-    uint32_t requests;            /* requests started on this connection */
-    uint32_t linger_discarded;    /* bytes thrown away while lingering */
-    bool client_eof;              /* the client half-closed after a complete request */
-    bool upstream_reused;         /* the upstream came from the pool or was pinned */
-    bool upstream_pinned;         /* the upstream is the one pinned to this client */
-    struct dial dial;             /* reaching the upstream */
-    struct session_pinned pinned; /* kept for connection-bound authentication */
-    struct http1_parser parser;   /* the request head being read */
+    struct bufferevent *client;        /* owns the client socket */
+    struct bufferevent *upstream;      /* owns the upstream socket, or NULL */
+    struct event *timer;               /* the deadline of the current state; owned */
+    struct event *rate_timer;          /* checks the minimum upload rate each second; owned */
+    uint64_t activity_ms;              /* last time bytes moved (monotonic, ms) */
+    uint32_t timer_ms;                 /* length of the inactivity bound being enforced */
+    char client_addr[64];              /* "ip:port" of the client, for the log */
+    struct sockaddr_storage client_sa; /* the client's address, counted in env->clientcap */
+    uint32_t requests;                 /* requests started on this connection */
+    uint32_t linger_discarded;         /* bytes thrown away while lingering */
+    bool client_eof;                   /* the client half-closed after a complete request */
+    bool upstream_reused;              /* the upstream came from the pool or was pinned */
+    bool upstream_pinned;              /* the upstream is the one pinned to this client */
+    struct dial dial;                  /* reaching the upstream */
+    struct session_pinned pinned;      /* kept for connection-bound authentication */
+    struct http1_parser parser;        /* the request head being read */
     struct http1_head head;
     struct http1_field *fields; /* field array for request and response heads; owned */
     uint32_t fields_cap;

@@ -14,11 +14,22 @@
 
 #define SETTINGS_MAX_CONNECT_PORTS 64
 
+/* A limit whose value depends on the mode until settings_apply_mode() sets it ("auto"). */
+#define SETTINGS_BY_MODE UINT32_MAX
+
+/* Connections one client address may hold in gateway mode unless configured. */
+#define SETTINGS_GATEWAY_PER_CLIENT 256
+/* Bytes per second a request body must keep up in gateway mode unless configured. */
+#define SETTINGS_GATEWAY_UPLOAD_RATE 1024
+
 /* Every tunable of the core, with the defaults documented in settings_init(). */
 struct sluice_settings {
     struct http1_limits request_limits;  /* bounds on a client's request head */
     struct http1_limits response_limits; /* bounds on an upstream's response head */
     uint32_t max_connections;            /* open client connections, all workers together */
+    uint32_t max_conns_per_client;       /* of those, from one client address (/64 for IPv6) */
+    uint32_t min_upload_rate;            /* bytes/s a request body keeps up after the grace */
+    uint32_t upload_grace_ms;            /* how long a body may take before that rate applies */
     uint16_t connect_ports[SETTINGS_MAX_CONNECT_PORTS]; /* ports CONNECT may reach */
     size_t nconnect_ports;
     uint32_t timeout_head_ms;        /* whole request head, from its first byte (slowloris) */
@@ -37,6 +48,13 @@ struct sluice_settings {
 
 /* Fills s with the defaults. */
 void settings_init(struct sluice_settings *s);
+
+/*
+ * Sets the limits left to the mode ("auto"): a gateway bounds what one client can hold
+ * (connections per address, a minimum upload rate), a laptop proxy, whose every client is
+ * 127.0.0.1, does not.
+ */
+void settings_apply_mode(struct sluice_settings *s, bool gateway);
 
 /*
  * Parses a duration ("500ms", "2s", "1.5", "3m"; no unit means seconds) into *ms.

@@ -1,8 +1,8 @@
 /*
  * A worker: one thread, one event_base, its own SO_REUSEPORT listening sockets, resolver,
  * idle-upstream pool and pipes, and the sessions it accepted.  Workers share the immutable
- * settings, the reference-counted policy snapshot, and the count of open connections
- * across all of them (for the connection cap); nothing else.
+ * settings, the reference-counted policy snapshot, the count of open connections across
+ * all of them (for the connection cap) and the count per client address; nothing else.
  */
 #ifndef SLUICE_WORKER_H
 #define SLUICE_WORKER_H
@@ -42,11 +42,12 @@ struct worker {
 
 /*
  * Prepares w: its event_base, resolver, pool, pipes and a listener on each of fds[0..nfds)
- * (sockets already bound and listening; w takes them over, even on failure).
+ * (sockets already bound and listening; w takes them over, even on failure).  cap counts
+ * connections per client across the workers (NULL: no per-client cap); not owned.
  * Returns 0, or -1 with *errstr set.
  */
-int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s, const int *fds,
-                size_t nfds, const char **errstr);
+int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s,
+                struct clientcap *cap, const int *fds, size_t nfds, const char **errstr);
 
 /* Starts w's thread.  Returns 0 or -1. */
 int worker_start(struct worker *w);

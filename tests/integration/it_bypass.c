@@ -113,7 +113,8 @@ static void test_search_list_not_used(void **state)
 static void test_spellings_of_denied_hosts(void **state)
 {
     struct itcase *t = *state;
-    const char *dir = write_policy(t, "deny_hosts: [\"127.0.0.1\", \"origin.test\"]\n", NULL, NULL);
+    const char *dir =
+        write_policy(t, "deny_hosts: [\"2130706433\", \"::1\", \"origin.test\"]\n", NULL, NULL);
     const char *const args[] = {"--policy-dir", dir, NULL};
     const char *forms[] = {"[::ffff:127.0.0.1]",
                            "[::ffff:7f00:1]",
@@ -124,6 +125,9 @@ static void test_spellings_of_denied_hosts(void **state)
                            "127.1",
                            "0x7f.1",
                            "127.0.0.1.",
+                           "[::1]",
+                           "[0::0:1]",
+                           "[0:0:0:0:0:0:0:1]",
                            "ORIGIN.test",
                            "origin.TEST.",
                            "Origin.Test"};

@@ -19,6 +19,9 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "itcommon.h"
 
@@ -233,6 +236,145 @@ static void test_connection_cap_503(void **state)
         rawclient_close(idle[i]);
 }
 
+/* Connects to the proxy from source address ip (any of 127/8 is this machine). */
+static struct rawclient *raw_from(struct itcase *t, const char *ip)
+{
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    struct rawclient *rc = calloc(1, sizeof(*rc));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_non_null(rc);
+    assert_true(fd >= 0);
+    assert_int_equal(inet_pton(AF_INET, ip, &src.sin_addr), 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+    dst.sin_port = htons(t->proxy_port);
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&dst, sizeof(dst)), 0);
+    rc->fd = fd;
+    return rc;
+}
+
+/* Sends one GET on rc and returns the status of the answer. */
+static int raw_get_on(struct itcase *t, struct rawclient *rc, struct rawresp *r)
+{
+    char req[256];
+
+    snprintf(req, sizeof(req), "GET http://origin.test:%u/x HTTP/1.1\r\nHost: x\r\n\r\n",
+             origin_port(t->origin));
+    (void)rawclient_sends(rc, req); /* a 503 may come before it is read */
+    return rawclient_response(rc, r, false, 5000);
+}
+
+/*
+ * One client address may hold at most --max-connections-per-client connections: the next
+ * one from it gets a 503 that says so, while another address is served, and a connection
+ * closed makes room again.
+ */
+static void test_per_client_cap(void **state)
+{
+    struct itcase *t = *state;
+    /* One worker: connections are accepted in the order they were made. */
+    const char *const args[] = {"--max-connections-per-client", "3", "-w", "1", NULL};
+    struct rawclient *held[3], *rc;
+    struct rawresp r = {0};
+    char type[64];
+    int st = -1;
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    for (int i = 0; i < 3; i++)
+        held[i] = raw_from(t, "127.0.0.1");
+    rc = raw_from(t, "127.0.0.1");
+    assert_int_equal(raw_get_on(t, rc, &r), 503);
+    it_assert_sluice_error(&r, 503, type, sizeof(type));
+    assert_string_equal(type, "connection_limit_reached");
+    assert_non_null(strstr(tbuf_str(&r.body), "this client holds as many connections"));
+    rawresp_free(&r);
+    rawclient_close(rc);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "client 127.0.0.1 holds 3 connections"));
+
+    rc = raw_from(t, "127.0.0.2"); /* another client is not held back */
+    assert_int_equal(raw_get_on(t, rc, &r), 200);
+    rawresp_free(&r);
+    rawclient_close(rc);
+
+    rawclient_close(held[0]);
+    for (int i = 0; i < 20 && st != 200; i++) { /* the proxy sees the close soon, not at once */
+        tio_sleep_ms(100);
+        rc = raw_from(t, "127.0.0.1");
+        st = raw_get_on(t, rc, &r);
+        rawresp_free(&r);
+        rawclient_close(rc);
+    }
+    assert_int_equal(st, 200);
+    rawclient_close(held[1]);
+    rawclient_close(held[2]);
+}
+
+/* Reads a request head and its whole body slowly enough to keep up with a trickle. */
+static void body_reader_handler(struct origin_conn *c)
+{
+    if (oconn_read_head(c, 10000) == 0 || oconn_read_body(c, NULL, 20000) != 0)
+        return;
+    (void)oconn_respond(c, 200, NULL, "got it\n", 7);
+}
+
+/*
+ * A request body trickled below --min-upload-rate is cut off with 408 and termination code
+ * cD once its grace is over, while a body sent at a fair rate goes through.
+ */
+static void test_min_upload_rate(void **state)
+{
+    struct itcase *t = *state;
+    const char *const args[] = {"--min-upload-rate", "2000", "--timeout-upload-grace", "1s", NULL};
+    struct rawclient *rc;
+    struct rawresp r = {0};
+    char req[256], chunk[1000], *line;
+    uint64_t t0;
+    int st = -1;
+
+    memset(chunk, 'f', sizeof(chunk));
+    it_start_origin(t, body_reader_handler, NULL);
+    it_start_proxy(t, args);
+
+    rc = it_raw(t);
+    snprintf(req, sizeof(req),
+             "POST http://origin.test:%u/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100000"
+             "\r\n\r\n",
+             origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    t0 = tio_now_ms();
+    for (int i = 0; i < 50 && st < 0; i++) { /* a byte every 100 ms: 10 bytes/s */
+        if (rawclient_send(rc, "s", 1) != 0)
+            break;
+        if (tio_wait(rc->fd, POLLIN, 100) == 1)
+            st = rawclient_response(rc, &r, false, 1000);
+    }
+    if (st < 0)
+        st = rawclient_response(rc, &r, false, 3000);
+    assert_int_equal(st, 408);
+    assert_true(tio_now_ms() - t0 < 4000);
+    rawresp_free(&r);
+    rawclient_close(rc);
+    line = it_access_line(t, "/slow\"", NULL);
+    it_assert_access_field(line, "term", "cD");
+    free(line);
+
+    rc = it_raw(t);
+    snprintf(req, sizeof(req),
+             "POST http://origin.test:%u/fair HTTP/1.1\r\nHost: x\r\nContent-Length: 10000"
+             "\r\n\r\n",
+             origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    for (int i = 0; i < 10; i++) { /* 1000 bytes every 200 ms: 5000 bytes/s for 2 s */
+        assert_int_equal(rawclient_send(rc, chunk, sizeof(chunk)), 0);
+        tio_sleep_ms(200);
+    }
+    assert_int_equal(rawclient_response(rc, &r, false, 5000), 200);
+    rawresp_free(&r);
+    rawclient_close(rc);
+}
+
 /* A keep-alive client idle for --timeout-keepalive is closed. */
 static void test_keepalive_idle_timeout(void **state)
 {
@@ -335,6 +477,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_cap_503, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_idle_timeout, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_configured_head_limits, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_per_client_cap, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_min_upload_rate, it_setup, it_teardown),
     };
     int rc;
 

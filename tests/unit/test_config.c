@@ -168,6 +168,49 @@ static void test_defaults(void **state)
     config_free(cfg);
 }
 
+/*
+ * The limits left to the mode: a gateway bounds each client (256 connections, 1024 bytes/s
+ * of upload), a laptop proxy does not; a value set in the file wins in either mode, and
+ * "auto" or a number outside the range is checked like any value.
+ */
+static void test_limits_by_mode(void **state)
+{
+    struct fixture *f = *state;
+    struct sluice_config *cfg;
+
+    write_file(f, "mode: gateway\n");
+    cfg = config_load(f->path, &f->errs);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->settings.timeout_response_ms, 15 * 60 * 1000);
+    assert_int_equal(cfg->settings.max_conns_per_client, SETTINGS_BY_MODE);
+    settings_apply_mode(&cfg->settings, cfg->mode == CONFIG_MODE_GATEWAY);
+    assert_int_equal(cfg->settings.max_conns_per_client, 256);
+    assert_int_equal(cfg->settings.min_upload_rate, 1024);
+    config_free(cfg);
+
+    write_file(f, "mode: local\n");
+    cfg = config_load(f->path, &f->errs);
+    assert_non_null(cfg);
+    settings_apply_mode(&cfg->settings, false);
+    assert_int_equal(cfg->settings.max_conns_per_client, 0);
+    assert_int_equal(cfg->settings.min_upload_rate, 0);
+    config_free(cfg);
+
+    write_file(f, "mode: gateway\nlimits:\n  max_connections_per_client: 0\n"
+                  "  min_upload_rate: auto\n");
+    cfg = config_load(f->path, &f->errs);
+    assert_non_null(cfg);
+    settings_apply_mode(&cfg->settings, true);
+    assert_int_equal(cfg->settings.max_conns_per_client, 0);
+    assert_int_equal(cfg->settings.min_upload_rate, 1024);
+    config_free(cfg);
+
+    load_expect_errors(f, "limits:\n  max_connections_per_client: lots\n", 1);
+    assert_error(f, 0, 2, 31,
+                 "limits.max_connections_per_client: 'lots': expected a number; expected a number "
+                 "from 0 (no cap) to 1000000, or auto (256 in gateway mode, no cap in local mode)");
+}
+
 /* An unknown key names itself and the keys that are allowed there. */
 static void test_unknown_key(void **state)
 {
@@ -599,6 +642,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_valid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits_by_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_range, setup, teardown),

@@ -469,6 +469,35 @@ static void test_normalize(void **state)
     assert_non_null(errstr);
 }
 
+/*
+ * An IP literal is one entry whatever its spelling, in the set and in a lookup: the legacy
+ * IPv4 forms, IPv4-mapped IPv6, and IPv6 in any RFC 4291 text; no wildcard covers one.
+ */
+static void test_ip_literals(void **state)
+{
+    static const char *const pats[] = {"2130706433", "::FFFF:10.0.0.1", "2001:DB8:0:0::1"};
+    struct domainset *s = make(pats, 3);
+    char out[DOMAINSET_NAME_MAX + 1];
+    const char *errstr = NULL;
+
+    (void)state;
+    assert_int_equal(look(s, "127.0.0.1"), 1);
+    assert_int_equal(look(s, "0x7f.1"), 1);
+    assert_int_equal(look(s, "127.0.0.1."), 1);
+    assert_int_equal(look(s, "10.0.0.1"), 2);
+    assert_int_equal(look(s, "::ffff:a00:1"), 2);
+    assert_int_equal(look(s, "2001:db8::1"), 3);
+    assert_int_equal(look(s, "2001:0db8:0000::0001"), 3);
+    assert_int_equal(look(s, "2001:db8::2"), 0);
+    assert_true(domainset_lookup_normal(s, "2001:db8::1", 11, NULL));
+    assert_false(domainset_lookup_normal(s, "2001:DB8::1", 11, NULL)); /* not normalised */
+    assert_int_equal(domainset_normalize("::ffff:127.0.0.1", 16, out, sizeof(out), &errstr), 9);
+    assert_string_equal(out, "127.0.0.1");
+    domainset_free(s);
+    refuse("*.10.0.0.1", "not an IP address");
+    refuse("*.::1", "not an IP address");
+}
+
 /* A small deterministic generator (splitmix64), so that failures can be reproduced. */
 static uint64_t next_random(uint64_t *x)
 {
@@ -520,6 +549,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_match),
+        cmocka_unit_test(test_ip_literals),
         cmocka_unit_test(test_case_insensitive),
         cmocka_unit_test(test_trailing_dot),
         cmocka_unit_test(test_wildcard_levels),

@@ -1,0 +1,34 @@
+/*
+ * How many connections each client address holds, across all workers, so that in gateway
+ * mode one client cannot take every connection slot.  An IPv6 client is counted by its
+ * /64, which is what one host or one home usually gets.  Thread-safe.
+ */
+#ifndef SLUICE_CLIENTCAP_H
+#define SLUICE_CLIENTCAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sys/socket.h>
+
+struct clientcap;
+
+/* Makes an empty count allowing max connections per client; NULL when out of memory. */
+struct clientcap *clientcap_new(uint32_t max);
+
+/* Frees c.  NULL is a no-op. */
+void clientcap_free(struct clientcap *c);
+
+/*
+ * Counts one more connection from sa's client; false (nothing counted) when it already
+ * holds the cap, or when its count cannot be kept (out of memory: refused, not let through).
+ */
+bool clientcap_take(struct clientcap *c, const struct sockaddr *sa);
+
+/* Counts one connection of sa's client less; pairs with a clientcap_take() that said true. */
+void clientcap_release(struct clientcap *c, const struct sockaddr *sa);
+
+/* Connections sa's client holds now. */
+uint32_t clientcap_count(struct clientcap *c, const struct sockaddr *sa);
+
+#endif /* SLUICE_CLIENTCAP_H */
