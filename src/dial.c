@@ -57,6 +57,9 @@ static bool dial_open(struct dial *d, const struct dial_ctx *ctx, const struct e
 {
     int one = 1;
 
+    memset(&d->peer, 0, sizeof(d->peer));
+    memcpy(&d->peer, ai->ai_addr,
+           ai->ai_addrlen < sizeof(d->peer) ? ai->ai_addrlen : sizeof(d->peer));
     d->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (d->fd < 0) {
         d->connect_errno = errno;
@@ -69,7 +72,9 @@ static bool dial_open(struct dial *d, const struct dial_ctx *ctx, const struct e
         dial_drop_socket(d);
         return false;
     }
-    d->ev = event_new(ctx->base, d->fd, EV_WRITE, ctx->connect_cb, ctx->arg);
+    /* Read readiness too: a failed connect is reported as both, a good one as writable
+     * alone, which saves asking SO_ERROR (see dial_connected). */
+    d->ev = event_new(ctx->base, d->fd, EV_READ | EV_WRITE, ctx->connect_cb, ctx->arg);
     if (d->ev == NULL || event_add(d->ev, NULL) < 0) {
         d->connect_errno = ENOMEM;
         dial_drop_socket(d);
@@ -136,12 +141,14 @@ struct outcome dial_resolved(struct dial *d, const struct dial_ctx *ctx, int err
 }
 
 /* The connecting socket became writable. */
-struct outcome dial_connected(struct dial *d, const struct dial_ctx *ctx)
+struct outcome dial_connected(struct dial *d, const struct dial_ctx *ctx, short what)
 {
     int err = 0;
     socklen_t len = sizeof(err);
 
-    if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    /* Writable and not readable is a connected socket; anything else (an error, or an
+     * upstream that speaks first) is told apart by SO_ERROR. */
+    if (what != EV_WRITE && getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err == 0) {
         event_free(d->ev);

@@ -16,7 +16,6 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 
 #include "sluice/log.h"
 
@@ -232,11 +231,9 @@ static int64_t forward_dechunk(struct http1_chunked *ch, struct evbuffer *in, st
 /* Moves request body bytes from the client to the upstream while the upstream keeps up. */
 static struct outcome forward_relay_request(struct forward *f)
 {
-    struct evbuffer *in = bufferevent_get_input(f->client);
-    struct evbuffer *out = bufferevent_get_output(f->upstream);
+    struct evbuffer *in = sock_in(f->client);
+    struct evbuffer *out = sock_out(f->upstream);
 
-    if (!f->req_done && evbuffer_get_length(in) > 0)
-        relay_flow_fill(&f->req_flow);
     while (!f->req_done && evbuffer_get_length(in) > 0) {
         if (!relay_flow_room(&f->req_flow))
             break;
@@ -273,8 +270,8 @@ static struct outcome forward_finish_if_done(struct forward *f)
         f->close_after = true;
         f->upstream_keep = false;
     }
-    if (evbuffer_get_length(bufferevent_get_input(f->upstream)) > 0 ||
-        evbuffer_get_length(bufferevent_get_output(f->upstream)) > 0)
+    if (evbuffer_get_length(sock_in(f->upstream)) > 0 ||
+        evbuffer_get_length(sock_out(f->upstream)) > 0)
         f->upstream_keep = false;
     return outcome_of(OUTCOME_DONE);
 }
@@ -282,12 +279,10 @@ static struct outcome forward_finish_if_done(struct forward *f)
 /* Moves response body bytes from the upstream to the client while the client keeps up. */
 static struct outcome forward_relay_response(struct forward *f)
 {
-    struct evbuffer *in = bufferevent_get_input(f->upstream);
-    struct evbuffer *out = bufferevent_get_output(f->client);
+    struct evbuffer *in = sock_in(f->upstream);
+    struct evbuffer *out = sock_out(f->client);
     size_t before = evbuffer_get_length(out);
 
-    if (evbuffer_get_length(in) > 0)
-        relay_flow_fill(&f->resp_flow);
     while (!f->resp_done && evbuffer_get_length(in) > 0) {
         if (!relay_flow_room(&f->resp_flow))
             break;
@@ -321,7 +316,7 @@ static struct outcome forward_relay_response(struct forward *f)
 static void forward_send_interim(struct forward *f, const char *buf)
 {
     const struct http1_head *h = &f->resp;
-    struct evbuffer *out = bufferevent_get_output(f->client);
+    struct evbuffer *out = sock_out(f->client);
     size_t before = evbuffer_get_length(out);
 
     if (f->http10)
@@ -338,7 +333,7 @@ static void forward_send_interim(struct forward *f, const char *buf)
 static struct outcome forward_upgrade(struct forward *f, const char *buf)
 {
     const struct http1_head *h = &f->resp;
-    struct evbuffer *out = bufferevent_get_output(f->client);
+    struct evbuffer *out = sock_out(f->client);
     size_t before = evbuffer_get_length(out);
 
     evbuffer_add(out, "HTTP/1.1 101 ", 13);
@@ -349,7 +344,7 @@ static struct outcome forward_upgrade(struct forward *f, const char *buf)
     f->received += evbuffer_get_length(out) - before;
     f->status = 101;
     f->resp_head_done = true;
-    evbuffer_drain(bufferevent_get_input(f->upstream), h->head_len);
+    evbuffer_drain(sock_in(f->upstream), h->head_len);
     return outcome_of(OUTCOME_UPGRADE);
 }
 
@@ -404,8 +399,8 @@ static void forward_plan_response(struct forward *f)
     f->upstream_keep = f->resp_body != FORWARD_BODY_CLOSE &&
                        (h->version_minor == 1 ? !h->conn_close : h->conn_keep_alive);
     if (!f->keepalive || !f->req_done ||
-        (f->client_eof && evbuffer_get_length(bufferevent_get_input(f->client)) == 0) ||
-        f->draining || f->resp_body == FORWARD_BODY_CLOSE ||
+        (f->client_eof && evbuffer_get_length(sock_in(f->client)) == 0) || f->draining ||
+        f->resp_body == FORWARD_BODY_CLOSE ||
         (f->resp_body == FORWARD_BODY_CHUNKED && !f->resp_rechunk))
         f->close_after = true;
 }
@@ -414,7 +409,7 @@ static void forward_plan_response(struct forward *f)
 static struct outcome forward_send_final_head(struct forward *f, const char *buf)
 {
     const struct http1_head *h = &f->resp;
-    struct evbuffer *out = bufferevent_get_output(f->client);
+    struct evbuffer *out = sock_out(f->client);
     size_t before = evbuffer_get_length(out);
     unsigned codings = forward_other_codings(buf, h, NULL);
 
@@ -448,7 +443,7 @@ static struct outcome forward_send_final_head(struct forward *f, const char *buf
     f->status = h->status;
     f->resp_head_done = true;
     f->resp_done = f->resp_body == FORWARD_BODY_NONE;
-    evbuffer_drain(bufferevent_get_input(f->upstream), h->head_len);
+    evbuffer_drain(sock_in(f->upstream), h->head_len);
     return outcome_of(OUTCOME_MORE);
 }
 
@@ -459,7 +454,7 @@ static struct outcome forward_send_final_head(struct forward *f, const char *buf
  */
 static struct outcome forward_read_response_heads(struct forward *f)
 {
-    struct evbuffer *in = bufferevent_get_input(f->upstream);
+    struct evbuffer *in = sock_in(f->upstream);
     size_t max_head = f->settings->response_limits.max_head;
 
     while (!f->resp_head_done) {
@@ -505,13 +500,68 @@ static struct outcome forward_read_response_heads(struct forward *f)
     return outcome_of(OUTCOME_MORE);
 }
 
-/* Starts the exchange on a connected upstream. */
-struct outcome forward_begin(struct forward *f, struct bufferevent *client,
-                             struct bufferevent *upstream, const struct sluice_settings *s,
-                             struct http1_field *fields, uint32_t fields_cap, bool may_retry,
-                             bool draining)
+/*
+ * Flushes both outputs; a flow paused on an output that drained at once resumes.  True
+ * when a resumed flow has input waiting, which no read event will announce.
+ */
+static bool forward_flush(struct forward *f)
 {
-    struct evbuffer *out = bufferevent_get_output(upstream);
+    bool again = false;
+
+    sock_flush(f->client);
+    sock_flush(f->upstream);
+    if (f->resp_flow.paused && evbuffer_get_length(sock_out(f->client)) <= SOCK_LOW_MARK) {
+        relay_flow_resume(&f->resp_flow);
+        again = evbuffer_get_length(sock_in(f->upstream)) > 0;
+    }
+    if (f->req_flow.paused && evbuffer_get_length(sock_out(f->upstream)) <= SOCK_LOW_MARK) {
+        relay_flow_resume(&f->req_flow);
+        again = again || (!f->req_done && evbuffer_get_length(sock_in(f->client)) > 0);
+    }
+    return again;
+}
+
+/* The response side: heads first, then the body, then whether the exchange is over. */
+static struct outcome forward_relay_upstream(struct forward *f)
+{
+    if (!f->resp_head_done) {
+        struct outcome o = forward_read_response_heads(f);
+        if (o.kind != OUTCOME_MORE || !f->resp_head_done)
+            return o;
+    }
+    if (!f->resp_done)
+        return forward_relay_response(f);
+    return forward_finish_if_done(f);
+}
+
+/*
+ * Moves what can move both ways and writes it; repeats (a bounded number of times) while
+ * an output drained at once and its flow has input waiting.
+ */
+static struct outcome forward_pump(struct forward *f)
+{
+    struct outcome o = outcome_of(OUTCOME_MORE);
+
+    for (int i = 0; i < 16; i++) {
+        o = forward_relay_request(f);
+        if (o.kind == OUTCOME_MORE)
+            o = forward_relay_upstream(f);
+        if (o.kind != OUTCOME_MORE) {
+            sock_flush(f->client); /* a finished response starts on its way now */
+            return o;
+        }
+        if (!forward_flush(f))
+            break;
+    }
+    return o;
+}
+
+/* Starts the exchange on a connected upstream. */
+struct outcome forward_begin(struct forward *f, struct sock *client, struct sock *upstream,
+                             const struct sluice_settings *s, struct http1_field *fields,
+                             uint32_t fields_cap, bool may_retry, bool draining)
+{
+    struct evbuffer *out = sock_out(upstream);
     size_t high = (size_t)s->response_limits.max_head + 4096;
 
     f->client = client;
@@ -525,11 +575,9 @@ struct outcome forward_begin(struct forward *f, struct bufferevent *client,
     relay_flow_init(&f->resp_flow, upstream, client);
     if (high < RELAY_HIGH_WATERMARK)
         high = RELAY_HIGH_WATERMARK;
-    bufferevent_setwatermark(upstream, EV_READ, 0, high);
-    bufferevent_setwatermark(upstream, EV_WRITE, RELAY_LOW_WATERMARK, 0);
-    bufferevent_setwatermark(client, EV_WRITE, RELAY_LOW_WATERMARK, 0);
-    bufferevent_enable(upstream, EV_READ | EV_WRITE);
-    bufferevent_enable(client, EV_READ);
+    sock_set_read_limit(upstream, high);
+    sock_set_reading(upstream, true);
+    sock_set_reading(client, true);
     forward_expect_response_head(f);
     if (may_retry) {
         /* A pooled connection may have been closed by the origin just now: keep the head
@@ -540,27 +588,7 @@ struct outcome forward_begin(struct forward *f, struct bufferevent *client,
         evbuffer_free(f->head);
         f->head = NULL;
     }
-    return forward_relay_request(f);
-}
-
-/* Upstream bytes arrived: response heads first, then the body. */
-struct outcome forward_upstream_readable(struct forward *f)
-{
-    if (!f->resp_head_done) {
-        struct outcome o = forward_read_response_heads(f);
-        if (o.kind != OUTCOME_MORE || !f->resp_head_done)
-            return o;
-    }
-    if (!f->resp_done)
-        return forward_relay_response(f);
-    return forward_finish_if_done(f);
-}
-
-/* The upstream's output drained: let the client send more body. */
-struct outcome forward_upstream_drained(struct forward *f)
-{
-    relay_flow_resume(&f->req_flow);
-    return forward_relay_request(f);
+    return forward_pump(f);
 }
 
 /*
@@ -570,15 +598,15 @@ struct outcome forward_upstream_drained(struct forward *f)
  */
 static bool forward_salvage_response(struct forward *f, struct outcome *o)
 {
-    struct evbuffer *in = bufferevent_get_input(f->upstream);
+    struct evbuffer *in = sock_in(f->upstream);
 
     /* Bounded: a head is at most max_head, and what follows is relayed as it goes. */
-    for (int i = 0; i < 4 && relay_read_more(f->upstream, RELAY_HIGH_WATERMARK) > 0; i++)
+    for (int i = 0; i < 4 && sock_read_now(f->upstream, RELAY_HIGH_WATERMARK) > 0; i++)
         continue;
     if (evbuffer_get_length(in) == 0)
         return false;
     f->upstream_keep = false;
-    *o = forward_upstream_readable(f);
+    *o = forward_pump(f);
     if (o->kind != OUTCOME_MORE || f->resp_done) {
         f->upstream_keep = false;
         return true;
@@ -586,15 +614,12 @@ static bool forward_salvage_response(struct forward *f, struct outcome *o)
     return false;
 }
 
-/* The upstream closed or failed. */
-struct outcome forward_upstream_event(struct forward *f, short what)
+/* The upstream ended its direction or failed. */
+static struct outcome forward_upstream_ended(struct forward *f, bool eof)
 {
-    bool eof = (what & BEV_EVENT_EOF) != 0 && (what & BEV_EVENT_ERROR) == 0;
     struct outcome o;
 
-    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0)
-        return outcome_of(OUTCOME_MORE);
-    if ((what & BEV_EVENT_ERROR) != 0 && !f->resp_head_done && forward_salvage_response(f, &o))
+    if (!eof && !f->resp_head_done && forward_salvage_response(f, &o))
         return o;
     if (!f->resp_started) {
         if (f->may_retry && f->head != NULL)
@@ -609,12 +634,14 @@ struct outcome forward_upstream_event(struct forward *f, short what)
                             "head");
     if (eof && f->resp_body == FORWARD_BODY_CLOSE) {
         /* Close-delimited: everything read so far is the body, and this is its end. */
-        struct evbuffer *in = bufferevent_get_input(f->upstream);
+        struct evbuffer *in = sock_in(f->upstream);
         f->received += evbuffer_get_length(in);
-        evbuffer_add_buffer(bufferevent_get_output(f->client), in);
+        evbuffer_add_buffer(sock_out(f->client), in);
         f->resp_done = true;
         f->upstream_keep = false;
-        return forward_finish_if_done(f);
+        o = forward_finish_if_done(f);
+        sock_flush(f->client);
+        return o;
     }
     if (f->resp_done) {
         f->upstream_keep = false; /* closing after a complete response: not for the pool */
@@ -625,28 +652,31 @@ struct outcome forward_upstream_event(struct forward *f, short what)
                         "the upstream closed the connection in the middle of the body");
 }
 
-/* Client bytes while forwarding: request body, or the next pipelined request waiting. */
-struct outcome forward_client_readable(struct forward *f)
+/* Something happened on the upstream: bytes, room, its end, or a failure. */
+struct outcome forward_upstream_event(struct forward *f, short what)
 {
-    if (f->req_done)
-        return outcome_of(OUTCOME_MORE);
-    return forward_relay_request(f);
+    if ((what & SOCK_EV_ERROR) != 0)
+        return forward_upstream_ended(f, false);
+    if ((what & SOCK_EV_DRAINED) != 0)
+        relay_flow_resume(&f->req_flow);
+    if ((what & SOCK_EV_EOF) != 0) {
+        struct outcome o = forward_pump(f); /* what came before the end goes first */
+        if (o.kind != OUTCOME_MORE || f->resp_done)
+            return o;
+        return forward_upstream_ended(f, true);
+    }
+    return forward_pump(f);
 }
 
-/* The client's output drained below the low watermark: resume reading the upstream. */
-struct outcome forward_client_drained(struct forward *f)
-{
-    if (!relay_flow_resume(&f->resp_flow))
-        return outcome_of(OUTCOME_MORE);
-    return forward_upstream_readable(f);
-}
-
-/* The client closed or failed while a request was being forwarded. */
+/* Something happened on the client: body bytes, room, its end, or a failure. */
 struct outcome forward_client_event(struct forward *f, short what)
 {
-    if ((what & BEV_EVENT_EOF) != 0 && (what & BEV_EVENT_ERROR) == 0 && f->req_done) {
+    if ((what & SOCK_EV_ERROR) != 0 || ((what & SOCK_EV_EOF) != 0 && !f->req_done))
+        return outcome_close(TERM_CLIENT, f->resp_head_done ? TERM_PH_DATA : TERM_PH_RESPONSE,
+                             false);
+    if ((what & SOCK_EV_EOF) != 0)
         f->client_eof = true; /* it may still read the response */
-        return outcome_of(OUTCOME_MORE);
-    }
-    return outcome_close(TERM_CLIENT, f->resp_head_done ? TERM_PH_DATA : TERM_PH_RESPONSE, false);
+    if ((what & SOCK_EV_DRAINED) != 0)
+        relay_flow_resume(&f->resp_flow);
+    return forward_pump(f);
 }

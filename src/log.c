@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,6 +12,20 @@
 #include <event2/event.h>
 
 static atomic_int log_level = LOGL_NOTICE;
+
+/* Bytes of lines a thread may hold before it writes them. */
+#define LOG_BUFFER_MAX (32 * 1024)
+
+/* A thread's lines not written yet, while it buffers (log_buffer_start). */
+struct log_buffer {
+    size_t len;
+    void (*wake)(void *arg); /* asks the thread to call log_flush() soon */
+    void *arg;
+    char data[LOG_BUFFER_MAX];
+};
+
+/* The calling thread's buffer, or NULL when it writes each line at once. */
+static _Thread_local struct log_buffer *log_tls;
 
 static const char *const log_level_names[] = {"error", "warn", "notice", "info", "debug"};
 
@@ -30,8 +45,70 @@ bool log_enabled(enum log_level level)
     return (int)level <= atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
-/* Formats and writes one line with a single write(2), retrying short writes. */
-static void log_write(const char *label, const char *fmt, va_list ap)
+/* Writes len bytes to stderr with as few write(2) calls as it takes. */
+static void log_out(const char *data, size_t len)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t w = write(STDERR_FILENO, data + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        done += (size_t)w;
+    }
+}
+
+/* Writes what the calling thread holds. */
+void log_flush(void)
+{
+    if (log_tls == NULL || log_tls->len == 0)
+        return;
+    log_out(log_tls->data, log_tls->len);
+    log_tls->len = 0;
+}
+
+/* Makes the calling thread hold its lines until log_flush(); see the header. */
+int log_buffer_start(void (*wake)(void *arg), void *arg)
+{
+    if (log_tls == NULL && (log_tls = malloc(sizeof(*log_tls))) == NULL)
+        return -1;
+    log_tls->len = 0;
+    log_tls->wake = wake;
+    log_tls->arg = arg;
+    return 0;
+}
+
+/* Writes what is held and makes the calling thread write each line at once again. */
+void log_buffer_stop(void)
+{
+    log_flush();
+    free(log_tls);
+    log_tls = NULL;
+}
+
+/*
+ * Hands one finished line on: into the thread's buffer when it holds lines (asking for a
+ * flush when the buffer was empty), else, and for warnings and errors, straight out.
+ */
+static void log_emit(const char *line, size_t len, bool urgent)
+{
+    struct log_buffer *b = log_tls;
+
+    if (b == NULL || urgent) {
+        log_flush(); /* what came before goes first */
+        log_out(line, len);
+        return;
+    }
+    if (b->len + len > sizeof(b->data))
+        log_flush();
+    if (b->len == 0 && b->wake != NULL)
+        b->wake(b->arg);
+    memcpy(b->data + b->len, line, len);
+    b->len += len;
+}
+
+/* Formats one line and hands it to log_emit(). */
+static void log_write(const char *label, bool urgent, const char *fmt, va_list ap)
 {
     char line[4096];
     struct timespec now;
@@ -52,22 +129,14 @@ static void log_write(const char *label, const char *fmt, va_list ap)
     if (off > sizeof(line) - 2)
         off = sizeof(line) - 2; /* truncated: keep the line ending */
     line[off++] = '\n';
-
-    for (size_t done = 0; done < off;) {
-        ssize_t w = write(STDERR_FILENO, line + done, off - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        done += (size_t)w;
-    }
+    log_emit(line, off, urgent);
 }
 
 /* Writes one line at level when the level lets it through. */
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
     if (log_enabled(level))
-        log_write(log_level_names[level], fmt, ap);
+        log_write(log_level_names[level], level <= LOGL_WARN, fmt, ap);
 }
 
 /* Writes one line of the record, whatever the level. */
@@ -76,7 +145,7 @@ void log_record(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    log_write(log_level_names[LOGL_NOTICE], fmt, ap);
+    log_write(log_level_names[LOGL_NOTICE], false, fmt, ap);
     va_end(ap);
 }
 

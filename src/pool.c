@@ -6,16 +6,15 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#include <event2/buffer.h>
-
 #include "sluice/log.h"
 
 /* One idle connection; owned by its pool. */
 struct pool_entry {
     TAILQ_ENTRY(pool_entry) link;
     struct pool *pool;
-    struct bufferevent *bev; /* owns the socket */
-    struct event *timer;     /* closes the connection when it stayed idle too long */
+    struct sock *so;              /* the connection */
+    struct sockaddr_storage peer; /* the address it was dialled to */
+    struct event *timer;          /* closes the connection when it stayed idle too long */
     uint16_t port;
     char host[256];
     char owner[POOL_OWNER_MAX];
@@ -51,25 +50,17 @@ static void pool_drop(struct pool_entry *e)
 {
     TAILQ_REMOVE(&e->pool->idle_list, e, link);
     e->pool->count--;
-    if (e->bev != NULL)
-        bufferevent_free(e->bev);
+    sock_free(e->so);
     event_free(e->timer);
     free(e);
 }
 
-/* An idle connection said something: it cannot be reused. */
-static void pool_read_cb(struct bufferevent *bev, void *arg)
+/* An idle connection said something, closed or failed: it cannot be reused. */
+static void pool_sock_cb(struct sock *so, short what, void *arg)
 {
-    (void)bev;
-    log_debug("idle upstream connection sent unexpected bytes; closing it");
-    pool_drop(arg);
-}
-
-/* An idle connection closed or failed. */
-static void pool_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    log_debug("idle upstream connection closed (events 0x%x)", (unsigned)what);
+    (void)so;
+    log_debug("idle upstream connection %s; closing it",
+              (what & SOCK_EV_READ) != 0 ? "sent unexpected bytes" : "closed");
     pool_drop(arg);
 }
 
@@ -99,14 +90,14 @@ static bool pool_matches(const struct pool_entry *e, const char *host, uint16_t 
 }
 
 /* Keeps an idle connection, evicting the oldest ones past the bounds. */
-void pool_put(struct pool *p, const char *host, uint16_t port, const char *owner,
-              struct bufferevent *bev)
+void pool_put(struct pool *p, const char *host, uint16_t port, const char *owner, struct sock *so,
+              const struct sockaddr_storage *peer)
 {
     struct pool_entry *e, *it, *oldest_same = NULL;
     size_t same = 0;
 
     if (p->max == 0 || strlen(host) >= sizeof(e->host) || strlen(owner) >= sizeof(e->owner)) {
-        bufferevent_free(bev);
+        sock_free(so);
         return;
     }
     TAILQ_FOREACH(it, &p->idle_list, link)
@@ -125,36 +116,38 @@ void pool_put(struct pool *p, const char *host, uint16_t port, const char *owner
     e = calloc(1, sizeof(*e));
     if (e == NULL || (e->timer = evtimer_new(p->base, pool_timer_cb, e)) == NULL) {
         free(e);
-        bufferevent_free(bev);
+        sock_free(so);
         return;
     }
     e->pool = p;
-    e->bev = bev;
+    e->so = so;
+    e->peer = *peer;
     e->port = port;
     snprintf(e->host, sizeof(e->host), "%s", host);
     snprintf(e->owner, sizeof(e->owner), "%s", owner);
-    bufferevent_setcb(bev, pool_read_cb, NULL, pool_event_cb, e);
-    bufferevent_setwatermark(bev, EV_READ, 0, 0);
-    bufferevent_disable(bev, EV_WRITE);
-    bufferevent_enable(bev, EV_READ);
+    sock_setcb(so, pool_sock_cb, e);
+    sock_set_read_limit(so, 0);
+    sock_set_reading(so, true); /* to see the origin close it */
     evtimer_add(e->timer, &p->idle);
     TAILQ_INSERT_TAIL(&p->idle_list, e, link);
     p->count++;
 }
 
 /* Takes the most recently idle connection filed under host:port and owner. */
-struct bufferevent *pool_take(struct pool *p, const char *host, uint16_t port, const char *owner)
+struct sock *pool_take(struct pool *p, const char *host, uint16_t port, const char *owner,
+                       struct sockaddr_storage *peer)
 {
     struct pool_entry *e;
 
     TAILQ_FOREACH_REVERSE(e, &p->idle_list, pool_head, link)
     {
         if (pool_matches(e, host, port, owner)) {
-            struct bufferevent *bev = e->bev;
-            e->bev = NULL;
-            bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+            struct sock *so = e->so;
+            e->so = NULL;
+            *peer = e->peer;
+            sock_setcb(so, NULL, NULL);
             pool_drop(e);
-            return bev;
+            return so;
         }
     }
     return NULL;

@@ -32,9 +32,10 @@
 /* How often the minimum upload rate is checked. */
 #define SESSION_RATE_TICK_MS 1000
 
-static void session_client_read_cb(struct bufferevent *bev, void *arg);
-static void session_client_write_cb(struct bufferevent *bev, void *arg);
-static void session_client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_client_cb(struct sock *so, short what, void *arg);
+static void session_upstream_cb(struct sock *so, short what, void *arg);
+static void session_linger_step(struct session *s);
+static void session_pinned_cb(struct sock *so, short what, void *arg);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void session_rate_cb(evutil_socket_t fd, short what, void *arg);
 static void session_read_head(struct session *s);
@@ -177,17 +178,14 @@ static void session_drop_upstream(struct session *s)
 {
     s->upstream_reused = s->upstream_pinned = false;
     dial_cancel(&s->dial);
-    if (s->upstream != NULL) {
-        bufferevent_free(s->upstream);
-        s->upstream = NULL;
-    }
+    sock_free(s->upstream);
+    s->upstream = NULL;
 }
 
 /* Closes the upstream connection kept for connection-bound authentication. */
 static void session_drop_pinned(struct session *s)
 {
-    if (s->pinned.bev != NULL)
-        bufferevent_free(s->pinned.bev);
+    sock_free(s->pinned.so);
     memset(&s->pinned, 0, sizeof(s->pinned));
 }
 
@@ -233,20 +231,17 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
     s->timer = evtimer_new(env->base, session_timer_cb, s);
     if (s->timer == NULL)
         goto fail;
-    s->client = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->client = sock_new(env->base, fd);
+    fd = -1; /* the sock owns it now, or closed it */
     if (s->client == NULL)
         goto fail;
-    fd = -1; /* the bufferevent owns it now */
-    bufferevent_setcb(s->client, session_client_read_cb, session_client_write_cb,
-                      session_client_event_cb, s);
+    sock_setcb(s->client, session_client_cb, s);
     /* A whole head must fit in the input; past that, reading pauses until we consume. */
     high = (size_t)st->request_limits.max_head + 4096;
     if (high < RELAY_HIGH_WATERMARK)
         high = RELAY_HIGH_WATERMARK;
-    bufferevent_setwatermark(s->client, EV_READ, 0, high);
-    bufferevent_set_max_single_write(s->client, RELAY_HIGH_WATERMARK);
-    if (bufferevent_enable(s->client, EV_READ) < 0)
-        goto fail;
+    sock_set_read_limit(s->client, high);
+    sock_set_reading(s->client, true);
     TAILQ_INSERT_TAIL(&env->live, s, entry);
     env->nlive++;
     session_timer_arm(s, st->timeout_head_ms);
@@ -255,8 +250,7 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
 fail:
     if (s != NULL) {
         policy_unref(s->policy);
-        if (s->client != NULL)
-            bufferevent_free(s->client);
+        sock_free(s->client);
         if (s->timer != NULL)
             event_free(s->timer);
         free(s);
@@ -287,10 +281,8 @@ void session_close(struct session *s, char who, char phase)
     session_reset_exchange(s); /* the tunnel's events go before the sockets they watch */
     session_drop_upstream(s);
     session_drop_pinned(s);
-    if (s->client != NULL) {
-        bufferevent_free(s->client);
-        s->client = NULL;
-    }
+    sock_free(s->client);
+    s->client = NULL;
     free(s->fields);
     s->fields = NULL;
     policy_unref(s->policy);
@@ -316,10 +308,8 @@ void session_free(struct session *s)
 /* Closes s like session_close(), but with a TCP reset toward the client. */
 static void session_abort(struct session *s, char who, char phase)
 {
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-
     if (s->client != NULL)
-        (void)setsockopt(bufferevent_getfd(s->client), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        sock_reset_on_free(s->client);
     session_close(s, who, phase);
 }
 
@@ -330,21 +320,33 @@ static void session_linger(struct session *s)
     session_drop_upstream(s);
     session_drop_pinned(s);
     session_set_state(s, SESSION_ST_LINGER);
-    /* The write callback must fire when the output is empty, not at the relay watermark. */
-    bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
-    bufferevent_setwatermark(s->client, EV_READ, 0, 0);
-    bufferevent_enable(s->client, EV_READ | EV_WRITE);
-    evbuffer_drain(bufferevent_get_input(s->client), (size_t)-1);
-    if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0) {
-        session_client_write_cb(s->client, s);
-    } else {
-        /* A slow client may take long to read the last response: bound the flush by
-         * progress (no byte written for the idle timeout), not by a fixed time. */
-        uint32_t ms = s->env->settings->timeout_idle_ms;
-        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-        evtimer_del(s->timer);
-        bufferevent_set_timeouts(s->client, NULL, &tv);
+    sock_set_read_limit(s->client, 0);
+    sock_set_reading(s->client, true);
+    evbuffer_drain(sock_in(s->client), (size_t)-1);
+    sock_flush(s->client);
+    /* A slow client may take long to read the last response: bound the flush by progress
+     * (nothing written for the idle timeout), not by a fixed time. */
+    s->linger_left = evbuffer_get_length(sock_out(s->client));
+    session_timer_arm(s, s->env->settings->timeout_idle_ms);
+    session_linger_step(s);
+}
+
+/*
+ * Lingering, once the output is empty: a client that ended too is closed; otherwise the
+ * connection is half-closed, so the client sees the end, and read for a while, so that
+ * bytes it still sends do not turn the close into a reset that destroys the response.
+ */
+static void session_linger_step(struct session *s)
+{
+    if (evbuffer_get_length(sock_out(s->client)) > 0 || s->linger_shut)
+        return;
+    if (s->client_eof) {
+        session_close(s, TERM_NORMAL, TERM_PH_NONE);
+        return;
     }
+    (void)shutdown(sock_fd(s->client), SHUT_WR);
+    s->linger_shut = true;
+    session_timer_arm(s, SESSION_LINGER_MS);
 }
 
 /* Ends the exchange with a response of sluice's own, or a reset if one already started. */
@@ -361,8 +363,7 @@ static void session_fail(struct session *s, unsigned status, const char *error_t
         return;
     }
     log_escape(host, sizeof(host), s->x.req.host, strlen(s->x.req.host));
-    s->x.own_bytes +=
-        errpage_write(bufferevent_get_output(s->client), status, error_type, host, what);
+    s->x.own_bytes += errpage_write(sock_out(s->client), status, error_type, host, what);
     s->x.status = status;
     log_info("%s: %u for %s: %s", s->client_addr, status, host[0] ? host : "-", what);
     session_linger(s);
@@ -406,33 +407,44 @@ static void session_exchange_done(struct session *s)
              * (Squid calls it pinning), is closed with it, and never goes to the pool. */
             if (!f->close_after) {
                 session_drop_pinned(s);
-                s->pinned.bev = s->upstream;
+                s->pinned.so = s->upstream;
+                s->pinned.peer = s->upstream_peer;
                 snprintf(s->pinned.host, sizeof(s->pinned.host), "%s", s->x.req.host);
                 s->pinned.port = s->x.req.port;
                 snprintf(s->pinned.owner, sizeof(s->pinned.owner), "%s", owner);
-                bufferevent_disable(s->upstream, EV_READ | EV_WRITE);
+                sock_setcb(s->upstream, session_pinned_cb, s); /* to see the origin close it */
                 s->upstream = NULL;
             }
         } else {
-            pool_put(s->env->pool, s->x.req.host, s->x.req.port, owner, s->upstream);
+            pool_put(s->env->pool, s->x.req.host, s->x.req.port, owner, s->upstream,
+                     &s->upstream_peer);
             s->upstream = NULL;
         }
     }
     session_drop_upstream(s);
     /* A client that half-closed after pipelining more requests still gets their answers. */
     if (f->close_after || s->env->draining ||
-        (s->client_eof && evbuffer_get_length(bufferevent_get_input(s->client)) == 0)) {
+        (s->client_eof && evbuffer_get_length(sock_in(s->client)) == 0)) {
         session_linger(s);
         return;
     }
     session_reset_exchange(s);
     session_set_state(s, SESSION_ST_HEAD);
-    bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
-    bufferevent_enable(s->client, EV_READ);
+    sock_set_reading(s->client, true);
     session_timer_arm(s, s->env->settings->timeout_keepalive_ms);
     /* A pipelined request may be waiting already. */
-    if (evbuffer_get_length(bufferevent_get_input(s->client)) > 0)
+    if (evbuffer_get_length(sock_in(s->client)) > 0)
         session_read_head(s);
+}
+
+/* The pinned upstream, idle, sent something, closed or failed: it cannot be used again. */
+static void session_pinned_cb(struct sock *so, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void)so;
+    (void)what;
+    session_drop_pinned(s);
 }
 
 /* The forward's deadline: the response timeout while waiting for the head, else idle. */
@@ -449,10 +461,10 @@ static void session_forward_timer(struct session *s)
 }
 
 /* Every tunnel event lands here and goes to the tunnel, then to session_advance(). */
-static void session_tunnel_cb(evutil_socket_t fd, short what, void *arg)
+static void session_tunnel_cb(struct sock *so, short what, void *arg)
 {
     struct session *s = arg;
-    struct outcome o = tunnel_on_event(&s->x.tun, fd, what);
+    struct outcome o = tunnel_on_event(&s->x.tun, so, what);
 
     /* Who ended first is what the termination code of a finished tunnel says. */
     if (s->x.tun.up.eof)
@@ -466,8 +478,7 @@ static void session_tunnel_cb(evutil_socket_t fd, short what, void *arg)
 /* Turns the connection into a tunnel; prefix goes to the client first (CONNECT's 200). */
 static void session_start_tunnel(struct session *s, const char *prefix, bool peek)
 {
-    struct tunnel_ctx ctx = {
-        .base = s->env->base, .pipes = s->env->pipes, .cb = session_tunnel_cb, .arg = s};
+    struct tunnel_ctx ctx = {.pipes = s->env->pipes, .cb = session_tunnel_cb, .arg = s};
     struct outcome o;
 
     session_set_state(s, SESSION_ST_TUNNEL);
@@ -556,6 +567,7 @@ static void session_upstream_ready(struct session *s)
         return;
     }
     session_set_state(s, SESSION_ST_FORWARD);
+    s->x.fwd.client_eof = s->client_eof; /* the connection's, not only this exchange's */
     session_start_upload_clock(s);
     o = forward_begin(&s->x.fwd, s->client, s->upstream, s->env->settings, s->fields, s->fields_cap,
                       s->upstream_reused && s->x.fwd.req_body == FORWARD_BODY_NONE &&
@@ -591,8 +603,7 @@ static void session_connect_cb(evutil_socket_t fd, short what, void *arg)
     struct outcome o;
 
     (void)fd;
-    (void)what;
-    o = dial_connected(&s->dial, &ctx);
+    o = dial_connected(&s->dial, &ctx, what);
     s->x.dest = s->dial.dest;
     s->x.dest_known = s->dial.dest_known;
     session_advance(s, o);
@@ -612,43 +623,31 @@ static struct dial_ctx session_dial_ctx(struct session *s)
     return ctx;
 }
 
-static void session_upstream_read_cb(struct bufferevent *bev, void *arg);
-static void session_upstream_write_cb(struct bufferevent *bev, void *arg);
-static void session_upstream_event_cb(struct bufferevent *bev, short what, void *arg);
-
-/* Wraps the connected socket in a bufferevent (no system call) and goes on. */
+/* Wraps the connected socket in a sock (no system call) and goes on. */
 static void session_dial_connected(struct session *s)
 {
-    int fd = dial_take_fd(&s->dial);
-
-    s->upstream = bufferevent_socket_new(s->env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->upstream = sock_new(s->env->base, dial_take_fd(&s->dial));
     if (s->upstream == NULL) {
-        close(fd);
         session_fail(s, 503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_CONNECT,
                      "out of memory while connecting upstream");
         return;
     }
-    bufferevent_set_max_single_write(s->upstream, RELAY_HIGH_WATERMARK);
-    bufferevent_setcb(s->upstream, session_upstream_read_cb, session_upstream_write_cb,
-                      session_upstream_event_cb, s);
+    s->upstream_peer = s->dial.peer;
+    sock_setcb(s->upstream, session_upstream_cb, s);
     s->upstream_reused = false;
     session_upstream_ready(s);
 }
 
 /*
- * True when the address guard of s's policy lets s use the kept connection bev, whose
- * address was checked under the policy of the request that dialled it.
+ * True when the address guard of s's policy lets s use a kept connection to peer, an
+ * address checked under the policy of the request that dialled it.
  */
-static bool session_reuse_allowed(struct session *s, struct bufferevent *bev)
+static bool session_reuse_allowed(struct session *s, const struct sockaddr_storage *peer)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
     struct policy_decision refusal;
 
-    if (getpeername(bufferevent_getfd(bev), (struct sockaddr *)&ss, &len) != 0)
-        return false;
-    s->x.dest_known = policy_check_address(s->policy, s->x.identity.tool, (struct sockaddr *)&ss,
-                                           &s->x.dest, &refusal);
+    s->x.dest_known = policy_check_address(s->policy, s->x.identity.tool,
+                                           (const struct sockaddr *)peer, &s->x.dest, &refusal);
     return s->x.dest_known;
 }
 
@@ -656,33 +655,35 @@ static bool session_reuse_allowed(struct session *s, struct bufferevent *bev)
  * The connection kept for this client or from the pool, when the request may use one:
  * the pinned one for the same destination and identity, else (idempotent requests only,
  * as Squid does: a non-idempotent one must never meet a connection the origin just closed)
- * an idle one filed under the same destination and identity.  NULL when there is none.
+ * an idle one filed under the same destination and identity.  NULL when there is none;
+ * else s->upstream_peer holds the address it was dialled to.
  */
-static struct bufferevent *session_take_kept(struct session *s)
+static struct sock *session_take_kept(struct session *s)
 {
     const struct request *r = &s->x.req;
-    struct bufferevent *bev = NULL;
+    struct sock *so = NULL;
     char owner[POOL_OWNER_MAX];
 
     identity_owner_key(&s->x.identity, owner, sizeof(owner));
-    if (s->pinned.bev != NULL) {
+    if (s->pinned.so != NULL) {
         if (s->pinned.port == r->port && strcmp(s->pinned.host, r->host) == 0 &&
             strcmp(s->pinned.owner, owner) == 0) {
-            bev = s->pinned.bev; /* pinned again when done; see session_exchange_done() */
-            s->pinned.bev = NULL;
+            so = s->pinned.so; /* pinned again when done; see session_exchange_done() */
+            s->upstream_peer = s->pinned.peer;
+            s->pinned.so = NULL;
             s->upstream_pinned = true;
         } else {
             session_drop_pinned(s); /* the client moved on */
         }
     }
-    if (bev == NULL && r->idempotent)
-        bev = pool_take(s->env->pool, r->host, r->port, owner);
-    if (bev != NULL && !session_reuse_allowed(s, bev)) {
-        bufferevent_free(bev); /* the policy changed since it was dialled: dial anew */
+    if (so == NULL && r->idempotent)
+        so = pool_take(s->env->pool, r->host, r->port, owner, &s->upstream_peer);
+    if (so != NULL && !session_reuse_allowed(s, &s->upstream_peer)) {
+        sock_free(so); /* the policy changed since it was dialled: dial anew */
         s->upstream_pinned = false;
-        bev = NULL;
+        so = NULL;
     }
-    return bev;
+    return so;
 }
 
 /* Reaches the upstream of the request: a kept connection when allowed, else resolve. */
@@ -691,14 +692,13 @@ static void session_reach_upstream(struct session *s, bool may_reuse)
     struct dial_ctx ctx;
 
     if (may_reuse) {
-        struct bufferevent *bev = session_take_kept(s);
-        if (bev != NULL) {
+        struct sock *so = session_take_kept(s);
+        if (so != NULL) {
             log_debug("%s: reusing a kept connection to %s:%u", s->client_addr, s->x.req.host,
                       s->x.req.port);
-            s->upstream = bev;
+            s->upstream = so;
             s->upstream_reused = true;
-            bufferevent_setcb(bev, session_upstream_read_cb, session_upstream_write_cb,
-                              session_upstream_event_cb, s);
+            sock_setcb(so, session_upstream_cb, s);
             session_upstream_ready(s);
             return;
         }
@@ -881,7 +881,7 @@ static void session_dispatch(struct session *s, const char *buf)
         session_refuse(s, 400, errstr, 0);
         return;
     }
-    evbuffer_drain(bufferevent_get_input(s->client), head_len);
+    evbuffer_drain(sock_in(s->client), head_len);
     x->head_bytes += head_len;
     session_reach_upstream(s, !x->req.is_connect && !x->fwd.wants_upgrade);
 }
@@ -904,7 +904,7 @@ static bool session_ensure_fields(struct session *s)
 /* Parses as much of the request head as has arrived; dispatches it when complete. */
 static void session_read_head(struct session *s)
 {
-    struct evbuffer *in = bufferevent_get_input(s->client);
+    struct evbuffer *in = sock_in(s->client);
     const struct http1_limits *lim = &s->env->settings->request_limits;
     size_t len = evbuffer_get_length(in), want;
     const char *buf;
@@ -951,89 +951,55 @@ static void session_read_head(struct session *s)
     session_dispatch(s, buf);
 }
 
-/* Client bytes arrived: what they mean depends on the state. */
-static void session_client_read_cb(struct bufferevent *bev, void *arg)
+/* Lingering: what the client sends is thrown away, within a bound; its end closes. */
+static void session_linger_event(struct session *s, short what)
 {
-    struct session *s = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = sock_in(s->client);
 
-    switch (s->state) {
-    case SESSION_ST_HEAD:
-        session_read_head(s);
-        break;
-    case SESSION_ST_FORWARD:
-        session_advance(s, forward_client_readable(&s->x.fwd));
-        break;
-    case SESSION_ST_LINGER:
-        s->linger_discarded += (uint32_t)evbuffer_get_length(in);
-        evbuffer_drain(in, (size_t)-1);
-        if (s->linger_discarded > SESSION_LINGER_MAX)
-            session_close(s, TERM_PROXY, TERM_PH_NONE);
-        break;
-    case SESSION_ST_RESOLVE:
-    case SESSION_ST_CONNECT:
-    case SESSION_ST_TUNNEL:
-    case SESSION_ST_CLOSED:
-        /* Body bytes wait in the input until the upstream is there; the watermark bounds it. */
-        break;
+    s->linger_discarded += (uint32_t)evbuffer_get_length(in);
+    evbuffer_drain(in, (size_t)-1);
+    if (s->linger_discarded > SESSION_LINGER_MAX) {
+        session_close(s, TERM_PROXY, TERM_PH_NONE);
+        return;
     }
+    if ((what & SOCK_EV_ERROR) != 0 ||
+        ((what & SOCK_EV_EOF) != 0 && evbuffer_get_length(sock_out(s->client)) == 0)) {
+        session_close(s, TERM_NORMAL, TERM_PH_NONE);
+        return;
+    }
+    if ((what & SOCK_EV_EOF) != 0)
+        s->client_eof = true;
+    if ((what & SOCK_EV_DRAINED) != 0)
+        session_linger_step(s);
 }
 
-/* The client's output drained to its low watermark. */
-static void session_client_write_cb(struct bufferevent *bev, void *arg)
+/* Something happened on the client: what it means depends on the state. */
+static void session_client_cb(struct sock *so, short what, void *arg)
 {
     struct session *s = arg;
 
+    (void)so;
     switch (s->state) {
-    case SESSION_ST_FORWARD:
-        session_advance(s, forward_client_drained(&s->x.fwd));
-        break;
-    case SESSION_ST_LINGER:
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-            if (s->client_eof) {
-                session_close(s, TERM_NORMAL, TERM_PH_NONE);
-                return;
-            }
-            /* Half-close so the client sees the end, keep reading so unread bytes do not
-             * turn our close into a reset that destroys the response in flight. */
-            (void)shutdown(bufferevent_getfd(bev), SHUT_WR);
-            bufferevent_disable(bev, EV_WRITE);
-            bufferevent_set_timeouts(bev, NULL, NULL);
-            session_timer_arm(s, SESSION_LINGER_MS);
+    case SESSION_ST_HEAD:
+        if ((what & SOCK_EV_READ) != 0) {
+            session_read_head(s);
+        } else if ((what & (SOCK_EV_EOF | SOCK_EV_ERROR)) != 0) {
+            s->client_eof = true;
+            if (s->x.active && (what & SOCK_EV_ERROR) == 0)
+                session_read_head(s); /* the head can never be completed now: it says so */
+            else
+                session_close(s, TERM_CLIENT, TERM_PH_REQUEST);
         }
         break;
-    case SESSION_ST_HEAD:
     case SESSION_ST_RESOLVE:
     case SESSION_ST_CONNECT:
-    case SESSION_ST_TUNNEL:
-    case SESSION_ST_CLOSED:
-        break;
-    }
-}
-
-/* The client closed, failed or timed out at the socket level. */
-static void session_client_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    struct session *s = arg;
-
-    (void)bev;
-    if ((what & BEV_EVENT_TIMEOUT) != 0) {
-        /* Only lingering sets a socket timeout: the client stopped reading its response. */
-        session_close(s, TERM_CLIENT_T, TERM_PH_DATA);
-        return;
-    }
-    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0)
-        return;
-    switch (s->state) {
-    case SESSION_ST_HEAD:
-        session_close(s, TERM_CLIENT, TERM_PH_REQUEST);
-        break;
-    case SESSION_ST_RESOLVE:
-    case SESSION_ST_CONNECT:
-        if ((what & BEV_EVENT_EOF) != 0 && !s->x.req.is_connect && s->x.fwd.req_done) {
+        /* Body bytes wait in the input until the upstream is there; the bound holds them. */
+        if ((what & (SOCK_EV_EOF | SOCK_EV_ERROR)) == 0)
+            break;
+        if ((what & SOCK_EV_EOF) != 0 && !s->x.req.is_connect && s->x.fwd.req_done) {
             s->client_eof = true; /* a half-close after a complete request is fine */
             s->x.fwd.client_eof = true;
-            return;
+            break;
         }
         session_close(s, TERM_CLIENT,
                       s->state == SESSION_ST_RESOLVE ? TERM_PH_RESOLVE : TERM_PH_CONNECT);
@@ -1045,10 +1011,7 @@ static void session_client_event_cb(struct bufferevent *bev, short what, void *a
         break;
     }
     case SESSION_ST_LINGER:
-        s->client_eof = true;
-        if ((what & BEV_EVENT_ERROR) != 0 ||
-            evbuffer_get_length(bufferevent_get_output(s->client)) == 0)
-            session_close(s, TERM_NORMAL, TERM_PH_NONE);
+        session_linger_event(s, what);
         break;
     case SESSION_ST_TUNNEL:
     case SESSION_ST_CLOSED:
@@ -1056,32 +1019,12 @@ static void session_client_event_cb(struct bufferevent *bev, short what, void *a
     }
 }
 
-/* Upstream bytes arrived while forwarding. */
-static void session_upstream_read_cb(struct bufferevent *bev, void *arg)
+/* Something happened on the upstream while forwarding. */
+static void session_upstream_cb(struct sock *so, short what, void *arg)
 {
     struct session *s = arg;
 
-    (void)bev;
-    if (s->state == SESSION_ST_FORWARD)
-        session_advance(s, forward_upstream_readable(&s->x.fwd));
-}
-
-/* The upstream's output drained while forwarding. */
-static void session_upstream_write_cb(struct bufferevent *bev, void *arg)
-{
-    struct session *s = arg;
-
-    (void)bev;
-    if (s->state == SESSION_ST_FORWARD)
-        session_advance(s, forward_upstream_drained(&s->x.fwd));
-}
-
-/* The upstream closed or failed while forwarding. */
-static void session_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    struct session *s = arg;
-
-    (void)bev;
+    (void)so;
     if (s->state == SESSION_ST_FORWARD)
         session_advance(s, forward_upstream_event(&s->x.fwd, what));
 }
@@ -1128,9 +1071,18 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
     case SESSION_ST_TUNNEL:
         session_close(s, TERM_CLIENT_T, TERM_PH_TUNNEL);
         break;
-    case SESSION_ST_LINGER:
-        session_close(s, TERM_NORMAL, TERM_PH_NONE);
+    case SESSION_ST_LINGER: {
+        size_t left = evbuffer_get_length(sock_out(s->client));
+        if (left > 0 && left < s->linger_left) { /* progress: the client still reads */
+            s->linger_left = left;
+            session_timer_arm(s, s->env->settings->timeout_idle_ms);
+            return;
+        }
+        /* Nothing went out for the whole idle timeout: the client stopped reading. */
+        session_close(s, left > 0 ? TERM_CLIENT_T : TERM_NORMAL,
+                      left > 0 ? TERM_PH_DATA : TERM_PH_NONE);
         break;
+    }
     case SESSION_ST_CLOSED:
         break;
     }
@@ -1174,11 +1126,9 @@ void session_policy_changed(struct session *s)
     blocked = x->decision.verdict == POLICY_BLOCK;
     d = x->decision;
     if (!blocked && x->dest_known && s->upstream != NULL) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
         struct policy_dest dest;
-        if (getpeername(bufferevent_getfd(s->upstream), (struct sockaddr *)&ss, &len) == 0 &&
-            !policy_check_address(p, tool, (struct sockaddr *)&ss, &dest, &x->refusal)) {
+        if (!policy_check_address(p, tool, (const struct sockaddr *)&s->upstream_peer, &dest,
+                                  &x->refusal)) {
             x->refused = true;
             d = x->refusal;
             blocked = true;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "sluice/log.h"
 
@@ -42,10 +43,7 @@ static void tunnel_set_reading(struct tunnel_dir *d, bool on)
     if (on == d->reading)
         return;
     d->reading = on;
-    if (on)
-        event_add(d->rd, NULL);
-    else
-        event_del(d->rd);
+    sock_raw_want(d->from_sock, EV_READ, on);
 }
 
 /* Starts or stops waiting for room at d's destination. */
@@ -54,10 +52,7 @@ static void tunnel_set_writing(struct tunnel_dir *d, bool on)
     if (on == d->writing)
         return;
     d->writing = on;
-    if (on)
-        event_add(d->wr, NULL);
-    else
-        event_del(d->wr);
+    sock_raw_want(d->to_sock, EV_WRITE, on);
 }
 
 /* True when bytes of d still wait for its destination. */
@@ -204,7 +199,9 @@ static struct outcome tunnel_peek_read(struct tunnel *t)
     d->bytes += (uint64_t)n;
     if (!tunnel_peek_done(t))
         return outcome_of(OUTCOME_MORE);
-    tunnel_set_reading(d, false);
+    /* Reading stays wanted: the session proceeds at once as a rule, and a read event that
+     * comes before it does is dropped in tunnel_readable(). */
+    t->holding = true;
     return outcome_of(OUTCOME_PEEKED);
 }
 
@@ -215,7 +212,7 @@ static struct outcome tunnel_readable(struct tunnel *t, struct tunnel_dir *d)
 
     if (d == &t->up && t->peeking)
         return tunnel_peek_read(t);
-    if (tunnel_pending(d)) {
+    if (tunnel_pending(d) || (d == &t->up && t->holding)) {
         tunnel_set_reading(d, false); /* a stale event: the bytes before must go first */
         return outcome_of(OUTCOME_MORE);
     }
@@ -242,63 +239,69 @@ static struct outcome tunnel_writable(struct tunnel *t, struct tunnel_dir *d)
     return tunnel_settle(t, d);
 }
 
-/* Sets up one direction between two borrowed sockets. */
-static int tunnel_dir_open(struct tunnel_dir *d, const struct tunnel_ctx *ctx, int from, int to,
-                           char from_side, char to_side)
+/* Sets up one direction between two borrowed socks. */
+static int tunnel_dir_open(struct tunnel_dir *d, struct sock *from, struct sock *to, char from_side,
+                           char to_side)
 {
-    d->from = from;
-    d->to = to;
+    d->from_sock = from;
+    d->to_sock = to;
+    d->from = sock_fd(from);
+    d->to = sock_fd(to);
     d->from_side = from_side;
     d->to_side = to_side;
-    d->rd = event_new(ctx->base, from, EV_READ | EV_PERSIST, ctx->cb, ctx->arg);
-    d->wr = event_new(ctx->base, to, EV_WRITE | EV_PERSIST, ctx->cb, ctx->arg);
     if (d->buf == NULL)
         d->buf = evbuffer_new();
-    return d->rd != NULL && d->wr != NULL && d->buf != NULL ? 0 : -1;
+    return d->buf != NULL ? 0 : -1;
 }
 
-/* Turns two bufferevents into a tunnel; see the header. */
-struct outcome tunnel_begin(struct tunnel *t, const struct tunnel_ctx *ctx,
-                            struct bufferevent *client, struct bufferevent *upstream,
-                            const char *prefix, bool peek)
+/* Turns two socks into a tunnel; see the header. */
+struct outcome tunnel_begin(struct tunnel *t, const struct tunnel_ctx *ctx, struct sock *client,
+                            struct sock *upstream, const char *prefix, bool peek)
 {
     struct outcome o;
-    int cfd = bufferevent_getfd(client), ufd = bufferevent_getfd(upstream);
 
     t->started = true;
     t->pipes = ctx->pipes;
-    bufferevent_disable(client, EV_READ | EV_WRITE);
-    bufferevent_disable(upstream, EV_READ | EV_WRITE);
-    if (tunnel_dir_open(&t->up, ctx, cfd, ufd, TERM_CLIENT, TERM_SERVER) < 0 ||
-        tunnel_dir_open(&t->down, ctx, ufd, cfd, TERM_SERVER, TERM_CLIENT) < 0)
+    if (tunnel_dir_open(&t->up, client, upstream, TERM_CLIENT, TERM_SERVER) < 0 ||
+        tunnel_dir_open(&t->down, upstream, client, TERM_SERVER, TERM_CLIENT) < 0)
         return outcome_fail(503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_TUNNEL,
                             "out of memory while starting the tunnel");
-    /* What was queued for a side goes before what the other side sent since.  A
-     * bufferevent freezes the front of its output (only it drains it): thaw it first. */
+    /* A read event wanted already (the client's was, for its request) stays as it is:
+     * wanting it again costs nothing in the kernel. */
+    t->up.reading = sock_reading(client);
+    t->down.reading = sock_reading(upstream);
+    sock_set_raw(client, ctx->cb, ctx->arg);
+    sock_set_raw(upstream, ctx->cb, ctx->arg);
+    /* What was queued for a side goes before what the other side sent since. */
     if (prefix != NULL)
         evbuffer_add(t->down.buf, prefix, strlen(prefix));
-    evbuffer_unfreeze(bufferevent_get_output(client), 1);
-    evbuffer_unfreeze(bufferevent_get_output(upstream), 1);
-    evbuffer_add_buffer(t->down.buf, bufferevent_get_output(client));
-    t->down.bytes = evbuffer_get_length(bufferevent_get_input(upstream));
-    evbuffer_add_buffer(t->down.buf, bufferevent_get_input(upstream));
-    evbuffer_add_buffer(t->up.buf, bufferevent_get_output(upstream));
-    t->up.bytes = evbuffer_get_length(bufferevent_get_input(client));
-    evbuffer_add_buffer(t->up.buf, bufferevent_get_input(client));
+    evbuffer_add_buffer(t->down.buf, sock_out(client));
+    t->down.bytes = evbuffer_get_length(sock_in(upstream));
+    evbuffer_add_buffer(t->down.buf, sock_in(upstream));
+    evbuffer_add_buffer(t->up.buf, sock_out(upstream));
+    t->up.bytes = evbuffer_get_length(sock_in(client));
+    evbuffer_add_buffer(t->up.buf, sock_in(client));
     t->peeking = peek;
-    if (peek && tunnel_peek_done(t))
+    if (peek && tunnel_peek_done(t)) {
+        t->holding = true;
         return outcome_of(OUTCOME_PEEKED);
+    }
     o = tunnel_writable(t, &t->down);
     if (o.kind != OUTCOME_MORE)
         return o;
-    return peek ? (tunnel_set_reading(&t->up, true), outcome_of(OUTCOME_MORE))
-                : tunnel_writable(t, &t->up);
+    if (!peek)
+        return tunnel_writable(t, &t->up);
+    tunnel_set_reading(&t->up, true);
+    return outcome_of(OUTCOME_MORE);
 }
 
 /* Relays the bytes the peek held, and what follows. */
 struct outcome tunnel_proceed(struct tunnel *t)
 {
-    struct outcome o = tunnel_writable(t, &t->down);
+    struct outcome o;
+
+    t->holding = false;
+    o = tunnel_writable(t, &t->down);
 
     if (o.kind != OUTCOME_MORE)
         return o;
@@ -306,23 +309,18 @@ struct outcome tunnel_proceed(struct tunnel *t)
 }
 
 /* Dispatches one event to its direction. */
-struct outcome tunnel_on_event(struct tunnel *t, int fd, short what)
+struct outcome tunnel_on_event(struct tunnel *t, struct sock *so, short what)
 {
     if ((what & EV_READ) != 0)
-        return tunnel_readable(t, fd == t->up.from ? &t->up : &t->down);
+        return tunnel_readable(t, so == t->up.from_sock ? &t->up : &t->down);
     if ((what & EV_WRITE) != 0)
-        return tunnel_writable(t, fd == t->up.to ? &t->up : &t->down);
+        return tunnel_writable(t, so == t->up.to_sock ? &t->up : &t->down);
     return outcome_of(OUTCOME_MORE);
 }
 
-/* Frees one direction's events, buffer and pipe. */
+/* Frees one direction's buffer and pipe. */
 static void tunnel_dir_close(struct tunnel *t, struct tunnel_dir *d)
 {
-    if (d->rd != NULL)
-        event_free(d->rd);
-    if (d->wr != NULL)
-        event_free(d->wr);
-    d->rd = d->wr = NULL;
     d->reading = d->writing = false;
     if (d->buf != NULL)
         evbuffer_free(d->buf);

@@ -25,6 +25,8 @@
 
 static atomic_uint worker_open_conns;
 
+static void worker_log_flush_cb(evutil_socket_t fd, short what, void *arg);
+
 /* Open client connections across all workers. */
 unsigned worker_open_connections(void)
 {
@@ -287,10 +289,12 @@ int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s,
     env->reap = event_new(env->base, -1, 0, worker_reap_cb, w);
     w->wake = event_new(env->base, -1, 0, worker_wake_cb, w);
     w->policy_changed = event_new(env->base, -1, 0, worker_policy_cb, w);
+    w->log_flush = event_new(env->base, -1, 0, worker_log_flush_cb, w);
     w->accept_retry = evtimer_new(env->base, worker_accept_retry_cb, w);
     w->drain_timer = evtimer_new(env->base, worker_drain_timeout_cb, w);
     if (env->pool == NULL || env->pipes == NULL || env->reap == NULL || w->wake == NULL ||
-        w->policy_changed == NULL || w->accept_retry == NULL || w->drain_timer == NULL) {
+        w->policy_changed == NULL || w->log_flush == NULL || w->accept_retry == NULL ||
+        w->drain_timer == NULL) {
         *errstr = "out of memory";
         goto fail;
     }
@@ -313,12 +317,31 @@ fail:
     return -1;
 }
 
-/* The thread body: run the loop until the drain ends it. */
+/* The log lines of this loop round are held: write them once the round's events ran. */
+static void worker_log_wake(void *arg)
+{
+    struct worker *w = arg;
+
+    event_active(w->log_flush, 0, 0);
+}
+
+/* Writes the lines the round held. */
+static void worker_log_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    log_flush();
+}
+
+/* The thread body: run the loop until the drain ends it, its log lines written in batches. */
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
 
+    (void)log_buffer_start(worker_log_wake, w);
     event_base_loop(w->env.base, EVLOOP_NO_EXIT_ON_EMPTY);
+    log_buffer_stop();
     return NULL;
 }
 
@@ -380,6 +403,8 @@ void worker_finish(struct worker *w)
         event_free(w->wake);
     if (w->policy_changed != NULL)
         event_free(w->policy_changed);
+    if (w->log_flush != NULL)
+        event_free(w->log_flush);
     if (env->reap != NULL)
         event_free(env->reap);
     if (w->accept_retry != NULL)

@@ -29,6 +29,7 @@ struct dial {
     bool refused;                   /* the guard refused at least one address */
     struct policy_decision refusal; /* the guard's first refusal */
     struct policy_dest dest;        /* the address dialled (or, if none was, refused) */
+    struct sockaddr_storage peer;   /* the address dialled, as a socket address */
     bool dest_known;                /* dest is set */
 };
 
@@ -40,7 +41,7 @@ struct dial_ctx {
     const char *client;                   /* "ip:port" of the client, for the log */
     const char *host;                     /* normalised host, as resolved */
     uint16_t port;
-    event_callback_fn connect_cb; /* run when the socket is writable: call dial_connected */
+    event_callback_fn connect_cb; /* run when the socket is ready: call dial_connected */
     void *arg;
 };
 
@@ -64,10 +65,11 @@ struct outcome dial_resolved(struct dial *d, const struct dial_ctx *ctx, int err
                              struct evutil_addrinfo *ai);
 
 /*
- * The socket became writable: CONNECTED when the connect succeeded (take the socket with
+ * The socket became ready (what: the readiness libevent reported): CONNECTED when the
+ * connect succeeded (take the socket with
  * dial_take_fd()), else MORE while the next address is tried, DENIED or FAIL as above.
  */
-struct outcome dial_connected(struct dial *d, const struct dial_ctx *ctx);
+struct outcome dial_connected(struct dial *d, const struct dial_ctx *ctx, short what);
 
 /* Hands the connected socket over (the caller then owns it); -1 when there is none. */
 int dial_take_fd(struct dial *d);

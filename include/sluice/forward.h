@@ -2,8 +2,8 @@
  * Plain HTTP forwarding of one exchange: the request head rewritten for the origin
  * (absolute-form to origin-form, Host from the target, hop-by-hop fields removed, Via
  * added), the request and response bodies streamed with back-pressure and re-framed,
- * interim responses bounded, and upgrades.  The session owns the two connections and
- * lends them; every step returns an outcome (more, done, upgrade, retry, fail) to it.
+ * interim responses bounded, and upgrades.  The session owns the two socks and lends
+ * them; every step returns an outcome (more, done, upgrade, retry, fail) to it.
  */
 #ifndef SLUICE_FORWARD_H
 #define SLUICE_FORWARD_H
@@ -11,13 +11,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <event2/bufferevent.h>
-
 #include "sluice/http1.h"
 #include "sluice/outcome.h"
 #include "sluice/relay.h"
 #include "sluice/request.h"
 #include "sluice/settings.h"
+#include "sluice/sock.h"
 
 /* Interim (1xx) responses relayed before the final one; more is a broken upstream. */
 #define FORWARD_MAX_INTERIM 16
@@ -45,8 +44,8 @@ struct forward {
     bool req_done; /* the whole request body was forwarded */
 
     /* The two connections and the response parser, from forward_begin(); not owned. */
-    struct bufferevent *client;
-    struct bufferevent *upstream;
+    struct sock *client;
+    struct sock *upstream;
     const struct sluice_settings *settings;
     struct http1_parser parser;
     struct http1_head resp;
@@ -88,20 +87,19 @@ int forward_prepare(struct forward *f, const char *buf, const struct http1_head 
  * fields lends the session's field array for response heads.  With may_retry the head is
  * kept until the upstream answers, so that a pooled connection found dead gives RETRY.
  */
-struct outcome forward_begin(struct forward *f, struct bufferevent *client,
-                             struct bufferevent *upstream, const struct sluice_settings *s,
-                             struct http1_field *fields, uint32_t fields_cap, bool may_retry,
-                             bool draining);
+struct outcome forward_begin(struct forward *f, struct sock *client, struct sock *upstream,
+                             const struct sluice_settings *s, struct http1_field *fields,
+                             uint32_t fields_cap, bool may_retry, bool draining);
 
 /* True while the request is sent and no response byte came: the response timeout applies. */
 bool forward_awaiting_response(const struct forward *f);
 
-/* Events of the client and upstream bufferevents while forwarding. */
-struct outcome forward_client_readable(struct forward *f);
-struct outcome forward_client_drained(struct forward *f);
+/*
+ * What happened on the client or the upstream while forwarding (SOCK_EV_* bits): bytes
+ * arrived, an output drained, a side ended or failed.  Moves what can move and returns
+ * what the exchange comes to.
+ */
 struct outcome forward_client_event(struct forward *f, short what);
-struct outcome forward_upstream_readable(struct forward *f);
-struct outcome forward_upstream_drained(struct forward *f);
 struct outcome forward_upstream_event(struct forward *f, short what);
 
 /* Frees what f owns and makes it empty; safe twice. */

@@ -1,6 +1,7 @@
 /*
- * Diagnostics log: levelled lines on stderr, one write(2) per line so workers never
- * interleave, libevent's own messages routed in, and an escaper for network bytes.
+ * Diagnostics log: levelled lines on stderr, whole lines in each write(2) so workers never
+ * interleave (a worker writes the lines of one event-loop round together), libevent's own
+ * messages routed in, and an escaper for network bytes.
  */
 #ifndef SLUICE_LOG_H
 #define SLUICE_LOG_H
@@ -44,6 +45,21 @@ void log_record(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * log lines or terminal escapes.  Output that does not fit ends in "...".  Returns dst.
  */
 char *log_escape(char *dst, size_t cap, const char *src, size_t len);
+
+/*
+ * Makes the calling thread (a worker) hold its lines, warnings and errors excepted, and
+ * write them together with one write(2) when log_flush() is called or the buffer fills:
+ * one call for every line an event-loop round made, instead of one call each.  wake(arg)
+ * runs when the first line of a batch is held, so that the thread arranges a log_flush()
+ * at the end of the round.  Returns 0, or -1 when out of memory (lines then go at once).
+ */
+int log_buffer_start(void (*wake)(void *arg), void *arg);
+
+/* Writes what the calling thread holds, if anything. */
+void log_flush(void);
+
+/* Writes what the calling thread holds and stops holding lines. */
+void log_buffer_stop(void);
 
 /* Routes libevent's internal warnings and errors into this log. */
 void log_route_libevent(void);

@@ -10,9 +10,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
+
+#include "sluice/sock.h"
 
 /* Room for an owner key: a tool id, a newline and a user name. */
 #define POOL_OWNER_MAX 200
@@ -29,17 +31,20 @@ struct pool *pool_new(struct event_base *base, uint32_t max, uint32_t per_host, 
 void pool_free(struct pool *p);
 
 /*
- * Keeps bev, an idle connection to host:port used by owner (an identity key), for reuse;
- * the pool owns bev from now on (it closes it when the bounds say so, or on failure).
+ * Keeps so, an idle connection to host:port (the address peer, as dialled) used by owner
+ * (an identity key), for reuse; the pool owns so from now on (it closes it when the bounds
+ * say so, when the origin closes it or sends anything, or on failure).
  */
-void pool_put(struct pool *p, const char *host, uint16_t port, const char *owner,
-              struct bufferevent *bev);
+void pool_put(struct pool *p, const char *host, uint16_t port, const char *owner, struct sock *so,
+              const struct sockaddr_storage *peer);
 
 /*
- * Takes the most recently idle connection to host:port used by owner; the caller owns it
- * (its callbacks cleared).  NULL when there is none.
+ * Takes the most recently idle connection to host:port used by owner, with the address it
+ * was dialled to in *peer; the caller owns it (its callback cleared, still reading).  NULL
+ * when there is none.
  */
-struct bufferevent *pool_take(struct pool *p, const char *host, uint16_t port, const char *owner);
+struct sock *pool_take(struct pool *p, const char *host, uint16_t port, const char *owner,
+                       struct sockaddr_storage *peer);
 
 /* Idle connections held now. */
 size_t pool_count(const struct pool *p);

@@ -1,5 +1,5 @@
 /*
- * Byte tunnels (CONNECT, and HTTP upgrades after the origin's 101) between two sockets:
+ * Byte tunnels (CONNECT, and HTTP upgrades after the origin's 101) between two socks:
  * each direction moves its bytes socket -> pipe -> socket with splice(2), or through a
  * small buffer when no pipe can be had; reading a side stops while the other side cannot
  * take more; an end of stream is passed on as a half-close once the bytes before it are
@@ -13,23 +13,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-
 #include "sluice/clienthello.h"
 #include "sluice/outcome.h"
 #include "sluice/pipes.h"
+#include "sluice/sock.h"
 
-/* One direction of a tunnel; the sockets are borrowed, everything else is owned. */
+/* One direction of a tunnel; the socks are borrowed, the buffer and pipe are owned. */
 struct tunnel_dir {
-    int from;             /* the socket read */
-    int to;               /* the socket written */
+    struct sock *from_sock; /* the side read: its read event is this direction's */
+    struct sock *to_sock;   /* the side written: its write event is this direction's */
+    int from;               /* their sockets */
+    int to;
     char from_side;       /* TERM_CLIENT or TERM_SERVER: who ended it when from fails */
     char to_side;         /* the same for to */
-    struct event *rd;     /* readable from (persistent), added while reading */
-    struct event *wr;     /* writable to (persistent), added while bytes wait for to */
-    bool reading;         /* rd is added */
-    bool writing;         /* wr is added */
+    bool reading;         /* from's read event is wanted */
+    bool writing;         /* to's write event is wanted */
     int pipe[2];          /* lent by the pool while bytes sit in it, else -1 */
     size_t in_pipe;       /* bytes in the pipe */
     struct evbuffer *buf; /* bytes for to that are not in the pipe (carried over, copied) */
@@ -45,15 +43,15 @@ struct tunnel {
     struct pipes *pipes;           /* the worker's pipes; not owned */
     bool started;                  /* tunnel_begin() ran: tunnel_end() has work to do */
     bool peeking;                  /* the client's first bytes are held for the peek */
+    bool holding;                  /* the peek is over; tunnel_proceed() was not called yet */
     enum clienthello_result hello; /* what the peek found */
     char sni[256];                 /* the server name the ClientHello asked for, or "" */
 };
 
 /* What tunnel_begin() needs; nothing in it is owned. */
 struct tunnel_ctx {
-    struct event_base *base;
     struct pipes *pipes;
-    event_callback_fn cb; /* runs for every tunnel event: call tunnel_on_event() */
+    sock_cb cb; /* gets every event of both socks (raw mode): call tunnel_on_event() */
     void *arg;
 };
 
@@ -61,29 +59,28 @@ struct tunnel_ctx {
 void tunnel_init(struct tunnel *t);
 
 /*
- * Turns the two connected bufferevents into a tunnel: both are disabled and their sockets
- * borrowed; what they hold (queued output, unread input) is relayed first, after prefix
+ * Turns the two connected socks into a tunnel: both go to raw mode with ctx->cb as their
+ * callback; what they hold (queued output, unread input) is relayed first, after prefix
  * (bytes for the client, e.g. the CONNECT's 200, or NULL).  With peek, the client's first
  * bytes are held until they show a whole ClientHello or are not TLS; the outcome is then
  * PEEKED and nothing of them is relayed before tunnel_proceed().  Otherwise MORE, or
  * FAIL/CLOSE when a write fails at once.
  */
-struct outcome tunnel_begin(struct tunnel *t, const struct tunnel_ctx *ctx,
-                            struct bufferevent *client, struct bufferevent *upstream,
-                            const char *prefix, bool peek);
+struct outcome tunnel_begin(struct tunnel *t, const struct tunnel_ctx *ctx, struct sock *client,
+                            struct sock *upstream, const char *prefix, bool peek);
 
 /* After PEEKED: relays the held bytes and everything after them. */
 struct outcome tunnel_proceed(struct tunnel *t);
 
 /*
- * One tunnel event (fd and what as libevent gives them to ctx->cb): moves bytes.
- * MORE; DONE once both directions ended and everything was written; PEEKED (see
+ * One tunnel event (the sock and what, EV_READ or EV_WRITE, as ctx->cb got them): moves
+ * bytes.  MORE; DONE once both directions ended and everything was written; PEEKED (see
  * tunnel_begin); CLOSE when a side failed (with a reset toward the client when the
  * upstream did).
  */
-struct outcome tunnel_on_event(struct tunnel *t, int fd, short what);
+struct outcome tunnel_on_event(struct tunnel *t, struct sock *so, short what);
 
-/* Frees the events, buffers and pipes; the sockets stay with their owner.  Safe twice. */
+/* Frees the buffers and pipes; the socks stay with their owner.  Safe to call twice. */
 void tunnel_end(struct tunnel *t);
 
 #endif /* SLUICE_TUNNEL_H */

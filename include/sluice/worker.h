@@ -34,6 +34,7 @@ struct worker {
     const char *listener_tools[WORKER_MAX_LISTENERS]; /* tool each listener is bound to */
     struct event *wake;           /* activated from the main thread to start a drain */
     struct event *policy_changed; /* activated from the main thread after a reload */
+    struct event *log_flush;      /* writes the log lines a loop round held */
     struct event *accept_retry;   /* re-enables accepting after EMFILE */
     struct event *drain_timer;    /* ends the drain when it runs out */
     atomic_bool drain_requested;  /* set by the main thread */

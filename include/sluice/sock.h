@@ -1,0 +1,97 @@
+/*
+ * A non-blocking TCP socket with an input and an output buffer: the one layer between a
+ * socket and what speaks HTTP over it.  It reads only when asked to and never asks the
+ * kernel how much there is (no FIONREAD), writes through at once when nothing is queued
+ * (no write event for a write that completes), and keeps its read and write events added
+ * only while they are wanted, so a request and its response cost one read and one write
+ * each.  A tunnel can take its events over ("raw" mode) to move bytes with splice(2).
+ * TLS, when it comes, is another way of filling the input and draining the output here.
+ */
+#ifndef SLUICE_SOCK_H
+#define SLUICE_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+/* What happened, for the callback (bits). */
+#define SOCK_EV_READ    0x01 /* new bytes are in the input */
+#define SOCK_EV_DRAINED 0x02 /* queued output went out: the output fell to the low mark */
+#define SOCK_EV_EOF     0x04 /* the peer ended its direction; the input holds the rest */
+#define SOCK_EV_ERROR   0x08 /* a read or a write failed; sock_error() says why */
+
+/* The most one read takes, and what a caller pauses a reader at: the relay watermark. */
+#define SOCK_READ_MAX (256 * 1024)
+/* Output at or under this after a write event counts as drained. */
+#define SOCK_LOW_MARK (64 * 1024)
+
+struct sock;
+
+/* What a sock reports to its owner; in raw mode what is EV_READ or EV_WRITE instead. */
+typedef void (*sock_cb)(struct sock *so, short what, void *arg);
+
+/*
+ * Takes over the connected non-blocking socket fd (closed by sock_free(), or at once on
+ * failure) for base.  Neither reading nor writing is wanted yet.  NULL when out of memory.
+ */
+struct sock *sock_new(struct event_base *base, int fd);
+
+/* Closes the socket and frees everything.  NULL is a no-op. */
+void sock_free(struct sock *so);
+
+/* Sets who hears about events; cb NULL stops the reports (events stay as they are). */
+void sock_setcb(struct sock *so, sock_cb cb, void *arg);
+
+/* The socket, its input and its output (all owned by the sock). */
+int sock_fd(const struct sock *so);
+struct evbuffer *sock_in(struct sock *so);
+struct evbuffer *sock_out(struct sock *so);
+
+/*
+ * Wants reads (on) or not.  While on, each readiness reads once, at most limit - what the
+ * input holds (limit 0: SOCK_READ_MAX), and reading stops by itself while the input holds
+ * limit, resuming when it is drained below it.
+ */
+void sock_set_reading(struct sock *so, bool on);
+
+/* The input bound for sock_set_reading(); 0 means SOCK_READ_MAX at a time, no bound. */
+void sock_set_read_limit(struct sock *so, size_t limit);
+
+/* True while reading is wanted (even if held by the input bound). */
+bool sock_reading(const struct sock *so);
+
+/*
+ * Writes what the output holds now, as far as the socket takes it; the rest goes when the
+ * socket has room, and the drain is reported with SOCK_EV_DRAINED.  A failure is reported
+ * through the callback with SOCK_EV_ERROR from the loop, never from inside this call.
+ */
+void sock_flush(struct sock *so);
+
+/* True once the peer's end of stream was read. */
+bool sock_eof(const struct sock *so);
+
+/* The errno of the failure SOCK_EV_ERROR reported, or 0. */
+int sock_error(const struct sock *so);
+
+/*
+ * Raw mode for tunnels: the sock stops reading and writing its buffers, and its events go
+ * to cb as EV_READ / EV_WRITE, added and removed with sock_raw_want().  The buffers keep
+ * what they held, for the caller to take.  There is no way back.
+ */
+void sock_set_raw(struct sock *so, sock_cb cb, void *arg);
+
+/* In raw mode: wants readiness to read (EV_READ) or write (EV_WRITE) or not. */
+void sock_raw_want(struct sock *so, short what, bool on);
+
+/* Sets SO_LINGER {1, 0}, so that sock_free() resets the connection instead of ending it. */
+void sock_reset_on_free(struct sock *so);
+
+/*
+ * Reads once now, up to max bytes, as if the socket had said it was readable; for taking
+ * an answer that sits in the receive queue when a write failed.  Returns the bytes read.
+ */
+size_t sock_read_now(struct sock *so, size_t max);
+
+#endif /* SLUICE_SOCK_H */
