@@ -424,7 +424,7 @@ int main(int argc, char **argv)
         if (worker_init(&workers[k], k, &settings, clientcap, fds + (size_t)k * nlisten, nlisten,
                         &errstr) == 0) {
             for (size_t i = 0; i < nlisten; i++)
-                workers[k].listener_tools[i] =
+                workers[k].listeners[i].tool =
                     config->listeners[i].tool[0] != '\0' ? config->listeners[i].tool : NULL;
         } else {
             log_error("worker %u: %s", k, errstr);

@@ -73,24 +73,15 @@ static void worker_refuse(struct worker *w, evutil_socket_t fd, const char *body
     evutil_closesocket(fd);
 }
 
-/* The tool the listener l is bound to, or NULL. */
-static const char *worker_listener_tool(const struct worker *w, const struct evconnlistener *l)
-{
-    for (size_t i = 0; i < w->nlisteners; i++)
-        if (w->listeners[i] == l)
-            return w->listener_tools[i];
-    return NULL;
-}
+static void worker_accept_failed(struct worker *w, int err);
 
-/* A client connected. */
-static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                             int salen, void *arg)
+/* Takes a client connection from listener l; see worker_listen_cb(). */
+static void worker_accept(struct worker *w, const struct worker_listener *l, evutil_socket_t fd,
+                          const struct sockaddr *sa)
 {
-    struct worker *w = arg;
     char warning[320], addr[NETGUARD_ADDRSTRLEN] = "?";
     struct netguard_addr a;
 
-    (void)salen;
     if (atomic_fetch_add(&worker_open_conns, 1) >= w->settings->max_connections) {
         atomic_fetch_sub(&worker_open_conns, 1);
         snprintf(warning, sizeof(warning),
@@ -114,7 +105,7 @@ static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
                       warning);
         return;
     }
-    if (session_new(&w->env, fd, sa, worker_listener_tool(w, l)) == NULL) {
+    if (session_new(&w->env, fd, sa, l->tool) == NULL) {
         atomic_fetch_sub(&worker_open_conns, 1);
         if (w->env.clientcap != NULL)
             clientcap_release(w->env.clientcap, sa);
@@ -122,27 +113,58 @@ static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
     }
 }
 
+/*
+ * A listening socket is readable: accepts one connection.  One per readiness, not until
+ * EAGAIN: the event is level-triggered, so a backlog is taken over the next loop rounds,
+ * and a lone connection costs one accept4() rather than two.
+ */
+static void worker_listen_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker_listener *l = arg;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int cfd;
+
+    (void)what;
+    cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd >= 0)
+        worker_accept(l->w, l, cfd, (const struct sockaddr *)&ss);
+    else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        worker_accept_failed(l->w, errno);
+}
+
 /* Turns accepting on or off on every listener of w. */
 static void worker_set_accepting(struct worker *w, bool on)
 {
     for (size_t i = 0; i < w->nlisteners; i++)
-        if (w->listeners[i] != NULL) {
+        if (w->listeners[i].ev != NULL) {
             if (on)
-                evconnlistener_enable(w->listeners[i]);
+                event_add(w->listeners[i].ev, NULL);
             else
-                evconnlistener_disable(w->listeners[i]);
+                event_del(w->listeners[i].ev);
         }
 }
 
-/* accept() failed: out of descriptors pauses accepting instead of spinning on the error. */
-static void worker_accept_error_cb(struct evconnlistener *l, void *arg)
+/* Closes w's listening sockets: a draining worker takes no new client. */
+static void worker_close_listeners(struct worker *w)
 {
-    struct worker *w = arg;
-    int err = EVUTIL_SOCKET_ERROR();
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        struct worker_listener *l = &w->listeners[i];
+        if (l->ev != NULL)
+            event_free(l->ev);
+        l->ev = NULL;
+        if (l->fd >= 0)
+            close(l->fd);
+        l->fd = -1;
+    }
+}
+
+/* accept() failed: out of descriptors pauses accepting instead of spinning on the error. */
+static void worker_accept_failed(struct worker *w, int err)
+{
     struct timeval tv = {.tv_sec = 0, .tv_usec = WORKER_ACCEPT_PAUSE_MS * 1000};
     uint64_t now = worker_now_ms();
 
-    (void)l;
     if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
         log_warn("accept failed: %s", evutil_socket_error_to_string(err));
         return;
@@ -211,10 +233,7 @@ static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
     if (!atomic_load(&w->drain_requested) || w->env.draining)
         return;
     w->env.draining = true;
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        evconnlistener_free(w->listeners[i]);
-        w->listeners[i] = NULL;
-    }
+    worker_close_listeners(w);
     evtimer_del(w->accept_retry);
     for (s = TAILQ_FIRST(&w->env.live); s != NULL; s = next) {
         next = TAILQ_NEXT(s, entry);
@@ -299,14 +318,16 @@ int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s,
         goto fail;
     }
     for (i = 0; i < nfds && i < WORKER_MAX_LISTENERS; i++) {
-        w->listeners[i] =
-            evconnlistener_new(env->base, worker_accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
-        if (w->listeners[i] == NULL) {
+        struct worker_listener *l = &w->listeners[i];
+        l->w = w;
+        l->fd = fds[i];
+        w->nlisteners = i + 1;
+        l->ev = event_new(env->base, l->fd, EV_READ | EV_PERSIST, worker_listen_cb, l);
+        if (l->ev == NULL || event_add(l->ev, NULL) < 0) {
             *errstr = "cannot set up a listener";
+            i++;
             goto fail;
         }
-        w->nlisteners = i + 1;
-        evconnlistener_set_error_cb(w->listeners[i], worker_accept_error_cb);
     }
     return 0;
 
@@ -392,9 +413,7 @@ void worker_finish(struct worker *w)
         TAILQ_REMOVE(&env->dead, s, entry);
         session_free(s);
     }
-    for (size_t i = 0; i < w->nlisteners; i++)
-        if (w->listeners[i] != NULL)
-            evconnlistener_free(w->listeners[i]);
+    worker_close_listeners(w);
     pool_free(env->pool);
     pipes_free(env->pipes);
     if (env->dns != NULL)

@@ -13,7 +13,6 @@
 #include <stddef.h>
 
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "sluice/session.h"
 #include "sluice/settings.h"
@@ -22,6 +21,16 @@
 /* Pipes for splice(2) one worker may hold; each takes two descriptors. */
 #define WORKER_MAX_PIPES 256
 
+struct worker;
+
+/* One listening socket of a worker, and the tool its clients are, if it is bound to one. */
+struct worker_listener {
+    struct worker *w;
+    int fd;           /* the listening socket; owned, or -1 */
+    struct event *ev; /* readable: a connection waits; owned */
+    const char *tool; /* the tool id its clients are, or NULL; not owned */
+};
+
 /* One worker thread and everything its loop owns. */
 struct worker {
     unsigned id;
@@ -29,9 +38,8 @@ struct worker {
     bool started;                           /* the thread is running and must be joined */
     const struct sluice_settings *settings; /* not owned; outlives the worker */
     struct session_env env;                 /* loop, resolver, pool, pipes, sessions; owned */
-    struct evconnlistener *listeners[WORKER_MAX_LISTENERS]; /* owned, with their sockets */
+    struct worker_listener listeners[WORKER_MAX_LISTENERS]; /* owned, with their sockets */
     size_t nlisteners;
-    const char *listener_tools[WORKER_MAX_LISTENERS]; /* tool each listener is bound to */
     struct event *wake;           /* activated from the main thread to start a drain */
     struct event *policy_changed; /* activated from the main thread after a reload */
     struct event *log_flush;      /* writes the log lines a loop round held */
