@@ -109,6 +109,10 @@ static void log_emit(const char *line, size_t len, bool urgent)
 
 /* Formats one line and hands it to log_emit(). */
 static void log_write(const char *label, bool urgent, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+/* Formats one line and hands it to log_emit(). */
+static void log_write(const char *label, bool urgent, const char *fmt, va_list ap)
 {
     char line[4096];
     struct timespec now;

@@ -413,6 +413,7 @@ static void session_exchange_done(struct session *s)
                 s->pinned.port = s->x.req.port;
                 snprintf(s->pinned.owner, sizeof(s->pinned.owner), "%s", owner);
                 sock_setcb(s->upstream, session_pinned_cb, s); /* to see the origin close it */
+                sock_set_reading(s->upstream, true);
                 s->upstream = NULL;
             }
         } else {

@@ -256,12 +256,6 @@ void sock_set_read_limit(struct sock *so, size_t limit)
     sock_update_reading(so);
 }
 
-/* True while reads are wanted. */
-bool sock_reading(const struct sock *so)
-{
-    return so->want_read;
-}
-
 /* Writes through what it can; the rest waits for the write event. */
 void sock_flush(struct sock *so)
 {
@@ -310,6 +304,12 @@ void sock_raw_want(struct sock *so, short what, bool on)
         sock_event_set(so->rd, &so->rd_added, on);
     if ((what & EV_WRITE) != 0)
         sock_event_set(so->wr, &so->wr_added, on);
+}
+
+/* The events added now. */
+short sock_raw_wanted(const struct sock *so)
+{
+    return (short)((so->rd_added ? EV_READ : 0) | (so->wr_added ? EV_WRITE : 0));
 }
 
 /* Makes the close a reset. */

@@ -266,12 +266,14 @@ struct outcome tunnel_begin(struct tunnel *t, const struct tunnel_ctx *ctx, stru
         tunnel_dir_open(&t->down, upstream, client, TERM_SERVER, TERM_CLIENT) < 0)
         return outcome_fail(503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_TUNNEL,
                             "out of memory while starting the tunnel");
-    /* A read event wanted already (the client's was, for its request) stays as it is:
-     * wanting it again costs nothing in the kernel. */
-    t->up.reading = sock_reading(client);
-    t->down.reading = sock_reading(upstream);
+    /* The events start as the socks left them (the client's read event, added for its
+     * request, stays as it is: wanting it again costs nothing in the kernel). */
     sock_set_raw(client, ctx->cb, ctx->arg);
     sock_set_raw(upstream, ctx->cb, ctx->arg);
+    t->up.reading = (sock_raw_wanted(client) & EV_READ) != 0;
+    t->down.writing = (sock_raw_wanted(client) & EV_WRITE) != 0;
+    t->down.reading = (sock_raw_wanted(upstream) & EV_READ) != 0;
+    t->up.writing = (sock_raw_wanted(upstream) & EV_WRITE) != 0;
     /* What was queued for a side goes before what the other side sent since. */
     if (prefix != NULL)
         evbuffer_add(t->down.buf, prefix, strlen(prefix));

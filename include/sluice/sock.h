@@ -59,9 +59,6 @@ void sock_set_reading(struct sock *so, bool on);
 /* The input bound for sock_set_reading(); 0 means SOCK_READ_MAX at a time, no bound. */
 void sock_set_read_limit(struct sock *so, size_t limit);
 
-/* True while reading is wanted (even if held by the input bound). */
-bool sock_reading(const struct sock *so);
-
 /*
  * Writes what the output holds now, as far as the socket takes it; the rest goes when the
  * socket has room, and the drain is reported with SOCK_EV_DRAINED.  A failure is reported
@@ -84,6 +81,9 @@ void sock_set_raw(struct sock *so, sock_cb cb, void *arg);
 
 /* In raw mode: wants readiness to read (EV_READ) or write (EV_WRITE) or not. */
 void sock_raw_want(struct sock *so, short what, bool on);
+
+/* Which events are added now (EV_READ, EV_WRITE bits): where raw mode starts from. */
+short sock_raw_wanted(const struct sock *so);
 
 /* Sets SO_LINGER {1, 0}, so that sock_free() resets the connection instead of ending it. */
 void sock_reset_on_free(struct sock *so);
