@@ -1194,8 +1194,8 @@ void policy_decide(const struct policy_snapshot *p, const struct policy_query *q
         }
         /* 5. The tool's default. */
         decide(d, t->default_verdict, tool, t->file,
-               "this host is not among the tool's endpoints; add it to its profile if the tool "
-               "needs it",
+               "no endpoint group of the tool covers this host, port, method and path; add "
+               "one to its profile if the tool needs it",
                "default", "");
         return;
     }
