@@ -529,6 +529,15 @@ size_t domainset_memory(const struct domainset *s)
     return total;
 }
 
+/* Writes the canonical text of address a into out; see domainset_normalize(). */
+static int ds_format_literal(const struct netguard_addr *a, char *out, size_t cap,
+                             const char **errstr)
+{
+    size_t n = netguard_format(a, out, cap);
+
+    return n < cap ? (int)n : ds_fail(errstr, "output buffer too small");
+}
+
 /* Lower-cases and checks the ASCII name in[0..len) into out; see domainset_normalize(). */
 static int ds_normalize_ascii(const char *in, size_t len, char *out, size_t cap,
                               const char **errstr)
@@ -624,13 +633,17 @@ int domainset_normalize(const char *host, size_t len, char *out, size_t cap, con
 {
     struct netguard_addr a;
 
+    int n;
+
     if (host == NULL || len == 0)
         return ds_fail(errstr, "empty name");
-    if (netguard_parse_literal(host, len, &a)) {
-        size_t n = netguard_format(&a, out, cap);
-        return n < cap ? (int)n : ds_fail(errstr, "output buffer too small");
-    }
-    if (ds_has_high_bit(host, len))
-        return ds_normalize_idna(host, len, out, cap, errstr);
-    return ds_normalize_ascii(host, len, out, cap, errstr);
+    if (netguard_parse_literal(host, len, &a))
+        return ds_format_literal(&a, out, cap, errstr);
+    n = ds_has_high_bit(host, len) ? ds_normalize_idna(host, len, out, cap, errstr)
+                                   : ds_normalize_ascii(host, len, out, cap, errstr);
+    /* IDNA can turn a name into the spelling of an address ("1" and a fullwidth full stop
+     * is "1."): the normal form is then that address's, so that it is a fixed point. */
+    if (n > 0 && netguard_parse_literal(out, (size_t)n, &a))
+        return ds_format_literal(&a, out, cap, errstr);
+    return n;
 }
