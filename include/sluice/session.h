@@ -5,6 +5,11 @@
  * and acts on the outcome each returns (session_advance).  Everything here runs in one
  * worker's event loop.
  *
+ * Where TLS inspection plugs in: a CONNECT's tunnel ends its peek with a PEEKED outcome
+ * (session_peeked), before any client byte is relayed; there the session can decide to
+ * inspect instead of splicing, and run the same forward path over a sock that speaks TLS
+ * to the client.  Nothing below the session needs to know.
+ *
  * Legal state transitions (session_set_state() asserts them):
  *
  *   HEAD     -> RESOLVE | FORWARD | LINGER | CLOSED
