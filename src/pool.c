@@ -13,7 +13,7 @@ struct pool_entry {
     TAILQ_ENTRY(pool_entry) link;
     struct pool *pool;
     struct sock *so;              /* the connection */
-    struct sockaddr_storage peer; /* the address it was dialled to */
+    union netguard_sockaddr peer; /* the address it was dialled to */
     struct event *timer;          /* closes the connection when it stayed idle too long */
     uint16_t port;
     char host[256];
@@ -91,7 +91,7 @@ static bool pool_matches(const struct pool_entry *e, const char *host, uint16_t 
 
 /* Keeps an idle connection, evicting the oldest ones past the bounds. */
 void pool_put(struct pool *p, const char *host, uint16_t port, const char *owner, struct sock *so,
-              const struct sockaddr_storage *peer)
+              const union netguard_sockaddr *peer)
 {
     struct pool_entry *e, *it, *oldest_same = NULL;
     size_t same = 0;
@@ -135,7 +135,7 @@ void pool_put(struct pool *p, const char *host, uint16_t port, const char *owner
 
 /* Takes the most recently idle connection filed under host:port and owner. */
 struct sock *pool_take(struct pool *p, const char *host, uint16_t port, const char *owner,
-                       struct sockaddr_storage *peer)
+                       union netguard_sockaddr *peer)
 {
     struct pool_entry *e;
 

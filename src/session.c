@@ -148,7 +148,7 @@ static void session_report(struct session *s)
     rec.sent = x->head_bytes + x->fwd.sent + x->tun.up.bytes;
     rec.received = x->own_bytes + x->fwd.received + x->tun.down.bytes;
     rec.duration_ms = session_now_ms() - x->start_ms;
-    rec.sni = x->tun.sni;
+    rec.sni = x->tun.sni != NULL ? x->tun.sni : "";
     rec.term = x->term;
     rec.tool = x->identity.tool != NULL ? x->identity.tool->id : "unidentified";
     rec.id_source = identity_source_str(x->identity.source);
@@ -173,11 +173,21 @@ static void session_reset_exchange(struct session *s)
     tunnel_init(&x->tun);
 }
 
+/* Frees the dial, if one is under way or just ended. */
+static void session_drop_dial(struct session *s)
+{
+    if (s->dial == NULL)
+        return;
+    dial_cancel(s->dial);
+    free(s->dial);
+    s->dial = NULL;
+}
+
 /* Frees the upstream connection in use, if any. */
 static void session_drop_upstream(struct session *s)
 {
     s->upstream_reused = s->upstream_pinned = false;
-    dial_cancel(&s->dial);
+    session_drop_dial(s);
     sock_free(s->upstream);
     s->upstream = NULL;
 }
@@ -185,8 +195,11 @@ static void session_drop_upstream(struct session *s)
 /* Closes the upstream connection kept for connection-bound authentication. */
 static void session_drop_pinned(struct session *s)
 {
-    sock_free(s->pinned.so);
-    memset(&s->pinned, 0, sizeof(s->pinned));
+    if (s->pinned == NULL)
+        return;
+    sock_free(s->pinned->so);
+    free(s->pinned);
+    s->pinned = NULL;
 }
 
 /* Formats "ip:port" (IPv6 in brackets) for the log. */
@@ -219,15 +232,16 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
         goto fail;
     s->env = env;
     s->listener_tool = listener_tool;
-    dial_init(&s->dial);
     tunnel_init(&s->x.tun);
     s->policy = policy_acquire();
     if (s->policy == NULL)
         goto fail;
     s->state = SESSION_ST_HEAD;
     session_format_addr(sa, s->client_addr, sizeof(s->client_addr));
-    memcpy(&s->client_sa, sa,
-           sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    if (sa->sa_family == AF_INET6)
+        s->client_sa.sin6 = *(const struct sockaddr_in6 *)(const void *)sa;
+    else if (sa->sa_family == AF_INET)
+        s->client_sa.sin = *(const struct sockaddr_in *)(const void *)sa;
     s->timer = evtimer_new(env->base, session_timer_cb, s);
     if (s->timer == NULL)
         goto fail;
@@ -291,7 +305,7 @@ void session_close(struct session *s, char who, char phase)
     env->nlive--;
     atomic_fetch_sub(env->open_total, 1);
     if (env->clientcap != NULL)
-        clientcap_release(env->clientcap, (const struct sockaddr *)&s->client_sa);
+        clientcap_release(env->clientcap, &s->client_sa.sa);
     TAILQ_INSERT_TAIL(&env->dead, s, entry);
     event_active(env->reap, 0, 0);
 }
@@ -405,13 +419,13 @@ static void session_exchange_done(struct session *s)
         if (f->conn_auth || s->upstream_pinned) {
             /* The origin now knows this connection as this user: it stays with this client
              * (Squid calls it pinning), is closed with it, and never goes to the pool. */
-            if (!f->close_after) {
-                session_drop_pinned(s);
-                s->pinned.so = s->upstream;
-                s->pinned.peer = s->upstream_peer;
-                snprintf(s->pinned.host, sizeof(s->pinned.host), "%s", s->x.req.host);
-                s->pinned.port = s->x.req.port;
-                snprintf(s->pinned.owner, sizeof(s->pinned.owner), "%s", owner);
+            session_drop_pinned(s);
+            if (!f->close_after && (s->pinned = calloc(1, sizeof(*s->pinned))) != NULL) {
+                s->pinned->so = s->upstream;
+                s->pinned->peer = s->upstream_peer;
+                snprintf(s->pinned->host, sizeof(s->pinned->host), "%s", s->x.req.host);
+                s->pinned->port = s->x.req.port;
+                snprintf(s->pinned->owner, sizeof(s->pinned->owner), "%s", owner);
                 sock_setcb(s->upstream, session_pinned_cb, s); /* to see the origin close it */
                 sock_set_reading(s->upstream, true);
                 s->upstream = NULL;
@@ -498,7 +512,7 @@ static void session_peeked(struct session *s)
     const struct tunnel *t = &s->x.tun;
 
     log_debug("%s: tunnel to %s:%u: ClientHello %s, sni=%s", s->client_addr, s->x.req.host,
-              s->x.req.port, clienthello_result_str(t->hello), t->sni[0] ? t->sni : "-");
+              s->x.req.port, clienthello_result_str(t->hello), t->sni != NULL ? t->sni : "-");
     session_advance(s, tunnel_proceed(&s->x.tun));
 }
 
@@ -588,11 +602,11 @@ static void session_resolved_cb(int err, struct evutil_addrinfo *ai, void *arg)
     struct dial_ctx ctx = session_dial_ctx(s);
     struct outcome o;
 
-    s->dial.query = NULL;
+    s->dial->query = NULL;
     session_set_state(s, SESSION_ST_CONNECT);
-    o = dial_resolved(&s->dial, &ctx, err, ai);
-    s->x.dest = s->dial.dest;
-    s->x.dest_known = s->dial.dest_known;
+    o = dial_resolved(s->dial, &ctx, err, ai);
+    s->x.dest = s->dial->dest;
+    s->x.dest_known = s->dial->dest_known;
     session_advance(s, o);
 }
 
@@ -604,9 +618,9 @@ static void session_connect_cb(evutil_socket_t fd, short what, void *arg)
     struct outcome o;
 
     (void)fd;
-    o = dial_connected(&s->dial, &ctx, what);
-    s->x.dest = s->dial.dest;
-    s->x.dest_known = s->dial.dest_known;
+    o = dial_connected(s->dial, &ctx, what);
+    s->x.dest = s->dial->dest;
+    s->x.dest_known = s->dial->dest_known;
     session_advance(s, o);
 }
 
@@ -627,13 +641,14 @@ static struct dial_ctx session_dial_ctx(struct session *s)
 /* Wraps the connected socket in a sock (no system call) and goes on. */
 static void session_dial_connected(struct session *s)
 {
-    s->upstream = sock_new(s->env->base, dial_take_fd(&s->dial));
+    s->upstream = sock_new(s->env->base, dial_take_fd(s->dial));
     if (s->upstream == NULL) {
         session_fail(s, 503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_CONNECT,
                      "out of memory while connecting upstream");
         return;
     }
-    s->upstream_peer = s->dial.peer;
+    s->upstream_peer = s->dial->peer;
+    session_drop_dial(s); /* a long tunnel keeps nothing of it */
     sock_setcb(s->upstream, session_upstream_cb, s);
     s->upstream_reused = false;
     session_upstream_ready(s);
@@ -643,12 +658,12 @@ static void session_dial_connected(struct session *s)
  * True when the address guard of s's policy lets s use a kept connection to peer, an
  * address checked under the policy of the request that dialled it.
  */
-static bool session_reuse_allowed(struct session *s, const struct sockaddr_storage *peer)
+static bool session_reuse_allowed(struct session *s, const union netguard_sockaddr *peer)
 {
     struct policy_decision refusal;
 
-    s->x.dest_known = policy_check_address(s->policy, s->x.identity.tool,
-                                           (const struct sockaddr *)peer, &s->x.dest, &refusal);
+    s->x.dest_known =
+        policy_check_address(s->policy, s->x.identity.tool, &peer->sa, &s->x.dest, &refusal);
     return s->x.dest_known;
 }
 
@@ -666,12 +681,13 @@ static struct sock *session_take_kept(struct session *s)
     char owner[POOL_OWNER_MAX];
 
     identity_owner_key(&s->x.identity, owner, sizeof(owner));
-    if (s->pinned.so != NULL) {
-        if (s->pinned.port == r->port && strcmp(s->pinned.host, r->host) == 0 &&
-            strcmp(s->pinned.owner, owner) == 0) {
-            so = s->pinned.so; /* pinned again when done; see session_exchange_done() */
-            s->upstream_peer = s->pinned.peer;
-            s->pinned.so = NULL;
+    if (s->pinned != NULL) {
+        if (s->pinned->port == r->port && strcmp(s->pinned->host, r->host) == 0 &&
+            strcmp(s->pinned->owner, owner) == 0) {
+            so = s->pinned->so; /* pinned again when done; see session_exchange_done() */
+            s->upstream_peer = s->pinned->peer;
+            s->pinned->so = NULL;
+            session_drop_pinned(s);
             s->upstream_pinned = true;
         } else {
             session_drop_pinned(s); /* the client moved on */
@@ -707,7 +723,10 @@ static void session_reach_upstream(struct session *s, bool may_reuse)
     session_set_state(s, SESSION_ST_RESOLVE);
     session_timer_arm(s, s->env->settings->timeout_connect_ms);
     ctx = session_dial_ctx(s);
-    if (dial_resolve(&s->dial, &ctx, s->env->dns, session_resolved_cb) < 0)
+    session_drop_dial(s);
+    if ((s->dial = malloc(sizeof(*s->dial))) != NULL)
+        dial_init(s->dial);
+    if (s->dial == NULL || dial_resolve(s->dial, &ctx, s->env->dns, session_resolved_cb) < 0)
         session_fail(s, 503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_RESOLVE,
                      "out of memory while resolving");
 }
@@ -745,7 +764,7 @@ static void session_advance(struct session *s, struct outcome o)
         session_dial_connected(s);
         return;
     case OUTCOME_DENIED:
-        s->x.refusal = s->dial.refusal;
+        s->x.refusal = s->dial->refusal;
         s->x.refused = true;
         session_deny(s, TERM_PH_CONNECT, &s->x.refusal, s->x.dest.ip);
         return;
@@ -1128,8 +1147,7 @@ void session_policy_changed(struct session *s)
     d = x->decision;
     if (!blocked && x->dest_known && s->upstream != NULL) {
         struct policy_dest dest;
-        if (!policy_check_address(p, tool, (const struct sockaddr *)&s->upstream_peer, &dest,
-                                  &x->refusal)) {
+        if (!policy_check_address(p, tool, &s->upstream_peer.sa, &dest, &x->refusal)) {
             x->refused = true;
             d = x->refusal;
             blocked = true;

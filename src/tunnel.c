@@ -80,6 +80,11 @@ static int tunnel_flush(struct tunnel *t, struct tunnel_dir *d)
         if (evbuffer_get_length(d->buf) > 0)
             return 0;
     }
+    if (d->buf != NULL) {
+        /* An idle tunnel keeps no buffer: one is made again when bytes must wait. */
+        evbuffer_free(d->buf);
+        d->buf = NULL;
+    }
     while (d->in_pipe > 0) {
         ssize_t n =
             splice(d->pipe[0], NULL, d->to, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -170,15 +175,19 @@ static bool tunnel_peek_done(struct tunnel *t)
     struct evbuffer *b = t->up.buf;
     size_t len = b != NULL ? evbuffer_get_length(b) : 0;
     const uint8_t *p;
+    char sni[256] = "";
 
     if (len == 0 && !t->up.eof)
         return false;
     p = len > 0 ? evbuffer_pullup(b, (ev_ssize_t)len) : NULL;
-    t->hello = p != NULL ? clienthello_parse(p, len, t->sni, sizeof(t->sni)) : CLIENTHELLO_NOT_TLS;
+    t->hello = p != NULL ? clienthello_parse(p, len, sni, sizeof(sni)) : CLIENTHELLO_NOT_TLS;
     if (t->hello == CLIENTHELLO_NEED_MORE && !t->up.eof && len < CLIENTHELLO_MAX_BYTES)
         return false;
     if (t->hello == CLIENTHELLO_NEED_MORE)
         t->hello = CLIENTHELLO_MALFORMED; /* it ended, or grew too big, before it was whole */
+    /* Kept on the heap: a tunnel lives long, and most names are short. */
+    if (t->hello == CLIENTHELLO_FOUND && sni[0] != '\0')
+        t->sni = strdup(sni);
     t->peeking = false;
     return true;
 }
@@ -250,7 +259,7 @@ static int tunnel_dir_open(struct tunnel_dir *d, struct sock *from, struct sock 
     d->from_side = from_side;
     d->to_side = to_side;
     if (d->buf == NULL)
-        d->buf = evbuffer_new();
+        d->buf = evbuffer_new(); /* for what the socks carry over; freed once it is written */
     return d->buf != NULL ? 0 : -1;
 }
 
@@ -283,6 +292,10 @@ struct outcome tunnel_begin(struct tunnel *t, const struct tunnel_ctx *ctx, stru
     evbuffer_add_buffer(t->up.buf, sock_out(upstream));
     t->up.bytes = evbuffer_get_length(sock_in(client));
     evbuffer_add_buffer(t->up.buf, sock_in(client));
+    if (evbuffer_get_length(t->up.buf) == 0) {
+        evbuffer_free(t->up.buf); /* nothing carried over: wait for bytes without a buffer */
+        t->up.buf = NULL;
+    }
     t->peeking = peek;
     if (peek && tunnel_peek_done(t)) {
         t->holding = true;
@@ -339,5 +352,7 @@ void tunnel_end(struct tunnel *t)
         return;
     tunnel_dir_close(t, &t->up);
     tunnel_dir_close(t, &t->down);
+    free(t->sni);
+    t->sni = NULL;
     t->started = false;
 }

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "sluice/netguard.h"
 #include "sluice/outcome.h"
 #include "sluice/policy.h"
 #include "sluice/resolve.h"
@@ -29,7 +30,7 @@ struct dial {
     bool refused;                   /* the guard refused at least one address */
     struct policy_decision refusal; /* the guard's first refusal */
     struct policy_dest dest;        /* the address dialled (or, if none was, refused) */
-    struct sockaddr_storage peer;   /* the address dialled, as a socket address */
+    union netguard_sockaddr peer;   /* the address dialled, as a socket address */
     bool dest_known;                /* dest is set */
 };
 

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 /* Address classes, as bits; an address may carry several. */
@@ -36,6 +37,16 @@ enum netguard_class {
 
 /* Every class. */
 #define NETGUARD_ALL_CLASSES ((uint32_t)((1u << 10) - 1))
+
+/*
+ * An IPv4 or IPv6 socket address in the room it needs (28 bytes, where a
+ * sockaddr_storage takes 128): what connections keep of their peers.
+ */
+union netguard_sockaddr {
+    struct sockaddr sa;
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+};
 
 /* Room for the text of any address, NUL included (as INET6_ADDRSTRLEN). */
 #define NETGUARD_ADDRSTRLEN 46

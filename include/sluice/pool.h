@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "sluice/netguard.h"
 #include "sluice/sock.h"
 
 /* Room for an owner key: a tool id, a newline and a user name. */
@@ -36,7 +37,7 @@ void pool_free(struct pool *p);
  * say so, when the origin closes it or sends anything, or on failure).
  */
 void pool_put(struct pool *p, const char *host, uint16_t port, const char *owner, struct sock *so,
-              const struct sockaddr_storage *peer);
+              const union netguard_sockaddr *peer);
 
 /*
  * Takes the most recently idle connection to host:port used by owner, with the address it
@@ -44,7 +45,7 @@ void pool_put(struct pool *p, const char *host, uint16_t port, const char *owner
  * when there is none.
  */
 struct sock *pool_take(struct pool *p, const char *host, uint16_t port, const char *owner,
-                       struct sockaddr_storage *peer);
+                       union netguard_sockaddr *peer);
 
 /* Idle connections held now. */
 size_t pool_count(const struct pool *p);

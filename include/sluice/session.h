@@ -80,7 +80,7 @@ struct session_env {
 /* The upstream connection kept for one client after connection-bound authentication. */
 struct session_pinned {
     struct sock *so;              /* the connection, or NULL */
-    struct sockaddr_storage peer; /* the address it was dialled to */
+    union netguard_sockaddr peer; /* the address it was dialled to */
     char host[REQUEST_HOST_MAX];
     uint16_t port;
     char owner[POOL_OWNER_MAX]; /* the identity it authenticated */
@@ -121,23 +121,23 @@ struct session {
     enum session_state state;
     struct sock *client;                   /* the client connection; owned */
     struct sock *upstream;                 /* the upstream connection in use, or NULL; owned */
-    struct sockaddr_storage upstream_peer; /* the address it was dialled to */
+    union netguard_sockaddr upstream_peer; /* the address it was dialled to */
     struct event *timer;                   /* the deadline of the current state; owned */
     struct event *rate_timer;              /* checks the minimum upload rate each second; owned */
     uint64_t activity_ms;                  /* last time bytes moved (monotonic, ms) */
     uint32_t timer_ms;                     /* length of the inactivity bound being enforced */
     char client_addr[64];                  /* "ip:port" of the client, for the log */
-    struct sockaddr_storage client_sa;     /* the client's address, counted in env->clientcap */
+    union netguard_sockaddr client_sa;     /* the client's address, counted in env->clientcap */
     uint32_t requests;                     /* requests started on this connection */
     uint32_t linger_discarded;             /* bytes thrown away while lingering */
-    size_t linger_left;           /* output left at the last sign of progress while lingering */
-    bool linger_shut;             /* lingering: the client was half-closed */
-    bool client_eof;              /* the client half-closed after a complete request */
-    bool upstream_reused;         /* the upstream came from the pool or was pinned */
-    bool upstream_pinned;         /* the upstream is the one pinned to this client */
-    struct dial dial;             /* reaching the upstream */
-    struct session_pinned pinned; /* kept for connection-bound authentication */
-    struct http1_parser parser;   /* the request head being read */
+    size_t linger_left;   /* output left at the last sign of progress while lingering */
+    bool linger_shut;     /* lingering: the client was half-closed */
+    bool client_eof;      /* the client half-closed after a complete request */
+    bool upstream_reused; /* the upstream came from the pool or was pinned */
+    bool upstream_pinned; /* the upstream is the one pinned to this client */
+    struct dial *dial;    /* reaching the upstream, while it is under way; owned, or NULL */
+    struct session_pinned *pinned; /* kept for connection-bound authentication; owned */
+    struct http1_parser parser;    /* the request head being read */
     struct http1_head head;
     struct http1_field *fields; /* field array for request and response heads; owned */
     uint32_t fields_cap;

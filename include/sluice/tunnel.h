@@ -45,7 +45,7 @@ struct tunnel {
     bool peeking;                  /* the client's first bytes are held for the peek */
     bool holding;                  /* the peek is over; tunnel_proceed() was not called yet */
     enum clienthello_result hello; /* what the peek found */
-    char sni[256];                 /* the server name the ClientHello asked for, or "" */
+    char *sni;                     /* the server name the ClientHello asked for, or NULL; owned */
 };
 
 /* What tunnel_begin() needs; nothing in it is owned. */
