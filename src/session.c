@@ -794,6 +794,23 @@ static void session_refresh_policy(struct session *s)
     s->policy = p;
 }
 
+/* What policy is asked about the exchange under way, for tool (in the snapshot asked). */
+static void session_query(const struct session *s, const struct policy_tool *tool,
+                          struct policy_query *q)
+{
+    const struct exchange *x = &s->x;
+
+    q->settings = s->env->settings;
+    q->tool = tool;
+    q->is_connect = x->req.is_connect;
+    q->method = x->req.method;
+    q->host = x->req.host;
+    q->port = x->req.port;
+    q->path = x->path;
+    q->raw_path = x->raw_path;
+    q->path_flags = x->path_flags;
+}
+
 /*
  * Names the tool and asks the policy about the request whose head is in buf; answers 403
  * and returns false when it is blocked.  A "report" decision goes through with a log line.
@@ -812,15 +829,7 @@ static bool session_decide(struct session *s, const char *buf)
             auth_len = h->fields[i].value.len;
         }
     identity_resolve(s->policy, s->listener_tool, auth, auth_len, &x->identity);
-    q.settings = s->env->settings;
-    q.tool = x->identity.tool;
-    q.is_connect = x->req.is_connect;
-    q.method = x->req.method;
-    q.host = x->req.host;
-    q.port = x->req.port;
-    q.path = x->path;
-    q.raw_path = x->raw_path;
-    q.path_flags = x->path_flags;
+    session_query(s, x->identity.tool, &q);
     policy_decide(s->policy, &q, &x->decision);
     x->decided = true;
     if (x->decision.bad_request) {
@@ -1133,15 +1142,7 @@ void session_policy_changed(struct session *s)
         return;
     if (x->identity.tool != NULL)
         tool = policy_find_tool(p, x->identity.tool->id);
-    q.settings = s->env->settings;
-    q.tool = tool;
-    q.is_connect = x->req.is_connect;
-    q.method = x->req.method;
-    q.host = x->req.host;
-    q.port = x->req.port;
-    q.path = x->path;
-    q.raw_path = x->raw_path;
-    q.path_flags = x->path_flags;
+    session_query(s, tool, &q);
     policy_decide(p, &q, &x->decision);
     blocked = x->decision.verdict == POLICY_BLOCK;
     d = x->decision;
