@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "sluice/domainset.h"
@@ -48,6 +49,19 @@ bool request_method_idempotent(const char *method, size_t len)
     return false;
 }
 
+/* True when the method spells a standard method (RFC 9110, RFC 5789) in another case. */
+static bool request_method_miscased(const char *method, size_t len)
+{
+    static const char *const standard[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                           "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+
+    for (size_t i = 0; i < sizeof(standard) / sizeof(standard[0]); i++)
+        if (strlen(standard[i]) == len && strncasecmp(standard[i], method, len) == 0 &&
+            memcmp(standard[i], method, len) != 0)
+            return true;
+    return false;
+}
+
 /* Fills *err and returns -1. */
 static int request_refuse(struct request_error *err, uint32_t pos, const char *what)
 {
@@ -70,9 +84,15 @@ int request_from_head(const char *buf, const struct http1_head *h, struct reques
     memset(r, 0, sizeof(*r));
     memcpy(r->method, buf + m->off, mlen);
     r->method[mlen] = '\0';
-    r->is_connect = http1_span_eq_ci(buf, *m, "CONNECT");
-    /* Any case: a response to "head" framed as a HEAD is safer than one framed as a GET. */
-    r->is_head = http1_span_eq_ci(buf, *m, "HEAD");
+    /* Methods are case-sensitive (RFC 9110, 9.1): "head" is not HEAD. An origin or a peer
+     * proxy that folds the case would frame the response differently from sluice, so a
+     * standard method in any other case is refused rather than guessed at. */
+    if (request_method_miscased(buf + m->off, m->len))
+        return request_refuse(err, m->off,
+                              "methods are case-sensitive: send the standard method in "
+                              "upper case (GET, not get)");
+    r->is_connect = m->len == 7 && memcmp(buf + m->off, "CONNECT", 7) == 0;
+    r->is_head = m->len == 4 && memcmp(buf + m->off, "HEAD", 4) == 0;
     r->idempotent = request_method_idempotent(buf + m->off, m->len);
     r->http10 = h->version_minor == 0;
     r->keepalive = !r->http10 && !h->conn_close;

@@ -516,7 +516,7 @@ static int send_one(struct itcase *t, const char *method, const char *path)
              "Content-Length: 0\r\n\r\n",
              method, origin_port(t->origin), path);
     assert_int_equal(rawclient_sends(rc, req), 0);
-    st = rawclient_response(rc, &r, false, 8000);
+    st = rawclient_response(rc, &r, strcmp(method, "HEAD") == 0, 8000);
     rawresp_free(&r);
     rawclient_close(rc);
     return st;
@@ -547,6 +547,28 @@ static void test_post_sent_once(void **state)
     assert_int_equal(origin_accepted(t->origin), 2);
 }
 
+/*
+ * "head" is not HEAD: an origin that folds the case would send a body that sluice, framing
+ * the answer as a GET's, would read as the next response on the connection. A standard
+ * method in another case gets a 400 and never reaches the origin.
+ */
+static void test_method_case_refused(void **state)
+{
+    struct itcase *t = *state;
+    char *line;
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, NULL);
+    assert_int_equal(send_one(t, "head", "/lower"), 400);
+    assert_int_equal(send_one(t, "Get", "/mixed"), 400);
+    assert_int_equal(origin_requests(t->origin), 0);
+    line = it_access_line(t, "method=head", NULL);
+    it_assert_access_field(line, "status", "400");
+    free(line);
+    assert_int_equal(send_one(t, "HEAD", "/upper"), 200);
+    assert_int_equal(recorded(t, "HEAD /upper "), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -558,6 +580,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pool_per_identity, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_ntlm_connection_pinned, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_post_sent_once, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_method_case_refused, it_setup, it_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

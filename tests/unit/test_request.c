@@ -3,10 +3,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "sluice/http1.h"
 #include "sluice/request.h"
 
 /* One host as it may appear in a target, and what it must become (NULL: refused). */
@@ -86,11 +88,58 @@ static void test_normalize_host_length(void **state)
     assert_int_equal(request_normalize_host(name, 254, false, out, sizeof(out), &v6, &errstr), -1);
 }
 
+/* Parses one request head into *r; returns request_from_head's result. */
+static int request_of(const char *msg, struct request *r, struct request_error *err)
+{
+    struct http1_limits lim;
+    struct http1_parser p;
+    struct http1_head h;
+    struct http1_field f[16];
+
+    http1_limits_default(&lim);
+    http1_parser_init(&p, HTTP1_REQUEST, &lim, &h, f, 16);
+    assert_true(http1_parse_head(&p, msg, strlen(msg)) > 0);
+    return request_from_head(msg, &h, r, err);
+}
+
+/* "head" in lower case is not HEAD: a standard method in another case is refused, so
+ * sluice and an origin that folds the case never frame the same response differently. */
+static void test_method_case(void **state)
+{
+    static const char *const refused[] = {"head", "Head", "get", "Post", "cOnnect", "patch"};
+    struct request r;
+    struct request_error err;
+    char msg[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        snprintf(msg, sizeof(msg), "%s http://origin.test/ HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+                 refused[i]);
+        memset(&err, 0, sizeof(err));
+        if (request_of(msg, &r, &err) != -1)
+            fail_msg("method '%s' should be refused", refused[i]);
+        assert_int_equal(err.status, 400);
+    }
+    assert_int_equal(
+        request_of("HEAD http://origin.test/ HTTP/1.1\r\nHost: origin.test\r\n\r\n", &r, &err), 0);
+    assert_true(r.is_head);
+    assert_false(r.is_connect);
+    /* An extension method keeps its own case and is neither HEAD nor CONNECT. */
+    assert_int_equal(
+        request_of("Purge http://origin.test/ HTTP/1.1\r\nHost: origin.test\r\n\r\n", &r, &err), 0);
+    assert_false(r.is_head);
+    assert_string_equal(r.method, "Purge");
+    assert_int_equal(
+        request_of("CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test\r\n\r\n", &r, &err), 0);
+    assert_true(r.is_connect);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_normalize_host_table),
         cmocka_unit_test(test_normalize_host_length),
+        cmocka_unit_test(test_method_case),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
