@@ -808,6 +808,7 @@ static void session_query(const struct session *s, const struct policy_tool *too
     q->port = x->req.port;
     q->path = x->path;
     q->raw_path = x->raw_path;
+    q->plain_path = x->plain_path;
     q->path_flags = x->path_flags;
 }
 
@@ -868,17 +869,27 @@ static void session_copy_span(char **out, const char *buf, struct http1_span sp)
 
 /*
  * Keeps the normalised form of the origin-form path and query in span sp of buf in
- * *out (urlpath_normalize: what policy decides on), the ambiguities it saw in *flags.
- * NULL when out of memory.
+ * x->path (urlpath_normalize: what policy decides on), the ambiguities it saw in
+ * x->path_flags, and, when the path has segment parameters, its reading without them in
+ * x->plain_path, in the same allocation.  x->path is NULL when out of memory.
  */
-static void session_take_path(char **out, unsigned *flags, const char *buf, struct http1_span sp)
+static void session_take_path(struct exchange *x, const char *buf, struct http1_span sp)
 {
-    *out = malloc((size_t)sp.len + 2);
-    if (*out != NULL &&
-        urlpath_normalize(buf + sp.off, sp.len, *out, (size_t)sp.len + 2, flags) < 0) {
-        free(*out); /* cannot happen: the output is at most one byte longer */
-        *out = NULL;
+    size_t cap = (size_t)sp.len + 2; /* the normalised path is at most one byte longer */
+    int n;
+
+    x->path = malloc(2 * cap);
+    x->plain_path = NULL;
+    if (x->path == NULL)
+        return;
+    n = urlpath_normalize(buf + sp.off, sp.len, x->path, cap, &x->path_flags);
+    if (n < 0) {
+        free(x->path); /* cannot happen, see above */
+        x->path = NULL;
+        return;
     }
+    if (urlpath_strip_params(x->path, (size_t)n, x->path + cap, cap) != n)
+        x->plain_path = x->path + cap;
 }
 
 /* Works out where a complete request goes and hands it on; buf holds the head. */
@@ -896,7 +907,7 @@ static void session_dispatch(struct session *s, const char *buf)
     }
     session_copy_span(&x->target, buf, x->req.target);
     if (!x->req.is_connect) {
-        session_take_path(&x->path, &x->path_flags, buf, x->req.path);
+        session_take_path(x, buf, x->req.path);
         if (x->target != NULL)
             x->raw_path = x->target + (x->req.path.off - x->req.target.off);
     }

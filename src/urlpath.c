@@ -269,6 +269,37 @@ int urlpath_normalize(const char *in, size_t len, char *out, size_t cap, unsigne
     return (int)total;
 }
 
+/* Removes the parameters of every path segment; see the header. */
+int urlpath_strip_params(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t n = 0, i = 0;
+    bool in_params = false, in_query = false;
+
+    while (i < len) {
+        char c = in[i];
+        if (!in_query && c == '?') {
+            in_query = true;
+            in_params = false;
+        } else if (!in_query && c == '/') {
+            in_params = false;
+        } else if (!in_query && !in_params &&
+                   (c == ';' || (c == '%' && i + 2 < len && in[i + 1] == '3' &&
+                                 (in[i + 2] == 'B' || in[i + 2] == 'b')))) {
+            in_params = true;
+        }
+        if (!in_params) {
+            if (n + 1 >= cap)
+                return -1;
+            out[n++] = c;
+        }
+        i++;
+    }
+    if (n >= cap || n > INT_MAX)
+        return -1;
+    out[n] = '\0';
+    return (int)n;
+}
+
 /* Writes every flag name of a set, comma-separated. */
 size_t urlpath_flags_format(unsigned flags, char *out, size_t cap)
 {

@@ -73,6 +73,18 @@ enum urlpath_flag {
 int urlpath_normalize(const char *in, size_t len, char *out, size_t cap, unsigned *flags);
 
 /*
+ * Writes into out[0..cap) the path in[0..len) (normally urlpath_normalize's output) as
+ * Tomcat, Jetty and Spring read it: in every segment before the query, the parameters --
+ * from a ';' or a %3B (any case) to the segment's end -- are removed ("/api;v=1/x;y" ->
+ * "/api/x"); the query is copied unchanged.  A rule that blocks "/api/x" must see this
+ * reading too.  Segments stay segments: one that would become empty, "." or ".." is a
+ * URLPATH_F_DOT_PARAM one, which urlpath_normalize already reports.
+ * Returns the length written (at most len; out is NUL-terminated), or -1 when out cannot
+ * hold it and its NUL.  Never allocates; out must not overlap in.
+ */
+int urlpath_strip_params(const char *in, size_t len, char *out, size_t cap);
+
+/*
  * Writes the names of every flag in flags, comma-separated ("encoded-slash,above-root"),
  * or "none", into out[0..cap) for messages and audit records.  The names are
  * "encoded-slash", "backslash", "nul", "above-root", "dot-param", "bad-percent",

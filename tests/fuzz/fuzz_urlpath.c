@@ -198,6 +198,42 @@ static void check_flags_seen(const char *in, size_t plen, unsigned flags)
         CHECK(flags & URLPATH_F_ABOVE_ROOT);
 }
 
+/*
+ * The reading without segment parameters of the normalised path out[0..n) (query at qout):
+ * no ';' before its query, the same query, the same segments by count, and -- unless a
+ * dot-parameter segment was reported -- none of them empty, "." or "..".
+ */
+static void check_plain_reading(const char *out, size_t n, size_t qout, unsigned flags)
+{
+    char *plain = malloc(n + 1);
+    size_t slashes_in = 0, slashes_out = 0, pq, seg = 1;
+    const char *q;
+    int m;
+
+    CHECK(plain != NULL);
+    m = urlpath_strip_params(out, n, plain, n + 1);
+    CHECK(m >= 1 && (size_t)m <= n && plain[m] == '\0');
+    q = memchr(plain, '?', (size_t)m);
+    pq = q != NULL ? (size_t)(q - plain) : (size_t)m;
+    CHECK((size_t)m - pq == n - qout && memcmp(plain + pq, out + qout, n - qout) == 0);
+    CHECK(memchr(plain, ';', pq) == NULL);
+    for (size_t i = 0; i < qout; i++)
+        slashes_in += out[i] == '/';
+    for (size_t i = 0; i < pq; i++)
+        slashes_out += plain[i] == '/';
+    CHECK(slashes_in == slashes_out);
+    for (size_t i = 1; i <= pq && !(flags & URLPATH_F_DOT_PARAM); i++) {
+        if (i < pq && plain[i] != '/')
+            continue;
+        /* plain[seg..i) is a segment; only the last one may be empty (a trailing slash). */
+        CHECK(i > seg || i == pq);
+        CHECK(!(i - seg == 1 && plain[seg] == '.'));
+        CHECK(!(i - seg == 2 && plain[seg] == '.' && plain[seg + 1] == '.'));
+        seg = i + 1;
+    }
+    free(plain);
+}
+
 /* The whole input is a request target. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -233,6 +269,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(urlpath_normalize(in, size, again, (size_t)n + 1, NULL) == n);
     CHECK(urlpath_normalize(in, size, again, (size_t)n, &f3) == -1 && f3 == f1);
     CHECK(urlpath_flags_format(f1, names, sizeof(names)) < sizeof(names));
+    check_plain_reading(out, (size_t)n, qout, f1);
     free(out);
     free(again);
     return 0;

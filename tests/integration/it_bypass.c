@@ -268,6 +268,8 @@ static void test_path_spellings(void **state)
         {"/v1/.%2e/admin", 403, "default"},
         {"/v1/x/../../admin", 403, "default"},
         {"/V1/x", 403, "default"},
+        {"/v1/x;y", 0, NULL},
+        {"/v1;y/x", 403, "default"},
         {"/v1/..%2fadmin", 400, "ambiguous-path:api"},
         {"/v1/..%2Fadmin", 400, "ambiguous-path:api"},
         {"/v1/..%5cadmin", 400, "ambiguous-path:api"},
@@ -297,6 +299,12 @@ static void test_path_spellings(void **state)
         {"/../telemetry", 400, "ambiguous-path:events"},
         {"/x%2f..%2ftelemetry", 400, "ambiguous-path:events"},
         {"/;x/telemetry", 400, "ambiguous-path:events"},
+        {"/telemetry;jsessionid=1", 403, "telemetry:events"},
+        {"/api;x/events", 403, "telemetry:events"},
+        {"/api%3Bx/events", 403, "telemetry:events"},
+        {"/api%3bx/events", 403, "telemetry:events"},
+        {"/API;x/Events/1", 403, "telemetry:events"},
+        {"/api;x/../events", 0, NULL},
     };
     struct itcase *t = *state;
     const char *dir = write_policy(t, "unidentified: block\n", "alpha",
@@ -319,7 +327,7 @@ static void test_path_spellings(void **state)
                                           "  - group: events\n"
                                           "    purpose: telemetry\n"
                                           "    hosts: [origin.test]\n"
-                                          "    paths: [/telemetry]\n"),
+                                          "    paths: [/telemetry, /api/events]\n"),
                      0);
     it_start_origin(t, origin_handler_simple, NULL);
     it_start_proxy(t, args);

@@ -519,6 +519,29 @@ static void test_path_decisions(void **state)
     policy_decide(f->p, &q, &d);
     assert_false(d.bad_request);
     assert_string_equal(d.rule, "default");
+    /* Tomcat reads "/e;x/vents" as "/e/vents", and "/events;v=1/z" as "/events/z". */
+    q.host = "ev.alpha.test";
+    q.path_flags = 0;
+    q.path = "/events;v=1/z";
+    q.raw_path = q.path;
+    q.plain_path = "/events/z";
+    policy_decide(f->p, &q, &d);
+    assert_string_equal(d.rule, "telemetry:ev");
+    q.path = "/e;x/vents";
+    q.raw_path = q.path;
+    q.plain_path = "/e/vents";
+    policy_decide(f->p, &q, &d);
+    assert_string_equal(d.rule, "default");
+    /* An allow prefix must hold for both readings. */
+    q.host = "api.alpha.test";
+    q.path = "/v1/x";
+    q.plain_path = NULL;
+    policy_decide(f->p, &q, &d);
+    assert_string_equal(d.rule, "allow:api");
+    q.path = "/v1;x/y";
+    q.plain_path = "/v1/y";
+    policy_decide(f->p, &q, &d);
+    assert_string_equal(d.rule, "default");
 }
 
 /* A key given twice in each kind of mapping is an error at the second one. */

@@ -385,6 +385,37 @@ static void test_flags_format(void **state)
     }
 }
 
+/* Segment parameters go, up to the segment's end; the query keeps its ';'. */
+static void test_strip_params(void **state)
+{
+    static const char *const param_cases[][2] = {
+        {"/api;v=1/telemetry", "/api/telemetry"},
+        {"/api%3Bv/telemetry", "/api/telemetry"},
+        {"/api%3bv/telemetry", "/api/telemetry"},
+        {"/a;x;y/b;z", "/a/b"},
+        {"/a/b?q=1;2", "/a/b?q=1;2"},
+        {"/a;x?q;y", "/a?q;y"},
+        {"/plain/path", "/plain/path"},
+        {"/a%3/b", "/a%3/b"},
+        {"/a%3", "/a%3"},
+        {"", ""},
+    };
+    char out[64];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(param_cases) / sizeof(param_cases[0]); i++) {
+        int n =
+            urlpath_strip_params(param_cases[i][0], strlen(param_cases[i][0]), out, sizeof(out));
+        if (n < 0 || strcmp(out, param_cases[i][1]) != 0)
+            fail_msg("'%s': expected '%s', got '%s' (%d)", param_cases[i][0], param_cases[i][1],
+                     n < 0 ? "" : out, n);
+        assert_int_equal((size_t)n, strlen(param_cases[i][1]));
+    }
+    /* The output and its NUL must fit: 6 bytes of "/a/b;x" give "/a/b" (5 with NUL). */
+    assert_int_equal(urlpath_strip_params("/a/b;x", 6, out, 5), 4);
+    assert_int_equal(urlpath_strip_params("/a/b;x", 6, out, 4), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_length_respected),
         cmocka_unit_test(test_flags_accumulate),
         cmocka_unit_test(test_flags_format),
+        cmocka_unit_test(test_strip_params),
     };
     return cmocka_run_group_tests_name("unit_urlpath", tests, NULL, NULL);
 }
