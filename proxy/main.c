@@ -276,8 +276,8 @@ static void log_errors(const struct yamldoc_errors *errs)
 /*
  * SIGHUP: reads the configuration and the policy directory again into a new snapshot and
  * installs it only when all of it is valid; otherwise the running one stays.  Every request
- * from then on is decided on it, and each worker decides its open tunnels and exchanges
- * under way again, closing those it blocks.
+ * head completed from then on is decided on it, and each worker decides again every
+ * exchange under way (resolving, connecting, forwarded, tunnelled), ending those it blocks.
  */
 static void reload_cb(evutil_socket_t sig, short what, void *arg)
 {

@@ -783,7 +783,11 @@ static void session_advance(struct session *s, struct outcome o)
     }
 }
 
-/* The newest policy: taken when a request begins, so a reload reaches keep-alive clients. */
+/*
+ * The newest policy, taken when a request head is complete and about to be decided: a
+ * reload reaches keep-alive clients, and a head sent slowly across a reload is decided on
+ * the policy in force when it ends.
+ */
 static void session_refresh_policy(struct session *s)
 {
     struct policy_snapshot *p;
@@ -915,6 +919,7 @@ static void session_dispatch(struct session *s, const char *buf)
         session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);
         return;
     }
+    session_refresh_policy(s);
     if (!session_decide(s, buf))
         return;
     if (!x->req.is_connect && forward_prepare(&x->fwd, buf, &s->head, &x->req, &errstr) < 0) {
@@ -957,7 +962,6 @@ static void session_read_head(struct session *s)
             session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);
             return;
         }
-        session_refresh_policy(s);
         s->x.active = true;
         s->x.start_ms = session_now_ms();
         s->requests++;
@@ -1143,13 +1147,32 @@ void session_policy_changed(struct session *s)
     struct policy_query q;
     struct policy_decision d;
     const struct policy_tool *tool = NULL;
-    char phase = s->state == SESSION_ST_TUNNEL ? TERM_PH_TUNNEL : TERM_PH_DATA;
+    const union netguard_sockaddr *peer = NULL;
+    char phase, what[640], host[300];
     bool blocked;
 
-    if ((s->state != SESSION_ST_TUNNEL && s->state != SESSION_ST_FORWARD) || !x->decided)
-        return;
-    p = policy_acquire();
-    if (p == NULL)
+    switch (s->state) {
+    case SESSION_ST_RESOLVE:
+        phase = TERM_PH_RESOLVE;
+        break;
+    case SESSION_ST_CONNECT:
+        phase = TERM_PH_CONNECT;
+        /* The address being connected to was checked under the old policy. */
+        if (s->dial != NULL && s->dial->fd >= 0)
+            peer = &s->dial->peer;
+        break;
+    case SESSION_ST_FORWARD:
+        phase = x->fwd.resp_head_done ? TERM_PH_DATA : TERM_PH_RESPONSE;
+        peer = s->upstream != NULL && x->dest_known ? &s->upstream_peer : NULL;
+        break;
+    case SESSION_ST_TUNNEL:
+        phase = TERM_PH_TUNNEL;
+        peer = s->upstream != NULL && x->dest_known ? &s->upstream_peer : NULL;
+        break;
+    default:
+        return; /* between requests: the next request takes the new policy */
+    }
+    if (!x->decided || (p = policy_acquire()) == NULL)
         return;
     if (x->identity.tool != NULL)
         tool = policy_find_tool(p, x->identity.tool->id);
@@ -1157,22 +1180,26 @@ void session_policy_changed(struct session *s)
     policy_decide(p, &q, &x->decision);
     blocked = x->decision.verdict == POLICY_BLOCK;
     d = x->decision;
-    if (!blocked && x->dest_known && s->upstream != NULL) {
+    if (!blocked && peer != NULL) {
         struct policy_dest dest;
-        if (!policy_check_address(p, tool, &s->upstream_peer.sa, &dest, &x->refusal)) {
+        if (!policy_check_address(p, tool, &peer->sa, &dest, &x->refusal)) {
             x->refused = true;
             d = x->refusal;
             blocked = true;
         }
     }
-    /* The exchange goes on under the new snapshot: identity and decision point into it. */
+    /* The exchange goes on under the new snapshot: identity and decision point into it, and
+     * a dial under way checks its next addresses under it (session_dial_ctx). */
     x->identity.tool = tool;
     policy_unref(s->policy);
     s->policy = p;
     if (!blocked)
         return;
-    log_notice("%s: closing %s %s:%u for tool %s after the policy reload: %s (rule %s in %s)",
-               s->client_addr, x->req.method, x->req.host, x->req.port, d.tool, d.reason, d.rule,
-               d.file);
-    session_abort(s, TERM_KILLED, phase);
+    /* A 403 while no response byte has gone out, else the connection is cut. */
+    log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));
+    snprintf(what, sizeof(what),
+             "blocked %s:%u for tool %s after the policy reload: %s (rule %s in %s)", host,
+             x->req.port, d.tool, d.reason, d.rule, d.file);
+    log_notice("%s: %s %s", s->client_addr, x->req.method, what);
+    session_fail(s, 403, "http_request_denied", TERM_KILLED, phase, what);
 }

@@ -168,10 +168,12 @@ void session_close(struct session *s, char who, char phase);
 void session_drain(struct session *s);
 
 /*
- * A new policy was installed: a tunnel or a forwarded exchange under way is decided again
- * on it (request and dialled address) and closed, with termination code K and its access
- * line, when the new policy blocks it.  A connection between requests takes the new
- * policy with its next request.
+ * A new policy was installed: an exchange under way -- resolving, connecting, forwarded or
+ * tunnelled -- is decided again on it (the request, and the address dialled or being
+ * connected to) and, when the new policy blocks it, ends with termination code K and its
+ * access line: a 403 while no response byte has gone out, else a cut connection.  A
+ * connection between requests, or still reading a head, takes the new policy when its
+ * next head is complete.
  */
 void session_policy_changed(struct session *s);
 

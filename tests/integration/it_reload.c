@@ -45,10 +45,10 @@ static void write_version(struct itcase *t, unsigned v)
 }
 
 /*
- * Makes the policy directory at version 1 and starts the proxy on it; with connect,
- * CONNECT may reach the origin's port.
+ * Makes the policy directory at version 1 and starts the origin with handler and the proxy
+ * on it; with connect, CONNECT may reach the origin's port.
  */
-static void start_at_v1(struct itcase *t, bool connect)
+static void start_at_v1_with(struct itcase *t, bool connect, void (*handler)(struct origin_conn *))
 {
     static char dir[512], port[16];
     const char *const args[] = {"--policy-dir", dir, connect ? "--connect-ports" : NULL, port,
@@ -60,9 +60,15 @@ static void start_at_v1(struct itcase *t, bool connect)
     snprintf(path, sizeof(path), "%s/tools", dir);
     assert_int_equal(mkdir(path, 0700), 0);
     write_version(t, 1);
-    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_origin(t, handler, NULL);
     snprintf(port, sizeof(port), "%u", origin_port(t->origin));
     it_start_proxy(t, args);
+}
+
+/* Version 1 with the simple origin; with connect, CONNECT may reach the origin's port. */
+static void start_at_v1(struct itcase *t, bool connect)
+{
+    start_at_v1_with(t, connect, origin_handler_simple);
 }
 
 /* Version 1, as most cases want it. */
@@ -327,11 +333,103 @@ static void test_reload_closes_tunnel_to_denied_address(void **state)
     rawclient_close(rc);
 }
 
+/* Sends "GET http://<authority>/<path>" as alpha on rc, with the head's last CRLF or not. */
+static void send_alpha_head(struct rawclient *rc, const char *authority, const char *path,
+                            bool complete)
+{
+    char req[512], b64[64];
+
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)"alpha:x", 7);
+    snprintf(req, sizeof(req),
+             "GET http://%s%s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: Basic %s\r\n%s",
+             authority, path, authority, b64, complete ? "\r\n" : "");
+    assert_int_equal(rawclient_sends(rc, req), 0);
+}
+
+/* Answers after 4 s, as an origin thinking; the proxy should not wait for it. */
+static void thinking_handler(struct origin_conn *c)
+{
+    if (oconn_read_head(c, 10000) == 0 || !oconn_sleep(c, 4000))
+        return;
+    (void)oconn_respond(c, 200, NULL, "thought\n", 8);
+}
+
+/*
+ * A reload reaches a request at every step before its response: a head still arriving is
+ * decided on the policy in force when it ends, and requests resolving their host or
+ * waiting for the origin's answer when the reload blocks them get a 403 with termination
+ * code K at once, instead of going on under the policy they began with.
+ */
+static void test_reload_reaches_requests_in_flight(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *slow_head = NULL, *resolving = NULL, *waiting = NULL;
+    struct rawresp r = {0};
+    char authority[64], path[512], *line;
+    uint64_t deadline = tio_now_ms() + 5000;
+
+    start_at_v1_with(t, false, thinking_handler);
+    assert_int_equal(dnsstub_add_silent(t->env->dns, "hang.test"), 0);
+    snprintf(path, sizeof(path), "%s/policies/tools/alpha.yaml", t->env->dir);
+    assert_int_equal(tio_write_file(path, "id: alpha\n"
+                                          "identify: {proxy_users: [alpha]}\n"
+                                          "default: block\n"
+                                          "endpoints:\n"
+                                          "  - {group: api, hosts: [origin.test, hang.test]}\n"),
+                     0);
+    reload_and_wait(t, "reloaded: policy generation 2");
+    snprintf(authority, sizeof(authority), "origin.test:%u", origin_port(t->origin));
+
+    waiting = it_raw(t);
+    send_alpha_head(waiting, authority, "/wait", true);
+    resolving = it_raw(t);
+    send_alpha_head(resolving, "hang.test", "/x", true);
+    slow_head = it_raw(t);
+    send_alpha_head(slow_head, authority, "/slow", false);
+    while ((origin_requests(t->origin) < 1 || !dnsstub_was_asked(t->env->dns, "hang.test")) &&
+           tio_now_ms() < deadline)
+        tio_sleep_ms(20);
+    assert_int_equal(origin_requests(t->origin), 1);
+    assert_true(dnsstub_was_asked(t->env->dns, "hang.test"));
+
+    write_org_v2(t, "unidentified: block\ndeny_hosts: [origin.test, hang.test]\n");
+    reload_and_wait(t, "reloaded: policy generation 3");
+
+    /* Waiting for the origin's answer: 403 now, not "thought" 4 s later. */
+    assert_int_equal(rawclient_response(waiting, &r, false, 2000), 403);
+    rawresp_free(&r);
+    line = it_access_line(t, "target=\"http://origin.test:", "status=403", NULL);
+    it_assert_access_field(line, "term", "KH");
+    it_assert_access_field(line, "rule", "deny-host");
+    free(line);
+    /* Resolving a name whose resolver never answers: 403 now, not a DNS timeout later. */
+    assert_int_equal(rawclient_response(resolving, &r, false, 2000), 403);
+    rawresp_free(&r);
+    line = it_access_line(t, "target=\"http://hang.test/x\"", NULL);
+    it_assert_access_field(line, "term", "KN");
+    it_assert_access_field(line, "rule", "deny-host");
+    free(line);
+    /* The head that was still arriving ends after the reload: decided on version 3. */
+    assert_int_equal(rawclient_sends(slow_head, "\r\n"), 0);
+    assert_int_equal(rawclient_response(slow_head, &r, false, 5000), 403);
+    rawresp_free(&r);
+    line = it_access_line(t, "target=\"http://origin.test:", "term=PR", NULL);
+    it_assert_access_field(line, "rule", "deny-host");
+    free(line);
+    assert_int_equal(origin_requests(t->origin), 1);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "after the policy reload"));
+    rawclient_close(waiting);
+    rawclient_close(resolving);
+    rawclient_close(slow_head);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reload_under_load, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_takes_new_policy, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_reaches_requests_in_flight, it_setup,
+                                        it_teardown),
         cmocka_unit_test_setup_teardown(test_reload_closes_banned_tunnel, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_reload_closes_tunnel_to_denied_address, it_setup,
                                         it_teardown),

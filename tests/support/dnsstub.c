@@ -24,6 +24,7 @@
 struct dnsstub_record {
     char name[DNSSTUB_NAME_MAX];
     struct in_addr addr;
+    bool silent; /* never answered */
 };
 
 /* The stub: one UDP socket and one thread, owned by whoever called dnsstub_start(). */
@@ -67,15 +68,15 @@ static size_t dnsstub_question(const unsigned char *q, size_t n, char *name, siz
     return i;
 }
 
-/* The record for name, copied into *addr; false when the stub has none. */
-static bool dnsstub_lookup(struct dnsstub *d, const char *name, struct in_addr *addr)
+/* The record for name, copied into *r; false when the stub has none. */
+static bool dnsstub_lookup(struct dnsstub *d, const char *name, struct dnsstub_record *r)
 {
     bool found = false;
 
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; i < d->nrecords && !found; i++)
         if (strcasecmp(d->records[i].name, name) == 0) {
-            *addr = d->records[i].addr;
+            *r = d->records[i];
             found = true;
         }
     if (d->nasked == DNSSTUB_MAX_ASKED) {
@@ -98,7 +99,7 @@ static size_t dnsstub_answer(struct dnsstub *d, const unsigned char *q, size_t n
     static const unsigned char rr_head[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4};
     char name[DNSSTUB_NAME_MAX];
     unsigned qtype = 0;
-    struct in_addr addr;
+    struct dnsstub_record r;
     bool found;
     size_t i;
 
@@ -107,7 +108,9 @@ static size_t dnsstub_answer(struct dnsstub *d, const unsigned char *q, size_t n
     i = dnsstub_question(q, n, name, sizeof(name), &qtype);
     if (i == 0 || i + sizeof(rr_head) + 4 > cap)
         return 0;
-    found = dnsstub_lookup(d, name, &addr);
+    found = dnsstub_lookup(d, name, &r);
+    if (found && r.silent)
+        return 0;
     memcpy(a, q, i);
     a[2] = (unsigned char)(0x80 | (q[2] & 0x79));   /* QR, opcode and RD kept, AA/TC clear */
     a[3] = (unsigned char)(0x80 | (found ? 0 : 3)); /* RA; NOERROR or NXDOMAIN */
@@ -116,7 +119,7 @@ static size_t dnsstub_answer(struct dnsstub *d, const unsigned char *q, size_t n
         return i;
     a[7] = 1; /* one answer: name by pointer to the question, A, IN, TTL 60, 4 bytes */
     memcpy(a + i, rr_head, sizeof(rr_head));
-    memcpy(a + i + sizeof(rr_head), &addr, 4);
+    memcpy(a + i + sizeof(rr_head), &r.addr, 4);
     return i + sizeof(rr_head) + 4;
 }
 
@@ -192,13 +195,13 @@ unsigned dnsstub_queries(const struct dnsstub *d)
     return atomic_load(&d->queries);
 }
 
-/* Adds an A record. */
-int dnsstub_add_a(struct dnsstub *d, const char *name, const char *ipv4)
+/* Adds a record: an A record, or with ipv4 NULL, a name never answered. */
+static int dnsstub_add(struct dnsstub *d, const char *name, const char *ipv4)
 {
-    struct dnsstub_record r;
+    struct dnsstub_record r = {.silent = ipv4 == NULL};
     int rc = -1;
 
-    if (strlen(name) >= sizeof(r.name) || inet_pton(AF_INET, ipv4, &r.addr) != 1)
+    if (strlen(name) >= sizeof(r.name) || (ipv4 != NULL && inet_pton(AF_INET, ipv4, &r.addr) != 1))
         return -1;
     snprintf(r.name, sizeof(r.name), "%s", name);
     pthread_mutex_lock(&d->lock);
@@ -208,6 +211,18 @@ int dnsstub_add_a(struct dnsstub *d, const char *name, const char *ipv4)
     }
     pthread_mutex_unlock(&d->lock);
     return rc;
+}
+
+/* Adds an A record. */
+int dnsstub_add_a(struct dnsstub *d, const char *name, const char *ipv4)
+{
+    return dnsstub_add(d, name, ipv4);
+}
+
+/* Adds a name never answered. */
+int dnsstub_add_silent(struct dnsstub *d, const char *name)
+{
+    return dnsstub_add(d, name, NULL);
 }
 
 /* Looks name up among the names queried so far. */

@@ -1,7 +1,8 @@
 /*
  * A DNS stub on UDP 127.0.0.1:0 that answers every query with NXDOMAIN (RCODE 3),
  * echoing the question, so that a proxy under test never sends a query off the machine;
- * a test may give it A records to answer instead, and ask which names were queried.
+ * a test may give it A records to answer instead, or names to leave unanswered, and ask
+ * which names were queried.
  */
 #ifndef SLUICE_TEST_DNSSTUB_H
 #define SLUICE_TEST_DNSSTUB_H
@@ -25,6 +26,12 @@ unsigned dnsstub_queries(const struct dnsstub *d);
  * address ipv4 (AAAA queries for it get an empty answer).  At most 8 names.  Returns 0 or -1.
  */
 int dnsstub_add_a(struct dnsstub *d, const char *name, const char *ipv4);
+
+/*
+ * Never answers queries for name (exact, case-insensitive), as a resolver that hangs: a
+ * lookup of it lasts until the client's own timeout.  Shares the 8 names.  Returns 0 or -1.
+ */
+int dnsstub_add_silent(struct dnsstub *d, const char *name);
 
 /* True when some query so far asked for name (case-insensitive, no trailing dot). */
 bool dnsstub_was_asked(struct dnsstub *d, const char *name);
