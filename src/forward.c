@@ -233,6 +233,7 @@ static struct outcome forward_relay_request(struct forward *f)
 {
     struct evbuffer *in = sock_in(f->client);
     struct evbuffer *out = sock_out(f->upstream);
+    bool starved = false;
 
     while (!f->req_done && evbuffer_get_length(in) > 0) {
         if (!relay_flow_room(&f->req_flow))
@@ -252,10 +253,17 @@ static struct outcome forward_relay_request(struct forward *f)
                                     http1_error_str(f->req_chunked.error));
             f->sent += (uint64_t)used;
             f->req_done = http1_chunked_done(&f->req_chunked);
-            if (used == 0)
+            if (used == 0) {
+                starved = true; /* the rest of a framing line has not arrived */
                 break;
+            }
         }
     }
+    /* A client that half-closed may do so right after its body, even before the upstream
+     * is there; it is gone for good only when the body stops short of its end. */
+    if (!f->req_done && f->client_eof && !f->resp_done && (evbuffer_get_length(in) == 0 || starved))
+        return outcome_close(TERM_CLIENT, f->resp_head_done ? TERM_PH_DATA : TERM_PH_RESPONSE,
+                             false);
     return outcome_of(OUTCOME_MORE);
 }
 
@@ -671,11 +679,11 @@ struct outcome forward_upstream_event(struct forward *f, short what)
 /* Something happened on the client: body bytes, room, its end, or a failure. */
 struct outcome forward_client_event(struct forward *f, short what)
 {
-    if ((what & SOCK_EV_ERROR) != 0 || ((what & SOCK_EV_EOF) != 0 && !f->req_done))
+    if ((what & SOCK_EV_ERROR) != 0)
         return outcome_close(TERM_CLIENT, f->resp_head_done ? TERM_PH_DATA : TERM_PH_RESPONSE,
                              false);
     if ((what & SOCK_EV_EOF) != 0)
-        f->client_eof = true; /* it may still read the response */
+        f->client_eof = true; /* it may still read the response; the pump sees a cut body */
     if ((what & SOCK_EV_DRAINED) != 0)
         relay_flow_resume(&f->resp_flow);
     return forward_pump(f);

@@ -1040,8 +1040,10 @@ static void session_client_cb(struct sock *so, short what, void *arg)
         /* Body bytes wait in the input until the upstream is there; the bound holds them. */
         if ((what & (SOCK_EV_EOF | SOCK_EV_ERROR)) == 0)
             break;
-        if ((what & SOCK_EV_EOF) != 0 && !s->x.req.is_connect && s->x.fwd.req_done) {
-            s->client_eof = true; /* a half-close after a complete request is fine */
+        if ((what & SOCK_EV_EOF) != 0 && !s->x.req.is_connect) {
+            /* A half-close after the request is fine; whether the body it holds is whole,
+             * the forward sees once the upstream is there. */
+            s->client_eof = true;
             s->x.fwd.client_eof = true;
             break;
         }

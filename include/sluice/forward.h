@@ -55,7 +55,7 @@ struct forward {
     struct relay_flow resp_flow; /* upstream -> client */
     bool may_retry;              /* head is kept: a dead pooled upstream means RETRY */
     bool draining;               /* the worker is draining: close after this exchange */
-    bool client_eof;             /* the client half-closed after its request */
+    bool client_eof;             /* the client half-closed (after its request, or cutting it) */
 
     /* The response. */
     bool resp_started;   /* a response byte arrived */

@@ -455,6 +455,64 @@ static void test_pipelining_then_half_close(void **state)
     rawclient_close(rc);
 }
 
+/*
+ * A POST whose body is whole, followed at once by a half-close, is forwarded and answered
+ * whatever step sluice is at when the end arrives (resolving through the DNS stub, or
+ * from the hosts file); one whose body stops short is closed without an answer, as the
+ * client's doing (term C).
+ */
+static void test_body_then_half_close(void **state)
+{
+    static const char *const bodies[] = {
+        "Content-Length: 5\r\n\r\nhello",
+        "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    };
+    struct itcase *t = *state;
+    char req[512];
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, NULL);
+    assert_int_equal(dnsstub_add_a(t->env->dns, "stub.test", "127.0.0.1"), 0);
+    for (size_t i = 0; i < 2 * sizeof(bodies) / sizeof(bodies[0]); i++) {
+        struct rawclient *rc = it_raw(t);
+        struct rawresp r = {0};
+        struct tbuf body = {0};
+        const char *host = i % 2 == 0 ? "stub.test" : "origin.test";
+
+        snprintf(req, sizeof(req), "POST http://%s:%u/p%zu HTTP/1.1\r\nHost: %s\r\n%s", host,
+                 origin_port(t->origin), i, host, bodies[i / 2]);
+        assert_int_equal(rawclient_sends(rc, req), 0);
+        assert_int_equal(shutdown(rc->fd, SHUT_WR), 0);
+        assert_int_equal(rawclient_response(rc, &r, false, 10000), 200);
+        rawresp_free(&r);
+        assert_true(origin_request(t->origin, origin_requests(t->origin) - 1, NULL, &body));
+        assert_string_equal(tbuf_str(&body), "hello");
+        tbuf_free(&body);
+        rawclient_close(rc);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        struct rawclient *rc = it_raw(t);
+        struct rawresp r = {0};
+        char *line;
+
+        snprintf(req, sizeof(req),
+                 "POST http://stub.test:%u/cut%zu HTTP/1.1\r\nHost: stub.test\r\n%s",
+                 origin_port(t->origin), i,
+                 i == 0 ? "Content-Length: 50\r\n\r\nhello"
+                        : "Transfer-Encoding: chunked\r\n\r\n5\r\nhel");
+        assert_int_equal(rawclient_sends(rc, req), 0);
+        assert_int_equal(shutdown(rc->fd, SHUT_WR), 0);
+        assert_int_equal(rawclient_response(rc, &r, false, 5000), -1); /* closed, no answer */
+        rawresp_free(&r);
+        snprintf(req, sizeof(req), "/cut%zu\"", i);
+        line = it_access_line(t, req, NULL);
+        it_assert_access_field(line, "status", "0");
+        it_assert_access_field(line, "term", "CH");
+        free(line);
+        rawclient_close(rc);
+    }
+}
+
 /* Times of the two event-stream writes. */
 struct trickle_state {
     atomic_ullong first_sent_ms;
@@ -1236,6 +1294,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_requests, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_access_log_byte_counts, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_transfer_codings_kept, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_body_then_half_close, it_setup, it_teardown),
     };
     int rc;
 
