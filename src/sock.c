@@ -79,6 +79,7 @@ size_t sock_read_now(struct sock *so, size_t max)
 {
     struct evbuffer_iovec vec[2];
     struct iovec iov[2];
+    size_t room = max;
     ssize_t n;
     int nvec;
 
@@ -90,11 +91,14 @@ size_t sock_read_now(struct sock *so, size_t max)
         so->error = ENOMEM;
         return 0;
     }
+    /* The reserved chunks may hold more than max between them: read max at most, so the
+     * caller's bound on what one read takes holds. */
     for (int i = 0; i < nvec; i++) {
         iov[i].iov_base = vec[i].iov_base;
-        iov[i].iov_len = vec[i].iov_len;
+        iov[i].iov_len = vec[i].iov_len < room ? vec[i].iov_len : room;
+        room -= iov[i].iov_len;
     }
-    if (nvec == 2 && iov[0].iov_len >= max)
+    if (nvec == 2 && iov[1].iov_len == 0)
         nvec = 1;
     n = readv(so->fd, iov, nvec);
     if (n > 0) {

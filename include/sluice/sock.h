@@ -22,7 +22,8 @@
 #define SOCK_EV_EOF     0x04 /* the peer ended its direction; the input holds the rest */
 #define SOCK_EV_ERROR   0x08 /* a read or a write failed; sock_error() says why */
 
-/* The most one read takes, and what a caller pauses a reader at: the relay watermark. */
+/* The most one read takes (never more, whatever buffer space is free); the relay pauses a
+ * reader at this much output too (RELAY_HIGH_WATERMARK). */
 #define SOCK_READ_MAX (256 * 1024)
 /* Output at or under this after a write event counts as drained. */
 #define SOCK_LOW_MARK (64 * 1024)
@@ -89,8 +90,9 @@ short sock_raw_wanted(const struct sock *so);
 void sock_reset_on_free(struct sock *so);
 
 /*
- * Reads once now, up to max bytes, as if the socket had said it was readable; for taking
- * an answer that sits in the receive queue when a write failed.  Returns the bytes read.
+ * Reads once now, never more than max bytes, as if the socket had said it was readable; for
+ * taking an answer that sits in the receive queue when a write failed.  Returns the bytes
+ * read.
  */
 size_t sock_read_now(struct sock *so, size_t max);
 
