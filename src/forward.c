@@ -357,12 +357,17 @@ static struct outcome forward_upgrade(struct forward *f, const char *buf)
 }
 
 /*
- * Appends the response's transfer codings other than chunked ("gzip" of "gzip, chunked")
- * to out, comma-separated.  Returns how many there were.
+ * Appends the transfer codings of the response that travel with its body as sluice sends
+ * it to out, comma-separated, and returns how many there were: all but the final chunked
+ * when sluice decodes that one ("gzip" of "gzip, chunked"); all of them, verbatim, when
+ * the body is passed on as it came ("chunked, gzip" ends with a coding sluice cannot
+ * frame, so it is read until close and keeps its label whole).  The parser refuses a
+ * second chunked, so the one it strips is the final one.
  */
 static unsigned forward_other_codings(const char *buf, const struct http1_head *h,
                                       struct evbuffer *out)
 {
+    bool keep_chunked = !h->chunked;
     unsigned n = 0;
 
     for (uint32_t i = 0; i < h->nfields; i++) {
@@ -374,7 +379,7 @@ static unsigned forward_other_codings(const char *buf, const struct http1_head *
         if (!http1_span_eq_ci(buf, fl->name, "transfer-encoding"))
             continue;
         while (http1_list_next(v, fl->value.len, &pos, &e)) {
-            if (e.len == 7 && strncasecmp(v + e.off, "chunked", 7) == 0)
+            if (!keep_chunked && e.len == 7 && strncasecmp(v + e.off, "chunked", 7) == 0)
                 continue;
             if (out != NULL)
                 evbuffer_add_printf(out, "%s%.*s", n > 0 ? ", " : "", (int)e.len, v + e.off);

@@ -555,7 +555,8 @@ static bool is_tool_id(const char *s)
 {
     size_t n = strlen(s);
 
-    return n > 0 && n < 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_.") == n;
+    return n > 0 && n < POLICY_TOOL_ID_MAX &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_.") == n;
 }
 
 /*

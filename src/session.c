@@ -32,6 +32,11 @@
 /* How often the minimum upload rate is checked. */
 #define SESSION_RATE_TICK_MS 1000
 
+/* An owner key (identity_owner_key) is never cut short, so two users whose names share a
+ * long prefix never share a pooled or pinned upstream connection. */
+static_assert(POLICY_TOOL_ID_MAX + IDENTITY_USER_MAX <= POOL_OWNER_MAX,
+              "a tool id, a newline and a user name fit in an owner key");
+
 static void session_client_cb(struct sock *so, short what, void *arg);
 static void session_upstream_cb(struct sock *so, short what, void *arg);
 static void session_linger_step(struct session *s);

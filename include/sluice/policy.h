@@ -51,8 +51,9 @@ enum policy_purpose {
     POLICY_PURPOSE_OTHER,
 };
 
-#define POLICY_MAX_LIST  32
-#define POLICY_MAX_CODES 256 /* countries or ASNs in one list */
+#define POLICY_MAX_LIST    32
+#define POLICY_MAX_CODES   256 /* countries or ASNs in one list */
+#define POLICY_TOOL_ID_MAX 64  /* room for a tool id, NUL included */
 
 /* One endpoint group of a tool: hosts with optional ports, methods and path prefixes. */
 struct policy_endpoint {

@@ -1017,7 +1017,10 @@ static void test_close_delimited_response(void **state)
     rawclient_close(rc);
 }
 
-/* Answers /gzip-chunked with "gzip, chunked" and /gzip with "gzip" until close. */
+/*
+ * Answers /gzip-chunked with "gzip, chunked", /chunked-gzip with "chunked, gzip" until
+ * close, and /gzip with "gzip" until close.
+ */
 static void coded_handler(struct origin_conn *c)
 {
     if (oconn_read_head(c, 10000) == 0)
@@ -1025,6 +1028,9 @@ static void coded_handler(struct origin_conn *c)
     if (strstr(c->head.data, "/gzip-chunked ") != NULL)
         (void)oconn_writes(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
                               "5\r\nGZIP!\r\n0\r\n\r\n");
+    else if (strstr(c->head.data, "/chunked-gzip ") != NULL)
+        (void)oconn_writes(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
+                              "opaque");
     else
         (void)oconn_writes(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nGZIP!");
 }
@@ -1046,7 +1052,8 @@ static int coded_get(struct itcase *t, const char *path, int minor, struct rawre
 
 /*
  * A transfer coding besides chunked stays with the body it was applied to: "gzip, chunked"
- * is re-chunked and still says gzip, "gzip" alone is passed on until close, and an
+ * is re-chunked and still says gzip, "gzip" alone and "chunked, gzip" are passed on until
+ * close with their label unchanged, and an
  * HTTP/1.0 client, which cannot receive a transfer coding, gets a 502 that says so.
  */
 static void test_transfer_codings_kept(void **state)
@@ -1069,6 +1076,14 @@ static void test_transfer_codings_kept(void **state)
     assert_string_equal(te, "gzip");
     assert_true(rawresp_has_token(&r, "Connection", "close"));
     assert_string_equal(tbuf_str(&r.body), "GZIP!");
+    rawresp_free(&r);
+
+    /* Chunked, then gzipped: the bytes are passed on as they came, under their own label. */
+    assert_int_equal(coded_get(t, "/chunked-gzip", 1, &r), 200);
+    assert_true(rawresp_field(&r, "Transfer-Encoding", te, sizeof(te)));
+    assert_string_equal(te, "chunked, gzip");
+    assert_true(rawresp_has_token(&r, "Connection", "close"));
+    assert_string_equal(tbuf_str(&r.body), "opaque");
     rawresp_free(&r);
 
     assert_int_equal(coded_get(t, "/gzip-chunked", 0, &r), 502);
