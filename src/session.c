@@ -674,9 +674,11 @@ static bool session_reuse_allowed(struct session *s, const union netguard_sockad
 
 /*
  * The connection kept for this client or from the pool, when the request may use one:
- * the pinned one for the same destination and identity, else (idempotent requests only,
- * as Squid does: a non-idempotent one must never meet a connection the origin just closed)
- * an idle one filed under the same destination and identity.  NULL when there is none;
+ * the pinned one for the same destination and identity, whatever the method (NTLM and
+ * Negotiate need the POST that follows the handshake on it; if it died meanwhile, the
+ * POST gets a 502 rather than a second sending), else (idempotent requests only, as Squid
+ * does: a non-idempotent one must never meet a connection the origin just closed) an idle
+ * one filed under the same destination and identity.  NULL when there is none;
  * else s->upstream_peer holds the address it was dialled to.
  */
 static struct sock *session_take_kept(struct session *s)
@@ -736,7 +738,7 @@ static void session_reach_upstream(struct session *s, bool may_reuse)
                      "out of memory while resolving");
 }
 
-/* A pooled connection was dead: send the request again on a new one. */
+/* A kept (pooled or pinned) connection was dead: send the request again on a new one. */
 static void session_retry(struct session *s)
 {
     log_info("%s: kept connection to %s:%u was closed, retrying on a new one", s->client_addr,

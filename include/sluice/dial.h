@@ -19,13 +19,15 @@
 #include "sluice/policy.h"
 #include "sluice/resolve.h"
 
-/* One attempt to reach host:port; embedded in the session, which owns everything in it. */
+/* One attempt to reach host:port; the session holds it (on the heap, while it lasts) and
+ * owns everything in it. */
 struct dial {
     struct resolve_query *query;    /* resolution in flight, or NULL */
     struct evutil_addrinfo *addrs;  /* the resolved addresses, or NULL */
     struct evutil_addrinfo *next;   /* the next address to try, inside addrs */
     int fd;                         /* the socket connecting or connected, or -1 */
-    struct event *ev;               /* write readiness of fd while it connects, or NULL */
+    struct event *ev;               /* read or write readiness of fd while it connects (a
+                                       failed connect may show as either), or NULL */
     int connect_errno;              /* why the last connect failed */
     bool refused;                   /* the guard refused at least one address */
     struct policy_decision refusal; /* the guard's first refusal */

@@ -33,7 +33,8 @@ enum outcome_kind {
     OUTCOME_MORE = 0,  /* nothing: wait for the next event */
     OUTCOME_DONE,      /* the exchange or tunnel finished cleanly */
     OUTCOME_UPGRADE,   /* the origin switched protocols (101): relay bytes from now on */
-    OUTCOME_RETRY,     /* a pooled upstream died before answering: send again on a new one */
+    OUTCOME_RETRY,     /* a kept (pooled or pinned) upstream died before answering an
+                          idempotent request without a body: send it again on a new one */
     OUTCOME_CONNECTED, /* the upstream is connected */
     OUTCOME_DENIED,    /* the address guard refused every address the name resolved to */
     OUTCOME_PEEKED,    /* a tunnel's first client bytes were examined (the SNI is known) */
