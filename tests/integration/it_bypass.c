@@ -42,27 +42,12 @@ static const char *write_policy(struct itcase *t, const char *org, const char *t
     return dir;
 }
 
-/* Sends "GET http://<authority>/x" on a new raw connection; returns the status, r filled. */
-static int raw_get(struct itcase *t, const char *authority, struct rawresp *r)
-{
-    struct rawclient *rc = it_raw(t);
-    char req[600];
-    int status;
-
-    snprintf(req, sizeof(req), "GET http://%s/x HTTP/1.1\r\nHost: %s\r\n\r\n", authority,
-             authority);
-    assert_int_equal(rawclient_sends(rc, req), 0);
-    status = rawclient_response(rc, r, false, 8000);
-    rawclient_close(rc);
-    return status;
-}
-
 /* Asserts that GET http://<authority>/x is answered with status and the given error type. */
 static void expect_refused(struct itcase *t, const char *authority, int status, const char *type)
 {
     struct rawresp r = {0};
     char got[64];
-    int st = raw_get(t, authority, &r);
+    int st = it_raw_get(t, authority, &r);
 
     if (st != status)
         fail_msg("GET http://%s/x: expected %d, got %d:\n%s%s", authority, status, st,
@@ -178,7 +163,7 @@ static void test_quiet_keeps_access_lines(void **state)
     it_start_origin(t, origin_handler_simple, NULL);
     it_start_proxy(t, args);
     snprintf(authority, sizeof(authority), "origin.test:%u", origin_port(t->origin));
-    assert_int_equal(raw_get(t, authority, &r), 200);
+    assert_int_equal(it_raw_get(t, authority, &r), 200);
     rawresp_free(&r);
     line = it_access_line(t, "target=\"http://origin.test:", NULL);
     it_assert_access_field(line, "status", "200");
@@ -362,7 +347,7 @@ static void get_body_as(struct itcase *t, const char *user, const char *path, in
     } else {
         char authority[64];
         snprintf(authority, sizeof(authority), "origin.test:%u", origin_port(t->origin));
-        st = raw_get(t, authority, &r);
+        st = it_raw_get(t, authority, &r);
     }
     if (st != status || (body != NULL && strcmp(tbuf_str(&r.body), body) != 0))
         fail_msg("%s %s: expected %d '%s', got %d '%s'", user != NULL ? user : "-", path, status,

@@ -46,21 +46,6 @@ static const char *geoip_path(const char *name)
     return out;
 }
 
-/* Sends "GET http://<authority>/x" on a raw connection; returns the status, body in r. */
-static int raw_get(struct itcase *t, const char *authority, struct rawresp *r)
-{
-    struct rawclient *rc = it_raw(t);
-    char req[512];
-    int status;
-
-    snprintf(req, sizeof(req), "GET http://%s/x HTTP/1.1\r\nHost: %s\r\n\r\n", authority,
-             authority);
-    assert_int_equal(rawclient_sends(rc, req), 0);
-    status = rawclient_response(rc, r, false, 5000);
-    rawclient_close(rc);
-    return status;
-}
-
 /* Asserts that a raw GET of authority is refused by rule, naming the address. */
 static void expect_refused(struct itcase *t, const char *authority, const char *rule,
                            const char *address)
@@ -68,7 +53,7 @@ static void expect_refused(struct itcase *t, const char *authority, const char *
     struct rawresp r = {0};
     char type[64], want[128];
 
-    assert_int_equal(raw_get(t, authority, &r), 403);
+    assert_int_equal(it_raw_get(t, authority, &r), 403);
     it_assert_sluice_error(&r, 403, type, sizeof(type));
     assert_string_equal(type, "http_request_denied");
     snprintf(want, sizeof(want), "rule %s", rule);

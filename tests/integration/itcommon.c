@@ -221,6 +221,21 @@ struct rawclient *it_raw(struct itcase *t)
     return c;
 }
 
+/* Sends a GET for /x on authority on a new connection and reads the response. */
+int it_raw_get(struct itcase *t, const char *authority, struct rawresp *r)
+{
+    struct rawclient *rc = it_raw(t);
+    char req[600];
+    int status;
+
+    snprintf(req, sizeof(req), "GET http://%s/x HTTP/1.1\r\nHost: %s\r\n\r\n", authority,
+             authority);
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    status = rawclient_response(rc, r, false, 8000);
+    rawclient_close(rc);
+    return status;
+}
+
 /* One plain request on a new connection must succeed. */
 void it_assert_serves(struct itcase *t)
 {

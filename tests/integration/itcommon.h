@@ -73,6 +73,9 @@ void it_assert_access_field(const char *line, const char *key, const char *want)
 /* Opens a raw connection to the proxy; fails the case if it cannot. */
 struct rawclient *it_raw(struct itcase *t);
 
+/* Sends "GET http://<authority>/x" on a new raw connection; returns the status, r filled. */
+int it_raw_get(struct itcase *t, const char *authority, struct rawresp *r);
+
 /*
  * Sends one plain GET for http://origin.test:<port>/after through the proxy on a new
  * connection and asserts a 200 from the origin: "the proxy still serves".
