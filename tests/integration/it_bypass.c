@@ -11,36 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
 
 #include "httpmsg.h"
 #include "itcommon.h"
-
-/*
- * Writes <dir>/policies with organisation.yaml holding org and, when tool is not NULL,
- * tools/<tool>.yaml holding profile.  Returns the directory (static storage).
- */
-static const char *write_policy(struct itcase *t, const char *org, const char *tool,
-                                const char *profile)
-{
-    static char dir[512];
-    char path[700];
-
-    snprintf(dir, sizeof(dir), "%s/policies", t->env->dir);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    snprintf(path, sizeof(path), "%s/tools", dir);
-    assert_int_equal(mkdir(path, 0700), 0);
-    snprintf(path, sizeof(path), "%s/organisation.yaml", dir);
-    assert_int_equal(tio_write_file(path, org), 0);
-    if (tool != NULL) {
-        snprintf(path, sizeof(path), "%s/tools/%s.yaml", dir, tool);
-        assert_int_equal(tio_write_file(path, profile), 0);
-    }
-    return dir;
-}
 
 /* Asserts that GET http://<authority>/x is answered with status and the given error type. */
 static void expect_refused(struct itcase *t, const char *authority, int status, const char *type)
@@ -65,7 +41,7 @@ static void expect_refused(struct itcase *t, const char *authority, int status, 
 static void test_search_list_not_used(void **state)
 {
     struct itcase *t = *state;
-    const char *dir = write_policy(t, "deny_hosts: [\"*.corp.test\"]\n", NULL, NULL);
+    const char *dir = it_write_policy(t, "deny_hosts: [\"*.corp.test\"]\n", NULL, NULL);
     const char *const args[] = {"--policy-dir", dir, NULL};
     char resolv[256], authority[96], *line;
 
@@ -99,7 +75,7 @@ static void test_spellings_of_denied_hosts(void **state)
 {
     struct itcase *t = *state;
     const char *dir =
-        write_policy(t, "deny_hosts: [\"2130706433\", \"::1\", \"origin.test\"]\n", NULL, NULL);
+        it_write_policy(t, "deny_hosts: [\"2130706433\", \"::1\", \"origin.test\"]\n", NULL, NULL);
     const char *const args[] = {"--policy-dir", dir, NULL};
     const char *forms[] = {"[::ffff:127.0.0.1]",
                            "[::ffff:7f00:1]",
@@ -292,14 +268,14 @@ static void test_path_spellings(void **state)
         {"/api;x/../events", 0, NULL},
     };
     struct itcase *t = *state;
-    const char *dir = write_policy(t, "unidentified: block\n", "alpha",
-                                   "id: alpha\n"
-                                   "identify: {proxy_users: [alpha]}\n"
-                                   "default: block\n"
-                                   "endpoints:\n"
-                                   "  - group: api\n"
-                                   "    hosts: [origin.test]\n"
-                                   "    paths: [/v1/]\n");
+    const char *dir = it_write_policy(t, "unidentified: block\n", "alpha",
+                                      "id: alpha\n"
+                                      "identify: {proxy_users: [alpha]}\n"
+                                      "default: block\n"
+                                      "endpoints:\n"
+                                      "  - group: api\n"
+                                      "    hosts: [origin.test]\n"
+                                      "    paths: [/v1/]\n");
     const char *const args[] = {"--policy-dir", dir, NULL};
     char path[700];
 
@@ -358,8 +334,8 @@ static void get_body_as(struct itcase *t, const char *user, const char *path, in
 /* The two tools the pool cases use, both allowed to the origin. */
 static const char *write_two_tools(struct itcase *t)
 {
-    const char *dir = write_policy(t, "unidentified: allow\n", "alpha",
-                                   "id: alpha\nidentify: {proxy_users: [alpha]}\n");
+    const char *dir = it_write_policy(t, "unidentified: allow\n", "alpha",
+                                      "id: alpha\nidentify: {proxy_users: [alpha]}\n");
     char path[700];
 
     snprintf(path, sizeof(path), "%s/tools/beta.yaml", dir);

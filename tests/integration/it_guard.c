@@ -12,26 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 
 #include "itcommon.h"
-
-/* Writes organisation.yaml (and an empty tools/) under <dir>/policies; returns the dir. */
-static const char *write_org(struct itcase *t, const char *org)
-{
-    static char dir[512];
-    char path[600];
-
-    snprintf(dir, sizeof(dir), "%s/policies", t->env->dir);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    snprintf(path, sizeof(path), "%s/tools", dir);
-    assert_int_equal(mkdir(path, 0700), 0);
-    snprintf(path, sizeof(path), "%s/organisation.yaml", dir);
-    assert_int_equal(tio_write_file(path, org), 0);
-    return dir;
-}
 
 /* Path of a test GeoIP database ($SLUICE_GEOIP_DIR/name). */
 static const char *geoip_path(const char *name)
@@ -114,7 +98,7 @@ static void test_literal_forms(void **state)
 static void test_allow_cidrs_exception(void **state)
 {
     struct itcase *t = *state;
-    const char *dir = write_org(t, "allow_cidrs: [127.0.0.1/32]\n");
+    const char *dir = it_write_policy(t, "allow_cidrs: [127.0.0.1/32]\n", NULL, NULL);
     const char *const args[] = {"--mode", "gateway", "--policy-dir", dir, NULL};
     struct itcurl *c;
     char url[128];
@@ -137,7 +121,7 @@ static void test_allow_cidrs_exception(void **state)
 static void test_every_address_checked(void **state)
 {
     struct itcase *t = *state;
-    const char *dir = write_org(t, "deny_cidrs: [\"::1/128\"]\n");
+    const char *dir = it_write_policy(t, "deny_cidrs: [\"::1/128\"]\n", NULL, NULL);
     const char *const args[] = {"--policy-dir", dir, NULL};
     struct itcurl *c;
     char url[128], authority[64];
@@ -179,7 +163,7 @@ static void test_local_mode_refuses_self(void **state)
 /* Starts the proxy with the test databases and an organisation policy. */
 static void start_with_geoip(struct itcase *t, const char *org)
 {
-    const char *dir = write_org(t, org);
+    const char *dir = it_write_policy(t, org, NULL, NULL);
     const char *const args[] = {"--policy-dir",
                                 dir,
                                 "--geoip-country",

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -219,6 +220,26 @@ struct rawclient *it_raw(struct itcase *t)
     if (c == NULL)
         it_fail_with_log(t, "cannot connect to the proxy");
     return c;
+}
+
+/* Writes the case's policy directory; see the header. */
+const char *it_write_policy(struct itcase *t, const char *org, const char *tool,
+                            const char *profile)
+{
+    static char dir[512];
+    char path[700];
+
+    snprintf(dir, sizeof(dir), "%s/policies", t->env->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/tools", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/organisation.yaml", dir);
+    assert_int_equal(tio_write_file(path, org), 0);
+    if (tool != NULL) {
+        snprintf(path, sizeof(path), "%s/tools/%s.yaml", dir, tool);
+        assert_int_equal(tio_write_file(path, profile), 0);
+    }
+    return dir;
 }
 
 /* Sends a GET for /x on authority on a new connection and reads the response. */

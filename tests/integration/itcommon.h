@@ -73,6 +73,13 @@ void it_assert_access_field(const char *line, const char *key, const char *want)
 /* Opens a raw connection to the proxy; fails the case if it cannot. */
 struct rawclient *it_raw(struct itcase *t);
 
+/*
+ * Writes <dir>/policies with organisation.yaml holding org and, when tool is not NULL,
+ * tools/<tool>.yaml holding profile.  Returns the directory (static storage).
+ */
+const char *it_write_policy(struct itcase *t, const char *org, const char *tool,
+                            const char *profile);
+
 /* Sends "GET http://<authority>/x" on a new raw connection; returns the status, r filled. */
 int it_raw_get(struct itcase *t, const char *authority, struct rawresp *r);
 
