@@ -283,15 +283,14 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
 {
     const struct program *prog = arg;
     struct sluice_config *cfg = NULL;
-    struct policy_snapshot *p = NULL, *running = policy_acquire();
+    struct policy_snapshot *p = NULL;
     struct yamldoc_errors errs;
-    unsigned generation = running != NULL ? running->generation : 0;
+    unsigned generation = policy_current_generation();
     const char *changed;
     size_t pos = 0;
 
     (void)sig;
     (void)what;
-    policy_unref(running);
     log_notice("received SIGHUP: reloading the configuration and policies");
     if (read_config(prog->cli, prog->argc, prog->argv, prog->config_path, &cfg, &errs) == 0)
         p = load_policy(cfg, prog->config, prog->self, &errs);

@@ -242,15 +242,6 @@ static void loader_set_ports(struct loader *l, const struct config_key *k, yaml_
         loader_error(l, n, "%s: %s; expected %s", label, errstr, k->expect);
 }
 
-/* Checks a tool id: lower-case letters, digits, '-', '_', '.'. */
-static bool is_tool_id(const char *s)
-{
-    size_t n = strlen(s);
-
-    return n > 0 && n < sizeof(((struct config_listener *)0)->tool) &&
-           strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_.") == n;
-}
-
 /*
  * Checks one listener, an address and a tool id (or NULL), and appends it.  label names
  * the key as its source does; at says where the file gave each part.
@@ -276,7 +267,7 @@ static void loader_add_listener(struct loader *l, const char *label, const char 
             loader_error(l, NULL, "%s: %s", label, errstr);
         return;
     }
-    if (tool != NULL && !is_tool_id(tool)) {
+    if (tool != NULL && !settings_is_tool_id(tool)) {
         loader_error(l, at->tool,
                      "%s: tool '%s' is not a tool id; expected lower-case letters, digits, "
                      "'-', '_' or '.'",

@@ -65,7 +65,6 @@ void identity_resolve(const struct policy_snapshot *p, const char *listener_tool
 
     out->tool = NULL;
     out->source = IDENTITY_NONE;
-    out->user[0] = '\0';
     if (proxy_auth == NULL || !identity_basic_user(proxy_auth, len, user, sizeof(user)))
         user[0] = '\0';
     memcpy(out->user, user, strlen(user) + 1);

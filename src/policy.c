@@ -270,6 +270,39 @@ static bool take_list(struct policy_loader *l, const struct policy_key *k, yaml_
 }
 
 /*
+ * Writes every byte of *text outside printable ASCII (0x21-0x7E) as %XX, replacing *text
+ * when there was one.  Returns false when out of memory (*text is left as it was).
+ */
+static bool escape_unprintable(char **text)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0, len = strlen(*text);
+    char *esc;
+
+    for (size_t i = 0; i < len; i++)
+        n += (unsigned char)(*text)[i] < 0x21 || (unsigned char)(*text)[i] > 0x7e;
+    if (n == 0)
+        return true;
+    if ((esc = malloc(len + 2 * n + 1)) == NULL)
+        return false;
+    n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)(*text)[i];
+        if (c >= 0x21 && c <= 0x7e) {
+            esc[n++] = (char)c;
+            continue;
+        }
+        esc[n++] = '%';
+        esc[n++] = hex[c >> 4];
+        esc[n++] = hex[c & 0xf];
+    }
+    esc[n] = '\0';
+    free(*text);
+    *text = esc;
+    return true;
+}
+
+/*
  * Reads a list of path prefixes and puts each in the form request paths are matched in
  * (urlpath_normalize), so that "/%761/" and "/v1/" are one rule; a prefix that does not
  * start with '/' or that servers would read in different ways is an error.
@@ -282,20 +315,30 @@ static void take_paths(struct policy_loader *l, const struct policy_key *k, yaml
     if (!take_list(l, k, n, out, count))
         return;
     for (size_t i = first; i < *count; i++) {
-        size_t len = strlen(out[i]);
-        char *norm = malloc(len + 2), flags_text[96];
+        /* The node of this entry, for the message: the list's item, or n for a scalar. */
+        yaml_node_t *at =
+            n->type == YAML_SEQUENCE_NODE ? pnode(l, n->data.sequence.items.start[i - first]) : n;
+        size_t len;
+        char *norm, flags_text[96];
         unsigned flags = 0;
 
-        if (norm == NULL) {
-            perr(l, n, "%s: out of memory", k->name);
+        /* A request carries only printable ASCII in its target (http1.c): "/ü" or "/a b"
+         * arrive as "/%C3%BC" and "/a%20b", so the prefix is matched in that spelling. */
+        if (!escape_unprintable(&out[i])) {
+            perr(l, at, "%s: out of memory", k->name);
+            return;
+        }
+        len = strlen(out[i]);
+        if ((norm = malloc(len + 2)) == NULL) {
+            perr(l, at, "%s: out of memory", k->name);
             return;
         }
         if (out[i][0] != '/' || urlpath_normalize(out[i], len, norm, len + 2, &flags) < 0 ||
             (flags & URLPATH_AMBIGUOUS) != 0) {
             urlpath_flags_format(flags, flags_text, sizeof(flags_text));
-            perr(l, n,
+            perr(l, at,
                  "%s: '%s' is not a plain path prefix (%s); expected a path that starts with "
-                 "'/', without dot segments, encoded '/' or '\\', or '%%00'",
+                 "'/', without dot segments above the root, encoded '/' or '\\', or '%%00'",
                  k->name, out[i], out[i][0] != '/' ? "no leading '/'" : flags_text);
             free(norm);
             continue;
@@ -354,7 +397,10 @@ static void take_purpose(struct policy_loader *l, const struct policy_key *k, ya
             *out = (enum policy_purpose)i;
             return;
         }
-    perr(l, n, "%s: expected %s", k->name, k->expect);
+    if (s != NULL)
+        perr(l, n, "%s: '%s' is not a purpose; expected %s", k->name, s, k->expect);
+    else
+        perr(l, n, "%s: expected %s", k->name, k->expect);
 }
 
 /* Parses a list of ports. */
@@ -550,15 +596,6 @@ static void take_endpoints(struct policy_loader *l, const struct policy_key *k, 
     }
 }
 
-/* True when s is a valid tool id: lower-case letters, digits, '-', '_', '.'. */
-static bool is_tool_id(const char *s)
-{
-    size_t n = strlen(s);
-
-    return n > 0 && n < POLICY_TOOL_ID_MAX &&
-           strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_.") == n;
-}
-
 /*
  * Reads the value n of key k into its field of obj (the struct of k's mapping), by its type.
  * What it allocates belongs to obj's struct and is freed with it (tool_clear(), policy_free()).
@@ -573,7 +610,7 @@ static void take_value(struct policy_loader *l, const struct policy_key *k, yaml
     case PK_STRING: {
         char **s = (char **)(void *)field;
         if (take_string(l, k->name, k->expect, n, s) && (k->flags & PK_F_TOOL_ID) != 0 &&
-            !is_tool_id(*s))
+            !settings_is_tool_id(*s))
             perr(l, n,
                  "%s '%s' is not a tool id; expected lower-case letters, digits, '-', '_' or '.'",
                  k->name, *s);

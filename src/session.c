@@ -34,7 +34,7 @@
 
 /* An owner key (identity_owner_key) is never cut short, so two users whose names share a
  * long prefix never share a pooled or pinned upstream connection. */
-static_assert(POLICY_TOOL_ID_MAX + IDENTITY_USER_MAX <= POOL_OWNER_MAX,
+static_assert(SETTINGS_TOOL_ID_MAX + IDENTITY_USER_MAX <= POOL_OWNER_MAX,
               "a tool id, a newline and a user name fit in an owner key");
 
 static void session_client_cb(struct sock *so, short what, void *arg);
@@ -825,7 +825,8 @@ static void session_query(const struct session *s, const struct policy_tool *too
 
 /*
  * Names the tool and asks the policy about the request whose head is in buf; answers 403
- * and returns false when it is blocked.  A "report" decision goes through with a log line.
+ * (400 for a path that servers read in different ways) and returns false when it is
+ * blocked.  A "report" decision goes through with a log line.
  */
 static bool session_decide(struct session *s, const char *buf)
 {

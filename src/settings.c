@@ -143,3 +143,12 @@ bool settings_connect_port_allowed(const struct sluice_settings *s, uint16_t por
             return true;
     return false;
 }
+
+/* Checks the shape of a tool id; see the header. */
+bool settings_is_tool_id(const char *s)
+{
+    size_t n = strlen(s);
+
+    return n > 0 && n < SETTINGS_TOOL_ID_MAX &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_.") == n;
+}

@@ -26,8 +26,8 @@ enum config_mode {
 
 /* One listener entry: where to listen and, optionally, the tool it is reserved for. */
 struct config_listener {
-    char address[80]; /* "127.0.0.1:3128" or "[::1]:3128" */
-    char tool[64];    /* tool id bound to this listener, or "" */
+    char address[80];                /* "127.0.0.1:3128" or "[::1]:3128" */
+    char tool[SETTINGS_TOOL_ID_MAX]; /* tool id bound to this listener, or "" */
 };
 
 /* Everything the main file sets; strings are owned by the config. */

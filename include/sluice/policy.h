@@ -8,7 +8,8 @@
  *      country and ASN) in policy_check_address(), once it is resolved  -> block
  *   3. the tool's telemetry groups, when blocked        -> block
  *      (a path a path rule of the tool would judge, spelt so that servers differ on
- *      what it means: encoded '/' or '\', NUL, dot segments above the root  -> 400)
+ *      what it means, any URLPATH_AMBIGUOUS flag: encoded '/' or '\', NUL, dot
+ *      segments above the root, "..;", a bad escape, overlong UTF-8...  -> 400)
  *   4. the tool's allowlist (its endpoint groups)       -> allow
  *   5. the tool's default                               -> allow, block or report
  *   6. no tool identified: the organisation's default   -> allow, block or report
@@ -51,9 +52,8 @@ enum policy_purpose {
     POLICY_PURPOSE_OTHER,
 };
 
-#define POLICY_MAX_LIST    32
-#define POLICY_MAX_CODES   256 /* countries or ASNs in one list */
-#define POLICY_TOOL_ID_MAX 64  /* room for a tool id, NUL included */
+#define POLICY_MAX_LIST  32
+#define POLICY_MAX_CODES 256 /* countries or ASNs in one list */
 
 /* One endpoint group of a tool: hosts with optional ports, methods and path prefixes. */
 struct policy_endpoint {
@@ -220,7 +220,8 @@ struct policy_snapshot *policy_acquire(void);
 
 /*
  * The generation of the current snapshot, without a lock: a connection compares it with
- * its own snapshot's when a request begins and takes the new one only when they differ.
+ * its own snapshot's when a request head is complete and takes the new one only when they
+ * differ.
  */
 unsigned policy_current_generation(void);
 

@@ -1,7 +1,8 @@
 /*
- * Runtime settings of the proxy core: limits, timeouts and the CONNECT port list.
- * Filled from defaults and the command line now; the configuration file (next issue)
- * fills the same structure.  Immutable once the workers start.
+ * Runtime settings of the proxy core: limits, timeouts and the CONNECT port list, filled
+ * from defaults, the configuration file and the command line (config.c), and the shape
+ * of a tool id, which the configuration and the policies share.  Immutable once the
+ * workers start.
  */
 #ifndef SLUICE_SETTINGS_H
 #define SLUICE_SETTINGS_H
@@ -13,6 +14,8 @@
 #include "sluice/http1.h"
 
 #define SETTINGS_MAX_CONNECT_PORTS 64
+/* Room for a tool id, NUL included. */
+#define SETTINGS_TOOL_ID_MAX 64
 
 /* A limit whose value depends on the mode until settings_apply_mode() sets it ("auto"). */
 #define SETTINGS_BY_MODE UINT32_MAX
@@ -73,6 +76,9 @@ int settings_parse_uint(const char *text, uint32_t min, uint32_t max, uint32_t *
                         const char **errstr);
 
 /* True when CONNECT may reach port under s. */
+/* True when s is a tool id: 1 to 63 lower-case letters, digits, '-', '_' or '.'. */
+bool settings_is_tool_id(const char *s);
+
 bool settings_connect_port_allowed(const struct sluice_settings *s, uint16_t port);
 
 #endif /* SLUICE_SETTINGS_H */

@@ -448,24 +448,27 @@ static void test_table_unknown_keys(void **state)
     expect_bad_files(*state, cases, NCASES(cases));
 }
 
-/* A path rule must be a plain path: no dot segments, encoded '/', NUL or missing '/'. */
+/*
+ * A path rule must be a plain path: no dot segment above the root, encoded '/', NUL or
+ * missing '/'; the error points at the entry.
+ */
 static void test_path_rules_plain(void **state)
 {
     static const struct bad_file cases[] = {
         {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g, hosts: [h.test], paths: [v1/]}\n", 1, 3,
-         40,
+         41,
          "paths: 'v1/' is not a plain path prefix (no leading '/'); expected a path that starts "
-         "with '/', without dot segments, encoded '/' or '\\', or '%00'",
+         "with '/', without dot segments above the root, encoded '/' or '\\', or '%00'",
          NULL},
         {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g, hosts: [h.test], paths: [/v1/%2fx]}\n",
-         1, 3, 40,
+         1, 3, 41,
          "paths: '/v1/%2fx' is not a plain path prefix (encoded-slash); expected a path that "
-         "starts with '/', without dot segments, encoded '/' or '\\', or '%00'",
+         "starts with '/', without dot segments above the root, encoded '/' or '\\', or '%00'",
          NULL},
         {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g, hosts: [h.test], paths: [/../v1]}\n", 1,
-         3, 40,
+         3, 41,
          "paths: '/../v1' is not a plain path prefix (above-root); expected a path that starts "
-         "with '/', without dot segments, encoded '/' or '\\', or '%00'",
+         "with '/', without dot segments above the root, encoded '/' or '\\', or '%00'",
          NULL},
     };
 
@@ -490,7 +493,9 @@ static void test_path_decisions(void **state)
         "block_telemetry: true\n"
         "endpoints:\n"
         "  - {group: api, hosts: [api.alpha.test], paths: [\"/%761/\"]}\n"
-        "  - {group: ev, purpose: telemetry, hosts: [ev.alpha.test], paths: [/events]}\n");
+        "  - {group: ev, purpose: telemetry, hosts: [ev.alpha.test], paths: [/events]}\n"
+        "  - {group: intl, purpose: telemetry, hosts: [ev.alpha.test],\n"
+        "     paths: [\"/\u00fcber\", \"/a b\"]}\n");
     put(f, "organisation.yaml", "unidentified: allow\n");
     f->p = load_dir(f->dir, &f->errs);
     assert_non_null(f->p);
@@ -501,6 +506,11 @@ static void test_path_decisions(void **state)
     expect(f, "alpha", false, "GET", "api.alpha.test", 443, "/V1/models", POLICY_BLOCK, "default");
     expect(f, "alpha", false, "GET", "ev.alpha.test", 443, "/EVENTS/x", POLICY_BLOCK,
            "telemetry:ev");
+    /* A request carries "/über" and "/a b" escaped: the prefixes match that spelling. */
+    expect(f, "alpha", false, "GET", "ev.alpha.test", 443, "/%C3%BCber/x", POLICY_BLOCK,
+           "telemetry:intl");
+    expect(f, "alpha", false, "GET", "ev.alpha.test", 443, "/a%20b", POLICY_BLOCK,
+           "telemetry:intl");
     q.host = "ev.alpha.test";
     q.path = "/ok";
     q.raw_path = "/events/../ok";
