@@ -283,10 +283,12 @@ struct outcome tunnel_begin(struct tunnel *t, const struct tunnel_ctx *ctx, stru
     t->down.writing = (sock_raw_wanted(client) & EV_WRITE) != 0;
     t->down.reading = (sock_raw_wanted(upstream) & EV_READ) != 0;
     t->up.writing = (sock_raw_wanted(upstream) & EV_WRITE) != 0;
-    /* What was queued for a side goes before what the other side sent since. */
+    /* What was queued for a side goes before what the other side sent since: for the
+     * client, the rest of an earlier response first (a CONNECT may be pipelined behind a
+     * request whose answer is still on its way), then the prefix. */
+    evbuffer_add_buffer(t->down.buf, sock_out(client));
     if (prefix != NULL)
         evbuffer_add(t->down.buf, prefix, strlen(prefix));
-    evbuffer_add_buffer(t->down.buf, sock_out(client));
     t->down.bytes = evbuffer_get_length(sock_in(upstream));
     evbuffer_add_buffer(t->down.buf, sock_in(upstream));
     evbuffer_add_buffer(t->up.buf, sock_out(upstream));

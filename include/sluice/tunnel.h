@@ -60,8 +60,9 @@ void tunnel_init(struct tunnel *t);
 
 /*
  * Turns the two connected socks into a tunnel: both go to raw mode with ctx->cb as their
- * callback; what they hold (queued output, unread input) is relayed first, after prefix
- * (bytes for the client, e.g. the CONNECT's 200, or NULL).  With peek, the client's first
+ * callback; what they hold is relayed first: to the client, its queued output and then
+ * prefix (e.g. the CONNECT's 200, or NULL); to the upstream, its queued output and then
+ * the client's unread input.  With peek, the client's first
  * bytes are held until they show a whole ClientHello or are not TLS; the outcome is then
  * PEEKED and nothing of them is relayed before tunnel_proceed().  Otherwise MORE, or
  * FAIL/CLOSE when a write fails at once.

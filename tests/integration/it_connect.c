@@ -435,6 +435,57 @@ static void test_connect_early_data(void **state)
 }
 
 /* Runs the cases, each with its own environment and proxy. */
+#define PIPELINED_BODY (4u * 1024 * 1024)
+
+/* Answers the first request of a connection with PIPELINED_BODY bytes of 'b'. */
+static void big_response_handler(struct origin_conn *c)
+{
+    static char body[PIPELINED_BODY];
+
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    memset(body, 'b', sizeof(body));
+    (void)oconn_respond(c, 200, NULL, body, sizeof(body));
+}
+
+/*
+ * A CONNECT pipelined behind a GET whose large response is still on its way to a client
+ * that reads slowly: the 200 of the CONNECT comes after the last byte of that response,
+ * never in the middle of it.
+ */
+static void test_connect_pipelined_after_response(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *rc;
+    struct rawresp r = {0};
+    char ports[16], req[512];
+    uint16_t port;
+
+    it_start_origin(t, big_response_handler, NULL);
+    {
+        const char *const args[] = {"--connect-ports", origin_port_arg(t, ports, sizeof(ports)),
+                                    NULL};
+
+        it_start_proxy(t, args);
+    }
+    port = origin_port(t->origin);
+    rc = it_raw(t);
+    snprintf(req, sizeof(req),
+             "GET http://origin.test:%u/big HTTP/1.1\r\nHost: origin.test\r\n\r\n"
+             "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
+             port, port, port);
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    tio_sleep_ms(500); /* not reading: the response backs up in sluice's output */
+    assert_int_equal(rawclient_response(rc, &r, false, 10000), 200);
+    assert_int_equal(r.body.len, PIPELINED_BODY);
+    assert_null(memmem(r.body.data, r.body.len, "HTTP/1.1", 8));
+    rawresp_free(&r);
+    assert_int_equal(rawclient_response(rc, &r, true, 10000), 200);
+    assert_true(strncmp(r.head.data, "HTTP/1.1 200 Connection established", 35) == 0);
+    rawresp_free(&r);
+    rawclient_close(rc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +497,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_websocket_upgrade, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_upstream_failures_502, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_early_data, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_pipelined_after_response, it_setup,
+                                        it_teardown),
     };
     int rc;
 
