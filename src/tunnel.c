@@ -328,15 +328,12 @@ struct outcome tunnel_proceed(struct tunnel *t)
 /* Dispatches one event to its direction. */
 struct outcome tunnel_on_event(struct tunnel *t, struct sock *so, short what)
 {
-    struct outcome o = outcome_of(OUTCOME_MORE);
-
-    /* A socket is the source of one direction and the destination of the other: one
-     * event can bring news for both. */
+    /* A sock has one event for reading and one for writing: each brings one kind. */
     if ((what & EV_READ) != 0)
-        o = tunnel_readable(t, so == t->up.from_sock ? &t->up : &t->down);
-    if ((what & EV_WRITE) != 0 && o.kind == OUTCOME_MORE)
-        o = tunnel_writable(t, so == t->up.to_sock ? &t->up : &t->down);
-    return o;
+        return tunnel_readable(t, so == t->up.from_sock ? &t->up : &t->down);
+    if ((what & EV_WRITE) != 0)
+        return tunnel_writable(t, so == t->up.to_sock ? &t->up : &t->down);
+    return outcome_of(OUTCOME_MORE);
 }
 
 /* Frees one direction's buffer and pipe. */
