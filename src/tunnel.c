@@ -85,7 +85,7 @@ static int tunnel_flush(struct tunnel *t, struct tunnel_dir *d)
         evbuffer_free(d->buf);
         d->buf = NULL;
     }
-    while (d->in_pipe > 0) {
+    if (d->in_pipe > 0) {
         ssize_t n =
             splice(d->pipe[0], NULL, d->to, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -93,6 +93,10 @@ static int tunnel_flush(struct tunnel *t, struct tunnel_dir *d)
         if (n <= 0)
             return -1;
         d->in_pipe -= (size_t)n;
+        /* A short write means the socket is full: another call would only say EAGAIN,
+         * so the write event says when there is room. */
+        if (d->in_pipe > 0)
+            return 0;
     }
     if (d->pipe[0] >= 0)
         pipes_put(t->pipes, d->pipe, true);
