@@ -14,7 +14,8 @@ struct pool_entry {
     struct pool *pool;
     struct sock *so;              /* the connection */
     union netguard_sockaddr peer; /* the address it was dialled to */
-    struct event *timer;          /* closes the connection when it stayed idle too long */
+    struct event *timer;          /* closes the connection when it stayed idle too long; it
+                                     lives in the same allocation, after the entry */
     uint16_t port;
     char host[256];
     char owner[POOL_OWNER_MAX];
@@ -51,7 +52,7 @@ static void pool_drop(struct pool_entry *e)
     TAILQ_REMOVE(&e->pool->idle_list, e, link);
     e->pool->count--;
     sock_free(e->so);
-    event_free(e->timer);
+    event_del(e->timer);
     free(e);
 }
 
@@ -113,12 +114,15 @@ void pool_put(struct pool *p, const char *host, uint16_t port, const char *owner
     if (p->count >= p->max)
         pool_drop(TAILQ_FIRST(&p->idle_list));
 
-    e = calloc(1, sizeof(*e));
-    if (e == NULL || (e->timer = evtimer_new(p->base, pool_timer_cb, e)) == NULL) {
-        free(e);
+    /* One allocation per idle connection, its timer included (event_assign on room the
+     * size libevent says a struct event takes). */
+    e = calloc(1, sizeof(*e) + event_get_struct_event_size());
+    if (e == NULL) {
         sock_free(so);
         return;
     }
+    e->timer = (struct event *)(void *)(e + 1);
+    evtimer_assign(e->timer, p->base, pool_timer_cb, e);
     e->pool = p;
     e->so = so;
     e->peer = *peer;

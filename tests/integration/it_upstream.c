@@ -2,7 +2,8 @@
  * Upstream failures and the answers sluice makes for them: no response head in time
  * (504), connect timeout (504), name not found (502), connection refused (502), closed
  * without a response (502), an invalid response (502), a reset or a stall in the middle
- * of a body (the client must see the body cut short, never a clean end).
+ * of a body (the client must see the body cut short, never a clean end); and the idle
+ * timeout of a pooled connection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -395,6 +396,33 @@ static void test_early_response_during_upload(void **state)
 }
 
 /* Runs the cases, each with its own environment and proxy. */
+/*
+ * An idle upstream connection is kept for reuse, and closed once it stayed idle for
+ * upstream.idle_timeout: the request after that dials anew.
+ */
+static void test_pool_idle_timeout(void **state)
+{
+    struct itcase *t = *state;
+    char cfg[512], authority[64];
+    const char *const args[] = {"--config", cfg, "-w", "1", NULL};
+    struct rawresp r = {0};
+
+    snprintf(cfg, sizeof(cfg), "%s/sluice.yaml", t->env->dir);
+    assert_int_equal(tio_write_file(cfg, "upstream:\n  idle_timeout: 1s\n"), 0);
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    snprintf(authority, sizeof(authority), "origin.test:%u", origin_port(t->origin));
+    assert_int_equal(it_raw_get(t, authority, &r), 200);
+    rawresp_free(&r);
+    assert_int_equal(it_raw_get(t, authority, &r), 200); /* on the pooled connection */
+    rawresp_free(&r);
+    assert_int_equal(origin_accepted(t->origin), 1);
+    tio_sleep_ms(1600);
+    assert_int_equal(it_raw_get(t, authority, &r), 200); /* the pooled one timed out */
+    rawresp_free(&r);
+    assert_int_equal(origin_accepted(t->origin), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -410,6 +438,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_mid_body, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_response_head_too_large_502, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_early_response_during_upload, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_pool_idle_timeout, it_setup, it_teardown),
     };
     int rc;
 
