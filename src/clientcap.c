@@ -74,7 +74,7 @@ static size_t clientcap_bucket(const struct netguard_addr *key)
     return h % CLIENTCAP_BUCKETS;
 }
 
-/* The entry for key in its bucket, or NULL; *prev gets the link that points at it. */
+/* The entry for key in its bucket, or NULL; *link gets the link that points at it. */
 static struct clientcap_entry *clientcap_find(struct clientcap *c, const struct netguard_addr *key,
                                               struct clientcap_entry ***link)
 {

@@ -140,7 +140,7 @@ struct outcome dial_resolved(struct dial *d, const struct dial_ctx *ctx, int err
     return dial_next(d, ctx);
 }
 
-/* The connecting socket became writable. */
+/* The connecting socket became ready: writable alone when connected, else read too. */
 struct outcome dial_connected(struct dial *d, const struct dial_ctx *ctx, short what)
 {
     int err = 0;

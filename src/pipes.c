@@ -75,9 +75,3 @@ void pipes_put(struct pipes *p, int fds[2], bool empty)
     }
     fds[0] = fds[1] = -1;
 }
-
-/* Pipes that exist. */
-size_t pipes_count(const struct pipes *p)
-{
-    return p->count;
-}

@@ -156,9 +156,3 @@ struct sock *pool_take(struct pool *p, const char *host, uint16_t port, const ch
     }
     return NULL;
 }
-
-/* Idle connections held. */
-size_t pool_count(const struct pool *p)
-{
-    return p->count;
-}

@@ -297,7 +297,7 @@ void session_close(struct session *s, char who, char phase)
         event_free(s->rate_timer);
         s->rate_timer = NULL;
     }
-    session_reset_exchange(s); /* the tunnel's events go before the sockets they watch */
+    session_reset_exchange(s); /* the tunnel's buffers and pipes, before the sockets */
     session_drop_upstream(s);
     session_drop_pinned(s);
     sock_free(s->client);
@@ -607,7 +607,6 @@ static void session_resolved_cb(int err, struct evutil_addrinfo *ai, void *arg)
     struct dial_ctx ctx = session_dial_ctx(s);
     struct outcome o;
 
-    s->dial->query = NULL;
     session_set_state(s, SESSION_ST_CONNECT);
     o = dial_resolved(s->dial, &ctx, err, ai);
     s->x.dest = s->dial->dest;
@@ -615,7 +614,7 @@ static void session_resolved_cb(int err, struct evutil_addrinfo *ai, void *arg)
     session_advance(s, o);
 }
 
-/* The socket being connected became writable. */
+/* The socket being connected became ready (dial_connected() tells what that means). */
 static void session_connect_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct session *s = arg;

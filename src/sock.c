@@ -281,18 +281,6 @@ void sock_flush(struct sock *so)
     }
 }
 
-/* True once the end of stream was read. */
-bool sock_eof(const struct sock *so)
-{
-    return so->eof;
-}
-
-/* The failure's errno. */
-int sock_error(const struct sock *so)
-{
-    return so->error;
-}
-
 /* Hands the events to a tunnel. */
 void sock_set_raw(struct sock *so, sock_cb cb, void *arg)
 {

@@ -43,15 +43,27 @@ static uint64_t worker_now_ms(void)
 }
 
 /*
- * Refuses a connection over a cap with a short 503 written without blocking; body says
- * which cap, warning (rate-limited) what to raise if the load is expected.
+ * True at most once a second: a flood of refusals or accept failures logs one line a
+ * second, and formats nothing for the others.
  */
-static void worker_refuse(struct worker *w, evutil_socket_t fd, const char *body,
-                          const char *warning)
+static bool worker_refusal_log_due(struct worker *w)
+{
+    uint64_t now = worker_now_ms();
+
+    if (now - w->last_refusal_log_ms < 1000)
+        return false;
+    w->last_refusal_log_ms = now;
+    return true;
+}
+
+/*
+ * Refuses a connection over a cap with a short 503 written without blocking; body says
+ * which cap.  The caller logs first (whoever reads the 503 can find why in the log).
+ */
+static void worker_refuse(evutil_socket_t fd, const char *body)
 {
     char msg[512];
     int len;
-    uint64_t now = worker_now_ms();
 
     len = snprintf(msg, sizeof(msg),
                    "HTTP/1.1 503 Service Unavailable\r\n"
@@ -63,11 +75,6 @@ static void worker_refuse(struct worker *w, evutil_socket_t fd, const char *body
                    "Connection: close\r\n"
                    "\r\n%s",
                    strlen(body), body);
-    /* The log line first: whoever reads the 503 can find why in the log already. */
-    if (now - w->last_refusal_log_ms >= 1000) {
-        w->last_refusal_log_ms = now;
-        log_warn("%s", warning);
-    }
     if (len > 0)
         (void)send(fd, msg, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
     evutil_closesocket(fd);
@@ -79,30 +86,30 @@ static void worker_accept_failed(struct worker *w, int err);
 static void worker_accept(struct worker *w, const struct worker_listener *l, evutil_socket_t fd,
                           const struct sockaddr *sa)
 {
-    char warning[320], addr[NETGUARD_ADDRSTRLEN] = "?";
+    char addr[NETGUARD_ADDRSTRLEN] = "?";
     struct netguard_addr a;
 
     if (atomic_fetch_add(&worker_open_conns, 1) >= w->settings->max_connections) {
         atomic_fetch_sub(&worker_open_conns, 1);
-        snprintf(warning, sizeof(warning),
-                 "connection cap of %u reached: refusing new clients with 503 (raise "
-                 "--max-connections if this load is expected)",
-                 w->settings->max_connections);
-        worker_refuse(w, fd, "sluice: too many open connections; try again in a moment\n", warning);
+        if (worker_refusal_log_due(w))
+            log_warn("connection cap of %u reached: refusing new clients with 503 (raise "
+                     "--max-connections if this load is expected)",
+                     w->settings->max_connections);
+        worker_refuse(fd, "sluice: too many open connections; try again in a moment\n");
         return;
     }
     if (w->env.clientcap != NULL && !clientcap_take(w->env.clientcap, sa)) {
         atomic_fetch_sub(&worker_open_conns, 1);
-        if (netguard_from_sockaddr(sa, &a))
-            netguard_format(&a, addr, sizeof(addr));
-        snprintf(warning, sizeof(warning),
-                 "client %s holds %u connections, the most one client may: refusing more with "
-                 "503 (raise --max-connections-per-client if it is a gateway in front of others)",
-                 addr, w->settings->max_conns_per_client);
-        worker_refuse(w, fd,
-                      "sluice: this client holds as many connections as one client may; close "
-                      "some, or try again in a moment\n",
-                      warning);
+        if (worker_refusal_log_due(w)) {
+            if (netguard_from_sockaddr(sa, &a))
+                netguard_format(&a, addr, sizeof(addr));
+            log_warn("client %s holds %u connections, the most one client may: refusing more "
+                     "with 503 (raise --max-connections-per-client if it is a gateway in front "
+                     "of others)",
+                     addr, w->settings->max_conns_per_client);
+        }
+        worker_refuse(fd, "sluice: this client holds as many connections as one client may; "
+                          "close some, or try again in a moment\n");
         return;
     }
     if (session_new(&w->env, fd, sa, l->tool) == NULL) {
@@ -163,7 +170,6 @@ static void worker_close_listeners(struct worker *w)
 static void worker_accept_failed(struct worker *w, int err)
 {
     struct timeval tv = {.tv_sec = 0, .tv_usec = WORKER_ACCEPT_PAUSE_MS * 1000};
-    uint64_t now = worker_now_ms();
 
     if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
         log_warn("accept failed: %s", evutil_socket_error_to_string(err));
@@ -171,11 +177,9 @@ static void worker_accept_failed(struct worker *w, int err)
     }
     worker_set_accepting(w, false);
     evtimer_add(w->accept_retry, &tv);
-    if (now - w->last_refusal_log_ms >= 1000) {
-        w->last_refusal_log_ms = now;
+    if (worker_refusal_log_due(w))
         log_warn("accept paused for %d ms: %s (raise the open-file limit, ulimit -n)",
                  WORKER_ACCEPT_PAUSE_MS, evutil_socket_error_to_string(err));
-    }
 }
 
 /* The pause after EMFILE is over. */

@@ -26,8 +26,8 @@ struct dial {
     struct evutil_addrinfo *addrs;  /* the resolved addresses, or NULL */
     struct evutil_addrinfo *next;   /* the next address to try, inside addrs */
     int fd;                         /* the socket connecting or connected, or -1 */
-    struct event *ev;               /* read or write readiness of fd while it connects (a
-                                       failed connect may show as either), or NULL */
+    struct event *ev;               /* readiness of fd while it connects: writable alone
+                                       when connected, readable too otherwise; or NULL */
     int connect_errno;              /* why the last connect failed */
     bool refused;                   /* the guard refused at least one address */
     struct policy_decision refusal; /* the guard's first refusal */

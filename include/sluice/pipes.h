@@ -31,7 +31,4 @@ bool pipes_get(struct pipes *p, int fds[2]);
  */
 void pipes_put(struct pipes *p, int fds[2], bool empty);
 
-/* Pipes that exist now (kept in the pool and lent out). */
-size_t pipes_count(const struct pipes *p);
-
 #endif /* SLUICE_PIPES_H */

@@ -47,7 +47,4 @@ void pool_put(struct pool *p, const char *host, uint16_t port, const char *owner
 struct sock *pool_take(struct pool *p, const char *host, uint16_t port, const char *owner,
                        union netguard_sockaddr *peer);
 
-/* Idle connections held now. */
-size_t pool_count(const struct pool *p);
-
 #endif /* SLUICE_POOL_H */

@@ -20,7 +20,7 @@
 #define SOCK_EV_READ    0x01 /* new bytes are in the input */
 #define SOCK_EV_DRAINED 0x02 /* queued output went out: the output fell to the low mark */
 #define SOCK_EV_EOF     0x04 /* the peer ended its direction; the input holds the rest */
-#define SOCK_EV_ERROR   0x08 /* a read or a write failed; sock_error() says why */
+#define SOCK_EV_ERROR   0x08 /* a read or a write failed */
 
 /* The most one read takes (never more, whatever buffer space is free); the relay pauses a
  * reader at this much output too (RELAY_HIGH_WATERMARK). */
@@ -66,12 +66,6 @@ void sock_set_read_limit(struct sock *so, size_t limit);
  * through the callback with SOCK_EV_ERROR from the loop, never from inside this call.
  */
 void sock_flush(struct sock *so);
-
-/* True once the peer's end of stream was read. */
-bool sock_eof(const struct sock *so);
-
-/* The errno of the failure SOCK_EV_ERROR reported, or 0. */
-int sock_error(const struct sock *so);
 
 /*
  * Raw mode for tunnels: the sock stops reading and writing its buffers, and its events go
