@@ -1100,11 +1100,11 @@ static bool in_set(const struct domainset *set, const char *host)
 }
 
 /*
- * True when path starts with prefix.  A path is read as servers read it: a block rule
- * matches if any reading starts with its prefix -- in any case (IIS and others ignore
- * it), the path as received (some origins never resolve dot segments), the normalised
- * one, and the one without segment parameters (Tomcat and Spring drop ";x") -- while an
- * allow rule needs the normalised path and its parameter-less reading to start with it.
+ * True when path starts with prefix.  A path is read as servers read it: the normalised
+ * reading, the one without segment parameters (Tomcat and Spring drop ";x") and the one
+ * with its dot segments kept (servers that route on the path before resolving them).  A
+ * block rule matches if any reading starts with its prefix, or the path as received, in
+ * any case (IIS and others ignore it); an allow rule needs every reading to start with it.
  */
 static bool path_has_prefix(const struct policy_query *q, const char *prefix, bool for_block)
 {
@@ -1112,10 +1112,12 @@ static bool path_has_prefix(const struct policy_query *q, const char *prefix, bo
 
     if (!for_block)
         return q->path != NULL && strncmp(q->path, prefix, n) == 0 &&
-               (q->plain_path == NULL || strncmp(q->plain_path, prefix, n) == 0);
+               (q->plain_path == NULL || strncmp(q->plain_path, prefix, n) == 0) &&
+               (q->literal_path == NULL || strncmp(q->literal_path, prefix, n) == 0);
     return (q->path != NULL && strncasecmp(q->path, prefix, n) == 0) ||
            (q->raw_path != NULL && strncasecmp(q->raw_path, prefix, n) == 0) ||
-           (q->plain_path != NULL && strncasecmp(q->plain_path, prefix, n) == 0);
+           (q->plain_path != NULL && strncasecmp(q->plain_path, prefix, n) == 0) ||
+           (q->literal_path != NULL && strncasecmp(q->literal_path, prefix, n) == 0);
 }
 
 /* True when the endpoint's hosts, ports and methods cover the request (paths aside). */

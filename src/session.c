@@ -819,6 +819,7 @@ static void session_query(const struct session *s, const struct policy_tool *too
     q->path = x->path;
     q->raw_path = x->raw_path;
     q->plain_path = x->plain_path;
+    q->literal_path = x->literal_path;
     q->path_flags = x->path_flags;
 }
 
@@ -879,28 +880,34 @@ static void session_copy_span(char **out, const char *buf, struct http1_span sp)
 }
 
 /*
- * Keeps the normalised form of the origin-form path and query in span sp of buf in
- * x->path (urlpath_normalize: what policy decides on), the ambiguities it saw in
- * x->path_flags, and, when the path has segment parameters, its reading without them in
- * x->plain_path, in the same allocation.  x->path is NULL when out of memory.
+ * Keeps the readings of the origin-form path and query in span sp of buf that policy
+ * decides on, in one allocation: the normalised one in x->path (the ambiguities seen in
+ * x->path_flags), and, where they differ from it, the one without segment parameters in
+ * x->plain_path and the one with dot segments kept in x->literal_path.  x->path is NULL
+ * when out of memory.
  */
 static void session_take_path(struct exchange *x, const char *buf, struct http1_span sp)
 {
-    size_t cap = (size_t)sp.len + 2; /* the normalised path is at most one byte longer */
-    int n;
+    size_t cap = (size_t)sp.len + 2; /* each reading is at most one byte longer */
+    char *plain, *literal;
+    int n, m;
 
-    x->path = malloc(2 * cap);
-    x->plain_path = NULL;
-    if (x->path == NULL)
+    x->plain_path = x->literal_path = NULL;
+    if ((x->path = malloc(3 * cap)) == NULL)
         return;
+    plain = x->path + cap;
+    literal = x->path + 2 * cap;
     n = urlpath_normalize(buf + sp.off, sp.len, x->path, cap, &x->path_flags);
-    if (n < 0) {
+    m = n < 0 ? -1 : urlpath_literal(buf + sp.off, sp.len, literal, cap);
+    if (n < 0 || m < 0) {
         free(x->path); /* cannot happen, see above */
         x->path = NULL;
         return;
     }
-    if (urlpath_strip_params(x->path, (size_t)n, x->path + cap, cap) != n)
-        x->plain_path = x->path + cap;
+    if (urlpath_strip_params(x->path, (size_t)n, plain, cap) != n)
+        x->plain_path = plain;
+    if (m != n || memcmp(literal, x->path, (size_t)n) != 0)
+        x->literal_path = literal;
 }
 
 /* Works out where a complete request goes and hands it on; buf holds the head. */

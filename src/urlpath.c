@@ -21,7 +21,7 @@
 
 /* What one item of a segment stands for once decoded. */
 enum item_kind {
-    ITEM_LIT, /* a byte written as itself: raw, or a decoded unreserved character */
+    ITEM_LIT, /* a byte written as itself: raw, or decoded (decodes_to_itself) */
     ITEM_ENC, /* a byte that stays percent-encoded, written %XX in upper case */
     ITEM_BAD, /* a '%' not followed by two hex digits */
 };
@@ -59,11 +59,17 @@ static int hex_value(unsigned char c)
     return -1;
 }
 
-/* True for RFC 3986 unreserved characters, the only ones whose %XX means the same. */
-static bool is_unreserved(unsigned char c)
+/*
+ * True for the characters whose %XX a path-routing server reads as the character itself:
+ * RFC 3986's unreserved ones, and the sub-delimiters, ':' and '@' that a path segment may
+ * hold raw (pchar) -- an origin decodes "/logs%3Awrite" to "/logs:write" before routing.
+ * ';' stays encoded (it starts segment parameters, see urlpath_strip_params), as do '/',
+ * '?', '#', '%' and everything else.
+ */
+static bool decodes_to_itself(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("-._~!$&'()*+,=:@", c) != NULL);
 }
 
 /* True when an item is written as a hex digit, so that a bare '%' before it could pair. */
@@ -91,7 +97,7 @@ static void item_at(const char *in, size_t p, size_t e, struct item *it)
     if (hi < 0 || lo < 0)
         return;
     it->byte = (unsigned char)(hi << 4 | lo);
-    it->kind = is_unreserved(it->byte) ? ITEM_LIT : ITEM_ENC;
+    it->kind = decodes_to_itself(it->byte) ? ITEM_LIT : ITEM_ENC;
     it->next = p + 3;
 }
 
@@ -267,6 +273,48 @@ int urlpath_normalize(const char *in, size_t len, char *out, size_t cap, unsigne
         memcpy(out + plen, in + qpos, len - qpos);
     out[total] = '\0';
     return (int)total;
+}
+
+/* Reads a path as a server that never resolves dot segments does; see the header. */
+int urlpath_literal(const char *in, size_t len, char *out, size_t cap)
+{
+    const char *q = len > 0 ? memchr(in, '?', len) : NULL;
+    size_t qpos = q != NULL ? (size_t)(q - in) : len;
+    size_t s = qpos > 0 && in[0] == '/' ? 1 : 0, n = 1;
+    unsigned flags = 0; /* urlpath_normalize reports them */
+
+    if (cap < 2)
+        return -1;
+    out[0] = '/';
+    while (s <= qpos) {
+        size_t e = s, w;
+        enum seg_kind kind;
+
+        while (e < qpos && in[e] != '/')
+            e++;
+        w = seg_scan(in, s, e, NULL, &kind, &flags);
+        if (kind != SEG_EMPTY) {
+            size_t sep = out[n - 1] != '/';
+            if (n + sep + w >= cap)
+                return -1;
+            if (sep)
+                out[n++] = '/';
+            n += seg_scan(in, s, e, out + n, &kind, &flags);
+        }
+        s = e + 1;
+    }
+    /* A path that ends in a slash names a directory, here as in the normal form. */
+    if (qpos > 0 && in[qpos - 1] == '/' && out[n - 1] != '/') {
+        if (n + 1 >= cap)
+            return -1;
+        out[n++] = '/';
+    }
+    if (n + (len - qpos) >= cap || n + (len - qpos) > INT_MAX)
+        return -1;
+    memcpy(out + n, in + qpos, len - qpos);
+    n += len - qpos;
+    out[n] = '\0';
+    return (int)n;
 }
 
 /* Removes the parameters of every path segment; see the header. */

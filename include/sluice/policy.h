@@ -142,11 +142,13 @@ struct policy_query {
     const char *method;
     const char *host; /* the normalised host (request_normalize_host) */
     uint16_t port;
-    const char *path;       /* normalised path and query (urlpath_normalize), or NULL */
-    const char *raw_path;   /* the path and query as received, or NULL */
-    const char *plain_path; /* path without segment parameters (urlpath_strip_params), or
-                               NULL when it has none */
-    unsigned path_flags;    /* URLPATH_F_* the normalisation saw */
+    const char *path;         /* normalised path and query (urlpath_normalize), or NULL */
+    const char *raw_path;     /* the path and query as received, or NULL */
+    const char *plain_path;   /* path without segment parameters (urlpath_strip_params), or
+                                 NULL when it has none */
+    const char *literal_path; /* path with its dot segments kept (urlpath_literal), or NULL
+                                 when it has none */
+    unsigned path_flags;      /* URLPATH_F_* the normalisation saw */
 };
 
 /* The decision and the rule that made it; strings point into the snapshot or are static. */

@@ -96,6 +96,8 @@ struct exchange {
     const char *raw_path;            /* the path as received, inside target; or NULL */
     const char *plain_path;          /* path without segment parameters, inside path's
                                         allocation; NULL when it has none */
+    const char *literal_path;        /* path with its dot segments kept, inside path's
+                                        allocation; NULL when it has none */
     unsigned path_flags;             /* URLPATH_F_* seen while normalising the path */
     struct identity identity;        /* who asked */
     struct policy_decision decision; /* what policy said of the request */

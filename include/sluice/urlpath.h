@@ -40,8 +40,10 @@ enum urlpath_flag {
  * Normalises the origin-form target in[0..len) -- a path, optionally followed by "?query"
  * -- into out[0..cap) for policy matching.  The path (up to the first '?') is read as
  * segments between raw '/'s, as if it began with a '/' (so "" and "?q" are "/" and "/?q"):
- *  - a %XX of an unreserved character (ALPHA DIGIT - . _ ~) is decoded; every other %XX
- *    is kept, with upper-case hex digits (%2f -> %2F, %c3%a9 -> %C3%A9); raw bytes,
+ *  - a %XX of an unreserved character (ALPHA DIGIT - . _ ~), of a sub-delimiter other
+ *    than ';' (! $ & ' ( ) * + , =), of ':' or of '@' is decoded: servers route on the
+ *    decoded path, so "/logs%3Awrite" is "/logs:write"; every other %XX is kept, with
+ *    upper-case hex digits (%2f -> %2F, %3b -> %3B, %c3%a9 -> %C3%A9); raw bytes,
  *    including '\', ';' and bytes >= 0x80, are kept as they are;
  *  - a '%' not followed by two hex digits is kept bare, or written %25 when decoding
  *    would otherwise put two hex digits after it ("%%34%31" -> "%2541", not "%41");
@@ -57,8 +59,8 @@ enum urlpath_flag {
  * segments that a ".." then removes and also when -1 is returned.
  *
  * The output starts with '/', is at most len + 1 bytes (so cap = len + 2 always suffices),
- * and has, before its query, no "//", no "." or ".." segment, no %XX of an unreserved
- * character and no lower-case %xx.  It is a fixed point: if normalising in gives out and
+ * and has, before its query, no "//", no "." or ".." segment, no %XX of a character it
+ * decodes and no lower-case %xx.  It is a fixed point: if normalising in gives out and
  * the flags F, normalising out gives out again, byte for byte, and flags F2 that are a
  * subset of F holding nothing of URLPATH_RESOLVED.  F2 is exactly the flags whose spelling
  * is still in out: a %2F or %5C, a '\', a %00, a dot-parameter segment, an overlong
@@ -71,6 +73,16 @@ enum urlpath_flag {
  * -1 when out cannot hold the output and its NUL.  Never allocates.
  */
 int urlpath_normalize(const char *in, size_t len, char *out, size_t cap, unsigned *flags);
+
+/*
+ * Writes into out[0..cap) the origin-form target in[0..len) as a server that routes on the
+ * path without resolving dot segments reads it: escapes decoded and repeated slashes
+ * collapsed as urlpath_normalize does, but "." and ".." segments kept ("/admin/%2e%2e/v1/x"
+ * -> "/admin/../v1/x", which such a server routes under /admin/).  An allow rule must hold
+ * for this reading too.  Returns the length written (at most len + 1; out is NUL-
+ * terminated), or -1 when out cannot hold it and its NUL.  Never allocates.
+ */
+int urlpath_literal(const char *in, size_t len, char *out, size_t cap);
 
 /*
  * Writes into out[0..cap) the path in[0..len) (normally urlpath_normalize's output) as

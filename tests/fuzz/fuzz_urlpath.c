@@ -1,8 +1,8 @@
 /*
  * libFuzzer target for the URL path normaliser.  The input is a request target.  The
  * output must fit in len + 2 bytes, start with '/', carry the input's query unchanged,
- * have no "//", no "." or ".." segment and no %XX that is lower-case or of an unreserved
- * character before the query, and be a fixed point whose second-pass flags are a subset
+ * have no "//", no "." or ".." segment and no %XX that is lower-case or of a character it
+ * decodes before the query, and be a fixed point whose second-pass flags are a subset
  * of the first without the resolved ones.  It must also equal what a plain left-to-right
  * implementation with a segment stack (written here, allocating freely) produces, and the
  * flags whose spelling is easy to see must be raised whenever that spelling is present.
@@ -36,11 +36,13 @@ static int hexv(unsigned char c)
     return -1;
 }
 
-/* True for ALPHA DIGIT - . _ ~. */
-static bool unreserved(unsigned char c)
+/* True for ALPHA DIGIT - . _ ~, the sub-delimiters but ';', ':' and '@': decoded. */
+static bool decoded(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~';
+           c == '.' || c == '_' || c == '~' || c == '!' || c == '$' || c == '&' || c == '\'' ||
+           c == '(' || c == ')' || c == '*' || c == '+' || c == ',' || c == '=' || c == ':' ||
+           c == '@';
 }
 
 /* One decoded unit of the reference: kind 0 literal byte, 1 kept %XX, 2 bare '%'. */
@@ -67,7 +69,7 @@ static size_t ref_segment(const char *in, size_t n, char *out, int *dots)
             hexv((unsigned char)in[i + 2]) >= 0) {
             unsigned char b = (unsigned char)(hexv((unsigned char)in[i + 1]) * 16 +
                                               hexv((unsigned char)in[i + 2]));
-            v[k].kind = unreserved(b) ? 0 : 1;
+            v[k].kind = decoded(b) ? 0 : 1;
             v[k++].byte = b;
             i += 3;
         } else {
@@ -172,7 +174,7 @@ static void check_path_form(const char *out, size_t plen, unsigned flags)
         if (out[i] == '%' && i + 2 < plen && hexv((unsigned char)out[i + 1]) >= 0 &&
             hexv((unsigned char)out[i + 2]) >= 0) {
             int b = hexv((unsigned char)out[i + 1]) * 16 + hexv((unsigned char)out[i + 2]);
-            CHECK(!unreserved((unsigned char)b));
+            CHECK(!decoded((unsigned char)b));
             CHECK(!(out[i + 1] >= 'a' && out[i + 1] <= 'f'));
             CHECK(!(out[i + 2] >= 'a' && out[i + 2] <= 'f'));
         } else if (out[i] == '%') {
@@ -234,6 +236,30 @@ static void check_plain_reading(const char *out, size_t n, size_t qout, unsigned
     free(plain);
 }
 
+/*
+ * The reading with dot segments kept: it fits in size + 2 bytes, starts with '/', has no
+ * "//" before its query, and normalises to the normal form out[0..n) of the same input.
+ */
+static void check_literal_reading(const char *in, size_t size, const char *out, size_t n)
+{
+    char *lit = malloc(size + 2), *again = malloc(size + 3);
+    const char *q;
+    size_t lq;
+    int m, k;
+
+    CHECK(lit != NULL && again != NULL);
+    m = urlpath_literal(in, size, lit, size + 2);
+    CHECK(m >= 1 && (size_t)m <= size + 1 && lit[0] == '/' && lit[m] == '\0');
+    q = memchr(lit, '?', (size_t)m);
+    lq = q != NULL ? (size_t)(q - lit) : (size_t)m;
+    for (size_t i = 1; i < lq; i++)
+        CHECK(!(lit[i] == '/' && lit[i - 1] == '/'));
+    k = urlpath_normalize(lit, (size_t)m, again, size + 3, NULL);
+    CHECK(k >= 0 && (size_t)k == n && memcmp(again, out, n) == 0);
+    free(lit);
+    free(again);
+}
+
 /* The whole input is a request target. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -270,6 +296,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(urlpath_normalize(in, size, again, (size_t)n, &f3) == -1 && f3 == f1);
     CHECK(urlpath_flags_format(f1, names, sizeof(names)) < sizeof(names));
     check_plain_reading(out, (size_t)n, qout, f1);
+    check_literal_reading(in, size, out, (size_t)n);
     free(out);
     free(again);
     return 0;

@@ -231,6 +231,10 @@ static void test_path_spellings(void **state)
         {"/V1/x", 403, "default"},
         {"/v1/x;y", 0, NULL},
         {"/v1;y/x", 403, "default"},
+        {"/admin/../v1/x", 403, "default"},
+        {"/admin/%2e%2e/v1/x", 403, "default"},
+        {"/admin/./../v1/x", 403, "default"},
+        {"/v1/x%3Ay", 0, NULL},
         {"/v1/..%2fadmin", 400, "ambiguous-path:api"},
         {"/v1/..%2Fadmin", 400, "ambiguous-path:api"},
         {"/v1/..%5cadmin", 400, "ambiguous-path:api"},
@@ -266,6 +270,10 @@ static void test_path_spellings(void **state)
         {"/api%3bx/events", 403, "telemetry:events"},
         {"/API;x/Events/1", 403, "telemetry:events"},
         {"/api;x/../events", 0, NULL},
+        {"/%74elemetry/../ok", 403, "telemetry:events"},
+        {"/v1/logs%3Awrite", 403, "telemetry:events"},
+        {"/v1/logs%3awrite/x", 403, "telemetry:events"},
+        {"/v1/%6Cogs:write", 403, "telemetry:events"},
     };
     struct itcase *t = *state;
     const char *dir = it_write_policy(t, "unidentified: block\n", "alpha",
@@ -280,15 +288,16 @@ static void test_path_spellings(void **state)
     char path[700];
 
     snprintf(path, sizeof(path), "%s/tools/beta.yaml", dir);
-    assert_int_equal(tio_write_file(path, "id: beta\n"
-                                          "identify: {proxy_users: [beta]}\n"
-                                          "default: allow\n"
-                                          "block_telemetry: true\n"
-                                          "endpoints:\n"
-                                          "  - group: events\n"
-                                          "    purpose: telemetry\n"
-                                          "    hosts: [origin.test]\n"
-                                          "    paths: [/telemetry, /api/events]\n"),
+    assert_int_equal(tio_write_file(path,
+                                    "id: beta\n"
+                                    "identify: {proxy_users: [beta]}\n"
+                                    "default: allow\n"
+                                    "block_telemetry: true\n"
+                                    "endpoints:\n"
+                                    "  - group: events\n"
+                                    "    purpose: telemetry\n"
+                                    "    hosts: [origin.test]\n"
+                                    "    paths: [/telemetry, /api/events, \"/v1/logs:write\"]\n"),
                      0);
     it_start_origin(t, origin_handler_simple, NULL);
     it_start_proxy(t, args);

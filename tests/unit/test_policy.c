@@ -552,6 +552,20 @@ static void test_path_decisions(void **state)
     q.plain_path = "/v1/y";
     policy_decide(f->p, &q, &d);
     assert_string_equal(d.rule, "default");
+    /* "/admin/../v1/x" is /v1/x only where dot segments are resolved before routing. */
+    q.path = "/v1/x";
+    q.plain_path = NULL;
+    q.literal_path = "/admin/../v1/x";
+    policy_decide(f->p, &q, &d);
+    assert_string_equal(d.rule, "default");
+    q.literal_path = "/v1/a/../x";
+    policy_decide(f->p, &q, &d);
+    assert_string_equal(d.rule, "allow:api");
+    q.host = "ev.alpha.test";
+    q.path = q.raw_path = "/ok";
+    q.literal_path = "/events/../ok";
+    policy_decide(f->p, &q, &d);
+    assert_string_equal(d.rule, "telemetry:ev");
 }
 
 /* A key given twice in each kind of mapping is an error at the second one. */

@@ -52,7 +52,10 @@ static const struct path_case cases[] = {
     ROW("/%74elemetry", "/telemetry", 0),
     ROW("/%74%65%6C%65%6d%65%74%72%79", "/telemetry", 0),
     ROW("/%41%5a%61%7A%30%39%2D%2E%5F%7E", "/AZaz09-._~", 0),
-    ROW("/a%3b%3F%23%25%20%2b", "/a%3B%3F%23%25%20%2B", 0),
+    ROW("/a%3b%3F%23%25%20%2b", "/a%3B%3F%23%25%20+", 0),
+    /* ... and so are the sub-delimiters but ';', ':' and '@': servers route on them decoded. */
+    ROW("/logs%3Awrite", "/logs:write", 0),
+    ROW("/%40me/%21%24%26%27%28%29%2A%2c%3d", "/@me/!$&'()*,=", 0),
     ROW("/%c3%a9", "/%C3%A9", 0),
     ROW("/%252e%252e/x", "/%252e%252e/x", 0),
     /* Encoded slashes and backslashes. */
@@ -385,6 +388,36 @@ static void test_flags_format(void **state)
     }
 }
 
+/* Dot segments stay, decoded; the rest is read as urlpath_normalize reads it. */
+static void test_literal(void **state)
+{
+    static const char *const literal_cases[][2] = {
+        {"/admin/../v1/x", "/admin/../v1/x"},
+        {"/admin/%2e%2E/v1/x", "/admin/../v1/x"},
+        {"//admin//./v1/", "/admin/./v1/"},
+        {"/a/..", "/a/.."},
+        {"/a/b/", "/a/b/"},
+        {"/%761/x%3Ay?q=/../", "/v1/x:y?q=/../"},
+        {"a/b", "/a/b"},
+        {"", "/"},
+        {"?q", "/?q"},
+        {"/%%34%31", "/%2541"},
+    };
+    char out[64];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(literal_cases) / sizeof(literal_cases[0]); i++) {
+        const char *in = literal_cases[i][0];
+        int n = urlpath_literal(in, strlen(in), out, strlen(in) + 2);
+        if (n < 0 || strcmp(out, literal_cases[i][1]) != 0)
+            fail_msg("'%s': expected '%s', got '%s' (%d)", in, literal_cases[i][1],
+                     n < 0 ? "" : out, n);
+    }
+    assert_int_equal(urlpath_literal("/a/../b", 7, out, 8), 7);
+    assert_int_equal(urlpath_literal("/a/../b", 7, out, 7), -1);
+    assert_int_equal(urlpath_literal("a", 1, out, 3), 2); /* the '/' it adds, and the NUL */
+}
+
 /* Segment parameters go, up to the segment's end; the query keeps its ';'. */
 static void test_strip_params(void **state)
 {
@@ -430,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_flags_accumulate),
         cmocka_unit_test(test_flags_format),
         cmocka_unit_test(test_strip_params),
+        cmocka_unit_test(test_literal),
     };
     return cmocka_run_group_tests_name("unit_urlpath", tests, NULL, NULL);
 }
