@@ -190,7 +190,8 @@ struct sock *sock_new(struct event_base *base, int fd)
     so->fd = fd;
     so->in = evbuffer_new();
     so->out = evbuffer_new();
-    so->rd = event_new(base, fd, EV_READ | EV_PERSIST, sock_read_cb, so);
+    /* EV_CLOSED (EPOLLRDHUP, in the same epoll_ctl) tells a tunnel its peer shut its side. */
+    so->rd = event_new(base, fd, EV_READ | EV_CLOSED | EV_PERSIST, sock_read_cb, so);
     so->wr = event_new(base, fd, EV_WRITE | EV_PERSIST, sock_write_cb, so);
     if (so->in == NULL || so->out == NULL || so->rd == NULL || so->wr == NULL ||
         evbuffer_add_cb(so->in, sock_in_cb, so) == NULL) {

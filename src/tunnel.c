@@ -131,8 +131,11 @@ static struct outcome tunnel_settle(struct tunnel *t, struct tunnel_dir *d)
     return outcome_of(OUTCOME_MORE);
 }
 
-/* Reads up to max bytes of d's source into its buffer.  Returns the count, 0 at EOF, -1. */
-static ssize_t tunnel_read_buf(struct tunnel_dir *d, size_t max)
+/*
+ * Reads up to max bytes of d's source into its buffer.  Returns the count, 0 at EOF, -1;
+ * *short_read says whether it took less than it asked for.
+ */
+static ssize_t tunnel_read_buf(struct tunnel_dir *d, size_t max, bool *short_read)
 {
     struct evbuffer_iovec vec[2];
     ssize_t n;
@@ -149,6 +152,7 @@ static ssize_t tunnel_read_buf(struct tunnel_dir *d, size_t max)
     }
     vec[0].iov_len = vec[0].iov_len < max ? vec[0].iov_len : max;
     n = read(d->from, vec[0].iov_base, vec[0].iov_len);
+    *short_read = n >= 0 && (size_t)n < vec[0].iov_len;
     vec[0].iov_len = n > 0 ? (size_t)n : 0;
     evbuffer_commit_space(d->buf, vec, 1);
     return n;
@@ -161,9 +165,10 @@ static ssize_t tunnel_read_buf(struct tunnel_dir *d, size_t max)
 static ssize_t tunnel_read(struct tunnel *t, struct tunnel_dir *d)
 {
     ssize_t n;
+    bool short_read;
 
     if (d->pipe[0] < 0 && !pipes_get(t->pipes, d->pipe))
-        return tunnel_read_buf(d, TUNNEL_COPY_CHUNK);
+        return tunnel_read_buf(d, TUNNEL_COPY_CHUNK, &short_read);
     n = splice(d->from, NULL, d->pipe[1], NULL, TUNNEL_SPLICE_MAX,
                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0)
@@ -201,7 +206,8 @@ static struct outcome tunnel_peek_read(struct tunnel *t)
 {
     struct tunnel_dir *d = &t->up;
     size_t held = d->buf != NULL ? evbuffer_get_length(d->buf) : 0;
-    ssize_t n = tunnel_read_buf(d, CLIENTHELLO_MAX_BYTES - held);
+    bool short_read;
+    ssize_t n = tunnel_read_buf(d, CLIENTHELLO_MAX_BYTES - held, &short_read);
 
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return outcome_of(OUTCOME_MORE);
@@ -218,8 +224,25 @@ static struct outcome tunnel_peek_read(struct tunnel *t)
     return outcome_of(OUTCOME_PEEKED);
 }
 
-/* d's source is readable: read, write on at once, and settle. */
-static struct outcome tunnel_readable(struct tunnel *t, struct tunnel_dir *d)
+/*
+ * Reads the last bytes of a source whose peer has shut its side (closed: epoll said
+ * EPOLLRDHUP).  The kernel queues a FIN after every byte before it, and read(2) (unlike
+ * splice(2), which stops when the pipe runs out of slots) takes all that is queued, so a
+ * read that takes less than it asked for has reached the end: the call that would only
+ * return 0 is saved.  Returns as tunnel_read() does, and sets d->eof when the end came.
+ */
+static ssize_t tunnel_read_last(struct tunnel_dir *d)
+{
+    bool short_read;
+    ssize_t n = tunnel_read_buf(d, TUNNEL_COPY_CHUNK, &short_read);
+
+    if (n > 0 && short_read)
+        d->eof = true;
+    return n;
+}
+
+/* d's source is readable (closed: its peer has shut its side): read, write on, settle. */
+static struct outcome tunnel_readable(struct tunnel *t, struct tunnel_dir *d, bool closed)
 {
     ssize_t n;
 
@@ -229,12 +252,12 @@ static struct outcome tunnel_readable(struct tunnel *t, struct tunnel_dir *d)
         tunnel_set_reading(d, false); /* a stale event: the bytes before must go first */
         return outcome_of(OUTCOME_MORE);
     }
-    n = tunnel_read(t, d);
+    n = closed ? tunnel_read_last(d) : tunnel_read(t, d);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return outcome_of(OUTCOME_MORE);
     if (n < 0)
         return tunnel_failed(d->from_side);
-    if (n == 0) {
+    if (n == 0 || d->eof) {
         d->eof = true;
         tunnel_set_reading(d, false);
     }
@@ -334,7 +357,8 @@ struct outcome tunnel_on_event(struct tunnel *t, struct sock *so, short what)
 {
     /* A sock has one event for reading and one for writing: each brings one kind. */
     if ((what & EV_READ) != 0)
-        return tunnel_readable(t, so == t->up.from_sock ? &t->up : &t->down);
+        return tunnel_readable(t, so == t->up.from_sock ? &t->up : &t->down,
+                               (what & EV_CLOSED) != 0);
     if ((what & EV_WRITE) != 0)
         return tunnel_writable(t, so == t->up.to_sock ? &t->up : &t->down);
     return outcome_of(OUTCOME_MORE);

@@ -30,7 +30,10 @@
 
 struct sock;
 
-/* What a sock reports to its owner; in raw mode what is EV_READ or EV_WRITE instead. */
+/*
+ * What a sock reports to its owner; in raw mode what is EV_READ (with EV_CLOSED once the
+ * peer shut its side) or EV_WRITE instead.
+ */
 typedef void (*sock_cb)(struct sock *so, short what, void *arg);
 
 /*

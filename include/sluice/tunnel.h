@@ -74,7 +74,8 @@ struct outcome tunnel_begin(struct tunnel *t, const struct tunnel_ctx *ctx, stru
 struct outcome tunnel_proceed(struct tunnel *t);
 
 /*
- * One tunnel event (the sock and what, EV_READ or EV_WRITE, as ctx->cb got them): moves
+ * One tunnel event (the sock and what, EV_READ, with EV_CLOSED once the peer shut its
+ * side, or EV_WRITE, as ctx->cb got them): moves
  * bytes.  MORE; DONE once both directions ended and everything was written; PEEKED (see
  * tunnel_begin); CLOSE when a side failed (with a reset toward the client when the
  * upstream did).

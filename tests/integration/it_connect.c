@@ -15,6 +15,7 @@
 
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -271,6 +272,98 @@ static void test_connect_tunnel_bytes(void **state)
     tbuf_free(&got);
 }
 
+/* What the half-close origin saw, and the size of its answer. */
+struct halfclose_state {
+    atomic_size_t answer; /* bytes the origin sends once the client's side ended */
+    atomic_size_t got;    /* bytes the origin read before the end */
+    atomic_bool in_order; /* every byte read was the pattern's */
+    atomic_bool ended;    /* the origin read the end of the client's side */
+};
+
+/* The byte at offset i of the test pattern (one that shows a lost or reordered chunk). */
+static char halfclose_byte(size_t i)
+{
+    return (char)('a' + (i * 7 + i / 4096) % 26);
+}
+
+/* Reads the client's bytes to their end, then answers and closes at once. */
+static void halfclose_handler(struct origin_conn *c)
+{
+    struct halfclose_state *s = c->arg;
+    char buf[16384];
+    size_t got = 0, size;
+    char *answer;
+    ssize_t n;
+
+    for (int i = 0; i < 10000 && (n = oconn_read(c, buf, sizeof(buf), 10000)) > 0; i++) {
+        for (ssize_t j = 0; j < n; j++)
+            if (buf[j] != halfclose_byte(got + (size_t)j))
+                atomic_store(&s->in_order, false);
+        got += (size_t)n;
+    }
+    atomic_store(&s->got, got);
+    if (n != 0)
+        return;
+    atomic_store(&s->ended, true);
+    size = atomic_load(&s->answer);
+    if ((answer = malloc(size)) == NULL)
+        return;
+    for (size_t i = 0; i < size; i++)
+        answer[i] = halfclose_byte(i);
+    (void)oconn_write(c, answer, size); /* then the handler returns: the origin closes */
+    free(answer);
+}
+
+/*
+ * A half-close goes through a tunnel both ways with nothing lost: the client sends its
+ * bytes and shuts its side in one go, the origin reads them to their end, answers and
+ * closes at once.  The sizes sit around the 16 KiB a tunnel reads at once after its
+ * peer's end showed, so the last bytes come with the end, just before it, and after it.
+ */
+static void test_connect_tunnel_half_close(void **state)
+{
+    static const size_t sizes[] = {1, 16383, 16384, 16385, 300000};
+    struct itcase *t = *state;
+    struct halfclose_state hs = {0};
+    char ports[16];
+
+    it_start_origin(t, halfclose_handler, &hs);
+    {
+        const char *const args[] = {"--connect-ports", origin_port_arg(t, ports, sizeof(ports)),
+                                    NULL};
+
+        it_start_proxy(t, args);
+    }
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        size_t size = sizes[k], answer = sizes[sizeof(sizes) / sizeof(sizes[0]) - 1 - k];
+        struct rawclient *rc;
+        struct tbuf got = {0};
+        char *data = malloc(size);
+
+        assert_non_null(data);
+        for (size_t i = 0; i < size; i++)
+            data[i] = halfclose_byte(i);
+        atomic_store(&hs.answer, answer);
+        atomic_store(&hs.got, 0);
+        atomic_store(&hs.in_order, true);
+        atomic_store(&hs.ended, false);
+        rc = raw_connect_tunnel(t, origin_port(t->origin));
+        assert_int_equal(rawclient_send(rc, data, size), 0);
+        assert_int_equal(shutdown(rc->fd, SHUT_WR), 0);
+        assert_int_equal(rawclient_read_exact(rc, &got, answer, 10000), answer);
+        for (size_t i = 0; i < answer; i++)
+            if (got.data[i] != halfclose_byte(i))
+                fail_msg("answer of %zu bytes differs at byte %zu", answer, i);
+        assert_true(rawclient_wait_closed(rc, 5000));
+        assert_true(atomic_load(&hs.ended));
+        assert_int_equal(atomic_load(&hs.got), size);
+        assert_true(atomic_load(&hs.in_order));
+        rawclient_close(rc);
+        tbuf_free(&got);
+        free(data);
+    }
+}
+
 /* An idle tunnel is closed after --timeout-tunnel. */
 static void test_connect_tunnel_idle_timeout(void **state)
 {
@@ -493,6 +586,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_sni_logged_split_hello, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_port_denied, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_tunnel_bytes, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_tunnel_half_close, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_tunnel_idle_timeout, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_websocket_upgrade, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_upstream_failures_502, it_setup, it_teardown),
