@@ -22,6 +22,8 @@
 
 /* How long accepting pauses when the process is out of descriptors. */
 #define WORKER_ACCEPT_PAUSE_MS 250
+/* The longest a worker holds its log lines before writing them (see worker_log_wake()). */
+#define WORKER_LOG_HOLD_MS 50
 
 static atomic_uint worker_open_conns;
 
@@ -313,7 +315,7 @@ int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s,
     env->reap = event_new(env->base, -1, 0, worker_reap_cb, w);
     w->wake = event_new(env->base, -1, 0, worker_wake_cb, w);
     w->policy_changed = event_new(env->base, -1, 0, worker_policy_cb, w);
-    w->log_flush = event_new(env->base, -1, 0, worker_log_flush_cb, w);
+    w->log_flush = evtimer_new(env->base, worker_log_flush_cb, w);
     w->accept_retry = evtimer_new(env->base, worker_accept_retry_cb, w);
     w->drain_timer = evtimer_new(env->base, worker_drain_timeout_cb, w);
     if (env->pool == NULL || env->pipes == NULL || env->reap == NULL || w->wake == NULL ||
@@ -343,15 +345,20 @@ fail:
     return -1;
 }
 
-/* The log lines of this loop round are held: write them once the round's events ran. */
+/*
+ * The first line of a batch is held: write the batch WORKER_LOG_HOLD_MS later (as nginx's
+ * access_log flush= does), so a busy worker writes its lines a few times a second, not
+ * once per loop round.  Warnings and errors, and the lines before them, go out at once.
+ */
 static void worker_log_wake(void *arg)
 {
     struct worker *w = arg;
+    const struct timeval hold = {.tv_sec = 0, .tv_usec = WORKER_LOG_HOLD_MS * 1000};
 
-    event_active(w->log_flush, 0, 0);
+    evtimer_add(w->log_flush, &hold);
 }
 
-/* Writes the lines the round held. */
+/* Writes the lines held. */
 static void worker_log_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;

@@ -1,6 +1,6 @@
 /*
  * Diagnostics log: levelled lines on stderr, whole lines in each write(2) so workers never
- * interleave (a worker writes the lines of one event-loop round together), libevent's own
+ * interleave (a worker writes the lines of up to 50 ms together), libevent's own
  * messages routed in, and an escaper for network bytes.
  */
 #ifndef SLUICE_LOG_H
@@ -49,9 +49,9 @@ char *log_escape(char *dst, size_t cap, const char *src, size_t len);
 /*
  * Makes the calling thread (a worker) hold its lines, warnings and errors excepted, and
  * write them together with one write(2) when log_flush() is called or the buffer fills:
- * one call for every line an event-loop round made, instead of one call each.  wake(arg)
- * runs when the first line of a batch is held, so that the thread arranges a log_flush()
- * at the end of the round.  Returns 0, or -1 when out of memory (lines then go at once).
+ * one call for a batch of lines instead of one call each.  wake(arg) runs when the first
+ * line of a batch is held, so that the thread arranges a log_flush() soon (a worker: 50 ms
+ * later).  Returns 0, or -1 when out of memory (lines then go at once).
  */
 int log_buffer_start(void (*wake)(void *arg), void *arg);
 

@@ -42,7 +42,7 @@ struct worker {
     size_t nlisteners;
     struct event *wake;           /* activated from the main thread to start a drain */
     struct event *policy_changed; /* activated from the main thread after a reload */
-    struct event *log_flush;      /* writes the log lines a loop round held */
+    struct event *log_flush;      /* writes the log lines held, 50 ms after the first */
     struct event *accept_retry;   /* re-enables accepting after EMFILE */
     struct event *drain_timer;    /* ends the drain when it runs out */
     atomic_bool drain_requested;  /* set by the main thread */
