@@ -54,28 +54,118 @@ struct args {
     bool check_only; /* "sluice check": validate and exit */
 };
 
+/* A command other than running the proxy: its name, arguments, and what it does. */
+struct command {
+    const char *name;
+    const char *args;
+    const char *summary; /* one line, for the usage */
+    const char *detail;  /* for "sluice help NAME" */
+};
+
+static const struct command commands[] = {
+    {"check", "[options]", "check configuration and policies, then exit",
+     "Reads the configuration and the policy directory as sluice would start with them (the\n"
+     "same options, file and defaults), reports every error as file:line:column, and exits\n"
+     "0 when all is valid, 1 when something is not (after \"N errors\"), 2 for a malformed\n"
+     "command line.  On success it lists each tool profile with the proxy user names it\n"
+     "answers to.\n"},
+    {"help", "[COMMAND]", "this text, or what COMMAND does",
+     "Prints the usage, or with a COMMAND what that command does.\n"},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
 /* Prints the usage text. */
 static void usage(const struct cli *c, FILE *out)
 {
-    fputs("usage: sluice [options]\n"
-          "\n"
-          "An egress-filtering HTTP/HTTPS forward proxy for developer tools.\n"
-          "\n",
-          out);
+    fprintf(out, "usage: sluice %-20srun the proxy\n", "[options]");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "       sluice %s %-*s%s\n", commands[i].name,
+                (int)(19 - strlen(commands[i].name)), commands[i].args, commands[i].summary);
+    fputs("\nAn egress-filtering HTTP/HTTPS forward proxy for developer tools.\n\noptions:\n", out);
     cli_usage(c, out);
 }
 
+/* The command called name, or NULL. */
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Says that name is no command, with the nearest one; exits 2. */
+static void unknown_command(const char *name)
+{
+    const char *names[NCOMMANDS];
+    const char *near;
+
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        names[i] = commands[i].name;
+    near = cli_nearest(name, names, NCOMMANDS);
+    fprintf(stderr, "sluice: unknown command '%s'%s%s%s (see sluice --help)\n", name,
+            near != NULL ? "; did you mean '" : "", near != NULL ? near : "",
+            near != NULL ? "'?" : "");
+    exit(2);
+}
+
+/* "sluice help [COMMAND]": prints and exits. */
+static void help_command(const struct cli *c, int argc, char **argv)
+{
+    const struct command *cmd;
+
+    if (argc == 0) {
+        usage(c, stdout);
+        exit(0);
+    }
+    if (argc > 1) {
+        fprintf(stderr, "sluice: help takes one command, not '%s' (see sluice --help)\n", argv[1]);
+        exit(2);
+    }
+    if ((cmd = find_command(argv[0])) == NULL)
+        unknown_command(argv[0]);
+    printf("usage: sluice %s %s\n\n%s", cmd->name, cmd->args, cmd->detail);
+    if (strcmp(cmd->args, "[options]") == 0)
+        puts("\nIt takes the options sluice takes (see sluice --help).");
+    exit(0);
+}
+
+/* Says what is wrong with the option getopt_long() just refused (ch '?' or ':'); exits 2. */
+static void bad_option(const struct cli *c, int ch, char **argv)
+{
+    const char *given = argv[optind - 1], *near;
+
+    if (ch == ':') {
+        fprintf(stderr, "sluice: option '%s' needs a value (see sluice --help)\n", given);
+        exit(2);
+    }
+    if (optopt > 0 && optopt < 256 && strncmp(given, "--", 2) != 0) {
+        fprintf(stderr, "sluice: unknown option '-%c' (see sluice --help)\n", optopt);
+        exit(2);
+    }
+    near = cli_suggest(c, given);
+    fprintf(stderr, "sluice: unknown option '%.*s'%s%s%s (see sluice --help)\n",
+            (int)strcspn(given, "="), given, near != NULL ? "; did you mean '--" : "",
+            near != NULL ? near : "", near != NULL ? "'?" : "");
+    exit(2);
+}
+
 /*
- * Reads the program's own options into *a; exits on --help, --version or a malformed
- * command line.  The configuration's options are left to read_config(), which applies
- * them over the file.
+ * Reads the program's own options and the command into *a; exits on --help, --version,
+ * "help" or a malformed command line, with one line that says what is wrong.  The
+ * configuration's options are left to read_config(), which applies them over the file.
  */
 static void parse_args(const struct cli *c, int argc, char **argv, struct args *a)
 {
+    char shortopts[sizeof(c->shortopts) + 1];
     int ch;
 
+    /* A leading ':' makes a missing value ':' rather than '?', and opterr = 0 keeps
+     * getopt's own messages (named after argv[0], not "sluice") out. */
+    snprintf(shortopts, sizeof(shortopts), ":%s", c->shortopts);
+    opterr = 0;
     optind = 0; /* glibc: start the scan afresh */
-    while ((ch = getopt_long(argc, argv, c->shortopts, c->longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, shortopts, c->longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             a->config_path = optarg;
@@ -96,15 +186,27 @@ static void parse_args(const struct cli *c, int argc, char **argv, struct args *
             a->ready_file = optarg;
             break;
         case '?':
-            usage(c, stderr);
-            exit(2);
+        case ':':
+            bad_option(c, ch, argv);
+            break;
         default:
             break; /* a configuration key */
         }
     }
+    /* getopt_long() moved the words that are not options to the end, in their order. */
     if (optind < argc) {
-        fprintf(stderr, "sluice: unexpected argument '%s' (see sluice --help)\n", argv[optind]);
-        exit(2);
+        const struct command *cmd = find_command(argv[optind]);
+
+        if (cmd == NULL)
+            unknown_command(argv[optind]);
+        if (strcmp(cmd->name, "help") == 0)
+            help_command(c, argc - optind - 1, argv + optind + 1);
+        a->check_only = true;
+        if (optind + 1 < argc) {
+            fprintf(stderr, "sluice: unexpected argument '%s' after %s (see sluice --help)\n",
+                    argv[optind + 1], cmd->name);
+            exit(2);
+        }
     }
 }
 
@@ -205,24 +307,6 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(base, NULL);
 }
 
-/* Opens every listener for every worker; port 0 is fixed by the first bind. */
-static int open_listeners(struct listener_addr *listen, size_t n, unsigned workers, int *fds)
-{
-    for (size_t i = 0; i < n; i++) {
-        for (unsigned k = 0; k < workers; k++) {
-            int fd = listener_open(&listen[i]);
-            if (fd < 0) {
-                log_error("cannot listen on %s: %s", listen[i].text, strerror(errno));
-                return -1;
-            }
-            fds[k * n + i] = fd;
-            if (k == 0)
-                listener_set_port(&listen[i], listener_bound_port(fd));
-        }
-    }
-    return 0;
-}
-
 /* What a reload needs: the command line as given and the configuration running. */
 struct program {
     const struct cli *cli;
@@ -261,6 +345,21 @@ static struct policy_snapshot *load_policy(const struct sluice_config *cfg,
         names[i] = run->listeners[i].address;
     }
     return policy_load(&src, errs);
+}
+
+/* For "sluice check": each profile and the proxy user names that select it. */
+static void print_profiles(const struct policy_snapshot *p)
+{
+    for (size_t i = 0; i < p->ntools; i++) {
+        const struct policy_tool *t = &p->tools[i];
+
+        printf("  %-18s proxy users:", t->id);
+        for (size_t k = 0; k < t->nproxy_users; k++)
+            printf("%s %s", k == 0 ? "" : ",", t->proxy_users[k]);
+        if (t->nproxy_users == 0)
+            printf(" (none: only a listener bound to it names it)");
+        putchar('\n');
+    }
 }
 
 /* Logs every error of a failed load, one line each. */
@@ -305,6 +404,8 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
     /* The workers hold what only a restart applies; say which of it the new files change. */
     while ((changed = config_next_restart_change(prog->config, cfg, &pos)) != NULL)
         log_warn("reload: %s changed; it applies only after a restart", changed);
+    if (p->warning != NULL)
+        log_warn("reload: %s", p->warning);
     log_notice("reloaded: policy generation %u, %zu tool profile%s from %s", p->generation,
                p->ntools, p->ntools == 1 ? "" : "s",
                p->dir != NULL ? p->dir : "(none: every request allowed)");
@@ -334,14 +435,9 @@ int main(int argc, char **argv)
     unsigned nworkers, nstarted = 0;
     size_t nlisten;
     const char *errstr = NULL;
+    char message[512];
 
     memset(&args, 0, sizeof(args));
-    if (argc > 1 && strcmp(argv[1], "check") == 0) {
-        args.check_only = true;
-        argv[1] = argv[0]; /* getopt sees the rest as if "check" were not there */
-        argv++;
-        argc--;
-    }
     if (cli_init(&cli, program_options, sizeof(program_options) / sizeof(program_options[0])) < 0) {
         fprintf(stderr, "sluice: more options than CLI_MAX_OPTIONS\n");
         return 1;
@@ -364,8 +460,13 @@ int main(int argc, char **argv)
         goto out_early;
     }
     if (args.check_only) {
+        if (policy->warning != NULL) {
+            fprintf(stderr, "sluice: %s\n1 error\n", policy->warning);
+            goto out_early;
+        }
         printf("policies OK: %zu tool profile%s from %s\n", policy->ntools,
                policy->ntools == 1 ? "" : "s", policy->dir != NULL ? policy->dir : "(none)");
+        print_profiles(policy);
         printf("configuration OK%s%s\n", args.config_path != NULL ? ": " : " (built-in defaults)",
                args.config_path != NULL ? args.config_path : "");
         status = 0;
@@ -395,10 +496,10 @@ int main(int argc, char **argv)
     fds = calloc((size_t)nworkers * nlisten, sizeof(*fds));
     if (fds == NULL)
         goto out;
-    for (size_t i = 0; i < (size_t)nworkers * nlisten; i++)
-        fds[i] = -1;
-    if (open_listeners(listen, nlisten, nworkers, fds) < 0)
+    if (listener_open_all(listen, nlisten, nworkers, fds, message, sizeof(message)) < 0) {
+        log_error("%s", message);
         goto out;
+    }
     /* The proxy's own addresses, with the ports the kernel picked, for the address guard. */
     for (size_t i = 0; i < nlisten; i++) {
         const struct sockaddr *sa = (const struct sockaddr *)&listen[i].ss;
@@ -413,6 +514,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (policy->warning != NULL)
+        log_warn("%s", policy->warning);
     log_notice("policies: generation %u, %zu tool profile%s from %s (%s mode)", policy->generation,
                policy->ntools, policy->ntools == 1 ? "" : "s",
                policy->dir != NULL ? policy->dir : "(none: every request allowed)",

@@ -165,6 +165,81 @@ static void cli_print_row(FILE *out, int letter, const char *name, const char *a
     fputc('\n', out);
 }
 
+/*
+ * The edit distance of a and b (insertions, deletions, substitutions and swaps of two
+ * neighbours, the usual typos), 99 for names longer than CLI_NAME_MAX.
+ */
+static size_t cli_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t rows[3][CLI_NAME_MAX + 1], *before = rows[0], *prev = rows[1], *cur = rows[2];
+
+    if (la > CLI_NAME_MAX || lb > CLI_NAME_MAX)
+        return 99;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t *spare = before;
+
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+
+            if (prev[j] + 1 < best)
+                best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best)
+                best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                before[j - 2] + 1 < best)
+                best = before[j - 2] + 1;
+            cur[j] = best;
+        }
+        before = prev;
+        prev = cur;
+        cur = spare;
+    }
+    return prev[lb];
+}
+
+/* The nearest of names to word; see the header. */
+const char *cli_nearest(const char *word, const char *const *names, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = 99, len = strlen(word);
+    size_t limit = len <= 4 ? 1 : len <= 10 ? 2 : 3;
+
+    for (size_t i = 0; i < n; i++) {
+        size_t d = cli_distance(word, names[i]);
+
+        /* A word that starts a name is most likely that name cut short. */
+        if (len >= 3 && strncmp(names[i], word, len) == 0)
+            d = 1;
+        if (d < best_d) {
+            best_d = d;
+            best = names[i];
+        }
+    }
+    return best_d <= limit ? best : NULL;
+}
+
+/* The long option nearest to a mistyped one; see the header. */
+const char *cli_suggest(const struct cli *c, const char *given)
+{
+    const char *names[CLI_MAX_OPTIONS];
+    char word[CLI_NAME_MAX + 1];
+    size_t len;
+
+    given += strspn(given, "-");
+    len = strcspn(given, "=");
+    if (len > CLI_NAME_MAX)
+        return NULL;
+    memcpy(word, given, len);
+    word[len] = '\0';
+    for (size_t i = 0; i < c->nlong; i++)
+        names[i] = c->longopts[i].name;
+    return cli_nearest(word, names, c->nlong);
+}
+
 /* Prints the usage rows; see the header. */
 void cli_usage(const struct cli *c, FILE *out)
 {

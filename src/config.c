@@ -275,6 +275,21 @@ static void loader_add_listener(struct loader *l, const char *label, const char 
                      at->tool != NULL ? yamldoc_shown(at->tool, shown, sizeof(shown)) : tool);
         return;
     }
+    for (size_t i = 0; i < l->cfg->nlisteners; i++) {
+        struct listener_addr other;
+
+        if (listener_parse(l->cfg->listeners[i].address, &other, &errstr) == 0 &&
+            listener_same(&parsed, &other)) {
+            loader_error(
+                l, at->addr != NULL ? at->addr : at->item,
+                "%s: %s is given twice%s%s%s; each listener needs an address and port "
+                "of its own",
+                label, addr, strcmp(addr, l->cfg->listeners[i].address) != 0 ? " (as " : "",
+                strcmp(addr, l->cfg->listeners[i].address) != 0 ? l->cfg->listeners[i].address : "",
+                strcmp(addr, l->cfg->listeners[i].address) != 0 ? " before)" : "");
+            return;
+        }
+    }
     out = &l->cfg->listeners[l->cfg->nlisteners++];
     snprintf(out->address, sizeof(out->address), "%s", addr);
     /* Always written: the slot may hold a listener of the list this one replaces. */

@@ -6,9 +6,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "sluice/sockdiag.h"
 
 /* Parses an address with a mandatory port (0 allowed: the kernel picks one). */
 int listener_parse(const char *text, struct listener_addr *out, const char **errstr)
@@ -57,39 +60,8 @@ int listener_parse(const char *text, struct listener_addr *out, const char **err
     return 0;
 }
 
-/* Opens a non-blocking listening socket on a. */
-int listener_open(const struct listener_addr *a)
-{
-    int fd, one = 1, saved;
-
-    fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-        goto fail;
-    if (a->ss.ss_family == AF_INET6 &&
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
-        goto fail;
-    /* Heads and small bodies must not wait for Nagle.  Linux gives accepted sockets the
-     * listener's TCP_NODELAY, which saves a call per connection. */
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-        goto fail;
-    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
-        goto fail;
-    if (listen(fd, 4096) < 0)
-        goto fail;
-    return fd;
-
-fail:
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
-}
-
 /* The local port of a bound socket. */
-uint16_t listener_bound_port(int fd)
+static uint16_t listener_bound_port(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -104,7 +76,7 @@ uint16_t listener_bound_port(int fd)
 }
 
 /* Overwrites the port of a. */
-void listener_set_port(struct listener_addr *a, uint16_t port)
+static void listener_set_port(struct listener_addr *a, uint16_t port)
 {
     if (a->ss.ss_family == AF_INET)
         ((struct sockaddr_in *)(void *)&a->ss)->sin_port = htons(port);
@@ -126,4 +98,163 @@ void listener_format(const struct listener_addr *a, char *out, size_t cap)
         inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
         snprintf(out, cap, "[%s]:%u", ip, ntohs(sin6->sin6_port));
     }
+}
+
+/* Compares two listening addresses; see the header. */
+bool listener_same(const struct listener_addr *a, const struct listener_addr *b)
+{
+    const struct sockaddr_in6 *x6 = (const struct sockaddr_in6 *)(const void *)&a->ss;
+    const struct sockaddr_in6 *y6 = (const struct sockaddr_in6 *)(const void *)&b->ss;
+    const struct sockaddr_in *x = (const struct sockaddr_in *)(const void *)&a->ss;
+    const struct sockaddr_in *y = (const struct sockaddr_in *)(const void *)&b->ss;
+
+    if (a->ss.ss_family != b->ss.ss_family)
+        return false;
+    if (a->ss.ss_family == AF_INET)
+        return x->sin_port != 0 && x->sin_port == y->sin_port &&
+               x->sin_addr.s_addr == y->sin_addr.s_addr;
+    return x6->sin6_port != 0 && x6->sin6_port == y6->sin6_port &&
+           memcmp(&x6->sin6_addr, &y6->sin6_addr, sizeof(x6->sin6_addr)) == 0;
+}
+
+/* Makes a bound, not yet listening, non-blocking SO_REUSEPORT socket on a; -1 with errno. */
+static int listener_bind(const struct listener_addr *a)
+{
+    int fd, one = 1, saved;
+
+    fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        goto fail;
+    if (a->ss.ss_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+        goto fail;
+    /* Heads and small bodies must not wait for Nagle.  Linux gives accepted sockets the
+     * listener's TCP_NODELAY, which saves a call per connection. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        goto fail;
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
+        goto fail;
+    return fd;
+
+fail:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+/* True when inode is one of the n sockets in fds. */
+static bool listener_is_ours(uint64_t inode, const int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] >= 0 && sockdiag_inode(fds[i]) == inode)
+            return true;
+    return false;
+}
+
+/* Says in err who holds a's port: a process by pid and name, or at least its owner. */
+static void listener_describe_holder(const struct listener_addr *a, const struct sockdiag_socket *s,
+                                     char *err, size_t cap)
+{
+    char where[96], name[64];
+    pid_t pid;
+
+    listener_format(a, where, sizeof(where));
+    if (sockdiag_holder(s->inode, &pid, name, sizeof(name)) == 0)
+        snprintf(err, cap,
+                 "cannot listen on %s: it is already held by process %ld (%s); stop that "
+                 "process, or give another port with --listen",
+                 where, (long)pid, name);
+    else
+        snprintf(err, cap,
+                 "cannot listen on %s: it is already held by a process of user %u (ss -ltnp "
+                 "shows which); stop that process, or give another port with --listen",
+                 where, s->uid);
+}
+
+/*
+ * Another process listening where a would (SO_REUSEPORT lets one of the same user share a
+ * port, and the kernel would then spread clients over both): true, with err saying which.
+ * Sockets in ours are the program's own.  A kernel that does not answer is not a conflict.
+ */
+static bool listener_held_elsewhere(const struct listener_addr *a, const int *ours, size_t nours,
+                                    char *err, size_t cap)
+{
+    struct sockdiag_socket found[SOCKDIAG_MAX_LISTENERS];
+    int n = sockdiag_tcp_listeners((const struct sockaddr *)&a->ss, found, SOCKDIAG_MAX_LISTENERS);
+
+    for (int i = 0; i < n && i < SOCKDIAG_MAX_LISTENERS; i++) {
+        if (!listener_is_ours(found[i].inode, ours, nours)) {
+            listener_describe_holder(a, &found[i], err, cap);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Explains a failed bind of a in err. */
+static void listener_bind_failed(const struct listener_addr *a, int err_no, const int *ours,
+                                 size_t nours, char *err, size_t cap)
+{
+    char where[96];
+
+    if (err_no == EADDRINUSE && listener_held_elsewhere(a, ours, nours, err, cap))
+        return;
+    listener_format(a, where, sizeof(where));
+    snprintf(err, cap, "cannot listen on %s: %s%s", where, strerror(err_no),
+             err_no == EACCES          ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+             : err_no == EADDRNOTAVAIL ? " (no interface of this machine has that address)"
+                                       : "");
+}
+
+/*
+ * Opens every listener for every worker; see the header.  All sockets are bound before
+ * any listens, and nothing else may listen where they will, before or after: a second
+ * sluice (or anything) on the port is found whether it came first or at the same time.
+ */
+int listener_open_all(struct listener_addr *addrs, size_t n, unsigned workers, int *fds, char *err,
+                      size_t cap)
+{
+    size_t total = n * workers;
+
+    for (size_t i = 0; i < total; i++)
+        fds[i] = -1;
+    for (size_t i = 0; i < n; i++) {
+        for (unsigned k = 0; k < workers; k++) {
+            int fd = listener_bind(&addrs[i]);
+
+            if (fd < 0) {
+                listener_bind_failed(&addrs[i], errno, fds, total, err, cap);
+                goto fail;
+            }
+            fds[k * n + i] = fd;
+            if (k == 0) /* port 0: the kernel's pick is the port of the other workers */
+                listener_set_port(&addrs[i], listener_bound_port(fd));
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (listener_held_elsewhere(&addrs[i], fds, total, err, cap))
+            goto fail;
+    for (size_t i = 0; i < total; i++) {
+        if (listen(fds[i], LISTENER_BACKLOG) < 0) {
+            char where[96];
+            listener_format(&addrs[i % n], where, sizeof(where));
+            snprintf(err, cap, "cannot listen on %s: %s", where, strerror(errno));
+            goto fail;
+        }
+    }
+    /* Two started at once both passed the first check: each sees the other now. */
+    for (size_t i = 0; i < n; i++)
+        if (listener_held_elsewhere(&addrs[i], fds, total, err, cap))
+            goto fail;
+    return 0;
+
+fail:
+    for (size_t i = 0; i < total; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return -1;
 }

@@ -889,6 +889,7 @@ static void policy_free(struct policy_snapshot *p)
     netguard_cidrs_free(p->org.deny_cidrs);
     netguard_cidrs_free(p->org.allow_cidrs);
     geoip_close(p->geoip);
+    free(p->warning);
     free(p->dir);
     free(p);
 }
@@ -897,6 +898,35 @@ static void policy_free(struct policy_snapshot *p)
 static int name_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * A directory with no profile identifies no tool, so its organisation policy alone
+ * decides and, without one, every request is allowed: a mistyped --policy-dir (the tools/
+ * folder itself, say) would otherwise pass unnoticed.  Sets p->warning to say so.
+ */
+static void policy_explain_empty(struct policy_snapshot *p, const char *dir)
+{
+    char text[1024], tools_dir[4096];
+    struct stat st;
+    bool has_tools, has_org = p->org.file != NULL && strncmp(p->org.file, "(built-in", 9) != 0;
+
+    if (p->ntools > 0)
+        return;
+    snprintf(tools_dir, sizeof(tools_dir), "%s/tools", dir);
+    has_tools = stat(tools_dir, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!has_tools && !has_org)
+        snprintf(text, sizeof(text),
+                 "policy directory %s holds neither organisation.yaml nor tools/, so no tool "
+                 "is known and every request is allowed; give the directory that holds them "
+                 "(policies, not policies/tools)",
+                 dir);
+    else
+        snprintf(text, sizeof(text),
+                 "policy directory %s has no tool profile (tools/*.yaml), so no tool is "
+                 "known and only the organisation policy applies%s",
+                 dir, has_org ? "" : ": every request is allowed");
+    p->warning = strdup(text);
 }
 
 /* Loads every dir/tools/NAME.yaml profile, in name order. */
@@ -1001,6 +1031,8 @@ struct policy_snapshot *policy_load(const struct policy_source *src, struct yaml
     }
     if (src->dir == NULL) {
         p->org.file = strdup("(built-in: no policy directory)");
+        p->warning = strdup("no policy directory (policy_dir, or --policy-dir), so no tool is "
+                            "known and every request is allowed");
     } else if (stat(src->dir, &st) != 0) {
         yamldoc_error(errs, src->dir, NULL, "cannot read the policy directory: %s",
                       strerror(errno));
@@ -1023,6 +1055,7 @@ struct policy_snapshot *policy_load(const struct policy_source *src, struct yaml
         }
         if (p->org.file != NULL)
             check_references(p, errs);
+        policy_explain_empty(p, p->dir != NULL ? p->dir : src->dir);
     }
     for (size_t i = 0; i < src->nbound; i++)
         if (src->bound_tools[i] != NULL && policy_find_tool(p, src->bound_tools[i]) == NULL)

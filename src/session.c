@@ -157,6 +157,7 @@ static void session_report(struct session *s)
     rec.term = x->term;
     rec.tool = x->identity.tool != NULL ? x->identity.tool->id : "unidentified";
     rec.id_source = identity_source_str(x->identity.source);
+    rec.offered = x->identity.tool == NULL ? x->identity.user : "";
     rec.decision = d != NULL ? policy_verdict_str(d->verdict) : "-";
     rec.rule = d != NULL ? d->rule : "-";
     rec.dest_ip = x->dest_known ? x->dest.ip : "-";

@@ -17,6 +17,8 @@
 /* getopt_long() returns CLI_KEY_BASE + i for a long-only option of row i of config_keys[]. */
 #define CLI_KEY_BASE    0x10000
 #define CLI_MAX_OPTIONS 48
+/* The longest option or command name cli_nearest() compares. */
+#define CLI_NAME_MAX 40
 
 /* One option of the program's own, which no configuration key holds. */
 struct cli_option {
@@ -55,5 +57,17 @@ int cli_apply_args(const struct cli *c, int argc, char **argv, struct sluice_con
  * letter first, then the long-only ones, the table's before the program's in each group.
  */
 void cli_usage(const struct cli *c, FILE *out);
+
+/*
+ * The one of names[0..n) nearest to word, a mistyped name: within one edit for a short
+ * word, two or three for longer ones, or the name it begins; NULL when none is near.
+ */
+const char *cli_nearest(const char *word, const char *const *names, size_t n);
+
+/*
+ * The long option (without "--") nearest to given, as the user typed it ("--lisen",
+ * "--lisen=X"), or NULL.
+ */
+const char *cli_suggest(const struct cli *c, const char *given);
 
 #endif /* SLUICE_CLI_H */

@@ -131,6 +131,9 @@ struct policy_snapshot {
     const struct netguard_self *self; /* not owned: lives as long as the program */
     struct policy_tool *tools;
     size_t ntools;
+    /* Why this policy lets every request through unidentified (no profile at all), said
+     * as a warning at start and reload and as an error by "sluice check"; or NULL. */
+    char *warning;
     struct policy_org org;
 };
 

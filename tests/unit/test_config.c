@@ -522,6 +522,47 @@ static void collapse_space(char *s)
     *out = '\0';
 }
 
+/* A mistyped option or command is answered with the nearest name, or none when none is near. */
+static void test_suggestions(void **state)
+{
+    static const char *const commands[] = {"check", "help"};
+    static const struct {
+        const char *given;
+        const char *want; /* NULL: no suggestion */
+    } cases[] = {
+        {"--lisen", "listen"},
+        {"--listne", "listen"},
+        {"--polcy-dir=x", "policy-dir"},
+        {"--timeout-tunel", "timeout-tunnel"},
+        {"--max-conections-per-client", "max-connections-per-client"},
+        {"--conect-ports", "connect-ports"},
+        {"--worker", "workers"},
+        {"--hel", "help"},
+        {"--zzzzzz", NULL},
+        {"--x", NULL},
+        {"--colour", NULL},
+    };
+    struct cli c;
+
+    (void)state;
+    assert_int_equal(cli_init(&c, NULL, 0), 0);
+    /* The program's own options are in the table too; "help" is added here as main does. */
+    c.longopts[c.nlong].name = "help";
+    c.nlong++;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = cli_suggest(&c, cases[i].given);
+
+        if (cases[i].want == NULL && got != NULL)
+            fail_msg("%s: suggested %s, expected nothing", cases[i].given, got);
+        if (cases[i].want != NULL && (got == NULL || strcmp(got, cases[i].want) != 0))
+            fail_msg("%s: suggested %s, expected %s", cases[i].given, got ? got : "nothing",
+                     cases[i].want);
+    }
+    assert_string_equal(cli_nearest("chek", commands, 2), "check");
+    assert_string_equal(cli_nearest("hlep", commands, 2), "help");
+    assert_null(cli_nearest("run", commands, 2));
+}
+
 /*
  * Each row with a long option is in getopt's table (with its letter, when it has one) and
  * in the usage with its argument, then its help, then its default; nothing else is.
@@ -664,6 +705,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_workers_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_replaces_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_options_generated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_suggestions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_changes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

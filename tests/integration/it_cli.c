@@ -1,0 +1,322 @@
+/*
+ * The program as an operator meets it: one instance per port (a second sluice, or any
+ * process on the port, is a start-up error that names the holder; the same --listen twice
+ * is refused), a command line that answers a typo in one line with a suggestion, help
+ * for each command, "sluice check" refusing a policy directory with no profile and
+ * listing the user names each profile answers to, and a proxy user name that names no
+ * tool logged as offered.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "itcommon.h"
+#include "sluiceproc.h"
+
+/* What one run of the binary did. */
+struct run {
+    int status;   /* exit status, or -1 when it did not exit normally */
+    char *output; /* stdout and stderr, malloc'd */
+};
+
+/*
+ * Runs sluice with args (a ready file is added), waits at most 10 s for it to exit and
+ * returns what it did; fails the case when it keeps running.
+ */
+static struct run run_sluice(struct itcase *t, const char *const args[])
+{
+    struct sluiceproc *p = sluiceproc_spawn(t->env->dir, args);
+    struct run r;
+    int st;
+
+    assert_non_null(p);
+    if (!sluiceproc_wait_exit(p, 10000)) {
+        sluiceproc_free(p);
+        fail_msg("sluice kept running when it should have exited");
+    }
+    st = sluiceproc_status(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r.output = tio_read_file(sluiceproc_log_path(p), NULL);
+    if (r.output == NULL)
+        r.output = strdup("");
+    assert_non_null(r.output);
+    fprintf(stderr, "exit status %d, output:\n%s", r.status, r.output);
+    sluiceproc_free(p);
+    return r;
+}
+
+/* Asserts that output holds needle. */
+static void assert_says(const struct run *r, const char *needle)
+{
+    if (strstr(r->output, needle) == NULL)
+        fail_msg("the output does not say \"%s\"", needle);
+}
+
+/* Number of lines in s. */
+static unsigned line_count(const char *s)
+{
+    unsigned n = 0;
+
+    for (; *s != '\0'; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/*
+ * A second sluice on the port of a running one refuses to start and names the first by
+ * pid; the first keeps every client (no request reaches a second process).
+ */
+static void test_second_instance_refused(void **state)
+{
+    struct itcase *t = *state;
+    char addr[32], holder[64];
+    struct run r;
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, NULL);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", t->proxy_port);
+    snprintf(holder, sizeof(holder), "held by process %ld (sluice)",
+             (long)sluiceproc_pid(t->env->proxy));
+    {
+        const char *const args[] = {"--listen", addr, "-w", "2", NULL};
+        r = run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 1);
+    assert_says(&r, addr);
+    assert_says(&r, holder);
+    free(r.output);
+    for (int i = 0; i < 10; i++)
+        it_assert_serves(t);
+    /* Access lines are written within 50 ms: wait (bounded) for the tenth. */
+    for (int i = 0; i < 100 && sluiceproc_access_count(t->env->proxy,
+                                                       "target=\"http://origin.test:", NULL) < 10;
+         i++)
+        usleep(20000);
+    assert_int_equal(sluiceproc_access_count(t->env->proxy, "target=\"http://origin.test:", NULL),
+                     10);
+}
+
+/*
+ * A port held by another program is refused with its pid and name, whether it shares
+ * (SO_REUSEPORT, where the kernel would spread clients over both) or not.
+ */
+static void test_port_held_by_other_process(void **state)
+{
+    struct itcase *t = *state;
+    char addr[32], holder[64];
+    struct run r;
+
+    snprintf(holder, sizeof(holder), "held by process %ld (it_cli)", (long)getpid());
+    for (int reuse = 0; reuse <= 1; reuse++) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(sin);
+        int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+        assert_true(fd >= 0);
+        if (reuse)
+            assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+        assert_int_equal(listen(fd, 4), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+        snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
+        {
+            const char *const args[] = {"--listen", addr, NULL};
+            r = run_sluice(t, args);
+        }
+        close(fd);
+        assert_int_equal(r.status, 1);
+        assert_says(&r, addr);
+        assert_says(&r, holder);
+        free(r.output);
+    }
+}
+
+/* The same listener twice is a command-line error (exit 2) that names it. */
+static void test_listen_twice_refused(void **state)
+{
+    struct itcase *t = *state;
+    const char *const args[] = {"--listen", "127.0.0.1:3999", "--listen", "127.0.0.1:3999", NULL};
+    struct run r = run_sluice(t, args);
+
+    assert_int_equal(r.status, 2);
+    assert_says(&r, "sluice: --listen 127.0.0.1:3999: 127.0.0.1:3999 is given twice");
+    free(r.output);
+}
+
+/* A mistyped option gets one line, prefixed "sluice:", with the option it was meant to be. */
+static void test_mistyped_option_one_line(void **state)
+{
+    struct itcase *t = *state;
+    static const struct {
+        const char *arg;
+        const char *says;
+    } cases[] = {
+        {"--lisen",
+         "sluice: unknown option '--lisen'; did you mean '--listen'? (see sluice --help)\n"},
+        {"--polcy-dir=x", "sluice: unknown option '--polcy-dir'; did you mean '--policy-dir'?"},
+        {"--zzzzzz", "sluice: unknown option '--zzzzzz' (see sluice --help)\n"},
+        {"-j", "sluice: unknown option '-j' (see sluice --help)\n"},
+        {"chek", "sluice: unknown command 'chek'; did you mean 'check'? (see sluice --help)\n"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *const args[] = {cases[i].arg, NULL};
+        struct run r = run_sluice(t, args);
+
+        assert_int_equal(r.status, 2);
+        assert_int_equal(line_count(r.output), 1);
+        assert_true(strncmp(r.output, cases[i].says, strlen(cases[i].says)) == 0);
+        free(r.output);
+    }
+    {
+        const char *const args[] = {"--listen", NULL}; /* the ready file follows: its value */
+        struct run r = run_sluice(t, args);
+
+        assert_int_not_equal(r.status, 0);
+        free(r.output);
+    }
+}
+
+/* --help names the commands; "sluice help check" says what check does. */
+static void test_help_names_commands(void **state)
+{
+    struct itcase *t = *state;
+    struct run r;
+
+    {
+        const char *const args[] = {"--help", NULL};
+        r = run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 0);
+    assert_says(&r, "       sluice check [options]");
+    assert_says(&r, "       sluice help [COMMAND]");
+    assert_says(&r, "--policy-dir DIR");
+    free(r.output);
+    {
+        const char *const args[] = {"help", "check", NULL};
+        r = run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 0);
+    assert_says(&r, "usage: sluice check [options]\n");
+    assert_says(&r, "exits\n0 when all is valid");
+    free(r.output);
+    {
+        const char *const args[] = {"help", "chek", NULL};
+        r = run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 2);
+    assert_says(&r, "did you mean 'check'?");
+    free(r.output);
+}
+
+/*
+ * A policy directory with neither organisation.yaml nor tools/ (the tools folder given by
+ * mistake) fails "sluice check" and is a warning at start-up, where it allows everything.
+ */
+static void test_policy_dir_without_profiles(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = it_write_policy(t, "{}\n", NULL, NULL);
+    char tools[600];
+    struct run r;
+
+    snprintf(tools, sizeof(tools), "%s/tools", dir);
+    {
+        const char *const args[] = {"check", "--policy-dir", tools, NULL};
+        r = run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 1);
+    assert_says(&r, "holds neither organisation.yaml nor tools/");
+    free(r.output);
+    {
+        const char *const args[] = {"check", "--policy-dir", dir, NULL};
+        r = run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 1);
+    assert_says(&r, "has no tool profile (tools/*.yaml)");
+    free(r.output);
+    it_start_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--policy-dir", tools, NULL};
+        it_start_proxy(t, args);
+    }
+    assert_true(sluiceproc_log_contains(t->env->proxy, " warn policy directory "));
+    it_assert_serves(t);
+}
+
+/* "sluice check" lists each profile with its proxy user names. */
+static void test_check_lists_proxy_users(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = it_write_policy(t, "{}\n", "alpha",
+                                      "id: alpha\n"
+                                      "identify: {proxy_users: [alpha, al]}\n"
+                                      "default: allow\n");
+    const char *const args[] = {"check", "--policy-dir", dir, NULL};
+    struct run r = run_sluice(t, args);
+
+    assert_int_equal(r.status, 0);
+    assert_says(&r, "policies OK: 1 tool profile from ");
+    assert_says(&r, "\n  alpha              proxy users: alpha, al\n");
+    free(r.output);
+}
+
+/* A proxy user name that names no profile is in the access line as offered. */
+static void test_offered_user_logged(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = it_write_policy(t, "{}\n", "alpha",
+                                      "id: alpha\n"
+                                      "identify: {proxy_users: [alpha]}\n"
+                                      "default: allow\n");
+    struct rawclient *rc;
+    struct rawresp resp = {0};
+    char req[300], *line;
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--policy-dir", dir, NULL};
+        it_start_proxy(t, args);
+    }
+    rc = it_raw(t);
+    /* alpah:x, in Basic */
+    snprintf(req, sizeof(req),
+             "GET http://origin.test:%u/x HTTP/1.1\r\nHost: origin.test\r\n"
+             "Proxy-Authorization: Basic YWxwYWg6eA==\r\n\r\n",
+             origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_int_equal(rawclient_response(rc, &resp, false, 5000), 200);
+    line = it_access_line(t, "method=GET", NULL);
+    it_assert_access_field(line, "tool", "unidentified");
+    it_assert_access_field(line, "id", "none");
+    it_assert_access_field(line, "offered", "alpah");
+    free(line);
+    rawresp_free(&resp);
+    rawclient_close(rc);
+}
+
+/* Runs the cases, each with its own environment. */
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_second_instance_refused, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_port_held_by_other_process, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_listen_twice_refused, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_mistyped_option_one_line, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_help_names_commands, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_policy_dir_without_profiles, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_check_lists_proxy_users, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_offered_user_logged, it_setup, it_teardown),
+    };
+
+    return cmocka_run_group_tests_name("integration_cli", tests, NULL, NULL);
+}
