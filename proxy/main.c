@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -296,17 +297,6 @@ static int write_ready_file(const char *path, const struct listener_addr *listen
     return rename(tmp, path);
 }
 
-/* SIGTERM or SIGINT: ask every worker to drain, then leave the main loop. */
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
-{
-    struct event_base *base = arg;
-
-    (void)what;
-    log_notice("received %s: no new connections, draining requests in flight",
-               sig == SIGINT ? "SIGINT" : "SIGTERM");
-    event_base_loopexit(base, NULL);
-}
-
 /* What a reload needs: the command line as given and the configuration running. */
 struct program {
     const struct cli *cli;
@@ -317,7 +307,83 @@ struct program {
     const struct netguard_self *self;   /* the proxy's own addresses */
     struct worker *workers;             /* told about a new policy */
     unsigned nworkers;
+    struct event_base *base;   /* the main loop: signals and the drain's clock */
+    struct event *drain_tick;  /* while draining: countdown and end */
+    uint64_t drain_ms;         /* how long the drain may take */
+    uint64_t drain_started_ms; /* 0 until the first SIGTERM or SIGINT */
+    uint64_t drain_told_s;     /* the last whole second the countdown logged */
+    bool stopping;             /* a second signal: close what is left now */
 };
+
+/* Milliseconds of the monotonic clock. */
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Every 100 ms of a drain: ends the main loop once every worker is done, and once a
+ * second says how many connections are left and for how long. */
+static void drain_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct program *prog = arg;
+    uint64_t elapsed = now_ms() - prog->drain_started_ms, left_s;
+    bool done = true;
+
+    (void)fd;
+    (void)what;
+    for (unsigned k = 0; k < prog->nworkers; k++)
+        done = done && worker_finished(&prog->workers[k]);
+    if (done) {
+        event_base_loopexit(prog->base, NULL);
+        return;
+    }
+    if (prog->stopping || elapsed / 1000 == prog->drain_told_s)
+        return;
+    prog->drain_told_s = elapsed / 1000;
+    left_s = elapsed < prog->drain_ms ? (prog->drain_ms - elapsed + 999) / 1000 : 0;
+    log_notice("draining: %u connection%s open, %llu s left (SIGTERM or Ctrl-C again stops "
+               "at once)",
+               worker_open_connections(), worker_open_connections() == 1 ? "" : "s",
+               (unsigned long long)left_s);
+}
+
+/*
+ * SIGTERM or SIGINT: the first asks every worker to drain (no new connections, requests
+ * in flight finish within drain_timeout) and starts the countdown; the next closes what
+ * is left at once, each connection with termination code D.
+ */
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct program *prog = arg;
+    const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    const struct timeval tick = {.tv_sec = 0, .tv_usec = 100 * 1000};
+
+    (void)what;
+    if (prog->drain_started_ms == 0) {
+        unsigned open = worker_open_connections();
+
+        prog->drain_started_ms = now_ms();
+        log_notice("received %s: no new connections; draining %u connection%s for up to %llu "
+                   "s (%s again stops at once)",
+                   name, open, open == 1 ? "" : "s",
+                   (unsigned long long)(prog->drain_ms + 999) / 1000,
+                   sig == SIGINT ? "Ctrl-C" : "SIGTERM");
+        for (unsigned k = 0; k < prog->nworkers; k++)
+            worker_request_drain(&prog->workers[k]);
+        event_add(prog->drain_tick, &tick);
+        return;
+    }
+    if (prog->stopping)
+        return;
+    prog->stopping = true;
+    log_notice("received %s again: closing the %u connection%s left now", name,
+               worker_open_connections(), worker_open_connections() == 1 ? "" : "s");
+    for (unsigned k = 0; k < prog->nworkers; k++)
+        worker_request_stop(&prog->workers[k]);
+}
 
 /*
  * The policy that cfg describes (directory, mode, GeoIP databases), checked against the
@@ -438,12 +504,19 @@ int main(int argc, char **argv)
     char message[512];
 
     memset(&args, 0, sizeof(args));
+    memset(&prog, 0, sizeof(prog));
     if (cli_init(&cli, program_options, sizeof(program_options) / sizeof(program_options[0])) < 0) {
         fprintf(stderr, "sluice: more options than CLI_MAX_OPTIONS\n");
         return 1;
     }
     parse_args(&cli, argc, argv, &args);
     status = read_config(&cli, argc, argv, args.config_path, &config, &errs);
+    if (status == 2) { /* the command line: each error is one "sluice: --option" line */
+        for (size_t i = 0; i < errs.count && i < YAMLDOC_MAX_ERRORS; i++)
+            fprintf(stderr, "%s\n", errs.lines[i] != NULL ? errs.lines[i] : "(out of memory)");
+        yamldoc_errors_clear(&errs);
+        return status;
+    }
     if (status != 0) {
         yamldoc_errors_print(&errs, stderr);
         yamldoc_errors_clear(&errs);
@@ -549,11 +622,18 @@ int main(int argc, char **argv)
     prog.self = self;
     prog.workers = workers;
     prog.nworkers = nstarted;
-    sigterm = evsignal_new(main_base, SIGTERM, signal_cb, main_base);
-    sigint = evsignal_new(main_base, SIGINT, signal_cb, main_base);
+    prog.base = main_base;
+    prog.drain_ms = settings.drain_ms;
+    prog.drain_started_ms = 0;
+    prog.drain_told_s = 0;
+    prog.stopping = false;
+    prog.drain_tick = event_new(main_base, -1, EV_PERSIST, drain_tick_cb, &prog);
+    sigterm = evsignal_new(main_base, SIGTERM, signal_cb, &prog);
+    sigint = evsignal_new(main_base, SIGINT, signal_cb, &prog);
     sighup = evsignal_new(main_base, SIGHUP, reload_cb, &prog);
-    if (sigterm == NULL || sigint == NULL || sighup == NULL || evsignal_add(sigterm, NULL) < 0 ||
-        evsignal_add(sigint, NULL) < 0 || evsignal_add(sighup, NULL) < 0)
+    if (prog.drain_tick == NULL || sigterm == NULL || sigint == NULL || sighup == NULL ||
+        evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
+        evsignal_add(sighup, NULL) < 0)
         goto out;
     for (unsigned k = 0; k < nworkers; k++) {
         if (worker_start(&workers[k]) < 0) {
@@ -578,6 +658,8 @@ out:
         worker_request_drain(&workers[k]);
     for (unsigned k = 0; k < nstarted; k++)
         worker_finish(&workers[k]);
+    if (prog.drain_tick != NULL)
+        event_free(prog.drain_tick);
     if (sigterm != NULL)
         event_free(sigterm);
     if (sigint != NULL)

@@ -54,7 +54,7 @@ int settings_parse_duration(const char *text, uint32_t *ms, const char **errstr)
     errno = 0;
     value = strtod(text, &end);
     if (end == text || errno != 0 || !isfinite(value) || value < 0) {
-        *errstr = "expected a duration such as 500ms, 2s or 1m";
+        *errstr = "not a duration (a number with an optional unit: 500ms, 2s, 1m)";
         return -1;
     }
     if (strcmp(end, "ms") == 0)

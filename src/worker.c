@@ -211,19 +211,25 @@ static void worker_reap_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->env.base, NULL);
 }
 
-/* The drain ran out of time: whatever is still open is cut off. */
-static void worker_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+/* Closes every connection still open (termination code D), and ends the loop. */
+static void worker_cut_off(struct worker *w, const char *why)
 {
-    struct worker *w = arg;
     struct session *s;
 
-    (void)fd;
-    (void)what;
     if (w->env.nlive > 0)
-        log_notice("worker %u: drain timeout, closing %zu connections", w->id, w->env.nlive);
+        log_notice("worker %u: %s, closing %zu connection%s", w->id, why, w->env.nlive,
+                   w->env.nlive == 1 ? "" : "s");
     while ((s = TAILQ_FIRST(&w->env.live)) != NULL)
         session_close(s, TERM_DRAIN, TERM_PH_NONE);
     event_base_loopexit(w->env.base, NULL);
+}
+
+/* The drain ran out of time: whatever is still open is cut off. */
+static void worker_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_cut_off(arg, "drain timeout");
 }
 
 /* The main thread asked for a drain: stop accepting, close idle clients, wait for the rest. */
@@ -236,6 +242,10 @@ static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (w->env.draining && atomic_load(&w->stop_requested)) {
+        worker_cut_off(w, "stopping at once");
+        return;
+    }
     if (!atomic_load(&w->drain_requested) || w->env.draining)
         return;
     w->env.draining = true;
@@ -247,6 +257,10 @@ static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (w->env.nlive == 0) {
         event_base_loopexit(w->env.base, NULL);
+        return;
+    }
+    if (atomic_load(&w->stop_requested)) {
+        worker_cut_off(w, "stopping at once");
         return;
     }
     evtimer_add(w->drain_timer, &tv);
@@ -301,6 +315,8 @@ int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s,
     TAILQ_INIT(&env->live);
     TAILQ_INIT(&env->dead);
     atomic_init(&w->drain_requested, false);
+    atomic_init(&w->stop_requested, false);
+    atomic_init(&w->finished, false);
     env->base = worker_base_new();
     if (env->base == NULL) {
         *errstr = "cannot create an event loop";
@@ -375,6 +391,7 @@ static void *worker_main(void *arg)
     (void)log_buffer_start(worker_log_wake, w);
     event_base_loop(w->env.base, EVLOOP_NO_EXIT_ON_EMPTY);
     log_buffer_stop();
+    atomic_store(&w->finished, true);
     return NULL;
 }
 
@@ -400,6 +417,19 @@ void worker_request_drain(struct worker *w)
     atomic_store(&w->drain_requested, true);
     if (w->wake != NULL)
         event_active(w->wake, 0, 0);
+}
+
+/* Asks w to close what is left at once; see the header. */
+void worker_request_stop(struct worker *w)
+{
+    atomic_store(&w->stop_requested, true);
+    worker_request_drain(w);
+}
+
+/* True once w's loop has ended. */
+bool worker_finished(const struct worker *w)
+{
+    return !w->started || atomic_load(&w->finished);
 }
 
 /* Passes a reload on; event_active() is safe across threads once evthread is set up. */

@@ -46,6 +46,8 @@ struct worker {
     struct event *accept_retry;   /* re-enables accepting after EMFILE */
     struct event *drain_timer;    /* ends the drain when it runs out */
     atomic_bool drain_requested;  /* set by the main thread */
+    atomic_bool stop_requested;   /* set by the main thread: close what is left now */
+    atomic_bool finished;         /* set by the worker when its loop has ended */
     uint64_t last_refusal_log_ms; /* rate limit for "connection cap reached" lines */
 };
 
@@ -63,6 +65,15 @@ int worker_start(struct worker *w);
 
 /* Asks w to stop accepting and drain; safe from any thread. */
 void worker_request_drain(struct worker *w);
+
+/*
+ * Asks w to close every connection it still has at once (termination code D), draining
+ * first if it was not; safe from any thread.
+ */
+void worker_request_stop(struct worker *w);
+
+/* True once w's loop has ended (or it never started); safe from any thread. */
+bool worker_finished(const struct worker *w);
 
 /*
  * Tells w a new policy was installed, so that its tunnels and exchanges under way are

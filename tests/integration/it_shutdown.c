@@ -115,6 +115,71 @@ static void test_graceful_shutdown(void **state)
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
     it_expect_access(t, "status=200", "/slow", NULL);
+    assert_true(sluiceproc_log_contains(
+        t->env->proxy,
+        "received SIGTERM: no new connections; draining 1 connection for up to 5 s (SIGTERM "
+        "again stops at once)"));
+}
+
+/* Sends a head and half the body, then waits for the proxy to go (at most 30 s). */
+static void stalled_handler(struct origin_conn *c)
+{
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    if (oconn_writes(c, "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n0123456789") != 0)
+        return;
+    origin_event(c->origin);
+    (void)oconn_wait_close(c, 30000);
+}
+
+/*
+ * A drain counts down in the log; a second signal (SIGINT after SIGTERM, as Ctrl-C after
+ * systemctl stop) closes what is left at once, with termination code D, and exits 0.
+ */
+static void test_second_signal_stops_at_once(void **state)
+{
+    struct itcase *t = *state;
+    const char *const args[] = {"--drain-timeout", "30s", NULL};
+    struct rawclient *rc;
+    struct tbuf got = {0};
+    char req[200], *line;
+    uint64_t t0;
+    int st;
+
+    it_start_origin(t, stalled_handler, NULL);
+    it_start_proxy(t, args);
+    rc = it_raw(t);
+    snprintf(req, sizeof(req), "GET http://origin.test:%u/stalled HTTP/1.1\r\nHost: x\r\n\r\n",
+             origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_true(origin_wait_events(t->origin, 1, 10000));
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGTERM), 0);
+    /* The countdown: a line within the first two seconds (bounded wait). */
+    for (int i = 0;
+         i < 60 && !sluiceproc_log_contains(t->env->proxy, "draining: 1 connection open, "); i++)
+        tio_sleep_ms(50);
+    assert_true(sluiceproc_log_contains(t->env->proxy,
+                                        "draining 1 connection for up to 30 s (SIGTERM again "
+                                        "stops at once)"));
+    assert_true(sluiceproc_log_contains(t->env->proxy, "s left (SIGTERM or Ctrl-C again stops"));
+    t0 = tio_now_ms();
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGINT), 0);
+    if (!sluiceproc_wait_exit(t->env->proxy, 5000))
+        it_fail_with_log(t, "sluice did not stop at the second signal");
+    fprintf(stderr, "exited %llu ms after the second signal\n",
+            (unsigned long long)(tio_now_ms() - t0));
+    st = sluiceproc_status(t->env->proxy);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_true(sluiceproc_log_contains(
+        t->env->proxy, "received SIGINT again: closing the 1 connection left now"));
+    line = it_access_line(t, "/stalled", NULL);
+    it_assert_access_field(line, "term", "D-");
+    free(line);
+    (void)rawclient_read_exact(rc, &got, 1000, 2000); /* the head and half the body, then EOF */
+    assert_true(rc->eof || rawclient_wait_closed(rc, 2000));
+    tbuf_free(&got);
+    rawclient_close(rc);
 }
 
 /* An idle keep-alive client does not keep a SIGTERMed proxy alive for the drain time. */
@@ -166,9 +231,10 @@ static void test_sigint_exits_0(void **state)
 
 /*
  * Spawns sluice with args (no readiness expected), waits for it to exit, prints its
- * output, and returns the wait status; fails the case if it keeps running.
+ * output, and returns the wait status; fails the case if it keeps running or did not say
+ * what it was expected to say.
  */
-static int run_until_exit(struct itcase *t, const char *const args[], bool *said_something)
+static int run_until_exit(struct itcase *t, const char *const args[], const char *says)
 {
     struct sluiceproc *p = sluiceproc_spawn(t->env->dir, args);
     char *log;
@@ -183,7 +249,11 @@ static int run_until_exit(struct itcase *t, const char *const args[], bool *said
     log = tio_read_file(sluiceproc_log_path(p), NULL);
     fprintf(stderr, "exit status %d, output: %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
             log != NULL && log[0] != '\0' ? log : "(none)\n");
-    *said_something = log != NULL && log[0] != '\0';
+    if (log == NULL || strstr(log, says) == NULL) {
+        free(log);
+        sluiceproc_free(p);
+        fail_msg("sluice did not say \"%s\"", says);
+    }
     free(log);
     sluiceproc_free(p);
     return st;
@@ -195,12 +265,13 @@ static void test_startup_error_exits_1(void **state)
     struct itcase *t = *state;
     uint16_t port = 0;
     int busy = tio_listen("127.0.0.1", 1, &port); /* no SO_REUSEPORT: sluice cannot share it */
-    char addr[32];
-    bool said = false;
+    char addr[32], says[160];
     int st;
 
     assert_true(busy >= 0);
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+    snprintf(says, sizeof(says), "error cannot listen on %s: it is already held by process %ld",
+             addr, (long)getpid());
     {
         const char *const args[] = {"--listen",
                                     addr,
@@ -213,12 +284,11 @@ static void test_startup_error_exits_1(void **state)
                                     t->env->hosts_path,
                                     NULL};
 
-        st = run_until_exit(t, args, &said);
+        st = run_until_exit(t, args, says);
     }
     tio_close(&busy);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 1);
-    assert_true(said);
 }
 
 /* A bad option value stops sluice before it starts, with a message and a non-zero status. */
@@ -237,12 +307,10 @@ static void test_bad_option_value_refused(void **state)
                                 "--hosts-file",
                                 t->env->hosts_path,
                                 NULL};
-    bool said = false;
-    int st = run_until_exit(t, args, &said);
+    int st = run_until_exit(t, args, "sluice: --timeout-head banana: not a duration");
 
     assert_true(WIFEXITED(st));
-    assert_int_not_equal(WEXITSTATUS(st), 0);
-    assert_true(said);
+    assert_int_equal(WEXITSTATUS(st), 2);
 }
 
 /* Runs the cases, each with its own environment and proxy. */
@@ -252,6 +320,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_graceful_shutdown, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_idle_keepalive, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_sigint_exits_0, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_second_signal_stops_at_once, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_startup_error_exits_1, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_bad_option_value_refused, it_setup, it_teardown),
     };
