@@ -3,8 +3,8 @@
  * process on the port, is a start-up error that names the holder; the same --listen twice
  * is refused), a command line that answers a typo in one line with a suggestion, help
  * for each command, "sluice check" refusing a policy directory with no profile and
- * listing the user names each profile answers to, and a proxy user name that names no
- * tool logged as offered.
+ * listing the user names each profile answers to, a proxy user name that names no tool
+ * logged as offered, and access-line durations in milliseconds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -304,6 +304,53 @@ static void test_offered_user_logged(void **state)
     rawclient_close(rc);
 }
 
+/* Answers "GET /sleep/N" after N milliseconds. */
+static void sleep_handler(struct origin_conn *c)
+{
+    const char *p;
+
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    p = strstr(c->head.data, "/sleep/");
+    if (p != NULL && !oconn_sleep(c, (unsigned)strtoul(p + 7, NULL, 10)))
+        return;
+    (void)oconn_respond(c, 200, "Connection: close\r\n", "ok", 2);
+}
+
+/*
+ * Durations in the access line have millisecond resolution: for origins that take 1 to
+ * 24 ms, ms= is never shorter than the wait and not always a multiple of 4 (the coarse
+ * clock moves 4 ms at a time, which made every value one).
+ */
+static void test_durations_in_milliseconds(void **state)
+{
+    struct itcase *t = *state;
+    unsigned not_multiple_of_4 = 0;
+
+    it_start_origin(t, sleep_handler, NULL);
+    it_start_proxy(t, NULL);
+    for (unsigned i = 1; i <= 24; i++) {
+        struct rawclient *rc = it_raw(t);
+        struct rawresp resp = {0};
+        char req[200], path[32], ms[32], *line;
+
+        snprintf(path, sizeof(path), "/sleep/%u ", i);
+        snprintf(req, sizeof(req), "GET http://origin.test:%u/sleep/%u HTTP/1.1\r\nHost: x\r\n\r\n",
+                 origin_port(t->origin), i);
+        assert_int_equal(rawclient_sends(rc, req), 0);
+        assert_int_equal(rawclient_response(rc, &resp, false, 5000), 200);
+        snprintf(path, sizeof(path), "/sleep/%u\"", i);
+        line = it_access_line(t, path, NULL);
+        it_access_field(line, "ms", ms, sizeof(ms));
+        assert_true(strtoul(ms, NULL, 10) >= i);
+        not_multiple_of_4 += strtoul(ms, NULL, 10) % 4 != 0;
+        free(line);
+        rawresp_free(&resp);
+        rawclient_close(rc);
+    }
+    assert_true(not_multiple_of_4 > 0);
+}
+
 /* Runs the cases, each with its own environment. */
 int main(void)
 {
@@ -316,6 +363,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_policy_dir_without_profiles, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_check_lists_proxy_users, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_offered_user_logged, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_durations_in_milliseconds, it_setup, it_teardown),
     };
 
     return cmocka_run_group_tests_name("integration_cli", tests, NULL, NULL);
