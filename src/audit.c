@@ -2,6 +2,7 @@
 #include "sluice/audit.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sluice/log.h"
@@ -9,20 +10,22 @@
 /* Writes the access line, escaping every field that came from the network. */
 void audit_emit(const struct audit_record *r)
 {
-    char method[64], target[1024], sni[300], offered[300] = "";
+    char method[64], target[1024], sni[300], offered[300] = "", error[80] = "";
 
     if (r->offered[0] != '\0') {
         memcpy(offered, " offered=", 9);
         log_escape(offered + 9, sizeof(offered) - 9, r->offered, strlen(r->offered));
     }
+    if (r->error[0] != '\0')
+        snprintf(error, sizeof(error), " error=%s", r->error);
     log_escape(method, sizeof(method), r->method, strlen(r->method));
     log_escape(target, sizeof(target), r->target, strlen(r->target));
     log_escape(sni, sizeof(sni), r->sni, strlen(r->sni));
     log_record("access client=%s method=%s target=\"%s\" status=%u sent=%" PRIu64
                " received=%" PRIu64 " ms=%" PRIu64
                " sni=%s term=%s tool=%s id=%s%s decision=%s rule=%s dst=%s"
-               " country=%s asn=%" PRIu32,
+               " country=%s asn=%" PRIu32 "%s",
                r->client, method, target, r->status, r->sent, r->received, r->duration_ms,
                sni[0] != '\0' ? sni : "-", r->term, r->tool, r->id_source, offered, r->decision,
-               r->rule, r->dest_ip, r->country, r->asn);
+               r->rule, r->dest_ip, r->country, r->asn, error);
 }

@@ -153,7 +153,8 @@ static void session_report(struct session *s)
     rec.method = x->req.method[0] != '\0' ? x->req.method : "-";
     rec.target = x->target != NULL ? x->target : "-";
     rec.status = x->status != 0 ? x->status : x->fwd.status;
-    rec.sent = x->head_bytes + x->fwd.sent + x->tun.up.bytes;
+    /* What sluice passed on: a refused request counts nothing, whatever refused it. */
+    rec.sent = (x->head_passed ? x->head_bytes : 0) + x->fwd.sent + x->tun.up.bytes;
     rec.received = x->own_bytes + x->fwd.received + x->tun.down.bytes;
     rec.duration_ms = session_now_ms() - x->start_ms;
     rec.sni = x->tun.sni != NULL ? x->tun.sni : "";
@@ -161,6 +162,10 @@ static void session_report(struct session *s)
     rec.tool = x->identity.tool != NULL ? x->identity.tool->id : "unidentified";
     rec.id_source = identity_source_str(x->identity.source);
     rec.offered = x->identity.tool == NULL ? x->identity.user : "";
+    /* A block is said by decision= and rule=; every other failure names its kind. */
+    rec.error = x->error_type != NULL && strcmp(x->error_type, "http_request_denied") != 0
+                    ? x->error_type
+                    : "";
     rec.decision = d != NULL ? policy_verdict_str(d->verdict) : "-";
     rec.rule = d != NULL ? d->rule : "-";
     rec.dest_ip = x->dest_known ? x->dest.ip : "-";
@@ -381,6 +386,7 @@ static void session_fail(struct session *s, unsigned status, const char *error_t
     if (s->state == SESSION_ST_CLOSED || s->state == SESSION_ST_LINGER)
         return;
     session_set_term(s, who, phase);
+    s->x.error_type = error_type; /* the access line's error=, whatever the level */
     if (s->x.fwd.resp_head_done || s->state == SESSION_ST_TUNNEL) {
         session_abort(s, who, phase);
         return;
@@ -388,7 +394,8 @@ static void session_fail(struct session *s, unsigned status, const char *error_t
     log_escape(host, sizeof(host), s->x.req.host, strlen(s->x.req.host));
     s->x.own_bytes += errpage_write(sock_out(s->client), status, error_type, host, what);
     s->x.status = status;
-    log_info("%s: %u for %s: %s", s->client_addr, status, host[0] ? host : "-", what);
+    if (!s->x.failure_logged)
+        log_info("%s: %u for %s: %s", s->client_addr, status, host[0] ? host : "-", what);
     session_linger(s);
 }
 
@@ -403,6 +410,7 @@ static void session_deny(struct session *s, char phase, const struct policy_deci
              s->x.req.port, address != NULL ? " (address " : "", address != NULL ? address : "",
              address != NULL ? ")" : "", d->tool, d->reason, d->rule, d->file);
     log_notice("%s: %s %s", s->client_addr, s->x.req.method, what);
+    s->x.failure_logged = true; /* once, at notice: -v must not say it again */
     session_fail(s, 403, "http_request_denied", TERM_PROXY, phase, what);
 }
 
@@ -584,6 +592,7 @@ static void session_upstream_ready(struct session *s)
     static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
     struct outcome o;
 
+    s->x.head_passed = true;
     if (s->x.req.is_connect) {
         s->x.own_bytes += sizeof(established) - 1;
         s->x.status = 200;

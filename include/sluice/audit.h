@@ -21,6 +21,7 @@ struct audit_record {
     const char *tool;      /* tool id, or "unidentified" */
     const char *id_source; /* how the tool was identified */
     const char *offered;   /* a proxy user name that named no tool (logged), or "" */
+    const char *error;     /* RFC 9209 type of a failure other than a block, or "" */
     const char *decision;  /* allow, block or report, or "-" before a decision */
     const char *rule;      /* the rule that decided, or "-" */
     const char *dest_ip;   /* the address dialled, or "-" */

@@ -109,10 +109,13 @@ struct exchange {
     struct forward fwd;              /* the HTTP relay of this exchange */
     struct tunnel tun;               /* the byte relay, once it is a tunnel */
     uint64_t head_bytes;             /* request head bytes taken from the client */
+    bool head_passed;                /* the head went upstream (or opened the tunnel) */
     uint64_t upload_start_ms;        /* when the request body began to flow, or 0 */
     uint64_t upload_paused_ms;       /* of the time since, how long sluice held it back */
     uint64_t own_bytes;              /* bytes of responses sluice wrote itself */
     unsigned status;                 /* status sent to the client, 0 if none */
+    const char *error_type;          /* RFC 9209 type of a failure (static), or NULL */
+    bool failure_logged;             /* its message is logged already (a block) */
     char term[3];                    /* termination code: TERM_* then TERM_PH_* */
 };
 

@@ -4,7 +4,8 @@
  * is refused), a command line that answers a typo in one line with a suggestion, help
  * for each command, "sluice check" refusing a policy directory with no profile and
  * listing the user names each profile answers to, a proxy user name that names no tool
- * logged as offered, and access-line durations in milliseconds.
+ * logged as offered, access-line durations in milliseconds, and the reason of each
+ * failure in the access line.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -351,6 +352,81 @@ static void test_durations_in_milliseconds(void **state)
     assert_true(not_multiple_of_4 > 0);
 }
 
+/* Sends "GET url" through the proxy on a new connection; returns the status. */
+static int get_through(struct itcase *t, const char *url, const char *auth)
+{
+    struct rawclient *rc = it_raw(t);
+    struct rawresp resp = {0};
+    char req[400];
+    int status;
+
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%s%s\r\n", url,
+             auth != NULL ? auth : "", auth != NULL ? "\r\n" : "");
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    status = rawclient_response(rc, &resp, false, 8000);
+    rawresp_free(&resp);
+    rawclient_close(rc);
+    return status;
+}
+
+/* Number of times s occurs in the proxy's log. */
+static unsigned log_count(struct itcase *t, const char *s)
+{
+    char *log = tio_read_file(sluiceproc_log_path(t->env->proxy), NULL);
+    unsigned n = 0;
+
+    for (const char *p = log; p != NULL && (p = strstr(p, s)) != NULL; p += strlen(s))
+        n++;
+    free(log);
+    return n;
+}
+
+/*
+ * At the default level the access line says why a request failed (error=, the RFC 9209
+ * type) and counts sent=0 for every refusal; at -vv a block is said once, not twice.
+ */
+static void test_failure_reasons_logged(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = it_write_policy(t, "{}\n", "alpha",
+                                      "id: alpha\n"
+                                      "identify: {proxy_users: [alpha]}\n"
+                                      "default: block\n");
+    uint16_t closed_port = 0;
+    int fd = tio_listen("127.0.0.1", 1, &closed_port);
+    char url[128], *line;
+
+    assert_true(fd >= 0);
+    tio_close(&fd); /* nothing listens there now: connection refused */
+    {
+        const char *const args[] = {"--policy-dir", dir, "-vv", NULL};
+        it_start_proxy(t, args);
+    }
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/refused", closed_port);
+    assert_int_equal(get_through(t, url, NULL), 502);
+    line = it_access_line(t, "/refused", NULL);
+    it_assert_access_field(line, "error", "connection_refused");
+    it_assert_access_field(line, "term", "SC");
+    it_assert_access_field(line, "sent", "0");
+    free(line);
+    assert_int_equal(get_through(t, "http://nosuch.test/dns", NULL), 502);
+    line = it_access_line(t, "/dns", NULL);
+    it_assert_access_field(line, "error", "dns_error");
+    it_assert_access_field(line, "term", "SN");
+    it_assert_access_field(line, "sent", "0");
+    free(line);
+    /* alpha:x in Basic; alpha blocks everything by default */
+    assert_int_equal(
+        get_through(t, "http://origin.test/blocked", "Proxy-Authorization: Basic YWxwaGE6eA=="),
+        403);
+    line = it_access_line(t, "/blocked", NULL);
+    it_assert_access_field(line, "sent", "0");
+    it_assert_access_field(line, "decision", "block");
+    assert_null(strstr(line, " error="));
+    free(line);
+    assert_int_equal(log_count(t, "blocked origin.test:80 for tool alpha"), 1);
+}
+
 /* Runs the cases, each with its own environment. */
 int main(void)
 {
@@ -364,6 +440,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_lists_proxy_users, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_offered_user_logged, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_durations_in_milliseconds, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_failure_reasons_logged, it_setup, it_teardown),
     };
 
     return cmocka_run_group_tests_name("integration_cli", tests, NULL, NULL);
