@@ -6,6 +6,7 @@
  * reload of the policies.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -34,8 +35,10 @@
 _Static_assert(CONFIG_MAX_LISTENERS <= WORKER_MAX_LISTENERS,
                "each worker has a place for every configured listener");
 
-/* getopt_long() value of --ready-file, the program's one option without a letter. */
+/* getopt_long() values of the program's options without a letter. */
 #define OPT_READY_FILE 256
+#define OPT_LOG_FILE   257
+#define OPT_PID_FILE   258
 
 /* The program's own options; the configuration's come from its key table. */
 static const struct cli_option program_options[] = {
@@ -45,12 +48,17 @@ static const struct cli_option program_options[] = {
     {"help", 'h', NULL, "this text"},
     {"version", 'V', NULL, "the version"},
     {"ready-file", OPT_READY_FILE, "FILE", "write the listening addresses here when ready"},
+    {"log-file", OPT_LOG_FILE, "FILE",
+     "append the log here instead of stderr; SIGUSR1 reopens it (for logrotate)"},
+    {"pid-file", OPT_PID_FILE, "FILE", "write the process id here while running"},
 };
 
 /* What the command line tells the program itself, beyond the configuration. */
 struct args {
     const char *config_path; /* -c FILE, or NULL: the built-in defaults */
     const char *ready_file;  /* or NULL */
+    const char *log_file;    /* or NULL: stderr */
+    const char *pid_file;    /* or NULL */
     int verbosity;
     bool check_only; /* "sluice check": validate and exit */
 };
@@ -186,6 +194,12 @@ static void parse_args(const struct cli *c, int argc, char **argv, struct args *
         case OPT_READY_FILE:
             a->ready_file = optarg;
             break;
+        case OPT_LOG_FILE:
+            a->log_file = optarg;
+            break;
+        case OPT_PID_FILE:
+            a->pid_file = optarg;
+            break;
         case '?':
         case ':':
             bad_option(c, ch, argv);
@@ -277,24 +291,78 @@ static void fit_descriptor_limit(struct sluice_settings *s, unsigned workers)
     }
 }
 
-/* Writes one "ADDR:PORT" line per listener to path, atomically through a rename. */
-static int write_ready_file(const char *path, const struct listener_addr *listen, size_t n)
+/* Writes text to path atomically, through a rename.  Returns 0, or -1 with errno. */
+static int write_file_atomic(const char *path, const char *text)
 {
-    char tmp[4096], line[96];
+    char tmp[4096];
     FILE *f;
 
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+        errno = ENAMETOOLONG;
         return -1;
+    }
     f = fopen(tmp, "w");
     if (f == NULL)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        listener_format(&listen[i], line, sizeof(line));
-        fprintf(f, "%s\n", line);
-    }
+    fputs(text, f);
     if (fclose(f) != 0)
         return -1;
     return rename(tmp, path);
+}
+
+/* Writes one "ADDR:PORT" line per listener to path. */
+static int write_ready_file(const char *path, const struct listener_addr *listen, size_t n)
+{
+    char text[CONFIG_MAX_LISTENERS * 96] = "";
+    size_t len = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        listener_format(&listen[i], text + len, sizeof(text) - len - 1);
+        len += strlen(text + len);
+        text[len++] = '\n';
+        text[len] = '\0';
+    }
+    return write_file_atomic(path, text);
+}
+
+/*
+ * Points stderr, where every log line goes, at path (appended, created 0640).  Whoever
+ * writes at that moment finishes in the old file: dup2() swaps the descriptor at once.
+ * Returns 0, or -1 with errno.
+ */
+static int open_log_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+    if (fd < 0)
+        return -1;
+    if (dup2(fd, STDERR_FILENO) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* SIGUSR1 (arg: the program's args): reopens the log file (logrotate moved it away). */
+static void reopen_cb(evutil_socket_t sig, short what, void *arg)
+{
+    const char *path = ((const struct args *)arg)->log_file;
+
+    (void)sig;
+    (void)what;
+    if (path == NULL) {
+        log_notice("received SIGUSR1: no --log-file to reopen; the log goes to stderr");
+        return;
+    }
+    if (open_log_file(path) < 0) {
+        log_error("received SIGUSR1: cannot reopen the log file %s: %s; logging on to the old one",
+                  path, strerror(errno));
+        return;
+    }
+    log_notice("received SIGUSR1: reopened the log file %s", path);
 }
 
 /* What a reload needs: the command line as given and the configuration running. */
@@ -495,7 +563,8 @@ int main(int argc, char **argv)
     struct clientcap *clientcap = NULL;
     struct yamldoc_errors errs;
     struct event_base *main_base = NULL;
-    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL, *reopen = NULL;
+    bool pid_written = false;
     struct program prog;
     int *fds = NULL, status;
     unsigned nworkers, nstarted = 0;
@@ -543,6 +612,11 @@ int main(int argc, char **argv)
         printf("configuration OK%s%s\n", args.config_path != NULL ? ": " : " (built-in defaults)",
                args.config_path != NULL ? args.config_path : "");
         status = 0;
+        goto out_early;
+    }
+    if (args.log_file != NULL && open_log_file(args.log_file) < 0) {
+        fprintf(stderr, "sluice: cannot open the log file %s: %s\n", args.log_file,
+                strerror(errno));
         goto out_early;
     }
     log_set_level(LOGL_NOTICE + args.verbosity);
@@ -631,9 +705,10 @@ int main(int argc, char **argv)
     sigterm = evsignal_new(main_base, SIGTERM, signal_cb, &prog);
     sigint = evsignal_new(main_base, SIGINT, signal_cb, &prog);
     sighup = evsignal_new(main_base, SIGHUP, reload_cb, &prog);
+    reopen = evsignal_new(main_base, SIGUSR1, reopen_cb, &args);
     if (prog.drain_tick == NULL || sigterm == NULL || sigint == NULL || sighup == NULL ||
-        evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0 ||
-        evsignal_add(sighup, NULL) < 0)
+        reopen == NULL || evsignal_add(reopen, NULL) < 0 || evsignal_add(sigterm, NULL) < 0 ||
+        evsignal_add(sigint, NULL) < 0 || evsignal_add(sighup, NULL) < 0)
         goto out;
     for (unsigned k = 0; k < nworkers; k++) {
         if (worker_start(&workers[k]) < 0) {
@@ -646,6 +721,16 @@ int main(int argc, char **argv)
         listener_format(&listen[i], addr, sizeof(addr));
         log_notice("sluice %s listening on %s (%u worker%s, up to %u connections)", SLUICE_VERSION,
                    addr, nworkers, nworkers == 1 ? "" : "s", settings.max_connections);
+    }
+    if (args.pid_file != NULL) {
+        char pid[32];
+
+        snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+        if (write_file_atomic(args.pid_file, pid) < 0) {
+            log_error("cannot write the pid file %s: %s", args.pid_file, strerror(errno));
+            goto out;
+        }
+        pid_written = true;
     }
     if (args.ready_file != NULL && write_ready_file(args.ready_file, listen, nlisten) < 0)
         log_warn("cannot write the ready file %s: %s", args.ready_file, strerror(errno));
@@ -670,6 +755,10 @@ out:
         event_base_free(main_base);
     free(fds);
     policy_install(NULL);
+    if (pid_written && unlink(args.pid_file) < 0)
+        log_warn("cannot remove the pid file %s: %s", args.pid_file, strerror(errno));
+    if (reopen != NULL)
+        event_free(reopen);
     if (status == 0)
         log_notice("sluice stopped");
 out_early:

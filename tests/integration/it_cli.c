@@ -5,7 +5,7 @@
  * for each command, "sluice check" refusing a policy directory with no profile and
  * listing the user names each profile answers to, a proxy user name that names no tool
  * logged as offered, access-line durations in milliseconds, and the reason of each
- * failure in the access line.
+ * failure in the access line, --log-file reopened on SIGUSR1 and --pid-file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -427,6 +428,66 @@ static void test_failure_reasons_logged(void **state)
     assert_int_equal(log_count(t, "blocked origin.test:80 for tool alpha"), 1);
 }
 
+/* Waits (bounded: 3 s) until the file at path holds s; true when it does. */
+static bool file_says(const char *path, const char *s)
+{
+    for (int i = 0; i < 150; i++) {
+        char *text = tio_read_file(path, NULL);
+        bool found = text != NULL && strstr(text, s) != NULL;
+
+        free(text);
+        if (found)
+            return true;
+        tio_sleep_ms(20);
+    }
+    return false;
+}
+
+/*
+ * --log-file takes the log; after logrotate's move, SIGUSR1 reopens it and the next lines
+ * land in the new file.  --pid-file holds the pid while sluice runs and goes at exit.
+ */
+static void test_log_file_and_pid_file(void **state)
+{
+    struct itcase *t = *state;
+    char log[600], moved[620], pidfile[600], want[32], *pid;
+    int st;
+
+    snprintf(log, sizeof(log), "%s/sluice.log", t->env->dir);
+    snprintf(moved, sizeof(moved), "%s.1", log);
+    snprintf(pidfile, sizeof(pidfile), "%s/sluice.pid", t->env->dir);
+    it_start_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--log-file", log, "--pid-file", pidfile, NULL};
+        it_start_proxy(t, args);
+    }
+    pid = tio_read_file(pidfile, NULL);
+    snprintf(want, sizeof(want), "%ld\n", (long)sluiceproc_pid(t->env->proxy));
+    assert_non_null(pid);
+    assert_string_equal(pid, want);
+    free(pid);
+    it_assert_serves(t);
+    assert_true(file_says(log, "target=\"http://origin.test:"));
+    assert_int_equal(rename(log, moved), 0);
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGUSR1), 0);
+    assert_true(file_says(log, "received SIGUSR1: reopened the log file"));
+    it_assert_serves(t);
+    assert_true(file_says(log, "target=\"http://origin.test:"));
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGTERM), 0);
+    assert_true(sluiceproc_wait_exit(t->env->proxy, 8000));
+    st = sluiceproc_status(t->env->proxy);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_true(file_says(log, "sluice stopped"));
+    assert_int_equal(access(pidfile, F_OK), -1);
+    {
+        char *old = tio_read_file(moved, NULL);
+        assert_non_null(old);
+        assert_null(strstr(old, "reopened")); /* nothing after the move went there */
+        free(old);
+    }
+}
+
 /* Runs the cases, each with its own environment. */
 int main(void)
 {
@@ -441,6 +502,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_offered_user_logged, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_durations_in_milliseconds, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_failure_reasons_logged, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_log_file_and_pid_file, it_setup, it_teardown),
     };
 
     return cmocka_run_group_tests_name("integration_cli", tests, NULL, NULL);
