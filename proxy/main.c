@@ -28,6 +28,7 @@
 #include "sluice/log.h"
 #include "sluice/netguard.h"
 #include "sluice/policy.h"
+#include "sluice/sdnotify.h"
 #include "sluice/settings.h"
 #include "sluice/version.h"
 #include "sluice/worker.h"
@@ -433,6 +434,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     if (prog->drain_started_ms == 0) {
         unsigned open = worker_open_connections();
 
+        (void)sdnotify("STOPPING=1");
         prog->drain_started_ms = now_ms();
         log_notice("received %s: no new connections; draining %u connection%s for up to %llu "
                    "s (%s again stops at once)",
@@ -525,6 +527,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     log_notice("received SIGHUP: reloading the configuration and policies");
+    (void)sdnotify("RELOADING=1");
     if (read_config(prog->cli, prog->argc, prog->argv, prog->config_path, &cfg, &errs) == 0)
         p = load_policy(cfg, prog->config, prog->self, &errs);
     if (p == NULL) {
@@ -533,6 +536,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
                   errs.count == 1 ? "" : "s", generation);
         yamldoc_errors_clear(&errs);
         config_free(cfg);
+        (void)sdnotify("READY=1\nSTATUS=reload failed; the previous policy stays in force");
         return;
     }
     /* The workers hold what only a restart applies; say which of it the new files change. */
@@ -547,6 +551,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
     for (unsigned k = 0; k < prog->nworkers; k++)
         worker_policy_changed(&prog->workers[k]);
     config_free(cfg); /* the snapshot keeps copies of what it needs */
+    (void)sdnotify("READY=1\nSTATUS=listening");
 }
 
 /* Starts sluice: configuration, policies, listeners and workers, then the signal loop. */
@@ -734,6 +739,9 @@ int main(int argc, char **argv)
     }
     if (args.ready_file != NULL && write_ready_file(args.ready_file, listen, nlisten) < 0)
         log_warn("cannot write the ready file %s: %s", args.ready_file, strerror(errno));
+    if (sdnotify("READY=1\nSTATUS=listening") < 0)
+        log_warn("cannot tell the service manager sluice is ready (NOTIFY_SOCKET): %s",
+                 strerror(errno));
 
     event_base_dispatch(main_base);
     status = 0;

@@ -5,7 +5,7 @@
  * for each command, "sluice check" refusing a policy directory with no profile and
  * listing the user names each profile answers to, a proxy user name that names no tool
  * logged as offered, access-line durations in milliseconds, and the reason of each
- * failure in the access line, --log-file reopened on SIGUSR1 and --pid-file.
+ * failure in the access line, --log-file reopened on SIGUSR1, --pid-file, and sd_notify.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +16,9 @@
 #include <cmocka.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -488,6 +490,49 @@ static void test_log_file_and_pid_file(void **state)
     }
 }
 
+/* Reads one datagram from fd within 5 s into buf; returns its text ("" on timeout). */
+static const char *notify_read(int fd, char *buf, size_t cap)
+{
+    ssize_t n;
+
+    buf[0] = '\0';
+    if (tio_wait(fd, POLLIN, 5000) <= 0)
+        return buf;
+    n = recv(fd, buf, cap - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+/*
+ * Under systemd (Type=notify): READY=1 once listening, RELOADING=1 then READY=1 around a
+ * SIGHUP, STOPPING=1 at SIGTERM, each to the socket $NOTIFY_SOCKET names.
+ */
+static void test_sd_notify(void **state)
+{
+    struct itcase *t = *state;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    char buf[256];
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    size_t len = strlen(t->env->dir);
+
+    assert_true(fd >= 0);
+    assert_true(len + sizeof("/notify") <= sizeof(sun.sun_path));
+    memcpy(sun.sun_path, t->env->dir, len);
+    memcpy(sun.sun_path + len, "/notify", sizeof("/notify"));
+    assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    assert_int_equal(setenv("NOTIFY_SOCKET", sun.sun_path, 1), 0);
+    it_start_proxy(t, NULL); /* inherits the variable */
+    unsetenv("NOTIFY_SOCKET");
+    assert_string_equal(notify_read(fd, buf, sizeof(buf)), "READY=1\nSTATUS=listening");
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    assert_string_equal(notify_read(fd, buf, sizeof(buf)), "RELOADING=1");
+    assert_string_equal(notify_read(fd, buf, sizeof(buf)), "READY=1\nSTATUS=listening");
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGTERM), 0);
+    assert_string_equal(notify_read(fd, buf, sizeof(buf)), "STOPPING=1");
+    assert_true(sluiceproc_wait_exit(t->env->proxy, 8000));
+    close(fd);
+}
+
 /* Runs the cases, each with its own environment. */
 int main(void)
 {
@@ -503,6 +548,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_durations_in_milliseconds, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_failure_reasons_logged, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_log_file_and_pid_file, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_sd_notify, it_setup, it_teardown),
     };
 
     return cmocka_run_group_tests_name("integration_cli", tests, NULL, NULL);
