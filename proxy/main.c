@@ -149,7 +149,19 @@ static void bad_option(const struct cli *c, int ch, char **argv)
         fprintf(stderr, "sluice: option '%s' needs a value (see sluice --help)\n", given);
         exit(2);
     }
-    if (optopt > 0 && optopt < 256 && strncmp(given, "--", 2) != 0) {
+    if (optopt != 0 && strncmp(given, "--", 2) == 0) {
+        /* "--verbose=2": a long option that takes no value was given one. */
+        for (size_t i = 0; i < c->nlong; i++)
+            if (c->longopts[i].val == optopt &&
+                strncmp(given + 2, c->longopts[i].name, strcspn(given + 2, "=")) == 0) {
+                fprintf(stderr, "sluice: option '--%s' takes no value (see sluice --help)\n",
+                        c->longopts[i].name);
+                exit(2);
+            }
+    }
+    if (optopt > 0 && optopt < 256) {
+        /* An unknown letter, maybe inside a cluster ("-xv"): argv[optind - 1] may be the
+         * word before it, so the letter alone says which. */
         fprintf(stderr, "sluice: unknown option '-%c' (see sluice --help)\n", optopt);
         exit(2);
     }
@@ -759,14 +771,14 @@ out:
         event_free(sigint);
     if (sighup != NULL)
         event_free(sighup);
+    if (reopen != NULL)
+        event_free(reopen);
     if (main_base != NULL)
         event_base_free(main_base);
     free(fds);
     policy_install(NULL);
     if (pid_written && unlink(args.pid_file) < 0)
         log_warn("cannot remove the pid file %s: %s", args.pid_file, strerror(errno));
-    if (reopen != NULL)
-        event_free(reopen);
     if (status == 0)
         log_notice("sluice stopped");
 out_early:

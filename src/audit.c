@@ -13,8 +13,10 @@ void audit_emit(const struct audit_record *r)
     char method[64], target[1024], sni[300], offered[300] = "", error[80] = "";
 
     if (r->offered[0] != '\0') {
-        memcpy(offered, " offered=", 9);
-        log_escape(offered + 9, sizeof(offered) - 9, r->offered, strlen(r->offered));
+        /* Quoted, like target: a name may hold spaces and '=', which must not make fields. */
+        memcpy(offered, " offered=\"", 10);
+        log_escape(offered + 10, sizeof(offered) - 11, r->offered, strlen(r->offered));
+        strcat(offered, "\"");
     }
     if (r->error[0] != '\0')
         snprintf(error, sizeof(error), " error=%s", r->error);

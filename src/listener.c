@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -181,18 +182,26 @@ static void listener_describe_holder(const struct listener_addr *a, const struct
  * Sockets in ours are the program's own.  A kernel that does not answer is not a conflict.
  */
 static bool listener_held_elsewhere(const struct listener_addr *a, const int *ours, size_t nours,
-                                    char *err, size_t cap)
+                                    char *err, size_t errcap)
 {
-    struct sockdiag_socket found[SOCKDIAG_MAX_LISTENERS];
-    int n = sockdiag_tcp_listeners((const struct sockaddr *)&a->ss, found, SOCKDIAG_MAX_LISTENERS);
+    /* Room for every socket of ours that may match (all workers, overlapping listeners)
+     * and as many others: a foreign one must not fall past the end. */
+    size_t cap = nours + SOCKDIAG_MAX_LISTENERS;
+    struct sockdiag_socket *found = calloc(cap, sizeof(*found));
+    bool held = false;
+    int n;
 
-    for (int i = 0; i < n && i < SOCKDIAG_MAX_LISTENERS; i++) {
+    if (found == NULL)
+        return false; /* cannot look: as when the kernel does not answer */
+    n = sockdiag_tcp_listeners((const struct sockaddr *)&a->ss, found, cap);
+    for (size_t i = 0; !held && n > 0 && i < (size_t)n && i < cap; i++) {
         if (!listener_is_ours(found[i].inode, ours, nours)) {
-            listener_describe_holder(a, &found[i], err, cap);
-            return true;
+            listener_describe_holder(a, &found[i], err, errcap);
+            held = true;
         }
     }
-    return false;
+    free(found);
+    return held;
 }
 
 /* Explains a failed bind of a in err. */

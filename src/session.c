@@ -1230,5 +1230,6 @@ void session_policy_changed(struct session *s)
              "blocked %s:%u for tool %s after the policy reload: %s (rule %s in %s)", host,
              x->req.port, d.tool, d.reason, d.rule, d.file);
     log_notice("%s: %s %s", s->client_addr, x->req.method, what);
+    x->failure_logged = true;
     session_fail(s, 403, "http_request_denied", TERM_KILLED, phase, what);
 }

@@ -109,6 +109,7 @@ static int sockdiag_read(int fd, const uint8_t *addr, size_t alen, uint16_t port
         return -1;
     for (int r = 0; r < SOCKDIAG_MAX_RECVS; r++) {
         ssize_t n = recv(fd, buf, SOCKDIAG_RECV_BYTES, 0);
+        int left = (int)n; /* signed, so NLMSG_NEXT can take it below zero safely */
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -117,8 +118,8 @@ static int sockdiag_read(int fd, const uint8_t *addr, size_t alen, uint16_t port
                 errno = EPROTO;
             break;
         }
-        for (struct nlmsghdr *h = (struct nlmsghdr *)(void *)buf; NLMSG_OK(h, (size_t)n);
-             h = NLMSG_NEXT(h, n)) {
+        for (struct nlmsghdr *h = (struct nlmsghdr *)(void *)buf; NLMSG_OK(h, left);
+             h = NLMSG_NEXT(h, left)) {
             const struct inet_diag_msg *m;
 
             if (h->nlmsg_type == NLMSG_DONE) {

@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-/* The most listening sockets on one port that sockdiag_tcp_listeners() reports. */
+/* Listening sockets on one port beyond its own that a caller should make room for. */
 #define SOCKDIAG_MAX_LISTENERS 512
 
 /* One socket of the kernel's table. */

@@ -169,6 +169,8 @@ static void test_mistyped_option_one_line(void **state)
         {"--polcy-dir=x", "sluice: unknown option '--polcy-dir'; did you mean '--policy-dir'?"},
         {"--zzzzzz", "sluice: unknown option '--zzzzzz' (see sluice --help)\n"},
         {"-j", "sluice: unknown option '-j' (see sluice --help)\n"},
+        {"--verbose=2", "sluice: option '--verbose' takes no value (see sluice --help)\n"},
+        {"-vxq", "sluice: unknown option '-x' (see sluice --help)\n"},
         {"chek", "sluice: unknown command 'chek'; did you mean 'check'? (see sluice --help)\n"},
     };
 
@@ -274,7 +276,9 @@ static void test_check_lists_proxy_users(void **state)
     free(r.output);
 }
 
-/* A proxy user name that names no profile is in the access line as offered. */
+static int get_through(struct itcase *t, const char *url, const char *auth);
+
+/* A proxy user name that names no profile is in the access line as offered, quoted. */
 static void test_offered_user_logged(void **state)
 {
     struct itcase *t = *state;
@@ -306,6 +310,12 @@ static void test_offered_user_logged(void **state)
     free(line);
     rawresp_free(&resp);
     rawclient_close(rc);
+    /* "al pah=1:x": a name with a space and '=' stays one quoted field */
+    snprintf(req, sizeof(req), "http://origin.test:%u/forged", origin_port(t->origin));
+    assert_int_equal(get_through(t, req, "Proxy-Authorization: Basic YWwgcGFoPTE6eA=="), 200);
+    line = it_access_line(t, "/forged", NULL);
+    assert_non_null(strstr(line, " offered=\"al pah=1\" "));
+    free(line);
 }
 
 /* Answers "GET /sleep/N" after N milliseconds. */
