@@ -147,11 +147,11 @@ fail:
     return -1;
 }
 
-/* True when inode is one of the n sockets in fds. */
-static bool listener_is_ours(uint64_t inode, const int *fds, size_t n)
+/* True when inode is one of the n inodes of our sockets (0: a place not yet bound). */
+static bool listener_is_ours(uint64_t inode, const uint64_t *ours, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (fds[i] >= 0 && sockdiag_inode(fds[i]) == inode)
+        if (ours[i] != 0 && ours[i] == inode)
             return true;
     return false;
 }
@@ -181,8 +181,8 @@ static void listener_describe_holder(const struct listener_addr *a, const struct
  * port, and the kernel would then spread clients over both): true, with err saying which.
  * Sockets in ours are the program's own.  A kernel that does not answer is not a conflict.
  */
-static bool listener_held_elsewhere(const struct listener_addr *a, const int *ours, size_t nours,
-                                    char *err, size_t errcap)
+static bool listener_held_elsewhere(const struct listener_addr *a, const uint64_t *ours,
+                                    size_t nours, char *err, size_t errcap)
 {
     /* Room for every socket of ours that may match (all workers, overlapping listeners)
      * and as many others: a foreign one must not fall past the end. */
@@ -205,7 +205,7 @@ static bool listener_held_elsewhere(const struct listener_addr *a, const int *ou
 }
 
 /* Explains a failed bind of a in err. */
-static void listener_bind_failed(const struct listener_addr *a, int err_no, const int *ours,
+static void listener_bind_failed(const struct listener_addr *a, int err_no, const uint64_t *ours,
                                  size_t nours, char *err, size_t cap)
 {
     char where[96];
@@ -228,24 +228,31 @@ int listener_open_all(struct listener_addr *addrs, size_t n, unsigned workers, i
                       size_t cap)
 {
     size_t total = n * workers;
+    /* Each socket's inode, read once: the checks compare every listener found to them. */
+    uint64_t *inodes = calloc(total, sizeof(*inodes));
 
     for (size_t i = 0; i < total; i++)
         fds[i] = -1;
+    if (inodes == NULL) {
+        snprintf(err, cap, "cannot listen: out of memory");
+        return -1;
+    }
     for (size_t i = 0; i < n; i++) {
         for (unsigned k = 0; k < workers; k++) {
             int fd = listener_bind(&addrs[i]);
 
             if (fd < 0) {
-                listener_bind_failed(&addrs[i], errno, fds, total, err, cap);
+                listener_bind_failed(&addrs[i], errno, inodes, total, err, cap);
                 goto fail;
             }
             fds[k * n + i] = fd;
+            inodes[k * n + i] = sockdiag_inode(fd);
             if (k == 0) /* port 0: the kernel's pick is the port of the other workers */
                 listener_set_port(&addrs[i], listener_bound_port(fd));
         }
     }
     for (size_t i = 0; i < n; i++)
-        if (listener_held_elsewhere(&addrs[i], fds, total, err, cap))
+        if (listener_held_elsewhere(&addrs[i], inodes, total, err, cap))
             goto fail;
     for (size_t i = 0; i < total; i++) {
         if (listen(fds[i], LISTENER_BACKLOG) < 0) {
@@ -257,13 +264,15 @@ int listener_open_all(struct listener_addr *addrs, size_t n, unsigned workers, i
     }
     /* Two started at once both passed the first check: each sees the other now. */
     for (size_t i = 0; i < n; i++)
-        if (listener_held_elsewhere(&addrs[i], fds, total, err, cap))
+        if (listener_held_elsewhere(&addrs[i], inodes, total, err, cap))
             goto fail;
+    free(inodes);
     return 0;
 
 fail:
     for (size_t i = 0; i < total; i++)
         if (fds[i] >= 0)
             close(fds[i]);
+    free(inodes);
     return -1;
 }

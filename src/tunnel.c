@@ -133,7 +133,7 @@ static struct outcome tunnel_settle(struct tunnel *t, struct tunnel_dir *d)
 
 /*
  * Reads up to max bytes of d's source into its buffer.  Returns the count, 0 at EOF, -1;
- * *short_read says whether it took less than it asked for.
+ * *short_read (when short_read is not NULL) says whether it took less than it asked for.
  */
 static ssize_t tunnel_read_buf(struct tunnel_dir *d, size_t max, bool *short_read)
 {
@@ -152,7 +152,8 @@ static ssize_t tunnel_read_buf(struct tunnel_dir *d, size_t max, bool *short_rea
     }
     vec[0].iov_len = vec[0].iov_len < max ? vec[0].iov_len : max;
     n = read(d->from, vec[0].iov_base, vec[0].iov_len);
-    *short_read = n >= 0 && (size_t)n < vec[0].iov_len;
+    if (short_read != NULL)
+        *short_read = n >= 0 && (size_t)n < vec[0].iov_len;
     vec[0].iov_len = n > 0 ? (size_t)n : 0;
     evbuffer_commit_space(d->buf, vec, 1);
     return n;
@@ -165,10 +166,9 @@ static ssize_t tunnel_read_buf(struct tunnel_dir *d, size_t max, bool *short_rea
 static ssize_t tunnel_read(struct tunnel *t, struct tunnel_dir *d)
 {
     ssize_t n;
-    bool short_read;
 
     if (d->pipe[0] < 0 && !pipes_get(t->pipes, d->pipe))
-        return tunnel_read_buf(d, TUNNEL_COPY_CHUNK, &short_read);
+        return tunnel_read_buf(d, TUNNEL_COPY_CHUNK, NULL);
     n = splice(d->from, NULL, d->pipe[1], NULL, TUNNEL_SPLICE_MAX,
                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0)
@@ -206,8 +206,7 @@ static struct outcome tunnel_peek_read(struct tunnel *t)
 {
     struct tunnel_dir *d = &t->up;
     size_t held = d->buf != NULL ? evbuffer_get_length(d->buf) : 0;
-    bool short_read;
-    ssize_t n = tunnel_read_buf(d, CLIENTHELLO_MAX_BYTES - held, &short_read);
+    ssize_t n = tunnel_read_buf(d, CLIENTHELLO_MAX_BYTES - held, NULL);
 
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return outcome_of(OUTCOME_MORE);

@@ -26,40 +26,8 @@
 #include "itcommon.h"
 #include "sluiceproc.h"
 
-/* What one run of the binary did. */
-struct run {
-    int status;   /* exit status, or -1 when it did not exit normally */
-    char *output; /* stdout and stderr, malloc'd */
-};
-
-/*
- * Runs sluice with args (a ready file is added), waits at most 10 s for it to exit and
- * returns what it did; fails the case when it keeps running.
- */
-static struct run run_sluice(struct itcase *t, const char *const args[])
-{
-    struct sluiceproc *p = sluiceproc_spawn(t->env->dir, args);
-    struct run r;
-    int st;
-
-    assert_non_null(p);
-    if (!sluiceproc_wait_exit(p, 10000)) {
-        sluiceproc_free(p);
-        fail_msg("sluice kept running when it should have exited");
-    }
-    st = sluiceproc_status(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r.output = tio_read_file(sluiceproc_log_path(p), NULL);
-    if (r.output == NULL)
-        r.output = strdup("");
-    assert_non_null(r.output);
-    fprintf(stderr, "exit status %d, output:\n%s", r.status, r.output);
-    sluiceproc_free(p);
-    return r;
-}
-
 /* Asserts that output holds needle. */
-static void assert_says(const struct run *r, const char *needle)
+static void assert_says(const struct it_run *r, const char *needle)
 {
     if (strstr(r->output, needle) == NULL)
         fail_msg("the output does not say \"%s\"", needle);
@@ -83,7 +51,7 @@ static void test_second_instance_refused(void **state)
 {
     struct itcase *t = *state;
     char addr[32], holder[64];
-    struct run r;
+    struct it_run r;
 
     it_start_origin(t, origin_handler_simple, NULL);
     it_start_proxy(t, NULL);
@@ -92,7 +60,7 @@ static void test_second_instance_refused(void **state)
              (long)sluiceproc_pid(t->env->proxy));
     {
         const char *const args[] = {"--listen", addr, "-w", "2", NULL};
-        r = run_sluice(t, args);
+        r = it_run_sluice(t, args);
     }
     assert_int_equal(r.status, 1);
     assert_says(&r, addr);
@@ -117,7 +85,7 @@ static void test_port_held_by_other_process(void **state)
 {
     struct itcase *t = *state;
     char addr[32], holder[64];
-    struct run r;
+    struct it_run r;
 
     snprintf(holder, sizeof(holder), "held by process %ld (it_cli)", (long)getpid());
     for (int reuse = 0; reuse <= 1; reuse++) {
@@ -134,7 +102,7 @@ static void test_port_held_by_other_process(void **state)
         snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
         {
             const char *const args[] = {"--listen", addr, NULL};
-            r = run_sluice(t, args);
+            r = it_run_sluice(t, args);
         }
         close(fd);
         assert_int_equal(r.status, 1);
@@ -149,7 +117,7 @@ static void test_listen_twice_refused(void **state)
 {
     struct itcase *t = *state;
     const char *const args[] = {"--listen", "127.0.0.1:3999", "--listen", "127.0.0.1:3999", NULL};
-    struct run r = run_sluice(t, args);
+    struct it_run r = it_run_sluice(t, args);
 
     assert_int_equal(r.status, 2);
     assert_says(&r, "sluice: --listen 127.0.0.1:3999: 127.0.0.1:3999 is given twice");
@@ -176,7 +144,7 @@ static void test_mistyped_option_one_line(void **state)
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *const args[] = {cases[i].arg, NULL};
-        struct run r = run_sluice(t, args);
+        struct it_run r = it_run_sluice(t, args);
 
         assert_int_equal(r.status, 2);
         assert_int_equal(line_count(r.output), 1);
@@ -185,7 +153,7 @@ static void test_mistyped_option_one_line(void **state)
     }
     {
         const char *const args[] = {"--listen", NULL}; /* the ready file follows: its value */
-        struct run r = run_sluice(t, args);
+        struct it_run r = it_run_sluice(t, args);
 
         assert_int_not_equal(r.status, 0);
         free(r.output);
@@ -196,11 +164,11 @@ static void test_mistyped_option_one_line(void **state)
 static void test_help_names_commands(void **state)
 {
     struct itcase *t = *state;
-    struct run r;
+    struct it_run r;
 
     {
         const char *const args[] = {"--help", NULL};
-        r = run_sluice(t, args);
+        r = it_run_sluice(t, args);
     }
     assert_int_equal(r.status, 0);
     assert_says(&r, "       sluice check [options]");
@@ -209,7 +177,7 @@ static void test_help_names_commands(void **state)
     free(r.output);
     {
         const char *const args[] = {"help", "check", NULL};
-        r = run_sluice(t, args);
+        r = it_run_sluice(t, args);
     }
     assert_int_equal(r.status, 0);
     assert_says(&r, "usage: sluice check [options]\n");
@@ -217,7 +185,7 @@ static void test_help_names_commands(void **state)
     free(r.output);
     {
         const char *const args[] = {"help", "chek", NULL};
-        r = run_sluice(t, args);
+        r = it_run_sluice(t, args);
     }
     assert_int_equal(r.status, 2);
     assert_says(&r, "did you mean 'check'?");
@@ -233,19 +201,19 @@ static void test_policy_dir_without_profiles(void **state)
     struct itcase *t = *state;
     const char *dir = it_write_policy(t, "{}\n", NULL, NULL);
     char tools[600];
-    struct run r;
+    struct it_run r;
 
     snprintf(tools, sizeof(tools), "%s/tools", dir);
     {
         const char *const args[] = {"check", "--policy-dir", tools, NULL};
-        r = run_sluice(t, args);
+        r = it_run_sluice(t, args);
     }
     assert_int_equal(r.status, 1);
     assert_says(&r, "holds neither organisation.yaml nor tools/");
     free(r.output);
     {
         const char *const args[] = {"check", "--policy-dir", dir, NULL};
-        r = run_sluice(t, args);
+        r = it_run_sluice(t, args);
     }
     assert_int_equal(r.status, 1);
     assert_says(&r, "has no tool profile (tools/*.yaml)");
@@ -268,7 +236,7 @@ static void test_check_lists_proxy_users(void **state)
                                       "identify: {proxy_users: [alpha, al]}\n"
                                       "default: allow\n");
     const char *const args[] = {"check", "--policy-dir", dir, NULL};
-    struct run r = run_sluice(t, args);
+    struct it_run r = it_run_sluice(t, args);
 
     assert_int_equal(r.status, 0);
     assert_says(&r, "policies OK: 1 tool profile from ");

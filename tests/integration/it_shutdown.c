@@ -115,10 +115,11 @@ static void test_graceful_shutdown(void **state)
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
     it_expect_access(t, "status=200", "/slow", NULL);
-    assert_true(sluiceproc_log_contains(
-        t->env->proxy,
-        "received SIGTERM: no new connections; draining 1 connection for up to 5 s (SIGTERM "
-        "again stops at once)"));
+    /* The count in it is a snapshot (a probe of the start may still be open): not asserted. */
+    assert_true(
+        sluiceproc_log_contains(t->env->proxy, "received SIGTERM: no new connections; draining "));
+    assert_true(
+        sluiceproc_log_contains(t->env->proxy, " for up to 5 s (SIGTERM again stops at once)"));
 }
 
 /* Sends a head and half the body, then waits for the proxy to go (at most 30 s). */
@@ -230,33 +231,19 @@ static void test_sigint_exits_0(void **state)
 }
 
 /*
- * Spawns sluice with args (no readiness expected), waits for it to exit, prints its
- * output, and returns the wait status; fails the case if it keeps running or did not say
+ * Runs sluice with args to its exit (no readiness expected) and returns its exit status
+ * (-1 when it did not exit normally); fails the case if it keeps running or did not say
  * what it was expected to say.
  */
 static int run_until_exit(struct itcase *t, const char *const args[], const char *says)
 {
-    struct sluiceproc *p = sluiceproc_spawn(t->env->dir, args);
-    char *log;
-    int st;
+    struct it_run r = it_run_sluice(t, args);
+    bool said = strstr(r.output, says) != NULL;
 
-    assert_non_null(p);
-    if (!sluiceproc_wait_exit(p, 10000)) {
-        sluiceproc_free(p);
-        fail_msg("sluice kept running when it should have refused to start");
-    }
-    st = sluiceproc_status(p);
-    log = tio_read_file(sluiceproc_log_path(p), NULL);
-    fprintf(stderr, "exit status %d, output: %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-            log != NULL && log[0] != '\0' ? log : "(none)\n");
-    if (log == NULL || strstr(log, says) == NULL) {
-        free(log);
-        sluiceproc_free(p);
+    free(r.output);
+    if (!said)
         fail_msg("sluice did not say \"%s\"", says);
-    }
-    free(log);
-    sluiceproc_free(p);
-    return st;
+    return r.status;
 }
 
 /* A listener that cannot be opened is a startup error: a message and exit status 1. */
@@ -287,8 +274,7 @@ static void test_startup_error_exits_1(void **state)
         st = run_until_exit(t, args, says);
     }
     tio_close(&busy);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 1);
+    assert_int_equal(st, 1);
 }
 
 /* A bad option value stops sluice before it starts, with a message and a non-zero status. */
@@ -309,8 +295,7 @@ static void test_bad_option_value_refused(void **state)
                                 NULL};
     int st = run_until_exit(t, args, "sluice: --timeout-head banana: not a duration");
 
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 2);
+    assert_int_equal(st, 2);
 }
 
 /* Runs the cases, each with its own environment and proxy. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -320,4 +321,27 @@ void it_assert_sluice_error(const struct rawresp *r, int status, char *type, siz
         memcpy(type, e, n);
         type[n] = '\0';
     }
+}
+
+/* Runs sluice to its exit; see the header. */
+struct it_run it_run_sluice(struct itcase *t, const char *const args[])
+{
+    struct sluiceproc *p = sluiceproc_spawn(t->env->dir, args);
+    struct it_run r;
+    int st;
+
+    assert_non_null(p);
+    if (!sluiceproc_wait_exit(p, 10000)) {
+        sluiceproc_free(p);
+        fail_msg("sluice kept running when it should have exited");
+    }
+    st = sluiceproc_status(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r.output = tio_read_file(sluiceproc_log_path(p), NULL);
+    if (r.output == NULL)
+        r.output = strdup("");
+    assert_non_null(r.output);
+    fprintf(stderr, "exit status %d, output:\n%s", r.status, r.output);
+    sluiceproc_free(p);
+    return r;
 }

@@ -96,6 +96,18 @@ void it_assert_serves(struct itcase *t);
  */
 void it_assert_sluice_error(const struct rawresp *r, int status, char *type, size_t cap);
 
+/* What one run of the binary, to its exit, did. */
+struct it_run {
+    int status;   /* exit status, or -1 when it did not exit normally */
+    char *output; /* stdout and stderr, malloc'd; the caller frees it */
+};
+
+/*
+ * Runs sluice with args (a ready file is added), waits at most 10 s for it to exit, prints
+ * and returns what it did; fails the case when it keeps running.
+ */
+struct it_run it_run_sluice(struct itcase *t, const char *const args[]);
+
 /* Fails the case with the proxy's log tail on stderr. */
 void it_fail_with_log(struct itcase *t, const char *what);
 
