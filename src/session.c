@@ -498,11 +498,6 @@ static void session_tunnel_cb(struct sock *so, short what, void *arg)
     struct session *s = arg;
     struct outcome o = tunnel_on_event(&s->x.tun, so, what);
 
-    /* Who ended first is what the termination code of a finished tunnel says. */
-    if (s->x.tun.up.eof)
-        session_set_term(s, TERM_CLIENT, TERM_PH_TUNNEL);
-    if (s->x.tun.down.eof)
-        session_set_term(s, TERM_SERVER, TERM_PH_TUNNEL);
     session_touch(s);
     session_advance(s, o);
 }
@@ -768,8 +763,9 @@ static void session_advance(struct session *s, struct outcome o)
             session_forward_timer(s);
         return;
     case OUTCOME_DONE:
+        /* Both sides of a tunnel ended in order: "--", as for a complete exchange. */
         if (s->state == SESSION_ST_TUNNEL)
-            session_close(s, TERM_NORMAL, TERM_PH_TUNNEL);
+            session_close(s, TERM_NORMAL, TERM_PH_NONE);
         else
             session_exchange_done(s);
         return;
@@ -794,6 +790,8 @@ static void session_advance(struct session *s, struct outcome o)
         session_fail(s, o.status, o.error_type, o.who, o.phase, o.what);
         return;
     case OUTCOME_CLOSE:
+        if (o.error_type != NULL)
+            s->x.error_type = o.error_type;
         if (o.reset)
             session_abort(s, o.who, o.phase);
         else
@@ -1139,6 +1137,10 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
                          "the upstream accepted the request but sent no response in time");
             return;
         }
+        /* A client that stopped reading cut itself off; an upstream that stopped sending
+         * cut the client's body short, and the access line says so. */
+        if (!s->x.fwd.resp_flow.paused)
+            s->x.error_type = "connection_read_timeout";
         session_abort(s, s->x.fwd.resp_flow.paused ? TERM_CLIENT_T : TERM_SERVER_T, TERM_PH_DATA);
         break;
     case SESSION_ST_TUNNEL:

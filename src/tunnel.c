@@ -61,10 +61,17 @@ static bool tunnel_pending(const struct tunnel_dir *d)
     return d->in_pipe > 0 || (d->buf != NULL && evbuffer_get_length(d->buf) > 0);
 }
 
-/* A side failed: close, with a reset toward the client when the upstream broke. */
+/*
+ * A side failed: close, with a reset toward the client when the upstream broke, and the
+ * RFC 9209 type that tells the operator why the client's tunnel was cut.
+ */
 static struct outcome tunnel_failed(char side)
 {
-    return outcome_close(side, TERM_PH_TUNNEL, side == TERM_SERVER);
+    struct outcome o = outcome_close(side, TERM_PH_TUNNEL, side == TERM_SERVER);
+
+    if (side == TERM_SERVER)
+        o.error_type = "connection_terminated";
+    return o;
 }
 
 /*

@@ -49,7 +49,8 @@ struct outcome {
     char phase;             /* TERM_PH_* of a FAIL or CLOSE */
     bool reset;             /* CLOSE: with a TCP reset, so a cut body cannot pass for whole */
     unsigned status;        /* FAIL: the status to answer with */
-    const char *error_type; /* FAIL: the RFC 9209 Proxy-Status error type (static) */
+    const char *error_type; /* FAIL, or a CLOSE the upstream caused: the RFC 9209
+                               Proxy-Status error type (static), for the access line */
     char what[200];         /* FAIL: one sentence for the client and the log */
 };
 
