@@ -28,6 +28,7 @@
 #include "sluice/log.h"
 #include "sluice/netguard.h"
 #include "sluice/policy.h"
+#include "sluice/privilege.h"
 #include "sluice/sdnotify.h"
 #include "sluice/settings.h"
 #include "sluice/version.h"
@@ -359,6 +360,49 @@ static int open_log_file(const char *path)
     return 0;
 }
 
+/*
+ * Everything privileged is done (the listeners are bound, the files opened): started as
+ * root, sluice becomes the configured user before any worker thread exists, handing it
+ * the log file so SIGUSR1 can reopen it.  A secret file it will read (the CA key) must
+ * then be the running user's alone.  Returns 0, or -1 after logging why it cannot go on.
+ */
+static int drop_root(const struct sluice_config *config, const struct args *a)
+{
+    struct privilege_user u;
+    char err[512];
+
+    if (geteuid() != 0) {
+        if (config->user != NULL &&
+            (privilege_lookup(config->user, &u, err, sizeof(err)) < 0 || u.uid != geteuid()))
+            log_warn("started as uid %u, not root: user %s applies only when sluice starts as "
+                     "root, so it runs on as uid %u",
+                     (unsigned)geteuid(), config->user, (unsigned)geteuid());
+    } else if (config->user == NULL) {
+        log_notice("running as root: name an unprivileged user to become once the listeners "
+                   "are bound (user: in the configuration, or --user)");
+    } else {
+        if (privilege_lookup(config->user, &u, err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            return -1;
+        }
+        /* The log file was opened as root: its new owner may reopen it after a rotation. */
+        if (a->log_file != NULL && chown(a->log_file, u.uid, u.gid) < 0)
+            log_warn("cannot hand the log file %s to user %s: %s", a->log_file, u.name,
+                     strerror(errno));
+        if (privilege_drop(&u, err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            return -1;
+        }
+        log_notice("running as user %s (uid %u, gid %u)", u.name, (unsigned)u.uid, (unsigned)u.gid);
+    }
+    if (config->ca_key != NULL &&
+        privilege_check_private_file(config->ca_key, "the CA key", err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* SIGUSR1 (arg: the program's args): reopens the log file (logrotate moved it away). */
 static void reopen_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -678,6 +722,19 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    /* The pid file is written while root may still write where it goes. */
+    if (args.pid_file != NULL) {
+        char pid[32];
+
+        snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+        if (write_file_atomic(args.pid_file, pid) < 0) {
+            log_error("cannot write the pid file %s: %s", args.pid_file, strerror(errno));
+            goto out;
+        }
+        pid_written = true;
+    }
+    if (drop_root(config, &args) < 0)
+        goto out;
     if (policy->warning != NULL)
         log_warn("%s", policy->warning);
     log_notice("policies: generation %u, %zu tool profile%s from %s (%s mode)", policy->generation,
@@ -738,16 +795,6 @@ int main(int argc, char **argv)
         listener_format(&listen[i], addr, sizeof(addr));
         log_notice("sluice %s listening on %s (%u worker%s, up to %u connections)", SLUICE_VERSION,
                    addr, nworkers, nworkers == 1 ? "" : "s", settings.max_connections);
-    }
-    if (args.pid_file != NULL) {
-        char pid[32];
-
-        snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-        if (write_file_atomic(args.pid_file, pid) < 0) {
-            log_error("cannot write the pid file %s: %s", args.pid_file, strerror(errno));
-            goto out;
-        }
-        pid_written = true;
     }
     if (args.ready_file != NULL && write_ready_file(args.ready_file, listen, nlisten) < 0)
         log_warn("cannot write the ready file %s: %s", args.ready_file, strerror(errno));

@@ -107,6 +107,8 @@ static const char *cli_arg_name(const struct config_key *k)
         return (k->flags & CFG_F_DIRECTORY) != 0 ? "DIR" : "FILE";
     case CFG_LISTENERS:
         return "ADDR:PORT";
+    case CFG_USER:
+        return "NAME";
     }
     return "VALUE";
 }

@@ -22,6 +22,7 @@
 
 #include "sluice/listener.h"
 #include "sluice/log.h"
+#include "sluice/privilege.h"
 
 #define CONFIG_NAME_MAX 128
 #define DAY_MS          (86400u * 1000u)
@@ -32,7 +33,9 @@
  * Every key.  Listeners, workers, limits, timeouts, the upstream pool, the DNS files and
  * the configuration's connect_ports are read once, when the workers start, so a reload
  * cannot apply them (CFG_F_RESTART); policy_dir, mode and geoip go into the policy
- * snapshot a reload builds.  Nothing reads ca and audit yet: whoever wires them decides.
+ * snapshot a reload builds.  user is applied once, at start.  Of ca, only the key's owner
+ * and mode are checked at start for now, and nothing reads audit yet: whoever wires them
+ * decides.
  * Columns: name, type, min, max, default, flags, offset, expected, option, letter, help.
  */
 const struct config_key config_keys[] = {
@@ -119,6 +122,8 @@ const struct config_key config_keys[] = {
      NULL},
     {"ca.key", CFG_PATH, 0, 0, NULL, 0, OFF(ca_key), "the path of the CA private key", NULL, 0,
      NULL},
+    {"user", CFG_USER, 0, 0, NULL, CFG_F_RESTART, OFF(user), "the name of an unprivileged user",
+     "user", 0, "when started as root: become this user once the listeners are bound"},
     {"audit.path", CFG_PATH, 0, 0, NULL, 0, OFF(audit_path), "the path of the audit log", NULL, 0,
      NULL},
 };
@@ -424,6 +429,21 @@ static void loader_apply(struct loader *l, const struct config_key *k, yaml_node
         *slot = path;
         break;
     }
+    case CFG_USER: {
+        struct privilege_user u;
+        char why[256], **slot = (char **)(void *)field, *name;
+        if (privilege_lookup(text, &u, why, sizeof(why)) < 0) {
+            loader_error(l, n, "%s: %s", label, why);
+            break;
+        }
+        if ((name = strdup(text)) == NULL) {
+            loader_error(l, n, "out of memory");
+            break;
+        }
+        free(*slot);
+        *slot = name;
+        break;
+    }
     case CFG_LISTENERS:
         if (n == NULL) {
             loader_add_listener_text(l, label, text);
@@ -565,6 +585,7 @@ void config_free(struct sluice_config *cfg)
     free(cfg->ca_cert);
     free(cfg->ca_key);
     free(cfg->audit_path);
+    free(cfg->user);
     free(cfg);
 }
 
@@ -703,6 +724,7 @@ static bool config_same(const struct config_key *k, const struct sluice_config *
                memcmp(a->settings.connect_ports, b->settings.connect_ports,
                       a->settings.nconnect_ports * sizeof(a->settings.connect_ports[0])) == 0;
     case CFG_PATH:
+    case CFG_USER:
         memcpy(&pa, fa, sizeof(pa));
         memcpy(&pb, fb, sizeof(pb));
         return pa == pb || (pa != NULL && pb != NULL && strcmp(pa, pb) == 0);

@@ -46,6 +46,7 @@ struct sluice_config {
     char *ca_cert;
     char *ca_key;
     char *audit_path;
+    char *user; /* when started as root: whom to become once the listeners are bound */
 };
 
 /* How a key's value is read. */
@@ -56,6 +57,7 @@ enum config_type {
     CFG_PORTS,     /* list of ports, or "443,8443", into settings.connect_ports */
     CFG_PATH,      /* file or directory path into an owned char * */
     CFG_LISTENERS, /* list of addresses or {address, tool} mappings */
+    CFG_USER,      /* the name of an existing unprivileged user into an owned char * */
 };
 
 /* Checks a CFG_PATH value must pass, and what a reload does with a key. */

@@ -5,7 +5,8 @@
  * for each command, "sluice check" refusing a policy directory with no profile and
  * listing the user names each profile answers to, a proxy user name that names no tool
  * logged as offered, access-line durations in milliseconds, and the reason of each
- * failure in the access line, --log-file reopened on SIGUSR1, --pid-file, and sd_notify.
+ * failure in the access line, --log-file reopened on SIGUSR1, --pid-file, sd_notify, and
+ * root handing over to an unprivileged user, with the CA key that user's alone.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
@@ -511,6 +513,139 @@ static void test_sd_notify(void **state)
     close(fd);
 }
 
+/* A port below 1024 on 127.0.0.1 that nothing holds now, or 0 when none is free. */
+static uint16_t free_low_port(void)
+{
+    for (uint16_t port = 1023; port >= 900; port--) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ok = fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return port;
+    }
+    return 0;
+}
+
+/* The IDs of one "Uid:" or "Gid:" line of /proc/PID/status: all four must equal want. */
+static void assert_ids(pid_t pid, const char *field, unsigned want)
+{
+    char path[64], *text, *line;
+    unsigned id[4];
+
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+    text = tio_read_file(path, NULL);
+    assert_non_null(text);
+    line = strstr(text, field);
+    assert_non_null(line);
+    assert_int_equal(sscanf(line + strlen(field), "%u %u %u %u", &id[0], &id[1], &id[2], &id[3]),
+                     4);
+    for (int i = 0; i < 4; i++)
+        if (id[i] != want)
+            fail_msg("%s of sluice is %u %u %u %u, expected %u in every place", field, id[0], id[1],
+                     id[2], id[3], want);
+    free(text);
+}
+
+/*
+ * Started as root with --user, sluice binds a port below 1024 and then runs as that user
+ * for good (real, effective and saved IDs, and no other group), serves, and hands it the
+ * log file so SIGUSR1 can reopen it after a rotation.
+ */
+static void test_root_becomes_user(void **state)
+{
+    struct itcase *t = *state;
+    struct passwd *pw = getpwnam("nobody");
+    char listen[32], log[600], moved[620];
+    uint16_t port;
+    struct stat st;
+
+    if (geteuid() != 0 || pw == NULL)
+        skip(); /* only root can change user, and only to one that exists */
+    port = free_low_port();
+    assert_true(port != 0);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+    snprintf(log, sizeof(log), "%s/sluice.log", t->env->dir);
+    snprintf(moved, sizeof(moved), "%s.1", log);
+    /* Where the ready file goes must be writable by the user, as a state directory is. */
+    assert_int_equal(chown(t->env->dir, pw->pw_uid, pw->pw_gid), 0);
+    it_start_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--listen",   listen, "--user", "nobody",
+                                    "--log-file", log,    NULL};
+        it_start_proxy(t, args);
+    }
+    assert_int_equal(t->proxy_port, port);
+    assert_ids(sluiceproc_pid(t->env->proxy), "Uid:", (unsigned)pw->pw_uid);
+    assert_ids(sluiceproc_pid(t->env->proxy), "Gid:", (unsigned)pw->pw_gid);
+    assert_true(file_says(log, "running as user nobody"));
+    it_assert_serves(t);
+    assert_int_equal(stat(log, &st), 0);
+    assert_int_equal(st.st_uid, pw->pw_uid);
+    assert_int_equal(rename(log, moved), 0);
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGUSR1), 0);
+    assert_true(file_says(log, "received SIGUSR1: reopened the log file"));
+}
+
+/* A user that does not exist is a command-line error that says how to make one. */
+static void test_unknown_user_refused(void **state)
+{
+    struct itcase *t = *state;
+    const char *const args[] = {"--user", "no-such-user-x", NULL};
+    struct it_run r = it_run_sluice(t, args);
+
+    assert_int_equal(r.status, 2);
+    assert_says(&r, "sluice: --user no-such-user-x: user 'no-such-user-x' does not exist");
+    assert_says(&r, "adduser --system");
+    free(r.output);
+}
+
+/*
+ * The CA key must be the running user's alone: a key others may read, or one that belongs
+ * to another user than the one sluice runs as, stops it at start with the fix.
+ */
+static void test_ca_key_private(void **state)
+{
+    struct itcase *t = *state;
+    char key[600], config[600], text[700];
+    struct it_run r;
+
+    snprintf(key, sizeof(key), "%s/ca.key", t->env->dir);
+    snprintf(config, sizeof(config), "%s/sluice.yaml", t->env->dir);
+    snprintf(text, sizeof(text), "ca:\n  key: %s\n", key);
+    assert_int_equal(tio_write_file(key, "not a real key\n"), 0);
+    assert_int_equal(tio_write_file(config, text), 0);
+    it_start_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--config", config, NULL};
+
+        assert_int_equal(chmod(key, 0644), 0);
+        r = it_run_sluice(t, args);
+        assert_int_equal(r.status, 1);
+        assert_says(&r, "is open to others (mode 0644)");
+        assert_says(&r, "chmod 600 ");
+        free(r.output);
+
+        assert_int_equal(chmod(key, 0600), 0);
+        it_start_proxy(t, args); /* the owner's alone: it starts */
+        it_assert_serves(t);
+    }
+    if (geteuid() == 0 && getpwnam("nobody") != NULL) {
+        const char *const args[] = {"--config", config, "--user", "nobody", NULL};
+        struct passwd *pw = getpwnam("nobody");
+
+        assert_int_equal(chown(t->env->dir, pw->pw_uid, pw->pw_gid), 0);
+        r = it_run_sluice(t, args); /* root's key, but sluice runs as nobody */
+        assert_int_equal(r.status, 1);
+        assert_says(&r, "belongs to uid 0, but sluice runs as nobody");
+        assert_says(&r, "chown nobody ");
+        free(r.output);
+    }
+}
+
 /* Runs the cases, each with its own environment. */
 int main(void)
 {
@@ -527,6 +662,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failure_reasons_logged, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_log_file_and_pid_file, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_sd_notify, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_root_becomes_user, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_user_refused, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_ca_key_private, it_setup, it_teardown),
     };
 
     return cmocka_run_group_tests_name("integration_cli", tests, NULL, NULL);
