@@ -109,7 +109,7 @@ static int sockdiag_read(int fd, const uint8_t *addr, size_t alen, uint16_t port
         return -1;
     for (int r = 0; r < SOCKDIAG_MAX_RECVS; r++) {
         ssize_t n = recv(fd, buf, SOCKDIAG_RECV_BYTES, 0);
-        int left = (int)n; /* signed, so NLMSG_NEXT can take it below zero safely */
+        size_t len = n > 0 ? (size_t)n : 0, next;
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -118,9 +118,15 @@ static int sockdiag_read(int fd, const uint8_t *addr, size_t alen, uint16_t port
                 errno = EPROTO;
             break;
         }
-        for (struct nlmsghdr *h = (struct nlmsghdr *)(void *)buf; NLMSG_OK(h, left);
-             h = NLMSG_NEXT(h, left)) {
+        /* NLMSG_OK and NLMSG_NEXT, written out in size_t: every header lies whole inside
+         * what was received, and the walk stops at the first that does not. */
+        for (size_t off = 0; off < len && len - off >= sizeof(struct nlmsghdr); off = next) {
+            struct nlmsghdr *h = (struct nlmsghdr *)(void *)(buf + off);
             const struct inet_diag_msg *m;
+
+            if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > len - off)
+                break;
+            next = off + NLMSG_ALIGN(h->nlmsg_len);
 
             if (h->nlmsg_type == NLMSG_DONE) {
                 free(buf);
