@@ -196,5 +196,6 @@ int main(void)
                                        .initial_state = (void *)(uintptr_t)&badreqs[i]};
     }
     signal(SIGPIPE, SIG_IGN);
+    it_select_cases(); /* SLUICE_CASE=name runs one case */
     return cmocka_run_group_tests_name("integration_badreq", tests, NULL, NULL);
 }

@@ -561,5 +561,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_method_case_refused, it_setup, it_teardown),
     };
 
+    it_select_cases(); /* SLUICE_CASE=name runs one case */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -667,5 +667,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ca_key_private, it_setup, it_teardown),
     };
 
+    it_select_cases(); /* SLUICE_CASE=name runs one case */
     return cmocka_run_group_tests_name("integration_cli", tests, NULL, NULL);
 }

@@ -1315,6 +1315,7 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    it_select_cases(); /* SLUICE_CASE=name runs one case */
     rc = cmocka_run_group_tests_name("integration_forward", tests, NULL, NULL);
     curl_global_cleanup();
     return rc;

@@ -233,5 +233,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_allow_countries_only, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_deny_asn, it_setup, it_teardown),
     };
+    it_select_cases(); /* SLUICE_CASE=name runs one case */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

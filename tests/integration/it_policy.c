@@ -213,5 +213,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_port_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_listener_names_tool, it_setup, it_teardown),
     };
+    it_select_cases(); /* SLUICE_CASE=name runs one case */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -345,3 +345,12 @@ struct it_run it_run_sluice(struct itcase *t, const char *const args[])
     sluiceproc_free(p);
     return r;
 }
+
+/* Narrows the run to $SLUICE_CASE; see the header. */
+void it_select_cases(void)
+{
+    const char *pattern = getenv("SLUICE_CASE");
+
+    if (pattern != NULL && pattern[0] != '\0')
+        cmocka_set_test_filter(pattern);
+}

@@ -108,6 +108,12 @@ struct it_run {
  */
 struct it_run it_run_sluice(struct itcase *t, const char *const args[]);
 
+/*
+ * Runs only the cases whose name matches $SLUICE_CASE (a cmocka pattern: * and ? wild),
+ * when it is set: SLUICE_CASE=test_connect_tunnel_bytes tests/run -R integration_connect.
+ */
+void it_select_cases(void);
+
 /* Fails the case with the proxy's log tail on stderr. */
 void it_fail_with_log(struct itcase *t, const char *what);
 
