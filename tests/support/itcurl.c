@@ -25,7 +25,7 @@ static size_t itcurl_write_cb(char *ptr, size_t size, size_t nmemb, void *userda
     return n;
 }
 
-/* Keeps the header lines of the latest response; a new status line starts over. */
+/* Keeps the header lines of the latest response (a new status line starts over), and of all. */
 static size_t itcurl_header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct itcurl *c = userdata;
@@ -34,6 +34,7 @@ static size_t itcurl_header_cb(char *ptr, size_t size, size_t nmemb, void *userd
     if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0)
         tbuf_reset(&c->headers);
     tbuf_append(&c->headers, ptr, n);
+    tbuf_append(&c->all_headers, ptr, n);
     return n;
 }
 
@@ -80,6 +81,7 @@ CURLcode itcurl_perform(struct itcurl *c, const char *url)
 {
     tbuf_reset(&c->body);
     tbuf_reset(&c->headers);
+    tbuf_reset(&c->all_headers);
     c->errbuf[0] = '\0';
     c->first_body_ms = 0;
     c->body_bytes = 0;
@@ -118,5 +120,6 @@ void itcurl_free(struct itcurl *c)
     curl_slist_free_all(c->req_headers);
     tbuf_free(&c->body);
     tbuf_free(&c->headers);
+    tbuf_free(&c->all_headers);
     free(c);
 }

@@ -19,6 +19,7 @@ struct itcurl {
     CURL *h;                        /* set further options on it freely */
     struct tbuf body;               /* body of the last transfer */
     struct tbuf headers;            /* header lines of the last response (final one) */
+    struct tbuf all_headers;        /* header lines of every response, interim ones too */
     struct curl_slist *req_headers; /* extra request header lines */
     char errbuf[CURL_ERROR_SIZE];   /* libcurl's message for the last failure */
     uint64_t first_body_ms;         /* tio_now_ms() when the first body byte came, or 0 */
