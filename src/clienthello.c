@@ -73,10 +73,42 @@ static void ch_copy_host(const uint8_t *name, size_t len, char *sni, size_t sni_
     sni[len] = '\0';
 }
 
-/* Walks the extensions of a complete ClientHello body for server_name. */
+/*
+ * Reads a server_name extension's body: the host_name entry, if any, into sni.  Every
+ * entry must be whole, with at most one of each name type (RFC 6066 section 3).
+ */
+static bool ch_parse_server_name(struct ch_reader *body, char *sni, size_t sni_cap)
+{
+    struct ch_reader list;
+    bool have_host = false;
+
+    if (!ch_vector(body, 2, &list) || body->left != 0 || list.left == 0)
+        return false;
+    while (list.left > 0) {
+        size_t name_type;
+        struct ch_reader name;
+
+        if (!ch_uint(&list, 1, &name_type) || !ch_vector(&list, 2, &name))
+            return false;
+        if (name_type == TLS_SNI_HOST_NAME) {
+            if (have_host)
+                return false;
+            have_host = true;
+            ch_copy_host(name.p, name.left, sni, sni_cap);
+        }
+    }
+    return true;
+}
+
+/*
+ * Walks a complete ClientHello body: every vector whole, nothing after the extensions,
+ * and at most one server_name extension, so that sluice and the server it talks to
+ * cannot read two different names from one hello.
+ */
 static enum clienthello_result ch_parse_body(struct ch_reader *r, char *sni, size_t sni_cap)
 {
     struct ch_reader vec, exts;
+    bool have_sni = false;
 
     /* legacy_version, random, legacy_session_id, cipher_suites, compression_methods */
     if (!ch_skip(r, 2 + 32) || !ch_vector(r, 1, &vec) || !ch_vector(r, 2, &vec) ||
@@ -84,30 +116,19 @@ static enum clienthello_result ch_parse_body(struct ch_reader *r, char *sni, siz
         return CLIENTHELLO_MALFORMED;
     if (r->left == 0)
         return CLIENTHELLO_FOUND; /* no extensions at all (SSLv3-style hello) */
-    if (!ch_vector(r, 2, &exts))
+    if (!ch_vector(r, 2, &exts) || r->left != 0)
         return CLIENTHELLO_MALFORMED;
     while (exts.left > 0) {
         size_t type;
-        struct ch_reader body, list;
+        struct ch_reader body;
 
         if (!ch_uint(&exts, 2, &type) || !ch_vector(&exts, 2, &body))
             return CLIENTHELLO_MALFORMED;
         if (type != TLS_EXT_SERVER_NAME)
             continue;
-        if (!ch_vector(&body, 2, &list))
+        if (have_sni || !ch_parse_server_name(&body, sni, sni_cap))
             return CLIENTHELLO_MALFORMED;
-        while (list.left > 0) {
-            size_t name_type;
-            struct ch_reader name;
-
-            if (!ch_uint(&list, 1, &name_type) || !ch_vector(&list, 2, &name))
-                return CLIENTHELLO_MALFORMED;
-            if (name_type == TLS_SNI_HOST_NAME) {
-                ch_copy_host(name.p, name.left, sni, sni_cap);
-                return CLIENTHELLO_FOUND;
-            }
-        }
-        return CLIENTHELLO_FOUND;
+        have_sni = true;
     }
     return CLIENTHELLO_FOUND;
 }
@@ -118,6 +139,7 @@ enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len, char *
     uint8_t msg[CLIENTHELLO_MAX_BYTES];
     size_t have = 0, need = 0, off = 0;
     struct ch_reader r;
+    enum clienthello_result result;
 
     if (sni_cap > 0)
         sni[0] = '\0';
@@ -159,7 +181,10 @@ enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len, char *
     }
     r.p = msg + 4;
     r.left = need - 4;
-    return ch_parse_body(&r, sni, sni_cap);
+    result = ch_parse_body(&r, sni, sni_cap);
+    if (result != CLIENTHELLO_FOUND && sni_cap > 0)
+        sni[0] = '\0'; /* a name read before the fault is not one to act on */
+    return result;
 }
 
 /* Short name of a result for logs. */

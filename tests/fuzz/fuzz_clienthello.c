@@ -1,4 +1,9 @@
-/* libFuzzer target for the ClientHello peek: any bytes, any length, never out of bounds. */
+/*
+ * libFuzzer target for the ClientHello peek: any bytes, any length, never out of bounds;
+ * a prefix is never more complete than the whole; and a hello found in one record gives
+ * the same result and name when its message is cut into records of other sizes, as a
+ * client may send it.
+ */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -7,19 +12,60 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Parses the input whole and at every prefix length that ends a record header. */
+/*
+ * Writes the first record's handshake message (msg_len bytes at data + 5) again as
+ * records of at most frag bytes each.  Returns the length, or 0 when it would not fit.
+ */
+static size_t refragment(const uint8_t *data, size_t msg_len, size_t frag, uint8_t *out, size_t cap)
+{
+    size_t o = 0;
+
+    for (size_t off = 0; off < msg_len; off += frag) {
+        size_t n = msg_len - off < frag ? msg_len - off : frag;
+
+        if (o + 5 + n > cap)
+            return 0;
+        memcpy(out + o, data, 3); /* content type and record version as sent */
+        out[o + 3] = (uint8_t)(n >> 8);
+        out[o + 4] = (uint8_t)n;
+        memcpy(out + o + 5, data + 5 + off, n);
+        o += 5 + n;
+    }
+    return o;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char sni[256];
+    static uint8_t again[CLIENTHELLO_MAX_BYTES];
+    static const size_t frags[] = {1, 3, 64, 1000};
+    char sni[256], sni_again[256];
     enum clienthello_result whole = clienthello_parse(data, size, sni, sizeof(sni));
 
     if (whole == CLIENTHELLO_FOUND && strlen(sni) >= sizeof(sni))
         __builtin_trap();
     /* A prefix can never be more complete than the whole. */
     for (size_t cut = 0; cut < size && cut < 64; cut++) {
-        enum clienthello_result r = clienthello_parse(data, cut, sni, sizeof(sni));
+        enum clienthello_result r = clienthello_parse(data, cut, sni_again, sizeof(sni_again));
         if (r == CLIENTHELLO_NOT_TLS && whole != CLIENTHELLO_NOT_TLS)
             __builtin_trap();
+    }
+    if (whole != CLIENTHELLO_FOUND || size < 9)
+        return 0;
+    {
+        size_t rec_len = ((size_t)data[3] << 8) | data[4];
+        size_t msg_len = 4 + (((size_t)data[6] << 16) | ((size_t)data[7] << 8) | data[8]);
+
+        if (msg_len > rec_len || 5 + rec_len > size)
+            return 0; /* not one record holding the whole message */
+        for (size_t k = 0; k < sizeof(frags) / sizeof(frags[0]); k++) {
+            size_t n = refragment(data, msg_len, frags[k], again, sizeof(again));
+
+            if (n == 0)
+                continue;
+            if (clienthello_parse(again, n, sni_again, sizeof(sni_again)) != CLIENTHELLO_FOUND ||
+                strcmp(sni, sni_again) != 0)
+                __builtin_trap();
+        }
     }
     return 0;
 }

@@ -136,27 +136,256 @@ static void test_not_client_hello(void **state)
     assert_int_equal(clienthello_parse(buf, len, sni, sizeof(sni)), CLIENTHELLO_MALFORMED);
 }
 
-/* Lengths that point past their container are malformed, never read out of bounds. */
-static void test_corrupt_lengths(void **state)
+/* What a byte of a ClientHello is, as this test's own walk of the structure finds it. */
+enum ch_role {
+    ROLE_FRAME,   /* record or handshake header: covered by the cases below */
+    ROLE_CONTENT, /* a value no length depends on: version, random, cipher, extension data */
+    ROLE_LENGTH,  /* part of a length prefix */
+    ROLE_EXTTYPE, /* part of an extension's type */
+    ROLE_SNITYPE, /* the server_name extension's type, or its entry's name_type */
+    ROLE_SNINAME, /* a byte of the host name */
+};
+
+/* One length prefix: where it is, its width, and how many bytes its container has left. */
+struct ch_len {
+    size_t off, width, room;
+};
+
+/* The map of one single-record ClientHello. */
+struct ch_map {
+    enum ch_role role[4096];
+    struct ch_len lens[64];
+    size_t nlens;
+};
+
+/* Marks [off, off + n) as role. */
+static void map_mark(struct ch_map *m, size_t off, size_t n, enum ch_role role)
+{
+    for (size_t i = 0; i < n; i++)
+        m->role[off + i] = role;
+}
+
+/* Reads a big-endian value of width bytes at off. */
+static size_t map_uint(const uint8_t *buf, size_t off, size_t width)
+{
+    size_t v = 0;
+
+    for (size_t i = 0; i < width; i++)
+        v = (v << 8) | buf[off + i];
+    return v;
+}
+
+/* Notes a length prefix at off whose container ends at end; returns the value. */
+static size_t map_len(struct ch_map *m, const uint8_t *buf, size_t off, size_t width, size_t end)
+{
+    assert_true(m->nlens < sizeof(m->lens) / sizeof(m->lens[0]));
+    m->lens[m->nlens++] = (struct ch_len){off, width, end - off - width};
+    map_mark(m, off, width, ROLE_LENGTH);
+    return map_uint(buf, off, width);
+}
+
+/* Walks an OpenSSL ClientHello (one record) by RFC 8446 4.1.2 and RFC 6066 3. */
+static void map_client_hello(const uint8_t *buf, size_t len, struct ch_map *m)
+{
+    size_t end = len, p = 43, n;
+
+    memset(m, 0, sizeof(*m));
+    assert_true(len <= sizeof(m->role));
+    map_mark(m, 0, 9, ROLE_FRAME);
+    map_mark(m, 9, 34, ROLE_CONTENT); /* legacy_version, random */
+    n = map_len(m, buf, p, 1, end);   /* legacy_session_id */
+    map_mark(m, p + 1, n, ROLE_CONTENT);
+    p += 1 + n;
+    n = map_len(m, buf, p, 2, end); /* cipher_suites */
+    map_mark(m, p + 2, n, ROLE_CONTENT);
+    p += 2 + n;
+    n = map_len(m, buf, p, 1, end); /* compression_methods */
+    map_mark(m, p + 1, n, ROLE_CONTENT);
+    p += 1 + n;
+    n = map_len(m, buf, p, 2, end); /* extensions */
+    p += 2;
+    assert_int_equal(p + n, end);
+    while (p < end) {
+        size_t type = map_uint(buf, p, 2), elen;
+
+        map_mark(m, p, 2, type == 0 ? ROLE_SNITYPE : ROLE_EXTTYPE);
+        elen = map_len(m, buf, p + 2, 2, end);
+        if (type != 0) {
+            map_mark(m, p + 4, elen, ROLE_CONTENT);
+        } else {
+            size_t q = p + 4, eend = p + 4 + elen, nlen;
+
+            map_len(m, buf, q, 2, eend); /* server_name_list */
+            map_mark(m, q + 2, 1, ROLE_SNITYPE);
+            nlen = map_len(m, buf, q + 3, 2, eend);
+            map_mark(m, q + 5, nlen, ROLE_SNINAME);
+            assert_int_equal(q + 5 + nlen, eend); /* one name, as OpenSSL sends */
+        }
+        p += 4 + elen;
+    }
+}
+
+/*
+ * Every byte of a ClientHello flipped in turn gives the result its role calls for: a
+ * value nothing depends on leaves the name as it was; a flipped extension type leaves it
+ * unless the type became server_name's; the server_name type or name_type flipped, or a
+ * name byte made non-ASCII, gives no name.  ASan watches every read.
+ */
+static void test_flipped_bytes(void **state)
 {
     uint8_t buf[4096], bad[4096];
     char sni[256];
     size_t len = make_client_hello("b.test", buf, sizeof(buf));
+    static struct ch_map m;
+    unsigned checked = 0;
 
     (void)state;
-    /* Flip every byte of the handshake body in turn; the parser must stay in bounds
-     * (ASan watches) and never claim a name that is not a valid host name. */
+    map_client_hello(buf, len, &m);
     for (size_t i = 9; i < len; i++) {
-        enum clienthello_result r;
+        const char *want;
+
         memcpy(bad, buf, len);
         bad[i] ^= 0xff;
-        r = clienthello_parse(bad, len, sni, sizeof(sni));
-        assert_true(r == CLIENTHELLO_FOUND || r == CLIENTHELLO_MALFORMED ||
-                    r == CLIENTHELLO_NEED_MORE);
-        if (r == CLIENTHELLO_FOUND)
-            assert_true(sni[0] == '\0' ||
-                        strspn(sni, "abcdefghijklmnopqrstuvwxyz0123456789-._") == strlen(sni));
+        switch (m.role[i]) {
+        case ROLE_CONTENT:
+            want = "b.test";
+            break;
+        case ROLE_EXTTYPE:
+            if (map_uint(bad, i - (m.role[i - 1] == ROLE_EXTTYPE ? 1 : 0), 2) == 0) {
+                /* A second server_name: the server might read the other one. */
+                assert_int_equal(clienthello_parse(bad, len, sni, sizeof(sni)),
+                                 CLIENTHELLO_MALFORMED);
+                assert_string_equal(sni, "");
+                continue;
+            }
+            want = "b.test";
+            break;
+        case ROLE_SNITYPE:
+        case ROLE_SNINAME:
+            want = "";
+            break;
+        default:
+            continue; /* lengths and frames: test_lengths_past_their_container */
+        }
+        if (clienthello_parse(bad, len, sni, sizeof(sni)) != CLIENTHELLO_FOUND ||
+            strcmp(sni, want) != 0)
+            fail_msg("byte %zu (role %d) flipped: result %d, name '%s', expected found '%s'", i,
+                     (int)m.role[i], (int)clienthello_parse(bad, len, sni, sizeof(sni)), sni, want);
+        checked++;
     }
+    assert_true(checked > 100);
+}
+
+/* Writes value into the width-byte big-endian field at off. */
+static void put_uint(uint8_t *buf, size_t off, size_t width, size_t value)
+{
+    for (size_t i = 0; i < width; i++)
+        buf[off + i] = (uint8_t)(value >> (8 * (width - 1 - i)));
+}
+
+/*
+ * A length one past what its container holds is malformed, for every length prefix of
+ * the message (those that a 1-byte field cannot push past their container are skipped);
+ * the handshake length one past the record asks for more; the record length 0, or past
+ * 16384, is malformed, and one past the bytes at hand asks for more.
+ */
+static void test_lengths_past_their_container(void **state)
+{
+    uint8_t buf[4096], bad[4096];
+    char sni[256];
+    size_t len = make_client_hello("b.test", buf, sizeof(buf));
+    static struct ch_map m;
+    unsigned checked = 0;
+
+    (void)state;
+    map_client_hello(buf, len, &m);
+    for (size_t k = 0; k < m.nlens; k++) {
+        const struct ch_len *l = &m.lens[k];
+
+        if (l->room + 1 >= (size_t)1 << (8 * l->width))
+            continue;
+        memcpy(bad, buf, len);
+        put_uint(bad, l->off, l->width, l->room + 1);
+        if (clienthello_parse(bad, len, sni, sizeof(sni)) != CLIENTHELLO_MALFORMED)
+            fail_msg("length at byte %zu set to %zu (room %zu) was not refused", l->off,
+                     l->room + 1, l->room);
+        checked++;
+    }
+    assert_true(checked >= 6); /* cipher suites, extensions, and each extension at least */
+
+    memcpy(bad, buf, len); /* the handshake claims one byte more than the record has */
+    put_uint(bad, 6, 3, map_uint(buf, 6, 3) + 1);
+    assert_int_equal(clienthello_parse(bad, len, sni, sizeof(sni)), CLIENTHELLO_NEED_MORE);
+    put_uint(bad, 6, 3, CLIENTHELLO_MAX_BYTES); /* more than any ClientHello sluice reads */
+    assert_int_equal(clienthello_parse(bad, len, sni, sizeof(sni)), CLIENTHELLO_MALFORMED);
+
+    memcpy(bad, buf, len);
+    put_uint(bad, 3, 2, 0);
+    assert_int_equal(clienthello_parse(bad, len, sni, sizeof(sni)), CLIENTHELLO_MALFORMED);
+    put_uint(bad, 3, 2, 16385);
+    assert_int_equal(clienthello_parse(bad, len, sni, sizeof(sni)), CLIENTHELLO_MALFORMED);
+    put_uint(bad, 3, 2, len - 5 + 1);
+    assert_int_equal(clienthello_parse(bad, len, sni, sizeof(sni)), CLIENTHELLO_NEED_MORE);
+}
+
+/*
+ * Two server_name extensions, or two host names in one, are malformed and give no name:
+ * sluice and the server must not be able to read different names from one hello.  So are
+ * bytes after the extensions.
+ */
+static void test_two_names_malformed(void **state)
+{
+    uint8_t buf[4096], bad[4200];
+    char sni[256];
+    size_t len = make_client_hello("b.test", buf, sizeof(buf));
+    static struct ch_map m;
+    size_t sni_at = 0, sni_len, ext_len_at = 0;
+    /* A second server_name extension for evil.test. */
+    static const uint8_t second[] = {0,   0,   0,   14,  0,   12,  0,   0,   9,
+                                     'e', 'v', 'i', 'l', '.', 't', 'e', 's', 't'};
+
+    (void)state;
+    map_client_hello(buf, len, &m);
+    for (size_t i = 9; i + 1 < len && sni_at == 0; i++)
+        if (m.role[i] == ROLE_SNITYPE && m.role[i + 1] == ROLE_SNITYPE)
+            sni_at = i;
+    assert_true(sni_at != 0);
+    sni_len = 4 + map_uint(buf, sni_at + 2, 2);
+    for (size_t k = 0; k < m.nlens && ext_len_at == 0; k++)
+        if (m.lens[k].width == 2 && m.lens[k].off + 2 + m.lens[k].room == len &&
+            m.lens[k].room == map_uint(buf, m.lens[k].off, 2))
+            ext_len_at = m.lens[k].off; /* the first to run to the end: the extensions' */
+    assert_true(ext_len_at != 0);
+
+    /* The evil name appended as a second extension, every length grown to match. */
+    memcpy(bad, buf, len);
+    memcpy(bad + len, second, sizeof(second));
+    put_uint(bad, 3, 2, len - 5 + sizeof(second));
+    put_uint(bad, 6, 3, len - 9 + sizeof(second));
+    put_uint(bad, ext_len_at, 2, map_uint(buf, ext_len_at, 2) + sizeof(second));
+    assert_int_equal(clienthello_parse(bad, len + sizeof(second), sni, sizeof(sni)),
+                     CLIENTHELLO_MALFORMED);
+    assert_string_equal(sni, "");
+
+    /* The same extension alone parses: the test builds it right. */
+    memcpy(bad, buf, len);
+    memcpy(bad + sni_at, second, sizeof(second));
+    memcpy(bad + sni_at + sizeof(second), buf + sni_at + sni_len, len - sni_at - sni_len);
+    {
+        size_t grow = sizeof(second) - sni_len, blen = len + grow;
+        put_uint(bad, 3, 2, blen - 5);
+        put_uint(bad, 6, 3, blen - 9);
+        put_uint(bad, ext_len_at, 2, map_uint(buf, ext_len_at, 2) + grow);
+        assert_int_equal(clienthello_parse(bad, blen, sni, sizeof(sni)), CLIENTHELLO_FOUND);
+        assert_string_equal(sni, "evil.test");
+    }
+
+    /* A byte after the extensions, inside the handshake message. */
+    memcpy(bad, buf, len);
+    bad[len] = 0;
+    put_uint(bad, 3, 2, len - 5 + 1);
+    put_uint(bad, 6, 3, len - 9 + 1);
+    assert_int_equal(clienthello_parse(bad, len + 1, sni, sizeof(sni)), CLIENTHELLO_MALFORMED);
 }
 
 /* A zero-length record is malformed. */
@@ -190,7 +419,9 @@ int main(void)
         cmocka_unit_test(test_no_sni),
         cmocka_unit_test(test_not_tls),
         cmocka_unit_test(test_not_client_hello),
-        cmocka_unit_test(test_corrupt_lengths),
+        cmocka_unit_test(test_flipped_bytes),
+        cmocka_unit_test(test_lengths_past_their_container),
+        cmocka_unit_test(test_two_names_malformed),
         cmocka_unit_test(test_empty_record),
         cmocka_unit_test(test_sni_too_long_for_buffer),
     };
