@@ -361,6 +361,22 @@ static int open_log_file(const char *path)
 }
 
 /*
+ * A configured CA key must be the key of the user sluice runs (or, for check, would run)
+ * as, and nobody else's.  Returns 0, or -1 with the sentence in err.
+ */
+static int check_ca_key(const struct sluice_config *config, char *err, size_t cap)
+{
+    char owner_name[64];
+    uid_t owner;
+
+    if (config->ca_key == NULL)
+        return 0;
+    if (privilege_runs_as(config->user, &owner, owner_name, sizeof(owner_name), err, cap) < 0)
+        return -1;
+    return privilege_check_private_file(config->ca_key, "the CA key", owner, owner_name, err, cap);
+}
+
+/*
  * Everything privileged is done (the listeners are bound, the files opened): started as
  * root, sluice becomes the configured user before any worker thread exists, handing it
  * the log file so SIGUSR1 can reopen it.  A secret file it will read (the CA key) must
@@ -395,8 +411,7 @@ static int drop_root(const struct sluice_config *config, const struct args *a)
         }
         log_notice("running as user %s (uid %u, gid %u)", u.name, (unsigned)u.uid, (unsigned)u.gid);
     }
-    if (config->ca_key != NULL &&
-        privilege_check_private_file(config->ca_key, "the CA key", err, sizeof(err)) < 0) {
+    if (check_ca_key(config, err, sizeof(err)) < 0) {
         log_error("%s", err);
         return -1;
     }
@@ -545,11 +560,11 @@ static void print_profiles(const struct policy_snapshot *p)
     for (size_t i = 0; i < p->ntools; i++) {
         const struct policy_tool *t = &p->tools[i];
 
-        printf("  %-18s proxy users:", t->id);
+        /* The id selects its tool as a proxy user name too, listed or not. */
+        printf("  %-18s proxy users: %s", t->id, t->id);
         for (size_t k = 0; k < t->nproxy_users; k++)
-            printf("%s %s", k == 0 ? "" : ",", t->proxy_users[k]);
-        if (t->nproxy_users == 0)
-            printf(" (none: only a listener bound to it names it)");
+            if (strcmp(t->proxy_users[k], t->id) != 0)
+                printf(", %s", t->proxy_users[k]);
         putchar('\n');
     }
 }
@@ -602,7 +617,8 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
         log_warn("reload: %s", p->warning);
     log_notice("reloaded: policy generation %u, %zu tool profile%s from %s", p->generation,
                p->ntools, p->ntools == 1 ? "" : "s",
-               p->dir != NULL ? p->dir : "(none: every request allowed)");
+               p->dir != NULL ? p->dir
+                              : "(none: only the address guard and the CONNECT ports apply)");
     policy_install(p);
     for (unsigned k = 0; k < prog->nworkers; k++)
         worker_policy_changed(&prog->workers[k]);
@@ -663,8 +679,18 @@ int main(int argc, char **argv)
         goto out_early;
     }
     if (args.check_only) {
+        unsigned nerrors = 0;
+
         if (policy->warning != NULL) {
-            fprintf(stderr, "sluice: %s\n1 error\n", policy->warning);
+            fprintf(stderr, "sluice: %s\n", policy->warning);
+            nerrors++;
+        }
+        if (check_ca_key(config, message, sizeof(message)) < 0) {
+            fprintf(stderr, "sluice: %s\n", message);
+            nerrors++;
+        }
+        if (nerrors > 0) {
+            fprintf(stderr, "%u error%s\n", nerrors, nerrors == 1 ? "" : "s");
             goto out_early;
         }
         printf("policies OK: %zu tool profile%s from %s\n", policy->ntools,
@@ -739,7 +765,8 @@ int main(int argc, char **argv)
         log_warn("%s", policy->warning);
     log_notice("policies: generation %u, %zu tool profile%s from %s (%s mode)", policy->generation,
                policy->ntools, policy->ntools == 1 ? "" : "s",
-               policy->dir != NULL ? policy->dir : "(none: every request allowed)",
+               policy->dir != NULL ? policy->dir
+                                   : "(none: only the address guard and the CONNECT ports apply)",
                config_mode_str(config->mode));
     policy_install(policy);
     policy = NULL;

@@ -97,7 +97,7 @@ const struct config_key config_keys[] = {
      OFF(settings.timeout_tunnel_ms), "a duration such as 60m", "timeout-tunnel", 0,
      "no data in a tunnel"},
     {"timeouts.drain", CFG_DURATION, 1, DAY_MS, "10s", CFG_F_RESTART, OFF(settings.drain_ms),
-     "a duration such as 10s", "drain-timeout", 0, "let requests finish on SIGTERM"},
+     "a duration such as 10s", "drain-timeout", 0, "let requests finish on SIGTERM or SIGINT"},
     {"upstream.idle_max", CFG_UINT, 0, 100000, "1024", CFG_F_RESTART,
      OFF(settings.upstream_idle_max), "a number of connections per worker from 0 to 100000", NULL,
      0, NULL},

@@ -902,7 +902,8 @@ static int name_cmp(const void *a, const void *b)
 
 /*
  * A directory with no profile identifies no tool, so its organisation policy alone
- * decides and, without one, every request is allowed: a mistyped --policy-dir (the tools/
+ * decides and, without one, only the address guard and the CONNECT ports stop a request: a
+ * mistyped --policy-dir (the tools/
  * folder itself, say) would otherwise pass unnoticed.  Sets p->warning to say so.
  */
 static void policy_explain_empty(struct policy_snapshot *p, const char *dir)
@@ -918,14 +919,18 @@ static void policy_explain_empty(struct policy_snapshot *p, const char *dir)
     if (!has_tools && !has_org)
         snprintf(text, sizeof(text),
                  "policy directory %s holds neither organisation.yaml nor tools/, so no tool "
-                 "is known and every request is allowed; give the directory that holds them "
+                 "is known and nothing but the address guard and the CONNECT ports stops a "
+                 "request; give the directory that holds them "
                  "(policies, not policies/tools)",
                  dir);
     else
         snprintf(text, sizeof(text),
                  "policy directory %s has no tool profile (tools/*.yaml), so no tool is "
                  "known and only the organisation policy applies%s",
-                 dir, has_org ? "" : ": every request is allowed");
+                 dir,
+                 has_org ? ""
+                         : ": nothing but the address guard and the CONNECT ports stops a "
+                           "request");
     p->warning = strdup(text);
 }
 
@@ -995,12 +1000,27 @@ static void check_references(struct policy_snapshot *p, struct yamldoc_errors *e
                               t->proxy_users[u], other->id, other->file);
         }
     }
-    for (size_t i = 0; i < p->org.nbanned; i++)
-        if (policy_find_tool(p, p->org.banned[i]) == NULL)
+    for (size_t i = 0; i < p->org.nbanned; i++) {
+        const struct policy_tool *t = policy_find_tool(p, p->org.banned[i]);
+        char *id;
+
+        if (t == NULL) {
             yamldoc_error(errs, p->org.file, NULL,
                           "banned_tools: no tool profile has the id '%s'; add "
                           "tools/%s.yaml or fix the name",
                           p->org.banned[i], p->org.banned[i]);
+            continue;
+        }
+        /* A ban may name a tool by a proxy user name; the decision compares ids. */
+        if (strcmp(t->id, p->org.banned[i]) == 0)
+            continue;
+        if ((id = strdup(t->id)) == NULL) {
+            yamldoc_error(errs, p->org.file, NULL, "out of memory");
+            continue;
+        }
+        free(p->org.banned[i]);
+        p->org.banned[i] = id;
+    }
 }
 
 /* Snapshots made so far, for their generation numbers. */
@@ -1032,7 +1052,8 @@ struct policy_snapshot *policy_load(const struct policy_source *src, struct yaml
     if (src->dir == NULL) {
         p->org.file = strdup("(built-in: no policy directory)");
         p->warning = strdup("no policy directory (policy_dir, or --policy-dir), so no tool is "
-                            "known and every request is allowed");
+                            "known and nothing but the address guard and the CONNECT ports "
+                            "stops a request");
     } else if (stat(src->dir, &st) != 0) {
         yamldoc_error(errs, src->dir, NULL, "cannot read the policy directory: %s",
                       strerror(errno));

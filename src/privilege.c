@@ -66,12 +66,10 @@ int privilege_drop(const struct privilege_user *u, char *err, size_t cap)
 }
 
 /* Checks a secret file's owner and mode; see the header. */
-int privilege_check_private_file(const char *path, const char *what, char *err, size_t cap)
+int privilege_check_private_file(const char *path, const char *what, uid_t owner,
+                                 const char *owner_name, char *err, size_t cap)
 {
     struct stat st;
-    struct passwd pw, *found = NULL;
-    char buf[4096];
-    const char *me;
 
     if (stat(path, &st) < 0) {
         snprintf(err, cap, "%s %s: %s", what, path, strerror(errno));
@@ -87,12 +85,34 @@ int privilege_check_private_file(const char *path, const char *what, char *err, 
                  what, path, (unsigned)(st.st_mode & 07777), path);
         return -1;
     }
-    if (st.st_uid != geteuid()) {
-        (void)getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &found);
-        me = found != NULL ? found->pw_name : "the user sluice runs as";
+    if (st.st_uid != owner) {
         snprintf(err, cap, "%s %s belongs to uid %u, but sluice runs as %s (uid %u): chown %s %s",
-                 what, path, (unsigned)st.st_uid, me, (unsigned)geteuid(), me, path);
+                 what, path, (unsigned)st.st_uid, owner_name, (unsigned)owner, owner_name, path);
         return -1;
     }
+    return 0;
+}
+
+/* Who sluice runs as; see the header. */
+int privilege_runs_as(const char *configured_user, uid_t *uid, char *name, size_t name_cap,
+                      char *err, size_t cap)
+{
+    struct passwd pw, *found = NULL;
+    struct privilege_user u;
+    char buf[4096];
+
+    if (configured_user != NULL && geteuid() == 0) {
+        if (privilege_lookup(configured_user, &u, err, cap) < 0)
+            return -1;
+        *uid = u.uid;
+        snprintf(name, name_cap, "%s", u.name);
+        return 0;
+    }
+    *uid = geteuid();
+    (void)getpwuid_r(*uid, &pw, buf, sizeof(buf), &found);
+    if (found != NULL)
+        snprintf(name, name_cap, "%s", found->pw_name);
+    else
+        snprintf(name, name_cap, "uid %u", (unsigned)*uid);
     return 0;
 }

@@ -32,11 +32,20 @@ int privilege_lookup(const char *name, struct privilege_user *out, char *err, si
 int privilege_drop(const struct privilege_user *u, char *err, size_t cap);
 
 /*
- * Checks that the file at path, holding what (e.g. "the CA key"), is readable by the
- * running user and by nobody else: a regular file, owned by the effective user, without
- * group or other permission bits.  Returns 0, or -1 with a sentence in err that names the
- * file and the command that fixes it.
+ * Checks that the file at path, holding what (e.g. "the CA key"), is readable by the user
+ * sluice runs as (owner, named owner_name) and by nobody else: a regular file, owned by
+ * owner, without group or other permission bits.  Returns 0, or -1 with a sentence in err
+ * that names the file and the command that fixes it.
  */
-int privilege_check_private_file(const char *path, const char *what, char *err, size_t cap);
+int privilege_check_private_file(const char *path, const char *what, uid_t owner,
+                                 const char *owner_name, char *err, size_t cap);
+
+/*
+ * The user sluice runs as under configured_user (NULL: none): that user when the process
+ * is root and one is configured, else the effective user.  Fills uid and name.  Returns 0,
+ * or -1 with a sentence in err.
+ */
+int privilege_runs_as(const char *configured_user, uid_t *uid, char *name, size_t name_cap,
+                      char *err, size_t cap);
 
 #endif /* SLUICE_PRIVILEGE_H */

@@ -622,11 +622,17 @@ static void test_ca_key_private(void **state)
     {
         const char *const args[] = {"--config", config, NULL};
 
+        const char *const check[] = {"check", "--config", config, NULL};
+
         assert_int_equal(chmod(key, 0644), 0);
         r = it_run_sluice(t, args);
         assert_int_equal(r.status, 1);
         assert_says(&r, "is open to others (mode 0644)");
         assert_says(&r, "chmod 600 ");
+        free(r.output);
+        r = it_run_sluice(t, check); /* check says so before a start would */
+        assert_int_equal(r.status, 1);
+        assert_says(&r, "is open to others (mode 0644)");
         free(r.output);
 
         assert_int_equal(chmod(key, 0600), 0);

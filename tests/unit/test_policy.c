@@ -158,6 +158,16 @@ static void test_ban_first(void **state)
     expect(f, "beta", false, "GET", "api.beta.test", 80, "/", POLICY_REPORT, "default");
 }
 
+/* A ban that names a tool by one of its proxy user names bans the tool. */
+static void test_ban_by_proxy_user(void **state)
+{
+    struct fixture *f = *state;
+
+    load_standard(f, "banned_tools: [al]\n");
+    expect(f, "alpha", false, "GET", "api.alpha.test", 443, "/", POLICY_BLOCK, "ban:alpha");
+    expect(f, "beta", false, "GET", "api.beta.test", 443, "/", POLICY_ALLOW, "allow:api");
+}
+
 /* 2. Global deny comes before the tool's allowlist; allow_hosts makes exceptions. */
 static void test_global_deny(void **state)
 {
@@ -864,6 +874,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_bad_verdict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_bad_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_banned_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ban_by_proxy_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_duplicate_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_all_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_repeated_key, setup, teardown),
