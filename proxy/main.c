@@ -579,6 +579,15 @@ static void log_errors(const struct yamldoc_errors *errs)
         log_error("... and %zu more errors", errs->count - YAMLDOC_MAX_ERRORS);
 }
 
+/* True when the key named name is left to the mode by "auto" (CFG_F_BY_MODE). */
+static bool is_set_by_mode(const char *name)
+{
+    for (size_t i = 0; i < config_nkeys; i++)
+        if (strcmp(config_keys[i].name, name) == 0)
+            return (config_keys[i].flags & CFG_F_BY_MODE) != 0;
+    return false;
+}
+
 /*
  * SIGHUP: reads the configuration and the policy directory again into a new snapshot and
  * installs it only when all of it is valid; otherwise the running one stays.  Every request
@@ -611,8 +620,14 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
         return;
     }
     /* The workers hold what only a restart applies; say which of it the new files change. */
-    while ((changed = config_next_restart_change(prog->config, cfg, &pos)) != NULL)
-        log_warn("reload: %s changed; it applies only after a restart", changed);
+    while ((changed = config_next_restart_change(prog->config, cfg, &pos)) != NULL) {
+        if (prog->config->mode != cfg->mode && is_set_by_mode(changed))
+            log_warn("reload: %s changed with the mode (it is auto); it applies only after a "
+                     "restart",
+                     changed);
+        else
+            log_warn("reload: %s changed; it applies only after a restart", changed);
+    }
     if (p->warning != NULL)
         log_warn("reload: %s", p->warning);
     log_notice("reloaded: policy generation %u, %zu tool profile%s from %s", p->generation,

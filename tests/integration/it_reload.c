@@ -423,6 +423,62 @@ static void test_reload_reaches_requests_in_flight(void **state)
     rawclient_close(slow_head);
 }
 
+/* Writes the configuration file of test_reload_config_file. */
+static void write_config(const char *path, const char *mode, const char *head,
+                         unsigned max_connections)
+{
+    char text[256];
+
+    snprintf(text, sizeof(text),
+             "mode: %s\ntimeouts:\n  head: %s\nlimits:\n  max_connections: %u\n", mode, head,
+             max_connections);
+    assert_int_equal(tio_write_file(path, text), 0);
+}
+
+/*
+ * SIGHUP re-reads the --config file: the mode applies at once (gateway refuses loopback),
+ * a key only a restart applies is named in a warning, a key that the mode sets is said to
+ * change with it, and a key the command line overrides stays the command line's, with no
+ * warning.
+ */
+static void test_reload_config_file(void **state)
+{
+    struct itcase *t = *state;
+    char path[600], *line;
+    struct rawresp r = {0};
+
+    snprintf(path, sizeof(path), "%s/sluice.yaml", t->env->dir);
+    write_config(path, "local", "10s", 100);
+    it_start_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--config", path, "--max-connections", "500", NULL};
+        it_start_proxy(t, args);
+    }
+    assert_true(sluiceproc_log_contains(t->env->proxy, "up to 500 connections"));
+    it_assert_serves(t);
+
+    write_config(path, "gateway", "5s", 200);
+    reload_and_wait(t, "reloaded: policy generation 2");
+    assert_true(sluiceproc_log_contains(
+        t->env->proxy, "reload: timeouts.head changed; it applies only after a restart"));
+    assert_true(sluiceproc_log_contains(t->env->proxy,
+                                        "reload: limits.max_connections_per_client changed "
+                                        "with the mode (it is auto)"));
+    assert_false(sluiceproc_log_contains(t->env->proxy, "limits.max_connections changed"));
+
+    /* Gateway mode: loopback is an inward address, refused before it is dialled. */
+    {
+        char authority[64];
+        snprintf(authority, sizeof(authority), "origin.test:%u", origin_port(t->origin));
+        assert_int_equal(it_raw_get(t, authority, &r), 403);
+        rawresp_free(&r);
+    }
+    line = it_access_line(t, "decision=block", NULL);
+    it_assert_access_field(line, "rule", "deny-address:loopback");
+    free(line);
+    assert_int_equal(origin_accepted(t->origin), 1); /* the one request before the reload */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +489,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_closes_banned_tunnel, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_reload_closes_tunnel_to_denied_address, it_setup,
                                         it_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_config_file, it_setup, it_teardown),
     };
     it_select_cases(); /* SLUICE_CASE=name runs one case */
     return cmocka_run_group_tests(tests, NULL, NULL);
