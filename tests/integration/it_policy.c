@@ -5,6 +5,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -92,6 +93,7 @@ static void test_allow_and_block(void **state)
     assert_non_null(strstr(tbuf_str(&body), "rule telemetry:events"));
     assert_non_null(strstr(tbuf_str(&body), "alpha.yaml"));
     it_expect_access(t, "status=403", "term=PR", "decision=block", "rule=telemetry:events", NULL);
+    assert_int_equal(origin_requests(t->origin), 1); /* the refused one never left */
     tbuf_free(&body);
 }
 
@@ -108,7 +110,9 @@ static void test_banned_tool(void **state)
     assert_non_null(strstr(tbuf_str(&body), "banned by the organisation policy"));
     assert_non_null(strstr(tbuf_str(&body), "organisation.yaml"));
     it_expect_access(t, "status=403", "rule=ban:alpha", NULL);
+    assert_int_equal(origin_requests(t->origin), 0);
     assert_int_equal(get_as(t, NULL, "/ok", NULL), 200); /* others are not affected */
+    assert_int_equal(origin_requests(t->origin), 1);
     tbuf_free(&body);
 }
 
@@ -137,7 +141,9 @@ static void test_unidentified_blocked(void **state)
     start_with_policies(t, NULL);
     assert_int_equal(get_as(t, NULL, "/ok", NULL), 403);
     assert_int_equal(get_as(t, "unknown-user", "/ok", NULL), 403);
+    assert_int_equal(origin_requests(t->origin), 0);
     assert_int_equal(get_as(t, "gamma", "/ok", NULL), 200);
+    assert_int_equal(origin_requests(t->origin), 1);
 }
 
 /*
@@ -181,26 +187,57 @@ static void test_listener_names_tool(void **state)
     it_expect_access(t, "tool=gamma", "id=proxy-user", "rule=default", NULL);
 }
 
-/* A CONNECT to a port outside the list is refused before any tunnel. */
+/*
+ * Sends CONNECT origin.test:port on a new connection; returns the status (r filled, with
+ * the body unless a tunnel is expected: a 200 to CONNECT has none).
+ */
+static int connect_to(struct itcase *t, uint16_t port, bool tunnel, struct rawresp *r)
+{
+    struct rawclient *rc = it_raw(t);
+    char req[160];
+    int status;
+
+    snprintf(req, sizeof(req), "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
+             port, port);
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    status = rawclient_response(rc, r, tunnel, 5000);
+    rawclient_close(rc);
+    return status;
+}
+
+/*
+ * The organisation's connect_ports replaces the configuration's list (443 here): a CONNECT
+ * to the port it names opens a tunnel, and one to 443 is refused before any dial, with the
+ * rule named.  The origin sees exactly the one tunnel.
+ */
 static void test_connect_port_refused(void **state)
 {
     struct itcase *t = *state;
-    struct rawclient *rc;
     struct rawresp r = {0};
-    char type[64];
+    char org[64], type[64], *line;
 
-    write_policies(t, "connect_ports: [443]\n");
+    it_start_origin(t, origin_handler_simple, NULL);
+    snprintf(org, sizeof(org), "connect_ports: [%u]\n", origin_port(t->origin));
+    write_policies(t, org);
     start_with_policies(t, NULL);
-    rc = it_raw(t);
-    assert_int_equal(rawclient_sends(rc, "CONNECT origin.test:8443 HTTP/1.1\r\n"
-                                         "Host: origin.test:8443\r\n\r\n"),
-                     0);
-    assert_int_equal(rawclient_response(rc, &r, false, 5000), 403);
+    assert_int_equal(connect_to(t, origin_port(t->origin), true, &r), 200);
+    rawresp_free(&r);
+    for (int i = 0; i < 250 && origin_accepted(t->origin) < 1; i++)
+        tio_sleep_ms(20);
+    assert_int_equal(origin_accepted(t->origin), 1);
+
+    assert_int_equal(connect_to(t, 443, false, &r), 403);
+    rawresp_free(&r);
+    assert_int_equal(connect_to(t, 8443, false, &r), 403);
     it_assert_sluice_error(&r, 403, type, sizeof(type));
     assert_string_equal(type, "http_request_denied");
     assert_non_null(strstr(tbuf_str(&r.body), "rule connect-ports"));
     rawresp_free(&r);
-    rawclient_close(rc);
+    line = it_access_line(t, "target=\"origin.test:443\"", NULL);
+    it_assert_access_field(line, "rule", "connect-ports");
+    it_assert_access_field(line, "dst", "-");
+    free(line);
+    assert_int_equal(origin_accepted(t->origin), 1);
 }
 
 int main(void)
