@@ -22,9 +22,11 @@
 #include "itcommon.h"
 
 /*
- * Version v of the policy: tool alpha may reach origin.test through group api-v<v>, and
- * the organisation refuses the host deny-v<v>.test.  Both files name the version, so a
- * request decided by a mixture of two versions would show in its rule.
+ * Version v of the policy: tool alpha may reach origin.test and deny-v<v>.test through
+ * group api-v<v>, and the organisation refuses deny-v<v>.test before any tool rule.  Under
+ * one whole version a request for deny-v1.test or deny-v2.test is refused (deny-host by
+ * its own version, default by the other); only a mixture, the tool of one version with
+ * the organisation of another, would let one through.
  */
 static void write_version(struct itcase *t, unsigned v)
 {
@@ -36,8 +38,8 @@ static void write_version(struct itcase *t, unsigned v)
              "identify: {proxy_users: [alpha]}\n"
              "default: block\n"
              "endpoints:\n"
-             "  - {group: api-v%u, purpose: api, hosts: [origin.test]}\n",
-             v);
+             "  - {group: api-v%u, purpose: api, hosts: [origin.test, deny-v%u.test]}\n",
+             v, v);
     assert_int_equal(tio_write_file(path, text), 0);
     snprintf(path, sizeof(path), "%s/policies/organisation.yaml", t->env->dir);
     snprintf(text, sizeof(text), "unidentified: block\ndeny_hosts: [deny-v%u.test]\n", v);
@@ -102,36 +104,55 @@ static unsigned wait_access_count(struct itcase *t, unsigned want, const char *t
     return n;
 }
 
-/* A load of requests as tool alpha on keep-alive connections, in a thread of its own. */
+/* One client of the load: requests as tool alpha on keep-alive connections. */
 struct load {
     struct itcase *t;
-    atomic_bool stop;
+    atomic_bool *stop;
     unsigned done;   /* requests made */
-    unsigned failed; /* requests that did not end in 200 */
+    unsigned failed; /* requests that did not end as every version decides them */
 };
 
-/* Runs requests until told to stop or 3,000 are done, a new connection every 20. */
+/*
+ * Runs requests until told to stop or 3,000 are done, a new connection every 20: in turn
+ * origin.test (200 under either version), deny-v1.test and deny-v2.test (403 under either).
+ */
 static void *load_main(void *arg)
 {
     struct load *l = arg;
-    char url[128];
+    char urls[3][128];
+    static const long want[3] = {200, 403, 403};
 
-    it_url(l->t, "/ok", url, sizeof(url));
-    while (!atomic_load(&l->stop) && l->done < 3000) {
+    it_url(l->t, "/ok", urls[0], sizeof(urls[0]));
+    snprintf(urls[1], sizeof(urls[1]), "http://deny-v1.test/half");
+    snprintf(urls[2], sizeof(urls[2]), "http://deny-v2.test/half");
+    while (!atomic_load(l->stop) && l->done < 3000) {
         struct itcurl *c = itcurl_new(l->t->proxy_port);
         if (c == NULL) {
             l->failed++;
             break;
         }
         curl_easy_setopt(c->h, CURLOPT_PROXYUSERPWD, "alpha:x");
-        for (int i = 0; i < 20 && !atomic_load(&l->stop); i++) {
+        for (int i = 0; i < 20 && !atomic_load(l->stop); i++) {
+            unsigned k = l->done % 3;
+
             l->done++;
-            if (itcurl_perform(c, url) != CURLE_OK || itcurl_status(c) != 200)
+            if (itcurl_perform(c, urls[k]) != CURLE_OK || itcurl_status(c) != want[k])
                 l->failed++;
         }
         itcurl_free(c);
     }
     return NULL;
+}
+
+/* Waits (bounded: 10 s) until at least want access lines hold every token; true if so. */
+static bool wait_lines(struct itcase *t, unsigned want, const char *a, const char *b)
+{
+    for (int i = 0; i < 500; i++) {
+        if (sluiceproc_access_count(t->env->proxy, a, b, NULL) >= want)
+            return true;
+        tio_sleep_ms(20);
+    }
+    return false;
 }
 
 /* GETs origin.test as alpha on handle c; returns the status. */
@@ -145,24 +166,34 @@ static long get_alpha(struct itcase *t, struct itcurl *c)
 }
 
 /*
- * Valid and invalid reloads while a load runs: no request fails, every decision names a
- * rule of version 1 or of version 2 (never anything else), the invalid policy is refused
- * with its position in the log, and version 2 stays in force after it.
+ * Valid and invalid reloads while three clients load the proxy: no request fails, every
+ * decision is one whole version's (the organisation half included: a request for
+ * deny-v<N>.test is never let through), both versions decide requests of every kind, the
+ * invalid policy is refused with its position in the log, and version 2 stays in force
+ * after it.  Each step waits for decisions to show in the log, not for time to pass.
  */
 static void test_reload_under_load(void **state)
 {
+    enum { NLOAD = 3 };
     struct itcase *t = *state;
-    struct load l = {.t = t};
-    pthread_t th;
+    atomic_bool stop = false;
+    struct load l[NLOAD];
+    pthread_t th[NLOAD];
     char path[512];
-    unsigned v1, v2, total;
+    unsigned v1, v2, done = 0, failed = 0, total, before;
 
     start_v1(t);
-    assert_int_equal(pthread_create(&th, NULL, load_main, &l), 0);
-    tio_sleep_ms(300);
+    for (int i = 0; i < NLOAD; i++) {
+        l[i] = (struct load){.t = t, .stop = &stop};
+        assert_int_equal(pthread_create(&th[i], NULL, load_main, &l[i]), 0);
+    }
+    assert_true(wait_lines(t, 30, "rule=allow:api-v1", NULL));
+    assert_true(wait_lines(t, 30, "target=\"http://deny-v1.test/half\"", "rule=deny-host"));
     write_version(t, 2);
     reload_and_wait(t, "reloaded: policy generation 2");
-    tio_sleep_ms(300);
+    assert_true(wait_lines(t, 30, "rule=allow:api-v2", NULL));
+    assert_true(wait_lines(t, 30, "target=\"http://deny-v2.test/half\"", "rule=deny-host"));
+    assert_true(wait_lines(t, 30, "target=\"http://deny-v1.test/half\"", "rule=default"));
     /* Broken: a bad decision in the tool, and an unknown key in the organisation. */
     snprintf(path, sizeof(path), "%s/policies/tools/alpha.yaml", t->env->dir);
     assert_int_equal(tio_write_file(path, "id: alpha\ndefault: maybe\n"), 0);
@@ -171,20 +202,29 @@ static void test_reload_under_load(void **state)
     reload_and_wait(t, "policy generation 2 stays in force");
     assert_true(sluiceproc_log_contains(t->env->proxy, "alpha.yaml:2:10: default: 'maybe'"));
     assert_true(sluiceproc_log_contains(t->env->proxy, "organisation.yaml:2:1: unknown key"));
-    tio_sleep_ms(300);
-    atomic_store(&l.stop, true);
-    assert_int_equal(pthread_join(th, NULL), 0);
+    before = sluiceproc_access_count(t->env->proxy, "rule=allow:api-v2", NULL);
+    assert_true(wait_lines(t, before + 30, "rule=allow:api-v2", NULL));
+    atomic_store(&stop, true);
+    for (int i = 0; i < NLOAD; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        done += l[i].done;
+        failed += l[i].failed;
+    }
 
-    assert_true(l.done > 20);
-    assert_int_equal(l.failed, 0);
-    total = wait_access_count(t, l.done, "access ");
+    assert_int_equal(failed, 0);
+    total = wait_access_count(t, done, "access ");
     v1 = sluiceproc_access_count(t->env->proxy, "tool=alpha", "rule=allow:api-v1", NULL);
     v2 = sluiceproc_access_count(t->env->proxy, "tool=alpha", "rule=allow:api-v2", NULL);
-    print_message("%u requests: %u by version 1, %u by version 2\n", l.done, v1, v2);
-    assert_true(v1 > 0);
-    assert_true(v2 > 0);
-    assert_int_equal(v1 + v2, total);
-    assert_int_equal(total, l.done);
+    print_message("%u requests: %u allowed by version 1, %u by version 2\n", done, v1, v2);
+    assert_int_equal(total, done);
+    /* No request for a denied host went through: the organisation half was never missing. */
+    assert_int_equal(
+        sluiceproc_access_count(t->env->proxy, "target=\"http://deny-v", "decision=allow", NULL),
+        0);
+    assert_int_equal(
+        sluiceproc_access_count(t->env->proxy, "target=\"http://deny-v", "rule=deny-host", NULL) +
+            sluiceproc_access_count(t->env->proxy, "target=\"http://deny-v", "rule=default", NULL),
+        total - v1 - v2);
 
     /* After the refused reload, version 2 still decides new connections. */
     {
