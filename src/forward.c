@@ -460,6 +460,18 @@ static struct outcome forward_send_final_head(struct forward *f, const char *buf
     return outcome_of(OUTCOME_MORE);
 }
 
+/* The RFC 9209 type of a response head the parser refused with error. */
+static const char *forward_head_error_type(enum http1_error error)
+{
+    switch (error) {
+    case HTTP1_E_HEAD_TOO_LARGE:
+    case HTTP1_E_TOO_MANY_FIELDS:
+        return "http_response_header_section_size";
+    default:
+        return "http_protocol_error";
+    }
+}
+
 /*
  * Parses response heads from the upstream: interim ones are relayed (bounded in number and
  * bytes, and paused while the client does not read) and parsing goes on, a 101 becomes a
@@ -486,9 +498,11 @@ static struct outcome forward_read_response_heads(struct forward *f)
         buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
         r = buf != NULL ? http1_parse_head(&f->parser, buf, want) : -1;
         if (r < 0)
-            return outcome_fail(502, "http_protocol_error", TERM_SERVER, TERM_PH_RESPONSE,
-                                "the upstream sent an invalid response head: %s",
-                                buf != NULL ? http1_error_str(f->parser.error) : "out of memory");
+            return outcome_fail(
+                502,
+                buf != NULL ? forward_head_error_type(f->parser.error) : "proxy_internal_error",
+                TERM_SERVER, TERM_PH_RESPONSE, "the upstream sent an invalid response head: %s",
+                buf != NULL ? http1_error_str(f->parser.error) : "out of memory");
         if (r == 0)
             return outcome_of(OUTCOME_MORE);
         if (f->resp.status == 101) {

@@ -839,7 +839,7 @@ static void test_client_abort_mid_body(void **state)
     for (int i = 0; i < 1000 && !atomic_load(&s.closed_seen) && tio_now_ms() < end; i++)
         tio_sleep_ms(20);
     assert_true(atomic_load(&s.closed_seen));
-    it_expect_access(t, "/abort", "term=C", NULL);
+    it_expect_access(t, "/abort", "term=CD", NULL);
     it_assert_serves(t);
     tbuf_free(&got);
 }
@@ -868,7 +868,16 @@ static void test_ipv6_and_two_listeners(void **state)
     assert_int_equal(rawclient_sends(rc, req), 0);
     assert_int_equal(rawclient_response(rc, &r, false, 10000), 200);
     assert_string_equal(tbuf_str(&r.body), "target=/v6client\n");
-    it_expect_access(t, "client=[::1]:", "status=200", NULL);
+    {
+        char *line = it_access_line(t, "/v6client\"", NULL);
+        char client[64];
+
+        it_assert_access_field(line, "status", "200");
+        it_access_field(line, "client", client, sizeof(client));
+        if (strncmp(client, "[::1]:", 6) != 0)
+            fail_msg("client is '%s', expected [::1]:PORT", client);
+        free(line);
+    }
     rawresp_free(&r);
     rawclient_close(rc);
 }

@@ -62,7 +62,7 @@ static void test_response_timeout_504(void **state)
     fprintf(stderr, "504 after %llu ms\n", (unsigned long long)elapsed);
     assert_true(elapsed >= 900 && elapsed < 3000);
     it_assert_sluice_error(&r, 504, NULL, 0);
-    it_expect_access(t, "status=504", "term=sH", NULL);
+    it_expect_access(t, "status=504", "term=sH", "error=http_response_timeout", NULL);
     rawresp_free(&r);
 }
 
@@ -106,7 +106,7 @@ static void test_connect_timeout_504(void **state)
     close(lfd);
     assert_true(elapsed >= 900 && elapsed < 3000);
     it_assert_sluice_error(&r, 504, NULL, 0);
-    it_expect_access(t, "status=504", "term=sC", NULL);
+    it_expect_access(t, "status=504", "term=sC", "error=connection_timeout", NULL);
     rawresp_free(&r);
 }
 
@@ -123,7 +123,7 @@ static void test_name_not_found_502(void **state)
     fprintf(stderr, "Proxy-Status error=%s, DNS stub answered %u queries\n", type,
             dnsstub_queries(t->env->dns));
     assert_true(dnsstub_queries(t->env->dns) > 0);
-    it_expect_access(t, "status=502", "term=SN", NULL);
+    it_expect_access(t, "status=502", "term=SN", "error=dns_error", NULL);
     rawresp_free(&r);
 }
 
@@ -144,7 +144,7 @@ static void test_connection_refused_502(void **state)
     assert_int_equal(raw_get(t, url, &r, 10000), 502);
     it_assert_sluice_error(&r, 502, type, sizeof(type));
     fprintf(stderr, "Proxy-Status error=%s\n", type);
-    it_expect_access(t, "status=502", "term=SC", NULL);
+    it_expect_access(t, "status=502", "term=SC", "error=connection_refused", NULL);
     rawresp_free(&r);
 }
 
@@ -165,7 +165,7 @@ static void test_close_without_response_502(void **state)
     it_start_proxy(t, NULL);
     assert_int_equal(raw_get(t, it_url(t, "/close", url, sizeof(url)), &r, 10000), 502);
     it_assert_sluice_error(&r, 502, NULL, 0);
-    it_expect_access(t, "status=502", NULL);
+    it_expect_access(t, "status=502", "term=SH", "error=http_response_incomplete", NULL);
     rawresp_free(&r);
 }
 
@@ -187,7 +187,7 @@ static void test_reset_without_response_502(void **state)
     it_start_proxy(t, NULL);
     assert_int_equal(raw_get(t, it_url(t, "/reset", url, sizeof(url)), &r, 10000), 502);
     it_assert_sluice_error(&r, 502, NULL, 0);
-    it_expect_access(t, "status=502", NULL);
+    it_expect_access(t, "status=502", "term=SH", "error=http_response_incomplete", NULL);
     rawresp_free(&r);
 }
 
@@ -210,7 +210,7 @@ static void test_invalid_response_502(void **state)
     it_start_proxy(t, NULL);
     assert_int_equal(raw_get(t, it_url(t, "/bad", url, sizeof(url)), &r, 10000), 502);
     it_assert_sluice_error(&r, 502, NULL, 0);
-    it_expect_access(t, "status=502", NULL);
+    it_expect_access(t, "status=502", "term=SH", "error=http_protocol_error", NULL);
     rawresp_free(&r);
 }
 
@@ -352,7 +352,7 @@ static void test_response_head_too_large_502(void **state)
     assert_int_equal(raw_get(t, it_url(t, "/huge", url, sizeof(url)), &r, 10000), 502);
     it_assert_sluice_error(&r, 502, type, sizeof(type));
     fprintf(stderr, "Proxy-Status error=%s\n", type);
-    it_expect_access(t, "status=502", NULL);
+    it_expect_access(t, "status=502", "term=SH", "error=http_response_header_section_size", NULL);
     rawresp_free(&r);
 }
 

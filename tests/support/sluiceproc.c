@@ -232,13 +232,40 @@ int sluiceproc_stop(struct sluiceproc *p, int timeout_ms)
     return p->status;
 }
 
+/*
+ * True when tok is one whole field, "key=value" with an unquoted value and no space: it
+ * must then match a field of the line exactly ("term=C" does not match term=CD).
+ */
+static bool sluiceproc_token_is_field(const char *tok)
+{
+    size_t k = strspn(tok, "abcdefghijklmnopqrstuvwxyz_");
+
+    return k > 0 && tok[k] == '=' && tok[k + 1] != '"' && strchr(tok, ' ') == NULL;
+}
+
+/* True when line[0..len) holds tok: a whole field exactly, anything else as a substring. */
+static bool sluiceproc_line_has(const char *line, size_t len, const char *tok)
+{
+    size_t tlen = strlen(tok);
+    const char *p = line, *end = line + len;
+
+    if (!sluiceproc_token_is_field(tok))
+        return memmem(line, len, tok, tlen) != NULL;
+    while ((p = memmem(p, (size_t)(end - p), tok, tlen)) != NULL) {
+        if (p > line && p[-1] == ' ' && (p + tlen == end || p[tlen] == ' '))
+            return true;
+        p++;
+    }
+    return false;
+}
+
 /* True when line[0..len) holds every token of the list. */
 static bool sluiceproc_line_matches(const char *line, size_t len, va_list ap)
 {
     const char *tok;
 
     while ((tok = va_arg(ap, const char *)) != NULL) {
-        if (memmem(line, len, tok, strlen(tok)) == NULL)
+        if (!sluiceproc_line_has(line, len, tok))
             return false;
     }
     return true;

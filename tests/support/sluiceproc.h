@@ -64,14 +64,17 @@ int sluiceproc_stop(struct sluiceproc *p, int timeout_ms);
 
 /*
  * Waits at most timeout_ms for an access line containing every token (NULL-terminated
- * list).  Returns the first such line (malloc'd, without newline) or NULL.
+ * list).  A token "key=value" with an unquoted value and no space must be a whole field
+ * of the line ("term=C" does not match term=CD); any other token (a quoted value's start,
+ * a path, several fields) is looked for as a substring.  Returns the first such line (malloc'd, without newline) or
+ * NULL.
  */
 char *sluiceproc_access_wait(struct sluiceproc *p, int timeout_ms, ...) __attribute__((sentinel));
 
 /* sluiceproc_access_wait() with the token list as a va_list. */
 char *sluiceproc_access_waitv(struct sluiceproc *p, int timeout_ms, va_list ap);
 
-/* Number of access lines containing every token, right now. */
+/* Number of access lines containing every token (as for the wait), right now. */
 unsigned sluiceproc_access_count(struct sluiceproc *p, ...) __attribute__((sentinel));
 
 /* True when the log holds s anywhere, right now. */
