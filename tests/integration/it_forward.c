@@ -755,7 +755,10 @@ static void test_curl_tool(void **state)
     it_expect_access(t, "method=GET", "status=200", "/cli", NULL);
 }
 
-/* Serves one request as keep-alive, then closes the idle connection 200 ms later. */
+/*
+ * Serves one request as keep-alive, then, 200 ms later, ends the idle connection (a FIN
+ * both ways) and counts an event, so the test knows the upstream is stale.
+ */
 static void oneshot_handler(struct origin_conn *c)
 {
     if (oconn_read_head(c, 10000) == 0 || oconn_read_body(c, NULL, 10000) != 0)
@@ -763,6 +766,8 @@ static void oneshot_handler(struct origin_conn *c)
     if (oconn_respond(c, 200, NULL, "one\n", 4) != 0)
         return;
     (void)oconn_sleep(c, 200);
+    (void)shutdown(c->fd, SHUT_RDWR);
+    origin_event(c->origin);
 }
 
 /* An upstream that closed its idle keep-alive connection is not reused: no spurious 502. */
@@ -786,7 +791,8 @@ static void test_stale_upstream_not_reused(void **state)
         assert_int_equal(rc, CURLE_OK);
         assert_int_equal(itcurl_status(c), 200);
         assert_string_equal(tbuf_str(&c->body), "one\n");
-        tio_sleep_ms(600); /* the origin closes its side meanwhile */
+        /* The pooled upstream is closed by the origin before the next request goes. */
+        assert_true(origin_wait_events(t->origin, (unsigned)i + 1, 5000));
     }
     assert_int_equal(origin_accepted(t->origin), 3);
     itcurl_free(c);

@@ -195,14 +195,17 @@ static void test_connection_cap_503(void **state)
     struct rawclient *idle[4] = {NULL};
     struct rawclient *rc;
     struct rawresp r = {0};
-    int i;
+    int i, base;
     int st = -1;
 
     it_start_origin(t, origin_handler_simple, NULL);
     it_start_proxy(t, args);
+    base = sluiceproc_fd_count(t->env->proxy);
+    assert_true(base > 0);
     for (i = 0; i < 4; i++)
         idle[i] = it_raw(t);
-    tio_sleep_ms(300); /* let both workers accept them */
+    /* Both workers have accepted them: four more descriptors are open. */
+    assert_true(sluiceproc_wait_fds(t->env->proxy, base + 4, 5000));
     rc = it_raw(t);
     {
         char req[256];
@@ -278,12 +281,15 @@ static void test_per_client_cap(void **state)
     struct rawclient *held[3], *rc;
     struct rawresp r = {0};
     char type[64];
-    int st = -1;
+    int st = -1, base;
 
     it_start_origin(t, origin_handler_simple, NULL);
     it_start_proxy(t, args);
+    base = sluiceproc_fd_count(t->env->proxy);
+    assert_true(base > 0);
     for (int i = 0; i < 3; i++)
         held[i] = raw_from(t, "127.0.0.1");
+    assert_true(sluiceproc_wait_fds(t->env->proxy, base + 3, 5000)); /* all three accepted */
     rc = raw_from(t, "127.0.0.1");
     assert_int_equal(raw_get_on(t, rc, &r), 503);
     it_assert_sluice_error(&r, 503, type, sizeof(type));

@@ -1,6 +1,7 @@
 /* Spawning, watching and stopping the sluice binary under test. */
 #include "sluiceproc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -415,4 +416,37 @@ void sluiceproc_free(struct sluiceproc *p)
     if (!p->reaped && p->pid > 0)
         (void)sluiceproc_stop(p, 10000);
     free(p);
+}
+
+/* Counts the entries of /proc/PID/fd. */
+int sluiceproc_fd_count(struct sluiceproc *p)
+{
+    char path[64];
+    DIR *d;
+    struct dirent *e;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "/proc/%ld/fd", (long)p->pid);
+    if ((d = opendir(path)) == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Polls the descriptor count every 10 ms within the bound. */
+bool sluiceproc_wait_fds(struct sluiceproc *p, int want, int timeout_ms)
+{
+    uint64_t end = tio_now_ms() + (uint64_t)timeout_ms;
+
+    for (int i = 0; i < TIO_MAX_ITER; i++) {
+        if (sluiceproc_fd_count(p) >= want)
+            return true;
+        if (tio_now_ms() >= end)
+            return false;
+        tio_sleep_ms(10);
+    }
+    return false;
 }

@@ -66,8 +66,8 @@ int sluiceproc_stop(struct sluiceproc *p, int timeout_ms);
  * Waits at most timeout_ms for an access line containing every token (NULL-terminated
  * list).  A token "key=value" with an unquoted value and no space must be a whole field
  * of the line ("term=C" does not match term=CD); any other token (a quoted value's start,
- * a path, several fields) is looked for as a substring.  Returns the first such line (malloc'd, without newline) or
- * NULL.
+ * a path, several fields) is looked for as a substring.  Returns the first such line (malloc'd,
+ * without newline) or NULL.
  */
 char *sluiceproc_access_wait(struct sluiceproc *p, int timeout_ms, ...) __attribute__((sentinel));
 
@@ -88,6 +88,15 @@ bool sluiceproc_sanitizer_report(struct sluiceproc *p);
  * gone or the field missing.
  */
 long sluiceproc_status_kib(struct sluiceproc *p, const char *field);
+
+/* Number of descriptors the process has open now, or -1 when it is gone. */
+int sluiceproc_fd_count(struct sluiceproc *p);
+
+/*
+ * Waits (at most timeout_ms) until the process has at least want descriptors open: how a
+ * test knows sluice accepted the connections it opened.  True when it does.
+ */
+bool sluiceproc_wait_fds(struct sluiceproc *p, int want, int timeout_ms);
 
 /* Copies the last max_bytes of the log to stderr, for a failing test's output. */
 void sluiceproc_dump_log(struct sluiceproc *p, size_t max_bytes);
