@@ -1,4 +1,8 @@
-/* The DNS stub used by every integration test: NXDOMAIN unless a test gave it a record. */
+/*
+ * The DNS stub used by every integration test: NXDOMAIN unless a test gave it a record.
+ * One thread answers; an answer a test asked to delay waits in a small queue, so that a
+ * slow name does not hold up the others.
+ */
 #include "dnsstub.h"
 
 #include <arpa/inet.h>
@@ -17,14 +21,27 @@
 #include "tio.h"
 
 #define DNSSTUB_MAX_RECORDS 8
+#define DNSSTUB_MAX_ADDRS   4
 #define DNSSTUB_MAX_ASKED   64
 #define DNSSTUB_NAME_MAX    256
+#define DNSSTUB_MAX_PENDING 16
 
-/* One A record a test asked the stub to serve. */
+/* The A records of one name a test asked the stub to serve. */
 struct dnsstub_record {
     char name[DNSSTUB_NAME_MAX];
-    struct in_addr addr;
-    bool silent; /* never answered */
+    struct in_addr addr[DNSSTUB_MAX_ADDRS];
+    size_t naddr;
+    bool silent;       /* never answered */
+    unsigned delay_ms; /* answered this long after the query */
+};
+
+/* A delayed answer waiting for its time. */
+struct dnsstub_pending {
+    uint64_t due_ms;
+    struct sockaddr_storage to;
+    socklen_t tolen;
+    size_t len;
+    unsigned char a[512];
 };
 
 /* The stub: one UDP socket and one thread, owned by whoever called dnsstub_start(). */
@@ -39,6 +56,8 @@ struct dnsstub {
     size_t nrecords;
     char asked[DNSSTUB_MAX_ASKED][DNSSTUB_NAME_MAX]; /* the names queried, oldest dropped */
     size_t nasked;
+    struct dnsstub_pending pending[DNSSTUB_MAX_PENDING]; /* the thread's own */
+    size_t npending;
 };
 
 /*
@@ -94,7 +113,7 @@ static bool dnsstub_lookup(struct dnsstub *d, const char *name, struct dnsstub_r
  * or 0 when the query is not worth answering (too short, a response, a malformed question).
  */
 static size_t dnsstub_answer(struct dnsstub *d, const unsigned char *q, size_t n, unsigned char *a,
-                             size_t cap)
+                             size_t cap, unsigned *delay_ms)
 {
     static const unsigned char rr_head[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4};
     char name[DNSSTUB_NAME_MAX];
@@ -103,24 +122,53 @@ static size_t dnsstub_answer(struct dnsstub *d, const unsigned char *q, size_t n
     bool found;
     size_t i;
 
+    *delay_ms = 0;
     if (n < 12 || (q[2] & 0x80) != 0 || q[4] != 0 || q[5] != 1)
         return 0;
     i = dnsstub_question(q, n, name, sizeof(name), &qtype);
-    if (i == 0 || i + sizeof(rr_head) + 4 > cap)
+    if (i == 0 || i + DNSSTUB_MAX_ADDRS * (sizeof(rr_head) + 4) > cap)
         return 0;
     found = dnsstub_lookup(d, name, &r);
     if (found && r.silent)
         return 0;
+    if (found)
+        *delay_ms = r.delay_ms;
     memcpy(a, q, i);
     a[2] = (unsigned char)(0x80 | (q[2] & 0x79));   /* QR, opcode and RD kept, AA/TC clear */
     a[3] = (unsigned char)(0x80 | (found ? 0 : 3)); /* RA; NOERROR or NXDOMAIN */
     memset(a + 6, 0, 6);                            /* no answer, authority or additional */
     if (!found || qtype != 1)
         return i;
-    a[7] = 1; /* one answer: name by pointer to the question, A, IN, TTL 60, 4 bytes */
-    memcpy(a + i, rr_head, sizeof(rr_head));
-    memcpy(a + i + sizeof(rr_head), &r.addr, 4);
-    return i + sizeof(rr_head) + 4;
+    /* One answer per address: name by pointer to the question, A, IN, TTL 60, 4 bytes. */
+    a[7] = (unsigned char)r.naddr;
+    for (size_t k = 0; k < r.naddr; k++) {
+        memcpy(a + i, rr_head, sizeof(rr_head));
+        memcpy(a + i + sizeof(rr_head), &r.addr[k], 4);
+        i += sizeof(rr_head) + 4;
+    }
+    return i;
+}
+
+/* Sends the delayed answers whose time has come; returns ms until the next one (or 100). */
+static int dnsstub_flush_pending(struct dnsstub *d)
+{
+    uint64_t now = tio_now_ms();
+    int wait = 100;
+
+    for (size_t k = 0; k < d->npending;) {
+        struct dnsstub_pending *p = &d->pending[k];
+
+        if (p->due_ms <= now) {
+            (void)sendto(d->fd, p->a, p->len, 0, (struct sockaddr *)&p->to, p->tolen);
+            atomic_fetch_add(&d->queries, 1);
+            d->pending[k] = d->pending[--d->npending];
+            continue;
+        }
+        if ((int)(p->due_ms - now) < wait)
+            wait = (int)(p->due_ms - now);
+        k++;
+    }
+    return wait;
 }
 
 /* Answers queries until asked to stop; polls in 100 ms steps so stopping is prompt. */
@@ -135,17 +183,28 @@ static void *dnsstub_main(void *arg)
         struct pollfd pfd = {.fd = d->fd, .events = POLLIN};
         struct sockaddr_storage from;
         socklen_t fl = sizeof(from);
+        unsigned delay_ms;
         ssize_t n;
         size_t al;
 
-        if (poll(&pfd, 1, 100) <= 0)
+        if (poll(&pfd, 1, dnsstub_flush_pending(d)) <= 0)
             continue;
         n = recvfrom(d->fd, q, sizeof(q), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
         if (n <= 0)
             continue;
-        al = dnsstub_answer(d, q, (size_t)n, a, sizeof(a));
+        al = dnsstub_answer(d, q, (size_t)n, a, sizeof(a), &delay_ms);
         if (al == 0)
             continue;
+        if (delay_ms > 0 && d->npending < DNSSTUB_MAX_PENDING && al <= sizeof(d->pending[0].a)) {
+            struct dnsstub_pending *p = &d->pending[d->npending++];
+
+            p->due_ms = tio_now_ms() + delay_ms;
+            p->to = from;
+            p->tolen = fl;
+            p->len = al;
+            memcpy(p->a, a, al);
+            continue;
+        }
         atomic_fetch_add(&d->queries, 1);
         (void)sendto(d->fd, a, al, 0, (struct sockaddr *)&from, fl);
     }
@@ -195,19 +254,44 @@ unsigned dnsstub_queries(const struct dnsstub *d)
     return atomic_load(&d->queries);
 }
 
-/* Adds a record: an A record, or with ipv4 NULL, a name never answered. */
-static int dnsstub_add(struct dnsstub *d, const char *name, const char *ipv4)
+/* The record of name (made when absent and there is room), under the lock; or NULL. */
+static struct dnsstub_record *dnsstub_record_of(struct dnsstub *d, const char *name)
 {
-    struct dnsstub_record r = {.silent = ipv4 == NULL};
+    for (size_t i = 0; i < d->nrecords; i++)
+        if (strcasecmp(d->records[i].name, name) == 0)
+            return &d->records[i];
+    if (d->nrecords == DNSSTUB_MAX_RECORDS || strlen(name) >= DNSSTUB_NAME_MAX)
+        return NULL;
+    memset(&d->records[d->nrecords], 0, sizeof(d->records[0]));
+    snprintf(d->records[d->nrecords].name, DNSSTUB_NAME_MAX, "%s", name);
+    return &d->records[d->nrecords++];
+}
+
+/*
+ * Changes name's record: with ipv4, adds that address (replace: instead of the ones it
+ * had); without, makes it never answered.  Returns 0 or -1.
+ */
+static int dnsstub_change(struct dnsstub *d, const char *name, const char *ipv4, bool replace)
+{
+    struct in_addr addr;
+    struct dnsstub_record *r;
     int rc = -1;
 
-    if (strlen(name) >= sizeof(r.name) || (ipv4 != NULL && inet_pton(AF_INET, ipv4, &r.addr) != 1))
+    if (ipv4 != NULL && inet_pton(AF_INET, ipv4, &addr) != 1)
         return -1;
-    snprintf(r.name, sizeof(r.name), "%s", name);
     pthread_mutex_lock(&d->lock);
-    if (d->nrecords < DNSSTUB_MAX_RECORDS) {
-        d->records[d->nrecords++] = r;
-        rc = 0;
+    if ((r = dnsstub_record_of(d, name)) != NULL) {
+        if (ipv4 == NULL) {
+            r->silent = true;
+            rc = 0;
+        } else {
+            if (replace)
+                r->naddr = 0;
+            if (r->naddr < DNSSTUB_MAX_ADDRS) {
+                r->addr[r->naddr++] = addr;
+                rc = 0;
+            }
+        }
     }
     pthread_mutex_unlock(&d->lock);
     return rc;
@@ -216,13 +300,32 @@ static int dnsstub_add(struct dnsstub *d, const char *name, const char *ipv4)
 /* Adds an A record. */
 int dnsstub_add_a(struct dnsstub *d, const char *name, const char *ipv4)
 {
-    return dnsstub_add(d, name, ipv4);
+    return dnsstub_change(d, name, ipv4, false);
+}
+
+/* Replaces the A records. */
+int dnsstub_set_a(struct dnsstub *d, const char *name, const char *ipv4)
+{
+    return dnsstub_change(d, name, ipv4, true);
 }
 
 /* Adds a name never answered. */
 int dnsstub_add_silent(struct dnsstub *d, const char *name)
 {
-    return dnsstub_add(d, name, NULL);
+    return dnsstub_change(d, name, NULL, false);
+}
+
+/* Delays the answers for name. */
+int dnsstub_delay(struct dnsstub *d, const char *name, unsigned ms)
+{
+    struct dnsstub_record *r;
+
+    pthread_mutex_lock(&d->lock);
+    r = dnsstub_record_of(d, name);
+    if (r != NULL)
+        r->delay_ms = ms;
+    pthread_mutex_unlock(&d->lock);
+    return r != NULL ? 0 : -1;
 }
 
 /* Looks name up among the names queried so far. */

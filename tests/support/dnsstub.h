@@ -23,9 +23,19 @@ unsigned dnsstub_queries(const struct dnsstub *d);
 
 /*
  * Answers A queries for name (exact, case-insensitive, no trailing dot) with the IPv4
- * address ipv4 (AAAA queries for it get an empty answer).  At most 8 names.  Returns 0 or -1.
+ * address ipv4 too, after those it had (at most 4; AAAA queries for it get an empty
+ * answer).  At most 8 names.  Returns 0 or -1.
  */
 int dnsstub_add_a(struct dnsstub *d, const char *name, const char *ipv4);
+
+/* From now on, answers A queries for name with ipv4 alone.  Returns 0 or -1. */
+int dnsstub_set_a(struct dnsstub *d, const char *name, const char *ipv4);
+
+/*
+ * Answers queries for name ms milliseconds after they come (other names are answered
+ * meanwhile); dnsstub_queries() counts such an answer when it is sent.  Returns 0 or -1.
+ */
+int dnsstub_delay(struct dnsstub *d, const char *name, unsigned ms);
 
 /*
  * Never answers queries for name (exact, case-insensitive), as a resolver that hangs: a
