@@ -7,6 +7,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,6 +408,13 @@ static void test_early_response_during_upload(void **state)
 }
 
 /* Runs the cases, each with its own environment and proxy. */
+/* Serves like origin_handler_simple, then counts an event when the connection ended. */
+static void counting_handler(struct origin_conn *c)
+{
+    origin_handler_simple(c);
+    origin_event(c->origin);
+}
+
 /*
  * An idle upstream connection is kept for reuse, and closed once it stayed idle for
  * upstream.idle_timeout: the request after that dials anew.
@@ -417,21 +425,115 @@ static void test_pool_idle_timeout(void **state)
     char cfg[512], authority[64];
     const char *const args[] = {"--config", cfg, "-w", "1", NULL};
     struct rawresp r = {0};
+    uint64_t t0;
 
     snprintf(cfg, sizeof(cfg), "%s/sluice.yaml", t->env->dir);
     assert_int_equal(tio_write_file(cfg, "upstream:\n  idle_timeout: 1s\n"), 0);
-    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_origin(t, counting_handler, NULL);
     it_start_proxy(t, args);
     snprintf(authority, sizeof(authority), "origin.test:%u", origin_port(t->origin));
     assert_int_equal(it_raw_get(t, authority, &r), 200);
     rawresp_free(&r);
+    t0 = tio_now_ms();
     assert_int_equal(it_raw_get(t, authority, &r), 200); /* on the pooled connection */
     rawresp_free(&r);
     assert_int_equal(origin_accepted(t->origin), 1);
-    tio_sleep_ms(1600);
-    assert_int_equal(it_raw_get(t, authority, &r), 200); /* the pooled one timed out */
+    /* The origin sees the pool close the idle connection after idle_timeout, not before. */
+    assert_true(origin_wait_events(t->origin, 1, 5000));
+    assert_true(tio_now_ms() - t0 >= 900);
+    assert_int_equal(it_raw_get(t, authority, &r), 200); /* on a new connection */
     rawresp_free(&r);
     assert_int_equal(origin_accepted(t->origin), 2);
+}
+
+/* The pool-limit origin's counters and the barrier its answers wait at. */
+struct barrier_state {
+    atomic_uint heads;  /* request heads read */
+    atomic_uint target; /* answer once this many heads were read */
+    atomic_uint closed; /* connections the proxy closed */
+};
+
+/* Answers each request only once target heads arrived, so that that many are in flight. */
+static void barrier_handler(struct origin_conn *c)
+{
+    struct barrier_state *b = c->arg;
+
+    for (int i = 0; i < 100; i++) {
+        if (oconn_read_head(c, 10000) == 0) {
+            atomic_fetch_add(&b->closed, 1);
+            return;
+        }
+        atomic_fetch_add(&b->heads, 1);
+        for (int k = 0; k < 500 && atomic_load(&b->heads) < atomic_load(&b->target); k++)
+            tio_sleep_ms(10);
+        if (oconn_respond(c, 200, NULL, "ok\n", 3) != 0)
+            return;
+    }
+}
+
+/* Sends n GETs on n new client connections at once and reads the n answers. */
+static void get_in_parallel(struct itcase *t, unsigned n)
+{
+    struct rawclient *rc[8];
+    char req[160];
+
+    assert_true(n <= 8);
+    snprintf(req, sizeof(req), "GET http://origin.test:%u/p HTTP/1.1\r\nHost: x\r\n\r\n",
+             origin_port(t->origin));
+    for (unsigned i = 0; i < n; i++) {
+        rc[i] = it_raw(t);
+        assert_int_equal(rawclient_sends(rc[i], req), 0);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct rawresp r = {0};
+
+        assert_int_equal(rawclient_response(rc[i], &r, false, 10000), 200);
+        rawresp_free(&r);
+        rawclient_close(rc[i]);
+    }
+}
+
+/*
+ * The pool keeps at most its limit (config, one worker): four upstream connections in use
+ * at once, and when they are done only `keep` stay; the rest are closed at once, and the
+ * next four requests reuse those and dial the others anew.
+ */
+static void pool_limit_case(struct itcase *t, const char *config, unsigned keep)
+{
+    char cfg[512];
+    const char *const args[] = {"--config", cfg, "-w", "1", NULL};
+    struct barrier_state b = {0};
+    struct origin_opts o = {.handler = barrier_handler, .arg = &b};
+
+    snprintf(cfg, sizeof(cfg), "%s/sluice.yaml", t->env->dir);
+    assert_int_equal(tio_write_file(cfg, config), 0);
+    t->origin = origin_start(&o);
+    assert_non_null(t->origin);
+    it_start_proxy(t, args);
+    atomic_store(&b.target, 4);
+    get_in_parallel(t, 4);
+    assert_int_equal(origin_accepted(t->origin), 4);
+    for (int i = 0; i < 250 && atomic_load(&b.closed) < 4 - keep; i++)
+        tio_sleep_ms(20);
+    tio_sleep_ms(200); /* time for a close too many to show */
+    assert_int_equal(atomic_load(&b.closed), 4 - keep);
+    atomic_store(&b.target, 8);
+    get_in_parallel(t, 4);
+    assert_int_equal(origin_accepted(t->origin), 4 + (4 - keep));
+    origin_stop(t->origin); /* its handler uses b */
+    t->origin = NULL;
+}
+
+/* upstream.idle_per_host bounds the kept connections to one host. */
+static void test_pool_idle_per_host(void **state)
+{
+    pool_limit_case(*state, "upstream:\n  idle_per_host: 2\n", 2);
+}
+
+/* upstream.idle_max bounds the kept connections of a worker, whatever the host. */
+static void test_pool_idle_max(void **state)
+{
+    pool_limit_case(*state, "upstream:\n  idle_max: 1\n", 1);
 }
 
 int main(void)
@@ -450,6 +552,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_response_head_too_large_502, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_early_response_during_upload, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_pool_idle_timeout, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_pool_idle_per_host, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_pool_idle_max, it_setup, it_teardown),
     };
     int rc;
 
