@@ -513,6 +513,41 @@ static void test_sd_notify(void **state)
     close(fd);
 }
 
+/*
+ * sluice check reports every error of a file at once, each as file:line:column, then the
+ * count, and exits 1; a good file passes with 0.
+ */
+static void test_check_counts_errors(void **state)
+{
+    struct itcase *t = *state;
+    char bad[600], good[600];
+    struct it_run r;
+
+    snprintf(bad, sizeof(bad), "%s/bad.yaml", t->env->dir);
+    snprintf(good, sizeof(good), "%s/good.yaml", t->env->dir);
+    assert_int_equal(
+        tio_write_file(bad, "mode: laptop\nlimits:\n  max_connections: 0\ncolour: blue\n"), 0);
+    assert_int_equal(tio_write_file(good, "mode: gateway\n"), 0);
+    {
+        const char *const args[] = {"check", "--config", bad, NULL};
+        r = it_run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 1);
+    assert_says(&r, "bad.yaml:1:7: mode: 'laptop' is not a mode");
+    assert_says(&r, "bad.yaml:3:20: limits.max_connections: '0'");
+    assert_says(&r, "bad.yaml:4:1: unknown key 'colour'");
+    assert_says(&r, "\n3 errors\n");
+    free(r.output);
+    {
+        const char *dir = it_write_policy(t, "{}\n", "alpha", "id: alpha\n");
+        const char *const args[] = {"check", "--config", good, "--policy-dir", dir, NULL};
+        r = it_run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 0);
+    assert_says(&r, "configuration OK: ");
+    free(r.output);
+}
+
 /* A port below 1024 on 127.0.0.1 that nothing holds now, or 0 when none is free. */
 static uint16_t free_low_port(void)
 {
@@ -668,6 +703,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failure_reasons_logged, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_log_file_and_pid_file, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_sd_notify, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_check_counts_errors, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_root_becomes_user, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_user_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_ca_key_private, it_setup, it_teardown),

@@ -183,6 +183,46 @@ static void test_second_signal_stops_at_once(void **state)
     rawclient_close(rc);
 }
 
+/*
+ * The drain timeout ends a drain that would not end by itself: a response stalled in
+ * flight is cut when --drain-timeout is over (not before, not much after), with
+ * termination code D-, and sluice exits 0.
+ */
+static void test_drain_timeout_expires(void **state)
+{
+    struct itcase *t = *state;
+    const char *const args[] = {"--drain-timeout", "1s", NULL};
+    struct rawclient *rc;
+    char req[256], *line;
+    uint64_t t0, took;
+    int st;
+
+    it_start_origin(t, stalled_handler, NULL);
+    it_start_proxy(t, args);
+    rc = it_raw(t);
+    snprintf(req, sizeof(req), "GET http://origin.test:%u/stalled HTTP/1.1\r\nHost: x\r\n\r\n",
+             origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_true(origin_wait_events(t->origin, 1, 10000));
+    t0 = tio_now_ms();
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGTERM), 0);
+    if (!sluiceproc_wait_exit(t->env->proxy, 6000))
+        it_fail_with_log(t, "sluice did not stop when the drain timeout was over");
+    took = tio_now_ms() - t0;
+    fprintf(stderr, "stopped %llu ms after SIGTERM\n", (unsigned long long)took);
+    assert_true(took >= 900 && took < 4000);
+    st = sluiceproc_status(t->env->proxy);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    line = it_access_line(t, "/stalled", NULL);
+    it_assert_access_field(line, "term", "D-");
+    it_assert_access_field(line, "status", "200");
+    free(line);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "sluice stopped"));
+    assert_true(rc->eof || rawclient_wait_closed(rc, 2000));
+    rawclient_close(rc);
+}
+
 /* An idle keep-alive client does not keep a SIGTERMed proxy alive for the drain time. */
 static void test_shutdown_idle_keepalive(void **state)
 {
@@ -303,6 +343,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_graceful_shutdown, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_drain_timeout_expires, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_idle_keepalive, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_sigint_exits_0, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_second_signal_stops_at_once, it_setup, it_teardown),
