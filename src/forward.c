@@ -115,6 +115,40 @@ static bool forward_has_conn_auth(const char *buf, const struct http1_head *h, c
     return false;
 }
 
+/*
+ * True when h's Upgrade fields offer WebSocket and nothing else (RFC 6455 section 4.1).
+ * Only that upgrade is relayed: after an h2c or other switch the bytes would be requests
+ * sluice cannot read, decide or record.
+ */
+static bool forward_upgrade_is_websocket(const char *buf, const struct http1_head *h)
+{
+    bool any = false;
+
+    for (uint32_t i = 0; i < h->nfields; i++) {
+        const struct http1_field *f = &h->fields[i];
+        const char *v = buf + f->value.off, *end = v + f->value.len;
+
+        if (!http1_span_eq_ci(buf, f->name, "upgrade"))
+            continue;
+        while (v < end) {
+            const char *comma = memchr(v, ',', (size_t)(end - v)), *stop = comma ? comma : end;
+            const char *a = v, *b = stop;
+
+            while (a < b && (*a == ' ' || *a == '\t'))
+                a++;
+            while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+                b--;
+            if (b > a) {
+                if ((size_t)(b - a) != 9 || strncasecmp(a, "websocket", 9) != 0)
+                    return false;
+                any = true;
+            }
+            v = comma ? comma + 1 : end;
+        }
+    }
+    return any;
+}
+
 /* Builds the origin-form request head for the upstream into f->head. */
 int forward_prepare(struct forward *f, const char *buf, const struct http1_head *h,
                     const struct request *r, const char **errstr)
@@ -135,7 +169,10 @@ int forward_prepare(struct forward *f, const char *buf, const struct http1_head 
         f->req_body = FORWARD_BODY_NONE;
         f->req_done = true;
     }
-    f->wants_upgrade = h->has_upgrade && h->conn_upgrade;
+    /* An upgrade is relayed for WebSocket over HTTP/1.1 only; any other offer, or one in
+     * an HTTP/1.0 request (RFC 9110 section 7.8), goes as a plain request without it. */
+    f->wants_upgrade =
+        h->has_upgrade && h->conn_upgrade && !r->http10 && forward_upgrade_is_websocket(buf, h);
     if (f->wants_upgrade && f->req_body != FORWARD_BODY_NONE) {
         *errstr = "an upgrade request cannot carry a body";
         return -1;
@@ -344,6 +381,9 @@ static struct outcome forward_upgrade(struct forward *f, const char *buf)
     struct evbuffer *out = sock_out(f->client);
     size_t before = evbuffer_get_length(out);
 
+    if (!forward_upgrade_is_websocket(buf, h))
+        return outcome_fail(502, "http_upgrade_failed", TERM_SERVER, TERM_PH_RESPONSE,
+                            "the upstream switched to another protocol than WebSocket");
     evbuffer_add(out, "HTTP/1.1 101 ", 13);
     evbuffer_add(out, buf + h->reason.off, h->reason.len);
     evbuffer_add(out, "\r\n", 2);

@@ -984,6 +984,28 @@ static void load_tools(struct policy_snapshot *p, const char *dir, struct yamldo
     }
 }
 
+/*
+ * The tool other than self that proxy user name of self also selects, or NULL: another
+ * profile with that id, or (reported once per pair, at the later profile) another that
+ * lists the same proxy user.  A name must select one tool, whatever the search meets first.
+ */
+static const struct policy_tool *policy_other_tool_named(const struct policy_snapshot *p,
+                                                         const struct policy_tool *self,
+                                                         const char *name)
+{
+    for (size_t i = 0; i < p->ntools; i++) {
+        const struct policy_tool *t = &p->tools[i];
+        if (t == self)
+            continue;
+        if (t->id != NULL && strcmp(t->id, name) == 0)
+            return t;
+        for (size_t u = 0; u < t->nproxy_users && t < self; u++)
+            if (strcmp(t->proxy_users[u], name) == 0)
+                return t;
+    }
+    return NULL;
+}
+
 /* Checks what only the whole directory can tell: unique ids and users, banned tools exist. */
 static void check_references(struct policy_snapshot *p, struct yamldoc_errors *errs)
 {
@@ -994,8 +1016,8 @@ static void check_references(struct policy_snapshot *p, struct yamldoc_errors *e
                 yamldoc_error(errs, t->file, NULL, "tool id '%s' is also used by %s", t->id,
                               p->tools[j].file);
         for (size_t u = 0; u < t->nproxy_users; u++) {
-            const struct policy_tool *other = policy_find_tool(p, t->proxy_users[u]);
-            if (other != NULL && other != t)
+            const struct policy_tool *other = policy_other_tool_named(p, t, t->proxy_users[u]);
+            if (other != NULL)
                 yamldoc_error(errs, t->file, NULL, "proxy user '%s' also names tool '%s' (%s)",
                               t->proxy_users[u], other->id, other->file);
         }

@@ -472,6 +472,47 @@ static void ws_handler(struct origin_conn *c)
     echo_handler(c);
 }
 
+/* Answers a WebSocket upgrade with a switch to h2c, as a confused or hostile origin might. */
+static void h2c_switch_handler(struct origin_conn *c)
+{
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    (void)oconn_writes(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n"
+                          "Connection: Upgrade\r\n\r\n");
+    (void)oconn_wait_close(c, 10000);
+}
+
+/*
+ * A 101 to another protocol than the WebSocket the client asked for is a 502
+ * (http_upgrade_failed), not a tunnel: what would follow is traffic sluice cannot read.
+ */
+static void test_upgrade_to_other_protocol_refused(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *rc;
+    struct rawresp r = {0};
+    char req[512], type[64], *line;
+
+    it_start_origin(t, h2c_switch_handler, NULL);
+    it_start_proxy(t, NULL);
+    rc = it_raw(t);
+    snprintf(req, sizeof(req),
+             "GET http://origin.test:%u/ws HTTP/1.1\r\nHost: origin.test:%u\r\n"
+             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+             origin_port(t->origin), origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_int_equal(rawclient_response(rc, &r, false, 10000), 502);
+    it_assert_sluice_error(&r, 502, type, sizeof(type));
+    assert_string_equal(type, "http_upgrade_failed");
+    rawresp_free(&r);
+    rawclient_close(rc);
+    line = it_access_line(t, "/ws\"", NULL);
+    it_assert_access_field(line, "status", "502");
+    it_assert_access_field(line, "error", "http_upgrade_failed");
+    free(line);
+}
+
 /* Upgrade: websocket gets the 101 through, then bytes flow both ways. */
 static void test_websocket_upgrade(void **state)
 {
@@ -645,6 +686,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_tunnel_upstream_reset, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_tunnel_idle_timeout, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_websocket_upgrade, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_to_other_protocol_refused, it_setup,
+                                        it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_upstream_failures_502, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_early_data, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_pipelined_after_response, it_setup,

@@ -662,6 +662,247 @@ static void test_table_required_keys(void **state)
     expect_bad_files(*state, cases, NCASES(cases));
 }
 
+/* Loads the directory with listeners bound to tools[i] (NULL: none), given in file. */
+static struct policy_snapshot *load_bound(struct fixture *f, const char *const *tools,
+                                          const char *const *names, size_t n, const char *file)
+{
+    struct policy_source src = {
+        .dir = f->dir, .bound_tools = tools, .bound_names = names, .nbound = n, .bound_file = file};
+
+    return policy_load(&src, &f->errs);
+}
+
+/*
+ * A listener bound to a tool needs that tool's profile: the error names the file that gave
+ * the listener, the listener as written, the tool and the directory.  A listener bound by
+ * a proxy user name of a profile, or bound to nothing, is fine.
+ */
+static void test_error_listener_tool_unknown(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const tools[] = {NULL, "zeta", "al"};
+    static const char *const names[] = {"127.0.0.1:3128", "127.0.0.1:3129", "127.0.0.1:3130"};
+    char file[128], want[512], *real;
+
+    put(f, "tools/alpha.yaml", tool_a);
+    snprintf(file, sizeof(file), "%s/sluice.yaml", f->dir);
+    f->p = load_bound(f, tools, names, 3, file);
+    assert_null(f->p);
+    if (f->errs.count != 1)
+        yamldoc_errors_print(&f->errs, stderr);
+    assert_int_equal(f->errs.count, 1);
+    real = realpath(f->dir, NULL);
+    assert_non_null(real);
+    snprintf(want, sizeof(want),
+             "%s: listen: 127.0.0.1:3129 is bound to tool 'zeta', which has no profile in %s; "
+             "add tools/zeta.yaml there or fix the name",
+             file, real);
+    free(real);
+    assert_string_equal(f->errs.lines[0], want);
+    yamldoc_errors_clear(&f->errs);
+    f->p = load_bound(f, tools + 2, names + 2, 1, file);
+    assert_non_null(f->p);
+}
+
+/*
+ * One proxy user name may select one tool: two profiles listing it is an error at the
+ * second, whose requests would otherwise go to the first without a word.
+ */
+static void test_error_proxy_user_two_tools(void **state)
+{
+    struct fixture *f = *state;
+    char want[512];
+
+    put(f, "tools/a.yaml", "id: a\nidentify: {proxy_users: [shared]}\n");
+    put(f, "tools/b.yaml", "id: b\nidentify:\n  proxy_users: [b, shared]\n");
+    expect_load_error(f, 1, "tools/b.yaml", 0, 0, "proxy user 'shared' also names tool 'a'");
+    snprintf(want, sizeof(want), "%s/tools/b.yaml: proxy user 'shared' also names tool 'a' (%s/%s)",
+             f->dir, f->dir, "tools/a.yaml");
+    assert_string_equal(f->errs.lines[0], want);
+}
+
+/*
+ * A proxy user name that is another tool's id is an error whichever profile comes first:
+ * otherwise credentials for that tool (and a ban naming it) would select the profile that
+ * lists the name.  Here the profile that lists it sorts first.
+ */
+static void test_error_proxy_user_is_later_id(void **state)
+{
+    struct fixture *f = *state;
+    char want[512];
+
+    put(f, "tools/a.yaml", "id: a\nidentify: {proxy_users: [b]}\n");
+    put(f, "tools/b.yaml", "id: b\n");
+    expect_load_error(f, 1, "tools/a.yaml", 0, 0, "proxy user 'b' also names tool 'b'");
+    snprintf(want, sizeof(want), "%s/tools/a.yaml: proxy user 'b' also names tool 'b' (%s/%s)",
+             f->dir, f->dir, "tools/b.yaml");
+    assert_string_equal(f->errs.lines[0], want);
+}
+
+/*
+ * An endpoint group without hosts, in block style among valid groups, is reported at its
+ * mapping with its name; the valid groups around it add nothing.
+ */
+static void test_error_group_without_hosts(void **state)
+{
+    static const struct bad_file cases[] = {
+        {"tools/a.yaml",
+         "id: a\n"
+         "endpoints:\n"
+         "  - group: api\n"
+         "    hosts: [api.a.test]\n"
+         "  - group: events\n"
+         "    purpose: telemetry\n"
+         "    paths: [/events]\n"
+         "  - {group: more, hosts: [more.a.test]}\n",
+         1, 5, 5, "endpoint group 'events' needs hosts", NULL},
+        /* "hosts:" with nothing after it is a null value, not a list. */
+        {"tools/a.yaml", "id: a\nendpoints:\n  - group: g\n    hosts:\n", 1, 4, 11,
+         "hosts: found a value; expected a list of host names or *.suffix wildcards", NULL},
+    };
+
+    expect_bad_files(*state, cases, NCASES(cases));
+}
+
+/*
+ * A profile without an id is refused at its mapping; an empty or null id is refused at
+ * the value, then counted as missing.  Another profile beside it still loads its errors
+ * only.
+ */
+static void test_error_profile_without_id(void **state)
+{
+    struct fixture *f = *state;
+    static const struct bad_file cases[] = {
+        {"tools/a.yaml",
+         "name: A\nidentify: {proxy_users: [a]}\nendpoints:\n  - {group: g, hosts: [a.test]}\n", 1,
+         1, 1, "a tool profile needs an id", NULL},
+        {"tools/a.yaml", "id: \"\"\nname: A\n", 2, 1, 5,
+         "id: found a value; expected a non-empty value", "1:1: a tool profile needs an id"},
+        {"tools/a.yaml", "name: A\nid:\n", 2, 2, 4, "id: found a value; expected a non-empty value",
+         "1:1: a tool profile needs an id"},
+    };
+
+    put(f, "tools/b.yaml", tool_b);
+    expect_bad_files(f, cases, NCASES(cases));
+}
+
+/* A tool whose groups have each telemetry purpose, and one that shares its hosts. */
+static const char tool_tele[] =
+    "id: tele\n"
+    "default: allow\n"
+    "block_telemetry: true\n"
+    "endpoints:\n"
+    "  - {group: api, purpose: api, hosts: [api.t.test]}\n"
+    "  - {group: metrics, purpose: telemetry, hosts: [m.t.test]}\n"
+    "  - {group: crashes, purpose: crash-reporting, hosts: [c.t.test]}\n"
+    "  - {group: flags, purpose: feature-flags, hosts: [f.t.test]}\n"
+    "  - {group: updates, purpose: update, hosts: [u.t.test]}\n";
+
+static const char tool_open[] =
+    "id: open\n"
+    "default: block\n"
+    "endpoints:\n"
+    "  - {group: metrics, purpose: telemetry, hosts: [m.t.test]}\n"
+    "  - {group: crashes, purpose: crash-reporting, hosts: [c.t.test]}\n"
+    "  - {group: flags, purpose: feature-flags, hosts: [f.t.test]}\n";
+
+/*
+ * 3. A tool's own block_telemetry blocks its telemetry, crash-reporting and feature-flag
+ * groups while the organisation's is off; another tool's same groups stay allowed, and the
+ * tool's other groups and default are untouched.
+ */
+static void test_tool_block_telemetry(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const orgs[] = {"block_telemetry: false\n", "unidentified: allow\n"};
+
+    put(f, "tools/tele.yaml", tool_tele);
+    put(f, "tools/open.yaml", tool_open);
+    for (size_t i = 0; i < sizeof(orgs) / sizeof(orgs[0]); i++) {
+        put(f, "organisation.yaml", orgs[i]);
+        f->p = load_dir(f->dir, &f->errs);
+        assert_non_null(f->p);
+        expect(f, "tele", false, "GET", "m.t.test", 80, "/", POLICY_BLOCK, "telemetry:metrics");
+        expect(f, "tele", true, "CONNECT", "m.t.test", 443, NULL, POLICY_BLOCK,
+               "telemetry:metrics");
+        expect(f, "tele", false, "POST", "c.t.test", 80, "/", POLICY_BLOCK, "telemetry:crashes");
+        expect(f, "tele", true, "CONNECT", "f.t.test", 443, NULL, POLICY_BLOCK, "telemetry:flags");
+        expect(f, "tele", false, "GET", "api.t.test", 80, "/", POLICY_ALLOW, "allow:api");
+        expect(f, "tele", false, "GET", "u.t.test", 80, "/", POLICY_ALLOW, "allow:updates");
+        expect(f, "tele", false, "GET", "else.test", 80, "/", POLICY_ALLOW, "default");
+        expect(f, "open", false, "GET", "m.t.test", 80, "/", POLICY_ALLOW, "allow:metrics");
+        expect(f, "open", true, "CONNECT", "c.t.test", 443, NULL, POLICY_ALLOW, "allow:crashes");
+        expect(f, "open", false, "POST", "f.t.test", 80, "/", POLICY_ALLOW, "allow:flags");
+        expect(f, NULL, false, "GET", "m.t.test", 80, "/", POLICY_ALLOW, "unidentified");
+        policy_unref(f->p);
+        f->p = NULL;
+    }
+}
+
+/*
+ * 3. The organisation's block_telemetry covers the crash-reporting and feature-flags
+ * purposes like telemetry, for every tool; update, api and other groups stay allowed.
+ */
+static void test_org_block_telemetry_purposes(void **state)
+{
+    struct fixture *f = *state;
+
+    put(f, "tools/open.yaml", tool_open);
+    put(f, "tools/other.yaml",
+        "id: other\n"
+        "default: block\n"
+        "endpoints:\n"
+        "  - {group: misc, hosts: [m.t.test]}\n"
+        "  - {group: up, purpose: update, hosts: [c.t.test]}\n"
+        "  - {group: auth, purpose: auth, hosts: [f.t.test]}\n");
+    put(f, "organisation.yaml", "block_telemetry: true\n");
+    f->p = load_dir(f->dir, &f->errs);
+    assert_non_null(f->p);
+    expect(f, "open", false, "GET", "m.t.test", 80, "/", POLICY_BLOCK, "telemetry:metrics");
+    expect(f, "open", false, "PUT", "c.t.test", 80, "/dump", POLICY_BLOCK, "telemetry:crashes");
+    expect(f, "open", true, "CONNECT", "c.t.test", 443, NULL, POLICY_BLOCK, "telemetry:crashes");
+    expect(f, "open", false, "GET", "f.t.test", 80, "/flags", POLICY_BLOCK, "telemetry:flags");
+    expect(f, "open", true, "CONNECT", "f.t.test", 443, NULL, POLICY_BLOCK, "telemetry:flags");
+    /* The same hosts in groups of other purposes (other is the default) are allowed. */
+    expect(f, "other", false, "GET", "m.t.test", 80, "/", POLICY_ALLOW, "allow:misc");
+    expect(f, "other", false, "GET", "c.t.test", 80, "/", POLICY_ALLOW, "allow:up");
+    expect(f, "other", true, "CONNECT", "f.t.test", 443, NULL, POLICY_ALLOW, "allow:auth");
+}
+
+/*
+ * 4. A group with methods and no paths allows those methods only, in any case, on any
+ * path; other methods fall to the default, and a CONNECT (no method visible) never
+ * matches it, CONNECT listed or not.
+ */
+static void test_method_only_group(void **state)
+{
+    struct fixture *f = *state;
+
+    put(f, "tools/reader.yaml",
+        "id: reader\n"
+        "default: block\n"
+        "endpoints:\n"
+        "  - group: read\n"
+        "    hosts: [data.test]\n"
+        "    methods: [GET, head, CONNECT]\n"
+        "  - {group: write, hosts: [data.test], methods: POST, ports: [8080]}\n");
+    f->p = load_dir(f->dir, &f->errs);
+    assert_non_null(f->p);
+    expect(f, "reader", false, "GET", "data.test", 80, "/", POLICY_ALLOW, "allow:read");
+    expect(f, "reader", false, "GET", "data.test", 443, "/any/deep/path?q=1", POLICY_ALLOW,
+           "allow:read");
+    expect(f, "reader", false, "HEAD", "data.test", 80, "/x", POLICY_ALLOW, "allow:read");
+    expect(f, "reader", false, "POST", "data.test", 80, "/x", POLICY_BLOCK, "default");
+    expect(f, "reader", false, "PUT", "data.test", 80, "/x", POLICY_BLOCK, "default");
+    expect(f, "reader", false, "DELETE", "data.test", 80, "/x", POLICY_BLOCK, "default");
+    expect(f, "reader", false, "PROPFIND", "data.test", 80, "/x", POLICY_BLOCK, "default");
+    expect(f, "reader", true, "CONNECT", "data.test", 443, NULL, POLICY_BLOCK, "default");
+    /* One value in place of the list; the group's port still applies. */
+    expect(f, "reader", false, "POST", "data.test", 8080, "/x", POLICY_ALLOW, "allow:write");
+    expect(f, "reader", false, "GET", "data.test", 8080, "/x", POLICY_ALLOW, "allow:read");
+    expect(f, "reader", false, "GET", "other.test", 80, "/", POLICY_BLOCK, "default");
+}
+
 /* Loads the directory with the given mode and the test GeoIP databases (when geo). */
 static void load_guarded(struct fixture *f, const char *org, bool gateway, bool geo)
 {
@@ -892,6 +1133,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_path_decisions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_wrong_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_required_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_listener_tool_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_proxy_user_two_tools, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_proxy_user_is_later_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_group_without_hosts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_profile_without_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tool_block_telemetry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_org_block_telemetry_purposes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_method_only_group, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
