@@ -32,6 +32,7 @@ static const char *const forward_hop_fields[] = {
     "upgrade",
     "proxy-authorization",
     "proxy-authenticate",
+    "proxy-authentication-info", /* RFC 9110 11.7.4: for the next hop only, as the above */
     "host",
 };
 

@@ -440,6 +440,11 @@ static struct domainset *take_hosts(struct policy_loader *l, const struct policy
         domainset_free(set);
         return NULL;
     }
+    /* A group's hosts say where its rules apply: an empty list would match nothing, and a
+     * telemetry group with it would block nothing without a word. */
+    if ((k->flags & PK_F_REQUIRED) != 0 &&
+        n->data.sequence.items.top == n->data.sequence.items.start)
+        perr(l, n, "%s: the list is empty; expected %s", k->name, k->expect);
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         yaml_node_t *item = pnode(l, *it);

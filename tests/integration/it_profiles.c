@@ -508,6 +508,7 @@ static void test_upgrade_http10_ignored(void **state)
 static void proxy_auth_origin(struct origin_conn *c)
 {
     static const char fields[] = "Proxy-Authenticate: Basic realm=\"upstream\"\r\n"
+                                 "Proxy-Authentication-Info: nextnonce=\"abc\"\r\n"
                                  "WWW-Authenticate: Basic realm=\"origin\"\r\n";
 
     if (oconn_read_head(c, 5000) == 0)
@@ -519,9 +520,9 @@ static void proxy_auth_origin(struct origin_conn *c)
 }
 
 /*
- * Proxy-Authenticate from upstream is dropped (RFC 9110 11.7.1: it is for the next
- * outbound client, here sluice), on a 200 and on a 407 the origin sends, which is relayed
- * with its body; WWW-Authenticate passes.
+ * Proxy-Authenticate and Proxy-Authentication-Info from upstream are dropped (RFC 9110
+ * 11.7.1 and 11.7.4: they are for the next outbound client, here sluice), on a 200 and on a 407 the
+ * origin sends, which is relayed with its body; WWW-Authenticate passes.
  */
 static void test_proxy_authenticate_dropped(void **state)
 {
@@ -538,6 +539,8 @@ static void test_proxy_authenticate_dropped(void **state)
         assert_int_equal(get_as(t, NULL, "origin.test", paths[i], &r), statuses[i]);
         if (rawresp_field(&r, "Proxy-Authenticate", v, sizeof(v)))
             fail_msg("the client got Proxy-Authenticate: %s\n%s", v, tbuf_str(&r.head));
+        if (rawresp_field(&r, "Proxy-Authentication-Info", v, sizeof(v)))
+            fail_msg("the client got Proxy-Authentication-Info: %s", v);
         assert_true(rawresp_field(&r, "WWW-Authenticate", v, sizeof(v)));
         assert_string_equal(v, "Basic realm=\"origin\"");
         assert_string_equal(tbuf_str(&r.body), bodies[i]);

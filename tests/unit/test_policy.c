@@ -759,6 +759,9 @@ static void test_error_group_without_hosts(void **state)
         /* "hosts:" with nothing after it is a null value, not a list. */
         {"tools/a.yaml", "id: a\nendpoints:\n  - group: g\n    hosts:\n", 1, 4, 11,
          "hosts: found a value; expected a list of host names or *.suffix wildcards", NULL},
+        /* An empty list matches nothing: a telemetry group with it would block nothing. */
+        {"tools/a.yaml", "id: a\nendpoints:\n  - {group: t, purpose: telemetry, hosts: []}\n", 1, 3,
+         43, "hosts: the list is empty; expected a list of host names or *.suffix wildcards", NULL},
     };
 
     expect_bad_files(*state, cases, NCASES(cases));
