@@ -633,6 +633,7 @@ static void big_response_handler(struct origin_conn *c)
 
     if (oconn_read_head(c, 10000) == 0)
         return;
+    origin_event(c->origin); /* the GET is here; its answer is about to flow */
     memset(body, 'b', sizeof(body));
     (void)oconn_respond(c, 200, NULL, body, sizeof(body));
 }
@@ -664,7 +665,9 @@ static void test_connect_pipelined_after_response(void **state)
              "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
              port, port, port);
     assert_int_equal(rawclient_sends(rc, req), 0);
-    tio_sleep_ms(500); /* not reading: the response backs up in sluice's output */
+    /* Not reading until the GET is at the origin: its answer then flows while the CONNECT
+     * already waits in sluice behind it. */
+    assert_true(origin_wait_events(t->origin, 1, 10000));
     assert_int_equal(rawclient_response(rc, &r, false, 10000), 200);
     assert_int_equal(r.body.len, PIPELINED_BODY);
     assert_null(memmem(r.body.data, r.body.len, "HTTP/1.1", 8));
