@@ -305,6 +305,27 @@ static void fit_descriptor_limit(struct sluice_settings *s, unsigned workers)
     }
 }
 
+/* The set of the space-separated CIDRs in text, or NULL (out of memory, or one invalid). */
+static struct netguard_cidrs *listener_proxy_from(const char *text)
+{
+    struct netguard_cidrs *set = netguard_cidrs_new();
+    char item[CONFIG_PROXY_FROM_MAX];
+    const char *p = text, *errstr = NULL;
+
+    while (set != NULL && *p != '\0') {
+        size_t len = strcspn(p, " ");
+
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (len > 0 && netguard_cidrs_add(set, item, &errstr) < 0) {
+            netguard_cidrs_free(set);
+            return NULL;
+        }
+        p += len + (p[len] == ' ');
+    }
+    return set;
+}
+
 /* Writes text to path atomically, through a rename.  Returns 0, or -1 with errno. */
 static int write_file_atomic(const char *path, const char *text)
 {
@@ -646,6 +667,7 @@ int main(int argc, char **argv)
 {
     static struct worker workers[CONFIG_MAX_WORKERS];
     struct listener_addr listen[CONFIG_MAX_LISTENERS];
+    struct netguard_cidrs *proxy_from[CONFIG_MAX_LISTENERS] = {NULL};
     struct sluice_settings settings;
     struct cli cli;
     struct args args;
@@ -736,6 +758,14 @@ int main(int argc, char **argv)
             goto out_early; /* the loader checked it already */
         }
     }
+    /* The load balancers each listener takes a PROXY protocol header from (checked by the
+     * loader; only memory can fail here). */
+    for (size_t i = 0; i < nlisten; i++)
+        if (config->listeners[i].proxy_from[0] != '\0' &&
+            (proxy_from[i] = listener_proxy_from(config->listeners[i].proxy_from)) == NULL) {
+            log_error("listener %s: cannot take its proxy-from list", config->listeners[i].address);
+            goto out_early;
+        }
     settings = config->settings; /* the workers' copy; the cap below may lower it */
     fit_descriptor_limit(&settings, nworkers);
     if (settings.max_conns_per_client > 0 &&
@@ -788,9 +818,11 @@ int main(int argc, char **argv)
     for (unsigned k = 0; k < nworkers; k++) {
         if (worker_init(&workers[k], k, &settings, clientcap, fds + (size_t)k * nlisten, nlisten,
                         &errstr) == 0) {
-            for (size_t i = 0; i < nlisten; i++)
+            for (size_t i = 0; i < nlisten; i++) {
                 workers[k].listeners[i].tool =
                     config->listeners[i].tool[0] != '\0' ? config->listeners[i].tool : NULL;
+                workers[k].listeners[i].proxy_from = proxy_from[i];
+            }
         } else {
             log_error("worker %u: %s", k, errstr);
             for (size_t i = (size_t)(k + 1) * nlisten; i < (size_t)nworkers * nlisten; i++)
@@ -871,6 +903,8 @@ out:
     if (status == 0)
         log_notice("sluice stopped");
 out_early:
+    for (size_t i = 0; i < CONFIG_MAX_LISTENERS; i++)
+        netguard_cidrs_free(proxy_from[i]);
     policy_unref(policy);
     netguard_self_free(self);
     clientcap_free(clientcap);

@@ -22,6 +22,7 @@
 
 #include "sluice/listener.h"
 #include "sluice/log.h"
+#include "sluice/netguard.h"
 #include "sluice/privilege.h"
 
 #define CONFIG_NAME_MAX 128
@@ -45,9 +46,12 @@ const struct config_key config_keys[] = {
      "a number of worker threads from 1 to 256, or 0 for one per core", "workers", 'w',
      "worker threads, 0 for one per core"},
     {"listen", CFG_LISTENERS, 0, 0, "127.0.0.1:3128", CFG_F_RESTART, 0,
-     "a list of listeners, each ADDR:PORT or {address: ADDR:PORT, tool: ID}", "listen", 'l',
+     "a list of listeners, each ADDR:PORT or {address: ADDR:PORT, tool: ID, proxy_protocol: "
+     "[CIDR, ...]}",
+     "listen", 'l',
      "listen here, repeatable; IPv6 as [::1]:3128; ADDR:0 picks a free port; "
-     "ADDR:PORT,tool=ID: its clients are tool ID"},
+     "ADDR:PORT,tool=ID: its clients are tool ID; ,proxy-from=CIDR: take the PROXY protocol "
+     "header of a load balancer there"},
     {"connect_ports", CFG_PORTS, 0, 0, "443", CFG_F_RESTART, 0, "a list of ports from 1 to 65535",
      "connect-ports", 0, "ports CONNECT may reach"},
     {"limits.max_connections", CFG_UINT, 1, 1000000, "16384", CFG_F_RESTART,
@@ -151,7 +155,7 @@ struct loader {
 
 /* Where a listener's parts stand in the file, for messages; all NULL off the file. */
 struct listener_at {
-    const yaml_node_t *item, *addr, *tool;
+    const yaml_node_t *item, *addr, *tool, *proxy;
 };
 
 /* Name of a mode for messages. */
@@ -248,11 +252,54 @@ static void loader_set_ports(struct loader *l, const struct config_key *k, yaml_
 }
 
 /*
+ * Checks a listener's proxy_from text: CIDRs (or addresses) separated by spaces, each one
+ * netguard takes, and at least one.  False after reporting the first that is not.
+ */
+static bool loader_check_cidrs(struct loader *l, const char *label, const char *text,
+                               const struct listener_at *at)
+{
+    struct netguard_cidrs *set = netguard_cidrs_new();
+    char item[CONFIG_PROXY_FROM_MAX];
+    const char *p = text, *errstr = NULL;
+    bool ok = set != NULL;
+    size_t n = 0;
+
+    while (ok && *p != '\0') {
+        size_t len = strcspn(p, " ");
+
+        if (len > 0) {
+            if (len >= sizeof(item))
+                len = sizeof(item) - 1; /* the whole text fits: this cannot cut */
+            memcpy(item, p, len);
+            item[len] = '\0';
+            if (netguard_cidrs_add(set, item, &errstr) < 0) {
+                loader_error(l, at->proxy,
+                             "%s: '%s' is not the address or CIDR of a load "
+                             "balancer: %s",
+                             label, item, errstr != NULL ? errstr : "invalid");
+                ok = false;
+            }
+            n++;
+        }
+        p += len + (p[len] == ' ');
+    }
+    if (ok && n == 0) {
+        loader_error(l, at->proxy,
+                     "%s: proxy_protocol: no address; list the load balancers it comes from",
+                     label);
+        ok = false;
+    }
+    netguard_cidrs_free(set);
+    return ok;
+}
+
+/*
  * Checks one listener, an address and a tool id (or NULL), and appends it.  label names
  * the key as its source does; at says where the file gave each part.
  */
 static void loader_add_listener(struct loader *l, const char *label, const char *addr,
-                                const char *tool, const struct listener_at *at)
+                                const char *tool, const char *proxy_from,
+                                const struct listener_at *at)
 {
     struct config_listener *out;
     struct listener_addr parsed;
@@ -280,6 +327,8 @@ static void loader_add_listener(struct loader *l, const char *label, const char 
                      at->tool != NULL ? yamldoc_shown(at->tool, shown, sizeof(shown)) : tool);
         return;
     }
+    if (proxy_from != NULL && !loader_check_cidrs(l, label, proxy_from, at))
+        return;
     for (size_t i = 0; i < l->cfg->nlisteners; i++) {
         struct listener_addr other;
 
@@ -299,18 +348,21 @@ static void loader_add_listener(struct loader *l, const char *label, const char 
     snprintf(out->address, sizeof(out->address), "%s", addr);
     /* Always written: the slot may hold a listener of the list this one replaces. */
     snprintf(out->tool, sizeof(out->tool), "%s", tool != NULL ? tool : "");
+    snprintf(out->proxy_from, sizeof(out->proxy_from), "%s", proxy_from != NULL ? proxy_from : "");
 }
 
 /*
- * Takes one listener written as text, "ADDR:PORT" or "ADDR:PORT,tool=ID": the command
- * line's form, and the table's default.
+ * Takes one listener written as text, "ADDR:PORT" followed by options, each ",tool=ID" or
+ * ",proxy-from=CIDR" (repeatable): the command line's form, and the table's default.
  */
 static void loader_add_listener_text(struct loader *l, const char *label, const char *text)
 {
-    static const struct listener_at nowhere = {NULL, NULL, NULL};
-    const char *tool = strstr(text, ",tool=");
-    size_t len = tool != NULL ? (size_t)(tool - text) : strlen(text);
+    static const struct listener_at nowhere = {NULL, NULL, NULL, NULL};
+    size_t len = strcspn(text, ",");
     char addr[sizeof(((struct config_listener *)0)->address)];
+    char tool[SETTINGS_TOOL_ID_MAX + 1] = "", proxy_from[CONFIG_PROXY_FROM_MAX] = "";
+    bool has_tool = false, has_proxy = false;
+    const char *p = text + len;
 
     if (len >= sizeof(addr)) {
         loader_error(l, NULL, "%s: address too long", label);
@@ -318,7 +370,49 @@ static void loader_add_listener_text(struct loader *l, const char *label, const 
     }
     memcpy(addr, text, len);
     addr[len] = '\0';
-    loader_add_listener(l, label, addr, tool != NULL ? tool + strlen(",tool=") : NULL, &nowhere);
+    while (*p == ',') {
+        size_t n = strcspn(p + 1, ",");
+        const char *opt = p + 1;
+
+        if (n >= 5 && strncmp(opt, "tool=", 5) == 0 && n - 5 < sizeof(tool)) {
+            memcpy(tool, opt + 5, n - 5);
+            tool[n - 5] = '\0';
+            has_tool = true;
+        } else if (n >= 11 && strncmp(opt, "proxy-from=", 11) == 0 &&
+                   strlen(proxy_from) + (n - 11) + 2 < sizeof(proxy_from)) {
+            size_t at = strlen(proxy_from);
+            if (at > 0)
+                proxy_from[at++] = ' ';
+            memcpy(proxy_from + at, opt + 11, n - 11);
+            proxy_from[at + n - 11] = '\0';
+            has_proxy = true;
+        } else {
+            loader_error(l, NULL,
+                         "%s: unknown listener option '%.*s'; expected tool=ID or "
+                         "proxy-from=CIDR",
+                         label, (int)n, opt);
+            return;
+        }
+        p = opt + n;
+    }
+    loader_add_listener(l, label, addr, has_tool ? tool : NULL, has_proxy ? proxy_from : NULL,
+                        &nowhere);
+}
+
+/* Appends the scalar node n to the space-separated list out (capacity cap). */
+static void loader_append_cidr(struct loader *l, const yaml_node_t *n, char *out, size_t cap)
+{
+    const char *v = yamldoc_scalar(n);
+    size_t at = strlen(out);
+
+    if (v == NULL || strchr(v, ' ') != NULL || at + strlen(v) + 2 > cap) {
+        loader_error(l, n,
+                     "listen: proxy_protocol: expected addresses or CIDRs, at most %d "
+                     "bytes of them",
+                     CONFIG_PROXY_FROM_MAX - 1);
+        return;
+    }
+    snprintf(out + at, cap - at, "%s%s", at > 0 ? " " : "", v);
 }
 
 /* Takes one listener entry of the file (a scalar address, or a mapping with address and tool). */
@@ -326,6 +420,7 @@ static void loader_add_listener_node(struct loader *l, const struct config_key *
                                      yaml_node_t *item)
 {
     struct listener_at at = {.item = item};
+    char proxy_from[CONFIG_PROXY_FROM_MAX] = "";
 
     if (item->type == YAML_SCALAR_NODE) {
         at.addr = item;
@@ -341,10 +436,13 @@ static void loader_add_listener_node(struct loader *l, const struct config_key *
                 at.addr = val;
             else if (strcmp(name, "tool") == 0 && val != NULL && val->type == YAML_SCALAR_NODE)
                 at.tool = val;
+            else if (strcmp(name, "proxy_protocol") == 0 && val != NULL &&
+                     (val->type == YAML_SCALAR_NODE || val->type == YAML_SEQUENCE_NODE))
+                at.proxy = val;
             else
                 loader_error(l, key != NULL ? key : item,
                              "listen: unknown or malformed key '%s' in a listener; expected "
-                             "address and tool",
+                             "address, tool and proxy_protocol",
                              name);
         }
     }
@@ -352,7 +450,18 @@ static void loader_add_listener_node(struct loader *l, const struct config_key *
         loader_error(l, item, "listen: a listener needs an address; expected %s", k->expect);
         return;
     }
-    loader_add_listener(l, k->name, yamldoc_scalar(at.addr), yamldoc_scalar(at.tool), &at);
+    if (at.proxy != NULL && at.proxy->type == YAML_SCALAR_NODE) {
+        loader_append_cidr(l, at.proxy, proxy_from, sizeof(proxy_from));
+    } else if (at.proxy != NULL) {
+        for (yaml_node_item_t *it = at.proxy->data.sequence.items.start;
+             it < at.proxy->data.sequence.items.top; it++) {
+            const yaml_node_t *cidr = yaml_document_get_node(l->doc, *it);
+            if (cidr != NULL)
+                loader_append_cidr(l, cidr, proxy_from, sizeof(proxy_from));
+        }
+    }
+    loader_add_listener(l, k->name, yamldoc_scalar(at.addr), yamldoc_scalar(at.tool),
+                        at.proxy != NULL ? proxy_from : NULL, &at);
 }
 
 /*
@@ -733,7 +842,8 @@ static bool config_same(const struct config_key *k, const struct sluice_config *
             return false;
         for (size_t i = 0; i < a->nlisteners; i++)
             if (strcmp(a->listeners[i].address, b->listeners[i].address) != 0 ||
-                strcmp(a->listeners[i].tool, b->listeners[i].tool) != 0)
+                strcmp(a->listeners[i].tool, b->listeners[i].tool) != 0 ||
+                strcmp(a->listeners[i].proxy_from, b->listeners[i].proxy_from) != 0)
                 return false;
         return true;
     }

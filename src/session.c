@@ -23,6 +23,7 @@
 #include "sluice/audit.h"
 #include "sluice/errpage.h"
 #include "sluice/log.h"
+#include "sluice/proxyproto.h"
 #include "sluice/urlpath.h"
 
 /* How long a closing connection may take to drain what the client still sends. */
@@ -236,7 +237,7 @@ static void session_format_addr(const struct sockaddr *sa, char *out, size_t cap
 
 /* Takes over an accepted socket and starts reading the first request head. */
 struct session *session_new(struct session_env *env, evutil_socket_t fd, const struct sockaddr *sa,
-                            const char *listener_tool)
+                            const char *listener_tool, bool cap_held, bool proxy_header)
 {
     const struct sluice_settings *st = env->settings;
     struct session *s = calloc(1, sizeof(*s));
@@ -246,6 +247,7 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
         goto fail;
     s->env = env;
     s->listener_tool = listener_tool;
+    s->proxy_header = proxy_header;
     tunnel_init(&s->x.tun);
     s->policy = policy_acquire();
     if (s->policy == NULL)
@@ -272,6 +274,7 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
     sock_set_reading(s->client, true);
     TAILQ_INSERT_TAIL(&env->live, s, entry);
     env->nlive++;
+    s->cap_held = cap_held; /* from here on the session releases it */
     session_timer_arm(s, st->timeout_head_ms);
     return s;
 
@@ -318,7 +321,7 @@ void session_close(struct session *s, char who, char phase)
     TAILQ_REMOVE(&env->live, s, entry);
     env->nlive--;
     atomic_fetch_sub(env->open_total, 1);
-    if (env->clientcap != NULL)
+    if (env->clientcap != NULL && s->cap_held)
         clientcap_release(env->clientcap, &s->client_sa.sa);
     TAILQ_INSERT_TAIL(&env->dead, s, entry);
     event_active(env->reap, 0, 0);
@@ -971,6 +974,67 @@ static bool session_ensure_fields(struct session *s)
     return s->fields != NULL;
 }
 
+/*
+ * Reads the PROXY protocol header a trusted load balancer sends first, and from then on
+ * takes the client it names as this connection's: for the per-client cap, policy and the
+ * log.  Returns true once it is consumed (the head follows); false while more is needed
+ * or when the connection was closed.
+ */
+static bool session_read_proxy_header(struct session *s)
+{
+    struct evbuffer *in = sock_in(s->client);
+    size_t len = evbuffer_get_length(in);
+    size_t want = len < PROXYPROTO_MAX_BYTES ? len : PROXYPROTO_MAX_BYTES;
+    const uint8_t *buf = evbuffer_pullup(in, (ev_ssize_t)want);
+    struct proxyproto_result r;
+    const char *why = NULL;
+    char from[64];
+
+    if (buf == NULL) {
+        session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);
+        return false;
+    }
+    switch (proxyproto_parse(buf, want, &r, &why)) {
+    case PROXYPROTO_NEED_MORE:
+        if (s->client_eof)
+            session_close(s, TERM_CLIENT, TERM_PH_REQUEST);
+        return false; /* the head timeout bounds the wait */
+    case PROXYPROTO_INVALID:
+        /* The balancer is trusted to send one; without it nothing says who the client is. */
+        log_notice("%s: closed: the load balancer sent %s, where a PROXY protocol header "
+                   "must come first",
+                   s->client_addr, why);
+        session_close(s, TERM_PROXY, TERM_PH_REQUEST);
+        return false;
+    case PROXYPROTO_DONE:
+        break;
+    }
+    evbuffer_drain(in, r.length);
+    s->proxy_header = false;
+    if (r.has_source) {
+        snprintf(from, sizeof(from), "%s", s->client_addr);
+        memset(&s->client_sa, 0, sizeof(s->client_sa));
+        memcpy(&s->client_sa, &r.source,
+               r.source.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in));
+        session_format_addr(&s->client_sa.sa, s->client_addr, sizeof(s->client_addr));
+        log_debug("%s: client %s, by the PROXY protocol (version %d)", from, s->client_addr,
+                  r.version);
+    }
+    /* The client behind the balancer is the one counted, not the balancer. */
+    if (s->env->clientcap != NULL) {
+        if (!clientcap_take(s->env->clientcap, &s->client_sa.sa)) {
+            log_warn("client %s holds as many connections as one client may: refusing this "
+                     "one (it came through the load balancer)",
+                     s->client_addr);
+            session_close(s, TERM_PROXY, TERM_PH_REQUEST);
+            return false;
+        }
+        s->cap_held = true;
+    }
+    return true;
+}
+
 /* Parses as much of the request head as has arrived; dispatches it when complete. */
 static void session_read_head(struct session *s)
 {
@@ -982,6 +1046,12 @@ static void session_read_head(struct session *s)
 
     if (len == 0)
         return;
+    if (s->proxy_header) {
+        if (!session_read_proxy_header(s))
+            return;
+        if ((len = evbuffer_get_length(in)) == 0)
+            return;
+    }
     if (!s->x.active) {
         if (!session_ensure_fields(s)) {
             session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);

@@ -90,6 +90,10 @@ static void worker_accept(struct worker *w, const struct worker_listener *l, evu
 {
     char addr[NETGUARD_ADDRSTRLEN] = "?";
     struct netguard_addr a;
+    /* A trusted balancer's connection names its client in a header: that one is counted. */
+    bool proxy_header = l->proxy_from != NULL && netguard_from_sockaddr(sa, &a) &&
+                        netguard_cidrs_match(l->proxy_from, &a);
+    bool counted = w->env.clientcap != NULL && !proxy_header;
 
     if (atomic_fetch_add(&worker_open_conns, 1) >= w->settings->max_connections) {
         atomic_fetch_sub(&worker_open_conns, 1);
@@ -100,7 +104,7 @@ static void worker_accept(struct worker *w, const struct worker_listener *l, evu
         worker_refuse(fd, "sluice: too many open connections; try again in a moment\n");
         return;
     }
-    if (w->env.clientcap != NULL && !clientcap_take(w->env.clientcap, sa)) {
+    if (counted && !clientcap_take(w->env.clientcap, sa)) {
         atomic_fetch_sub(&worker_open_conns, 1);
         if (worker_refusal_log_due(w)) {
             if (netguard_from_sockaddr(sa, &a))
@@ -114,9 +118,9 @@ static void worker_accept(struct worker *w, const struct worker_listener *l, evu
                           "close some, or try again in a moment\n");
         return;
     }
-    if (session_new(&w->env, fd, sa, l->tool) == NULL) {
+    if (session_new(&w->env, fd, sa, l->tool, counted, proxy_header) == NULL) {
         atomic_fetch_sub(&worker_open_conns, 1);
-        if (w->env.clientcap != NULL)
+        if (counted)
             clientcap_release(w->env.clientcap, sa);
         log_warn("cannot set up a new connection: out of memory");
     }

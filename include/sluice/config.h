@@ -24,10 +24,16 @@ enum config_mode {
     CONFIG_MODE_GATEWAY,   /* a shared egress proxy */
 };
 
-/* One listener entry: where to listen and, optionally, the tool it is reserved for. */
+#define CONFIG_PROXY_FROM_MAX 512
+
+/*
+ * One listener entry: where to listen and, optionally, the tool it is reserved for and
+ * the load balancers whose PROXY protocol header it believes.
+ */
 struct config_listener {
-    char address[80];                /* "127.0.0.1:3128" or "[::1]:3128" */
-    char tool[SETTINGS_TOOL_ID_MAX]; /* tool id bound to this listener, or "" */
+    char address[80];                       /* "127.0.0.1:3128" or "[::1]:3128" */
+    char tool[SETTINGS_TOOL_ID_MAX];        /* tool id bound to this listener, or "" */
+    char proxy_from[CONFIG_PROXY_FROM_MAX]; /* CIDRs, space-separated, or "": none */
 };
 
 /* Everything the main file sets; strings are owned by the config. */

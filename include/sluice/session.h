@@ -135,14 +135,16 @@ struct session {
     uint32_t timer_ms;                     /* length of the inactivity bound being enforced */
     char client_addr[64];                  /* "ip:port" of the client, for the log */
     union netguard_sockaddr client_sa;     /* the client's address, counted in env->clientcap */
-    uint32_t requests;                     /* requests started on this connection */
-    uint32_t linger_discarded;             /* bytes thrown away while lingering */
-    size_t linger_left;   /* output left at the last sign of progress while lingering */
-    bool linger_shut;     /* lingering: the client was half-closed */
-    bool client_eof;      /* the client half-closed after a complete request */
-    bool upstream_reused; /* the upstream came from the pool or was pinned */
-    bool upstream_pinned; /* the upstream is the one pinned to this client */
-    struct dial *dial;    /* reaching the upstream, while it is under way; owned, or NULL */
+    bool cap_held;             /* client_sa is counted in env->clientcap (release it at close) */
+    bool proxy_header;         /* a PROXY protocol header from a trusted balancer comes first */
+    uint32_t requests;         /* requests started on this connection */
+    uint32_t linger_discarded; /* bytes thrown away while lingering */
+    size_t linger_left;        /* output left at the last sign of progress while lingering */
+    bool linger_shut;          /* lingering: the client was half-closed */
+    bool client_eof;           /* the client half-closed after a complete request */
+    bool upstream_reused;      /* the upstream came from the pool or was pinned */
+    bool upstream_pinned;      /* the upstream is the one pinned to this client */
+    struct dial *dial;         /* reaching the upstream, while it is under way; owned, or NULL */
     struct session_pinned *pinned; /* kept for connection-bound authentication; owned */
     struct http1_parser parser;    /* the request head being read */
     struct http1_head head;
@@ -153,10 +155,13 @@ struct session {
 
 /*
  * Takes over an accepted client socket fd (closed on failure) and starts reading the first
- * request head.  Returns the session, on env's live list, or NULL.
+ * request head.  cap_held says sa was counted in env->clientcap (released at close).  With
+ * proxy_header, sa is a load balancer trusted for the PROXY protocol: its header comes
+ * first and names the client, who is then counted instead.  Returns the session, on env's
+ * live list, or NULL (when the caller still holds the count).
  */
 struct session *session_new(struct session_env *env, evutil_socket_t fd, const struct sockaddr *sa,
-                            const char *listener_tool);
+                            const char *listener_tool, bool cap_held, bool proxy_header);
 
 /* Frees what session_close() left of s; only the worker's reaper calls it.  NULL is a no-op. */
 void session_free(struct session *s);

@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "sluice/netguard.h"
 #include "sluice/session.h"
 #include "sluice/settings.h"
 
@@ -23,12 +24,16 @@
 
 struct worker;
 
-/* One listening socket of a worker, and the tool its clients are, if it is bound to one. */
+/*
+ * One listening socket of a worker, the tool its clients are if it is bound to one, and
+ * the load balancers whose PROXY protocol header it takes.
+ */
 struct worker_listener {
     struct worker *w;
-    int fd;           /* the listening socket; owned, or -1 */
-    struct event *ev; /* readable: a connection waits; owned */
-    const char *tool; /* the tool id its clients are, or NULL; not owned */
+    int fd;                                  /* the listening socket; owned, or -1 */
+    struct event *ev;                        /* readable: a connection waits; owned */
+    const char *tool;                        /* the tool id its clients are, or NULL; not owned */
+    const struct netguard_cidrs *proxy_from; /* balancers, or NULL; not owned */
 };
 
 /* One worker thread and everything its loop owns. */

@@ -239,24 +239,6 @@ static void test_connection_cap_503(void **state)
         rawclient_close(idle[i]);
 }
 
-/* Connects to the proxy from source address ip (any of 127/8 is this machine). */
-static struct rawclient *raw_from(struct itcase *t, const char *ip)
-{
-    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
-    struct rawclient *rc = calloc(1, sizeof(*rc));
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    assert_non_null(rc);
-    assert_true(fd >= 0);
-    assert_int_equal(inet_pton(AF_INET, ip, &src.sin_addr), 1);
-    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
-    dst.sin_port = htons(t->proxy_port);
-    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&dst, sizeof(dst)), 0);
-    rc->fd = fd;
-    return rc;
-}
-
 /* Sends one GET on rc and returns the status of the answer. */
 static int raw_get_on(struct itcase *t, struct rawclient *rc, struct rawresp *r)
 {
@@ -288,9 +270,9 @@ static void test_per_client_cap(void **state)
     base = sluiceproc_fd_count(t->env->proxy);
     assert_true(base > 0);
     for (int i = 0; i < 3; i++)
-        held[i] = raw_from(t, "127.0.0.1");
+        held[i] = it_raw_from("127.0.0.1", t->proxy_port);
     assert_true(sluiceproc_wait_fds(t->env->proxy, base + 3, 5000)); /* all three accepted */
-    rc = raw_from(t, "127.0.0.1");
+    rc = it_raw_from("127.0.0.1", t->proxy_port);
     assert_int_equal(raw_get_on(t, rc, &r), 503);
     it_assert_sluice_error(&r, 503, type, sizeof(type));
     assert_string_equal(type, "connection_limit_reached");
@@ -299,7 +281,7 @@ static void test_per_client_cap(void **state)
     rawclient_close(rc);
     assert_true(sluiceproc_log_contains(t->env->proxy, "client 127.0.0.1 holds 3 connections"));
 
-    rc = raw_from(t, "127.0.0.2"); /* another client is not held back */
+    rc = it_raw_from("127.0.0.2", t->proxy_port); /* another client is not held back */
     assert_int_equal(raw_get_on(t, rc, &r), 200);
     rawresp_free(&r);
     rawclient_close(rc);
@@ -307,7 +289,7 @@ static void test_per_client_cap(void **state)
     rawclient_close(held[0]);
     for (int i = 0; i < 20 && st != 200; i++) { /* the proxy sees the close soon, not at once */
         tio_sleep_ms(100);
-        rc = raw_from(t, "127.0.0.1");
+        rc = it_raw_from("127.0.0.1", t->proxy_port);
         st = raw_get_on(t, rc, &r);
         rawresp_free(&r);
         rawclient_close(rc);

@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -353,4 +356,22 @@ void it_select_cases(void)
 
     if (pattern != NULL && pattern[0] != '\0')
         cmocka_set_test_filter(pattern);
+}
+
+/* Connects from src_ip to 127.0.0.1:port; see the header. */
+struct rawclient *it_raw_from(const char *src_ip, uint16_t port)
+{
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    struct rawclient *rc = calloc(1, sizeof(*rc));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_non_null(rc);
+    assert_true(fd >= 0);
+    assert_int_equal(inet_pton(AF_INET, src_ip, &src.sin_addr), 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+    dst.sin_port = htons(port);
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&dst, sizeof(dst)), 0);
+    rc->fd = fd;
+    return rc;
 }

@@ -80,6 +80,12 @@ struct rawclient *it_raw(struct itcase *t);
 const char *it_write_policy(struct itcase *t, const char *org, const char *tool,
                             const char *profile);
 
+/*
+ * A raw connection from the local address src_ip (an IPv4 loopback address such as
+ * 127.0.0.2, port chosen by the kernel) to 127.0.0.1:port.  Fails the case when it cannot.
+ */
+struct rawclient *it_raw_from(const char *src_ip, uint16_t port);
+
 /* Sends "GET http://<authority>/x" on a new raw connection; returns the status, r filled. */
 int it_raw_get(struct itcase *t, const char *authority, struct rawresp *r);
 

@@ -265,6 +265,49 @@ static void test_bad_mode(void **state)
     assert_error(f, 0, 1, 7, "mode: 'laptop' is not a mode; expected local or gateway");
 }
 
+/*
+ * A listener's load balancers for the PROXY protocol: a list or one value in the file,
+ * proxy-from= (repeatable) on the command line; a bad address or an empty list is an
+ * error that names the listener and the value.
+ */
+static void test_listener_proxy_from(void **state)
+{
+    struct fixture *f = *state;
+    struct sluice_config *cfg;
+    const struct config_key *listen = NULL;
+
+    write_file(f,
+               "listen:\n"
+               "  - {address: 127.0.0.1:3128, proxy_protocol: [10.0.0.5/32, \"2001:db8::/64\"]}\n"
+               "  - {address: 127.0.0.1:3129, proxy_protocol: 192.0.2.1}\n"
+               "  - 127.0.0.1:3130\n");
+    cfg = config_load(f->path, &f->errs);
+    if (cfg == NULL)
+        yamldoc_errors_print(&f->errs, stderr);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->listeners[0].proxy_from, "10.0.0.5/32 2001:db8::/64");
+    assert_string_equal(cfg->listeners[1].proxy_from, "192.0.2.1");
+    assert_string_equal(cfg->listeners[2].proxy_from, "");
+    for (size_t i = 0; i < config_nkeys; i++)
+        if (strcmp(config_keys[i].name, "listen") == 0)
+            listen = &config_keys[i];
+    assert_non_null(listen);
+    cfg->nlisteners = 0;
+    assert_int_equal(config_set(cfg, listen,
+                                "127.0.0.1:1,tool=git,proxy-from=10.0.0.0/8,proxy-from=::1",
+                                &f->errs),
+                     0);
+    assert_string_equal(cfg->listeners[0].tool, "git");
+    assert_string_equal(cfg->listeners[0].proxy_from, "10.0.0.0/8 ::1");
+    assert_int_equal(config_set(cfg, listen, "127.0.0.1:2,proxy-from=banana", &f->errs), -1);
+    assert_int_equal(config_set(cfg, listen, "127.0.0.1:3,proxy-from=", &f->errs), -1);
+    assert_int_equal(config_set(cfg, listen, "127.0.0.1:4,color=red", &f->errs), -1);
+    config_free(cfg);
+
+    load_expect_errors(f, "listen:\n  - {address: 127.0.0.1:1, proxy_protocol: [nope]}\n", 1);
+    assert_error(f, 0, 2, 44, "'nope' is not the address or CIDR of a load balancer");
+}
+
 /* A listener address that does not parse, and a tool id with capitals. */
 static void test_bad_listeners(void **state)
 {
@@ -691,6 +734,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_duration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_listeners, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listener_proxy_from, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_ports, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_dir_not_a_directory, setup, teardown),
