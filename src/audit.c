@@ -7,17 +7,35 @@
 
 #include "sluice/log.h"
 
+/*
+ * Writes ` name="value"` (value escaped, quoted like target: it may hold spaces and '=',
+ * which must not make fields) into out, or nothing when value is empty.
+ */
+static void audit_quoted(char *out, size_t cap, const char *name, const char *value)
+{
+    size_t n;
+
+    out[0] = '\0';
+    if (value == NULL || value[0] == '\0')
+        return;
+    n = (size_t)snprintf(out, cap, " %s=\"", name);
+    if (n + 2 >= cap)
+        return;
+    log_escape(out + n, cap - n - 1, value, strlen(value));
+    strcat(out, "\"");
+}
+
 /* Writes the access line, escaping every field that came from the network. */
 void audit_emit(const struct audit_record *r)
 {
-    char method[64], target[1024], sni[300], offered[300] = "", error[80] = "";
+    char method[64], target[1024], sni[300], offered[300], error[80] = "", pid[24] = "";
+    char exe[600], mismatch[300];
 
-    if (r->offered[0] != '\0') {
-        /* Quoted, like target: a name may hold spaces and '=', which must not make fields. */
-        memcpy(offered, " offered=\"", 10);
-        log_escape(offered + 10, sizeof(offered) - 11, r->offered, strlen(r->offered));
-        strcat(offered, "\"");
-    }
+    audit_quoted(offered, sizeof(offered), "offered", r->offered);
+    audit_quoted(exe, sizeof(exe), "exe", r->exe);
+    audit_quoted(mismatch, sizeof(mismatch), "mismatch", r->mismatch);
+    if (r->pid != 0)
+        snprintf(pid, sizeof(pid), " pid=%" PRIu32, r->pid);
     if (r->error[0] != '\0')
         snprintf(error, sizeof(error), " error=%s", r->error);
     log_escape(method, sizeof(method), r->method, strlen(r->method));
@@ -25,9 +43,9 @@ void audit_emit(const struct audit_record *r)
     log_escape(sni, sizeof(sni), r->sni, strlen(r->sni));
     log_record("access client=%s method=%s target=\"%s\" status=%u sent=%" PRIu64
                " received=%" PRIu64 " ms=%" PRIu64
-               " sni=%s term=%s tool=%s id=%s%s decision=%s rule=%s dst=%s"
+               " sni=%s term=%s tool=%s id=%s%s%s%s%s decision=%s rule=%s dst=%s"
                " country=%s asn=%" PRIu32 "%s",
                r->client, method, target, r->status, r->sent, r->received, r->duration_ms,
-               sni[0] != '\0' ? sni : "-", r->term, r->tool, r->id_source, offered, r->decision,
-               r->rule, r->dest_ip, r->country, r->asn, error);
+               sni[0] != '\0' ? sni : "-", r->term, r->tool, r->id_source, offered, pid, exe,
+               mismatch, r->decision, r->rule, r->dest_ip, r->country, r->asn, error);
 }

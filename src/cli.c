@@ -109,6 +109,8 @@ static const char *cli_arg_name(const struct config_key *k)
         return "ADDR:PORT";
     case CFG_USER:
         return "NAME";
+    case CFG_SWITCH:
+        return "on|off";
     }
     return "VALUE";
 }

@@ -126,6 +126,9 @@ const struct config_key config_keys[] = {
      NULL},
     {"ca.key", CFG_PATH, 0, 0, NULL, 0, OFF(ca_key), "the path of the CA private key", NULL, 0,
      NULL},
+    {"identity.processes", CFG_SWITCH, 0, 1, "on", CFG_F_RESTART, OFF(settings.identify_processes),
+     "on or off", "identify-processes", 0,
+     "name a loopback client's tool by its process or an ancestor's"},
     {"user", CFG_USER, 0, 0, NULL, CFG_F_RESTART, OFF(user), "the name of an unprivileged user",
      "user", 0, "when started as root: become this user once the listeners are bound"},
     {"audit.path", CFG_PATH, 0, 0, NULL, 0, OFF(audit_path), "the path of the audit log", NULL, 0,
@@ -512,6 +515,14 @@ static void loader_apply(struct loader *l, const struct config_key *k, yaml_node
         else
             memcpy(field, &v, sizeof(v));
         break;
+    case CFG_SWITCH:
+        if (strcmp(text, "on") == 0 || strcmp(text, "true") == 0 || strcmp(text, "yes") == 0)
+            memcpy(field, &(uint32_t){1}, sizeof(uint32_t));
+        else if (strcmp(text, "off") == 0 || strcmp(text, "false") == 0 || strcmp(text, "no") == 0)
+            memcpy(field, &(uint32_t){0}, sizeof(uint32_t));
+        else
+            loader_error(l, n, "%s is not a switch; expected %s", subject, k->expect);
+        break;
     case CFG_DURATION:
         if (settings_parse_duration(text, &v, &errstr) < 0)
             loader_error(l, n, "%s: %s; expected %s", subject, errstr, k->expect);
@@ -827,6 +838,7 @@ static bool config_same(const struct config_key *k, const struct sluice_config *
         return a->mode == b->mode;
     case CFG_UINT:
     case CFG_DURATION:
+    case CFG_SWITCH:
         return memcmp(fa, fb, sizeof(uint32_t)) == 0;
     case CFG_PORTS:
         return a->settings.nconnect_ports == b->settings.nconnect_ports &&

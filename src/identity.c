@@ -1,6 +1,7 @@
 /* Who is calling; see include/sluice/identity.h. */
 #include "sluice/identity.h"
 
+#include <fnmatch.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -10,10 +11,22 @@
 /* Longest Proxy-Authorization value looked at. */
 #define IDENTITY_MAX_AUTH 512
 
-/* "listener", "proxy-user" or "none". */
+/* "listener", "process", "proxy-user", "user-agent" or "none". */
 const char *identity_source_str(enum identity_source s)
 {
-    return s == IDENTITY_LISTENER ? "listener" : s == IDENTITY_PROXY_USER ? "proxy-user" : "none";
+    switch (s) {
+    case IDENTITY_LISTENER:
+        return "listener";
+    case IDENTITY_PROCESS:
+        return "process";
+    case IDENTITY_PROXY_USER:
+        return "proxy-user";
+    case IDENTITY_USER_AGENT:
+        return "user-agent";
+    case IDENTITY_NONE:
+        break;
+    }
+    return "none";
 }
 
 /*
@@ -56,28 +69,89 @@ static bool identity_basic_user(const char *v, size_t len, char *user, size_t ca
     return ok;
 }
 
-/* Names the tool of a request. */
-void identity_resolve(const struct policy_snapshot *p, const char *listener_tool,
-                      const char *proxy_auth, size_t len, struct identity *out)
+/* The first tool whose user_agents patterns match ua[0..len) (case-insensitive), or NULL. */
+static const struct policy_tool *identity_match_user_agent(const struct policy_snapshot *p,
+                                                           const char *ua, size_t len)
 {
-    const struct policy_tool *t;
+    char text[512];
+
+    if (ua == NULL || len == 0)
+        return NULL;
+    if (len >= sizeof(text))
+        len = sizeof(text) - 1;
+    memcpy(text, ua, len);
+    text[len] = '\0';
+    for (size_t i = 0; i < p->ntools; i++)
+        for (size_t k = 0; k < p->tools[i].nuser_agents; k++)
+            if (fnmatch(p->tools[i].user_agents[k], text, FNM_CASEFOLD) == 0)
+                return &p->tools[i];
+    return NULL;
+}
+
+/* True when one of t's executables patterns matches the process. */
+static bool identity_process_is(const struct policy_tool *t, const struct procid_proc *proc)
+{
+    for (size_t k = 0; k < t->nexecutables; k++) {
+        const char *pattern = t->executables[k];
+
+        if (proc->exe[0] != '\0' && fnmatch(pattern, proc->exe, 0) == 0)
+            return true;
+        for (size_t off = 0; off < proc->args_len; off += strlen(proc->args + off) + 1)
+            if (fnmatch(pattern, proc->args + off, 0) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* Matches the process chain, nearest first; see the header. */
+const struct policy_tool *identity_match_process(const struct policy_snapshot *p,
+                                                 const struct procid *chain, size_t *depth)
+{
+    for (size_t d = 0; d < chain->nchain; d++)
+        for (size_t i = 0; i < p->ntools; i++)
+            if (identity_process_is(&p->tools[i], &chain->chain[d])) {
+                *depth = d;
+                return &p->tools[i];
+            }
+    return NULL;
+}
+
+/* Takes t from source unless a stronger source decided already; notes a disagreement. */
+static void identity_offer(struct identity *out, const struct policy_tool *t,
+                           enum identity_source source, const char *name)
+{
+    if (t == NULL)
+        return;
+    if (out->tool == NULL) {
+        out->tool = t;
+        out->source = source;
+    } else if (out->tool != t && out->mismatch[0] == '\0') {
+        snprintf(out->mismatch, sizeof(out->mismatch), "%s:%s", identity_source_str(source),
+                 name != NULL ? name : t->id);
+    }
+}
+
+/* Names the tool of a request. */
+void identity_resolve(const struct policy_snapshot *p, const struct identity_input *in,
+                      struct identity *out)
+{
     char user[IDENTITY_USER_MAX];
 
     out->tool = NULL;
     out->source = IDENTITY_NONE;
-    if (proxy_auth == NULL || !identity_basic_user(proxy_auth, len, user, sizeof(user)))
+    out->mismatch[0] = '\0';
+    if (in->proxy_auth == NULL ||
+        !identity_basic_user(in->proxy_auth, in->proxy_auth_len, user, sizeof(user)))
         user[0] = '\0';
     memcpy(out->user, user, strlen(user) + 1);
-    if (listener_tool != NULL && listener_tool[0] != '\0' &&
-        (t = policy_find_tool(p, listener_tool)) != NULL) {
-        out->tool = t;
-        out->source = IDENTITY_LISTENER;
-        return;
-    }
-    if (user[0] != '\0' && (t = policy_find_tool(p, user)) != NULL) {
-        out->tool = t;
-        out->source = IDENTITY_PROXY_USER;
-    }
+    if (in->listener_tool != NULL && in->listener_tool[0] != '\0')
+        identity_offer(out, policy_find_tool(p, in->listener_tool), IDENTITY_LISTENER, NULL);
+    if (in->process_tool != NULL && in->process_tool[0] != '\0')
+        identity_offer(out, policy_find_tool(p, in->process_tool), IDENTITY_PROCESS, NULL);
+    if (user[0] != '\0')
+        identity_offer(out, policy_find_tool(p, user), IDENTITY_PROXY_USER, user);
+    identity_offer(out, identity_match_user_agent(p, in->user_agent, in->user_agent_len),
+                   IDENTITY_USER_AGENT, NULL);
 }
 
 /* The key an upstream connection is filed under: tool and user. */

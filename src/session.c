@@ -23,6 +23,7 @@
 #include "sluice/audit.h"
 #include "sluice/errpage.h"
 #include "sluice/log.h"
+#include "sluice/procid.h"
 #include "sluice/proxyproto.h"
 #include "sluice/urlpath.h"
 
@@ -163,6 +164,9 @@ static void session_report(struct session *s)
     rec.tool = x->identity.tool != NULL ? x->identity.tool->id : "unidentified";
     rec.id_source = identity_source_str(x->identity.source);
     rec.offered = x->identity.tool == NULL ? x->identity.user : "";
+    rec.pid = (uint32_t)s->proc_pid;
+    rec.exe = s->proc_exe != NULL ? s->proc_exe : "";
+    rec.mismatch = x->identity.mismatch;
     /* A block is said by decision= and rule=; every other failure names its kind. */
     rec.error = x->error_type != NULL && strcmp(x->error_type, "http_request_denied") != 0
                     ? x->error_type
@@ -235,6 +239,31 @@ static void session_format_addr(const struct sockaddr *sa, char *out, size_t cap
     }
 }
 
+/*
+ * For a loopback client: the process behind the connection, and the tool it or one of
+ * its ancestors is under the current policy.  Done once, at accept (the process does not
+ * change); a request still names its tool by the strongest source (identity.h).
+ */
+static void session_find_process(struct session *s, evutil_socket_t fd, const struct sockaddr *peer)
+{
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    struct procid chain;
+    const struct policy_tool *t;
+    size_t depth = 0;
+
+    if ((peer->sa_family != AF_INET && peer->sa_family != AF_INET6) ||
+        getsockname(fd, (struct sockaddr *)&local, &len) < 0 ||
+        !procid_is_local(peer, (struct sockaddr *)&local) ||
+        procid_lookup(&s->env->procid, peer, (struct sockaddr *)&local, &chain) < 0)
+        return;
+    s->proc_pid = chain.chain[0].pid;
+    t = identity_match_process(s->policy, &chain, &depth);
+    if (t != NULL)
+        s->proc_tool = strdup(t->id);
+    s->proc_exe = strdup(chain.chain[t != NULL ? depth : 0].exe);
+}
+
 /* Takes over an accepted socket and starts reading the first request head. */
 struct session *session_new(struct session_env *env, evutil_socket_t fd, const struct sockaddr *sa,
                             const char *listener_tool, bool cap_held, bool proxy_header)
@@ -261,6 +290,8 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
     s->timer = evtimer_new(env->base, session_timer_cb, s);
     if (s->timer == NULL)
         goto fail;
+    if (!proxy_header && st->identify_processes)
+        session_find_process(s, fd, sa);
     s->client = sock_new(env->base, fd);
     fd = -1; /* the sock owns it now, or closed it */
     if (s->client == NULL)
@@ -280,6 +311,8 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
 
 fail:
     if (s != NULL) {
+        free(s->proc_tool);
+        free(s->proc_exe);
         policy_unref(s->policy);
         sock_free(s->client);
         if (s->timer != NULL)
@@ -316,6 +349,10 @@ void session_close(struct session *s, char who, char phase)
     s->client = NULL;
     free(s->fields);
     s->fields = NULL;
+    free(s->proc_tool);
+    s->proc_tool = NULL;
+    free(s->proc_exe);
+    s->proc_exe = NULL;
     policy_unref(s->policy);
     s->policy = NULL;
     TAILQ_REMOVE(&env->live, s, entry);
@@ -846,16 +883,19 @@ static bool session_decide(struct session *s, const char *buf)
 {
     const struct http1_head *h = &s->head;
     struct exchange *x = &s->x;
-    const char *auth = NULL;
-    size_t auth_len = 0;
+    struct identity_input in = {.listener_tool = s->listener_tool, .process_tool = s->proc_tool};
     struct policy_query q;
 
-    for (uint32_t i = 0; i < h->nfields; i++)
+    for (uint32_t i = 0; i < h->nfields; i++) {
         if (http1_span_eq_ci(buf, h->fields[i].name, "proxy-authorization")) {
-            auth = buf + h->fields[i].value.off;
-            auth_len = h->fields[i].value.len;
+            in.proxy_auth = buf + h->fields[i].value.off;
+            in.proxy_auth_len = h->fields[i].value.len;
+        } else if (http1_span_eq_ci(buf, h->fields[i].name, "user-agent")) {
+            in.user_agent = buf + h->fields[i].value.off;
+            in.user_agent_len = h->fields[i].value.len;
         }
-    identity_resolve(s->policy, s->listener_tool, auth, auth_len, &x->identity);
+    }
+    identity_resolve(s->policy, &in, &x->identity);
     session_query(s, x->identity.tool, &q);
     policy_decide(s->policy, &q, &x->decision);
     x->decided = true;

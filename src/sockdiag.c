@@ -183,33 +183,47 @@ int sockdiag_tcp_listeners(const struct sockaddr *sa, struct sockdiag_socket *ou
     return found;
 }
 
-/* True when /proc/PID/fd holds a link to "socket:[inode]". */
+/*
+ * True when /proc/PID/fd holds a link to "socket:[inode]".  The descriptors are looked at
+ * newest (highest) first: the socket of a connection just made is most often the highest,
+ * so a process holding thousands of sockets costs one readlink(), not thousands.
+ */
 static bool sockdiag_pid_holds(const char *pid, const char *want)
 {
     char path[300], link[64];
     struct dirent *e;
     DIR *d;
+    int *fds = NULL, nfds = 0, cap = 0;
     bool held = false;
-    int n = 0;
 
     snprintf(path, sizeof(path), "/proc/%s/fd", pid);
     d = opendir(path);
     if (d == NULL)
         return false; /* gone, or another user's */
-    while (!held && n++ < SOCKDIAG_MAX_FDS && (e = readdir(d)) != NULL) {
-        char entry[600];
-        ssize_t len;
-
+    while (nfds < SOCKDIAG_MAX_FDS && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        snprintf(entry, sizeof(entry), "%s/%s", path, e->d_name);
+        if (nfds == cap) {
+            int *more = realloc(fds, (size_t)(cap = cap > 0 ? cap * 2 : 64) * sizeof(*fds));
+            if (more == NULL)
+                break;
+            fds = more;
+        }
+        fds[nfds++] = atoi(e->d_name);
+    }
+    closedir(d);
+    for (int i = nfds - 1; i >= 0 && !held; i--) {
+        char entry[320];
+        ssize_t len;
+
+        snprintf(entry, sizeof(entry), "%s/%d", path, fds[i]);
         len = readlink(entry, link, sizeof(link) - 1);
         if (len <= 0)
             continue;
         link[len] = '\0';
         held = strcmp(link, want) == 0;
     }
-    closedir(d);
+    free(fds);
     return held;
 }
 
@@ -238,6 +252,108 @@ int sockdiag_holder(uint64_t inode, pid_t *pid, char *name, size_t cap)
                 name[strcspn(name, "\n")] = '\0';
             fclose(f);
         }
+        rc = 0;
+    }
+    closedir(proc);
+    return rc;
+}
+
+/* Asks the kernel for the one socket local -> remote; see the header. */
+int sockdiag_tcp_socket(const struct sockaddr *local, const struct sockaddr *remote,
+                        struct sockdiag_socket *out)
+{
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 req;
+    } msg;
+    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    struct timeval limit = {.tv_sec = 1, .tv_usec = 0};
+    union {
+        struct nlmsghdr h;
+        char bytes[1024];
+    } answer;
+    const uint8_t *laddr, *raddr;
+    size_t llen, rlen;
+    uint16_t lport, rport;
+    ssize_t n;
+    int fd, rc = -1, saved;
+
+    if ((local->sa_family != AF_INET && local->sa_family != AF_INET6) ||
+        local->sa_family != remote->sa_family) {
+        errno = EAFNOSUPPORT;
+        return -1;
+    }
+    laddr = sockdiag_addr_of(local, &llen, &lport);
+    raddr = sockdiag_addr_of(remote, &rlen, &rport);
+    memset(&msg, 0, sizeof(msg));
+    msg.nlh.nlmsg_len = sizeof(msg);
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST; /* not a dump: the kernel finds the one socket */
+    msg.req.sdiag_family = (uint8_t)local->sa_family;
+    msg.req.sdiag_protocol = IPPROTO_TCP;
+    msg.req.idiag_states = ~0u;
+    msg.req.id.idiag_sport = lport;
+    msg.req.id.idiag_dport = rport;
+    memcpy(msg.req.id.idiag_src, laddr, llen);
+    memcpy(msg.req.id.idiag_dst, raddr, rlen);
+    msg.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+    msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit)) < 0 ||
+        sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&kernel, sizeof(kernel)) !=
+            (ssize_t)sizeof(msg))
+        goto out;
+    n = recv(fd, &answer, sizeof(answer), 0);
+    if (n < (ssize_t)sizeof(struct nlmsghdr) || answer.h.nlmsg_len > (size_t)n) {
+        errno = EPROTO;
+        goto out;
+    }
+    if (answer.h.nlmsg_type == NLMSG_ERROR) {
+        const struct nlmsgerr *e = NLMSG_DATA(&answer.h);
+        errno = answer.h.nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error < 0 ? -e->error : EPROTO;
+        goto out;
+    }
+    if (answer.h.nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+        errno = EPROTO;
+        goto out;
+    }
+    sockdiag_fill(out, NLMSG_DATA(&answer.h));
+    rc = 0;
+out:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/* Finds the holder among hints, then among uid's processes; see the header. */
+int sockdiag_holder_of_user(uint64_t inode, uint32_t uid, const pid_t *hints, size_t nhints,
+                            pid_t *pid)
+{
+    char want[48], name[32];
+    struct dirent *e;
+    DIR *proc;
+    int n = 0, rc = -1;
+
+    snprintf(want, sizeof(want), "socket:[%llu]", (unsigned long long)inode);
+    for (size_t i = 0; i < nhints; i++) {
+        snprintf(name, sizeof(name), "%ld", (long)hints[i]);
+        if (hints[i] > 0 && sockdiag_pid_holds(name, want)) {
+            *pid = hints[i];
+            return 0;
+        }
+    }
+    if ((proc = opendir("/proc")) == NULL)
+        return -1;
+    while (rc < 0 && n++ < SOCKDIAG_MAX_PROCS && (e = readdir(proc)) != NULL) {
+        struct stat st;
+
+        if (!isdigit((unsigned char)e->d_name[0]) || fstatat(dirfd(proc), e->d_name, &st, 0) < 0 ||
+            st.st_uid != uid || !sockdiag_pid_holds(e->d_name, want))
+            continue;
+        *pid = (pid_t)strtol(e->d_name, NULL, 10);
         rc = 0;
     }
     closedir(proc);

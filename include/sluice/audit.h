@@ -21,6 +21,9 @@ struct audit_record {
     const char *tool;      /* tool id, or "unidentified" */
     const char *id_source; /* how the tool was identified */
     const char *offered;   /* a proxy user name that named no tool (logged), or "" */
+    uint32_t pid;          /* the local client process, or 0 when not known */
+    const char *exe;       /* the executable that named the tool (or the client's), or "" */
+    const char *mismatch;  /* "SOURCE:TOOL" when a weaker source named another tool, or "" */
     const char *error;     /* RFC 9209 type of a failure other than a block, or "" */
     const char *decision;  /* allow, block or report, or "-" before a decision */
     const char *rule;      /* the rule that decided, or "-" */

@@ -64,6 +64,7 @@ enum config_type {
     CFG_PATH,      /* file or directory path into an owned char * */
     CFG_LISTENERS, /* list of addresses or {address, tool} mappings */
     CFG_USER,      /* the name of an existing unprivileged user into an owned char * */
+    CFG_SWITCH,    /* "on" or "off" into uint32_t 1 or 0 */
 };
 
 /* Checks a CFG_PATH value must pass, and what a reload does with a key. */

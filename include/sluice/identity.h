@@ -1,8 +1,11 @@
 /*
  * Who is calling: the one seam that names the tool behind a request.  Sources, strongest
- * first: the listener the client connected to (a listener can be bound to a tool), then the
- * user name of Proxy-Authorization: Basic (no password check yet).  The identity issue adds
- * the local process and the User-Agent here.
+ * first: the listener the client connected to (a listener can be bound to a tool); the
+ * local process behind a loopback connection (its executable or command line, or an
+ * ancestor's, against the profiles' executables patterns); the user name of
+ * Proxy-Authorization: Basic (no password check yet); the User-Agent against the
+ * profiles' user_agents patterns.  The strongest that names a tool decides; a weaker one
+ * naming another tool is recorded as a mismatch.
  */
 #ifndef SLUICE_IDENTITY_H
 #define SLUICE_IDENTITY_H
@@ -10,12 +13,15 @@
 #include <stddef.h>
 
 #include "sluice/policy.h"
+#include "sluice/procid.h"
 
 /* Which source named the tool. */
 enum identity_source {
     IDENTITY_NONE = 0,   /* nothing identified the client */
     IDENTITY_LISTENER,   /* the listener is bound to a tool */
     IDENTITY_PROXY_USER, /* the Proxy-Authorization user name */
+    IDENTITY_PROCESS,    /* the local process, or one of its ancestors */
+    IDENTITY_USER_AGENT, /* the User-Agent field */
 };
 
 /* Room for a user name, NUL included. */
@@ -25,15 +31,32 @@ enum identity_source {
 struct identity {
     const struct policy_tool *tool; /* the tool's profile in the policy snapshot, or NULL */
     enum identity_source source;
-    char user[IDENTITY_USER_MAX]; /* the proxy user name offered, or "" */
+    char user[IDENTITY_USER_MAX];     /* the proxy user name offered, or "" */
+    char mismatch[IDENTITY_USER_MAX]; /* "proxy-user:ID": a weaker source named another tool */
 };
 
+/* What a request offers to be known by; any member may be NULL or empty. */
+struct identity_input {
+    const char *listener_tool; /* the tool the listener is bound to */
+    const char *process_tool;  /* the tool the connection's process chain matched */
+    const char *proxy_auth;    /* the Proxy-Authorization value, proxy_auth_len bytes */
+    size_t proxy_auth_len;
+    const char *user_agent; /* the User-Agent value, user_agent_len bytes */
+    size_t user_agent_len;
+};
+
+/* Names the tool for a request under policy p from what in offers. */
+void identity_resolve(const struct policy_snapshot *p, const struct identity_input *in,
+                      struct identity *out);
+
 /*
- * Names the tool for a request under policy p: listener_tool is the tool the listener is
- * bound to (or NULL); proxy_auth[0..len) is the Proxy-Authorization value (or NULL).
+ * The first tool of p whose executables patterns (shell globs, '*' crossing '/') match a
+ * process of chain, nearest first: its executable path, or one of its command-line
+ * arguments (a script run by an interpreter).  *depth says which process (0: the one
+ * behind the connection).  NULL when none does.
  */
-void identity_resolve(const struct policy_snapshot *p, const char *listener_tool,
-                      const char *proxy_auth, size_t len, struct identity *out);
+const struct policy_tool *identity_match_process(const struct policy_snapshot *p,
+                                                 const struct procid *chain, size_t *depth);
 
 /*
  * Writes the key of id's owner, "<tool id>\n<user>" ("" for either when unknown), into
@@ -42,7 +65,7 @@ void identity_resolve(const struct policy_snapshot *p, const char *listener_tool
  */
 void identity_owner_key(const struct identity *id, char *out, size_t cap);
 
-/* "listener", "proxy-user" or "none". */
+/* "listener", "process", "proxy-user", "user-agent" or "none". */
 const char *identity_source_str(enum identity_source s);
 
 #endif /* SLUICE_IDENTITY_H */

@@ -32,6 +32,7 @@
 #include <event2/event.h>
 
 #include "sluice/clientcap.h"
+#include "sluice/procid.h"
 #include "sluice/dial.h"
 #include "sluice/forward.h"
 #include "sluice/http1.h"
@@ -75,6 +76,7 @@ struct session_env {
     bool draining;               /* finished exchanges close their connection */
     atomic_uint *open_total;     /* open client connections across all workers */
     struct clientcap *clientcap; /* connections per client address, or NULL: no cap */
+    struct procid_cache procid;  /* the processes that held the last loopback clients */
 };
 
 /* The upstream connection kept for one client after connection-bound authentication. */
@@ -137,6 +139,9 @@ struct session {
     union netguard_sockaddr client_sa;     /* the client's address, counted in env->clientcap */
     bool cap_held;             /* client_sa is counted in env->clientcap (release it at close) */
     bool proxy_header;         /* a PROXY protocol header from a trusted balancer comes first */
+    pid_t proc_pid;            /* the local process behind the connection, or 0 */
+    char *proc_tool;           /* the tool its process chain matched (an id), or NULL; owned */
+    char *proc_exe;            /* the executable that matched (or the process's own); owned */
     uint32_t requests;         /* requests started on this connection */
     uint32_t linger_discarded; /* bytes thrown away while lingering */
     size_t linger_left;        /* output left at the last sign of progress while lingering */

@@ -45,6 +45,7 @@ struct sluice_settings {
     uint32_t upstream_idle_max;      /* idle upstream connections kept per worker */
     uint32_t upstream_idle_per_host; /* of those, per (host, port) */
     uint32_t upstream_idle_ms;       /* how long an idle upstream connection is kept */
+    uint32_t identify_processes;     /* 1: a loopback client's process names its tool */
     const char *resolv_conf;         /* nameservers for evdns; not owned */
     const char *hosts_file;          /* hosts file for evdns; not owned */
 };

@@ -36,6 +36,23 @@ int sockdiag_tcp_listeners(const struct sockaddr *sa, struct sockdiag_socket *ou
  */
 int sockdiag_holder(uint64_t inode, pid_t *pid, char *name, size_t cap);
 
+/*
+ * The TCP socket whose own address is local and whose peer is remote (both IPv4 or both
+ * IPv6): on loopback, the client end of a connection sluice accepted, asked with local =
+ * the client's address and remote = sluice's.  Fills out (inode and owner).  Returns 0,
+ * or -1 with errno (ENOENT: no such socket).
+ */
+int sockdiag_tcp_socket(const struct sockaddr *local, const struct sockaddr *remote,
+                        struct sockdiag_socket *out);
+
+/*
+ * Like sockdiag_holder(), but quicker for a connection's client: the processes in
+ * hints[0..nhints) are looked at first (the ones that held the last sockets), then only
+ * the processes of user uid.  Returns 0 with *pid, or -1.
+ */
+int sockdiag_holder_of_user(uint64_t inode, uint32_t uid, const pid_t *hints, size_t nhints,
+                            pid_t *pid);
+
 /* The inode of the socket fd, or 0. */
 uint64_t sockdiag_inode(int fd);
 

@@ -55,8 +55,11 @@ def start_sluice(binary, work, name, args):
     """Starts sluice with args; returns (process, port) once its ready file is written."""
     ready = os.path.join(work, name + ".ready")
     log = open(os.path.join(work, name + ".log"), "w")
+    # Process identity off: the commands' ancestors (an IDE's terminal, a git hook) would
+    # otherwise name a shipped tool and change what the examples print.
     proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--ready-file", ready,
-                             "--resolv-conf", os.path.join(work, "resolv.conf")] + args,
+                             "--resolv-conf", os.path.join(work, "resolv.conf"),
+                             "--identify-processes", "off"] + args,
                             stdout=log, stderr=subprocess.STDOUT, cwd=work)
     for _ in range(1000):  # 10 s
         if os.path.exists(ready):

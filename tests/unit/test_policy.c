@@ -266,7 +266,24 @@ static void test_no_directory(void **state)
     expect(f, NULL, true, "CONNECT", "anything.test", 25, NULL, POLICY_BLOCK, "connect-ports");
 }
 
-/* Identity: the listener binding wins over the proxy user; Basic credentials decoded. */
+/* Resolves an identity from the given sources (any may be NULL). */
+static void resolve(struct fixture *f, const char *listener, const char *process, const char *auth,
+                    const char *ua, struct identity *id)
+{
+    struct identity_input in = {.listener_tool = listener,
+                                .process_tool = process,
+                                .proxy_auth = auth,
+                                .proxy_auth_len = auth != NULL ? strlen(auth) : 0,
+                                .user_agent = ua,
+                                .user_agent_len = ua != NULL ? strlen(ua) : 0};
+
+    identity_resolve(f->p, &in, id);
+}
+
+/*
+ * Identity: listener, then process, then proxy user, then User-Agent; a weaker source that
+ * names another tool is recorded as a mismatch; Basic credentials decoded.
+ */
 static void test_identity(void **state)
 {
     struct fixture *f = *state;
@@ -275,18 +292,89 @@ static void test_identity(void **state)
     static const char beta_basic[] = "basic YmV0YTo=";          /* beta: */
     static const char bad[] = "Basic !!!!";
 
+    put(f, "tools/ua.yaml",
+        "id: ua\nidentify: {user_agents: [\"uatool/*\"], executables: [\"*/uatool\"]}\n");
     load_standard(f, "");
-    identity_resolve(f->p, "beta", alpha_basic, sizeof(alpha_basic) - 1, &id);
+    resolve(f, "beta", NULL, alpha_basic, NULL, &id);
     assert_string_equal(id.tool->id, "beta");
     assert_int_equal(id.source, IDENTITY_LISTENER);
-    identity_resolve(f->p, NULL, alpha_basic, sizeof(alpha_basic) - 1, &id);
+    assert_string_equal(id.mismatch, "proxy-user:alpha");
+    resolve(f, NULL, NULL, alpha_basic, NULL, &id);
     assert_string_equal(id.tool->id, "alpha");
     assert_int_equal(id.source, IDENTITY_PROXY_USER);
-    identity_resolve(f->p, NULL, beta_basic, sizeof(beta_basic) - 1, &id);
+    assert_string_equal(id.mismatch, "");
+    resolve(f, NULL, NULL, beta_basic, NULL, &id);
     assert_string_equal(id.tool->id, "beta");
-    identity_resolve(f->p, NULL, bad, sizeof(bad) - 1, &id);
+    resolve(f, NULL, NULL, bad, NULL, &id);
     assert_null(id.tool);
     assert_int_equal(id.source, IDENTITY_NONE);
+    /* The process outranks what the client says of itself. */
+    resolve(f, NULL, "ua", alpha_basic, "UAtool/2.1 (linux)", &id);
+    assert_string_equal(id.tool->id, "ua");
+    assert_int_equal(id.source, IDENTITY_PROCESS);
+    assert_string_equal(id.mismatch, "proxy-user:alpha");
+    /* The User-Agent alone, case-insensitive; it never outranks the proxy user. */
+    resolve(f, NULL, NULL, NULL, "UAtool/2.1 (linux)", &id);
+    assert_string_equal(id.tool->id, "ua");
+    assert_int_equal(id.source, IDENTITY_USER_AGENT);
+    resolve(f, NULL, NULL, beta_basic, "uatool/1", &id);
+    assert_string_equal(id.tool->id, "beta");
+    assert_string_equal(id.mismatch, "user-agent:ua");
+    resolve(f, NULL, NULL, NULL, "curl/8.0", &id);
+    assert_null(id.tool);
+}
+
+/* Adds a process to chain: its executable and its arguments. */
+static void chain_add(struct procid *chain, const char *exe, const char *const *args)
+{
+    struct procid_proc *p = &chain->chain[chain->nchain++];
+
+    memset(p, 0, sizeof(*p));
+    p->pid = (pid_t)(1000 + chain->nchain);
+    snprintf(p->exe, sizeof(p->exe), "%s", exe);
+    for (size_t i = 0; args != NULL && args[i] != NULL; i++) {
+        size_t n = strlen(args[i]) + 1;
+        memcpy(p->args + p->args_len, args[i], n);
+        p->args_len += n;
+    }
+}
+
+/*
+ * A process chain matches a profile by the executable, by a command-line argument (a
+ * script run by an interpreter), or by an ancestor; the nearest match wins.
+ */
+static void test_identity_process(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const node_args[] = {"node", "/opt/tool/lib/cli.js", "--x", NULL};
+    static const char *const sh_args[] = {"/bin/sh", "/home/u/bin/wrapped.sh", NULL};
+    struct procid chain = {0};
+    const struct policy_tool *t;
+    size_t depth = 99;
+
+    put(f, "tools/cli.yaml", "id: cli\nidentify: {executables: [\"*/tool/lib/cli.js\"]}\n");
+    put(f, "tools/wrap.yaml", "id: wrap\nidentify: {executables: [\"*/wrapped.sh\"]}\n");
+    put(f, "tools/native.yaml", "id: native\nidentify: {executables: [\"*/native-bin\"]}\n");
+    load_standard(f, "");
+    chain_add(&chain, "/usr/bin/curl", NULL);
+    chain_add(&chain, "/usr/bin/dash", sh_args);
+    chain_add(&chain, "/usr/bin/bash", NULL);
+    t = identity_match_process(f->p, &chain, &depth);
+    assert_non_null(t);
+    assert_string_equal(t->id, "wrap"); /* curl started by the wrapped script */
+    assert_int_equal(depth, 1);
+
+    memset(&chain, 0, sizeof(chain));
+    chain_add(&chain, "/usr/bin/node", node_args);
+    chain_add(&chain, "/usr/local/bin/native-bin", NULL);
+    t = identity_match_process(f->p, &chain, &depth);
+    assert_string_equal(t->id, "cli"); /* the nearest: the script node runs */
+    assert_int_equal(depth, 0);
+
+    memset(&chain, 0, sizeof(chain));
+    chain_add(&chain, "/usr/bin/curl", NULL);
+    chain_add(&chain, "/usr/bin/bash", NULL);
+    assert_null(identity_match_process(f->p, &chain, &depth));
 }
 
 /* Writes the start of an error line for file:line:col (line 0: about the whole file). */
@@ -1114,6 +1202,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_unknown_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_bad_verdict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_bad_host, setup, teardown),

@@ -1,0 +1,118 @@
+/* The process behind a loopback connection; see include/sluice/procid.h. */
+#include "sluice/procid.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sluice/sockdiag.h"
+
+/* True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+static bool procid_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
+        return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+        const uint8_t *a = sin6->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        return IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
+               (memcmp(a, mapped, sizeof(mapped)) == 0 && a[12] == 127);
+    }
+    return false;
+}
+
+/* Both ends on loopback; see the header. */
+bool procid_is_local(const struct sockaddr *peer, const struct sockaddr *local)
+{
+    return procid_loopback(peer) && procid_loopback(local);
+}
+
+/* Reads up to cap bytes of /proc/PID/name into buf; returns the count, or -1. */
+static ssize_t procid_read(pid_t pid, const char *name, char *buf, size_t cap)
+{
+    char path[64];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, name);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, cap);
+    close(fd);
+    return n;
+}
+
+/* The parent of pid, from /proc/PID/stat (the field after the state), or 0. */
+static pid_t procid_parent(pid_t pid)
+{
+    char stat[512], *close_paren;
+    ssize_t n = procid_read(pid, "stat", stat, sizeof(stat) - 1);
+    long ppid = 0;
+    char state;
+
+    if (n <= 0)
+        return 0;
+    stat[n] = '\0';
+    /* The name in parentheses may hold anything, ')' included: the last one ends it. */
+    close_paren = strrchr(stat, ')');
+    if (close_paren == NULL || sscanf(close_paren + 1, " %c %ld", &state, &ppid) != 2)
+        return 0;
+    return (pid_t)ppid;
+}
+
+/* Fills one process of the chain. */
+static void procid_describe(pid_t pid, struct procid_proc *p)
+{
+    char path[64];
+    ssize_t n;
+
+    memset(p, 0, sizeof(*p));
+    p->pid = pid;
+    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
+    n = readlink(path, p->exe, sizeof(p->exe) - 1);
+    p->exe[n > 0 ? n : 0] = '\0';
+    n = procid_read(pid, "cmdline", p->args, sizeof(p->args) - 1);
+    p->args_len = n > 0 ? (size_t)n : 0;
+    p->args[p->args_len] = '\0';
+}
+
+/* Remembers pid as a recent holder, unless it is one already. */
+static void procid_hint(struct procid_cache *cache, pid_t pid)
+{
+    for (size_t i = 0; i < PROCID_MAX_HINTS; i++)
+        if (cache->hints[i] == pid)
+            return;
+    cache->hints[cache->next] = pid;
+    cache->next = (cache->next + 1) % PROCID_MAX_HINTS;
+}
+
+/* Finds the process and its ancestors; see the header. */
+int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
+                  const struct sockaddr *local, struct procid *out)
+{
+    struct sockdiag_socket sock;
+    pid_t pid;
+
+    /* The client's socket has the peer's address as its own and ours as its peer. */
+    if (sockdiag_tcp_socket(peer, local, &sock) < 0 || sock.inode == 0)
+        return -1;
+    if (sockdiag_holder_of_user(sock.inode, sock.uid, cache->hints, PROCID_MAX_HINTS, &pid) < 0)
+        return -1;
+    procid_hint(cache, pid);
+    out->uid = sock.uid;
+    out->nchain = 0;
+    /* pid 1 ends the chain: every process descends from it, so it names no tool. */
+    while (pid > 1 && out->nchain < PROCID_MAX_CHAIN) {
+        procid_describe(pid, &out->chain[out->nchain++]);
+        pid = procid_parent(pid);
+    }
+    return out->nchain > 0 ? 0 : -1;
+}
