@@ -415,7 +415,9 @@ static void loader_append_cidr(struct loader *l, const yaml_node_t *n, char *out
                      CONFIG_PROXY_FROM_MAX - 1);
         return;
     }
-    snprintf(out + at, cap - at, "%s%s", at > 0 ? " " : "", v);
+    if (at > 0)
+        out[at++] = ' ';
+    memcpy(out + at, v, strlen(v) + 1); /* fits: checked above */
 }
 
 /* Takes one listener entry of the file (a scalar address, or a mapping with address and tool). */

@@ -50,21 +50,29 @@ static ssize_t procid_read(pid_t pid, const char *name, char *buf, size_t cap)
     return n;
 }
 
-/* The parent of pid, from /proc/PID/stat (the field after the state), or 0. */
-static pid_t procid_parent(pid_t pid)
+/*
+ * The parent of pid and its start time, from /proc/PID/stat (fields 4 and 22).  Returns
+ * the parent, or 0 (gone, or unreadable).
+ */
+static pid_t procid_stat(pid_t pid, uint64_t *start)
 {
-    char stat[512], *close_paren;
+    char stat[1024], *p;
     ssize_t n = procid_read(pid, "stat", stat, sizeof(stat) - 1);
     long ppid = 0;
-    char state;
 
+    *start = 0;
     if (n <= 0)
         return 0;
     stat[n] = '\0';
     /* The name in parentheses may hold anything, ')' included: the last one ends it. */
-    close_paren = strrchr(stat, ')');
-    if (close_paren == NULL || sscanf(close_paren + 1, " %c %ld", &state, &ppid) != 2)
+    p = strrchr(stat, ')');
+    if (p == NULL || sscanf(p + 1, " %*c %ld", &ppid) != 1)
         return 0;
+    /* After ')' come the fields from 3 (state) on: the space before field 22 starts it. */
+    for (int field = 3; field <= 22 && p != NULL; field++)
+        p = strchr(p + 1, ' ');
+    if (p != NULL)
+        *start = strtoull(p + 1, NULL, 10);
     return (pid_t)ppid;
 }
 
@@ -99,7 +107,8 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
                   const struct sockaddr *local, struct procid *out)
 {
     struct sockdiag_socket sock;
-    pid_t pid;
+    uint64_t start;
+    pid_t pid, parent;
 
     /* The client's socket has the peer's address as its own and ours as its peer. */
     if (sockdiag_tcp_socket(peer, local, &sock) < 0 || sock.inode == 0)
@@ -107,12 +116,26 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
     if (sockdiag_holder_of_user(sock.inode, sock.uid, cache->hints, PROCID_MAX_HINTS, &pid) < 0)
         return -1;
     procid_hint(cache, pid);
+    parent = procid_stat(pid, &start);
+    for (size_t i = 0; i < PROCID_MAX_CHAINS; i++)
+        if (cache->chains[i].pid == pid && cache->chains[i].start == start && start != 0) {
+            *out = cache->chains[i].chain; /* the same process as before, not a new one */
+            return 0;
+        }
     out->uid = sock.uid;
     out->nchain = 0;
     /* pid 1 ends the chain: every process descends from it, so it names no tool. */
-    while (pid > 1 && out->nchain < PROCID_MAX_CHAIN) {
-        procid_describe(pid, &out->chain[out->nchain++]);
-        pid = procid_parent(pid);
+    for (pid_t p = pid; p > 1 && out->nchain < PROCID_MAX_CHAIN;) {
+        uint64_t unused;
+
+        procid_describe(p, &out->chain[out->nchain++]);
+        p = p == pid ? parent : procid_stat(p, &unused);
     }
-    return out->nchain > 0 ? 0 : -1;
+    if (out->nchain == 0)
+        return -1;
+    cache->chains[cache->next_chain].pid = pid;
+    cache->chains[cache->next_chain].start = start;
+    cache->chains[cache->next_chain].chain = *out;
+    cache->next_chain = (cache->next_chain + 1) % PROCID_MAX_CHAINS;
+    return 0;
 }

@@ -20,6 +20,8 @@
 #define PROCID_MAX_ARGS 512
 /* Processes remembered as recent holders of connections, looked at first. */
 #define PROCID_MAX_HINTS 16
+/* Chains remembered, each under its process's pid and start time. */
+#define PROCID_MAX_CHAINS 4
 
 /* One process of the chain. */
 struct procid_proc {
@@ -36,10 +38,20 @@ struct procid {
     struct procid_proc chain[PROCID_MAX_CHAIN];
 };
 
-/* What one worker remembers between lookups: the last processes that held connections. */
+/*
+ * What one worker remembers between lookups: the last processes that held connections,
+ * and the chains of the last few, each under its pid and start time, so that a pid the
+ * kernel gave again to another process is never taken for its predecessor.
+ */
 struct procid_cache {
     pid_t hints[PROCID_MAX_HINTS];
     size_t next;
+    struct {
+        pid_t pid;
+        uint64_t start; /* /proc/PID/stat's starttime, in clock ticks since boot */
+        struct procid chain;
+    } chains[PROCID_MAX_CHAINS];
+    size_t next_chain;
 };
 
 /* True when the connection peer -> local is on loopback, where a process can be found. */
