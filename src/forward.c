@@ -48,17 +48,18 @@ void forward_reset(struct forward *f)
 static bool forward_is_connection_listed(const char *buf, const struct http1_head *h,
                                          struct http1_span name)
 {
-    char lname[128];
-
-    if (name.len >= sizeof(lname))
-        return false;
-    memcpy(lname, buf + name.off, name.len);
-    lname[name.len] = '\0';
+    /* Compared in place, whatever the name's length: a long one must not slip through. */
     for (uint32_t i = 0; i < h->nfields; i++) {
         const struct http1_field *f = &h->fields[i];
-        if (http1_span_eq_ci(buf, f->name, "connection") &&
-            http1_list_has_token(buf + f->value.off, f->value.len, lname))
-            return true;
+        const char *v = buf + f->value.off;
+        struct http1_span e;
+        size_t pos = 0;
+
+        if (!http1_span_eq_ci(buf, f->name, "connection"))
+            continue;
+        while (http1_list_next(v, f->value.len, &pos, &e))
+            if (e.len == name.len && strncasecmp(v + e.off, buf + name.off, name.len) == 0)
+                return true;
     }
     return false;
 }

@@ -29,14 +29,12 @@ const char *identity_source_str(enum identity_source s)
     return "none";
 }
 
-/*
- * Decodes the user name of a Basic credential into user (capacity cap).  Returns false
- * when the value is not a well-formed Basic credential.  The password is never copied.
- */
-static bool identity_basic_user(const char *v, size_t len, char *user, size_t cap)
+/* Decodes a Basic credential; see the header. */
+bool identity_basic_decode(const char *v, size_t len, char *user, size_t ucap, char *pass,
+                           size_t pcap)
 {
     unsigned char decoded[IDENTITY_MAX_AUTH];
-    size_t i = 0, b64len, pad = 0;
+    size_t i = 0, b64len, pad = 0, ulen;
     int n;
     const unsigned char *colon;
     bool ok;
@@ -60,10 +58,23 @@ static bool identity_basic_user(const char *v, size_t len, char *user, size_t ca
         pad++;
     n -= (int)pad;
     colon = n > 0 ? memchr(decoded, ':', (size_t)n) : NULL;
-    ok = colon != NULL && colon != decoded && (size_t)(colon - decoded) < cap;
+    ulen = colon != NULL ? (size_t)(colon - decoded) : 0;
+    ok = colon != NULL && ulen > 0 && ulen < ucap;
+    /* A control byte (NUL above all, which would cut the name short and name another
+     * tool) makes the credential malformed: a name is taken whole or not at all. */
+    for (size_t k = 0; ok && k < (size_t)n; k++)
+        ok = decoded[k] >= 0x20 && decoded[k] != 0x7f;
+    if (ok && pass != NULL) {
+        size_t plen = (size_t)n - ulen - 1;
+        ok = plen < pcap;
+        if (ok) {
+            memcpy(pass, colon + 1, plen);
+            pass[plen] = '\0';
+        }
+    }
     if (ok) {
-        memcpy(user, decoded, (size_t)(colon - decoded));
-        user[colon - decoded] = '\0';
+        memcpy(user, decoded, ulen);
+        user[ulen] = '\0';
     }
     OPENSSL_cleanse(decoded, sizeof(decoded)); /* the password was in there */
     return ok;
@@ -141,7 +152,7 @@ void identity_resolve(const struct policy_snapshot *p, const struct identity_inp
     out->source = IDENTITY_NONE;
     out->mismatch[0] = '\0';
     if (in->proxy_auth == NULL ||
-        !identity_basic_user(in->proxy_auth, in->proxy_auth_len, user, sizeof(user)))
+        !identity_basic_decode(in->proxy_auth, in->proxy_auth_len, user, sizeof(user), NULL, 0))
         user[0] = '\0';
     memcpy(out->user, user, strlen(user) + 1);
     if (in->listener_tool != NULL && in->listener_tool[0] != '\0')

@@ -10,6 +10,7 @@
 #ifndef SLUICE_IDENTITY_H
 #define SLUICE_IDENTITY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sluice/policy.h"
@@ -44,6 +45,15 @@ struct identity_input {
     const char *user_agent; /* the User-Agent value, user_agent_len bytes */
     size_t user_agent_len;
 };
+
+/*
+ * Decodes the Basic credential v[0..len): the user name into user (capacity ucap) and,
+ * when pass is not NULL, the password into pass (capacity pcap).  Returns false when the
+ * value is not a well-formed Basic credential, the name is empty or either part holds a
+ * control byte, or a part does not fit (never cut short).
+ */
+bool identity_basic_decode(const char *v, size_t len, char *user, size_t ucap, char *pass,
+                           size_t pcap);
 
 /* Names the tool for a request under policy p from what in offers. */
 void identity_resolve(const struct policy_snapshot *p, const struct identity_input *in,
