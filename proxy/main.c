@@ -20,10 +20,13 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "sluice/cli.h"
 #include "sluice/clientcap.h"
 #include "sluice/config.h"
+#include "sluice/credentials.h"
 #include "sluice/listener.h"
 #include "sluice/log.h"
 #include "sluice/netguard.h"
@@ -62,7 +65,8 @@ struct args {
     const char *log_file;    /* or NULL: stderr */
     const char *pid_file;    /* or NULL */
     int verbosity;
-    bool check_only; /* "sluice check": validate and exit */
+    bool check_only;         /* "sluice check": validate and exit */
+    const char *passwd_user; /* "sluice passwd NAME": print a credentials line and exit */
 };
 
 /* A command other than running the proxy: its name, arguments, and what it does. */
@@ -82,6 +86,12 @@ static const struct command commands[] = {
      "answers to.\n"},
     {"help", "[COMMAND]", "this text, or what COMMAND does",
      "Prints the usage, or with a COMMAND what that command does.\n"},
+    {"passwd", "NAME", "print a credentials file line for proxy user NAME",
+     "Prints, on standard output, the line of the credentials file (auth.credentials,\n"
+     "--credentials) for proxy user NAME: the token's salted scrypt hash, never the token.\n"
+     "The token is the first line of standard input; when standard input is a terminal or\n"
+     "empty, a random one is made and printed on standard error, once.  Clients then send\n"
+     "NAME and the token as their proxy credentials (http://NAME:TOKEN@host:port).\n"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -94,6 +104,41 @@ static void usage(const struct cli *c, FILE *out)
                 (int)(19 - strlen(commands[i].name)), commands[i].args, commands[i].summary);
     fputs("\nAn egress-filtering HTTP/HTTPS forward proxy for developer tools.\n\noptions:\n", out);
     cli_usage(c, out);
+}
+
+/*
+ * "sluice passwd NAME": prints the credentials line for NAME, with the token read from
+ * standard input or made at random.  Returns the exit status.
+ */
+static int passwd_command(int argc, char **argv)
+{
+    char token[256] = "", line[512];
+    unsigned char raw[24];
+
+    if (argc != 1 || !settings_is_tool_id(argv[0])) {
+        fprintf(stderr, "sluice: passwd takes one proxy user name: lower-case letters, digits, "
+                        "'-', '_' or '.' (see sluice help passwd)\n");
+        return 2;
+    }
+    if (!isatty(STDIN_FILENO) && fgets(token, sizeof(token), stdin) != NULL)
+        token[strcspn(token, "\r\n")] = '\0';
+    if (token[0] == '\0') {
+        if (RAND_bytes(raw, sizeof(raw)) != 1) {
+            fprintf(stderr, "sluice: no random bytes for a token\n");
+            return 1;
+        }
+        for (size_t i = 0; i < sizeof(raw); i++)
+            snprintf(token + i * 2, 3, "%02x", raw[i]);
+        fprintf(stderr, "token for %s (shown once; the file keeps only its hash): %s\n", argv[0],
+                token);
+    }
+    if (credentials_line(argv[0], token, line, sizeof(line)) < 0) {
+        fprintf(stderr, "sluice: cannot hash the token\n");
+        return 1;
+    }
+    OPENSSL_cleanse(token, sizeof(token));
+    printf("%s\n", line);
+    return 0;
 }
 
 /* The command called name, or NULL. */
@@ -230,6 +275,8 @@ static void parse_args(const struct cli *c, int argc, char **argv, struct args *
             unknown_command(argv[optind]);
         if (strcmp(cmd->name, "help") == 0)
             help_command(c, argc - optind - 1, argv + optind + 1);
+        if (strcmp(cmd->name, "passwd") == 0)
+            exit(passwd_command(argc - optind - 1, argv + optind + 1));
         a->check_only = true;
         if (optind + 1 < argc) {
             fprintf(stderr, "sluice: unexpected argument '%s' after %s (see sluice --help)\n",
@@ -668,6 +715,7 @@ int main(int argc, char **argv)
     static struct worker workers[CONFIG_MAX_WORKERS];
     struct listener_addr listen[CONFIG_MAX_LISTENERS];
     struct netguard_cidrs *proxy_from[CONFIG_MAX_LISTENERS] = {NULL};
+    struct credentials *credentials = NULL;
     struct sluice_settings settings;
     struct cli cli;
     struct args args;
@@ -715,6 +763,12 @@ int main(int argc, char **argv)
         yamldoc_errors_clear(&errs);
         goto out_early;
     }
+    if (config->credentials != NULL &&
+        (credentials = credentials_load(config->credentials, &errs)) == NULL) {
+        yamldoc_errors_print(&errs, stderr);
+        yamldoc_errors_clear(&errs);
+        goto out_early;
+    }
     if (args.check_only) {
         unsigned nerrors = 0;
 
@@ -733,6 +787,9 @@ int main(int argc, char **argv)
         printf("policies OK: %zu tool profile%s from %s\n", policy->ntools,
                policy->ntools == 1 ? "" : "s", policy->dir != NULL ? policy->dir : "(none)");
         print_profiles(policy);
+        if (credentials != NULL)
+            printf("credentials OK: %zu user%s in %s\n", credentials_count(credentials),
+                   credentials_count(credentials) == 1 ? "" : "s", config->credentials);
         printf("configuration OK%s%s\n", args.config_path != NULL ? ": " : " (built-in defaults)",
                args.config_path != NULL ? args.config_path : "");
         status = 0;
@@ -808,6 +865,9 @@ int main(int argc, char **argv)
         goto out;
     if (policy->warning != NULL)
         log_warn("%s", policy->warning);
+    if (config->mode == CONFIG_MODE_GATEWAY && credentials == NULL)
+        log_warn("gateway mode without a credentials file: proxy user names are taken on trust, "
+                 "so any client may name any tool; set auth.credentials (or --credentials)");
     log_notice("policies: generation %u, %zu tool profile%s from %s (%s mode)", policy->generation,
                policy->ntools, policy->ntools == 1 ? "" : "s",
                policy->dir != NULL ? policy->dir
@@ -822,7 +882,9 @@ int main(int argc, char **argv)
                 workers[k].listeners[i].tool =
                     config->listeners[i].tool[0] != '\0' ? config->listeners[i].tool : NULL;
                 workers[k].listeners[i].proxy_from = proxy_from[i];
+                workers[k].listeners[i].ask_credentials = config->listeners[i].ask_credentials;
             }
+            workers[k].env.credentials = credentials;
         } else {
             log_error("worker %u: %s", k, errstr);
             for (size_t i = (size_t)(k + 1) * nlisten; i < (size_t)nworkers * nlisten; i++)
@@ -905,6 +967,7 @@ out:
 out_early:
     for (size_t i = 0; i < CONFIG_MAX_LISTENERS; i++)
         netguard_cidrs_free(proxy_from[i]);
+    credentials_free(credentials);
     policy_unref(policy);
     netguard_self_free(self);
     clientcap_free(clientcap);

@@ -47,11 +47,12 @@ const struct config_key config_keys[] = {
      "worker threads, 0 for one per core"},
     {"listen", CFG_LISTENERS, 0, 0, "127.0.0.1:3128", CFG_F_RESTART, 0,
      "a list of listeners, each ADDR:PORT or {address: ADDR:PORT, tool: ID, proxy_protocol: "
-     "[CIDR, ...]}",
+     "[CIDR, ...], ask_credentials: true}",
      "listen", 'l',
      "listen here, repeatable; IPv6 as [::1]:3128; ADDR:0 picks a free port; "
      "ADDR:PORT,tool=ID: its clients are tool ID; ,proxy-from=CIDR: take the PROXY protocol "
-     "header of a load balancer there"},
+     "header of a load balancer there; ,ask-credentials: answer 407 to a request without "
+     "proxy credentials"},
     {"connect_ports", CFG_PORTS, 0, 0, "443", CFG_F_RESTART, 0, "a list of ports from 1 to 65535",
      "connect-ports", 0, "ports CONNECT may reach"},
     {"limits.max_connections", CFG_UINT, 1, 1000000, "16384", CFG_F_RESTART,
@@ -126,6 +127,9 @@ const struct config_key config_keys[] = {
      NULL},
     {"ca.key", CFG_PATH, 0, 0, NULL, 0, OFF(ca_key), "the path of the CA private key", NULL, 0,
      NULL},
+    {"auth.credentials", CFG_PATH, 0, 0, NULL, CFG_F_READABLE | CFG_F_RESTART, OFF(credentials),
+     "the path of a readable credentials file", "credentials", 0,
+     "proxy users and their token hashes (sluice passwd); each request must carry one"},
     {"identity.processes", CFG_SWITCH, 0, 1, "on", CFG_F_RESTART, OFF(settings.identify_processes),
      "on or off", "identify-processes", 0,
      "name a loopback client's tool by its process or an ancestor's"},
@@ -301,7 +305,7 @@ static bool loader_check_cidrs(struct loader *l, const char *label, const char *
  * the key as its source does; at says where the file gave each part.
  */
 static void loader_add_listener(struct loader *l, const char *label, const char *addr,
-                                const char *tool, const char *proxy_from,
+                                const char *tool, const char *proxy_from, bool ask_credentials,
                                 const struct listener_at *at)
 {
     struct config_listener *out;
@@ -352,6 +356,7 @@ static void loader_add_listener(struct loader *l, const char *label, const char 
     /* Always written: the slot may hold a listener of the list this one replaces. */
     snprintf(out->tool, sizeof(out->tool), "%s", tool != NULL ? tool : "");
     snprintf(out->proxy_from, sizeof(out->proxy_from), "%s", proxy_from != NULL ? proxy_from : "");
+    out->ask_credentials = ask_credentials;
 }
 
 /*
@@ -364,7 +369,7 @@ static void loader_add_listener_text(struct loader *l, const char *label, const 
     size_t len = strcspn(text, ",");
     char addr[sizeof(((struct config_listener *)0)->address)];
     char tool[SETTINGS_TOOL_ID_MAX + 1] = "", proxy_from[CONFIG_PROXY_FROM_MAX] = "";
-    bool has_tool = false, has_proxy = false;
+    bool has_tool = false, has_proxy = false, ask = false;
     const char *p = text + len;
 
     if (len >= sizeof(addr)) {
@@ -389,16 +394,18 @@ static void loader_add_listener_text(struct loader *l, const char *label, const 
             memcpy(proxy_from + at, opt + 11, n - 11);
             proxy_from[at + n - 11] = '\0';
             has_proxy = true;
+        } else if (n == 15 && strncmp(opt, "ask-credentials", 15) == 0) {
+            ask = true;
         } else {
             loader_error(l, NULL,
-                         "%s: unknown listener option '%.*s'; expected tool=ID or "
-                         "proxy-from=CIDR",
+                         "%s: unknown listener option '%.*s'; expected tool=ID, "
+                         "proxy-from=CIDR or ask-credentials",
                          label, (int)n, opt);
             return;
         }
         p = opt + n;
     }
-    loader_add_listener(l, label, addr, has_tool ? tool : NULL, has_proxy ? proxy_from : NULL,
+    loader_add_listener(l, label, addr, has_tool ? tool : NULL, has_proxy ? proxy_from : NULL, ask,
                         &nowhere);
 }
 
@@ -426,6 +433,7 @@ static void loader_add_listener_node(struct loader *l, const struct config_key *
 {
     struct listener_at at = {.item = item};
     char proxy_from[CONFIG_PROXY_FROM_MAX] = "";
+    bool ask = false;
 
     if (item->type == YAML_SCALAR_NODE) {
         at.addr = item;
@@ -444,10 +452,15 @@ static void loader_add_listener_node(struct loader *l, const struct config_key *
             else if (strcmp(name, "proxy_protocol") == 0 && val != NULL &&
                      (val->type == YAML_SCALAR_NODE || val->type == YAML_SEQUENCE_NODE))
                 at.proxy = val;
+            else if (strcmp(name, "ask_credentials") == 0 && val != NULL &&
+                     val->type == YAML_SCALAR_NODE &&
+                     (strcmp(yamldoc_scalar(val), "true") == 0 ||
+                      strcmp(yamldoc_scalar(val), "false") == 0))
+                ask = strcmp(yamldoc_scalar(val), "true") == 0;
             else
                 loader_error(l, key != NULL ? key : item,
                              "listen: unknown or malformed key '%s' in a listener; expected "
-                             "address, tool and proxy_protocol",
+                             "address, tool, proxy_protocol and ask_credentials (true or false)",
                              name);
         }
     }
@@ -466,7 +479,7 @@ static void loader_add_listener_node(struct loader *l, const struct config_key *
         }
     }
     loader_add_listener(l, k->name, yamldoc_scalar(at.addr), yamldoc_scalar(at.tool),
-                        at.proxy != NULL ? proxy_from : NULL, &at);
+                        at.proxy != NULL ? proxy_from : NULL, ask, &at);
 }
 
 /*
@@ -708,6 +721,7 @@ void config_free(struct sluice_config *cfg)
     free(cfg->ca_key);
     free(cfg->audit_path);
     free(cfg->user);
+    free(cfg->credentials);
     free(cfg);
 }
 
@@ -857,7 +871,8 @@ static bool config_same(const struct config_key *k, const struct sluice_config *
         for (size_t i = 0; i < a->nlisteners; i++)
             if (strcmp(a->listeners[i].address, b->listeners[i].address) != 0 ||
                 strcmp(a->listeners[i].tool, b->listeners[i].tool) != 0 ||
-                strcmp(a->listeners[i].proxy_from, b->listeners[i].proxy_from) != 0)
+                strcmp(a->listeners[i].proxy_from, b->listeners[i].proxy_from) != 0 ||
+                a->listeners[i].ask_credentials != b->listeners[i].ask_credentials)
                 return false;
         return true;
     }

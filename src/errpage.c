@@ -12,6 +12,8 @@ const char *errpage_reason(unsigned status)
         return "Bad Request";
     case 403:
         return "Forbidden";
+    case 407:
+        return "Proxy Authentication Required";
     case 408:
         return "Request Timeout";
     case 501:
@@ -64,9 +66,13 @@ size_t errpage_write(struct evbuffer *out, unsigned status, const char *error_ty
                                "Content-Type: text/plain; charset=utf-8\r\n"
                                "Content-Length: %d\r\n"
                                "Cache-Control: no-store\r\n"
+                               "%s"
                                "Connection: close\r\n"
                                "\r\n",
-                               status, errpage_reason(status), error_type, details, blen);
+                               status, errpage_reason(status), error_type, details, blen,
+                               status == 407 ? "Proxy-Authenticate: Basic realm=\"sluice\", "
+                                               "charset=\"UTF-8\"\r\n"
+                                             : "");
     evbuffer_add(out, body, (size_t)blen);
     return (hlen > 0 ? (size_t)hlen : 0) + (size_t)blen;
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <openssl/crypto.h>
 
 #include "sluice/audit.h"
 #include "sluice/errpage.h"
@@ -266,7 +267,7 @@ static void session_find_process(struct session *s, evutil_socket_t fd, const st
 
 /* Takes over an accepted socket and starts reading the first request head. */
 struct session *session_new(struct session_env *env, evutil_socket_t fd, const struct sockaddr *sa,
-                            const char *listener_tool, bool cap_held, bool proxy_header)
+                            const struct session_arrival *a)
 {
     const struct sluice_settings *st = env->settings;
     struct session *s = calloc(1, sizeof(*s));
@@ -275,8 +276,9 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
     if (s == NULL)
         goto fail;
     s->env = env;
-    s->listener_tool = listener_tool;
-    s->proxy_header = proxy_header;
+    s->listener_tool = a->listener_tool;
+    s->ask_credentials = a->ask_credentials;
+    s->proxy_header = a->proxy_header;
     tunnel_init(&s->x.tun);
     s->policy = policy_acquire();
     if (s->policy == NULL)
@@ -290,7 +292,7 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
     s->timer = evtimer_new(env->base, session_timer_cb, s);
     if (s->timer == NULL)
         goto fail;
-    if (!proxy_header && st->identify_processes)
+    if (!a->proxy_header && st->identify_processes)
         session_find_process(s, fd, sa);
     s->client = sock_new(env->base, fd);
     fd = -1; /* the sock owns it now, or closed it */
@@ -305,7 +307,7 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
     sock_set_reading(s->client, true);
     TAILQ_INSERT_TAIL(&env->live, s, entry);
     env->nlive++;
-    s->cap_held = cap_held; /* from here on the session releases it */
+    s->cap_held = a->cap_held; /* from here on the session releases it */
     session_timer_arm(s, st->timeout_head_ms);
     return s;
 
@@ -452,6 +454,59 @@ static void session_deny(struct session *s, char phase, const struct policy_deci
     log_notice("%s: %s %s", s->client_addr, s->x.req.method, what);
     s->x.failure_logged = true; /* once, at notice: -v must not say it again */
     session_fail(s, 403, "http_request_denied", TERM_PROXY, phase, what);
+}
+
+/*
+ * Answers 407 with a Basic challenge: proxy credentials are missing (a listener that asks
+ * for them, or a credentials file) or wrong (the file).  The access line says
+ * decision=block rule=proxy-auth; the client may retry with credentials.
+ */
+static void session_challenge(struct session *s, const char *why, const char *user)
+{
+    struct exchange *x = &s->x;
+    char what[800], shown[IDENTITY_USER_MAX * 4];
+
+    log_escape(shown, sizeof(shown), user, strlen(user));
+    snprintf(what, sizeof(what), "%s%s%s; send the tool's proxy user name and token", why,
+             user[0] != '\0' ? " for user " : "", shown);
+    x->decision.verdict = POLICY_BLOCK;
+    x->decision.bad_request = false;
+    x->decision.tool = "unidentified";
+    x->decision.file = s->env->credentials != NULL ? "the credentials file" : "the listener";
+    x->decision.reason = why;
+    snprintf(x->decision.rule, sizeof(x->decision.rule), "proxy-auth");
+    x->decided = true;
+    log_notice("%s: 407: %s", s->client_addr, what);
+    x->failure_logged = true;
+    session_fail(s, 407, "http_request_denied", TERM_PROXY, TERM_PH_REQUEST, what);
+}
+
+/*
+ * With a credentials file, a request must carry a user and token it verifies; a listener
+ * that asks for credentials wants some (unverified without a file), so clients that wait
+ * for a challenge send them.  Returns true to go on, false after a 407.
+ */
+static bool session_check_credentials(struct session *s, const struct identity_input *in)
+{
+    char user[IDENTITY_USER_MAX] = "", token[256];
+    bool have = in->proxy_auth != NULL, ok;
+
+    if (s->env->credentials == NULL) {
+        if (!s->ask_credentials || have)
+            return true;
+        session_challenge(s, "proxy credentials are required on this listener", "");
+        return false;
+    }
+    ok = have &&
+         identity_basic_decode(in->proxy_auth, in->proxy_auth_len, user, sizeof(user), token,
+                               sizeof(token)) &&
+         credentials_verify(s->env->credentials, user, strlen(user), token, strlen(token));
+    OPENSSL_cleanse(token, sizeof(token));
+    if (ok)
+        return true;
+    session_challenge(
+        s, have ? "the proxy credentials are not valid" : "proxy credentials are required", user);
+    return false;
 }
 
 /* Refuses a request the parser or the dispatcher could not accept. */
@@ -895,6 +950,8 @@ static bool session_decide(struct session *s, const char *buf)
             in.user_agent_len = h->fields[i].value.len;
         }
     }
+    if (!session_check_credentials(s, &in))
+        return false;
     identity_resolve(s->policy, &in, &x->identity);
     session_query(s, x->identity.tool, &q);
     policy_decide(s->policy, &q, &x->decision);

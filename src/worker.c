@@ -118,7 +118,11 @@ static void worker_accept(struct worker *w, const struct worker_listener *l, evu
                           "close some, or try again in a moment\n");
         return;
     }
-    if (session_new(&w->env, fd, sa, l->tool, counted, proxy_header) == NULL) {
+    if (session_new(&w->env, fd, sa,
+                    &(struct session_arrival){.listener_tool = l->tool,
+                                              .ask_credentials = l->ask_credentials,
+                                              .cap_held = counted,
+                                              .proxy_header = proxy_header}) == NULL) {
         atomic_fetch_sub(&worker_open_conns, 1);
         if (counted)
             clientcap_release(w->env.clientcap, sa);

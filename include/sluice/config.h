@@ -34,6 +34,7 @@ struct config_listener {
     char address[80];                       /* "127.0.0.1:3128" or "[::1]:3128" */
     char tool[SETTINGS_TOOL_ID_MAX];        /* tool id bound to this listener, or "" */
     char proxy_from[CONFIG_PROXY_FROM_MAX]; /* CIDRs, space-separated, or "": none */
+    bool ask_credentials;                   /* answer 407 to a request without credentials */
 };
 
 /* Everything the main file sets; strings are owned by the config. */
@@ -52,7 +53,8 @@ struct sluice_config {
     char *ca_cert;
     char *ca_key;
     char *audit_path;
-    char *user; /* when started as root: whom to become once the listeners are bound */
+    char *user;        /* when started as root: whom to become once the listeners are bound */
+    char *credentials; /* the file of users and token hashes, or NULL: none verified */
 };
 
 /* How a key's value is read. */

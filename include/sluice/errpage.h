@@ -15,7 +15,8 @@ const char *errpage_reason(unsigned status);
  * Appends a complete response to out: status, Proxy-Status error type (a token such as
  * "dns_error"), and a body made of what (one sentence) and host (may be NULL or "").
  * Network bytes in what or host must have been escaped by the caller.  The response
- * always says Connection: close.  Returns the number of bytes appended.
+ * always says Connection: close; a 407 carries the Basic challenge (realm "sluice").
+ * Returns the number of bytes appended.
  */
 size_t errpage_write(struct evbuffer *out, unsigned status, const char *error_type,
                      const char *host, const char *what);

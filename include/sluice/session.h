@@ -32,6 +32,7 @@
 #include <event2/event.h>
 
 #include "sluice/clientcap.h"
+#include "sluice/credentials.h"
 #include "sluice/procid.h"
 #include "sluice/dial.h"
 #include "sluice/forward.h"
@@ -72,11 +73,20 @@ struct session_env {
     struct session_list live; /* open sessions */
     struct session_list dead; /* closed sessions waiting for the reaper */
     size_t nlive;
-    struct event *reap;          /* activated by a close: frees the dead after the callback */
-    bool draining;               /* finished exchanges close their connection */
-    atomic_uint *open_total;     /* open client connections across all workers */
-    struct clientcap *clientcap; /* connections per client address, or NULL: no cap */
-    struct procid_cache procid;  /* the processes that held the last loopback clients */
+    struct event *reap;              /* activated by a close: frees the dead after the callback */
+    bool draining;                   /* finished exchanges close their connection */
+    atomic_uint *open_total;         /* open client connections across all workers */
+    struct clientcap *clientcap;     /* connections per client address, or NULL: no cap */
+    struct procid_cache procid;      /* the processes that held the last loopback clients */
+    struct credentials *credentials; /* verified proxy credentials, or NULL; not owned */
+};
+
+/* How a connection came in: what its listener says of it, and what the worker did. */
+struct session_arrival {
+    const char *listener_tool; /* the tool the listener is bound to, or NULL */
+    bool ask_credentials;      /* the listener answers 407 to a request without credentials */
+    bool cap_held;             /* the peer was counted in env->clientcap (released at close) */
+    bool proxy_header;         /* the peer is a trusted balancer: a PROXY header comes first */
 };
 
 /* The upstream connection kept for one client after connection-bound authentication. */
@@ -127,6 +137,7 @@ struct session {
     TAILQ_ENTRY(session) entry;     /* in env->live, then env->dead */
     struct policy_snapshot *policy; /* the newest policy when the request began; one ref */
     const char *listener_tool;      /* tool its listener is bound to, or NULL */
+    bool ask_credentials;           /* its listener answers 407 to a request without them */
     enum session_state state;
     struct sock *client;                   /* the client connection; owned */
     struct sock *upstream;                 /* the upstream connection in use, or NULL; owned */
@@ -160,13 +171,13 @@ struct session {
 
 /*
  * Takes over an accepted client socket fd (closed on failure) and starts reading the first
- * request head.  cap_held says sa was counted in env->clientcap (released at close).  With
- * proxy_header, sa is a load balancer trusted for the PROXY protocol: its header comes
- * first and names the client, who is then counted instead.  Returns the session, on env's
- * live list, or NULL (when the caller still holds the count).
+ * request head.  With a->cap_held, sa was counted in env->clientcap (released at close).
+ * With a->proxy_header, sa is a load balancer trusted for the PROXY protocol: its header
+ * comes first and names the client, who is then counted instead.  Returns the session, on
+ * env's live list, or NULL (when the caller still holds the count).
  */
 struct session *session_new(struct session_env *env, evutil_socket_t fd, const struct sockaddr *sa,
-                            const char *listener_tool, bool cap_held, bool proxy_header);
+                            const struct session_arrival *a);
 
 /* Frees what session_close() left of s; only the worker's reaper calls it.  NULL is a no-op. */
 void session_free(struct session *s);

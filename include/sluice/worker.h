@@ -34,6 +34,7 @@ struct worker_listener {
     struct event *ev;                        /* readable: a connection waits; owned */
     const char *tool;                        /* the tool id its clients are, or NULL; not owned */
     const struct netguard_cidrs *proxy_from; /* balancers, or NULL; not owned */
+    bool ask_credentials;                    /* answer 407 to a request without credentials */
 };
 
 /* One worker thread and everything its loop owns. */

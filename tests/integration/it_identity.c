@@ -200,6 +200,133 @@ static void test_user_agent_when_processes_off(void **state)
     free(line);
 }
 
+/* Runs sluice passwd NAME with token on its standard input; appends the line to path. */
+static void add_credential(const char *path, const char *name, const char *token)
+{
+    char cmd[1200];
+
+    snprintf(cmd, sizeof(cmd), "printf '%%s\\n' '%s' | '%s' passwd '%s' >> '%s'", token,
+             sluiceproc_bin(), name, path);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(chmod(path, 0600), 0);
+}
+
+/* GETs path with libcurl from this process as user:token (NULL: none); returns the status. */
+static long get_as_user(struct itcase *t, const char *path, const char *userpwd, long auth,
+                        struct tbuf *head)
+{
+    struct itcurl *c = itcurl_new(t->proxy_port);
+    char url[128];
+    long status;
+
+    assert_non_null(c);
+    if (userpwd != NULL)
+        curl_easy_setopt(c->h, CURLOPT_PROXYUSERPWD, userpwd);
+    if (auth != 0)
+        curl_easy_setopt(c->h, CURLOPT_PROXYAUTH, auth);
+    assert_int_equal(itcurl_perform(c, it_url(t, path, url, sizeof(url))), CURLE_OK);
+    status = itcurl_status(c);
+    if (head != NULL)
+        tbuf_append(head, c->all_headers.data, c->all_headers.len);
+    itcurl_free(c);
+    return status;
+}
+
+/*
+ * With a credentials file, only a user with its token gets through: a wrong token or none
+ * is answered 407 with a Basic challenge, the access line says rule=proxy-auth, and the
+ * origin sees nothing of it.  The verified user names the tool.  A file others may read
+ * is refused at start.
+ */
+static void test_credentials_verified(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = write_profiles(t);
+    char creds[600], *line;
+    struct tbuf head = {0};
+
+    snprintf(creds, sizeof(creds), "%s/credentials", t->env->dir);
+    add_credential(creds, "beta", "s3cret-token");
+    add_credential(creds, "other", "another");
+    it_start_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {
+            "--policy-dir", dir, "--credentials", creds, "--identify-processes", "off", NULL};
+        it_start_proxy(t, args);
+    }
+    assert_int_equal(get_as_user(t, "/good", "beta:s3cret-token", 0, NULL), 200);
+    line = it_access_line(t, "/good\"", NULL);
+    it_assert_access_field(line, "tool", "beta");
+    it_assert_access_field(line, "id", "proxy-user");
+    free(line);
+    assert_int_equal(get_as_user(t, "/wrong", "beta:guess", 0, &head), 407);
+    assert_non_null(strstr(tbuf_str(&head), "Proxy-Authenticate: Basic realm=\"sluice\""));
+    line = it_access_line(t, "/wrong\"", NULL);
+    it_assert_access_field(line, "status", "407");
+    it_assert_access_field(line, "rule", "proxy-auth");
+    it_assert_access_field(line, "sent", "0");
+    free(line);
+    assert_int_equal(get_as_user(t, "/none", NULL, 0, NULL), 407);
+    assert_int_equal(get_as_user(t, "/swapped", "other:s3cret-token", 0, NULL), 407);
+    assert_int_equal(origin_requests(t->origin), 1);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "the proxy credentials are not valid "
+                                                       "for user beta"));
+    assert_false(sluiceproc_log_contains(t->env->proxy, "guess"));
+    assert_false(sluiceproc_log_contains(t->env->proxy, "s3cret"));
+    tbuf_free(&head);
+
+    assert_int_equal(chmod(creds, 0644), 0);
+    {
+        const char *const args[] = {"--credentials", creds, NULL};
+        struct it_run r = it_run_sluice(t, args);
+        assert_int_equal(r.status, 1);
+        assert_non_null(strstr(r.output, "readable by others"));
+        free(r.output);
+    }
+}
+
+/*
+ * A listener that asks for credentials (no file: they are not verified) answers 407 to a
+ * request without them, so a client that waits for a challenge sends them: libcurl with
+ * CURLAUTH_ANY, and git with its default (anyauth).
+ */
+static void test_listener_asks_credentials(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = write_profiles(t);
+    const char *const args[] = {
+        "--policy-dir",         dir,   "--listen", "127.0.0.1:0,ask-credentials",
+        "--identify-processes", "off", NULL};
+    char *line, proxy[80], url[128];
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    assert_int_equal(get_as_user(t, "/anyauth", "beta:x", CURLAUTH_ANY, NULL), 200);
+
+    line = it_access_line(t, "/anyauth\"", "status=200", NULL);
+    it_assert_access_field(line, "tool", "beta");
+    free(line);
+    line = it_access_line(t, "/anyauth\"", "status=407", NULL); /* the challenge came first */
+    it_assert_access_field(line, "rule", "proxy-auth");
+    free(line);
+    if (access("/usr/bin/git", X_OK) != 0) {
+        print_message("git is not installed: its part skipped\n");
+        return;
+    }
+    snprintf(proxy, sizeof(proxy), "http.proxy=http://beta:x@127.0.0.1:%u", t->proxy_port);
+    {
+        const char *const argv[] = {
+            "git", "-c", proxy, "ls-remote", it_url(t, "/repo.git", url, sizeof(url)), NULL};
+        (void)run(argv); /* the origin is no git server: the requests are what counts */
+    }
+    line = it_access_line(t, "/repo.git/info/refs", "status=200", NULL);
+    it_assert_access_field(line, "tool", "beta");
+    free(line);
+    line = it_access_line(t, "/repo.git/info/refs", "status=407", NULL);
+    it_assert_access_field(line, "rule", "proxy-auth");
+    free(line);
+}
+
 /* Runs the cases, each with its own environment. */
 int main(void)
 {
@@ -207,6 +334,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_process_names_tool, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_ancestor_and_interpreter, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_user_agent_when_processes_off, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_credentials_verified, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_asks_credentials, it_setup, it_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
