@@ -161,6 +161,8 @@ static const struct policy_mapping tool_mapping = {
 static const struct policy_key org_keys[] = {
     {"banned_tools", PK_LIST, 0, ORG(banned), ORG(nbanned), "a list of values", NULL, NULL},
     {"block_telemetry", PK_BOOL, 0, ORG(block_telemetry), 0, "true or false", NULL, NULL},
+    {"block_identity_mismatch", PK_BOOL, 0, ORG(block_identity_mismatch), 0, "true or false", NULL,
+     NULL},
     {"unidentified", PK_VERDICT, 0, ORG(unidentified), 0, "allow, block or report", NULL, NULL},
     {"deny_hosts", PK_HOSTS, 0, ORG(deny_hosts), 0, "a list of host names or *.suffix wildcards",
      NULL, NULL},
@@ -1273,6 +1275,16 @@ void policy_decide(const struct policy_snapshot *p, const struct policy_query *q
                    "ban:", t->id);
             return;
         }
+    /* A client whose sources disagree (a process of one tool, credentials of another) is
+     * not given the benefit of the doubt where the organisation says so. */
+    if (p->org.block_identity_mismatch && q->identity_mismatch != NULL &&
+        q->identity_mismatch[0] != '\0') {
+        decide(d, POLICY_BLOCK, tool, org,
+               "the sources that name this client disagree about its tool; send the tool's own "
+               "credentials, or run it as itself",
+               "identity-mismatch", "");
+        return;
+    }
     /* 2. Global deny: hosts (unless excepted) and CONNECT ports. */
     if (in_set(p->org.deny_hosts, q->host) && !in_set(p->org.allow_hosts, q->host)) {
         decide(d, POLICY_BLOCK, tool, org,

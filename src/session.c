@@ -927,6 +927,7 @@ static void session_query(const struct session *s, const struct policy_tool *too
     q->plain_path = x->plain_path;
     q->literal_path = x->literal_path;
     q->path_flags = x->path_flags;
+    q->identity_mismatch = x->identity.mismatch;
 }
 
 /*

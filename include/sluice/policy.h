@@ -91,6 +91,7 @@ struct policy_org {
     char *banned[POLICY_MAX_LIST];
     size_t nbanned;
     bool block_telemetry; /* telemetry, crash-reporting and feature-flag groups, all tools */
+    bool block_identity_mismatch; /* a weaker source naming another tool blocks the request */
     enum policy_verdict unidentified;
     struct domainset *deny_hosts;  /* owned; may be NULL */
     struct domainset *allow_hosts; /* exceptions to deny_hosts; owned; may be NULL */
@@ -145,13 +146,14 @@ struct policy_query {
     const char *method;
     const char *host; /* the normalised host (request_normalize_host) */
     uint16_t port;
-    const char *path;         /* normalised path and query (urlpath_normalize), or NULL */
-    const char *raw_path;     /* the path and query as received, or NULL */
-    const char *plain_path;   /* path without segment parameters (urlpath_strip_params), or
-                                 NULL when it has none */
-    const char *literal_path; /* path with its dot segments kept (urlpath_literal), or NULL
-                                 when it has none */
-    unsigned path_flags;      /* URLPATH_F_* the normalisation saw */
+    const char *path;              /* normalised path and query (urlpath_normalize), or NULL */
+    const char *raw_path;          /* the path and query as received, or NULL */
+    const char *plain_path;        /* path without segment parameters (urlpath_strip_params), or
+                                      NULL when it has none */
+    const char *literal_path;      /* path with its dot segments kept (urlpath_literal), or NULL
+                                      when it has none */
+    unsigned path_flags;           /* URLPATH_F_* the normalisation saw */
+    const char *identity_mismatch; /* "SOURCE:TOOL" a weaker source named, or NULL / "" */
 };
 
 /* The decision and the rule that made it; strings point into the snapshot or are static. */

@@ -129,6 +129,42 @@ static void test_process_names_tool(void **state)
 }
 
 /*
+ * With block_identity_mismatch, a client whose process is one tool and whose credentials
+ * name another is refused (rule identity-mismatch) and the origin sees nothing; the same
+ * client without credentials goes through.
+ */
+static void test_mismatch_blocked(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir;
+    char path[600], *line;
+    const char *argv[3] = {"--policy-dir", NULL, NULL};
+    struct itcurl *c;
+    char url[128];
+
+    dir = write_profiles(t);
+    snprintf(path, sizeof(path), "%s/organisation.yaml", dir);
+    assert_int_equal(tio_write_file(path, "unidentified: allow\nblock_identity_mismatch: true\n"),
+                     0);
+    argv[1] = dir;
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, argv);
+    c = itcurl_new(t->proxy_port);
+    assert_non_null(c);
+    itcurl_add_header(c, "Proxy-Authorization: Basic YmV0YTp4"); /* beta:x */
+    assert_int_equal(itcurl_perform(c, it_url(t, "/mismatch", url, sizeof(url))), CURLE_OK);
+    assert_int_equal(itcurl_status(c), 403);
+    itcurl_free(c);
+    line = it_access_line(t, "/mismatch\"", NULL);
+    it_assert_access_field(line, "rule", "identity-mismatch");
+    it_assert_access_field(line, "mismatch", "proxy-user:beta");
+    free(line);
+    assert_int_equal(origin_requests(t->origin), 0);
+    get_self(t, "/plain", NULL);
+    assert_int_equal(origin_requests(t->origin), 1);
+}
+
+/*
  * A script registered as a tool runs curl: curl's connection is the script's tool, found
  * through curl's parent; python3's urllib is the tool its interpreter names.
  */
@@ -333,6 +369,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_process_names_tool, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_ancestor_and_interpreter, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_mismatch_blocked, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_user_agent_when_processes_off, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_credentials_verified, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_listener_asks_credentials, it_setup, it_teardown),

@@ -534,8 +534,9 @@ static void test_table_unknown_keys(void **state)
          NULL},
         {"organisation.yaml", "block_telemetry: true\ncolour: red\n", 1, 2, 1,
          "unknown key 'colour' in the organisation policy; expected one of: banned_tools, "
-         "block_telemetry, unidentified, deny_hosts, allow_hosts, connect_ports, deny_addresses, "
-         "deny_cidrs, allow_cidrs, deny_countries, allow_countries, deny_asns, allow_asns",
+         "block_telemetry, block_identity_mismatch, unidentified, deny_hosts, allow_hosts, "
+         "connect_ports, deny_addresses, deny_cidrs, allow_cidrs, deny_countries, "
+         "allow_countries, deny_asns, allow_asns",
          NULL},
         {"tools/a.yaml", "id: a\n[x]: 1\n", 1, 2, 1,
          "unknown key 'a list' in a tool profile; expected one of: id, name, identify, default, "
