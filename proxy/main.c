@@ -34,6 +34,7 @@
 #include "sluice/privilege.h"
 #include "sluice/sdnotify.h"
 #include "sluice/settings.h"
+#include "sluice/toolreport.h"
 #include "sluice/version.h"
 #include "sluice/worker.h"
 
@@ -67,6 +68,9 @@ struct args {
     int verbosity;
     bool check_only;         /* "sluice check": validate and exit */
     const char *passwd_user; /* "sluice passwd NAME": print a credentials line and exit */
+    bool tools;              /* "sluice tools ...": report on the profiles and exit */
+    char **tools_argv;       /* what follows "tools", tools_argc words */
+    int tools_argc;
 };
 
 /* A command other than running the proxy: its name, arguments, and what it does. */
@@ -86,6 +90,13 @@ static const struct command commands[] = {
      "answers to.\n"},
     {"help", "[COMMAND]", "this text, or what COMMAND does",
      "Prints the usage, or with a COMMAND what that command does.\n"},
+    {"tools", "[show ID|which PID]", "list the tool profiles, show one, or name a process's",
+     "Loads the policy directory as sluice would, then: without an argument, lists every\n"
+     "tool profile and how many ways each source recognises it; \"show ID\" prints one\n"
+     "profile (proxy users, executables and user agent patterns, groups); \"which PID\"\n"
+     "says which tool the running process PID would be by its executable, command line\n"
+     "and ancestors, the pattern and profile that say so, and the chain.  Exits 0, 1 when\n"
+     "no such profile or no tool matched, 2 for a malformed command line.\n"},
     {"passwd", "NAME", "print a credentials file line for proxy user NAME",
      "Prints, on standard output, the line of the credentials file (auth.credentials,\n"
      "--credentials) for proxy user NAME: the token's salted scrypt hash, never the token.\n"
@@ -139,6 +150,44 @@ static int passwd_command(int argc, char **argv)
     OPENSSL_cleanse(token, sizeof(token));
     printf("%s\n", line);
     return 0;
+}
+
+/* "sluice tools [show ID | which PID]" on the loaded policy.  Returns the exit status. */
+static int tools_command(const struct policy_snapshot *p, int argc, char **argv)
+{
+    char *end;
+    long pid;
+
+    if (argc == 0) {
+        toolreport_list(p, stdout);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[0], "show") == 0) {
+        if (toolreport_show(p, argv[1], stdout) == 0)
+            return 0;
+        fprintf(stderr,
+                "sluice: no tool profile has the id or proxy user '%s' (see sluice tools)\n",
+                argv[1]);
+        return 1;
+    }
+    if (argc == 2 && strcmp(argv[0], "which") == 0) {
+        pid = strtol(argv[1], &end, 10);
+        if (*argv[1] == '\0' || *end != '\0' || pid <= 0) {
+            fprintf(stderr, "sluice: tools which takes a process id, not '%s'\n", argv[1]);
+            return 2;
+        }
+        switch (toolreport_which(p, (pid_t)pid, stdout)) {
+        case 0:
+            return 0;
+        case 1:
+            return 1;
+        default:
+            fprintf(stderr, "sluice: cannot read process %ld (gone, or another user's)\n", pid);
+            return 1;
+        }
+    }
+    fprintf(stderr, "sluice: tools takes nothing, show ID or which PID (see sluice help tools)\n");
+    return 2;
 }
 
 /* The command called name, or NULL. */
@@ -277,6 +326,12 @@ static void parse_args(const struct cli *c, int argc, char **argv, struct args *
             help_command(c, argc - optind - 1, argv + optind + 1);
         if (strcmp(cmd->name, "passwd") == 0)
             exit(passwd_command(argc - optind - 1, argv + optind + 1));
+        if (strcmp(cmd->name, "tools") == 0) {
+            a->tools = true;
+            a->tools_argc = argc - optind - 1;
+            a->tools_argv = argv + optind + 1;
+            return;
+        }
         a->check_only = true;
         if (optind + 1 < argc) {
             fprintf(stderr, "sluice: unexpected argument '%s' after %s (see sluice --help)\n",
@@ -767,6 +822,10 @@ int main(int argc, char **argv)
         (credentials = credentials_load(config->credentials, &errs)) == NULL) {
         yamldoc_errors_print(&errs, stderr);
         yamldoc_errors_clear(&errs);
+        goto out_early;
+    }
+    if (args.tools) {
+        status = tools_command(policy, args.tools_argc, args.tools_argv);
         goto out_early;
     }
     if (args.check_only) {

@@ -99,19 +99,32 @@ static const struct policy_tool *identity_match_user_agent(const struct policy_s
     return NULL;
 }
 
-/* True when one of t's executables patterns matches the process. */
-static bool identity_process_is(const struct policy_tool *t, const struct procid_proc *proc)
+/* The first of t's executables patterns that matches the process; see the header. */
+const char *identity_process_pattern(const struct policy_tool *t, const struct procid_proc *proc,
+                                     const char **what)
 {
     for (size_t k = 0; k < t->nexecutables; k++) {
         const char *pattern = t->executables[k];
 
-        if (proc->exe[0] != '\0' && fnmatch(pattern, proc->exe, 0) == 0)
-            return true;
+        if (proc->exe[0] != '\0' && fnmatch(pattern, proc->exe, 0) == 0) {
+            *what = proc->exe;
+            return pattern;
+        }
         for (size_t off = 0; off < proc->args_len; off += strlen(proc->args + off) + 1)
-            if (fnmatch(pattern, proc->args + off, 0) == 0)
-                return true;
+            if (fnmatch(pattern, proc->args + off, 0) == 0) {
+                *what = proc->args + off;
+                return pattern;
+            }
     }
-    return false;
+    return NULL;
+}
+
+/* True when one of t's executables patterns matches the process. */
+static bool identity_process_is(const struct policy_tool *t, const struct procid_proc *proc)
+{
+    const char *what;
+
+    return identity_process_pattern(t, proc, &what) != NULL;
 }
 
 /* Matches the process chain, nearest first; see the header. */

@@ -193,6 +193,12 @@ static const struct policy_mapping org_mapping = {
     .where = "the organisation policy",
 };
 
+/* The name of a purpose, as profiles write it. */
+const char *policy_purpose_str(enum policy_purpose p)
+{
+    return (size_t)p < sizeof(purpose_names) / sizeof(purpose_names[0]) ? purpose_names[p] : "?";
+}
+
 /* "allow", "block" or "report". */
 const char *policy_verdict_str(enum policy_verdict v)
 {

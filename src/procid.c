@@ -92,6 +92,32 @@ static void procid_describe(pid_t pid, struct procid_proc *p)
     p->args[p->args_len] = '\0';
 }
 
+/* Fills out's chain from pid (whose parent is parent) up, pid 1 left out. */
+static void procid_chain(pid_t pid, pid_t parent, struct procid *out)
+{
+    out->nchain = 0;
+    /* pid 1 ends the chain: every process descends from it, so it names no tool. */
+    for (pid_t p = pid; p > 1 && out->nchain < PROCID_MAX_CHAIN;) {
+        uint64_t unused;
+
+        procid_describe(p, &out->chain[out->nchain++]);
+        p = p == pid ? parent : procid_stat(p, &unused);
+    }
+}
+
+/* The chain of a process by its pid; see the header. */
+int procid_of_pid(pid_t pid, struct procid *out)
+{
+    uint64_t start;
+    pid_t parent = procid_stat(pid, &start);
+
+    if (start == 0)
+        return -1; /* gone, or not a process */
+    out->uid = 0;
+    procid_chain(pid, parent, out);
+    return out->nchain > 0 ? 0 : -1;
+}
+
 /* Remembers pid as a recent holder, unless it is one already. */
 static void procid_hint(struct procid_cache *cache, pid_t pid)
 {
@@ -123,14 +149,7 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
             return 0;
         }
     out->uid = sock.uid;
-    out->nchain = 0;
-    /* pid 1 ends the chain: every process descends from it, so it names no tool. */
-    for (pid_t p = pid; p > 1 && out->nchain < PROCID_MAX_CHAIN;) {
-        uint64_t unused;
-
-        procid_describe(p, &out->chain[out->nchain++]);
-        p = p == pid ? parent : procid_stat(p, &unused);
-    }
+    procid_chain(pid, parent, out);
     if (out->nchain == 0)
         return -1;
     cache->chains[cache->next_chain].pid = pid;

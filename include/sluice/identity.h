@@ -69,6 +69,13 @@ const struct policy_tool *identity_match_process(const struct policy_snapshot *p
                                                  const struct procid *chain, size_t *depth);
 
 /*
+ * The first of t's executables patterns that matches proc, with *what pointing at the
+ * executable path or the argument it matched; NULL when none does.
+ */
+const char *identity_process_pattern(const struct policy_tool *t, const struct procid_proc *proc,
+                                     const char **what);
+
+/*
  * Writes the key of id's owner, "<tool id>\n<user>" ("" for either when unknown), into
  * out[0..cap): what an upstream connection is filed under, so that it is reused only by
  * the same tool and user.

@@ -215,6 +215,9 @@ bool policy_check_address(const struct policy_snapshot *p, const struct policy_t
 /* "allow", "block" or "report". */
 const char *policy_verdict_str(enum policy_verdict v);
 
+/* "api", "auth", "update", "telemetry", "crash-reporting", "feature-flags" or "other". */
+const char *policy_purpose_str(enum policy_purpose p);
+
 /*
  * Makes p the snapshot every request decided from now on uses, taking over the caller's
  * reference and dropping the previous one.  A request under way keeps the snapshot it

@@ -66,4 +66,10 @@ bool procid_is_local(const struct sockaddr *peer, const struct sockaddr *local);
 int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
                   const struct sockaddr *local, struct procid *out);
 
+/*
+ * The process pid and its ancestors, as procid_lookup() would give them for a connection
+ * of that process.  Returns 0, or -1 when pid is gone or hidden.
+ */
+int procid_of_pid(pid_t pid, struct procid *out);
+
 #endif /* SLUICE_PROCID_H */

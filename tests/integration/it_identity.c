@@ -363,6 +363,85 @@ static void test_listener_asks_credentials(void **state)
     free(line);
 }
 
+/*
+ * sluice tools lists the profiles, tools show prints one, and tools which names the tool
+ * of a running process: a sleep started by a script registered as a tool is that tool,
+ * through its parent; this test binary is tool self; a pid that is no process fails.
+ */
+static void test_tools_command(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = write_profiles(t);
+    char script[600], pidfile[600], text[900], pid_text[32] = "";
+    const char *argv[] = {"/bin/sh", script, NULL};
+    pid_t sh = 0, sleeper = 0;
+    struct it_run r;
+
+    snprintf(script, sizeof(script), "%s/mytool.sh", t->env->dir);
+    snprintf(pidfile, sizeof(pidfile), "%s/sleeper.pid", t->env->dir);
+    snprintf(text, sizeof(text), "#!/bin/sh\nsleep 20 &\necho $! > '%s'\nwait\n", pidfile);
+    assert_int_equal(tio_write_file(script, text), 0);
+    assert_int_equal(
+        posix_spawn(&sh, "/bin/sh", NULL, NULL, (char *const *)(uintptr_t)argv, environ), 0);
+    for (int i = 0; i < 250; i++) {
+        char *got = tio_read_file(pidfile, NULL);
+        if (got != NULL && strchr(got, '\n') != NULL && strcspn(got, "\n") < sizeof(pid_text)) {
+            memcpy(pid_text, got, strcspn(got, "\n"));
+            pid_text[strcspn(got, "\n")] = '\0';
+            free(got);
+            break;
+        }
+        free(got);
+        tio_sleep_ms(20);
+    }
+    sleeper = (pid_t)atol(pid_text);
+    {
+        const char *const args[] = {"tools", "which", pid_text, "--policy-dir", dir, NULL};
+        r = it_run_sluice(t, args);
+    }
+    if (sleeper > 0)
+        (void)kill(sleeper, SIGTERM);
+    if (sh > 0)
+        (void)waitpid(sh, NULL, 0);
+    assert_true(sleeper > 0);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.output, "is tool wrapped: the argument "));
+    assert_non_null(strstr(r.output, "mytool.sh matches */mytool.sh"));
+    assert_non_null(strstr(r.output, "(an ancestor's)"));
+    free(r.output);
+    {
+        char self[32];
+        const char *const args[] = {"tools", "which", self, "--policy-dir", dir, NULL};
+        snprintf(self, sizeof(self), "%ld", (long)getpid());
+        r = it_run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.output, "is tool self: the executable "));
+    free(r.output);
+    {
+        const char *const args[] = {"tools", "which", "999999999", "--policy-dir", dir, NULL};
+        r = it_run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.output, "cannot read process 999999999"));
+    free(r.output);
+    {
+        const char *const args[] = {"tools", "--policy-dir", dir, NULL};
+        r = it_run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.output, "beta "));
+    assert_non_null(strstr(r.output, "user agent (1)"));
+    free(r.output);
+    {
+        const char *const args[] = {"tools", "show", "beta", "--policy-dir", dir, NULL};
+        r = it_run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.output, "user agents betatool/*"));
+    free(r.output);
+}
+
 /* Runs the cases, each with its own environment. */
 int main(void)
 {
@@ -373,6 +452,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_user_agent_when_processes_off, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_credentials_verified, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_listener_asks_credentials, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_tools_command, it_setup, it_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
