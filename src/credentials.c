@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -19,13 +19,19 @@
 #define CRED_NAME_MAX   128
 #define CRED_SALT_BYTES 16
 #define CRED_HASH_BYTES 32
-/* Verified credentials remembered (by keyed hash), and failed checks allowed a second. */
-#define CRED_MEMORY        512
-#define CRED_FAILS_PER_SEC 20
-/* scrypt's cost for new lines: tokens are random, so this bounds a guess, not a dictionary. */
-#define CRED_N 16384u
-#define CRED_R 8u
-#define CRED_P 1u
+/* Verified credentials remembered (by keyed hash). */
+#define CRED_MEMORY 512
+/*
+ * scrypt's cost for new lines: about 1 MiB and a millisecond or two.  The tokens
+ * sluice passwd makes are random (192 bits), so the hash needs no cost against guessing;
+ * what a wrong token costs the worker that checks it must stay small, since anyone can
+ * send one.  The file may ask for more, up to N=16384, r=8, p=1.
+ */
+#define CRED_N     1024u
+#define CRED_R     8u
+#define CRED_P     1u
+#define CRED_MAX_N 16384u
+#define CRED_MAX_R 8u
 
 /* One user of the file. */
 struct cred_user {
@@ -43,8 +49,6 @@ struct credentials {
     pthread_mutex_t lock;  /* guards what follows */
     unsigned char known[CRED_MEMORY][32];
     size_t nknown, next_known;
-    time_t fail_second;
-    unsigned fails;
 };
 
 /* Decodes hex text[0..len) into out (exactly cap bytes).  False unless it is that. */
@@ -72,16 +76,22 @@ static bool cred_hex(const char *text, size_t len, unsigned char *out, size_t ca
 /* Parses "NAME:scrypt:N:r:p:SALT:HASH" into u.  Returns NULL, or what is wrong. */
 static const char *cred_parse(char *line, struct cred_user *u)
 {
-    char *field[7], *save = NULL, *tok = strtok_r(line, ":", &save);
+    char *field[7], *p = line;
     size_t n = 0;
     char *end;
 
-    while (tok != NULL && n < 7) {
-        field[n++] = tok;
-        tok = strtok_r(NULL, ":", &save);
+    /* Exactly seven fields, none empty: "a::b" is two mistakes, not one field. */
+    while (n < 7) {
+        field[n++] = p;
+        if ((p = strchr(p, ':')) == NULL)
+            break;
+        *p++ = '\0';
     }
-    if (n != 7 || tok != NULL)
+    if (n != 7 || p != NULL)
         return "expected NAME:scrypt:N:r:p:SALT:HASH, as sluice passwd prints it";
+    for (size_t i = 0; i < n; i++)
+        if (field[i][0] == '\0')
+            return "an empty field; expected NAME:scrypt:N:r:p:SALT:HASH";
     if (strlen(field[0]) >= sizeof(u->name))
         return "the name is longer than 127 bytes";
     if (strcmp(field[1], "scrypt") != 0)
@@ -89,14 +99,15 @@ static const char *cred_parse(char *line, struct cred_user *u)
     snprintf(u->name, sizeof(u->name), "%s", field[0]);
     errno = 0;
     u->n = strtoull(field[2], &end, 10);
-    if (errno != 0 || *end != '\0' || u->n < 2 || (u->n & (u->n - 1)) != 0 || u->n > (1u << 20))
-        return "N must be a power of two from 2 to 1048576";
+    if (errno != 0 || field[2][0] == '-' || *end != '\0' || u->n < 2 || (u->n & (u->n - 1)) != 0 ||
+        u->n > CRED_MAX_N)
+        return "N must be a power of two from 2 to 16384";
     u->r = (uint32_t)strtoul(field[3], &end, 10);
-    if (*end != '\0' || u->r < 1 || u->r > 32)
-        return "r must be from 1 to 32";
+    if (field[3][0] == '-' || *end != '\0' || u->r < 1 || u->r > CRED_MAX_R)
+        return "r must be from 1 to 8";
     u->p = (uint32_t)strtoul(field[4], &end, 10);
-    if (*end != '\0' || u->p < 1 || u->p > 16)
-        return "p must be from 1 to 16";
+    if (field[4][0] == '-' || *end != '\0' || u->p != 1)
+        return "p must be 1";
     if (!cred_hex(field[5], strlen(field[5]), u->salt, sizeof(u->salt)))
         return "the salt must be 32 hex digits";
     if (!cred_hex(field[6], strlen(field[6]), u->hash, sizeof(u->hash)))
@@ -122,17 +133,40 @@ struct credentials *credentials_load(const char *path, struct yamldoc_errors *er
         yamldoc_error(errs, path, NULL, "cannot read the credentials file: %s", strerror(errno));
         goto fail;
     }
-    if ((st.st_mode & 007) != 0 || ((st.st_mode & 070) != 0 && st.st_uid != 0)) {
+    /* What lets a client in: a regular file that only root or the user sluice runs as can
+     * change, and that nobody else can read (its group only when root owns it). */
+    if (!S_ISREG(st.st_mode)) {
+        yamldoc_error(errs, path, NULL, "the credentials file is not a regular file");
+        goto fail;
+    }
+    if ((st.st_mode & 007) != 0 || (st.st_mode & 020) != 0 ||
+        ((st.st_mode & 040) != 0 && st.st_uid != 0)) {
         yamldoc_error(errs, path, NULL,
                       "the credentials file is readable by others (mode %04o); chmod 600 %s",
                       (unsigned)(st.st_mode & 07777), path);
         goto fail;
     }
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+        yamldoc_error(errs, path, NULL,
+                      "the credentials file belongs to uid %u, who could add users; give it "
+                      "to root or to the user sluice runs as",
+                      (unsigned)st.st_uid);
+        goto fail;
+    }
     while (fgets(line, sizeof(line), f) != NULL) {
         const char *why;
         size_t len = strcspn(line, "\r\n");
+        char where[4200];
 
         lineno++;
+        snprintf(where, sizeof(where), "%s:%u:1", path, lineno);
+        if (line[len] == '\0' && !feof(f)) { /* no end of line within the buffer */
+            int ch;
+            yamldoc_error(errs, where, NULL, "a line longer than %zu bytes", sizeof(line) - 2);
+            while ((ch = fgetc(f)) != EOF && ch != '\n')
+                ;
+            continue;
+        }
         line[len] = '\0';
         if (line[0] == '\0' || line[0] == '#')
             continue;
@@ -141,15 +175,12 @@ struct credentials *credentials_load(const char *path, struct yamldoc_errors *er
             break;
         }
         if ((why = cred_parse(line, &c->users[c->nusers])) != NULL) {
-            char where[64];
-            snprintf(where, sizeof(where), "%u:1", lineno);
-            yamldoc_error(errs, path, NULL, "line %s: %s", where, why);
+            yamldoc_error(errs, where, NULL, "%s", why);
             continue;
         }
         for (size_t i = 0; i < c->nusers; i++)
             if (strcmp(c->users[i].name, c->users[c->nusers].name) == 0)
-                yamldoc_error(errs, path, NULL, "line %u: user '%s' is given twice", lineno,
-                              c->users[i].name);
+                yamldoc_error(errs, where, NULL, "user '%s' is given twice", c->users[i].name);
         c->nusers++;
     }
     OPENSSL_cleanse(line, sizeof(line));
@@ -221,7 +252,6 @@ bool credentials_verify(struct credentials *c, const char *user, size_t ulen, co
     const struct cred_user *u = NULL;
     unsigned char mark[32], hash[CRED_HASH_BYTES];
     bool ok = false, known = false, marked;
-    time_t now = time(NULL);
 
     for (size_t i = 0; i < c->nusers && u == NULL; i++)
         if (strlen(c->users[i].name) == ulen && memcmp(c->users[i].name, user, ulen) == 0)
@@ -232,11 +262,6 @@ bool credentials_verify(struct credentials *c, const char *user, size_t ulen, co
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; marked && i < c->nknown && !known; i++)
         known = CRYPTO_memcmp(c->known[i], mark, sizeof(mark)) == 0;
-    /* Guessing costs scrypt each time: a bound on failed checks a second keeps the loop. */
-    if (!known && now == c->fail_second && c->fails >= CRED_FAILS_PER_SEC) {
-        pthread_mutex_unlock(&c->lock);
-        return false;
-    }
     pthread_mutex_unlock(&c->lock);
     if (known)
         return true;
@@ -250,12 +275,6 @@ bool credentials_verify(struct credentials *c, const char *user, size_t ulen, co
         c->next_known = (c->next_known + 1) % CRED_MEMORY;
         if (c->nknown < CRED_MEMORY)
             c->nknown++;
-    } else if (!ok) {
-        if (now != c->fail_second) {
-            c->fail_second = now;
-            c->fails = 0;
-        }
-        c->fails++;
     }
     pthread_mutex_unlock(&c->lock);
     return ok;

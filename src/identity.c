@@ -99,44 +99,142 @@ static const struct policy_tool *identity_match_user_agent(const struct policy_s
     return NULL;
 }
 
-/* The first of t's executables patterns that matches the process; see the header. */
-const char *identity_process_pattern(const struct policy_tool *t, const struct procid_proc *proc,
-                                     const char **what)
-{
-    for (size_t k = 0; k < t->nexecutables; k++) {
-        const char *pattern = t->executables[k];
+/* Interpreters whose script, not themselves, is the program (node running a CLI's .js). */
+static const char *const identity_interpreters[] = {
+    "node",  "nodejs", "deno", "bun",  "python", "python2*", "python3*", "pypy*",
+    "ruby*", "perl*",  "sh",   "bash", "dash",   "zsh",      "ksh",      "fish"};
 
-        if (proc->exe[0] != '\0' && fnmatch(pattern, proc->exe, 0) == 0) {
-            *what = proc->exe;
-            return pattern;
-        }
-        for (size_t off = 0; off < proc->args_len; off += strlen(proc->args + off) + 1)
-            if (fnmatch(pattern, proc->args + off, 0) == 0) {
-                *what = proc->args + off;
-                return pattern;
-            }
+/*
+ * True when proc's executable path is whole and its own: not cut at the buffer's end (a
+ * long path could then end in anything) nor a deleted file's leftover name.
+ */
+static bool identity_exe_known(const struct procid_proc *proc)
+{
+    size_t n = strlen(proc->exe);
+    static const char deleted[] = " (deleted)";
+
+    return n > 0 && n < sizeof(proc->exe) - 1 &&
+           !(n >= sizeof(deleted) - 1 &&
+             strcmp(proc->exe + n - (sizeof(deleted) - 1), deleted) == 0);
+}
+
+/*
+ * The script an interpreter runs: for an executable whose name is an interpreter's, its
+ * first argument after the program that is not an option, whole (not cut at the end of
+ * what /proc gave); NULL otherwise.  Any other argument says nothing of the program: a
+ * file name such as /tmp/next must not make curl a tool.
+ */
+static const char *identity_script_of(const struct procid_proc *proc)
+{
+    const char *base = strrchr(proc->exe, '/');
+    bool interpreter = false;
+    size_t off;
+
+    if (!identity_exe_known(proc) || base == NULL)
+        return NULL;
+    base++;
+    for (size_t i = 0; i < sizeof(identity_interpreters) / sizeof(identity_interpreters[0]); i++)
+        interpreter = interpreter || fnmatch(identity_interpreters[i], base, 0) == 0;
+    if (!interpreter || proc->args_len == 0)
+        return NULL;
+    for (off = strlen(proc->args) + 1; off < proc->args_len; off += strlen(proc->args + off) + 1) {
+        const char *arg = proc->args + off;
+        size_t len = strlen(arg);
+
+        /* Code given inline (sh -c, node -e, python -c or -m) is no script file. */
+        if (strcmp(arg, "-c") == 0 || strcmp(arg, "-e") == 0 || strcmp(arg, "-m") == 0 ||
+            strcmp(arg, "-p") == 0 || strcmp(arg, "--eval") == 0 || strcmp(arg, "--print") == 0)
+            return NULL;
+        if (arg[0] == '-')
+            continue;
+        /* /proc's answer was cut at the buffer's end: an argument reaching it may be too. */
+        if (proc->args_len >= sizeof(proc->args) - 1 && off + len >= proc->args_len)
+            return NULL;
+        /* A file name, not a line of code: no blank or control byte in it. */
+        for (size_t k = 0; k < len; k++)
+            if ((unsigned char)arg[k] <= ' ')
+                return NULL;
+        return arg;
     }
     return NULL;
 }
 
-/* True when one of t's executables patterns matches the process. */
-static bool identity_process_is(const struct policy_tool *t, const struct procid_proc *proc)
+/* The first of t's executables patterns that matches proc's executable, or NULL. */
+static const char *identity_exe_pattern(const struct policy_tool *t, const struct procid_proc *proc)
 {
-    const char *what;
-
-    return identity_process_pattern(t, proc, &what) != NULL;
+    for (size_t k = 0; identity_exe_known(proc) && k < t->nexecutables; k++)
+        if (fnmatch(t->executables[k], proc->exe, 0) == 0)
+            return t->executables[k];
+    return NULL;
 }
 
-/* Matches the process chain, nearest first; see the header. */
+/* The first of t's executables patterns that matches the script proc runs, or NULL. */
+static const char *identity_script_pattern(const struct policy_tool *t,
+                                           const struct procid_proc *proc)
+{
+    const char *script = identity_script_of(proc);
+
+    for (size_t k = 0; script != NULL && k < t->nexecutables; k++)
+        if (fnmatch(t->executables[k], script, 0) == 0)
+            return t->executables[k];
+    return NULL;
+}
+
+/* Which pattern of t matches proc, and what it matched; see the header. */
+const char *identity_process_pattern(const struct policy_tool *t, const struct procid_proc *proc,
+                                     const char **what)
+{
+    const char *pattern = identity_exe_pattern(t, proc);
+
+    if (pattern != NULL) {
+        *what = proc->exe;
+        return pattern;
+    }
+    pattern = identity_script_pattern(t, proc);
+    if (pattern != NULL)
+        *what = identity_script_of(proc);
+    return pattern;
+}
+
+/* True when the organisation bans t. */
+static bool identity_banned(const struct policy_snapshot *p, const struct policy_tool *t)
+{
+    for (size_t i = 0; i < p->org.nbanned; i++)
+        if (strcmp(p->org.banned[i], t->id) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Matches the process chain; see the header.  A banned tool anywhere in the chain wins (a
+ * git started by a banned tool must not carry its traffic out); otherwise the nearest
+ * process that matches, by its executable before its script, across all profiles, so the
+ * profiles' order decides nothing.
+ */
 const struct policy_tool *identity_match_process(const struct policy_snapshot *p,
                                                  const struct procid *chain, size_t *depth)
 {
     for (size_t d = 0; d < chain->nchain; d++)
-        for (size_t i = 0; i < p->ntools; i++)
-            if (identity_process_is(&p->tools[i], &chain->chain[d])) {
+        for (size_t i = 0; i < p->ntools; i++) {
+            const char *what;
+            if (identity_banned(p, &p->tools[i]) &&
+                identity_process_pattern(&p->tools[i], &chain->chain[d], &what) != NULL) {
                 *depth = d;
                 return &p->tools[i];
             }
+        }
+    for (size_t d = 0; d < chain->nchain; d++) {
+        for (size_t i = 0; i < p->ntools; i++)
+            if (identity_exe_pattern(&p->tools[i], &chain->chain[d]) != NULL) {
+                *depth = d;
+                return &p->tools[i];
+            }
+        for (size_t i = 0; i < p->ntools; i++)
+            if (identity_script_pattern(&p->tools[i], &chain->chain[d]) != NULL) {
+                *depth = d;
+                return &p->tools[i];
+            }
+    }
     return NULL;
 }
 
@@ -170,9 +268,13 @@ void identity_resolve(const struct policy_snapshot *p, const struct identity_inp
     memcpy(out->user, user, strlen(user) + 1);
     if (in->listener_tool != NULL && in->listener_tool[0] != '\0')
         identity_offer(out, policy_find_tool(p, in->listener_tool), IDENTITY_LISTENER, NULL);
+    /* A user the credentials file verified is who the client proved to be; a process can
+     * be a copied or renamed binary. */
+    if (user[0] != '\0' && in->proxy_user_verified)
+        identity_offer(out, policy_find_tool(p, user), IDENTITY_PROXY_USER, user);
     if (in->process_tool != NULL && in->process_tool[0] != '\0')
         identity_offer(out, policy_find_tool(p, in->process_tool), IDENTITY_PROCESS, NULL);
-    if (user[0] != '\0')
+    if (user[0] != '\0' && !in->proxy_user_verified)
         identity_offer(out, policy_find_tool(p, user), IDENTITY_PROXY_USER, user);
     identity_offer(out, identity_match_user_agent(p, in->user_agent, in->user_agent_len),
                    IDENTITY_USER_AGENT, NULL);

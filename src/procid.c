@@ -118,6 +118,23 @@ int procid_of_pid(pid_t pid, struct procid *out)
     return out->nchain > 0 ? 0 : -1;
 }
 
+/*
+ * True when pid still runs exe: a process keeps its pid and start time across execve(),
+ * so a remembered chain is good only while the executable is the same.
+ */
+static bool procid_same_exe(pid_t pid, const char *exe)
+{
+    char path[64], now[PROCID_MAX_EXE];
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
+    n = readlink(path, now, sizeof(now) - 1);
+    if (n < 0)
+        return exe[0] == '\0';
+    now[n] = '\0';
+    return strcmp(now, exe) == 0;
+}
+
 /* Remembers pid as a recent holder, unless it is one already. */
 static void procid_hint(struct procid_cache *cache, pid_t pid)
 {
@@ -144,7 +161,8 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
     procid_hint(cache, pid);
     parent = procid_stat(pid, &start);
     for (size_t i = 0; i < PROCID_MAX_CHAINS; i++)
-        if (cache->chains[i].pid == pid && cache->chains[i].start == start && start != 0) {
+        if (cache->chains[i].pid == pid && cache->chains[i].start == start && start != 0 &&
+            procid_same_exe(pid, cache->chains[i].chain.chain[0].exe)) {
             *out = cache->chains[i].chain; /* the same process as before, not a new one */
             return 0;
         }

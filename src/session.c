@@ -953,6 +953,7 @@ static bool session_decide(struct session *s, const char *buf)
     }
     if (!session_check_credentials(s, &in))
         return false;
+    in.proxy_user_verified = s->env->credentials != NULL; /* checked just above */
     identity_resolve(s->policy, &in, &x->identity);
     session_query(s, x->identity.tool, &q);
     policy_decide(s->policy, &q, &x->decision);
@@ -1284,6 +1285,15 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     switch (s->state) {
     case SESSION_ST_HEAD:
+        if (s->proxy_header) {
+            /* A trusted balancer that never finished its header: say so, it is no idle
+             * keep-alive client. */
+            log_notice("%s: closed: no whole PROXY protocol header from the load balancer "
+                       "within the head timeout",
+                       s->client_addr);
+            session_close(s, TERM_CLIENT_T, TERM_PH_REQUEST);
+            return;
+        }
         if (!s->x.active) {
             session_close(s, TERM_NORMAL, TERM_PH_NONE); /* an idle client, nothing owed */
             return;

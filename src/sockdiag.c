@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 /* TCP_LISTEN of the kernel's TCP states (include/net/tcp_states.h). */
@@ -26,6 +27,8 @@
 /* Processes and descriptors sockdiag_holder() looks through at most. */
 #define SOCKDIAG_MAX_PROCS 65536
 #define SOCKDIAG_MAX_FDS   65536
+/* Time sockdiag_holder_of_user() may spend walking /proc, in nanoseconds (10 ms). */
+#define SOCKDIAG_WALK_BUDGET_NS 10000000L
 
 /* True when the address bytes (4 or 16) are all zero: the wildcard. */
 static bool sockdiag_is_any(const uint8_t *a, size_t len)
@@ -328,14 +331,29 @@ out:
     return rc;
 }
 
-/* Finds the holder among hints, then among uid's processes; see the header. */
+/* Orders pids from the highest down. */
+static int sockdiag_pid_desc(const void *a, const void *b)
+{
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/*
+ * Finds the holder among hints, then among uid's processes, newest (highest pid) first:
+ * a client that just connected most often just started, so it is found first rather than
+ * after every older process.  See the header.
+ */
 int sockdiag_holder_of_user(uint64_t inode, uint32_t uid, const pid_t *hints, size_t nhints,
                             pid_t *pid)
 {
     char want[48], name[32];
     struct dirent *e;
     DIR *proc;
-    int n = 0, rc = -1;
+    struct timespec start, now;
+    pid_t *pids = NULL;
+    size_t npids = 0, cap = 0;
+    int rc = -1;
 
     snprintf(want, sizeof(want), "socket:[%llu]", (unsigned long long)inode);
     for (size_t i = 0; i < nhints; i++) {
@@ -347,16 +365,36 @@ int sockdiag_holder_of_user(uint64_t inode, uint32_t uid, const pid_t *hints, si
     }
     if ((proc = opendir("/proc")) == NULL)
         return -1;
-    while (rc < 0 && n++ < SOCKDIAG_MAX_PROCS && (e = readdir(proc)) != NULL) {
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (npids < SOCKDIAG_MAX_PROCS && (e = readdir(proc)) != NULL) {
         struct stat st;
 
         if (!isdigit((unsigned char)e->d_name[0]) || fstatat(dirfd(proc), e->d_name, &st, 0) < 0 ||
-            st.st_uid != uid || !sockdiag_pid_holds(e->d_name, want))
+            st.st_uid != uid)
             continue;
-        *pid = (pid_t)strtol(e->d_name, NULL, 10);
-        rc = 0;
+        if (npids == cap) {
+            pid_t *more = realloc(pids, (cap = cap > 0 ? cap * 2 : 256) * sizeof(*pids));
+            if (more == NULL)
+                break;
+            pids = more;
+        }
+        pids[npids++] = (pid_t)strtol(e->d_name, NULL, 10);
     }
     closedir(proc);
+    qsort(pids, npids, sizeof(*pids), sockdiag_pid_desc);
+    for (size_t i = 0; i < npids && rc < 0; i++) {
+        /* The walk runs on a worker's loop: past its budget, the holder stays unknown. */
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) >
+            SOCKDIAG_WALK_BUDGET_NS)
+            break;
+        snprintf(name, sizeof(name), "%ld", (long)pids[i]);
+        if (sockdiag_pid_holds(name, want)) {
+            *pid = pids[i];
+            rc = 0;
+        }
+    }
+    free(pids);
     return rc;
 }
 

@@ -38,7 +38,8 @@ bool credentials_verify(struct credentials *c, const char *user, size_t ulen, co
 
 /*
  * Writes the file line for user and token into out[0..cap): a fresh random salt, scrypt
- * with N=16384, r=8, p=1.  Returns 0, or -1 (out of memory, or cap too small).
+ * with N=1024, r=8, p=1 (the file may ask for up to N=16384 and r=8).  Returns 0, or -1
+ * (out of memory, or cap too small).
  */
 int credentials_line(const char *user, const char *token, char *out, size_t cap);
 

@@ -1,11 +1,12 @@
 /*
  * Who is calling: the one seam that names the tool behind a request.  Sources, strongest
  * first: the listener the client connected to (a listener can be bound to a tool); the
- * local process behind a loopback connection (its executable or command line, or an
- * ancestor's, against the profiles' executables patterns); the user name of
- * Proxy-Authorization: Basic (no password check yet); the User-Agent against the
- * profiles' user_agents patterns.  The strongest that names a tool decides; a weaker one
- * naming another tool is recorded as a mismatch.
+ * user name of Proxy-Authorization: Basic when a credentials file verified it; the local
+ * process behind a loopback connection (its executable, or the script an interpreter
+ * runs, or an ancestor's, against the profiles' executables patterns); the user name
+ * when nothing verified it; the User-Agent against the profiles' user_agents patterns.
+ * The strongest that names a tool decides; a weaker one naming another tool is recorded
+ * as a mismatch.
  */
 #ifndef SLUICE_IDENTITY_H
 #define SLUICE_IDENTITY_H
@@ -42,7 +43,8 @@ struct identity_input {
     const char *process_tool;  /* the tool the connection's process chain matched */
     const char *proxy_auth;    /* the Proxy-Authorization value, proxy_auth_len bytes */
     size_t proxy_auth_len;
-    const char *user_agent; /* the User-Agent value, user_agent_len bytes */
+    bool proxy_user_verified; /* the credentials file verified it: it outranks the process */
+    const char *user_agent;   /* the User-Agent value, user_agent_len bytes */
     size_t user_agent_len;
 };
 
@@ -60,10 +62,11 @@ void identity_resolve(const struct policy_snapshot *p, const struct identity_inp
                       struct identity *out);
 
 /*
- * The first tool of p whose executables patterns (shell globs, '*' crossing '/') match a
- * process of chain, nearest first: its executable path, or one of its command-line
- * arguments (a script run by an interpreter).  *depth says which process (0: the one
- * behind the connection).  NULL when none does.
+ * The tool of p that the process chain names: a banned tool matching any process of the
+ * chain, else the nearest process that a profile's executables patterns (shell globs,
+ * '*' crossing '/') match, by its executable path (whole, not deleted) before the script
+ * an interpreter runs (its first argument that is a file name).  *depth says which
+ * process (0: the one behind the connection).  NULL when none does.
  */
 const struct policy_tool *identity_match_process(const struct policy_snapshot *p,
                                                  const struct procid *chain, size_t *depth);

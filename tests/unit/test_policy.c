@@ -377,6 +377,66 @@ static void test_identity_process(void **state)
     assert_null(identity_match_process(f->p, &chain, &depth));
 }
 
+/*
+ * The ways a client could try to pass for another tool by what it runs: an argument of a
+ * program that is no interpreter, inline code, an executable path cut short or deleted,
+ * the profiles' order; and a banned tool's child may not carry its traffic as another.
+ */
+static void test_identity_process_spoofing(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const curl_args[] = {"curl", "-o", "/tmp/x/native-bin", "http://x/", NULL};
+    static const char *const sh_c[] = {"sh", "-c", "/tmp/wrapped.sh", NULL};
+    static const char *const node_e[] = {"node", "-e", "1", "/opt/tool/lib/cli.js", NULL};
+    static const char *const sh_script[] = {"sh", "/home/u/bin/wrapped.sh", NULL};
+    struct procid chain = {0};
+    const struct policy_tool *t;
+    size_t depth;
+    char longpath[PROCID_MAX_EXE];
+
+    put(f, "tools/cli.yaml", "id: cli\nidentify: {executables: [\"*/tool/lib/cli.js\"]}\n");
+    put(f, "tools/wrap.yaml",
+        "id: wrap\nidentify: {executables: [\"*/wrapped.sh\", \"*/dash\"]}\n");
+    put(f, "tools/native.yaml", "id: native\nidentify: {executables: [\"*/native-bin\"]}\n");
+    put(f, "tools/banned.yaml", "id: banned\nidentify: {executables: [\"*/banned-agent\"]}\n");
+    load_standard(f, "banned_tools: [banned]\n");
+
+    chain_add(&chain, "/usr/bin/curl", curl_args); /* a file name as an argument of curl */
+    assert_null(identity_match_process(f->p, &chain, &depth));
+
+    memset(&chain, 0, sizeof(chain));
+    chain_add(&chain, "/usr/bin/bash", sh_c); /* inline code, not a script */
+    assert_null(identity_match_process(f->p, &chain, &depth));
+    memset(&chain, 0, sizeof(chain));
+    chain_add(&chain, "/usr/bin/node", node_e);
+    assert_null(identity_match_process(f->p, &chain, &depth));
+
+    memset(&chain, 0, sizeof(chain)); /* a path cut at the buffer's end could end in anything */
+    memset(longpath, 'a', sizeof(longpath) - 1);
+    memcpy(longpath + sizeof(longpath) - 12, "/native-bin", 12);
+    chain_add(&chain, longpath, NULL);
+    assert_null(identity_match_process(f->p, &chain, &depth));
+    memset(&chain, 0, sizeof(chain));
+    chain_add(&chain, "/usr/local/bin/native-bin (deleted)", NULL);
+    assert_null(identity_match_process(f->p, &chain, &depth));
+
+    /* The executable wins over the script at the same depth, whatever the profiles' order:
+     * dash running wrapped.sh is tool wrap by its executable here, not by a script of cli. */
+    memset(&chain, 0, sizeof(chain));
+    chain_add(&chain, "/usr/bin/dash", sh_script);
+    t = identity_match_process(f->p, &chain, &depth);
+    assert_string_equal(t->id, "wrap");
+
+    /* A banned tool anywhere in the chain wins over a nearer match. */
+    memset(&chain, 0, sizeof(chain));
+    chain_add(&chain, "/usr/local/bin/native-bin", NULL);
+    chain_add(&chain, "/usr/bin/bash", NULL);
+    chain_add(&chain, "/opt/x/banned-agent", NULL);
+    t = identity_match_process(f->p, &chain, &depth);
+    assert_string_equal(t->id, "banned");
+    assert_int_equal(depth, 2);
+}
+
 /* Writes the start of an error line for file:line:col (line 0: about the whole file). */
 static void error_prefix(const struct fixture *f, const char *file, unsigned line, unsigned col,
                          char *out, size_t cap)
@@ -1204,6 +1264,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_process_spoofing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_unknown_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_bad_verdict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_bad_host, setup, teardown),
