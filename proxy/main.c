@@ -27,6 +27,7 @@
 #include "sluice/clientcap.h"
 #include "sluice/config.h"
 #include "sluice/credentials.h"
+#include "sluice/launch.h"
 #include "sluice/listener.h"
 #include "sluice/log.h"
 #include "sluice/netguard.h"
@@ -45,6 +46,7 @@ _Static_assert(CONFIG_MAX_LISTENERS <= WORKER_MAX_LISTENERS,
 #define OPT_READY_FILE 256
 #define OPT_LOG_FILE   257
 #define OPT_PID_FILE   258
+#define OPT_TOOL       259
 
 /* The program's own options; the configuration's come from its key table. */
 static const struct cli_option program_options[] = {
@@ -57,6 +59,7 @@ static const struct cli_option program_options[] = {
     {"log-file", OPT_LOG_FILE, "FILE",
      "append the log here instead of stderr; SIGUSR1 reopens it (for logrotate)"},
     {"pid-file", OPT_PID_FILE, "FILE", "write the process id here while running"},
+    {"tool", OPT_TOOL, "ID", "for env and run: the tool whose traffic it is"},
 };
 
 /* What the command line tells the program itself, beyond the configuration. */
@@ -69,6 +72,9 @@ struct args {
     bool check_only;         /* "sluice check": validate and exit */
     const char *passwd_user; /* "sluice passwd NAME": print a credentials line and exit */
     bool tools;              /* "sluice tools ...": report on the profiles and exit */
+    const char *launch;      /* "env" or "run", or NULL */
+    const char *tool;        /* --tool ID, for env and run */
+    char **run_argv;         /* run: the command after "--", NULL-terminated */
     char **tools_argv;       /* what follows "tools", tools_argc words */
     int tools_argc;
 };
@@ -97,6 +103,18 @@ static const struct command commands[] = {
      "says which tool the running process PID would be by its executable, command line\n"
      "and ancestors, the pattern and profile that say so, and the chain.  Exits 0, 1 when\n"
      "no such profile or no tool matched, 2 for a malformed command line.\n"},
+    {"env", "--tool ID", "print the environment that sends a tool through sluice",
+     "Prints, as export lines for a shell, what `sluice run` sets: HTTP_PROXY, HTTPS_PROXY,\n"
+     "ALL_PROXY and their lower-case forms pointing at sluice's first listener with the\n"
+     "tool id as user name and a password part ($SLUICE_TOKEN, else \"x\"), NO_PROXY\n"
+     "cleared, NODE_USE_ENV_PROXY=1, GIT_HTTP_PROXY_AUTHMETHOD=basic, and, when ca.cert is\n"
+     "configured, a bundle of the system's CAs and sluice's named by SSL_CERT_FILE,\n"
+     "NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, GIT_SSL_CAINFO, PIP_CERT,\n"
+     "CARGO_HTTP_CAINFO, DENO_CERT and AWS_CA_BUNDLE.  Use: eval \"$(sluice env --tool ID)\".\n"},
+    {"run", "--tool ID -- CMD...", "run CMD with its traffic going through sluice",
+     "Runs CMD with the environment `sluice env` prints, in place of sluice (exec).  When\n"
+     "no sluice answers on its first listener, it says so and exits 1 instead of starting\n"
+     "the tool unprotected.\n"},
     {"passwd", "NAME", "print a credentials file line for proxy user NAME",
      "Prints, on standard output, the line of the credentials file (auth.credentials,\n"
      "--credentials) for proxy user NAME: the token's salted scrypt hash, never the token.\n"
@@ -150,6 +168,71 @@ static int passwd_command(int argc, char **argv)
     OPENSSL_cleanse(token, sizeof(token));
     printf("%s\n", line);
     return 0;
+}
+
+/*
+ * "sluice env --tool ID" and "sluice run --tool ID -- CMD...": the environment that sends
+ * the tool through sluice's first listener, printed or given to CMD.  Returns the exit
+ * status (run returns only when CMD cannot be started).
+ */
+static int launch_command(const struct sluice_config *config, const struct policy_snapshot *p,
+                          const struct args *a)
+{
+    struct launch_var vars[LAUNCH_MAX_VARS];
+    struct listener_addr listen;
+    const struct policy_tool *t = a->tool != NULL ? policy_find_tool(p, a->tool) : NULL;
+    const char *token = getenv("SLUICE_TOKEN"), *errstr = NULL;
+    char address[128], bundle[4000], err[512];
+    size_t n;
+
+    if (a->tool == NULL) {
+        fprintf(stderr, "sluice: %s needs --tool ID (see sluice tools)\n", a->launch);
+        return 2;
+    }
+    if (t == NULL) {
+        fprintf(stderr,
+                "sluice: no tool profile has the id or proxy user '%s' in %s (see "
+                "sluice tools)\n",
+                a->tool, p->dir != NULL ? p->dir : "(no policy directory)");
+        return 1;
+    }
+    if (listener_parse(config->listeners[0].address, &listen, &errstr) < 0) {
+        fprintf(stderr, "sluice: listener %s: %s\n", config->listeners[0].address, errstr);
+        return 1;
+    }
+    launch_client_address(&listen, address, sizeof(address));
+    if (config->ca_cert != NULL &&
+        launch_ca_bundle(config->ca_cert, bundle, sizeof(bundle), err, sizeof(err)) < 0) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return 1;
+    }
+    n = launch_vars(t->id, token != NULL && token[0] != '\0' ? token : "x", address,
+                    config->ca_cert != NULL ? bundle : NULL, vars, LAUNCH_MAX_VARS);
+    if (strcmp(a->launch, "env") == 0) {
+        for (size_t i = 0; i < n; i++) {
+            printf("export %s='", vars[i].name);
+            for (const char *c = vars[i].value; *c != '\0'; c++)
+                fputs(*c == '\'' ? "'\\''" : (char[]){*c, '\0'}, stdout);
+            printf("'\n");
+        }
+        return 0;
+    }
+    /* Never start the tool unprotected: no sluice, no run. */
+    if (!launch_listening(&listen, 1000)) {
+        fprintf(stderr,
+                "sluice: no sluice answers on %s; start it (proxy/run) first, or %s "
+                "would not go through its policy\n",
+                address, a->run_argv[0]);
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (setenv(vars[i].name, vars[i].value, 1) < 0) {
+            fprintf(stderr, "sluice: cannot set %s: %s\n", vars[i].name, strerror(errno));
+            return 1;
+        }
+    execvp(a->run_argv[0], a->run_argv);
+    fprintf(stderr, "sluice: cannot run %s: %s\n", a->run_argv[0], strerror(errno));
+    return errno == ENOENT ? 127 : 126;
 }
 
 /* "sluice tools [show ID | which PID]" on the loaded policy.  Returns the exit status. */
@@ -308,6 +391,9 @@ static void parse_args(const struct cli *c, int argc, char **argv, struct args *
         case OPT_PID_FILE:
             a->pid_file = optarg;
             break;
+        case OPT_TOOL:
+            a->tool = optarg;
+            break;
         case '?':
         case ':':
             bad_option(c, ch, argv);
@@ -330,6 +416,28 @@ static void parse_args(const struct cli *c, int argc, char **argv, struct args *
             a->tools = true;
             a->tools_argc = argc - optind - 1;
             a->tools_argv = argv + optind + 1;
+            return;
+        }
+        if (strcmp(cmd->name, "env") == 0 || strcmp(cmd->name, "run") == 0) {
+            a->launch = cmd->name;
+            if (strcmp(cmd->name, "run") == 0) {
+                /* getopt_long() moved "run" and the words after "--" (the command, which
+                 * may have options of its own) to the end, in their order. */
+                if (optind + 1 >= argc) {
+                    fprintf(stderr, "sluice: run takes the command after --: sluice run --tool "
+                                    "ID -- CMD [ARGS...] (see sluice help run)\n");
+                    exit(2);
+                }
+                a->run_argv = argv + optind + 1;
+                return;
+            }
+            if (optind + 1 < argc) {
+                fprintf(stderr,
+                        "sluice: unexpected argument '%s' after env (see sluice help "
+                        "env)\n",
+                        argv[optind + 1]);
+                exit(2);
+            }
             return;
         }
         a->check_only = true;
@@ -826,6 +934,10 @@ int main(int argc, char **argv)
     }
     if (args.tools) {
         status = tools_command(policy, args.tools_argc, args.tools_argv);
+        goto out_early;
+    }
+    if (args.launch != NULL) {
+        status = launch_command(config, policy, &args);
         goto out_early;
     }
     if (args.check_only) {

@@ -442,6 +442,104 @@ static void test_tools_command(void **state)
     free(r.output);
 }
 
+/*
+ * sluice run --tool beta -- CMD: curl, python3's urllib and git each take the proxy from
+ * the environment run sets, with the tool's name and a password part, and arrive as
+ * tool beta; with no sluice on the port, run refuses to start the command.
+ */
+static void test_run_sets_environment(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = write_profiles(t);
+    const char *const args[] = {"--policy-dir", dir, "--identify-processes", "off", NULL};
+    char listen[64], url[128], code[300], *line;
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", t->proxy_port);
+    {
+        const char *const argv[] = {sluiceproc_bin(),
+                                    "run",
+                                    "--tool",
+                                    "beta",
+                                    "--listen",
+                                    listen,
+                                    "--policy-dir",
+                                    dir,
+                                    "--",
+                                    "curl",
+                                    "-s",
+                                    "-o",
+                                    "/dev/null",
+                                    it_url(t, "/run-curl", url, sizeof(url)),
+                                    NULL};
+        int st = run(argv);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    line = it_access_line(t, "/run-curl\"", NULL);
+    it_assert_access_field(line, "tool", "beta");
+    it_assert_access_field(line, "id", "proxy-user");
+    free(line);
+    snprintf(code, sizeof(code), "import urllib.request as u; u.urlopen('%s', timeout=10).read()",
+             it_url(t, "/run-python", url, sizeof(url)));
+    {
+        const char *const argv[] = {sluiceproc_bin(),
+                                    "run",
+                                    "--tool",
+                                    "beta",
+                                    "--listen",
+                                    listen,
+                                    "--policy-dir",
+                                    dir,
+                                    "--",
+                                    "python3",
+                                    "-c",
+                                    code,
+                                    NULL};
+        int st = run(argv);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    line = it_access_line(t, "/run-python\"", NULL);
+    it_assert_access_field(line, "tool", "beta");
+    free(line);
+    if (access("/usr/bin/git", X_OK) == 0) {
+        const char *const argv[] = {sluiceproc_bin(),
+                                    "run",
+                                    "--tool",
+                                    "beta",
+                                    "--listen",
+                                    listen,
+                                    "--policy-dir",
+                                    dir,
+                                    "--",
+                                    "git",
+                                    "ls-remote",
+                                    it_url(t, "/run-git.git", url, sizeof(url)),
+                                    NULL};
+        (void)run(argv); /* no git server there: the request is what counts */
+        line = it_access_line(t, "/run-git.git/info/refs", NULL);
+        it_assert_access_field(line, "tool", "beta"); /* sent unasked: no 407 needed */
+        free(line);
+    }
+    {
+        uint16_t closed = 0;
+        int fd = tio_listen("127.0.0.1", 1, &closed);
+        char nowhere[64];
+        struct it_run r;
+
+        close(fd);
+        snprintf(nowhere, sizeof(nowhere), "127.0.0.1:%u", closed);
+        {
+            const char *const argv[] = {"run",          "--tool", "beta", "--listen", nowhere,
+                                        "--policy-dir", dir,      "--",   "true",     NULL};
+            r = it_run_sluice(t, argv);
+        }
+        assert_int_equal(r.status, 1);
+        assert_non_null(strstr(r.output, "no sluice answers on"));
+        free(r.output);
+    }
+}
+
 /* Runs the cases, each with its own environment. */
 int main(void)
 {
@@ -453,6 +551,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_credentials_verified, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_listener_asks_credentials, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_tools_command, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_run_sets_environment, it_setup, it_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
