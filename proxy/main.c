@@ -20,14 +20,12 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "sluice/cli.h"
+#include "sluice/commands.h"
 #include "sluice/clientcap.h"
 #include "sluice/config.h"
 #include "sluice/credentials.h"
-#include "sluice/launch.h"
 #include "sluice/listener.h"
 #include "sluice/log.h"
 #include "sluice/netguard.h"
@@ -35,7 +33,6 @@
 #include "sluice/privilege.h"
 #include "sluice/sdnotify.h"
 #include "sluice/settings.h"
-#include "sluice/toolreport.h"
 #include "sluice/version.h"
 #include "sluice/worker.h"
 
@@ -133,144 +130,6 @@ static void usage(const struct cli *c, FILE *out)
                 (int)(19 - strlen(commands[i].name)), commands[i].args, commands[i].summary);
     fputs("\nAn egress-filtering HTTP/HTTPS forward proxy for developer tools.\n\noptions:\n", out);
     cli_usage(c, out);
-}
-
-/*
- * "sluice passwd NAME": prints the credentials line for NAME, with the token read from
- * standard input or made at random.  Returns the exit status.
- */
-static int passwd_command(int argc, char **argv)
-{
-    char token[256] = "", line[512];
-    unsigned char raw[24];
-
-    if (argc != 1 || !settings_is_tool_id(argv[0])) {
-        fprintf(stderr, "sluice: passwd takes one proxy user name: lower-case letters, digits, "
-                        "'-', '_' or '.' (see sluice help passwd)\n");
-        return 2;
-    }
-    if (!isatty(STDIN_FILENO) && fgets(token, sizeof(token), stdin) != NULL)
-        token[strcspn(token, "\r\n")] = '\0';
-    if (token[0] == '\0') {
-        if (RAND_bytes(raw, sizeof(raw)) != 1) {
-            fprintf(stderr, "sluice: no random bytes for a token\n");
-            return 1;
-        }
-        for (size_t i = 0; i < sizeof(raw); i++)
-            snprintf(token + i * 2, 3, "%02x", raw[i]);
-        fprintf(stderr, "token for %s (shown once; the file keeps only its hash): %s\n", argv[0],
-                token);
-    }
-    if (credentials_line(argv[0], token, line, sizeof(line)) < 0) {
-        fprintf(stderr, "sluice: cannot hash the token\n");
-        return 1;
-    }
-    OPENSSL_cleanse(token, sizeof(token));
-    printf("%s\n", line);
-    return 0;
-}
-
-/*
- * "sluice env --tool ID" and "sluice run --tool ID -- CMD...": the environment that sends
- * the tool through sluice's first listener, printed or given to CMD.  Returns the exit
- * status (run returns only when CMD cannot be started).
- */
-static int launch_command(const struct sluice_config *config, const struct policy_snapshot *p,
-                          const struct args *a)
-{
-    struct launch_var vars[LAUNCH_MAX_VARS];
-    struct listener_addr listen;
-    const struct policy_tool *t = a->tool != NULL ? policy_find_tool(p, a->tool) : NULL;
-    const char *token = getenv("SLUICE_TOKEN"), *errstr = NULL;
-    char address[128], bundle[4000], err[512];
-    size_t n;
-
-    if (a->tool == NULL) {
-        fprintf(stderr, "sluice: %s needs --tool ID (see sluice tools)\n", a->launch);
-        return 2;
-    }
-    if (t == NULL) {
-        fprintf(stderr,
-                "sluice: no tool profile has the id or proxy user '%s' in %s (see "
-                "sluice tools)\n",
-                a->tool, p->dir != NULL ? p->dir : "(no policy directory)");
-        return 1;
-    }
-    if (listener_parse(config->listeners[0].address, &listen, &errstr) < 0) {
-        fprintf(stderr, "sluice: listener %s: %s\n", config->listeners[0].address, errstr);
-        return 1;
-    }
-    launch_client_address(&listen, address, sizeof(address));
-    if (config->ca_cert != NULL &&
-        launch_ca_bundle(config->ca_cert, bundle, sizeof(bundle), err, sizeof(err)) < 0) {
-        fprintf(stderr, "sluice: %s\n", err);
-        return 1;
-    }
-    n = launch_vars(t->id, token != NULL && token[0] != '\0' ? token : "x", address,
-                    config->ca_cert != NULL ? bundle : NULL, vars, LAUNCH_MAX_VARS);
-    if (strcmp(a->launch, "env") == 0) {
-        for (size_t i = 0; i < n; i++) {
-            printf("export %s='", vars[i].name);
-            for (const char *c = vars[i].value; *c != '\0'; c++)
-                fputs(*c == '\'' ? "'\\''" : (char[]){*c, '\0'}, stdout);
-            printf("'\n");
-        }
-        return 0;
-    }
-    /* Never start the tool unprotected: no sluice, no run. */
-    if (!launch_listening(&listen, 1000)) {
-        fprintf(stderr,
-                "sluice: no sluice answers on %s; start it (proxy/run) first, or %s "
-                "would not go through its policy\n",
-                address, a->run_argv[0]);
-        return 1;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (setenv(vars[i].name, vars[i].value, 1) < 0) {
-            fprintf(stderr, "sluice: cannot set %s: %s\n", vars[i].name, strerror(errno));
-            return 1;
-        }
-    execvp(a->run_argv[0], a->run_argv);
-    fprintf(stderr, "sluice: cannot run %s: %s\n", a->run_argv[0], strerror(errno));
-    return errno == ENOENT ? 127 : 126;
-}
-
-/* "sluice tools [show ID | which PID]" on the loaded policy.  Returns the exit status. */
-static int tools_command(const struct policy_snapshot *p, int argc, char **argv)
-{
-    char *end;
-    long pid;
-
-    if (argc == 0) {
-        toolreport_list(p, stdout);
-        return 0;
-    }
-    if (argc == 2 && strcmp(argv[0], "show") == 0) {
-        if (toolreport_show(p, argv[1], stdout) == 0)
-            return 0;
-        fprintf(stderr,
-                "sluice: no tool profile has the id or proxy user '%s' (see sluice tools)\n",
-                argv[1]);
-        return 1;
-    }
-    if (argc == 2 && strcmp(argv[0], "which") == 0) {
-        pid = strtol(argv[1], &end, 10);
-        if (*argv[1] == '\0' || *end != '\0' || pid <= 0) {
-            fprintf(stderr, "sluice: tools which takes a process id, not '%s'\n", argv[1]);
-            return 2;
-        }
-        switch (toolreport_which(p, (pid_t)pid, stdout)) {
-        case 0:
-            return 0;
-        case 1:
-            return 1;
-        default:
-            fprintf(stderr, "sluice: cannot read process %ld (gone, or another user's)\n", pid);
-            return 1;
-        }
-    }
-    fprintf(stderr, "sluice: tools takes nothing, show ID or which PID (see sluice help tools)\n");
-    return 2;
 }
 
 /* The command called name, or NULL. */
@@ -411,7 +270,7 @@ static void parse_args(const struct cli *c, int argc, char **argv, struct args *
         if (strcmp(cmd->name, "help") == 0)
             help_command(c, argc - optind - 1, argv + optind + 1);
         if (strcmp(cmd->name, "passwd") == 0)
-            exit(passwd_command(argc - optind - 1, argv + optind + 1));
+            exit(command_passwd(argc - optind - 1, argv + optind + 1));
         if (strcmp(cmd->name, "tools") == 0) {
             a->tools = true;
             a->tools_argc = argc - optind - 1;
@@ -933,11 +792,11 @@ int main(int argc, char **argv)
         goto out_early;
     }
     if (args.tools) {
-        status = tools_command(policy, args.tools_argc, args.tools_argv);
+        status = command_tools(policy, args.tools_argc, args.tools_argv);
         goto out_early;
     }
     if (args.launch != NULL) {
-        status = launch_command(config, policy, &args);
+        status = command_launch(config, policy, args.launch, args.tool, args.run_argv);
         goto out_early;
     }
     if (args.check_only) {
