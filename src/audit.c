@@ -29,11 +29,12 @@ static void audit_quoted(char *out, size_t cap, const char *name, const char *va
 void audit_emit(const struct audit_record *r)
 {
     char method[64], target[1024], sni[300], offered[300], error[80] = "", pid[24] = "";
-    char exe[600], mismatch[300];
+    char exe[600], mismatch[300], version[80];
 
     audit_quoted(offered, sizeof(offered), "offered", r->offered);
     audit_quoted(exe, sizeof(exe), "exe", r->exe);
     audit_quoted(mismatch, sizeof(mismatch), "mismatch", r->mismatch);
+    audit_quoted(version, sizeof(version), "version", r->version);
     if (r->pid != 0)
         snprintf(pid, sizeof(pid), " pid=%" PRIu32, r->pid);
     if (r->error[0] != '\0')
@@ -43,9 +44,9 @@ void audit_emit(const struct audit_record *r)
     log_escape(sni, sizeof(sni), r->sni, strlen(r->sni));
     log_record("access client=%s method=%s target=\"%s\" status=%u sent=%" PRIu64
                " received=%" PRIu64 " ms=%" PRIu64
-               " sni=%s term=%s tool=%s id=%s%s%s%s%s decision=%s rule=%s dst=%s"
+               " sni=%s term=%s tool=%s%s id=%s%s%s%s%s decision=%s rule=%s dst=%s"
                " country=%s asn=%" PRIu32 "%s",
                r->client, method, target, r->status, r->sent, r->received, r->duration_ms,
-               sni[0] != '\0' ? sni : "-", r->term, r->tool, r->id_source, offered, pid, exe,
-               mismatch, r->decision, r->rule, r->dest_ip, r->country, r->asn, error);
+               sni[0] != '\0' ? sni : "-", r->term, r->tool, version, r->id_source, offered, pid,
+               exe, mismatch, r->decision, r->rule, r->dest_ip, r->country, r->asn, error);
 }

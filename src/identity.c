@@ -253,6 +253,33 @@ static void identity_offer(struct identity *out, const struct policy_tool *t,
     }
 }
 
+/*
+ * The version t's User-Agent gives: after the product that a pattern "name/ANY" of t names
+ * ("claude-cli/1.0.3 (external, cli)" gives "1.0.3"), the characters of a version, into
+ * out.  Leaves out empty when the User-Agent is not t's or says none.
+ */
+static void identity_version(const struct policy_tool *t, const char *ua, size_t len, char *out,
+                             size_t cap)
+{
+    out[0] = '\0';
+    for (size_t k = 0; k < t->nuser_agents && out[0] == '\0'; k++) {
+        const char *pattern = t->user_agents[k], *star = strchr(pattern, '*');
+        size_t plen = star != NULL ? (size_t)(star - pattern) : 0, n = 0;
+
+        if (plen < 2 || pattern[plen - 1] != '/' || len < plen ||
+            strncasecmp(ua, pattern, plen) != 0)
+            continue;
+        for (size_t i = plen; i < len && n + 1 < cap; i++) {
+            char ch = ua[i];
+            if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+                  (ch >= 'A' && ch <= 'Z') || ch == '.' || ch == '-' || ch == '+' || ch == '_'))
+                break;
+            out[n++] = ch;
+        }
+        out[n] = '\0';
+    }
+}
+
 /* Names the tool of a request. */
 void identity_resolve(const struct policy_snapshot *p, const struct identity_input *in,
                       struct identity *out)
@@ -262,6 +289,7 @@ void identity_resolve(const struct policy_snapshot *p, const struct identity_inp
     out->tool = NULL;
     out->source = IDENTITY_NONE;
     out->mismatch[0] = '\0';
+    out->version[0] = '\0';
     if (in->proxy_auth == NULL ||
         !identity_basic_decode(in->proxy_auth, in->proxy_auth_len, user, sizeof(user), NULL, 0))
         user[0] = '\0';
@@ -278,6 +306,9 @@ void identity_resolve(const struct policy_snapshot *p, const struct identity_inp
         identity_offer(out, policy_find_tool(p, user), IDENTITY_PROXY_USER, user);
     identity_offer(out, identity_match_user_agent(p, in->user_agent, in->user_agent_len),
                    IDENTITY_USER_AGENT, NULL);
+    if (out->tool != NULL && in->user_agent != NULL)
+        identity_version(out->tool, in->user_agent, in->user_agent_len, out->version,
+                         sizeof(out->version));
 }
 
 /* The key an upstream connection is filed under: tool and user. */

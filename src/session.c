@@ -168,6 +168,7 @@ static void session_report(struct session *s)
     rec.pid = (uint32_t)s->proc_pid;
     rec.exe = s->proc_exe != NULL ? s->proc_exe : "";
     rec.mismatch = x->identity.mismatch;
+    rec.version = x->identity.version;
     /* A block is said by decision= and rule=; every other failure names its kind. */
     rec.error = x->error_type != NULL && strcmp(x->error_type, "http_request_denied") != 0
                     ? x->error_type

@@ -24,6 +24,7 @@ struct audit_record {
     uint32_t pid;          /* the local client process, or 0 when not known */
     const char *exe;       /* the executable that named the tool (or the client's), or "" */
     const char *mismatch;  /* "SOURCE:TOOL" when a weaker source named another tool, or "" */
+    const char *version;   /* the tool's version its User-Agent gives, or "" */
     const char *error;     /* RFC 9209 type of a failure other than a block, or "" */
     const char *decision;  /* allow, block or report, or "-" before a decision */
     const char *rule;      /* the rule that decided, or "-" */

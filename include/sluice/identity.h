@@ -35,6 +35,7 @@ struct identity {
     enum identity_source source;
     char user[IDENTITY_USER_MAX];     /* the proxy user name offered, or "" */
     char mismatch[IDENTITY_USER_MAX]; /* "proxy-user:ID": a weaker source named another tool */
+    char version[32];                 /* the tool's version its User-Agent gives, or "" */
 };
 
 /* What a request offers to be known by; any member may be NULL or empty. */

@@ -342,17 +342,17 @@ static size_t catch_lines(char *buf, size_t cap)
     return n;
 }
 
-/* The keys of an access line, in order; offered, pid, exe, mismatch and error appear only
- * when set. */
+/* The keys of an access line, in order; version, offered, pid, exe, mismatch and error
+ * appear only when set. */
 static const char *const access_keys[] = {
-    "client",   "method",   "target", "status", "sent",    "received", "ms",
-    "sni",      "term",     "tool",   "id",     "offered", "pid",      "exe",
-    "mismatch", "decision", "rule",   "dst",    "country", "asn",      "error"};
+    "client",   "method", "target",  "status",  "sent",    "received", "ms",  "sni",
+    "term",     "tool",   "version", "id",      "offered", "pid",      "exe", "mismatch",
+    "decision", "rule",   "dst",     "country", "asn",     "error"};
 
 /* True when an access line may leave key out. */
 static bool access_key_optional(const char *key)
 {
-    static const char *const optional[] = {"offered", "pid", "exe", "mismatch", "error"};
+    static const char *const optional[] = {"version", "offered", "pid", "exe", "mismatch", "error"};
 
     for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
         if (strcmp(key, optional[i]) == 0)

@@ -223,10 +223,11 @@ static void test_user_agent_when_processes_off(void **state)
 
     it_start_origin(t, origin_handler_simple, NULL);
     it_start_proxy(t, args);
-    get_self(t, "/ua", "User-Agent: BetaTool/3.2 (linux)");
+    get_self(t, "/ua", "User-Agent: BetaTool/3.2.1-rc1 (linux)");
     line = it_access_line(t, "/ua\"", NULL);
     it_assert_access_field(line, "tool", "beta");
     it_assert_access_field(line, "id", "user-agent");
+    it_assert_access_field(line, "version", "3.2.1-rc1");
     assert_null(strstr(line, " pid="));
     free(line);
     get_self(t, "/none", NULL);
