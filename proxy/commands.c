@@ -2,6 +2,7 @@
 #include "sluice/commands.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,7 @@ int command_launch(const struct sluice_config *config, const struct policy_snaps
     const struct policy_tool *t = tool_name != NULL ? policy_find_tool(p, tool_name) : NULL;
     const char *token = getenv("SLUICE_TOKEN"), *errstr = NULL;
     char address[128], bundle[4000], err[512];
+    bool telemetry_off;
     size_t n;
 
     if (tool_name == NULL) {
@@ -92,8 +94,11 @@ int command_launch(const struct sluice_config *config, const struct policy_snaps
         fprintf(stderr, "sluice: %s\n", err);
         return 1;
     }
+    /* Where its telemetry is blocked anyway, the tool is told not to try. */
+    telemetry_off = p->org.block_telemetry || t->block_telemetry;
     n = launch_vars(t->id, token != NULL && token[0] != '\0' ? token : "x", address,
-                    config->ca_cert != NULL ? bundle : NULL, vars, LAUNCH_MAX_VARS);
+                    config->ca_cert != NULL ? bundle : NULL, t->telemetry_env,
+                    telemetry_off ? t->ntelemetry_env : 0, vars, LAUNCH_MAX_VARS);
     if (strcmp(which, "env") == 0) {
         for (size_t i = 0; i < n; i++) {
             printf("export %s='", vars[i].name);

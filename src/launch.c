@@ -52,14 +52,14 @@ static void launch_set(struct launch_var *out, size_t cap, size_t *n, const char
 {
     if (*n == cap)
         return;
-    out[*n].name = name;
+    snprintf(out[*n].name, sizeof(out[*n].name), "%s", name);
     snprintf(out[*n].value, sizeof(out[*n].value), "%s", value);
     (*n)++;
 }
 
 /* The variables; see the header. */
 size_t launch_vars(const char *tool, const char *token, const char *address, const char *ca_bundle,
-                   struct launch_var *out, size_t cap)
+                   char *const *extra, size_t nextra, struct launch_var *out, size_t cap)
 {
     char url[LAUNCH_VALUE_MAX];
     size_t n = 0;
@@ -77,6 +77,16 @@ size_t launch_vars(const char *tool, const char *token, const char *address, con
     for (size_t i = 0; ca_bundle != NULL && i < sizeof(launch_ca_vars) / sizeof(launch_ca_vars[0]);
          i++)
         launch_set(out, cap, &n, launch_ca_vars[i], ca_bundle);
+    for (size_t i = 0; i < nextra; i++) {
+        const char *eq = strchr(extra[i], '=');
+        char name[64];
+
+        if (eq == NULL || (size_t)(eq - extra[i]) >= sizeof(name))
+            continue; /* the loader let none such through */
+        memcpy(name, extra[i], (size_t)(eq - extra[i]));
+        name[eq - extra[i]] = '\0';
+        launch_set(out, cap, &n, name, eq + 1);
+    }
     return n;
 }
 

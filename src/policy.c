@@ -50,6 +50,7 @@ enum policy_key_type {
     PK_STRING,    /* a non-empty value into an owned char * */
     PK_LIST,      /* non-empty values (or one) into char *[POLICY_MAX_LIST] and a count */
     PK_PATHS,     /* path prefixes as PK_LIST, each in its normalised form (urlpath.h) */
+    PK_ENV,       /* "NAME=VALUE" environment settings as PK_LIST */
     PK_VERDICT,   /* allow, block or report into enum policy_verdict */
     PK_BOOL,      /* true or false into bool */
     PK_PURPOSE,   /* one of purpose_names[] into enum policy_purpose */
@@ -145,6 +146,8 @@ static const struct policy_key tool_keys[] = {
     {"identify", PK_MAPPING, 0, 0, 0, NULL, NULL, &identify_mapping},
     {"default", PK_VERDICT, 0, TOOL(default_verdict), 0, "allow, block or report", NULL, NULL},
     {"block_telemetry", PK_BOOL, 0, TOOL(block_telemetry), 0, "true or false", NULL, NULL},
+    {"telemetry_env", PK_ENV, 0, TOOL(telemetry_env), TOOL(ntelemetry_env),
+     "a list of NAME=VALUE settings", NULL, NULL},
     {"endpoints", PK_ENDPOINTS, 0, TOOL(endpoints), TOOL(nendpoints), "a list of endpoint groups",
      NULL, &endpoint_mapping},
 };
@@ -275,6 +278,34 @@ static bool take_list(struct policy_loader *l, const struct policy_key *k, yaml_
         (*count)++;
     }
     return true;
+}
+
+/*
+ * Takes a list of environment settings, each "NAME=VALUE" with NAME a variable name
+ * ([A-Z_][A-Z0-9_]*) and VALUE without control bytes: what sluice run sets.
+ */
+static void take_env(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                     char **out, size_t *count)
+{
+    size_t before = *count;
+
+    if (!take_list(l, k, n, out, count))
+        return;
+    for (size_t i = before; i < *count; i++) {
+        const char *e = out[i], *eq = strchr(e, '=');
+        bool ok = eq != NULL && eq > e && !(e[0] >= '0' && e[0] <= '9');
+
+        for (const char *c = e; ok && c < eq; c++)
+            ok = (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_';
+        for (const char *c = eq != NULL ? eq + 1 : e; ok && *c != '\0'; c++)
+            ok = (unsigned char)*c >= 0x20 && *c != 0x7f;
+        if (!ok) {
+            char shown[96];
+            snprintf(shown, sizeof(shown), "%.80s", e);
+            perr(l, n, "%s: '%s' is not a NAME=VALUE setting (NAME in upper case, digits and _)",
+                 k->name, shown);
+        }
+    }
 }
 
 /*
@@ -635,6 +666,9 @@ static void take_value(struct policy_loader *l, const struct policy_key *k, yaml
     case PK_PATHS:
         take_paths(l, k, n, (char **)(void *)field, count);
         break;
+    case PK_ENV:
+        take_env(l, k, n, (char **)(void *)field, count);
+        break;
     case PK_VERDICT:
         take_verdict(l, k, n, (enum policy_verdict *)(void *)field);
         break;
@@ -879,6 +913,7 @@ static void tool_clear(struct policy_tool *t)
     free_list(t->proxy_users, t->nproxy_users);
     free_list(t->user_agents, t->nuser_agents);
     free_list(t->executables, t->nexecutables);
+    free_list(t->telemetry_env, t->ntelemetry_env);
     for (size_t i = 0; i < t->nendpoints; i++) {
         struct policy_endpoint *e = &t->endpoints[i];
         free(e->group);

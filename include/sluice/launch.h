@@ -19,7 +19,7 @@
 
 /* One environment variable to set. */
 struct launch_var {
-    const char *name;
+    char name[64];
     char value[LAUNCH_VALUE_MAX];
 };
 
@@ -31,10 +31,11 @@ void launch_client_address(const struct listener_addr *a, char *out, size_t cap)
 
 /*
  * Fills out with the variables for tool (an id) and token going through the proxy at
- * address ("host:port"), with ca_bundle (a path, or NULL: none).  Returns how many.
+ * address ("host:port"), with ca_bundle (a path, or NULL: none), then the tool's own
+ * settings extra[0..nextra) ("NAME=VALUE", its telemetry switched off).  Returns how many.
  */
 size_t launch_vars(const char *tool, const char *token, const char *address, const char *ca_bundle,
-                   struct launch_var *out, size_t cap);
+                   char *const *extra, size_t nextra, struct launch_var *out, size_t cap);
 
 /* True when something accepts a TCP connection at a within timeout_ms. */
 bool launch_listening(const struct listener_addr *a, int timeout_ms);

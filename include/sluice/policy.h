@@ -81,6 +81,8 @@ struct policy_tool {
     size_t nexecutables;
     enum policy_verdict default_verdict;
     bool block_telemetry; /* block this tool's telemetry groups even if the org does not */
+    char *telemetry_env[POLICY_MAX_LIST]; /* "NAME=VALUE": the tool's own telemetry off */
+    size_t ntelemetry_env;
     struct policy_endpoint *endpoints;
     size_t nendpoints;
 };

@@ -541,6 +541,48 @@ static void test_run_sets_environment(void **state)
     }
 }
 
+/*
+ * sluice env prints the proxy variables for the tool and, where its telemetry is blocked
+ * (by the organisation or its own profile), the tool's own switches from telemetry_env;
+ * where it is not, none of them.
+ */
+static void test_env_telemetry_switches(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir =
+        it_write_policy(t, "block_telemetry: true\n", "gamma",
+                        "id: gamma\n"
+                        "telemetry_env: [\"GAMMA_TELEMETRY=off\", \"DO_NOT_TRACK=1\"]\n");
+    char path[600];
+    struct it_run r;
+
+    {
+        const char *const args[] = {"env", "--tool", "gamma", "--policy-dir", dir, NULL};
+        r = it_run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.output, "export HTTPS_PROXY='http://gamma:x@127.0.0.1:3128'\n"));
+    assert_non_null(strstr(r.output, "export GAMMA_TELEMETRY='off'\n"));
+    assert_non_null(strstr(r.output, "export DO_NOT_TRACK='1'\n"));
+    free(r.output);
+    snprintf(path, sizeof(path), "%s/organisation.yaml", dir);
+    assert_int_equal(tio_write_file(path, "block_telemetry: false\n"), 0);
+    {
+        const char *const args[] = {"env", "--tool", "gamma", "--policy-dir", dir, NULL};
+        r = it_run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 0);
+    assert_null(strstr(r.output, "GAMMA_TELEMETRY"));
+    free(r.output);
+    {
+        const char *const args[] = {"env", "--tool", "nosuch", "--policy-dir", dir, NULL};
+        r = it_run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.output, "no tool profile has the id or proxy user 'nosuch'"));
+    free(r.output);
+}
+
 /* Runs the cases, each with its own environment. */
 int main(void)
 {
@@ -553,6 +595,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listener_asks_credentials, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_tools_command, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_run_sets_environment, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_env_telemetry_switches, it_setup, it_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
