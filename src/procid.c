@@ -51,23 +51,33 @@ static ssize_t procid_read(pid_t pid, const char *name, char *buf, size_t cap)
 }
 
 /*
- * The parent of pid and its start time, from /proc/PID/stat (fields 4 and 22).  Returns
- * the parent, or 0 (gone, or unreadable).
+ * The parent of pid, its start time and its name, from /proc/PID/stat (fields 4, 22 and
+ * 2; comm may be NULL).  Returns the parent, or 0 (gone, or unreadable).
  */
-static pid_t procid_stat(pid_t pid, uint64_t *start)
+static pid_t procid_stat(pid_t pid, uint64_t *start, char *comm, size_t cap)
 {
-    char stat[1024], *p;
+    char stat[1024], *p, *open_paren;
     ssize_t n = procid_read(pid, "stat", stat, sizeof(stat) - 1);
     long ppid = 0;
 
     *start = 0;
+    if (comm != NULL && cap > 0)
+        comm[0] = '\0';
     if (n <= 0)
         return 0;
     stat[n] = '\0';
     /* The name in parentheses may hold anything, ')' included: the last one ends it. */
     p = strrchr(stat, ')');
-    if (p == NULL || sscanf(p + 1, " %*c %ld", &ppid) != 1)
+    open_paren = strchr(stat, '(');
+    if (p == NULL || open_paren == NULL || open_paren > p || sscanf(p + 1, " %*c %ld", &ppid) != 1)
         return 0;
+    if (comm != NULL && cap > 0) {
+        size_t len = (size_t)(p - open_paren - 1);
+        if (len >= cap)
+            len = cap - 1;
+        memcpy(comm, open_paren + 1, len);
+        comm[len] = '\0';
+    }
     /* After ')' come the fields from 3 (state) on: the space before field 22 starts it. */
     for (int field = 3; field <= 22 && p != NULL; field++)
         p = strchr(p + 1, ' ');
@@ -101,7 +111,7 @@ static void procid_chain(pid_t pid, pid_t parent, struct procid *out)
         uint64_t unused;
 
         procid_describe(p, &out->chain[out->nchain++]);
-        p = p == pid ? parent : procid_stat(p, &unused);
+        p = p == pid ? parent : procid_stat(p, &unused, NULL, 0);
     }
 }
 
@@ -109,30 +119,13 @@ static void procid_chain(pid_t pid, pid_t parent, struct procid *out)
 int procid_of_pid(pid_t pid, struct procid *out)
 {
     uint64_t start;
-    pid_t parent = procid_stat(pid, &start);
+    pid_t parent = procid_stat(pid, &start, NULL, 0);
 
     if (start == 0)
         return -1; /* gone, or not a process */
     out->uid = 0;
     procid_chain(pid, parent, out);
     return out->nchain > 0 ? 0 : -1;
-}
-
-/*
- * True when pid still runs exe: a process keeps its pid and start time across execve(),
- * so a remembered chain is good only while the executable is the same.
- */
-static bool procid_same_exe(pid_t pid, const char *exe)
-{
-    char path[64], now[PROCID_MAX_EXE];
-    ssize_t n;
-
-    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
-    n = readlink(path, now, sizeof(now) - 1);
-    if (n < 0)
-        return exe[0] == '\0';
-    now[n] = '\0';
-    return strcmp(now, exe) == 0;
 }
 
 /* Remembers pid as a recent holder, unless it is one already. */
@@ -151,6 +144,7 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
 {
     struct sockdiag_socket sock;
     uint64_t start;
+    char comm[16];
     pid_t pid, parent;
 
     /* The client's socket has the peer's address as its own and ours as its peer. */
@@ -159,10 +153,11 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
     if (sockdiag_holder_of_user(sock.inode, sock.uid, cache->hints, PROCID_MAX_HINTS, &pid) < 0)
         return -1;
     procid_hint(cache, pid);
-    parent = procid_stat(pid, &start);
+    parent = procid_stat(pid, &start, comm, sizeof(comm));
     for (size_t i = 0; i < PROCID_MAX_CHAINS; i++)
+        /* A process keeps its pid and start time across execve(), not its name. */
         if (cache->chains[i].pid == pid && cache->chains[i].start == start && start != 0 &&
-            procid_same_exe(pid, cache->chains[i].chain.chain[0].exe)) {
+            strcmp(cache->chains[i].comm, comm) == 0) {
             *out = cache->chains[i].chain; /* the same process as before, not a new one */
             return 0;
         }
@@ -172,6 +167,7 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
         return -1;
     cache->chains[cache->next_chain].pid = pid;
     cache->chains[cache->next_chain].start = start;
+    snprintf(cache->chains[cache->next_chain].comm, sizeof(cache->chains[0].comm), "%s", comm);
     cache->chains[cache->next_chain].chain = *out;
     cache->next_chain = (cache->next_chain + 1) % PROCID_MAX_CHAINS;
     return 0;

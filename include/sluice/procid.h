@@ -40,8 +40,9 @@ struct procid {
 
 /*
  * What one worker remembers between lookups: the last processes that held connections,
- * and the chains of the last few, each under its pid and start time, so that a pid the
- * kernel gave again to another process is never taken for its predecessor.
+ * and the chains of the last few, each under its pid, start time and name, so that a pid
+ * the kernel gave again to another process, or a process that ran exec, is never taken
+ * for what it was.
  */
 struct procid_cache {
     pid_t hints[PROCID_MAX_HINTS];
@@ -49,6 +50,7 @@ struct procid_cache {
     struct {
         pid_t pid;
         uint64_t start; /* /proc/PID/stat's starttime, in clock ticks since boot */
+        char comm[16];  /* its name then: an exec changes it */
         struct procid chain;
     } chains[PROCID_MAX_CHAINS];
     size_t next_chain;
