@@ -582,7 +582,7 @@ static void test_table_unknown_keys(void **state)
     static const struct bad_file cases[] = {
         {"tools/a.yaml", "id: a\ncolour: red\n", 1, 2, 1,
          "unknown key 'colour' in a tool profile; expected one of: id, name, identify, default, "
-         "block_telemetry, endpoints",
+         "block_telemetry, telemetry_env, endpoints",
          NULL},
         {"tools/a.yaml", "id: a\nidentify:\n  colour: red\n", 1, 3, 3,
          "unknown key 'colour' in identify; expected one of: proxy_users, user_agents, executables",
@@ -600,7 +600,7 @@ static void test_table_unknown_keys(void **state)
          NULL},
         {"tools/a.yaml", "id: a\n[x]: 1\n", 1, 2, 1,
          "unknown key 'a list' in a tool profile; expected one of: id, name, identify, default, "
-         "block_telemetry, endpoints",
+         "block_telemetry, telemetry_env, endpoints",
          NULL},
     };
 
