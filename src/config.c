@@ -396,6 +396,11 @@ static void loader_add_listener_text(struct loader *l, const char *label, const 
             has_proxy = true;
         } else if (n == 15 && strncmp(opt, "ask-credentials", 15) == 0) {
             ask = true;
+        } else if ((n >= 5 && strncmp(opt, "tool=", 5) == 0) ||
+                   (n >= 11 && strncmp(opt, "proxy-from=", 11) == 0)) {
+            loader_error(l, NULL, "%s: listener option '%.*s' is too long", label,
+                         (int)(n > 64 ? 64 : n), opt);
+            return;
         } else {
             loader_error(l, NULL,
                          "%s: unknown listener option '%.*s'; expected tool=ID, "

@@ -28,8 +28,8 @@ int privilege_lookup(const char *name, struct privilege_user *out, char *err, si
                  name, rc != 0 ? strerror(rc) : "does not exist on this system", name);
         return -1;
     }
-    if (found->pw_uid == 0) {
-        snprintf(err, cap, "user '%s' is root; name an unprivileged user", name);
+    if (found->pw_uid == 0 || found->pw_gid == 0) {
+        snprintf(err, cap, "user '%s' is root or in root's group; name an unprivileged user", name);
         return -1;
     }
     snprintf(out->name, sizeof(out->name), "%s", name);
