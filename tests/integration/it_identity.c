@@ -583,6 +583,103 @@ static void test_env_telemetry_switches(void **state)
     free(r.output);
 }
 
+/* Spawns argv (from PATH), output to /dev/null; returns its pid, or -1. */
+static pid_t spawn_quiet(const char *const argv[])
+{
+    posix_spawn_file_actions_t fa;
+    pid_t pid = -1;
+
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    if (posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)(uintptr_t)argv, environ) != 0)
+        pid = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+/* Waits (bounded: 20 s) for pid to end; true when it exited 0. */
+static bool wait_ok(pid_t pid)
+{
+    int st = -1;
+
+    for (int i = 0; i < 2000; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        tio_sleep_ms(10);
+    }
+    (void)kill(pid, SIGKILL);
+    (void)waitpid(pid, &st, 0);
+    return false;
+}
+
+/*
+ * A reused pid is never taken for its predecessor: python3 (tool py by its executable)
+ * connects and ends; the kernel is then made to give its pid to curl (root writes
+ * /proc/sys/kernel/ns_last_pid), and curl's request, from the same pid, is no tool.
+ * Skipped without the rights to steer pids.
+ */
+static void test_reused_pid_not_mistaken(void **state)
+{
+    struct itcase *t = *state;
+    /* Only python3 is a tool here: curl's parent, this test, must name nothing. */
+    const char *dir =
+        it_write_policy(t, "unidentified: allow\n", "py",
+                        "id: py\nidentify: {executables: [\"*/python3*\"]}\ndefault: allow\n");
+    const char *const args[] = {"--policy-dir", dir, NULL};
+    char proxy[64], url[128], code[300], last[32], *line;
+    pid_t first, second = -1;
+
+    if (geteuid() != 0 || access("/proc/sys/kernel/ns_last_pid", W_OK) != 0) {
+        print_message("no rights to steer pids (root and ns_last_pid needed): skipped\n");
+        skip();
+    }
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%u", t->proxy_port);
+    snprintf(code, sizeof(code),
+             "import urllib.request as u\n"
+             "o = u.build_opener(u.ProxyHandler({'http': '%s'}))\n"
+             "o.open('%s', timeout=10).read()\n",
+             proxy, it_url(t, "/first", url, sizeof(url)));
+    {
+        const char *const argv[] = {"python3", "-c", code, NULL};
+        first = spawn_quiet(argv);
+        assert_true(first > 0);
+        assert_true(wait_ok(first));
+    }
+    line = it_access_line(t, "/first\"", NULL);
+    it_assert_access_field(line, "tool", "py");
+    free(line);
+    /* The next pid the kernel gives is first: a few tries, as anything may fork between. */
+    for (int i = 0; i < 20 && second != first; i++) {
+        const char *const argv[] = {
+            "curl",      "-s",        "-o",
+            "/dev/null", "--noproxy", "",
+            "-x",        proxy,       it_url(t, "/second", url, sizeof(url)),
+            NULL};
+        snprintf(last, sizeof(last), "%ld", (long)first - 1);
+        assert_int_equal(tio_write_file("/proc/sys/kernel/ns_last_pid", last), 0);
+        second = spawn_quiet(argv);
+        assert_true(second > 0);
+        assert_true(wait_ok(second));
+    }
+    if (second != first) {
+        print_message("the kernel did not give pid %ld again: skipped\n", (long)first);
+        skip();
+    }
+    {
+        char token[40];
+
+        /* The try that got the reused pid: its line names that pid. */
+        snprintf(token, sizeof(token), "pid=%ld", (long)first);
+        line = it_access_line(t, "/second\"", token, NULL);
+    }
+    it_assert_access_field(line, "tool", "unidentified");
+    it_assert_access_field(line, "exe", "/usr/bin/curl");
+    free(line);
+}
+
 /* Runs the cases, each with its own environment. */
 int main(void)
 {
@@ -596,6 +693,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tools_command, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_run_sets_environment, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_env_telemetry_switches, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_reused_pid_not_mistaken, it_setup, it_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
