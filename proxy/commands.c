@@ -37,6 +37,12 @@ int command_passwd(int argc, char **argv)
             return 1;
         }
         token[strcspn(token, "\r\n")] = '\0';
+        for (const char *c = token; *c != '\0'; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+                fprintf(stderr, "sluice: the token holds a control byte, which no client may "
+                                "send in Basic credentials\n");
+                return 1;
+            }
     }
     if (token[0] == '\0') {
         if (RAND_bytes(raw, sizeof(raw)) != 1) {
