@@ -124,8 +124,15 @@ int procid_of_pid(pid_t pid, struct procid *out)
     if (start == 0)
         return -1; /* gone, or not a process */
     out->uid = 0;
+    out->start = start;
     procid_chain(pid, parent, out);
     return out->nchain > 0 ? 0 : -1;
+}
+
+/* The chain of a process that must still be the one that started at start. */
+int procid_of_process(pid_t pid, uint64_t start, struct procid *out)
+{
+    return procid_of_pid(pid, out) == 0 && out->start == start ? 0 : -1;
 }
 
 /* Remembers pid as a recent holder, unless it is one already. */
@@ -162,6 +169,7 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
             return 0;
         }
     out->uid = sock.uid;
+    out->start = start;
     procid_chain(pid, parent, out);
     if (out->nchain == 0)
         return -1;

@@ -260,6 +260,7 @@ static void session_find_process(struct session *s, evutil_socket_t fd, const st
         procid_lookup(&s->env->procid, peer, (struct sockaddr *)&local, &chain) < 0)
         return;
     s->proc_pid = chain.chain[0].pid;
+    s->proc_start = chain.start;
     t = identity_match_process(s->policy, &chain, &depth);
     if (t != NULL)
         s->proc_tool = strdup(t->id);
@@ -1349,6 +1350,27 @@ void session_drain(struct session *s)
         session_close(s, TERM_DRAIN, TERM_PH_NONE);
 }
 
+/*
+ * A reload may name a known process another tool (a profile added, its executables
+ * changed): its chain is read again, if it is still the same process, and matched under
+ * p.  Without it, a tool banned by the reload would keep the tunnels it opened while
+ * unknown.
+ */
+static void session_rematch_process(struct session *s, const struct policy_snapshot *p)
+{
+    struct procid chain;
+    const struct policy_tool *t;
+    size_t depth = 0;
+
+    if (s->proc_pid <= 0 || procid_of_process(s->proc_pid, s->proc_start, &chain) < 0)
+        return;
+    t = identity_match_process(p, &chain, &depth);
+    free(s->proc_tool);
+    s->proc_tool = t != NULL ? strdup(t->id) : NULL;
+    free(s->proc_exe);
+    s->proc_exe = strdup(chain.chain[t != NULL ? depth : 0].exe);
+}
+
 /* Decides an exchange under way again on the newest policy; see the header. */
 void session_policy_changed(struct session *s)
 {
@@ -1361,6 +1383,10 @@ void session_policy_changed(struct session *s)
     char phase, what[640], host[300];
     bool blocked;
 
+    if (s->proc_pid > 0 && (p = policy_acquire()) != NULL) {
+        session_rematch_process(s, p); /* also for the next request of a keep-alive client */
+        policy_unref(p);
+    }
     switch (s->state) {
     case SESSION_ST_RESOLVE:
         phase = TERM_PH_RESOLVE;
@@ -1386,6 +1412,17 @@ void session_policy_changed(struct session *s)
         return;
     if (x->identity.tool != NULL)
         tool = policy_find_tool(p, x->identity.tool->id);
+    /* The process, matched again, outranks what named the exchange if that was weaker. */
+    if (s->proc_tool != NULL &&
+        (x->identity.source == IDENTITY_NONE || x->identity.source == IDENTITY_PROCESS ||
+         x->identity.source == IDENTITY_USER_AGENT ||
+         (x->identity.source == IDENTITY_PROXY_USER && s->env->credentials == NULL))) {
+        const struct policy_tool *named = policy_find_tool(p, s->proc_tool);
+        if (named != NULL) {
+            tool = named;
+            x->identity.source = IDENTITY_PROCESS;
+        }
+    }
     session_query(s, tool, &q);
     policy_decide(p, &q, &x->decision);
     blocked = x->decision.verdict == POLICY_BLOCK;

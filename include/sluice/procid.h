@@ -33,6 +33,7 @@ struct procid_proc {
 
 /* The process behind a connection, then its parent, its parent's parent, and so on. */
 struct procid {
+    uint64_t start; /* the first process's start time (ticks since boot): it, not its pid */
     uint32_t uid;
     size_t nchain;
     struct procid_proc chain[PROCID_MAX_CHAIN];
@@ -73,5 +74,11 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
  * of that process.  Returns 0, or -1 when pid is gone or hidden.
  */
 int procid_of_pid(pid_t pid, struct procid *out);
+
+/*
+ * Like procid_of_pid(), but only while pid is still the process that started at start
+ * (a pid the kernel gave to another process since is refused).  Returns 0 or -1.
+ */
+int procid_of_process(pid_t pid, uint64_t start, struct procid *out);
 
 #endif /* SLUICE_PROCID_H */

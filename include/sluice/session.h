@@ -151,6 +151,7 @@ struct session {
     bool cap_held;             /* client_sa is counted in env->clientcap (release it at close) */
     bool proxy_header;         /* a PROXY protocol header from a trusted balancer comes first */
     pid_t proc_pid;            /* the local process behind the connection, or 0 */
+    uint64_t proc_start;       /* its start time: the pid alone may name another later */
     char *proc_tool;           /* the tool its process chain matched (an id), or NULL; owned */
     char *proc_exe;            /* the executable that matched (or the process's own); owned */
     uint32_t requests;         /* requests started on this connection */

@@ -680,6 +680,67 @@ static void test_reused_pid_not_mistaken(void **state)
     free(line);
 }
 
+/* Answers nothing and keeps the connection until the peer goes (at most 15 s). */
+static void hold_handler(struct origin_conn *c)
+{
+    (void)oconn_wait_close(c, 15000);
+}
+
+/*
+ * A tunnel opened by a process no profile knew is cut when a reload adds a profile that
+ * names that process and bans its tool: the process is matched again at the reload, so a
+ * ban reaches what the tool opened while it was unknown (term=KT, rule ban:py).
+ */
+static void test_reload_names_process_of_open_tunnel(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = it_write_policy(t, "unidentified: allow\n", NULL, NULL);
+    char ports[16], code[600], path[600], *line;
+    pid_t py;
+
+    it_start_origin(t, hold_handler, NULL);
+    snprintf(ports, sizeof(ports), "%u", origin_port(t->origin));
+    {
+        const char *const args[] = {"--policy-dir", dir, "--connect-ports", ports, NULL};
+        it_start_proxy(t, args);
+    }
+    snprintf(code, sizeof(code),
+             "import socket\n"
+             "s = socket.create_connection(('127.0.0.1', %u))\n"
+             "s.sendall(b'CONNECT origin.test:%u HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+             "s.settimeout(15)\n"
+             "s.recv(100)\n"
+             "try:\n"
+             "    while s.recv(100):\n"
+             "        pass\n"
+             "except OSError:\n"
+             "    pass\n",
+             t->proxy_port, origin_port(t->origin));
+    {
+        const char *const argv[] = {"python3", "-c", code, NULL};
+        py = spawn_quiet(argv);
+        assert_true(py > 0);
+    }
+    for (int i = 0; i < 250 && origin_accepted(t->origin) < 1; i++)
+        tio_sleep_ms(20);
+    assert_int_equal(origin_accepted(t->origin), 1); /* the tunnel is up, tool unknown */
+    snprintf(path, sizeof(path), "%s/tools/py.yaml", dir);
+    assert_int_equal(tio_write_file(path, "id: py\n"
+                                          "identify: {executables: [\"*/python3*\"]}\n"
+                                          "default: allow\n"),
+                     0);
+    snprintf(path, sizeof(path), "%s/organisation.yaml", dir);
+    assert_int_equal(tio_write_file(path, "unidentified: allow\nbanned_tools: [py]\n"), 0);
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    line = it_access_line(t, "method=CONNECT", NULL);
+    it_assert_access_field(line, "term", "KT");
+    it_assert_access_field(line, "rule", "ban:py");
+    it_assert_access_field(line, "tool", "py");
+    it_assert_access_field(line, "id", "process");
+    free(line);
+    (void)wait_ok(py);
+}
+
 /* Runs the cases, each with its own environment. */
 int main(void)
 {
@@ -694,6 +755,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_sets_environment, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_env_telemetry_switches, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_reused_pid_not_mistaken, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_names_process_of_open_tunnel, it_setup,
+                                        it_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
