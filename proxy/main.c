@@ -689,6 +689,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
     const struct program *prog = arg;
     struct sluice_config *cfg = NULL;
     struct policy_snapshot *p = NULL;
+    struct credentials *creds = NULL;
     struct yamldoc_errors errs;
     unsigned generation = policy_current_generation();
     const char *changed;
@@ -700,6 +701,12 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
     (void)sdnotify("RELOADING=1");
     if (read_config(prog->cli, prog->argc, prog->argv, prog->config_path, &cfg, &errs) == 0)
         p = load_policy(cfg, prog->config, prog->self, &errs);
+    /* The credentials file is read again too: a token taken out goes with the reload. */
+    if (p != NULL && cfg->credentials != NULL &&
+        (creds = credentials_load(cfg->credentials, &errs)) == NULL) {
+        policy_unref(p);
+        p = NULL;
+    }
     if (p == NULL) {
         log_errors(&errs);
         log_error("reload failed (%zu error%s): policy generation %u stays in force", errs.count,
@@ -725,6 +732,10 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
                p->dir != NULL ? p->dir
                               : "(none: only the address guard and the CONNECT ports apply)");
     policy_install(p);
+    credentials_install(creds);
+    if (creds != NULL)
+        log_notice("reloaded: %zu proxy user%s in %s", credentials_count(creds),
+                   credentials_count(creds) == 1 ? "" : "s", cfg->credentials);
     for (unsigned k = 0; k < prog->nworkers; k++)
         worker_policy_changed(&prog->workers[k]);
     config_free(cfg); /* the snapshot keeps copies of what it needs */
@@ -895,7 +906,9 @@ int main(int argc, char **argv)
         goto out;
     if (policy->warning != NULL)
         log_warn("%s", policy->warning);
-    if (config->mode == CONFIG_MODE_GATEWAY && credentials == NULL)
+    credentials_install(credentials); /* the workers check against it from now on */
+    credentials = NULL;
+    if (config->mode == CONFIG_MODE_GATEWAY && credentials_current() == NULL)
         log_warn("gateway mode without a credentials file: proxy user names are taken on trust, "
                  "so any client may name any tool; set auth.credentials (or --credentials)");
     log_notice("policies: generation %u, %zu tool profile%s from %s (%s mode)", policy->generation,
@@ -914,7 +927,6 @@ int main(int argc, char **argv)
                 workers[k].listeners[i].proxy_from = proxy_from[i];
                 workers[k].listeners[i].ask_credentials = config->listeners[i].ask_credentials;
             }
-            workers[k].env.credentials = credentials;
         } else {
             log_error("worker %u: %s", k, errstr);
             for (size_t i = (size_t)(k + 1) * nlisten; i < (size_t)nworkers * nlisten; i++)
@@ -990,6 +1002,7 @@ out:
         event_base_free(main_base);
     free(fds);
     policy_install(NULL);
+    credentials_release_all(); /* the workers are gone: no check is under way */
     if (pid_written && unlink(args.pid_file) < 0)
         log_warn("cannot remove the pid file %s: %s", args.pid_file, strerror(errno));
     if (status == 0)

@@ -127,7 +127,7 @@ const struct config_key config_keys[] = {
      NULL},
     {"ca.key", CFG_PATH, 0, 0, NULL, 0, OFF(ca_key), "the path of the CA private key", NULL, 0,
      NULL},
-    {"auth.credentials", CFG_PATH, 0, 0, NULL, CFG_F_READABLE | CFG_F_RESTART, OFF(credentials),
+    {"auth.credentials", CFG_PATH, 0, 0, NULL, CFG_F_READABLE, OFF(credentials),
      "the path of a readable credentials file", "credentials", 0,
      "proxy users and their token hashes (sluice passwd); each request must carry one"},
     {"identity.processes", CFG_SWITCH, 0, 1, "on", CFG_F_RESTART, OFF(settings.identify_processes),

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ struct cred_user {
 };
 
 struct credentials {
+    struct credentials *retired; /* the set installed before this one, kept until exit */
     struct cred_user *users;
     size_t nusers;
     unsigned char key[32]; /* keys the memory of verified credentials; random per set */
@@ -188,6 +190,12 @@ struct credentials *credentials_load(const char *path, struct yamldoc_errors *er
     f = NULL;
     if (errs->count > before)
         goto fail;
+    {
+        /* Room for every user was made up front; keep what the file holds. */
+        struct cred_user *fit = realloc(c->users, (c->nusers > 0 ? c->nusers : 1) * sizeof(*fit));
+        if (fit != NULL)
+            c->users = fit;
+    }
     if (RAND_bytes(c->key, sizeof(c->key)) != 1) {
         yamldoc_error(errs, path, NULL, "no random bytes for the credential memory");
         goto fail;
@@ -209,10 +217,59 @@ void credentials_free(struct credentials *c)
     if (c == NULL)
         return;
     pthread_mutex_destroy(&c->lock);
-    OPENSSL_cleanse(c->users, CRED_MAX_USERS * sizeof(*c->users));
+    OPENSSL_cleanse(c->users, (c->nusers > 0 ? c->nusers : 1) * sizeof(*c->users));
     OPENSSL_cleanse(c->key, sizeof(c->key));
     free(c->users);
     free(c);
+}
+
+/* The set the workers check against, and sets retired while none was installed. */
+static _Atomic(struct credentials *) cred_current;
+static struct credentials *cred_orphans;
+
+/* Keeps a retired chain of sets for credentials_release_all(). */
+static void credentials_keep_retired(struct credentials *c)
+{
+    struct credentials *last = c;
+
+    while (last->retired != NULL)
+        last = last->retired;
+    last->retired = cred_orphans;
+    cred_orphans = c;
+}
+
+/* Installs a set; see the header.  Only the main thread installs. */
+void credentials_install(struct credentials *c)
+{
+    struct credentials *old = atomic_load(&cred_current);
+
+    if (c != NULL)
+        c->retired = old;
+    else if (old != NULL)
+        credentials_keep_retired(old);
+    atomic_store(&cred_current, c);
+}
+
+/* The set installed last. */
+struct credentials *credentials_current(void)
+{
+    return atomic_load(&cred_current);
+}
+
+/* Frees every set; see the header. */
+void credentials_release_all(void)
+{
+    struct credentials *c = atomic_exchange(&cred_current, NULL), *next;
+
+    for (; c != NULL; c = next) {
+        next = c->retired;
+        credentials_free(c);
+    }
+    for (c = cred_orphans; c != NULL; c = next) {
+        next = c->retired;
+        credentials_free(c);
+    }
+    cred_orphans = NULL;
 }
 
 /* Number of users. */

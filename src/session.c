@@ -474,7 +474,7 @@ static void session_challenge(struct session *s, const char *why, const char *us
     x->decision.verdict = POLICY_BLOCK;
     x->decision.bad_request = false;
     x->decision.tool = "unidentified";
-    x->decision.file = s->env->credentials != NULL ? "the credentials file" : "the listener";
+    x->decision.file = credentials_current() != NULL ? "the credentials file" : "the listener";
     x->decision.reason = why;
     snprintf(x->decision.rule, sizeof(x->decision.rule), "proxy-auth");
     x->decided = true;
@@ -492,8 +492,9 @@ static bool session_check_credentials(struct session *s, const struct identity_i
 {
     char user[IDENTITY_USER_MAX] = "", token[256];
     bool have = in->proxy_auth != NULL, ok;
+    struct credentials *set = credentials_current(); /* a reload may install another */
 
-    if (s->env->credentials == NULL) {
+    if (set == NULL) {
         if (!s->ask_credentials || have)
             return true;
         session_challenge(s, "proxy credentials are required on this listener", "");
@@ -502,7 +503,7 @@ static bool session_check_credentials(struct session *s, const struct identity_i
     ok = have &&
          identity_basic_decode(in->proxy_auth, in->proxy_auth_len, user, sizeof(user), token,
                                sizeof(token)) &&
-         credentials_verify(s->env->credentials, user, strlen(user), token, strlen(token));
+         credentials_verify(set, user, strlen(user), token, strlen(token));
     OPENSSL_cleanse(token, sizeof(token));
     if (ok)
         return true;
@@ -955,7 +956,7 @@ static bool session_decide(struct session *s, const char *buf)
     }
     if (!session_check_credentials(s, &in))
         return false;
-    in.proxy_user_verified = s->env->credentials != NULL; /* checked just above */
+    in.proxy_user_verified = credentials_current() != NULL; /* checked just above */
     identity_resolve(s->policy, &in, &x->identity);
     session_query(s, x->identity.tool, &q);
     policy_decide(s->policy, &q, &x->decision);
@@ -1416,7 +1417,7 @@ void session_policy_changed(struct session *s)
     if (s->proc_tool != NULL &&
         (x->identity.source == IDENTITY_NONE || x->identity.source == IDENTITY_PROCESS ||
          x->identity.source == IDENTITY_USER_AGENT ||
-         (x->identity.source == IDENTITY_PROXY_USER && s->env->credentials == NULL))) {
+         (x->identity.source == IDENTITY_PROXY_USER && credentials_current() == NULL))) {
         const struct policy_tool *named = policy_find_tool(p, s->proc_tool);
         if (named != NULL) {
             tool = named;

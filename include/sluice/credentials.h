@@ -26,6 +26,19 @@ struct credentials *credentials_load(const char *path, struct yamldoc_errors *er
 /* Frees the set.  NULL is a no-op. */
 void credentials_free(struct credentials *c);
 
+/*
+ * Makes c (owned from now on; NULL: none) the set every worker checks against, at start
+ * and at each reload, so a revoked token goes with a SIGHUP.  A set it replaces is kept
+ * until credentials_release_all(), as a worker may be checking against it right now.
+ */
+void credentials_install(struct credentials *c);
+
+/* The set installed last, or NULL; valid until credentials_release_all(). */
+struct credentials *credentials_current(void);
+
+/* Frees every set installed, once the workers are gone. */
+void credentials_release_all(void);
+
 /* Number of users in the set. */
 size_t credentials_count(const struct credentials *c);
 

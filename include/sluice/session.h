@@ -73,12 +73,11 @@ struct session_env {
     struct session_list live; /* open sessions */
     struct session_list dead; /* closed sessions waiting for the reaper */
     size_t nlive;
-    struct event *reap;              /* activated by a close: frees the dead after the callback */
-    bool draining;                   /* finished exchanges close their connection */
-    atomic_uint *open_total;         /* open client connections across all workers */
-    struct clientcap *clientcap;     /* connections per client address, or NULL: no cap */
-    struct procid_cache procid;      /* the processes that held the last loopback clients */
-    struct credentials *credentials; /* verified proxy credentials, or NULL; not owned */
+    struct event *reap;          /* activated by a close: frees the dead after the callback */
+    bool draining;               /* finished exchanges close their connection */
+    atomic_uint *open_total;     /* open client connections across all workers */
+    struct clientcap *clientcap; /* connections per client address, or NULL: no cap */
+    struct procid_cache procid;  /* the processes that held the last loopback clients */
 };
 
 /* How a connection came in: what its listener says of it, and what the worker did. */

@@ -741,6 +741,38 @@ static void test_reload_names_process_of_open_tunnel(void **state)
     (void)wait_ok(py);
 }
 
+/*
+ * SIGHUP reads the credentials file again: a token taken out of it is refused from then
+ * on, and a new one accepted, without a restart (and a credential remembered as verified
+ * goes with the set it was verified against).
+ */
+static void test_credentials_reload(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = write_profiles(t);
+    char creds[600];
+
+    snprintf(creds, sizeof(creds), "%s/credentials", t->env->dir);
+    add_credential(creds, "beta", "old-token");
+    it_start_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {
+            "--policy-dir", dir, "--credentials", creds, "--identify-processes", "off", NULL};
+        it_start_proxy(t, args);
+    }
+    assert_int_equal(get_as_user(t, "/before", "beta:old-token", 0, NULL), 200);
+    assert_int_equal(unlink(creds), 0);
+    add_credential(creds, "beta", "new-token");
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, "reloaded: 1 proxy user");
+         i++)
+        tio_sleep_ms(20);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "reloaded: 1 proxy user"));
+    assert_int_equal(get_as_user(t, "/revoked", "beta:old-token", 0, NULL), 407);
+    assert_int_equal(get_as_user(t, "/renewed", "beta:new-token", 0, NULL), 200);
+    assert_int_equal(origin_requests(t->origin), 2);
+}
+
 /* Runs the cases, each with its own environment. */
 int main(void)
 {
@@ -750,6 +782,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mismatch_blocked, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_user_agent_when_processes_off, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_credentials_verified, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_credentials_reload, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_listener_asks_credentials, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_tools_command, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_run_sets_environment, it_setup, it_teardown),
