@@ -2,6 +2,7 @@
 #include "sluice/commands.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,10 @@
 #include <openssl/rand.h>
 
 #include "sluice/credentials.h"
+#include "sluice/isolate.h"
 #include "sluice/launch.h"
 #include "sluice/listener.h"
+#include "sluice/procid.h"
 #include "sluice/settings.h"
 #include "sluice/toolreport.h"
 
@@ -63,24 +66,68 @@ int command_passwd(int argc, char **argv)
     return 0;
 }
 
+/* The Unix listener `sluice run --isolate` dials when the configuration names none. */
+#define COMMAND_DEFAULT_UNIX "unix:sluice.sock"
+
 /*
- * "sluice env --tool ID" and "sluice run --tool ID -- CMD...": the environment that sends
- * the tool through sluice's first listener, printed or given to CMD.  Returns the exit
- * status (run returns only when CMD cannot be started).
+ * The listeners `sluice run --isolate` needs: the first Unix one into *unix_at (else the
+ * shipped configuration's, unix:sluice.sock), and the port of the first TCP one (the
+ * address the command is given, inside), 3128 when none.  Returns 0, or -1 having said
+ * why not.
+ */
+static int command_isolate_listeners(const struct sluice_config *config,
+                                     struct listener_addr *unix_at, uint16_t *port)
+{
+    struct listener_addr a;
+    const char *errstr = NULL;
+    bool found = false;
+
+    *port = 3128;
+    for (size_t i = config->nlisteners; i-- > 0;) {
+        if (listener_parse(config->listeners[i].address, &a, &errstr) < 0)
+            continue; /* the loader took none such */
+        if (a.ss.ss_family == AF_UNIX) {
+            *unix_at = a;
+            found = true;
+        } else {
+            *port = ntohs(a.ss.ss_family == AF_INET
+                              ? ((const struct sockaddr_in *)(const void *)&a.ss)->sin_port
+                              : ((const struct sockaddr_in6 *)(const void *)&a.ss)->sin6_port);
+        }
+    }
+    if (*port == 0)
+        *port = 3128;
+    if (!found && listener_parse(COMMAND_DEFAULT_UNIX, unix_at, &errstr) < 0) {
+        fprintf(stderr, "sluice: run --isolate: %s: %s\n", COMMAND_DEFAULT_UNIX, errstr);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * "sluice env --tool ID" and "sluice run [--isolate] --tool ID -- CMD...": the
+ * environment that sends the tool through sluice's first listener, printed or given to
+ * CMD (which runs in place of sluice, or, isolated, under it).  Returns the exit status
+ * (run returns only when CMD cannot be started, or, isolated, CMD's status).
  */
 int command_launch(const struct sluice_config *config, const struct policy_snapshot *p,
-                   const char *which, const char *tool_name, char **run_argv)
+                   const char *which, const char *tool_name, bool isolate, char **run_argv)
 {
     struct launch_var vars[LAUNCH_MAX_VARS];
-    struct listener_addr listen;
+    struct listener_addr listen, unix_at;
     const struct policy_tool *t = tool_name != NULL ? policy_find_tool(p, tool_name) : NULL;
     const char *token = getenv("SLUICE_TOKEN"), *errstr = NULL;
     char address[128], bundle[4000], err[512];
+    uint16_t inside_port = 0;
     bool telemetry_off;
     size_t n;
 
     if (tool_name == NULL) {
         fprintf(stderr, "sluice: %s needs --tool ID (see sluice tools)\n", which);
+        return 2;
+    }
+    if (isolate && strcmp(which, "run") != 0) {
+        fprintf(stderr, "sluice: --isolate is for run (see sluice help run)\n");
         return 2;
     }
     if (t == NULL) {
@@ -90,11 +137,41 @@ int command_launch(const struct sluice_config *config, const struct policy_snaps
                 tool_name, p->dir != NULL ? p->dir : "(no policy directory)");
         return 1;
     }
-    if (listener_parse(config->listeners[0].address, &listen, &errstr) < 0) {
-        fprintf(stderr, "sluice: listener %s: %s\n", config->listeners[0].address, errstr);
-        return 1;
+    if (isolate) {
+        static struct procid self; /* large: off the stack */
+        char seen[64];
+
+        /* sluice names the tool by reading this command line as a plain list of words (up
+         * to "--"); where getopt read it otherwise, or /proc cuts it short, refuse. */
+        if (procid_of_pid(getpid(), &self) < 0 ||
+            !procid_isolate_tool(&self.chain[0], seen, sizeof(seen)) ||
+            strcmp(seen, tool_name) != 0) {
+            fprintf(stderr,
+                    "sluice: run --isolate: sluice could not read the tool from this "
+                    "command line as given; write it as sluice run --isolate --tool ID "
+                    "[options] -- CMD, with at most %d bytes before the --\n",
+                    PROCID_MAX_ARGS - 1);
+            return 2;
+        }
+        if (command_isolate_listeners(config, &unix_at, &inside_port) < 0)
+            return 1;
+        listen = unix_at;
+        snprintf(address, sizeof(address), "127.0.0.1:%u", inside_port);
+    } else {
+        if (listener_parse(config->listeners[0].address, &listen, &errstr) < 0) {
+            fprintf(stderr, "sluice: listener %s: %s\n", config->listeners[0].address, errstr);
+            return 1;
+        }
+        if (listen.ss.ss_family == AF_UNIX) {
+            fprintf(stderr,
+                    "sluice: the first listener, %s, is a Unix socket, which clients "
+                    "cannot take as a proxy address; list a TCP one first, or use "
+                    "run --isolate\n",
+                    listen.text);
+            return 1;
+        }
+        launch_client_address(&listen, address, sizeof(address));
     }
-    launch_client_address(&listen, address, sizeof(address));
     if (config->ca_cert != NULL &&
         launch_ca_bundle(config->ca_cert, bundle, sizeof(bundle), err, sizeof(err)) < 0) {
         fprintf(stderr, "sluice: %s\n", err);
@@ -116,10 +193,16 @@ int command_launch(const struct sluice_config *config, const struct policy_snaps
     }
     /* Never start the tool unprotected: no sluice, no run. */
     if (!launch_listening(&listen, 1000)) {
+        char where[160];
+
+        if (isolate)
+            listener_format(&unix_at, where, sizeof(where));
         fprintf(stderr,
-                "sluice: no sluice answers on %s; start it (proxy/run) first, or %s "
+                "sluice: no sluice answers on %s; start it (proxy/run) first%s, or %s "
                 "would not go through its policy\n",
-                address, run_argv[0]);
+                isolate ? where : address,
+                isolate ? " with that Unix listener (listen: in proxy/sluice.yaml has it)" : "",
+                run_argv[0]);
         return 1;
     }
     for (size_t i = 0; i < n; i++)
@@ -127,6 +210,22 @@ int command_launch(const struct sluice_config *config, const struct policy_snaps
             fprintf(stderr, "sluice: cannot set %s: %s\n", vars[i].name, strerror(errno));
             return 1;
         }
+    if (isolate) {
+        int status;
+
+        if (isolate_enter(err, sizeof(err)) < 0) {
+            fprintf(stderr, "sluice: %s\n", err);
+            return 1;
+        }
+        err[0] = '\0';
+        status = isolate_run(inside_port, (const struct sockaddr *)&unix_at.ss, unix_at.len,
+                             run_argv, err, sizeof(err));
+        if (status < 0) {
+            fprintf(stderr, "sluice: %s\n", err);
+            return 1;
+        }
+        return status;
+    }
     execvp(run_argv[0], run_argv);
     fprintf(stderr, "sluice: cannot run %s: %s\n", run_argv[0], strerror(errno));
     return errno == ENOENT ? 127 : 126;

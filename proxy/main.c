@@ -26,6 +26,7 @@
 #include "sluice/clientcap.h"
 #include "sluice/config.h"
 #include "sluice/credentials.h"
+#include "sluice/exehash.h"
 #include "sluice/listener.h"
 #include "sluice/log.h"
 #include "sluice/netguard.h"
@@ -44,6 +45,7 @@ _Static_assert(CONFIG_MAX_LISTENERS <= WORKER_MAX_LISTENERS,
 #define OPT_LOG_FILE   257
 #define OPT_PID_FILE   258
 #define OPT_TOOL       259
+#define OPT_ISOLATE    260
 
 /* The program's own options; the configuration's come from its key table. */
 static const struct cli_option program_options[] = {
@@ -57,6 +59,8 @@ static const struct cli_option program_options[] = {
      "append the log here instead of stderr; SIGUSR1 reopens it (for logrotate)"},
     {"pid-file", OPT_PID_FILE, "FILE", "write the process id here while running"},
     {"tool", OPT_TOOL, "ID", "for env and run: the tool whose traffic it is"},
+    {"isolate", OPT_ISOLATE, NULL,
+     "for run: in a network namespace whose only way out is sluice's Unix listener"},
 };
 
 /* What the command line tells the program itself, beyond the configuration. */
@@ -71,6 +75,7 @@ struct args {
     bool tools;              /* "sluice tools ...": report on the profiles and exit */
     const char *launch;      /* "env" or "run", or NULL */
     const char *tool;        /* --tool ID, for env and run */
+    bool isolate;            /* --isolate, for run */
     char **run_argv;         /* run: the command after "--", NULL-terminated */
     char **tools_argv;       /* what follows "tools", tools_argc words */
     int tools_argc;
@@ -111,7 +116,14 @@ static const struct command commands[] = {
     {"run", "--tool ID -- CMD...", "run CMD with its traffic going through sluice",
      "Runs CMD with the environment `sluice env` prints, in place of sluice (exec).  When\n"
      "no sluice answers on its first listener, it says so and exits 1 instead of starting\n"
-     "the tool unprotected.\n"},
+     "the tool unprotected.\n"
+     "\n"
+     "With --isolate, CMD runs in a network namespace of its own (in a user namespace where\n"
+     "the kernel allows one, else as root) whose only way out is sluice: its proxy address,\n"
+     "127.0.0.1 and the port of sluice's first TCP listener (3128 when none), is relayed to\n"
+     "sluice's first Unix listener (unix:PATH), and sluice names the tool from that socket,\n"
+     "not from anything CMD sends.  A program that ignores the proxy settings reaches\n"
+     "nothing: there is no route out and no name server.  sluice exits with CMD's status.\n"},
     {"passwd", "NAME", "print a credentials file line for proxy user NAME",
      "Prints, on standard output, the line of the credentials file (auth.credentials,\n"
      "--credentials) for proxy user NAME: the token's salted scrypt hash, never the token.\n"
@@ -252,6 +264,9 @@ static void parse_args(const struct cli *c, int argc, char **argv, struct args *
             break;
         case OPT_TOOL:
             a->tool = optarg;
+            break;
+        case OPT_ISOLATE:
+            a->isolate = true;
             break;
         case '?':
         case ':':
@@ -807,7 +822,8 @@ int main(int argc, char **argv)
         goto out_early;
     }
     if (args.launch != NULL) {
-        status = command_launch(config, policy, args.launch, args.tool, args.run_argv);
+        status =
+            command_launch(config, policy, args.launch, args.tool, args.isolate, args.run_argv);
         goto out_early;
     }
     if (args.check_only) {
@@ -881,9 +897,13 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nlisten; i++) {
         const struct sockaddr *sa = (const struct sockaddr *)&listen[i].ss;
         struct netguard_addr a;
-        uint16_t port = sa->sa_family == AF_INET
-                            ? ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port)
-                            : ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+        uint16_t port;
+
+        if (sa->sa_family == AF_UNIX)
+            continue; /* no address a request could dial */
+        port = sa->sa_family == AF_INET
+                   ? ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port)
+                   : ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
 
         if (!netguard_from_sockaddr(sa, &a) || netguard_self_add(self, &a, port, &errstr) < 0) {
             log_error("cannot record listener %s for the address guard: %s", listen[i].text,
@@ -962,6 +982,10 @@ int main(int argc, char **argv)
         reopen == NULL || evsignal_add(reopen, NULL) < 0 || evsignal_add(sigterm, NULL) < 0 ||
         evsignal_add(sigint, NULL) < 0 || evsignal_add(sighup, NULL) < 0)
         goto out;
+    /* Client executables are hashed by a thread of their own, never on a worker's loop. */
+    if (exehash_start() < 0)
+        log_warn("cannot start the thread that hashes client executables: no sha256= in the "
+                 "record");
     for (unsigned k = 0; k < nworkers; k++) {
         if (worker_start(&workers[k]) < 0) {
             log_error("cannot start worker %u", k);
@@ -1001,6 +1025,8 @@ out:
     if (main_base != NULL)
         event_base_free(main_base);
     free(fds);
+    exehash_stop();
+    listener_close_unix(listen, nlisten);
     policy_install(NULL);
     credentials_release_all(); /* the workers are gone: no check is under way */
     if (pid_written && unlink(args.pid_file) < 0)

@@ -29,10 +29,17 @@ static void audit_quoted(char *out, size_t cap, const char *name, const char *va
 void audit_emit(const struct audit_record *r)
 {
     char method[64], target[1024], sni[300], offered[300], error[80] = "", pid[24] = "";
-    char exe[600], mismatch[300], version[80];
+    char exe[600], mismatch[300], version[80], uid[24] = "", sha[80] = "", cmd[1600];
+    char chain[600];
 
     audit_quoted(offered, sizeof(offered), "offered", r->offered);
     audit_quoted(exe, sizeof(exe), "exe", r->exe);
+    audit_quoted(cmd, sizeof(cmd), "cmd", r->cmd);
+    audit_quoted(chain, sizeof(chain), "chain", r->chain);
+    if (r->uid != UINT32_MAX && r->pid != 0)
+        snprintf(uid, sizeof(uid), " uid=%" PRIu32, r->uid);
+    if (r->exe_sha256[0] != '\0')
+        snprintf(sha, sizeof(sha), " sha256=%.64s", r->exe_sha256);
     audit_quoted(mismatch, sizeof(mismatch), "mismatch", r->mismatch);
     audit_quoted(version, sizeof(version), "version", r->version);
     if (r->pid != 0)
@@ -42,11 +49,11 @@ void audit_emit(const struct audit_record *r)
     log_escape(method, sizeof(method), r->method, strlen(r->method));
     log_escape(target, sizeof(target), r->target, strlen(r->target));
     log_escape(sni, sizeof(sni), r->sni, strlen(r->sni));
-    log_record("access client=%s method=%s target=\"%s\" status=%u sent=%" PRIu64
-               " received=%" PRIu64 " ms=%" PRIu64
-               " sni=%s term=%s tool=%s%s id=%s%s%s%s%s decision=%s rule=%s dst=%s"
-               " country=%s asn=%" PRIu32 "%s",
-               r->client, method, target, r->status, r->sent, r->received, r->duration_ms,
-               sni[0] != '\0' ? sni : "-", r->term, r->tool, version, r->id_source, offered, pid,
-               exe, mismatch, r->decision, r->rule, r->dest_ip, r->country, r->asn, error);
+    log_record(
+        "access client=%s method=%s target=\"%s\" status=%u sent=%" PRIu64 " received=%" PRIu64
+        " ms=%" PRIu64 " sni=%s term=%s tool=%s%s id=%s%s%s%s%s%s%s%s%s decision=%s rule=%s dst=%s"
+        " country=%s asn=%" PRIu32 "%s",
+        r->client, method, target, r->status, r->sent, r->received, r->duration_ms,
+        sni[0] != '\0' ? sni : "-", r->term, r->tool, version, r->id_source, offered, pid, uid, exe,
+        sha, cmd, chain, mismatch, r->decision, r->rule, r->dest_ip, r->country, r->asn, error);
 }

@@ -46,10 +46,11 @@ const struct config_key config_keys[] = {
      "a number of worker threads from 1 to 256, or 0 for one per core", "workers", 'w',
      "worker threads, 0 for one per core"},
     {"listen", CFG_LISTENERS, 0, 0, "127.0.0.1:3128", CFG_F_RESTART, 0,
-     "a list of listeners, each ADDR:PORT or {address: ADDR:PORT, tool: ID, proxy_protocol: "
-     "[CIDR, ...], ask_credentials: true}",
+     "a list of listeners, each ADDR:PORT, unix:PATH or {address: ADDR:PORT, tool: ID, "
+     "proxy_protocol: [CIDR, ...], ask_credentials: true}",
      "listen", 'l',
-     "listen here, repeatable; IPv6 as [::1]:3128; ADDR:0 picks a free port; "
+     "listen here, repeatable; IPv6 as [::1]:3128; ADDR:0 picks a free port; unix:PATH: a "
+     "Unix socket, the way out of run --isolate; "
      "ADDR:PORT,tool=ID: its clients are tool ID; ,proxy-from=CIDR: take the PROXY protocol "
      "header of a load balancer there; ,ask-credentials: answer 407 to a request without "
      "proxy credentials"},
@@ -332,6 +333,12 @@ static void loader_add_listener(struct loader *l, const char *label, const char 
                      "'-', '_' or '.'",
                      label,
                      at->tool != NULL ? yamldoc_shown(at->tool, shown, sizeof(shown)) : tool);
+        return;
+    }
+    if (proxy_from != NULL && parsed.ss.ss_family == AF_UNIX) {
+        loader_error(l, at->proxy != NULL ? at->proxy : at->item,
+                     "%s: %s takes no PROXY protocol: a load balancer reaches sluice over TCP",
+                     label, addr);
         return;
     }
     if (proxy_from != NULL && !loader_check_cidrs(l, label, proxy_from, at))

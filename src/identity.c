@@ -19,6 +19,8 @@ const char *identity_source_str(enum identity_source s)
         return "listener";
     case IDENTITY_PROCESS:
         return "process";
+    case IDENTITY_ISOLATE:
+        return "isolate";
     case IDENTITY_PROXY_USER:
         return "proxy-user";
     case IDENTITY_USER_AGENT:
@@ -205,37 +207,95 @@ static bool identity_banned(const struct policy_snapshot *p, const struct policy
     return false;
 }
 
+/* What a walk over an isolating launcher's descendants looks for: a banned tool. */
+struct identity_walk {
+    const struct policy_snapshot *p;
+    const struct policy_tool *banned; /* the one found */
+};
+
+/* Visits one descendant: true when a banned tool's pattern matches it. */
+static bool identity_visit_descendant(const struct procid_proc *proc, void *arg)
+{
+    struct identity_walk *w = arg;
+    const char *what;
+
+    for (size_t i = 0; i < w->p->ntools; i++)
+        if (identity_banned(w->p, &w->p->tools[i]) &&
+            identity_process_pattern(&w->p->tools[i], proc, &what) != NULL) {
+            w->banned = &w->p->tools[i];
+            return true;
+        }
+    return false;
+}
+
 /*
  * Matches the process chain; see the header.  A banned tool anywhere in the chain wins (a
- * git started by a banned tool must not carry its traffic out); otherwise the nearest
- * process that matches, by its executable before its script, across all profiles, so the
- * profiles' order decides nothing.
+ * git started by a banned tool must not carry its traffic out); then the outermost
+ * `sluice run --isolate` launcher, whose tool was chosen by whoever started it, unless a
+ * banned tool runs among the processes it started; otherwise the nearest process that
+ * matches, by its executable before its script, across all profiles, so the profiles'
+ * order decides nothing.
  */
-const struct policy_tool *identity_match_process(const struct policy_snapshot *p,
-                                                 const struct procid *chain, size_t *depth)
+void identity_match_process(const struct policy_snapshot *p, struct procid *chain,
+                            struct identity_process_match *m)
 {
+    struct procid_proc launcher;
+    char id[64];
+    int found;
+
+    memset(m, 0, sizeof(*m));
     for (size_t d = 0; d < chain->nchain; d++)
         for (size_t i = 0; i < p->ntools; i++) {
             const char *what;
             if (identity_banned(p, &p->tools[i]) &&
                 identity_process_pattern(&p->tools[i], &chain->chain[d], &what) != NULL) {
-                *depth = d;
-                return &p->tools[i];
+                m->tool = &p->tools[i];
+                m->depth = d;
+                return;
             }
         }
+    /* A launcher whose way up was not seen whole may sit under another: it names nothing. */
+    found = procid_outer_launcher(chain, &launcher);
+    if (found == 1 && procid_isolate_tool(&launcher, id, sizeof(id)) &&
+        (m->tool = policy_find_tool(p, id)) != NULL) {
+        struct identity_walk w = {.p = p, .banned = NULL};
+
+        m->isolated = true;
+        m->depth = chain->nchain; /* the launcher, kept where a descendant would be */
+        for (size_t d = 0; d < chain->nchain; d++)
+            if (chain->chain[d].pid == launcher.pid)
+                m->depth = d;
+        chain->descendant = launcher;
+        /* Only a ban needs the processes it started looked at. */
+        if (p->org.nbanned > 0) {
+            struct procid_proc seen;
+            int walked =
+                procid_walk_descendants(launcher.pid, identity_visit_descendant, &w, &seen);
+            if (walked == 1) {
+                m->tool = w.banned;
+                m->depth = chain->nchain;
+                chain->descendant = seen;
+            } else if (walked < 0) {
+                m->unverified = true; /* what was not seen may be banned: refused */
+            }
+        }
+        return;
+    }
+    m->tool = NULL;
     for (size_t d = 0; d < chain->nchain; d++) {
         for (size_t i = 0; i < p->ntools; i++)
             if (identity_exe_pattern(&p->tools[i], &chain->chain[d]) != NULL) {
-                *depth = d;
-                return &p->tools[i];
+                m->tool = &p->tools[i];
+                m->depth = d;
+                return;
             }
         for (size_t i = 0; i < p->ntools; i++)
             if (identity_script_pattern(&p->tools[i], &chain->chain[d]) != NULL) {
-                *depth = d;
-                return &p->tools[i];
+                m->tool = &p->tools[i];
+                m->depth = d;
+                return;
             }
     }
-    return NULL;
 }
 
 /* Takes t from source unless a stronger source decided already; notes a disagreement. */
@@ -296,11 +356,15 @@ void identity_resolve(const struct policy_snapshot *p, const struct identity_inp
     memcpy(out->user, user, strlen(user) + 1);
     if (in->listener_tool != NULL && in->listener_tool[0] != '\0')
         identity_offer(out, policy_find_tool(p, in->listener_tool), IDENTITY_LISTENER, NULL);
+    /* An isolating launcher's tool was set by who started it, and the tool inside cannot
+     * reach sluice any other way: nothing it sends outranks that. */
+    if (in->process_isolated && in->process_tool != NULL && in->process_tool[0] != '\0')
+        identity_offer(out, policy_find_tool(p, in->process_tool), IDENTITY_ISOLATE, NULL);
     /* A user the credentials file verified is who the client proved to be; a process can
      * be a copied or renamed binary. */
     if (user[0] != '\0' && in->proxy_user_verified)
         identity_offer(out, policy_find_tool(p, user), IDENTITY_PROXY_USER, user);
-    if (in->process_tool != NULL && in->process_tool[0] != '\0')
+    if (!in->process_isolated && in->process_tool != NULL && in->process_tool[0] != '\0')
         identity_offer(out, policy_find_tool(p, in->process_tool), IDENTITY_PROCESS, NULL);
     if (user[0] != '\0' && !in->proxy_user_verified)
         identity_offer(out, policy_find_tool(p, user), IDENTITY_PROXY_USER, user);

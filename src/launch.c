@@ -106,7 +106,7 @@ bool launch_listening(const struct listener_addr *a, int timeout_ms)
         struct sockaddr_in *sin = (struct sockaddr_in *)(void *)&dial.ss;
         if (sin->sin_addr.s_addr == htonl(INADDR_ANY))
             sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    } else {
+    } else if (dial.ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)&dial.ss;
         if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
             sin6->sin6_addr = in6addr_loopback;

@@ -1316,6 +1316,15 @@ void policy_decide(const struct policy_snapshot *p, const struct policy_query *q
                    "ban:", t->id);
             return;
         }
+    /* What was not seen under an isolating launcher may be a banned tool: not let out. */
+    if (q->identity_unverified) {
+        decide(d, POLICY_BLOCK, tool, org,
+               "the processes this isolated tool started could not all be looked at for a "
+               "banned tool (more than 1024, or hidden from sluice); run fewer, or run sluice "
+               "as their user or root",
+               "identity-unverified", "");
+        return;
+    }
     /* A client whose sources disagree (a process of one tool, credentials of another) is
      * not given the benefit of the doubt where the organisation says so. */
     if (p->org.block_identity_mismatch && q->identity_mismatch != NULL &&

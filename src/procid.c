@@ -1,12 +1,17 @@
 /* The process behind a loopback connection; see include/sluice/procid.h. */
 #include "sluice/procid.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/syscall.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sluice/sockdiag.h"
@@ -102,17 +107,185 @@ static void procid_describe(pid_t pid, struct procid_proc *p)
     p->args[p->args_len] = '\0';
 }
 
+/* True when this kernel lists children under /proc/PID/task/TID/children (Linux 4.2 on,
+ * CONFIG_PROC_CHILDREN): without them, no descendant can be vouched for. */
+static bool procid_has_children_files(void)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/self/task/%ld/children", (long)syscall(SYS_gettid));
+    return access(path, R_OK) == 0;
+}
+
+/* Process i of the chain, then the descendant. */
+const struct procid_proc *procid_nth(const struct procid *c, size_t i)
+{
+    return i < c->nchain ? &c->chain[i] : &c->descendant;
+}
+
+/* This program's own executable, read once: the launcher must run the very same file. */
+static char procid_self[PROCID_MAX_EXE];
+static pthread_once_t procid_self_once = PTHREAD_ONCE_INIT;
+
+/* Reads procid_self.  A package upgrade replaces the file under a running daemon, whose
+ * link then ends in " (deleted)": the path is what a launcher started since runs. */
+static void procid_read_self(void)
+{
+    static const char deleted[] = " (deleted)";
+    ssize_t n = readlink("/proc/self/exe", procid_self, sizeof(procid_self) - 1);
+    size_t len = n > 0 ? (size_t)n : 0;
+
+    procid_self[len] = '\0';
+    if (len > sizeof(deleted) - 1 &&
+        strcmp(procid_self + len - (sizeof(deleted) - 1), deleted) == 0)
+        procid_self[len - (sizeof(deleted) - 1)] = '\0';
+}
+
+/* The tool of an isolating launcher; see the header. */
+bool procid_isolate_tool(const struct procid_proc *proc, char *out, size_t cap)
+{
+    bool isolate = false, run = false, ended = false;
+    const char *tool = NULL;
+
+    pthread_once(&procid_self_once, procid_read_self);
+    if (procid_self[0] == '\0' || strcmp(proc->exe, procid_self) != 0 || proc->args_len == 0)
+        return false;
+    for (size_t off = strlen(proc->args) + 1; off < proc->args_len;
+         off += strlen(proc->args + off) + 1) {
+        const char *arg = proc->args + off;
+
+        if (strcmp(arg, "--") == 0) {
+            ended = true;
+            break;
+        }
+        /* The launcher refuses a command line where these words mean anything else
+         * (command_launch() reads its own the same way), so a plain scan agrees with it;
+         * the last --tool is the one getopt keeps. */
+        if (strcmp(arg, "--isolate") == 0)
+            isolate = true;
+        else if (strcmp(arg, "run") == 0)
+            run = true;
+        else if (strncmp(arg, "--tool=", 7) == 0)
+            tool = arg + 7;
+        else if (strcmp(arg, "--tool") == 0 && off + strlen(arg) + 1 < proc->args_len)
+            tool = arg + strlen(arg) + 1;
+    }
+    /* Without the "--" that ends sluice's own words, /proc's answer was cut short of them. */
+    if (!ended || !isolate || !run || tool == NULL || tool[0] == '\0' || strlen(tool) >= cap)
+        return false;
+    memcpy(out, tool, strlen(tool) + 1);
+    return true;
+}
+
+/*
+ * Appends the children of pid (of each of its threads) to queue[*n..cap).  Returns false
+ * when one did not fit, or when they cannot be read (pid gone is no error: no children).
+ */
+static bool procid_children(pid_t pid, pid_t *queue, size_t *n, size_t cap)
+{
+    char path[300];
+    struct dirent *e;
+    bool ok = true;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "/proc/%ld/task", (long)pid);
+    if ((d = opendir(path)) == NULL)
+        return errno == ENOENT;
+    while (ok && (e = readdir(d)) != NULL) {
+        FILE *f;
+        long child;
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/task/%s/children", (long)pid, e->d_name);
+        /* Read to its end: the kernel hands the list out a page at a time. */
+        if ((f = fopen(path, "re")) == NULL) {
+            /* A thread that ended since has no list; a kernel without the lists vouches
+             * for nothing. */
+            ok = errno == ENOENT && procid_has_children_files();
+            continue;
+        }
+        while (ok && fscanf(f, "%ld", &child) == 1) {
+            if (*n == cap)
+                ok = false;
+            else if (child > 1)
+                queue[(*n)++] = (pid_t)child;
+        }
+        ok = ok && !ferror(f);
+        fclose(f);
+    }
+    closedir(d);
+    return ok;
+}
+
+/* Walks pid's descendants; see the header. */
+int procid_walk_descendants(pid_t pid, bool (*visit)(const struct procid_proc *, void *), void *arg,
+                            struct procid_proc *scratch)
+{
+    pid_t *queue = malloc(PROCID_MAX_TREE * sizeof(*queue));
+    size_t n = 0;
+    int rc = 0;
+
+    if (queue == NULL)
+        return -1;
+    if (!procid_children(pid, queue, &n, PROCID_MAX_TREE))
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        procid_describe(queue[i], scratch);
+        if (visit(scratch, arg))
+            rc = 1;
+        else if (!procid_children(queue[i], queue, &n, PROCID_MAX_TREE))
+            rc = -1;
+    }
+    free(queue);
+    return rc;
+}
+
+/* The outermost isolating launcher above c; see the header. */
+int procid_outer_launcher(const struct procid *c, struct procid_proc *out)
+{
+    char tool[64];
+    int found = 0;
+    pid_t p;
+
+    for (size_t i = 0; i < c->nchain; i++)
+        if (procid_isolate_tool(&c->chain[i], tool, sizeof(tool))) {
+            *out = c->chain[i];
+            found = 1;
+        }
+    if (!c->cut)
+        return found;
+    /* The chain stopped at its bound: the rest of the way up, one process at a time. */
+    p = c->chain[c->nchain - 1].pid;
+    for (unsigned steps = 0; steps < PROCID_MAX_ANCESTORS; steps++) {
+        struct procid_proc proc;
+        uint64_t start;
+
+        if ((p = procid_stat(p, &start, NULL, 0)) <= 1)
+            return p == 1 ? found : -1; /* 0: gone or hidden, the top not seen */
+        procid_describe(p, &proc);
+        if (procid_isolate_tool(&proc, tool, sizeof(tool))) {
+            *out = proc;
+            found = 1;
+        }
+    }
+    return -1;
+}
+
 /* Fills out's chain from pid (whose parent is parent) up, pid 1 left out. */
 static void procid_chain(pid_t pid, pid_t parent, struct procid *out)
 {
+    pid_t p = pid;
+
     out->nchain = 0;
     /* pid 1 ends the chain: every process descends from it, so it names no tool. */
-    for (pid_t p = pid; p > 1 && out->nchain < PROCID_MAX_CHAIN;) {
+    while (p > 1 && out->nchain < PROCID_MAX_CHAIN) {
         uint64_t unused;
 
         procid_describe(p, &out->chain[out->nchain++]);
         p = p == pid ? parent : procid_stat(p, &unused, NULL, 0);
     }
+    out->cut = p > 1;
 }
 
 /* The chain of a process by its pid; see the header. */
@@ -121,9 +294,13 @@ int procid_of_pid(pid_t pid, struct procid *out)
     uint64_t start;
     pid_t parent = procid_stat(pid, &start, NULL, 0);
 
+    char path[64];
+    struct stat st;
+
     if (start == 0)
         return -1; /* gone, or not a process */
-    out->uid = 0;
+    snprintf(path, sizeof(path), "/proc/%ld", (long)pid);
+    out->uid = stat(path, &st) == 0 ? (uint32_t)st.st_uid : UINT32_MAX;
     out->start = start;
     procid_chain(pid, parent, out);
     return out->nchain > 0 ? 0 : -1;
@@ -179,4 +356,104 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
     cache->chains[cache->next_chain].chain = *out;
     cache->next_chain = (cache->next_chain + 1) % PROCID_MAX_CHAINS;
     return 0;
+}
+
+/* Words that make an option's value a secret: --api-key=..., --password ..., TOKEN=... */
+static const char *const procid_secret_words[] = {
+    "token", "secret", "passw", "key", "auth", "cred", "bearer", "cookie", "session", "private"};
+
+/* True when name (len bytes) holds one of the secret words, in any case. */
+static bool procid_secret_name(const char *name, size_t len)
+{
+    for (size_t w = 0; w < sizeof(procid_secret_words) / sizeof(procid_secret_words[0]); w++) {
+        size_t wl = strlen(procid_secret_words[w]);
+        for (size_t i = 0; i + wl <= len; i++)
+            if (strncasecmp(name + i, procid_secret_words[w], wl) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* Appends text (len bytes) to out, bounded; a cut shows as "...". */
+static void procid_append(char *out, size_t cap, size_t *at, const char *text, size_t len)
+{
+    if (*at + 4 >= cap)
+        return;
+    if (*at + len + 4 >= cap) {
+        len = cap - 4 - *at; /* with "..." and the NUL, it fills out */
+        memcpy(out + *at, text, len);
+        memcpy(out + *at + len, "...", 4);
+        *at = cap - 1;
+        return;
+    }
+    memcpy(out + *at, text, len);
+    *at += len;
+    out[*at] = '\0';
+}
+
+/* The command line, secrets redacted; see the header. */
+void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
+{
+    static const char hidden[] = "<redacted>";
+    size_t at = 0;
+    bool next_secret = false;
+
+    out[0] = '\0';
+    for (size_t off = 0; off < proc->args_len; off += strlen(proc->args + off) + 1) {
+        const char *arg = proc->args + off, *eq = strchr(arg, '='), *colon;
+        size_t len = strlen(arg);
+
+        if (off > 0)
+            procid_append(out, cap, &at, " ", 1);
+        if (next_secret) {
+            procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
+            next_secret = false;
+            continue;
+        }
+        /* NAME=VALUE and --name=VALUE: the name says whether the value is a secret. */
+        if (eq != NULL && procid_secret_name(arg, (size_t)(eq - arg))) {
+            procid_append(out, cap, &at, arg, (size_t)(eq - arg) + 1);
+            procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
+            continue;
+        }
+        /* A header given whole (curl -H "Authorization: Bearer ..."). */
+        if ((colon = strchr(arg, ':')) != NULL && colon > arg &&
+            procid_secret_name(arg, (size_t)(colon - arg)) && strchr(arg, '/') == NULL) {
+            procid_append(out, cap, &at, arg, (size_t)(colon - arg) + 1);
+            procid_append(out, cap, &at, " ", 1);
+            procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
+            continue;
+        }
+        /* user:password@ in a URL. */
+        {
+            const char *scheme = strstr(arg, "://"), *atsign, *pass;
+            if (scheme != NULL && (atsign = strchr(scheme + 3, '@')) != NULL &&
+                (pass = memchr(scheme + 3, ':', (size_t)(atsign - scheme - 3))) != NULL &&
+                memchr(scheme + 3, '/', (size_t)(atsign - scheme - 3)) == NULL) {
+                procid_append(out, cap, &at, arg, (size_t)(pass - arg) + 1);
+                procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
+                procid_append(out, cap, &at, atsign, strlen(atsign));
+                continue;
+            }
+        }
+        /* --password VALUE, -p VALUE is too common to tell; long options only. */
+        if (arg[0] == '-' && arg[1] == '-' && eq == NULL && procid_secret_name(arg + 2, len - 2))
+            next_secret = true;
+        procid_append(out, cap, &at, arg, len);
+    }
+}
+
+/* The chain as names; see the header. */
+void procid_chain_names(const struct procid *c, char *out, size_t cap)
+{
+    size_t at = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < c->nchain; i++) {
+        const char *exe = c->chain[i].exe, *base = strrchr(exe, '/');
+        base = base != NULL ? base + 1 : exe[0] != '\0' ? exe : "?";
+        if (i > 0)
+            procid_append(out, cap, &at, "<", 1);
+        procid_append(out, cap, &at, base, strlen(base));
+    }
 }

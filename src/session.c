@@ -40,6 +40,11 @@
 static_assert(SETTINGS_TOOL_ID_MAX + IDENTITY_USER_MAX <= POOL_OWNER_MAX,
               "a tool id, a newline and a user name fit in an owner key");
 
+/* How often a request through an isolating launcher looks at the launcher's processes. */
+#define SESSION_RECHECK_MS 100
+
+static void session_rematch_process(struct session *s, const struct policy_snapshot *p);
+
 static void session_client_cb(struct sock *so, short what, void *arg);
 static void session_upstream_cb(struct sock *so, short what, void *arg);
 static void session_linger_step(struct session *s);
@@ -165,8 +170,16 @@ static void session_report(struct session *s)
     rec.tool = x->identity.tool != NULL ? x->identity.tool->id : "unidentified";
     rec.id_source = identity_source_str(x->identity.source);
     rec.offered = x->identity.tool == NULL ? x->identity.user : "";
-    rec.pid = (uint32_t)s->proc_pid;
-    rec.exe = s->proc_exe != NULL ? s->proc_exe : "";
+    rec.pid = (uint32_t)s->proc.pid;
+    rec.uid = s->proc.pid > 0 ? s->proc.uid : UINT32_MAX;
+    rec.exe = s->proc.exe != NULL ? s->proc.exe : "";
+    /* The hash may have come in since: the thread hashes while the request runs. */
+    if (s->proc.sha256[0] == '\0' && s->proc.pid > 0 &&
+        !exehash_known(&s->proc.exe_key, s->proc.sha256))
+        s->proc.sha256[0] = '\0';
+    rec.exe_sha256 = s->proc.sha256;
+    rec.cmd = s->proc.cmd != NULL ? s->proc.cmd : "";
+    rec.chain = s->proc.chain != NULL ? s->proc.chain : "";
     rec.mismatch = x->identity.mismatch;
     rec.version = x->identity.version;
     /* A block is said by decision= and rule=; every other failure names its kind. */
@@ -241,6 +254,55 @@ static void session_format_addr(const struct sockaddr *sa, char *out, size_t cap
     }
 }
 
+/* Frees what is known of the process behind s. */
+static void session_proc_clear(struct session_proc *proc)
+{
+    free(proc->tool);
+    free(proc->exe);
+    free(proc->cmd);
+    free(proc->chain);
+    memset(proc, 0, sizeof(*proc));
+}
+
+/*
+ * Notes which tool chain names under p, by which process, and that process's executable
+ * (its hash, when known or once the hashing thread has it), replacing what was noted.
+ */
+static void session_take_process_match(struct session *s, const struct policy_snapshot *p,
+                                       struct procid *chain)
+{
+    struct identity_process_match m;
+    const struct procid_proc *who;
+
+    identity_match_process(p, chain, &m);
+    who = procid_nth(chain, m.tool != NULL ? m.depth : 0);
+    free(s->proc.tool);
+    s->proc.tool = m.tool != NULL ? strdup(m.tool->id) : NULL;
+    free(s->proc.exe);
+    s->proc.exe = strdup(who->exe);
+    s->proc.isolated = m.isolated;
+    s->proc.unverified = m.unverified;
+    s->proc.checked_ms = session_now_ms();
+    if (!exehash_of_pid(who->pid, &s->proc.exe_key, s->proc.sha256))
+        s->proc.sha256[0] = '\0';
+}
+
+/* Notes the process behind s: chain, as found at accept, and what it names under p. */
+static void session_take_process(struct session *s, const struct policy_snapshot *p,
+                                 struct procid *chain)
+{
+    char text[PROCID_MAX_ARGS + 64];
+
+    s->proc.pid = chain->chain[0].pid;
+    s->proc.start = chain->start;
+    s->proc.uid = chain->uid;
+    procid_command_line(&chain->chain[0], text, sizeof(text));
+    s->proc.cmd = strdup(text);
+    procid_chain_names(chain, text, sizeof(text));
+    s->proc.chain = strdup(text);
+    session_take_process_match(s, p, chain);
+}
+
 /*
  * For a loopback client: the process behind the connection, and the tool it or one of
  * its ancestors is under the current policy.  Done once, at accept (the process does not
@@ -250,21 +312,22 @@ static void session_find_process(struct session *s, evutil_socket_t fd, const st
 {
     struct sockaddr_storage local;
     socklen_t len = sizeof(local);
+    struct ucred cred = {0};
+    socklen_t credlen = sizeof(cred);
     struct procid chain;
-    const struct policy_tool *t;
-    size_t depth = 0;
 
-    if ((peer->sa_family != AF_INET && peer->sa_family != AF_INET6) ||
-        getsockname(fd, (struct sockaddr *)&local, &len) < 0 ||
-        !procid_is_local(peer, (struct sockaddr *)&local) ||
-        procid_lookup(&s->env->procid, peer, (struct sockaddr *)&local, &chain) < 0)
+    if (peer->sa_family == AF_UNIX) {
+        /* The kernel names the peer of a Unix socket: no lookup, nothing it could forge. */
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) < 0 || cred.pid <= 0 ||
+            procid_of_pid(cred.pid, &chain) < 0)
+            return;
+    } else if ((peer->sa_family != AF_INET && peer->sa_family != AF_INET6) ||
+               getsockname(fd, (struct sockaddr *)&local, &len) < 0 ||
+               !procid_is_local(peer, (struct sockaddr *)&local) ||
+               procid_lookup(&s->env->procid, peer, (struct sockaddr *)&local, &chain) < 0) {
         return;
-    s->proc_pid = chain.chain[0].pid;
-    s->proc_start = chain.start;
-    t = identity_match_process(s->policy, &chain, &depth);
-    if (t != NULL)
-        s->proc_tool = strdup(t->id);
-    s->proc_exe = strdup(chain.chain[t != NULL ? depth : 0].exe);
+    }
+    session_take_process(s, s->policy, &chain);
 }
 
 /* Takes over an accepted socket and starts reading the first request head. */
@@ -294,7 +357,8 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
     s->timer = evtimer_new(env->base, session_timer_cb, s);
     if (s->timer == NULL)
         goto fail;
-    if (!a->proxy_header && st->identify_processes)
+    /* A Unix socket's peer is always looked at: it is how `sluice run --isolate` is known. */
+    if (!a->proxy_header && (st->identify_processes || sa->sa_family == AF_UNIX))
         session_find_process(s, fd, sa);
     s->client = sock_new(env->base, fd);
     fd = -1; /* the sock owns it now, or closed it */
@@ -315,8 +379,7 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
 
 fail:
     if (s != NULL) {
-        free(s->proc_tool);
-        free(s->proc_exe);
+        session_proc_clear(&s->proc);
         policy_unref(s->policy);
         sock_free(s->client);
         if (s->timer != NULL)
@@ -353,10 +416,7 @@ void session_close(struct session *s, char who, char phase)
     s->client = NULL;
     free(s->fields);
     s->fields = NULL;
-    free(s->proc_tool);
-    s->proc_tool = NULL;
-    free(s->proc_exe);
-    s->proc_exe = NULL;
+    session_proc_clear(&s->proc);
     policy_unref(s->policy);
     s->policy = NULL;
     TAILQ_REMOVE(&env->live, s, entry);
@@ -931,6 +991,7 @@ static void session_query(const struct session *s, const struct policy_tool *too
     q->literal_path = x->literal_path;
     q->path_flags = x->path_flags;
     q->identity_mismatch = x->identity.mismatch;
+    q->identity_unverified = s->proc.isolated && s->proc.unverified;
 }
 
 /*
@@ -942,7 +1003,9 @@ static bool session_decide(struct session *s, const char *buf)
 {
     const struct http1_head *h = &s->head;
     struct exchange *x = &s->x;
-    struct identity_input in = {.listener_tool = s->listener_tool, .process_tool = s->proc_tool};
+    struct identity_input in = {.listener_tool = s->listener_tool,
+                                .process_tool = s->proc.tool,
+                                .process_isolated = s->proc.isolated};
     struct policy_query q;
 
     for (uint32_t i = 0; i < h->nfields; i++) {
@@ -953,6 +1016,14 @@ static bool session_decide(struct session *s, const char *buf)
             in.user_agent = buf + h->fields[i].value.off;
             in.user_agent_len = h->fields[i].value.len;
         }
+    }
+    /* Through an isolating launcher, the processes behind one connection change: a banned
+     * tool started later (or handed the socket) is looked for again, at most every
+     * SESSION_RECHECK_MS, so that a connection's first request does not vouch for all. */
+    if (s->proc.isolated && session_now_ms() - s->proc.checked_ms >= SESSION_RECHECK_MS) {
+        session_rematch_process(s, s->policy);
+        in.process_tool = s->proc.tool;
+        in.process_isolated = s->proc.isolated;
     }
     if (!session_check_credentials(s, &in))
         return false;
@@ -1360,16 +1431,10 @@ void session_drain(struct session *s)
 static void session_rematch_process(struct session *s, const struct policy_snapshot *p)
 {
     struct procid chain;
-    const struct policy_tool *t;
-    size_t depth = 0;
 
-    if (s->proc_pid <= 0 || procid_of_process(s->proc_pid, s->proc_start, &chain) < 0)
+    if (s->proc.pid <= 0 || procid_of_process(s->proc.pid, s->proc.start, &chain) < 0)
         return;
-    t = identity_match_process(p, &chain, &depth);
-    free(s->proc_tool);
-    s->proc_tool = t != NULL ? strdup(t->id) : NULL;
-    free(s->proc_exe);
-    s->proc_exe = strdup(chain.chain[t != NULL ? depth : 0].exe);
+    session_take_process_match(s, p, &chain);
 }
 
 /* Decides an exchange under way again on the newest policy; see the header. */
@@ -1384,7 +1449,7 @@ void session_policy_changed(struct session *s)
     char phase, what[640], host[300];
     bool blocked;
 
-    if (s->proc_pid > 0 && (p = policy_acquire()) != NULL) {
+    if (s->proc.pid > 0 && (p = policy_acquire()) != NULL) {
         session_rematch_process(s, p); /* also for the next request of a keep-alive client */
         policy_unref(p);
     }
@@ -1414,11 +1479,11 @@ void session_policy_changed(struct session *s)
     if (x->identity.tool != NULL)
         tool = policy_find_tool(p, x->identity.tool->id);
     /* The process, matched again, outranks what named the exchange if that was weaker. */
-    if (s->proc_tool != NULL &&
+    if (s->proc.tool != NULL &&
         (x->identity.source == IDENTITY_NONE || x->identity.source == IDENTITY_PROCESS ||
          x->identity.source == IDENTITY_USER_AGENT ||
          (x->identity.source == IDENTITY_PROXY_USER && credentials_current() == NULL))) {
-        const struct policy_tool *named = policy_find_tool(p, s->proc_tool);
+        const struct policy_tool *named = policy_find_tool(p, s->proc.tool);
         if (named != NULL) {
             tool = named;
             x->identity.source = IDENTITY_PROCESS;

@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "sluice/domainset.h"
+#include "sluice/exehash.h"
 #include "sluice/identity.h"
+#include "sluice/log.h"
 #include "sluice/procid.h"
 
 /* Writes the items of a list after label, comma-separated, or nothing when it is empty. */
@@ -78,24 +80,49 @@ int toolreport_show(const struct policy_snapshot *p, const char *id, FILE *out)
 int toolreport_which(const struct policy_snapshot *p, pid_t pid, FILE *out)
 {
     static struct procid chain; /* large: off the stack */
+    struct identity_process_match m;
     const struct policy_tool *t;
     const char *pattern = NULL, *what = NULL;
     size_t depth = 0;
 
     if (procid_of_pid(pid, &chain) < 0)
         return -1;
-    t = identity_match_process(p, &chain, &depth);
+    identity_match_process(p, &chain, &m);
+    t = m.tool;
+    depth = m.depth;
     if (t != NULL)
-        pattern = identity_process_pattern(t, &chain.chain[depth], &what);
-    if (t != NULL && pattern != NULL)
+        pattern = identity_process_pattern(t, procid_nth(&chain, depth), &what);
+    if (m.unverified)
+        fprintf(out,
+                "process %ld is under `sluice run --isolate --tool %s` (process %ld), whose "
+                "processes could not all be looked at: its requests are refused\n",
+                (long)pid, t->id, (long)procid_nth(&chain, depth)->pid);
+    else if (t != NULL && pattern != NULL)
         fprintf(out, "process %ld is tool %s: %s %s matches %s in %s%s\n", (long)pid, t->id,
-                what == chain.chain[depth].exe ? "the executable" : "the argument", what, pattern,
-                t->file, depth > 0 ? " (an ancestor's)" : "");
+                what == procid_nth(&chain, depth)->exe ? "the executable" : "the argument", what,
+                pattern, t->file,
+                m.isolated  ? " (started by the isolating launcher above it)"
+                : depth > 0 ? " (an ancestor's)"
+                            : "");
+    else if (t != NULL)
+        fprintf(out, "process %ld is tool %s: process %ld is `sluice run --isolate --tool %s`\n",
+                (long)pid, t->id, (long)procid_nth(&chain, depth)->pid, t->id);
     else
         fprintf(out,
                 "process %ld is no tool: no profile's executables match it or its "
                 "ancestors\n",
                 (long)pid);
+    {
+        const struct procid_proc *who = procid_nth(&chain, t != NULL ? depth : 0);
+        char hex[EXEHASH_HEX], cmd[PROCID_MAX_ARGS + 64], shown[4 * sizeof(cmd)];
+
+        if (exehash_now(who->pid, hex))
+            fprintf(out, "  executable %s sha256 %s\n", who->exe, hex);
+        procid_command_line(&chain.chain[0], cmd, sizeof(cmd));
+        /* A process names itself: its bytes must not drive the reader's terminal. */
+        log_escape(shown, sizeof(shown), cmd, strlen(cmd));
+        fprintf(out, "  command line: %s\n", shown);
+    }
     for (size_t i = 0; i < chain.nchain; i++)
         fprintf(out, "  %s %ld %s\n", i == 0 ? "   " : "<-", (long)chain.chain[i].pid,
                 chain.chain[i].exe[0] != '\0' ? chain.chain[i].exe : "(hidden)");

@@ -7,17 +7,21 @@
 #define SLUICE_COMMANDS_H
 
 #include "sluice/config.h"
+#include <stdbool.h>
+
 #include "sluice/policy.h"
 
 /* sluice passwd NAME: argv[0..argc) are the words after "passwd". */
 int command_passwd(int argc, char **argv);
 
 /*
- * sluice env --tool TOOL (which "env") or sluice run --tool TOOL -- CMD... (which "run",
- * run_argv the command, NULL-terminated).  run returns only when CMD cannot be started.
+ * sluice env --tool TOOL (which "env") or sluice run [--isolate] --tool TOOL -- CMD...
+ * (which "run", run_argv the command, NULL-terminated).  run returns only when CMD cannot
+ * be started, or with --isolate (CMD in a network namespace under this process) when CMD
+ * ends, with its status.
  */
 int command_launch(const struct sluice_config *config, const struct policy_snapshot *p,
-                   const char *which, const char *tool_name, char **run_argv);
+                   const char *which, const char *tool_name, bool isolate, char **run_argv);
 
 /* sluice tools [show ID | which PID]: argv[0..argc) are the words after "tools". */
 int command_tools(const struct policy_snapshot *p, int argc, char **argv);

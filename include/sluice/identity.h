@@ -1,9 +1,10 @@
 /*
  * Who is calling: the one seam that names the tool behind a request.  Sources, strongest
  * first: the listener the client connected to (a listener can be bound to a tool); the
- * user name of Proxy-Authorization: Basic when a credentials file verified it; the local
- * process behind a loopback connection (its executable, or the script an interpreter
- * runs, or an ancestor's, against the profiles' executables patterns); the user name
+ * `sluice run --isolate` launcher the connection came through (or a banned tool that
+ * launcher started); the user name of Proxy-Authorization: Basic when a credentials file
+ * verified it; the local process behind a loopback connection (its executable, or the script an
+ * interpreter runs, or an ancestor's, against the profiles' executables patterns); the user name
  * when nothing verified it; the User-Agent against the profiles' user_agents patterns.
  * The strongest that names a tool decides; a weaker one naming another tool is recorded
  * as a mismatch.
@@ -23,6 +24,7 @@ enum identity_source {
     IDENTITY_LISTENER,   /* the listener is bound to a tool */
     IDENTITY_PROXY_USER, /* the Proxy-Authorization user name */
     IDENTITY_PROCESS,    /* the local process, or one of its ancestors */
+    IDENTITY_ISOLATE,    /* the `sluice run --isolate` launcher the connection came through */
     IDENTITY_USER_AGENT, /* the User-Agent field */
 };
 
@@ -42,6 +44,8 @@ struct identity {
 struct identity_input {
     const char *listener_tool; /* the tool the listener is bound to */
     const char *process_tool;  /* the tool the connection's process chain matched */
+    bool process_isolated;     /* through an isolating launcher (identity "isolate"): it
+                                  outranks everything but the listener */
     const char *proxy_auth;    /* the Proxy-Authorization value, proxy_auth_len bytes */
     size_t proxy_auth_len;
     bool proxy_user_verified; /* the credentials file verified it: it outranks the process */
@@ -62,15 +66,25 @@ bool identity_basic_decode(const char *v, size_t len, char *user, size_t ucap, c
 void identity_resolve(const struct policy_snapshot *p, const struct identity_input *in,
                       struct identity *out);
 
+/* What a process chain says of the tool behind a connection. */
+struct identity_process_match {
+    const struct policy_tool *tool; /* the tool named, or NULL */
+    size_t depth;    /* which process named it (procid_nth(); 0: the one behind the socket) */
+    bool isolated;   /* through an isolating launcher: its tool, or a banned one it started */
+    bool unverified; /* through one whose started processes could not all be looked at */
+};
+
 /*
- * The tool of p that the process chain names: a banned tool matching any process of the
- * chain, else the nearest process that a profile's executables patterns (shell globs,
- * '*' crossing '/') match, by its executable path (whole, not deleted) before the script
- * an interpreter runs (its first argument that is a file name).  *depth says which
- * process (0: the one behind the connection).  NULL when none does.
+ * What the process chain names under p, into *m: a banned tool matching any process of
+ * the chain; else, for the outermost `sluice run --isolate --tool ID` launcher above the
+ * connection (procid_outer_launcher()), a banned tool among the processes it started
+ * (written to chain->descendant; looked for only when p bans a tool), or else its tool
+ * ID; else the nearest process that a profile's executables patterns (shell globs, '*'
+ * crossing '/') match, by its executable path (whole, not deleted) before the script an
+ * interpreter runs (its first argument that is a file name).
  */
-const struct policy_tool *identity_match_process(const struct policy_snapshot *p,
-                                                 const struct procid *chain, size_t *depth);
+void identity_match_process(const struct policy_snapshot *p, struct procid *chain,
+                            struct identity_process_match *m);
 
 /*
  * The first of t's executables patterns that matches proc, with *what pointing at the

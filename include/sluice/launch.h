@@ -37,7 +37,7 @@ void launch_client_address(const struct listener_addr *a, char *out, size_t cap)
 size_t launch_vars(const char *tool, const char *token, const char *address, const char *ca_bundle,
                    char *const *extra, size_t nextra, struct launch_var *out, size_t cap);
 
-/* True when something accepts a TCP connection at a within timeout_ms. */
+/* True when something accepts a connection (TCP or Unix) at a within timeout_ms. */
 bool launch_listening(const struct listener_addr *a, int timeout_ms);
 
 /*

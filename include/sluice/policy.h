@@ -156,6 +156,8 @@ struct policy_query {
                                       when it has none */
     unsigned path_flags;           /* URLPATH_F_* the normalisation saw */
     const char *identity_mismatch; /* "SOURCE:TOOL" a weaker source named, or NULL / "" */
+    bool identity_unverified;      /* through an isolating launcher whose processes could not all
+                                      be looked at for a banned tool */
 };
 
 /* The decision and the rule that made it; strings point into the snapshot or are static. */

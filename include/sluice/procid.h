@@ -22,6 +22,10 @@
 #define PROCID_MAX_HINTS 16
 /* Chains remembered, each under its process's pid and start time. */
 #define PROCID_MAX_CHAINS 4
+/* Descendants of a `sluice run --isolate` launcher looked at, at most. */
+#define PROCID_MAX_TREE 1024
+/* Ancestors looked at, at most, for the outermost launcher above a process. */
+#define PROCID_MAX_ANCESTORS 1024
 
 /* One process of the chain. */
 struct procid_proc {
@@ -31,13 +35,47 @@ struct procid_proc {
     size_t args_len;            /* bytes of args used */
 };
 
-/* The process behind a connection, then its parent, its parent's parent, and so on. */
+/*
+ * The process behind a connection, then its parent, its parent's parent, and so on; and,
+ * when one of them is a `sluice run --isolate` launcher and a process it started named
+ * the tool instead (identity_match_process()), that process.
+ */
 struct procid {
     uint64_t start; /* the first process's start time (ticks since boot): it, not its pid */
-    uint32_t uid;
+    uint32_t uid;   /* the first process's owner; UINT32_MAX when not known */
     size_t nchain;
+    bool cut; /* the chain stopped at its bound, short of pid 1 */
     struct procid_proc chain[PROCID_MAX_CHAIN];
+    struct procid_proc descendant; /* valid when named, as process nchain (procid_nth()) */
 };
+
+/* Process i of c: the chain's (i < c->nchain), else the descendant. */
+const struct procid_proc *procid_nth(const struct procid *c, size_t i);
+
+/*
+ * The outermost `sluice run --isolate` launcher among c's processes and, when c was cut
+ * at its bound, their ancestors up to pid 1, into *out: 1 when there is one, 0 when none,
+ * -1 when the way up could not be seen whole (a process gone or hidden, or more than
+ * PROCID_MAX_ANCESTORS), so a launcher above may have been missed.
+ */
+int procid_outer_launcher(const struct procid *c, struct procid_proc *out);
+
+/*
+ * Visits the processes pid started, and theirs, breadth first, each described into
+ * *scratch, until visit returns true: returns 1 with *scratch that process.  Returns 0
+ * when all were visited, or -1 when there are more than PROCID_MAX_TREE (what was not
+ * seen cannot be vouched for).  /proc/PID/task/TID/children lists them (Linux 4.2 on).
+ */
+int procid_walk_descendants(pid_t pid, bool (*visit)(const struct procid_proc *, void *), void *arg,
+                            struct procid_proc *scratch);
+
+/*
+ * The tool id a `sluice run --isolate --tool ID` launcher process proc was started for,
+ * into out: only when proc runs this very executable (a copy elsewhere does not count)
+ * and its command line, up to a "--" that /proc's answer holds whole, has run, --isolate
+ * and --tool (the last one).  False otherwise.
+ */
+bool procid_isolate_tool(const struct procid_proc *proc, char *out, size_t cap);
 
 /*
  * What one worker remembers between lookups: the last processes that held connections,
@@ -71,7 +109,8 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
 
 /*
  * The process pid and its ancestors, as procid_lookup() would give them for a connection
- * of that process.  Returns 0, or -1 when pid is gone or hidden.
+ * of that process (the peer of a Unix socket, by SO_PEERCRED).  Returns 0, or -1 when pid
+ * is gone or hidden.
  */
 int procid_of_pid(pid_t pid, struct procid *out);
 
@@ -80,5 +119,17 @@ int procid_of_pid(pid_t pid, struct procid *out);
  * (a pid the kernel gave to another process since is refused).  Returns 0 or -1.
  */
 int procid_of_process(pid_t pid, uint64_t start, struct procid *out);
+
+/*
+ * proc's command line for the record, arguments separated by spaces, into out (cut with
+ * "..." at cap): the values of arguments named like secrets (NAME=VALUE and --name=VALUE
+ * with token, secret, passw, key, auth, cred, bearer, cookie, session or private in the
+ * name, the word after such a --name, a "Name: value" header, a URL's password) are
+ * "<redacted>".  Raw bytes otherwise: the log escapes them.
+ */
+void procid_command_line(const struct procid_proc *proc, char *out, size_t cap);
+
+/* c's processes by executable name, nearest first, separated by '<' ("curl<bash<sshd"). */
+void procid_chain_names(const struct procid *c, char *out, size_t cap);
 
 #endif /* SLUICE_PROCID_H */

@@ -37,6 +37,7 @@
 #include "sluice/dial.h"
 #include "sluice/forward.h"
 #include "sluice/http1.h"
+#include "sluice/exehash.h"
 #include "sluice/identity.h"
 #include "sluice/pipes.h"
 #include "sluice/policy.h"
@@ -130,6 +131,22 @@ struct exchange {
     char term[3];                    /* termination code: TERM_* then TERM_PH_* */
 };
 
+/* The local process behind a connection, found once at accept; strings owned. */
+struct session_proc {
+    pid_t pid;           /* 0 when not known */
+    uint64_t start;      /* its start time: the pid alone may name another later */
+    uint32_t uid;        /* its owner; UINT32_MAX when not known */
+    char *tool;          /* the tool its process chain matched (an id), or NULL */
+    char *exe;           /* the executable that matched (or the process's own), or NULL */
+    char *cmd;           /* its command line, secrets redacted, or NULL */
+    char *chain;         /* its chain by executable name ("curl<bash<sshd"), or NULL */
+    bool isolated;       /* it came through a `sluice run --isolate` launcher (identity.h) */
+    bool unverified;     /* ... whose started processes could not all be looked at: refused */
+    uint64_t checked_ms; /* when the chain was last matched (isolated: again per request) */
+    struct exehash_key exe_key; /* exe's file, for its hash */
+    char sha256[EXEHASH_HEX];   /* exe's hash, or "" while not (yet) known */
+};
+
 /* A client connection; on its env's live list, freed by the reaper after session_close(). */
 struct session {
     struct session_env *env;        /* the worker's loop and resources; not owned */
@@ -149,10 +166,7 @@ struct session {
     union netguard_sockaddr client_sa;     /* the client's address, counted in env->clientcap */
     bool cap_held;             /* client_sa is counted in env->clientcap (release it at close) */
     bool proxy_header;         /* a PROXY protocol header from a trusted balancer comes first */
-    pid_t proc_pid;            /* the local process behind the connection, or 0 */
-    uint64_t proc_start;       /* its start time: the pid alone may name another later */
-    char *proc_tool;           /* the tool its process chain matched (an id), or NULL; owned */
-    char *proc_exe;            /* the executable that matched (or the process's own); owned */
+    struct session_proc proc;  /* the local process behind the connection, when known */
     uint32_t requests;         /* requests started on this connection */
     uint32_t linger_discarded; /* bytes thrown away while lingering */
     size_t linger_left;        /* output left at the last sign of progress while lingering */

@@ -8,6 +8,7 @@
  * failure in the access line, --log-file reopened on SIGUSR1, --pid-file, sd_notify, and
  * root handing over to an unprivileged user, with the CA key that user's alone.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,6 +125,116 @@ static void test_listen_twice_refused(void **state)
     assert_int_equal(r.status, 2);
     assert_says(&r, "sluice: --listen 127.0.0.1:3999: 127.0.0.1:3999 is given twice");
     free(r.output);
+}
+
+/* Sends one proxy request over the Unix socket at path; returns the response's status. */
+static int unix_get(const char *path, const char *url)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    char req[512], resp[1024];
+    size_t got = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0), status = -1;
+
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", url);
+    if (write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        /* Bounded: at most 100 reads, each waiting at most 5 s. */
+        for (int i = 0; i < 100 && got < sizeof(resp) - 1 && poll(&pfd, 1, 5000) == 1; i++) {
+            ssize_t n = read(fd, resp + got, sizeof(resp) - 1 - got);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+    }
+    resp[got] = '\0';
+    close(fd);
+    if (sscanf(resp, "HTTP/1.1 %d", &status) != 1)
+        status = -1;
+    return status;
+}
+
+/*
+ * A Unix listener: a socket file left by a process that died is replaced; requests over
+ * it are served and logged with client=unix; a second sluice on the same path is refused
+ * naming the first by pid; a PROXY protocol option on it is an error; the file is gone
+ * once sluice stops.
+ */
+static void test_unix_listener(void **state)
+{
+    struct itcase *t = *state;
+    char path[100], listen[120], holder[64], url[128], *line;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct stat st;
+    struct it_run r;
+    int fd;
+
+    assert_true(strlen(t->env->dir) < sizeof(path) - 8);
+    snprintf(path, sizeof(path), "%.90s/s.sock", t->env->dir);
+    snprintf(listen, sizeof(listen), "unix:%s", path);
+    /* A leftover: bound, then closed without unlinking, as a killed process leaves it. */
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    close(fd);
+    it_start_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--listen", "127.0.0.1:0", "--listen", listen, NULL};
+        it_start_proxy(t, args);
+    }
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0666);
+    assert_int_equal(unix_get(path, it_url(t, "/over-unix", url, sizeof(url))), 200);
+    line = it_access_line(t, "/over-unix\"", NULL);
+    it_assert_access_field(line, "client", "unix");
+    it_assert_access_field(line, "status", "200");
+    free(line);
+    snprintf(holder, sizeof(holder), "held by process %ld (sluice)",
+             (long)sluiceproc_pid(t->env->proxy));
+    {
+        const char *const args[] = {"--listen", "127.0.0.1:0", "--listen", listen, NULL};
+        r = it_run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 1);
+    assert_says(&r, listen);
+    assert_says(&r, holder);
+    free(r.output);
+    /* The refused one left the running one's socket alone. */
+    assert_int_equal(unix_get(path, it_url(t, "/after-refusal", url, sizeof(url))), 200);
+    {
+        char bad[160];
+        const char *const args[] = {"check", "--listen", bad, NULL};
+        snprintf(bad, sizeof(bad), "%s,proxy-from=127.0.0.1", listen);
+        r = it_run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 2);
+    assert_says(&r, "takes no PROXY protocol");
+    free(r.output);
+    assert_true(testenv_stop_proxy(t->env));
+    assert_int_equal(stat(path, &st), -1);
+    assert_int_equal(errno, ENOENT);
+    /* A file that is not a socket is never removed to make room for one. */
+    assert_int_equal(tio_write_file(path, "keep me\n"), 0);
+    {
+        const char *const args[] = {"--listen", "127.0.0.1:0", "--listen", listen, NULL};
+        r = it_run_sluice(t, args);
+    }
+    assert_int_equal(r.status, 1);
+    assert_says(&r, "is not a socket");
+    free(r.output);
+    {
+        char *kept = tio_read_file(path, NULL);
+        assert_non_null(kept);
+        assert_string_equal(kept, "keep me\n");
+        free(kept);
+    }
 }
 
 /* A mistyped option gets one line, prefixed "sluice:", with the option it was meant to be. */
@@ -655,8 +766,8 @@ static void test_ca_key_private(void **state)
     assert_int_equal(tio_write_file(config, text), 0);
     it_start_origin(t, origin_handler_simple, NULL);
     {
-        const char *const args[] = {"--config", config, NULL};
-
+        /* A port of its own: 3128 may be a running sluice's, which would be refused first. */
+        const char *const args[] = {"--config", config, "--listen", "127.0.0.1:0", NULL};
         const char *const check[] = {"check", "--config", config, NULL};
 
         assert_int_equal(chmod(key, 0644), 0);
@@ -675,7 +786,8 @@ static void test_ca_key_private(void **state)
         it_assert_serves(t);
     }
     if (geteuid() == 0 && getpwnam("nobody") != NULL) {
-        const char *const args[] = {"--config", config, "--user", "nobody", NULL};
+        const char *const args[] = {"--config", config,        "--user", "nobody",
+                                    "--listen", "127.0.0.1:0", NULL};
         struct passwd *pw = getpwnam("nobody");
 
         assert_int_equal(chown(t->env->dir, pw->pw_uid, pw->pw_gid), 0);
@@ -694,6 +806,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_second_instance_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_port_held_by_other_process, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_listen_twice_refused, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_unix_listener, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_mistyped_option_one_line, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_help_names_commands, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_policy_dir_without_profiles, it_setup, it_teardown),

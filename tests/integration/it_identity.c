@@ -119,7 +119,37 @@ static void test_process_names_tool(void **state)
     it_assert_access_field(line, "id", "process");
     it_assert_access_field(line, "pid", pid);
     it_assert_access_field(line, "exe", exe);
+    snprintf(pid, sizeof(pid), "%lu", (unsigned long)geteuid());
+    it_assert_access_field(line, "uid", pid);
+    {
+        char chain[600];
+        assert_non_null(it_access_field(line, "chain", chain, sizeof(chain)));
+        assert_int_equal(strncmp(chain, "it_identity<", 12), 0);
+    }
     free(line);
+    {
+        /* The hash comes from a thread: a later request of the same process carries it. */
+        char want[80] = "", got[80] = "", cmd[700], path[64];
+        FILE *f;
+
+        snprintf(cmd, sizeof(cmd), "sha256sum /proc/%ld/exe", (long)getpid());
+        f = popen(cmd, "r");
+        assert_non_null(f);
+        assert_int_equal(fscanf(f, "%64s", want), 1);
+        pclose(f);
+        for (int i = 0; i < 100 && got[0] == '\0'; i++) {
+            snprintf(path, sizeof(path), "/hash-%d", i);
+            get_self(t, path, NULL);
+            snprintf(cmd, sizeof(cmd), "%s\"", path);
+            line = it_access_line(t, cmd, NULL);
+            if (strstr(line, " sha256=") != NULL)
+                it_access_field(line, "sha256", got, sizeof(got));
+            else
+                tio_sleep_ms(20);
+            free(line);
+        }
+        assert_string_equal(got, want);
+    }
     get_self(t, "/claims-beta", "Proxy-Authorization: Basic YmV0YTp4"); /* beta:x */
     line = it_access_line(t, "/claims-beta\"", NULL);
     it_assert_access_field(line, "tool", "self");
@@ -180,7 +210,10 @@ static void test_ancestor_and_interpreter(void **state)
     snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%u", t->proxy_port);
     snprintf(script, sizeof(script), "%s/mytool.sh", t->env->dir);
     /* Not exec: curl must be a child of the shell running the script. */
-    snprintf(text, sizeof(text), "#!/bin/sh\ncurl -s -o /dev/null --noproxy '' -x %s %s\nexit $?\n",
+    /* Secrets on its command line, which the record must not carry. */
+    snprintf(text, sizeof(text),
+             "#!/bin/sh\ncurl -s -o /dev/null --noproxy '' -H 'Authorization: Bearer s3cr3t' "
+             "--oauth2-bearer t0ken -x %s %s\nexit $?\n",
              proxy, it_url(t, "/from-script", url, sizeof(url)));
     assert_int_equal(tio_write_file(script, text), 0);
     assert_int_equal(chmod(script, 0755), 0);
@@ -192,6 +225,16 @@ static void test_ancestor_and_interpreter(void **state)
     line = it_access_line(t, "/from-script\"", NULL);
     it_assert_access_field(line, "tool", "wrapped");
     it_assert_access_field(line, "id", "process");
+    {
+        char cmd[700], chain[600];
+        assert_non_null(it_access_field(line, "cmd", cmd, sizeof(cmd)));
+        assert_null(strstr(cmd, "s3cr3t"));
+        assert_null(strstr(cmd, "t0ken"));
+        assert_non_null(strstr(cmd, "Authorization: <redacted>"));
+        assert_non_null(strstr(cmd, "--oauth2-bearer <redacted>"));
+        assert_non_null(it_access_field(line, "chain", chain, sizeof(chain)));
+        assert_int_equal(strncmp(chain, "curl<", 5), 0);
+    }
     free(line);
 
     snprintf(code, sizeof(code),
@@ -409,6 +452,10 @@ static void test_tools_command(void **state)
     assert_non_null(strstr(r.output, "is tool wrapped: the argument "));
     assert_non_null(strstr(r.output, "mytool.sh matches */mytool.sh"));
     assert_non_null(strstr(r.output, "(an ancestor's)"));
+    /* The executable that matched is the script's interpreter, hashed; then the sleeper's
+     * own command line. */
+    assert_non_null(strstr(r.output, "  executable /usr/bin/dash sha256 "));
+    assert_non_null(strstr(r.output, "  command line: sleep 20\n"));
     free(r.output);
     {
         char self[32];
@@ -774,6 +821,247 @@ static void test_credentials_reload(void **state)
 }
 
 /* Runs the cases, each with its own environment. */
+/* Sends one DNS query for name to 127.0.0.1:port; exit 0 when answered, 3 when not. */
+static const char dns_probe[] =
+    "import socket, struct, sys\n"
+    "q = struct.pack('>HHHHHH', 0x5151, 0x0100, 1, 0, 0, 0)\n"
+    "q += b''.join(bytes([len(l)]) + l.encode() for l in sys.argv[2].split('.'))\n"
+    "q += b'\\0' + struct.pack('>HH', 1, 1)\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "s.settimeout(2)\n"
+    "try:\n"
+    "    s.sendto(q, ('127.0.0.1', int(sys.argv[1])))\n"
+    "    s.recv(512)\n"
+    "except OSError as e:\n"
+    "    print('no answer:', e)\n"
+    "    sys.exit(3)\n";
+
+/*
+ * sluice run --isolate --tool beta: inside its network namespace, curl through the proxy
+ * settings reaches the loopback origin outside and is tool beta by "isolate" (even when
+ * it names another tool as its proxy user); the same curl told to ignore the proxy, and a
+ * DNS query to the stub sluice itself uses, reach nothing (the origin never sees the
+ * request; the stub never sees the query, while the same query from outside is answered);
+ * and a banned tool (python3, profile py) run under the launcher is refused as itself,
+ * not let out as beta: after 40 decoys, forked twice to leave its parent, and on a
+ * keep-alive connection opened before it started.
+ */
+static void test_run_isolate(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = write_profiles(t);
+    char sock[300], unix_listen[320], tcp_listen[64], script[4096], org[600];
+    char dnsport[16], *line;
+    struct it_run r;
+
+    snprintf(org, sizeof(org), "%s/organisation.yaml", dir);
+    assert_int_equal(tio_write_file(org, "unidentified: allow\nbanned_tools: [py]\n"), 0);
+    snprintf(sock, sizeof(sock), "%s/sluice.sock", t->env->dir);
+    snprintf(unix_listen, sizeof(unix_listen), "unix:%s", sock);
+    it_start_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--policy-dir", dir,         "--listen", "127.0.0.1:0",
+                                    "--listen",     unix_listen, NULL};
+        it_start_proxy(t, args);
+    }
+    snprintf(tcp_listen, sizeof(tcp_listen), "127.0.0.1:%u", t->proxy_port);
+    snprintf(dnsport, sizeof(dnsport), "%u", dnsstub_port(t->env->dns));
+    {
+        /* getopt takes "--tool=py" as the log file, sluice's plain reading as the tool: a
+         * command line read two ways is refused before anything runs. */
+        const char *const args[] = {
+            "run",       "--isolate",    "--tool", "beta", "--log-file", "--tool=py", "--listen",
+            unix_listen, "--policy-dir", dir,      "--",   "true",       NULL};
+        r = it_run_sluice(t, args);
+        assert_int_equal(r.status, 2);
+        assert_non_null(strstr(r.output, "could not read the tool from this command line"));
+        free(r.output);
+    }
+    {
+        char u1[128], u2[128], u3[128], u4[128], u5[128], u6[128], u7[128];
+        snprintf(
+            script, sizeof(script),
+            "curl -s -o /dev/null -w 'proxied=%%{http_code}\\n' %s\n"
+            "curl -s -o /dev/null -w 'spoofed=%%{http_code}\\n' -x http://self:x@%s %s\n"
+            "curl -s -m 5 --noproxy '*' -o /dev/null %s; echo \"direct=$?\"\n"
+            "python3 -c \"$DNS_PROBE\" %s inside-probe.test; echo \"dns=$?\"\n"
+            /* decoys first: the banned one must not hide behind many others */
+            "pids=; for i in $(seq 40); do sleep 30 & pids=\"$pids $!\"; done\n"
+            "python3 -c \"import urllib.request as u, urllib.error as e\n"
+            "try: u.urlopen('%s', timeout=10)\n"
+            "except e.HTTPError as x: print('banned=%%d' %% x.code)\"\n"
+            "kill $pids\n"
+            /* A keep-alive connection opened before a banned tool starts: its next request
+             * is decided on who runs now. */
+            "exec 3<>/dev/tcp/127.0.0.1/$PROXY_PORT\n"
+            "printf 'GET %s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3\n"
+            "sleep 0.3\n"
+            /* forked twice: it leaves its parent, not the namespace */
+            "sh -c \"python3 -c 'import time; time.sleep(30)' >/dev/null 2>&1 &\"\n"
+            "sleep 0.5\n"
+            "printf 'GET %s HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' >&3\n"
+            "timeout 5 cat <&3 >/dev/null; exec 3>&-\n"
+            "curl -s -o /dev/null -w 'orphan=%%{http_code}\\n' %s\n",
+            it_url(t, "/iso-proxied", u1, sizeof(u1)),
+            /* inside, the proxy's address is the relay's */
+            "127.0.0.1:$PROXY_PORT", it_url(t, "/iso-spoofed", u2, sizeof(u2)),
+            /* by address: a name would fail earlier, at the resolver */
+            (snprintf(u3, sizeof(u3), "http://127.0.0.1:%u/iso-direct", origin_port(t->origin)),
+             u3),
+            dnsport, it_url(t, "/iso-banned", u4, sizeof(u4)),
+            it_url(t, "/iso-ka-1", u5, sizeof(u5)), it_url(t, "/iso-ka-2", u6, sizeof(u6)),
+            it_url(t, "/iso-orphan", u7, sizeof(u7)));
+    }
+    assert_int_equal(setenv("DNS_PROBE", dns_probe, 1), 0);
+    {
+        char port[16];
+        snprintf(port, sizeof(port), "%u", t->proxy_port);
+        assert_int_equal(setenv("PROXY_PORT", port, 1), 0);
+    }
+    {
+        const char *const args[] = {"run",          "--isolate", "--tool",   "beta",
+                                    "--listen",     tcp_listen,  "--listen", unix_listen,
+                                    "--policy-dir", dir,         "--",       "bash",
+                                    "-c",           script,      NULL};
+        r = it_run_sluice(t, args);
+    }
+    if (r.status == 1 && strstr(r.output, "cannot make a network namespace") != NULL) {
+        free(r.output);
+        skip(); /* printed above: this kernel forbids the namespaces */
+    }
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.output, "proxied=200"));
+    assert_non_null(strstr(r.output, "spoofed=200"));
+    assert_non_null(strstr(r.output, "direct=7")); /* curl: could not connect */
+    assert_non_null(strstr(r.output, "dns=3"));
+    assert_non_null(strstr(r.output, "banned=403"));
+    assert_non_null(strstr(r.output, "orphan=403"));
+    free(r.output);
+    assert_false(dnsstub_was_asked(t->env->dns, "inside-probe.test"));
+    {
+        /* The control: the same probe from outside is answered. */
+        const char *const argv[] = {"python3", "-c", dns_probe, dnsport, "outside-probe.test",
+                                    NULL};
+        assert_int_equal(run(argv), 0);
+        assert_true(dnsstub_was_asked(t->env->dns, "outside-probe.test"));
+    }
+    line = it_access_line(t, "/iso-proxied\"", NULL);
+    it_assert_access_field(line, "client", "unix");
+    it_assert_access_field(line, "tool", "beta");
+    it_assert_access_field(line, "id", "isolate");
+    free(line);
+    line = it_access_line(t, "/iso-spoofed\"", NULL);
+    it_assert_access_field(line, "tool", "beta");
+    it_assert_access_field(line, "id", "isolate");
+    it_assert_access_field(line, "mismatch", "proxy-user:self");
+    free(line);
+    line = it_access_line(t, "/iso-banned\"", NULL);
+    it_assert_access_field(line, "tool", "py");
+    it_assert_access_field(line, "rule", "ban:py");
+    free(line);
+    line = it_access_line(t, "/iso-ka-1\"", NULL);
+    it_assert_access_field(line, "tool", "beta");
+    it_assert_access_field(line, "status", "200");
+    free(line);
+    line = it_access_line(t, "/iso-ka-2\"", NULL);
+    it_assert_access_field(line, "tool", "py");
+    it_assert_access_field(line, "id", "isolate");
+    it_assert_access_field(line, "status", "403");
+    free(line);
+    line = it_access_line(t, "/iso-orphan\"", NULL);
+    it_assert_access_field(line, "tool", "py");
+    it_assert_access_field(line, "rule", "ban:py");
+    free(line);
+    /* Only the three let through reached the origin; the direct one never did. */
+    assert_int_equal(origin_requests(t->origin), 3);
+    for (unsigned i = 0; i < 3; i++) {
+        struct tbuf head = {0}, body = {0};
+        assert_true(origin_request(t->origin, i, &head, &body));
+        assert_null(strstr(tbuf_str(&head), "/iso-direct"));
+        tbuf_free(&head);
+        tbuf_free(&body);
+    }
+}
+
+/*
+ * The same as an unprivileged user (nobody), as a developer runs it: the launcher makes a
+ * user namespace of its own, and the tool it runs is still known by the socket.  Skipped,
+ * saying why, where the kernel forbids unprivileged user namespaces.
+ */
+static void test_run_isolate_unprivileged(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = write_profiles(t);
+    char unix_listen[320], tcp_listen[64], script[1024], u1[128], u2[128], *line;
+
+    if (geteuid() != 0) {
+        print_message("skipped: becoming nobody needs root\n");
+        skip();
+    }
+    {
+        const char *const probe[] = {"setpriv",        "--reuid", "65534", "--regid", "65534",
+                                     "--clear-groups", "unshare", "-Urn",  "true",    NULL};
+        if (run(probe) != 0) {
+            print_message("skipped: this kernel forbids unprivileged user namespaces\n");
+            skip();
+        }
+    }
+    /* nobody reads the policies and reaches the socket through the case's directory. */
+    assert_int_equal(chmod(t->env->dir, 0755), 0);
+    assert_int_equal(chmod(dir, 0755), 0);
+    {
+        char tools[600];
+        snprintf(tools, sizeof(tools), "%s/tools", dir);
+        assert_int_equal(chmod(tools, 0755), 0);
+    }
+    snprintf(unix_listen, sizeof(unix_listen), "unix:%s/sluice.sock", t->env->dir);
+    it_start_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--policy-dir", dir,         "--listen", "127.0.0.1:0",
+                                    "--listen",     unix_listen, NULL};
+        it_start_proxy(t, args);
+    }
+    snprintf(tcp_listen, sizeof(tcp_listen), "127.0.0.1:%u", t->proxy_port);
+    snprintf(u2, sizeof(u2), "http://127.0.0.1:%u/nobody-direct", origin_port(t->origin));
+    snprintf(script, sizeof(script),
+             "[ \"$(id -u)\" = 65534 ] || exit 10\n"
+             "curl -sf -o /dev/null %s || exit 11\n"
+             "curl -s -m 5 --noproxy '*' -o /dev/null %s; [ $? = 7 ] || exit 12\n",
+             it_url(t, "/nobody-proxied", u1, sizeof(u1)), u2);
+    {
+        const char *const argv[] = {"setpriv",
+                                    "--reuid",
+                                    "65534",
+                                    "--regid",
+                                    "65534",
+                                    "--clear-groups",
+                                    sluiceproc_bin(),
+                                    "run",
+                                    "--isolate",
+                                    "--tool",
+                                    "beta",
+                                    "--listen",
+                                    tcp_listen,
+                                    "--listen",
+                                    unix_listen,
+                                    "--policy-dir",
+                                    dir,
+                                    "--",
+                                    "sh",
+                                    "-c",
+                                    script,
+                                    NULL};
+        int st = run(argv);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    line = it_access_line(t, "/nobody-proxied\"", NULL);
+    it_assert_access_field(line, "tool", "beta");
+    it_assert_access_field(line, "id", "isolate");
+    free(line);
+    assert_int_equal(origin_requests(t->origin), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -788,6 +1076,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_sets_environment, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_env_telemetry_switches, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_reused_pid_not_mistaken, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_run_isolate, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_run_isolate_unprivileged, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_reload_names_process_of_open_tunnel, it_setup,
                                         it_teardown),
     };

@@ -7,7 +7,8 @@ README. "$ cat FILE" lines are fixtures: the lines shown become FILE. SETUP says
 beside the commands:
   none     nothing (sluice check, command-line errors)
   shipped  sluice with proxy/sluice.yaml and the shipped policies, CONNECT allowed to 443
-           and the TLS origin
+           and the TLS origin, and its Unix listener in $XDG_RUNTIME_DIR (the temporary
+           directory) for `sluice run --isolate`
   demo     sluice with the policy directory /tmp/demo-pol, its tools/demo.yaml being the
            README's yaml block that starts with "id: demo"
 An HTTP origin (index.html, v1/models) and a TLS origin for "localhost" run in every
@@ -152,8 +153,11 @@ def main():
             f.write(demo.group(1))
 
         proxies = {}
+        # The shipped setup also has the Unix listener `sluice run --isolate` dials, in the
+        # runtime directory that the commands below are given too.
+        os.environ["XDG_RUNTIME_DIR"] = work
         for setup, args in (("shipped", ["--config", "proxy/sluice.yaml", "--connect-ports",
-                                         "443," + ports["tls"]]),
+                                         "443," + ports["tls"], "--listen", "unix:sluice.sock"]),
                             ("demo", ["--policy-dir", demo_dir])):
             proc, port = start_sluice(binary, work, setup, args)
             procs.append(proc)

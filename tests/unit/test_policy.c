@@ -324,6 +324,17 @@ static void test_identity(void **state)
     assert_null(id.tool);
 }
 
+/* The tool the chain names under p, and at which depth (identity_match_process()). */
+static const struct policy_tool *match_process(const struct policy_snapshot *p,
+                                               struct procid *chain, size_t *depth)
+{
+    struct identity_process_match m;
+
+    identity_match_process(p, chain, &m);
+    *depth = m.depth;
+    return m.tool;
+}
+
 /* Adds a process to chain: its executable and its arguments. */
 static void chain_add(struct procid *chain, const char *exe, const char *const *args)
 {
@@ -359,7 +370,7 @@ static void test_identity_process(void **state)
     chain_add(&chain, "/usr/bin/curl", NULL);
     chain_add(&chain, "/usr/bin/dash", sh_args);
     chain_add(&chain, "/usr/bin/bash", NULL);
-    t = identity_match_process(f->p, &chain, &depth);
+    t = match_process(f->p, &chain, &depth);
     assert_non_null(t);
     assert_string_equal(t->id, "wrap"); /* curl started by the wrapped script */
     assert_int_equal(depth, 1);
@@ -367,14 +378,14 @@ static void test_identity_process(void **state)
     memset(&chain, 0, sizeof(chain));
     chain_add(&chain, "/usr/bin/node", node_args);
     chain_add(&chain, "/usr/local/bin/native-bin", NULL);
-    t = identity_match_process(f->p, &chain, &depth);
+    t = match_process(f->p, &chain, &depth);
     assert_string_equal(t->id, "cli"); /* the nearest: the script node runs */
     assert_int_equal(depth, 0);
 
     memset(&chain, 0, sizeof(chain));
     chain_add(&chain, "/usr/bin/curl", NULL);
     chain_add(&chain, "/usr/bin/bash", NULL);
-    assert_null(identity_match_process(f->p, &chain, &depth));
+    assert_null(match_process(f->p, &chain, &depth));
 }
 
 /*
@@ -402,29 +413,29 @@ static void test_identity_process_spoofing(void **state)
     load_standard(f, "banned_tools: [banned]\n");
 
     chain_add(&chain, "/usr/bin/curl", curl_args); /* a file name as an argument of curl */
-    assert_null(identity_match_process(f->p, &chain, &depth));
+    assert_null(match_process(f->p, &chain, &depth));
 
     memset(&chain, 0, sizeof(chain));
     chain_add(&chain, "/usr/bin/bash", sh_c); /* inline code, not a script */
-    assert_null(identity_match_process(f->p, &chain, &depth));
+    assert_null(match_process(f->p, &chain, &depth));
     memset(&chain, 0, sizeof(chain));
     chain_add(&chain, "/usr/bin/node", node_e);
-    assert_null(identity_match_process(f->p, &chain, &depth));
+    assert_null(match_process(f->p, &chain, &depth));
 
     memset(&chain, 0, sizeof(chain)); /* a path cut at the buffer's end could end in anything */
     memset(longpath, 'a', sizeof(longpath) - 1);
     memcpy(longpath + sizeof(longpath) - 12, "/native-bin", 12);
     chain_add(&chain, longpath, NULL);
-    assert_null(identity_match_process(f->p, &chain, &depth));
+    assert_null(match_process(f->p, &chain, &depth));
     memset(&chain, 0, sizeof(chain));
     chain_add(&chain, "/usr/local/bin/native-bin (deleted)", NULL);
-    assert_null(identity_match_process(f->p, &chain, &depth));
+    assert_null(match_process(f->p, &chain, &depth));
 
     /* The executable wins over the script at the same depth, whatever the profiles' order:
      * dash running wrapped.sh is tool wrap by its executable here, not by a script of cli. */
     memset(&chain, 0, sizeof(chain));
     chain_add(&chain, "/usr/bin/dash", sh_script);
-    t = identity_match_process(f->p, &chain, &depth);
+    t = match_process(f->p, &chain, &depth);
     assert_string_equal(t->id, "wrap");
 
     /* A banned tool anywhere in the chain wins over a nearer match. */
@@ -432,7 +443,7 @@ static void test_identity_process_spoofing(void **state)
     chain_add(&chain, "/usr/local/bin/native-bin", NULL);
     chain_add(&chain, "/usr/bin/bash", NULL);
     chain_add(&chain, "/opt/x/banned-agent", NULL);
-    t = identity_match_process(f->p, &chain, &depth);
+    t = match_process(f->p, &chain, &depth);
     assert_string_equal(t->id, "banned");
     assert_int_equal(depth, 2);
 }

@@ -1,0 +1,101 @@
+/* Unit tests for src/procid.c: what the record shows of a process. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sluice/procid.h"
+
+/* A process whose command line is the words of argv (NULL-terminated). */
+static void proc_with(struct procid_proc *p, const char *const *argv)
+{
+    memset(p, 0, sizeof(*p));
+    for (size_t i = 0; argv[i] != NULL; i++) {
+        size_t len = strlen(argv[i]) + 1;
+        assert_true(p->args_len + len <= sizeof(p->args));
+        memcpy(p->args + p->args_len, argv[i], len);
+        p->args_len += len;
+    }
+}
+
+/* The record's command line for argv. */
+static const char *shown(const char *const *argv)
+{
+    static char out[700];
+    struct procid_proc p;
+
+    proc_with(&p, argv);
+    procid_command_line(&p, out, sizeof(out));
+    return out;
+}
+
+/* Secrets in the usual spellings are redacted; the rest is kept as it is. */
+static void test_command_line_redacted(void **state)
+{
+    (void)state;
+    assert_string_equal(shown((const char *[]){"tool", "--token=abc", "run", NULL}),
+                        "tool --token=<redacted> run");
+    assert_string_equal(shown((const char *[]){"tool", "--api-key", "abc", "x", NULL}),
+                        "tool --api-key <redacted> x");
+    assert_string_equal(shown((const char *[]){"env", "OPENAI_API_KEY=sk-1", "node", NULL}),
+                        "env OPENAI_API_KEY=<redacted> node");
+    assert_string_equal(
+        shown((const char *[]){"curl", "-H", "Authorization: Bearer abc", "https://h/", NULL}),
+        "curl -H Authorization: <redacted> https://h/");
+    assert_string_equal(shown((const char *[]){"curl", "-H", "x-api-key:abc", NULL}),
+                        "curl -H x-api-key: <redacted>");
+    assert_string_equal(
+        shown((const char *[]){"git", "clone", "https://me:hunter2@git.example/r.git", NULL}),
+        "git clone https://me:<redacted>@git.example/r.git");
+    assert_string_equal(shown((const char *[]){"tool", "--Password", "pw", NULL}),
+                        "tool --Password <redacted>");
+    /* Nothing secret: left alone, a port in a URL included. */
+    assert_string_equal(
+        shown((const char *[]){"curl", "-v", "https://h:8443/a?b=c", "--max-time", "5", NULL}),
+        "curl -v https://h:8443/a?b=c --max-time 5");
+    /* An '@' in a path is no password. */
+    assert_string_equal(shown((const char *[]){"npm", "i", "https://h/@scope/p:1", NULL}),
+                        "npm i https://h/@scope/p:1");
+}
+
+/* A long command line is cut with "..." and never overruns. */
+static void test_command_line_bounded(void **state)
+{
+    char out[16];
+    struct procid_proc p;
+
+    (void)state;
+    proc_with(&p, (const char *[]){"a-rather-long-program", "and-its-argument", NULL});
+    procid_command_line(&p, out, sizeof(out));
+    assert_int_equal(strlen(out), sizeof(out) - 1);
+    assert_string_equal(out + strlen(out) - 3, "...");
+}
+
+/* The chain by names, nearest first. */
+static void test_chain_names(void **state)
+{
+    struct procid c;
+    char out[64];
+
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    c.nchain = 3;
+    strcpy(c.chain[0].exe, "/usr/bin/curl");
+    strcpy(c.chain[1].exe, "");
+    strcpy(c.chain[2].exe, "/usr/bin/bash");
+    procid_chain_names(&c, out, sizeof(out));
+    assert_string_equal(out, "curl<?<bash");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_command_line_redacted),
+        cmocka_unit_test(test_command_line_bounded),
+        cmocka_unit_test(test_chain_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
