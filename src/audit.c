@@ -38,7 +38,7 @@ void audit_emit(const struct audit_record *r)
     audit_quoted(chain, sizeof(chain), "chain", r->chain);
     if (r->uid != UINT32_MAX && r->pid != 0)
         snprintf(uid, sizeof(uid), " uid=%" PRIu32, r->uid);
-    if (r->exe_sha256[0] != '\0')
+    if (r->exe_sha256 != NULL && r->exe_sha256[0] != '\0')
         snprintf(sha, sizeof(sha), " sha256=%.64s", r->exe_sha256);
     audit_quoted(mismatch, sizeof(mismatch), "mismatch", r->mismatch);
     audit_quoted(version, sizeof(version), "version", r->version);

@@ -66,11 +66,13 @@ int isolate_enter(char *err, size_t cap)
     /* A user namespace of our own, even for root: what runs inside then holds no
      * capability outside it, so it cannot join the machine's network namespace again. */
     if (unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0) {
+        char gmap[64];
+
         snprintf(map, sizeof(map), "%lu %lu 1\n", (unsigned long)uid, (unsigned long)uid);
+        snprintf(gmap, sizeof(gmap), "%lu %lu 1\n", (unsigned long)gid, (unsigned long)gid);
         if (isolate_write_proc("uid_map", map) < 0 ||
             (isolate_write_proc("setgroups", "deny") < 0 && errno != ENOENT) ||
-            (snprintf(map, sizeof(map), "%lu %lu 1\n", (unsigned long)gid, (unsigned long)gid),
-             isolate_write_proc("gid_map", map) < 0)) {
+            isolate_write_proc("gid_map", gmap) < 0) {
             snprintf(err, cap, "cannot map user %lu into the new user namespace: %s",
                      (unsigned long)uid, strerror(errno));
             return -1;

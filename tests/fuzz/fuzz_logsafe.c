@@ -345,14 +345,15 @@ static size_t catch_lines(char *buf, size_t cap)
 /* The keys of an access line, in order; version, offered, pid, exe, mismatch and error
  * appear only when set. */
 static const char *const access_keys[] = {
-    "client",   "method", "target",  "status",  "sent",    "received", "ms",  "sni",
-    "term",     "tool",   "version", "id",      "offered", "pid",      "exe", "mismatch",
-    "decision", "rule",   "dst",     "country", "asn",     "error"};
+    "client", "method",   "target",   "status",  "sent", "received", "ms",  "sni",    "term",
+    "tool",   "version",  "id",       "offered", "pid",  "uid",      "exe", "sha256", "cmd",
+    "chain",  "mismatch", "decision", "rule",    "dst",  "country",  "asn", "error"};
 
 /* True when an access line may leave key out. */
 static bool access_key_optional(const char *key)
 {
-    static const char *const optional[] = {"version", "offered", "pid", "exe", "mismatch", "error"};
+    static const char *const optional[] = {"version", "offered", "pid",   "uid",      "exe",
+                                           "sha256",  "cmd",     "chain", "mismatch", "error"};
 
     for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
         if (strcmp(key, optional[i]) == 0)
@@ -394,6 +395,11 @@ static void check_access_line(const char *line, size_t n, const struct audit_rec
             CHECK(ve < end);
             if (strcmp(access_keys[k], "target") == 0)
                 check_escaped(v + 1, (size_t)(ve - v - 1), rec->target, strlen(rec->target), false,
+                              true);
+            if (strcmp(access_keys[k], "cmd") == 0)
+                check_escaped(v + 1, (size_t)(ve - v - 1), rec->cmd, strlen(rec->cmd), false, true);
+            if (strcmp(access_keys[k], "chain") == 0)
+                check_escaped(v + 1, (size_t)(ve - v - 1), rec->chain, strlen(rec->chain), false,
                               true);
             if (strcmp(access_keys[k], "offered") == 0)
                 check_escaped(v + 1, (size_t)(ve - v - 1), rec->offered, strlen(rec->offered),
@@ -456,6 +462,11 @@ static void fuzz_access_line(const uint8_t *data, size_t size)
     rec.tool = "unidentified";
     rec.id_source = identity_source_str(id.source);
     rec.offered = id.user;
+    /* A client's own command line is as hostile as its request target. */
+    rec.pid = 4242;
+    rec.uid = 1000;
+    rec.cmd = target;
+    rec.chain = target;
     rec.error = "";
     rec.decision = "-";
     rec.rule = "-";

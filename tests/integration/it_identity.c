@@ -879,38 +879,37 @@ static void test_run_isolate(void **state)
     }
     {
         char u1[128], u2[128], u3[128], u4[128], u5[128], u6[128], u7[128];
-        snprintf(
-            script, sizeof(script),
-            "curl -s -o /dev/null -w 'proxied=%%{http_code}\\n' %s\n"
-            "curl -s -o /dev/null -w 'spoofed=%%{http_code}\\n' -x http://self:x@%s %s\n"
-            "curl -s -m 5 --noproxy '*' -o /dev/null %s; echo \"direct=$?\"\n"
-            "python3 -c \"$DNS_PROBE\" %s inside-probe.test; echo \"dns=$?\"\n"
-            /* decoys first: the banned one must not hide behind many others */
-            "pids=; for i in $(seq 40); do sleep 30 & pids=\"$pids $!\"; done\n"
-            "python3 -c \"import urllib.request as u, urllib.error as e\n"
-            "try: u.urlopen('%s', timeout=10)\n"
-            "except e.HTTPError as x: print('banned=%%d' %% x.code)\"\n"
-            "kill $pids\n"
-            /* A keep-alive connection opened before a banned tool starts: its next request
-             * is decided on who runs now. */
-            "exec 3<>/dev/tcp/127.0.0.1/$PROXY_PORT\n"
-            "printf 'GET %s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3\n"
-            "sleep 0.3\n"
-            /* forked twice: it leaves its parent, not the namespace */
-            "sh -c \"python3 -c 'import time; time.sleep(30)' >/dev/null 2>&1 &\"\n"
-            "sleep 0.5\n"
-            "printf 'GET %s HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' >&3\n"
-            "timeout 5 cat <&3 >/dev/null; exec 3>&-\n"
-            "curl -s -o /dev/null -w 'orphan=%%{http_code}\\n' %s\n",
-            it_url(t, "/iso-proxied", u1, sizeof(u1)),
-            /* inside, the proxy's address is the relay's */
-            "127.0.0.1:$PROXY_PORT", it_url(t, "/iso-spoofed", u2, sizeof(u2)),
-            /* by address: a name would fail earlier, at the resolver */
-            (snprintf(u3, sizeof(u3), "http://127.0.0.1:%u/iso-direct", origin_port(t->origin)),
-             u3),
-            dnsport, it_url(t, "/iso-banned", u4, sizeof(u4)),
-            it_url(t, "/iso-ka-1", u5, sizeof(u5)), it_url(t, "/iso-ka-2", u6, sizeof(u6)),
-            it_url(t, "/iso-orphan", u7, sizeof(u7)));
+
+        snprintf(u3, sizeof(u3), "http://127.0.0.1:%u/iso-direct", origin_port(t->origin));
+        snprintf(script, sizeof(script),
+                 "curl -s -o /dev/null -w 'proxied=%%{http_code}\\n' %s\n"
+                 "curl -s -o /dev/null -w 'spoofed=%%{http_code}\\n' -x http://self:x@%s %s\n"
+                 "curl -s -m 5 --noproxy '*' -o /dev/null %s; echo \"direct=$?\"\n"
+                 "python3 -c \"$DNS_PROBE\" %s inside-probe.test; echo \"dns=$?\"\n"
+                 /* decoys first: the banned one must not hide behind many others */
+                 "pids=; for i in $(seq 40); do sleep 30 & pids=\"$pids $!\"; done\n"
+                 "python3 -c \"import urllib.request as u, urllib.error as e\n"
+                 "try: u.urlopen('%s', timeout=10)\n"
+                 "except e.HTTPError as x: print('banned=%%d' %% x.code)\"\n"
+                 "kill $pids\n"
+                 /* A keep-alive connection opened before a banned tool starts: its next request
+                  * is decided on who runs now. */
+                 "exec 3<>/dev/tcp/127.0.0.1/$PROXY_PORT\n"
+                 "printf 'GET %s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3\n"
+                 "sleep 0.3\n"
+                 /* forked twice: it leaves its parent, not the namespace */
+                 "sh -c \"python3 -c 'import time; time.sleep(30)' >/dev/null 2>&1 &\"\n"
+                 "sleep 0.5\n"
+                 "printf 'GET %s HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' >&3\n"
+                 "timeout 5 cat <&3 >/dev/null; exec 3>&-\n"
+                 "curl -s -o /dev/null -w 'orphan=%%{http_code}\\n' %s\n",
+                 it_url(t, "/iso-proxied", u1, sizeof(u1)),
+                 /* inside, the proxy's address is the relay's */
+                 "127.0.0.1:$PROXY_PORT", it_url(t, "/iso-spoofed", u2, sizeof(u2)),
+                 u3, /* by address: a name would fail earlier, at the resolver */
+                 dnsport, it_url(t, "/iso-banned", u4, sizeof(u4)),
+                 it_url(t, "/iso-ka-1", u5, sizeof(u5)), it_url(t, "/iso-ka-2", u6, sizeof(u6)),
+                 it_url(t, "/iso-orphan", u7, sizeof(u7)));
     }
     assert_int_equal(setenv("DNS_PROBE", dns_probe, 1), 0);
     {
