@@ -569,6 +569,38 @@ static void test_run_sets_environment(void **state)
         it_assert_access_field(line, "tool", "beta"); /* sent unasked: no 407 needed */
         free(line);
     }
+    /* node: its own fetch reads no proxy variable before node 24, so npm, the node client
+     * every machine with node has, stands for it. */
+    if (access("/usr/bin/npm", X_OK) == 0) {
+        char registry[128], cache[600];
+        const char *const argv[] = {sluiceproc_bin(),
+                                    "run",
+                                    "--tool",
+                                    "beta",
+                                    "--listen",
+                                    listen,
+                                    "--policy-dir",
+                                    dir,
+                                    "--",
+                                    "npm",
+                                    "view",
+                                    "run-npm",
+                                    "--registry",
+                                    it_url(t, "/", registry, sizeof(registry)),
+                                    "--fetch-retries",
+                                    "0",
+                                    "--cache",
+                                    cache,
+                                    NULL};
+        snprintf(cache, sizeof(cache), "%s/npm-cache", t->env->dir);
+        (void)run(argv); /* no registry there: the request is what counts */
+        line = it_access_line(t, "/run-npm\"", NULL);
+        it_assert_access_field(line, "tool", "beta");
+        it_assert_access_field(line, "id", "proxy-user");
+        free(line);
+    } else {
+        print_message("npm is not installed: the node client is not tried\n");
+    }
     {
         uint16_t closed = 0;
         int fd = tio_listen("127.0.0.1", 1, &closed);
