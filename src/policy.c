@@ -1320,8 +1320,8 @@ void policy_decide(const struct policy_snapshot *p, const struct policy_query *q
     if (q->identity_unverified) {
         decide(d, POLICY_BLOCK, tool, org,
                "the processes this isolated tool started could not all be looked at for a "
-               "banned tool (more than 1024, or hidden from sluice); run fewer, or run sluice "
-               "as their user or root",
+               "banned tool (more than 1024, more than 10 ms of looking, or hidden from sluice); "
+               "run fewer, or run sluice as their user or root",
                "identity-unverified", "");
         return;
     }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -218,19 +219,35 @@ static bool procid_children(pid_t pid, pid_t *queue, size_t *n, size_t cap)
     return ok;
 }
 
+/* Nanoseconds since start. */
+static long procid_elapsed_ns(const struct timespec *start)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - start->tv_sec) * 1000000000L + (now.tv_nsec - start->tv_nsec);
+}
+
 /* Walks pid's descendants; see the header. */
 int procid_walk_descendants(pid_t pid, bool (*visit)(const struct procid_proc *, void *), void *arg,
                             struct procid_proc *scratch)
 {
     pid_t *queue = malloc(PROCID_MAX_TREE * sizeof(*queue));
+    struct timespec start;
     size_t n = 0;
     int rc = 0;
 
     if (queue == NULL)
         return -1;
+    clock_gettime(CLOCK_MONOTONIC, &start);
     if (!procid_children(pid, queue, &n, PROCID_MAX_TREE))
         rc = -1;
     for (size_t i = 0; rc == 0 && i < n; i++) {
+        /* The walk runs on a worker's loop: past its budget, what is left is not seen. */
+        if (procid_elapsed_ns(&start) > PROCID_TREE_BUDGET_NS) {
+            rc = -1;
+            break;
+        }
         procid_describe(queue[i], scratch);
         if (visit(scratch, arg))
             rc = 1;

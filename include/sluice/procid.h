@@ -22,8 +22,10 @@
 #define PROCID_MAX_HINTS 16
 /* Chains remembered, each under its process's pid and start time. */
 #define PROCID_MAX_CHAINS 4
-/* Descendants of a `sluice run --isolate` launcher looked at, at most. */
-#define PROCID_MAX_TREE 1024
+/* Descendants of a `sluice run --isolate` launcher looked at, at most, and for at most
+ * this long (the walk runs on a worker's loop): 10 ms. */
+#define PROCID_MAX_TREE       1024
+#define PROCID_TREE_BUDGET_NS 10000000L
 /* Ancestors looked at, at most, for the outermost launcher above a process. */
 #define PROCID_MAX_ANCESTORS 1024
 
@@ -63,8 +65,9 @@ int procid_outer_launcher(const struct procid *c, struct procid_proc *out);
 /*
  * Visits the processes pid started, and theirs, breadth first, each described into
  * *scratch, until visit returns true: returns 1 with *scratch that process.  Returns 0
- * when all were visited, or -1 when there are more than PROCID_MAX_TREE (what was not
- * seen cannot be vouched for).  /proc/PID/task/TID/children lists them (Linux 4.2 on).
+ * when all were visited, or -1 when there are more than PROCID_MAX_TREE or the walk
+ * takes longer than PROCID_TREE_BUDGET_NS (what was not seen cannot be vouched for).
+ * /proc/PID/task/TID/children lists them (Linux 4.2 on).
  */
 int procid_walk_descendants(pid_t pid, bool (*visit)(const struct procid_proc *, void *), void *arg,
                             struct procid_proc *scratch);
