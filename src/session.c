@@ -25,6 +25,7 @@
 #include "sluice/errpage.h"
 #include "sluice/log.h"
 #include "sluice/procid.h"
+#include "sluice/proclookup.h"
 #include "sluice/proxyproto.h"
 #include "sluice/urlpath.h"
 
@@ -44,6 +45,7 @@ static_assert(SETTINGS_TOOL_ID_MAX + IDENTITY_USER_MAX <= POOL_OWNER_MAX,
 #define SESSION_RECHECK_MS 100
 
 static void session_rematch_process(struct session *s, const struct policy_snapshot *p);
+static void session_dispatch(struct session *s, const char *buf);
 
 static void session_client_cb(struct sock *so, short what, void *arg);
 static void session_upstream_cb(struct sock *so, short what, void *arg);
@@ -254,59 +256,37 @@ static void session_format_addr(const struct sockaddr *sa, char *out, size_t cap
     }
 }
 
-/* Frees what is known of the process behind s. */
-static void session_proc_clear(struct session_proc *proc)
-{
-    free(proc->tool);
-    free(proc->exe);
-    free(proc->cmd);
-    free(proc->chain);
-    memset(proc, 0, sizeof(*proc));
-}
-
 /*
- * Notes which tool chain names under p, by which process, and that process's executable
- * (its hash, when known or once the hashing thread has it), replacing what was noted.
+ * The lookup of s's process is done (on the loop): s takes what was found.  A first head
+ * that was waiting for it goes on now.
  */
-static void session_take_process_match(struct session *s, const struct policy_snapshot *p,
-                                       struct procid *chain)
+static void session_lookup_done(struct proclookup_record *r, void *arg)
 {
-    struct identity_process_match m;
-    const struct procid_proc *who;
+    struct session *s = arg;
 
-    identity_match_process(p, chain, &m);
-    who = procid_nth(chain, m.tool != NULL ? m.depth : 0);
-    free(s->proc.tool);
-    s->proc.tool = m.tool != NULL ? strdup(m.tool->id) : NULL;
-    free(s->proc.exe);
-    s->proc.exe = strdup(who->exe);
-    s->proc.isolated = m.isolated;
-    s->proc.unverified = m.unverified;
-    s->proc.checked_ms = session_now_ms();
-    if (!exehash_of_pid(who->pid, &s->proc.exe_key, s->proc.sha256))
-        s->proc.sha256[0] = '\0';
-}
+    s->lookup = NULL;
+    proclookup_record_clear(&s->proc);
+    s->proc = *r;
+    memset(r, 0, sizeof(*r)); /* moved: the strings are s's now */
+    if (s->head_waiting) {
+        const char *buf;
 
-/* Notes the process behind s: chain, as found at accept, and what it names under p. */
-static void session_take_process(struct session *s, const struct policy_snapshot *p,
-                                 struct procid *chain)
-{
-    char text[PROCID_MAX_ARGS + 64];
-
-    s->proc.pid = chain->chain[0].pid;
-    s->proc.start = chain->start;
-    s->proc.uid = chain->uid;
-    procid_command_line(&chain->chain[0], text, sizeof(text));
-    s->proc.cmd = strdup(text);
-    procid_chain_names(chain, text, sizeof(text));
-    s->proc.chain = strdup(text);
-    session_take_process_match(s, p, chain);
+        s->head_waiting = false;
+        sock_set_reading(s->client, true);
+        buf = (const char *)evbuffer_pullup(sock_in(s->client), (ev_ssize_t)s->head.head_len);
+        if (buf == NULL) {
+            session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);
+            return;
+        }
+        session_dispatch(s, buf);
+    }
 }
 
 /*
- * For a loopback client: the process behind the connection, and the tool it or one of
- * its ancestors is under the current policy.  Done once, at accept (the process does not
- * change); a request still names its tool by the strongest source (identity.h).
+ * For a loopback or Unix client: starts looking for the process behind the connection,
+ * and the tool it or one of its ancestors is under the current policy, in the worker's
+ * lookup thread (proclookup.h).  Done once, at accept (the process does not change); a
+ * request still names its tool by the strongest source (identity.h).
  */
 static void session_find_process(struct session *s, evutil_socket_t fd, const struct sockaddr *peer)
 {
@@ -314,20 +294,21 @@ static void session_find_process(struct session *s, evutil_socket_t fd, const st
     socklen_t len = sizeof(local);
     struct ucred cred = {0};
     socklen_t credlen = sizeof(cred);
-    struct procid chain;
 
+    if (s->env->lookups == NULL)
+        return;
     if (peer->sa_family == AF_UNIX) {
         /* The kernel names the peer of a Unix socket: no lookup, nothing it could forge. */
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) < 0 || cred.pid <= 0 ||
-            procid_of_pid(cred.pid, &chain) < 0)
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) < 0 || cred.pid <= 0)
             return;
-    } else if ((peer->sa_family != AF_INET && peer->sa_family != AF_INET6) ||
-               getsockname(fd, (struct sockaddr *)&local, &len) < 0 ||
-               !procid_is_local(peer, (struct sockaddr *)&local) ||
-               procid_lookup(&s->env->procid, peer, (struct sockaddr *)&local, &chain) < 0) {
-        return;
+        s->lookup = proclookup_submit(s->env->lookups, s->policy, NULL, NULL, cred.pid,
+                                      session_lookup_done, s);
+    } else if ((peer->sa_family == AF_INET || peer->sa_family == AF_INET6) &&
+               getsockname(fd, (struct sockaddr *)&local, &len) == 0 &&
+               procid_is_local(peer, (struct sockaddr *)&local)) {
+        s->lookup = proclookup_submit(s->env->lookups, s->policy, peer, (struct sockaddr *)&local,
+                                      0, session_lookup_done, s);
     }
-    session_take_process(s, s->policy, &chain);
 }
 
 /* Takes over an accepted socket and starts reading the first request head. */
@@ -379,7 +360,9 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
 
 fail:
     if (s != NULL) {
-        session_proc_clear(&s->proc);
+        if (s->lookup != NULL)
+            proclookup_cancel(s->lookup);
+        proclookup_record_clear(&s->proc);
         policy_unref(s->policy);
         sock_free(s->client);
         if (s->timer != NULL)
@@ -416,7 +399,10 @@ void session_close(struct session *s, char who, char phase)
     s->client = NULL;
     free(s->fields);
     s->fields = NULL;
-    session_proc_clear(&s->proc);
+    if (s->lookup != NULL)
+        proclookup_cancel(s->lookup);
+    s->lookup = NULL;
+    proclookup_record_clear(&s->proc);
     policy_unref(s->policy);
     s->policy = NULL;
     TAILQ_REMOVE(&env->live, s, entry);
@@ -1260,6 +1246,13 @@ static void session_read_head(struct session *s)
             session_close(s, TERM_CLIENT, TERM_PH_REQUEST);
         return;
     }
+    /* The first request is decided knowing the process: it waits for the lookup (bounded
+     * by the lookup's own budgets and the head timeout), reading nothing meanwhile. */
+    if (s->lookup != NULL) {
+        s->head_waiting = true;
+        sock_set_reading(s->client, false);
+        return;
+    }
     session_dispatch(s, buf);
 }
 
@@ -1430,11 +1423,11 @@ void session_drain(struct session *s)
  */
 static void session_rematch_process(struct session *s, const struct policy_snapshot *p)
 {
-    struct procid chain;
+    static _Thread_local struct procid chain; /* large: off the stack */
 
     if (s->proc.pid <= 0 || procid_of_process(s->proc.pid, s->proc.start, &chain) < 0)
         return;
-    session_take_process_match(s, p, &chain);
+    proclookup_record_match(&s->proc, p, &chain, session_now_ms());
 }
 
 /* Decides an exchange under way again on the newest policy; see the header. */

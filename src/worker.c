@@ -18,6 +18,7 @@
 #include "sluice/netguard.h"
 #include "sluice/pipes.h"
 #include "sluice/pool.h"
+#include "sluice/proclookup.h"
 #include "sluice/resolve.h"
 
 /* How long accepting pauses when the process is out of descriptors. */
@@ -336,15 +337,17 @@ int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s,
     env->pool =
         pool_new(env->base, s->upstream_idle_max, s->upstream_idle_per_host, s->upstream_idle_ms);
     env->pipes = pipes_new(WORKER_MAX_PIPES);
+    /* Finding a client's process reads /proc: a thread of the worker's own does it. */
+    env->lookups = proclookup_new(env->base);
     env->reap = event_new(env->base, -1, 0, worker_reap_cb, w);
     w->wake = event_new(env->base, -1, 0, worker_wake_cb, w);
     w->policy_changed = event_new(env->base, -1, 0, worker_policy_cb, w);
     w->log_flush = evtimer_new(env->base, worker_log_flush_cb, w);
     w->accept_retry = evtimer_new(env->base, worker_accept_retry_cb, w);
     w->drain_timer = evtimer_new(env->base, worker_drain_timeout_cb, w);
-    if (env->pool == NULL || env->pipes == NULL || env->reap == NULL || w->wake == NULL ||
-        w->policy_changed == NULL || w->log_flush == NULL || w->accept_retry == NULL ||
-        w->drain_timer == NULL) {
+    if (env->pool == NULL || env->pipes == NULL || env->lookups == NULL || env->reap == NULL ||
+        w->wake == NULL || w->policy_changed == NULL || w->log_flush == NULL ||
+        w->accept_retry == NULL || w->drain_timer == NULL) {
         *errstr = "out of memory";
         goto fail;
     }
@@ -464,6 +467,7 @@ void worker_finish(struct worker *w)
         session_free(s);
     }
     worker_close_listeners(w);
+    proclookup_free(env->lookups); /* the sessions are gone: their lookups are freed unread */
     pool_free(env->pool);
     pipes_free(env->pipes);
     if (env->dns != NULL)

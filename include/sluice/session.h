@@ -33,7 +33,7 @@
 
 #include "sluice/clientcap.h"
 #include "sluice/credentials.h"
-#include "sluice/procid.h"
+#include "sluice/proclookup.h"
 #include "sluice/dial.h"
 #include "sluice/forward.h"
 #include "sluice/http1.h"
@@ -78,7 +78,7 @@ struct session_env {
     bool draining;               /* finished exchanges close their connection */
     atomic_uint *open_total;     /* open client connections across all workers */
     struct clientcap *clientcap; /* connections per client address, or NULL: no cap */
-    struct procid_cache procid;  /* the processes that held the last loopback clients */
+    struct proclookup *lookups;  /* the worker's process lookup thread, or NULL: none */
 };
 
 /* How a connection came in: what its listener says of it, and what the worker did. */
@@ -131,22 +131,6 @@ struct exchange {
     char term[3];                    /* termination code: TERM_* then TERM_PH_* */
 };
 
-/* The local process behind a connection, found once at accept; strings owned. */
-struct session_proc {
-    pid_t pid;           /* 0 when not known */
-    uint64_t start;      /* its start time: the pid alone may name another later */
-    uint32_t uid;        /* its owner; UINT32_MAX when not known */
-    char *tool;          /* the tool its process chain matched (an id), or NULL */
-    char *exe;           /* the executable that matched (or the process's own), or NULL */
-    char *cmd;           /* its command line, secrets redacted, or NULL */
-    char *chain;         /* its chain by executable name ("curl<bash<sshd"), or NULL */
-    bool isolated;       /* it came through a `sluice run --isolate` launcher (identity.h) */
-    bool unverified;     /* ... whose started processes could not all be looked at: refused */
-    uint64_t checked_ms; /* when the chain was last matched (isolated: again per request) */
-    struct exehash_key exe_key; /* exe's file, for its hash */
-    char sha256[EXEHASH_HEX];   /* exe's hash, or "" while not (yet) known */
-};
-
 /* A client connection; on its env's live list, freed by the reaper after session_close(). */
 struct session {
     struct session_env *env;        /* the worker's loop and resources; not owned */
@@ -164,17 +148,19 @@ struct session {
     uint32_t timer_ms;                     /* length of the inactivity bound being enforced */
     char client_addr[64];                  /* "ip:port" of the client, for the log */
     union netguard_sockaddr client_sa;     /* the client's address, counted in env->clientcap */
-    bool cap_held;             /* client_sa is counted in env->clientcap (release it at close) */
-    bool proxy_header;         /* a PROXY protocol header from a trusted balancer comes first */
-    struct session_proc proc;  /* the local process behind the connection, when known */
-    uint32_t requests;         /* requests started on this connection */
-    uint32_t linger_discarded; /* bytes thrown away while lingering */
-    size_t linger_left;        /* output left at the last sign of progress while lingering */
-    bool linger_shut;          /* lingering: the client was half-closed */
-    bool client_eof;           /* the client half-closed after a complete request */
-    bool upstream_reused;      /* the upstream came from the pool or was pinned */
-    bool upstream_pinned;      /* the upstream is the one pinned to this client */
-    struct dial *dial;         /* reaching the upstream, while it is under way; owned, or NULL */
+    bool cap_held;     /* client_sa is counted in env->clientcap (release it at close) */
+    bool proxy_header; /* a PROXY protocol header from a trusted balancer comes first */
+    struct proclookup_record proc; /* the local process behind the connection, when known */
+    struct proclookup_job *lookup; /* its lookup while under way, or NULL */
+    bool head_waiting;             /* the first head is complete and waits for the lookup */
+    uint32_t requests;             /* requests started on this connection */
+    uint32_t linger_discarded;     /* bytes thrown away while lingering */
+    size_t linger_left;            /* output left at the last sign of progress while lingering */
+    bool linger_shut;              /* lingering: the client was half-closed */
+    bool client_eof;               /* the client half-closed after a complete request */
+    bool upstream_reused;          /* the upstream came from the pool or was pinned */
+    bool upstream_pinned;          /* the upstream is the one pinned to this client */
+    struct dial *dial; /* reaching the upstream, while it is under way; owned, or NULL */
     struct session_pinned *pinned; /* kept for connection-bound authentication; owned */
     struct http1_parser parser;    /* the request head being read */
     struct http1_head head;

@@ -1,0 +1,248 @@
+/* Process lookups off the worker's loop; see include/sluice/proclookup.h. */
+#include "sluice/proclookup.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "sluice/identity.h"
+
+/* Bytes of a command line or chain kept for the record. */
+#define PROCLOOKUP_TEXT (PROCID_MAX_ARGS + 64)
+
+/* Frees a record's strings; see the header. */
+void proclookup_record_clear(struct proclookup_record *r)
+{
+    free(r->tool);
+    free(r->exe);
+    free(r->cmd);
+    free(r->chain);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Matches a chain into a record; see the header. */
+void proclookup_record_match(struct proclookup_record *r, const struct policy_snapshot *p,
+                             struct procid *chain, uint64_t now_ms)
+{
+    struct identity_process_match m;
+    const struct procid_proc *who;
+
+    identity_match_process(p, chain, &m);
+    who = procid_nth(chain, m.tool != NULL ? m.depth : 0);
+    free(r->tool);
+    r->tool = m.tool != NULL ? strdup(m.tool->id) : NULL;
+    free(r->exe);
+    r->exe = strdup(who->exe);
+    r->isolated = m.isolated;
+    r->unverified = m.unverified;
+    r->checked_ms = now_ms;
+    if (!exehash_of_pid(who->pid, &r->exe_key, r->sha256))
+        r->sha256[0] = '\0';
+}
+
+/* Fills a record from a chain; see the header. */
+void proclookup_record_fill(struct proclookup_record *r, const struct policy_snapshot *p,
+                            struct procid *chain, uint64_t now_ms)
+{
+    char text[PROCLOOKUP_TEXT];
+
+    proclookup_record_clear(r);
+    r->pid = chain->chain[0].pid;
+    r->start = chain->start;
+    r->uid = chain->uid;
+    procid_command_line(&chain->chain[0], text, sizeof(text));
+    r->cmd = strdup(text);
+    procid_chain_names(chain, text, sizeof(text));
+    r->chain = strdup(text);
+    proclookup_record_match(r, p, chain, now_ms);
+}
+
+/* One connection's lookup: what to look for, and what was found. */
+struct proclookup_job {
+    TAILQ_ENTRY(proclookup_job) queued; /* in the thread's queue, under lock */
+    TAILQ_ENTRY(proclookup_job) all;    /* among the jobs not yet freed (loop thread only) */
+    struct proclookup *pl;
+    struct policy_snapshot *policy; /* a reference */
+    struct sockaddr_storage peer, local;
+    pid_t unix_pid;
+    atomic_bool cancelled;
+    struct event *done; /* on the worker's base: activated by the thread when it is done */
+    proclookup_done_fn fn;
+    void *arg;
+    struct proclookup_record result; /* written by the thread before it activates done */
+};
+TAILQ_HEAD(proclookup_jobs, proclookup_job);
+
+struct proclookup {
+    struct event_base *base;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stopping;                /* under lock */
+    struct proclookup_jobs queue; /* waiting for the thread; under lock */
+    struct proclookup_jobs all;   /* every job not yet freed; the loop thread's alone */
+    struct procid_cache cache;    /* the thread's alone */
+    struct procid chain;          /* the thread's scratch: large */
+};
+
+/* The monotonic clock in ms, as session.c keeps it. */
+static uint64_t proclookup_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Does one job's lookup, in the thread. */
+static void proclookup_run(struct proclookup *pl, struct proclookup_job *job)
+{
+    bool found;
+
+    if (job->unix_pid > 0)
+        found = procid_of_pid(job->unix_pid, &pl->chain) == 0;
+    else
+        found = procid_lookup(&pl->cache, (const struct sockaddr *)&job->peer,
+                              (const struct sockaddr *)&job->local, &pl->chain) == 0;
+    if (found)
+        proclookup_record_fill(&job->result, job->policy, &pl->chain, proclookup_now_ms());
+}
+
+/* The thread: takes jobs in order until told to stop. */
+static void *proclookup_main(void *arg)
+{
+    struct proclookup *pl = arg;
+    struct proclookup_job *job;
+
+    pthread_mutex_lock(&pl->lock);
+    for (;;) {
+        while (TAILQ_EMPTY(&pl->queue) && !pl->stopping)
+            pthread_cond_wait(&pl->wake, &pl->lock);
+        if (pl->stopping)
+            break;
+        job = TAILQ_FIRST(&pl->queue);
+        TAILQ_REMOVE(&pl->queue, job, queued);
+        pthread_mutex_unlock(&pl->lock);
+        if (!atomic_load(&job->cancelled))
+            proclookup_run(pl, job);
+        /* From here the job is the loop's again. */
+        event_active(job->done, 0, 0);
+        pthread_mutex_lock(&pl->lock);
+    }
+    pthread_mutex_unlock(&pl->lock);
+    return NULL;
+}
+
+/* Frees a job the thread no longer holds. */
+static void proclookup_job_free(struct proclookup_job *job)
+{
+    TAILQ_REMOVE(&job->pl->all, job, all);
+    if (job->done != NULL)
+        event_free(job->done);
+    policy_unref(job->policy);
+    proclookup_record_clear(&job->result);
+    free(job);
+}
+
+/* On the loop: a job is done; its connection takes the result unless it went away. */
+static void proclookup_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proclookup_job *job = arg;
+
+    (void)fd;
+    (void)what;
+    if (!atomic_load(&job->cancelled))
+        job->fn(&job->result, job->arg);
+    proclookup_job_free(job);
+}
+
+/* Starts the thread; see the header. */
+struct proclookup *proclookup_new(struct event_base *base)
+{
+    struct proclookup *pl = calloc(1, sizeof(*pl));
+
+    if (pl == NULL)
+        return NULL;
+    pl->base = base;
+    TAILQ_INIT(&pl->queue);
+    TAILQ_INIT(&pl->all);
+    pthread_mutex_init(&pl->lock, NULL);
+    pthread_cond_init(&pl->wake, NULL);
+    if (pthread_create(&pl->thread, NULL, proclookup_main, pl) != 0) {
+        pthread_mutex_destroy(&pl->lock);
+        pthread_cond_destroy(&pl->wake);
+        free(pl);
+        return NULL;
+    }
+    return pl;
+}
+
+/* Stops the thread and frees what is left; see the header. */
+void proclookup_free(struct proclookup *pl)
+{
+    struct proclookup_job *job;
+
+    if (pl == NULL)
+        return;
+    pthread_mutex_lock(&pl->lock);
+    pl->stopping = true;
+    pthread_cond_signal(&pl->wake);
+    pthread_mutex_unlock(&pl->lock);
+    pthread_join(pl->thread, NULL);
+    while ((job = TAILQ_FIRST(&pl->all)) != NULL)
+        proclookup_job_free(job);
+    pthread_mutex_destroy(&pl->lock);
+    pthread_cond_destroy(&pl->wake);
+    free(pl);
+}
+
+/* Copies a socket address of its family's size into out. */
+static void proclookup_copy_addr(struct sockaddr_storage *out, const struct sockaddr *sa)
+{
+    memset(out, 0, sizeof(*out));
+    if (sa == NULL)
+        return;
+    if (sa->sa_family == AF_INET)
+        memcpy(out, sa, sizeof(struct sockaddr_in));
+    else if (sa->sa_family == AF_INET6)
+        memcpy(out, sa, sizeof(struct sockaddr_in6));
+}
+
+/* Queues a lookup; see the header. */
+struct proclookup_job *proclookup_submit(struct proclookup *pl, struct policy_snapshot *p,
+                                         const struct sockaddr *peer, const struct sockaddr *local,
+                                         pid_t unix_pid, proclookup_done_fn done, void *arg)
+{
+    struct proclookup_job *job = calloc(1, sizeof(*job));
+
+    if (job == NULL)
+        return NULL;
+    job->done = event_new(pl->base, -1, 0, proclookup_done_cb, job);
+    if (job->done == NULL) {
+        free(job);
+        return NULL;
+    }
+    job->pl = pl;
+    job->policy = policy_ref(p);
+    proclookup_copy_addr(&job->peer, peer);
+    proclookup_copy_addr(&job->local, local);
+    job->unix_pid = unix_pid;
+    atomic_init(&job->cancelled, false);
+    job->fn = done;
+    job->arg = arg;
+    TAILQ_INSERT_TAIL(&pl->all, job, all);
+    pthread_mutex_lock(&pl->lock);
+    TAILQ_INSERT_TAIL(&pl->queue, job, queued);
+    pthread_cond_signal(&pl->wake);
+    pthread_mutex_unlock(&pl->lock);
+    return job;
+}
+
+/* Forgets a job's connection; see the header. */
+void proclookup_cancel(struct proclookup_job *job)
+{
+    atomic_store(&job->cancelled, true);
+}
