@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -123,11 +124,16 @@ static void *exehash_main(void *arg)
 /* Starts the thread; see the header. */
 int exehash_start(void)
 {
+    sigset_t all, old;
     int rc;
 
     pthread_mutex_lock(&exehash.lock);
     exehash.stopping = false;
+    /* The main thread takes the signals: this one starts with every one blocked. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = exehash.running ? 0 : pthread_create(&exehash.thread, NULL, exehash_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     exehash.running = exehash.running || rc == 0;
     pthread_mutex_unlock(&exehash.lock);
     return rc == 0 ? 0 : -1;

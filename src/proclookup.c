@@ -2,11 +2,13 @@
 #include "sluice/proclookup.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sluice/identity.h"
 
@@ -39,6 +41,7 @@ void proclookup_record_match(struct proclookup_record *r, const struct policy_sn
     r->isolated = m.isolated;
     r->unverified = m.unverified;
     r->checked_ms = now_ms;
+    r->generation = p->generation;
     if (!exehash_of_pid(who->pid, &r->exe_key, r->sha256))
         r->sha256[0] = '\0';
 }
@@ -83,6 +86,7 @@ struct proclookup {
     pthread_cond_t wake;
     bool stopping;                /* under lock */
     struct proclookup_jobs queue; /* waiting for the thread; under lock */
+    size_t nqueued;               /* its length; under lock */
     struct proclookup_jobs all;   /* every job not yet freed; the loop thread's alone */
     struct procid_cache cache;    /* the thread's alone */
     struct procid chain;          /* the thread's scratch: large */
@@ -102,6 +106,14 @@ static void proclookup_run(struct proclookup *pl, struct proclookup_job *job)
 {
     bool found;
 
+#ifdef SLUICE_FAULT_INJECTION
+    /* Test builds only: a slow lookup, so that the tests can reach what happens meanwhile. */
+    {
+        const char *delay = getenv("SLUICE_TEST_LOOKUP_DELAY_MS");
+        if (delay != NULL)
+            usleep((useconds_t)strtoul(delay, NULL, 10) * 1000);
+    }
+#endif
     if (job->unix_pid > 0)
         found = procid_of_pid(job->unix_pid, &pl->chain) == 0;
     else
@@ -125,6 +137,7 @@ static void *proclookup_main(void *arg)
             break;
         job = TAILQ_FIRST(&pl->queue);
         TAILQ_REMOVE(&pl->queue, job, queued);
+        pl->nqueued--;
         pthread_mutex_unlock(&pl->lock);
         if (!atomic_load(&job->cancelled))
             proclookup_run(pl, job);
@@ -163,6 +176,8 @@ static void proclookup_done_cb(evutil_socket_t fd, short what, void *arg)
 struct proclookup *proclookup_new(struct event_base *base)
 {
     struct proclookup *pl = calloc(1, sizeof(*pl));
+    sigset_t all, old;
+    bool started;
 
     if (pl == NULL)
         return NULL;
@@ -171,7 +186,13 @@ struct proclookup *proclookup_new(struct event_base *base)
     TAILQ_INIT(&pl->all);
     pthread_mutex_init(&pl->lock, NULL);
     pthread_cond_init(&pl->wake, NULL);
-    if (pthread_create(&pl->thread, NULL, proclookup_main, pl) != 0) {
+    /* Signals are the main thread's to take (a recv interrupted by one would fail the
+     * lookup): the thread starts with every one blocked. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    started = pthread_create(&pl->thread, NULL, proclookup_main, pl) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!started) {
         pthread_mutex_destroy(&pl->lock);
         pthread_cond_destroy(&pl->wake);
         free(pl);
@@ -216,9 +237,13 @@ struct proclookup_job *proclookup_submit(struct proclookup *pl, struct policy_sn
                                          const struct sockaddr *peer, const struct sockaddr *local,
                                          pid_t unix_pid, proclookup_done_fn done, void *arg)
 {
-    struct proclookup_job *job = calloc(1, sizeof(*job));
+    struct proclookup_job *job;
+    bool full;
 
-    if (job == NULL)
+    pthread_mutex_lock(&pl->lock);
+    full = pl->nqueued >= PROCLOOKUP_MAX_QUEUED;
+    pthread_mutex_unlock(&pl->lock);
+    if (full || (job = calloc(1, sizeof(*job))) == NULL)
         return NULL;
     job->done = event_new(pl->base, -1, 0, proclookup_done_cb, job);
     if (job->done == NULL) {
@@ -236,6 +261,7 @@ struct proclookup_job *proclookup_submit(struct proclookup *pl, struct policy_sn
     TAILQ_INSERT_TAIL(&pl->all, job, all);
     pthread_mutex_lock(&pl->lock);
     TAILQ_INSERT_TAIL(&pl->queue, job, queued);
+    pl->nqueued++;
     pthread_cond_signal(&pl->wake);
     pthread_mutex_unlock(&pl->lock);
     return job;

@@ -46,6 +46,7 @@ static_assert(SETTINGS_TOOL_ID_MAX + IDENTITY_USER_MAX <= POOL_OWNER_MAX,
 
 static void session_rematch_process(struct session *s, const struct policy_snapshot *p);
 static void session_dispatch(struct session *s, const char *buf);
+static void session_stop_waiting(struct session *s);
 
 static void session_client_cb(struct sock *so, short what, void *arg);
 static void session_upstream_cb(struct sock *so, short what, void *arg);
@@ -263,12 +264,20 @@ static void session_format_addr(const struct sockaddr *sa, char *out, size_t cap
 static void session_lookup_done(struct proclookup_record *r, void *arg)
 {
     struct session *s = arg;
+    struct policy_snapshot *p;
 
     s->lookup = NULL;
     proclookup_record_clear(&s->proc);
     s->proc = *r;
     memset(r, 0, sizeof(*r)); /* moved: the strings are s's now */
-    if (s->head_waiting) {
+    /* A reload while the lookup ran: the process is matched again under the new policy,
+     * as a reload does for every known process. */
+    if (s->proc.pid > 0 && (p = policy_acquire()) != NULL) {
+        if (p->generation != s->proc.generation)
+            session_rematch_process(s, p);
+        policy_unref(p);
+    }
+    if (s->head_waiting && s->state == SESSION_ST_HEAD) {
         const char *buf;
 
         s->head_waiting = false;
@@ -280,6 +289,15 @@ static void session_lookup_done(struct proclookup_record *r, void *arg)
         }
         session_dispatch(s, buf);
     }
+}
+
+/* A first head no longer waits for the lookup, which is dropped: the session ends. */
+static void session_stop_waiting(struct session *s)
+{
+    s->head_waiting = false;
+    if (s->lookup != NULL)
+        proclookup_cancel(s->lookup);
+    s->lookup = NULL;
 }
 
 /*
@@ -303,11 +321,13 @@ static void session_find_process(struct session *s, evutil_socket_t fd, const st
             return;
         s->lookup = proclookup_submit(s->env->lookups, s->policy, NULL, NULL, cred.pid,
                                       session_lookup_done, s);
+        s->lookup_refused = s->lookup == NULL;
     } else if ((peer->sa_family == AF_INET || peer->sa_family == AF_INET6) &&
                getsockname(fd, (struct sockaddr *)&local, &len) == 0 &&
                procid_is_local(peer, (struct sockaddr *)&local)) {
         s->lookup = proclookup_submit(s->env->lookups, s->policy, peer, (struct sockaddr *)&local,
                                       0, session_lookup_done, s);
+        s->lookup_refused = s->lookup == NULL;
     }
 }
 
@@ -1246,6 +1266,13 @@ static void session_read_head(struct session *s)
             session_close(s, TERM_CLIENT, TERM_PH_REQUEST);
         return;
     }
+    /* A lookup that could not even be queued: not let out unidentified. */
+    if (s->lookup_refused && s->requests == 1) {
+        session_fail(s, 503, "proxy_internal_error", TERM_PROXY, TERM_PH_REQUEST,
+                     "too many new connections are waiting for their process to be found; "
+                     "try again in a moment");
+        return;
+    }
     /* The first request is decided knowing the process: it waits for the lookup (bounded
      * by the lookup's own budgets and the head timeout), reading nothing meanwhile. */
     if (s->lookup != NULL) {
@@ -1364,6 +1391,21 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
         if (!s->x.active) {
             session_close(s, TERM_NORMAL, TERM_PH_NONE); /* an idle client, nothing owed */
             return;
+        }
+        if (s->head_waiting) {
+            /* The client sent its whole head; sluice could not say who it is in time:
+             * the request is not let out unidentified.  The record still names it. */
+            const char *buf =
+                (const char *)evbuffer_pullup(sock_in(s->client), (ev_ssize_t)s->head.head_len);
+            struct request_error err;
+
+            if (buf != NULL && request_from_head(buf, &s->head, &s->x.req, &err) == 0)
+                session_copy_span(&s->x.target, buf, s->x.req.target);
+            session_stop_waiting(s);
+            session_fail(s, 503, "proxy_internal_error", TERM_PROXY, TERM_PH_REQUEST,
+                         "could not find the process behind this connection in time; try "
+                         "again");
+            break;
         }
         session_fail(s, 408, "http_request_error", TERM_CLIENT_T, TERM_PH_REQUEST,
                      "timed out waiting for the whole request head");

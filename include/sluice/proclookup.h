@@ -32,6 +32,7 @@ struct proclookup_record {
     bool isolated;       /* it came through a `sluice run --isolate` launcher (identity.h) */
     bool unverified;     /* ... whose started processes could not all be looked at: refused */
     uint64_t checked_ms; /* when the chain was last matched (monotonic ms) */
+    uint32_t generation; /* of the policy it was matched under */
     struct exehash_key exe_key; /* exe's file, for its hash */
     char sha256[EXEHASH_HEX];   /* exe's hash, or "" while not (yet) known */
 };
@@ -49,6 +50,10 @@ void proclookup_record_fill(struct proclookup_record *r, const struct policy_sna
 /* Matches chain (the same process, read again) under p into r's tool fields. */
 void proclookup_record_match(struct proclookup_record *r, const struct policy_snapshot *p,
                              struct procid *chain, uint64_t now_ms);
+
+/* Lookups waiting at once in one worker's queue; past that, a new connection's first
+ * request is refused with 503 rather than let out unidentified. */
+#define PROCLOOKUP_MAX_QUEUED 512
 
 struct proclookup;     /* one worker's lookup thread and its queue */
 struct proclookup_job; /* one connection's lookup */
@@ -72,7 +77,8 @@ void proclookup_free(struct proclookup *pl);
  * Queues a lookup for a connection under policy p (a reference is taken): by the TCP
  * peer and local addresses on loopback, or, when unix_pid is positive, by that pid (a
  * Unix socket's SO_PEERCRED).  done(arg) is called on the loop, unless the job is
- * cancelled first.  Returns the job, or NULL when it cannot be queued (out of memory).
+ * cancelled first.  Returns the job, or NULL when it cannot be queued (out of memory, or
+ * PROCLOOKUP_MAX_QUEUED waiting).
  */
 struct proclookup_job *proclookup_submit(struct proclookup *pl, struct policy_snapshot *p,
                                          const struct sockaddr *peer, const struct sockaddr *local,

@@ -153,6 +153,8 @@ struct session {
     struct proclookup_record proc; /* the local process behind the connection, when known */
     struct proclookup_job *lookup; /* its lookup while under way, or NULL */
     bool head_waiting;             /* the first head is complete and waits for the lookup */
+    bool lookup_refused;           /* the lookup could not be queued: the first request is
+                                      refused (503), never let out unidentified */
     uint32_t requests;             /* requests started on this connection */
     uint32_t linger_discarded;     /* bytes thrown away while lingering */
     size_t linger_left;            /* output left at the last sign of progress while lingering */

@@ -1094,6 +1094,88 @@ static void test_run_isolate_unprivileged(void **state)
     assert_int_equal(origin_requests(t->origin), 1);
 }
 
+/* Waits (bounded, 5 s) for text in the proxy's log. */
+static bool wait_log(struct itcase *t, const char *text)
+{
+    for (int i = 0; i < 250; i++) {
+        if (sluiceproc_log_contains(t->env->proxy, text))
+            return true;
+        tio_sleep_ms(20);
+    }
+    return false;
+}
+
+/*
+ * The process lookup runs in a thread; a first request waits for it.  A test build slows
+ * the lookup (SLUICE_TEST_LOOKUP_DELAY_MS) to reach what happens meanwhile: a reload that
+ * adds and bans this process's profile still refuses its request (the result is matched
+ * again under the new policy), and a lookup slower than the head timeout gets a 503 that
+ * says so, not a request let out unidentified.
+ */
+static void test_lookup_off_loop(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = it_write_policy(t, "unidentified: allow\n", "other", "id: other\n");
+    char path[600], req[256];
+    struct rawclient *rc;
+    struct rawresp r = {0};
+    char *line;
+    int base;
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    assert_int_equal(setenv("SLUICE_TEST_LOOKUP_DELAY_MS", "1500", 1), 0);
+    {
+        const char *const args[] = {"--policy-dir", dir, "-w", "1", NULL};
+        it_start_proxy(t, args);
+    }
+    assert_int_equal(unsetenv("SLUICE_TEST_LOOKUP_DELAY_MS"), 0);
+    base = sluiceproc_fd_count(t->env->proxy);
+    rc = it_raw(t);
+    snprintf(req, sizeof(req),
+             "GET http://origin.test:%u/during-reload HTTP/1.1\r\nHost: x\r\n\r\n",
+             origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    /* Accepted, lookup under way: now a reload names this process and bans it. */
+    assert_true(sluiceproc_wait_fds(t->env->proxy, base + 1, 5000));
+    snprintf(path, sizeof(path), "%s/tools/self.yaml", dir);
+    assert_int_equal(
+        tio_write_file(path, "id: self\nidentify: {executables: [\"*/it_identity\"]}\n"), 0);
+    snprintf(path, sizeof(path), "%s/organisation.yaml", dir);
+    assert_int_equal(tio_write_file(path, "unidentified: allow\nbanned_tools: [self]\n"), 0);
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    assert_true(wait_log(t, "reloaded: policy generation"));
+    assert_int_equal(rawclient_response(rc, &r, false, 10000), 403);
+    rawresp_free(&r);
+    rawclient_close(rc);
+    line = it_access_line(t, "/during-reload\"", NULL);
+    it_assert_access_field(line, "tool", "self");
+    it_assert_access_field(line, "rule", "ban:self");
+    free(line);
+    assert_int_equal(origin_requests(t->origin), 0);
+    assert_true(testenv_stop_proxy(t->env));
+
+    assert_int_equal(setenv("SLUICE_TEST_LOOKUP_DELAY_MS", "2500", 1), 0);
+    {
+        const char *const args[] = {"--policy-dir", dir, "--timeout-head", "1s", NULL};
+        it_start_proxy(t, args);
+    }
+    assert_int_equal(unsetenv("SLUICE_TEST_LOOKUP_DELAY_MS"), 0);
+    rc = it_raw(t);
+    snprintf(req, sizeof(req), "GET http://origin.test:%u/slow-lookup HTTP/1.1\r\nHost: x\r\n\r\n",
+             origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_int_equal(rawclient_response(rc, &r, false, 10000), 503);
+    rawresp_free(&r);
+    rawclient_close(rc);
+    line = it_access_line(t, "/slow-lookup\"", NULL);
+    it_assert_access_field(line, "error", "proxy_internal_error");
+    it_assert_access_field(line, "status", "503");
+    free(line);
+    assert_true(sluiceproc_log_contains(t->env->proxy,
+                                        "could not find the process behind this connection"));
+    assert_int_equal(origin_requests(t->origin), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1109,6 +1191,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_env_telemetry_switches, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_reused_pid_not_mistaken, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_run_isolate, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_off_loop, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_run_isolate_unprivileged, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_reload_names_process_of_open_tunnel, it_setup,
                                         it_teardown),
