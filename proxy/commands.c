@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "sluice/auditlog.h"
 #include "sluice/credentials.h"
 #include "sluice/isolate.h"
 #include "sluice/launch.h"
@@ -267,4 +268,14 @@ int command_tools(const struct policy_snapshot *p, int argc, char **argv)
     }
     fprintf(stderr, "sluice: tools takes nothing, show ID or which PID (see sluice help tools)\n");
     return 2;
+}
+
+/* "sluice audit verify FILE...": checks the audit trail's chain.  Returns the exit status. */
+int command_audit(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[0], "verify") != 0) {
+        fprintf(stderr, "sluice: audit takes verify FILE... (see sluice help audit)\n");
+        return 2;
+    }
+    return auditlog_verify(argv + 1, (size_t)(argc - 1), stdout);
 }

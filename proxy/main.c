@@ -6,6 +6,7 @@
  * reload of the policies.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <getopt.h>
@@ -25,6 +26,7 @@
 #include "sluice/commands.h"
 #include "sluice/clientcap.h"
 #include "sluice/config.h"
+#include "sluice/auditlog.h"
 #include "sluice/credentials.h"
 #include "sluice/exehash.h"
 #include "sluice/listener.h"
@@ -124,6 +126,12 @@ static const struct command commands[] = {
      "sluice's first Unix listener (unix:PATH), and sluice names the tool from that socket,\n"
      "not from anything CMD sends.  A program that ignores the proxy settings reaches\n"
      "nothing: there is no route out and no name server.  sluice exits with CMD's status.\n"},
+    {"audit", "verify FILE...", "check the chain of audit trail files",
+     "Reads audit trail files (audit.path, --audit-log), in the order given, a later one\n"
+     "continuing the one before, and checks that each record carries the SHA-256 of the\n"
+     "line before it.  Prints how many records hold, or the file and line where the chain\n"
+     "breaks (a line changed, removed or moved), and exits 0, 1 at a break, 2 when a file\n"
+     "cannot be read or the command line is malformed.\n"},
     {"passwd", "NAME", "print a credentials file line for proxy user NAME",
      "Prints, on standard output, the line of the credentials file (auth.credentials,\n"
      "--credentials) for proxy user NAME: the token's salted scrypt hash, never the token.\n"
@@ -286,6 +294,8 @@ static void parse_args(const struct cli *c, int argc, char **argv, struct args *
             help_command(c, argc - optind - 1, argv + optind + 1);
         if (strcmp(cmd->name, "passwd") == 0)
             exit(command_passwd(argc - optind - 1, argv + optind + 1));
+        if (strcmp(cmd->name, "audit") == 0)
+            exit(command_audit(argc - optind - 1, argv + optind + 1));
         if (strcmp(cmd->name, "tools") == 0) {
             a->tools = true;
             a->tools_argc = argc - optind - 1;
@@ -922,6 +932,14 @@ int main(int argc, char **argv)
         }
         pid_written = true;
     }
+    /* The audit trail is opened while root may still write where it goes. */
+    if (config->audit_path != NULL) {
+        if (auditlog_open(config->audit_path, message, sizeof(message)) < 0) {
+            log_error("%s", message);
+            goto out;
+        }
+        log_notice("audit trail: %s", config->audit_path);
+    }
     if (drop_root(config, &args) < 0)
         goto out;
     if (policy->warning != NULL)
@@ -1025,6 +1043,9 @@ out:
     if (main_base != NULL)
         event_base_free(main_base);
     free(fds);
+    auditlog_close(); /* the workers are gone: every record is queued; they are written now */
+    if (auditlog_lost() > 0)
+        log_error("audit trail: %" PRIu64 " records were lost", auditlog_lost());
     exehash_stop();
     listener_close_unix(listen, nlisten);
     policy_install(NULL);

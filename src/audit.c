@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sluice/auditlog.h"
 #include "sluice/log.h"
 
 /*
@@ -56,4 +57,5 @@ void audit_emit(const struct audit_record *r)
         r->client, method, target, r->status, r->sent, r->received, r->duration_ms,
         sni[0] != '\0' ? sni : "-", r->term, r->tool, version, r->id_source, offered, pid, uid, exe,
         sha, cmd, chain, mismatch, r->decision, r->rule, r->dest_ip, r->country, r->asn, error);
+    auditlog_record(r);
 }

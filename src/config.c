@@ -34,9 +34,8 @@
  * Every key.  Listeners, workers, limits, timeouts, the upstream pool, the DNS files and
  * the configuration's connect_ports are read once, when the workers start, so a reload
  * cannot apply them (CFG_F_RESTART); policy_dir, mode and geoip go into the policy
- * snapshot a reload builds.  user is applied once, at start.  Of ca, only the key's owner
- * and mode are checked at start for now, and nothing reads audit yet: whoever wires them
- * decides.
+ * snapshot a reload builds.  user and audit.path are applied once, at start.  Of ca,
+ * only the key's owner and mode are checked at start for now.
  * Columns: name, type, min, max, default, flags, offset, expected, option, letter, help.
  */
 const struct config_key config_keys[] = {
@@ -136,8 +135,10 @@ const struct config_key config_keys[] = {
      "name a loopback client's tool by its process or an ancestor's"},
     {"user", CFG_USER, 0, 0, NULL, CFG_F_RESTART, OFF(user), "the name of an unprivileged user",
      "user", 0, "when started as root: become this user once the listeners are bound"},
-    {"audit.path", CFG_PATH, 0, 0, NULL, 0, OFF(audit_path), "the path of the audit log", NULL, 0,
-     NULL},
+    {"audit.path", CFG_PATH, 0, 0, NULL, CFG_F_RESTART, OFF(audit_path),
+     "the path of the audit trail", "audit-log", 0,
+     "append a JSON record of every request and tunnel here, each line chained to the one "
+     "before by its SHA-256 (check with sluice audit verify)"},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

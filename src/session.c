@@ -163,6 +163,10 @@ static void session_report(struct session *s)
     rec.client = s->client_addr;
     rec.method = x->req.method[0] != '\0' ? x->req.method : "-";
     rec.target = x->target != NULL ? x->target : "-";
+    rec.is_connect = x->req.is_connect;
+    rec.host = x->req.host;
+    rec.port = x->req.port;
+    rec.user = x->identity.user;
     rec.status = x->status != 0 ? x->status : x->fwd.status;
     /* What sluice passed on: a refused request counts nothing, whatever refused it. */
     rec.sent = (x->head_passed ? x->head_bytes : 0) + x->fwd.sent + x->tun.up.bytes;
@@ -191,6 +195,7 @@ static void session_report(struct session *s)
                     : "";
     rec.decision = d != NULL ? policy_verdict_str(d->verdict) : "-";
     rec.rule = d != NULL ? d->rule : "-";
+    rec.rule_file = d != NULL && d->file != NULL ? d->file : "";
     rec.dest_ip = x->dest_known ? x->dest.ip : "-";
     rec.country = x->dest_known && x->dest.country[0] != '\0' ? x->dest.country : "-";
     rec.asn = x->dest_known ? x->dest.asn : 0;

@@ -5,6 +5,7 @@
 #ifndef SLUICE_AUDIT_H
 #define SLUICE_AUDIT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* What happened to one request or tunnel; strings are not owned and may be raw bytes. */
@@ -12,6 +13,10 @@ struct audit_record {
     const char *client;     /* "ip:port" */
     const char *method;     /* request method, or "-" */
     const char *target;     /* request target as received, or "-" */
+    bool is_connect;        /* a tunnel (CONNECT), not a forwarded request */
+    const char *host;       /* the host asked for, normalised, or "" */
+    uint16_t port;          /* its port, or 0 */
+    const char *user;       /* the proxy user name offered, or "" */
     unsigned status;        /* status sent to the client, 0 if none */
     uint64_t sent;          /* bytes the client sent through sluice */
     uint64_t received;      /* bytes sluice sent to the client */
@@ -32,12 +37,13 @@ struct audit_record {
     const char *error;      /* RFC 9209 type of a failure other than a block, or "" */
     const char *decision;   /* allow, block or report, or "-" before a decision */
     const char *rule;       /* the rule that decided, or "-" */
+    const char *rule_file;  /* the file that holds it, or "" */
     const char *dest_ip;    /* the address dialled, or "-" */
     const char *country;    /* its ISO 3166 country, or "-" */
     uint32_t asn;           /* its autonomous system, or 0 */
 };
 
-/* Reports one finished request or tunnel. */
+/* Reports one finished request or tunnel: the access line, and the audit trail when open. */
 void audit_emit(const struct audit_record *r);
 
 #endif /* SLUICE_AUDIT_H */

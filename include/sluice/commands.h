@@ -23,6 +23,9 @@ int command_passwd(int argc, char **argv);
 int command_launch(const struct sluice_config *config, const struct policy_snapshot *p,
                    const char *which, const char *tool_name, bool isolate, char **run_argv);
 
+/* sluice audit verify FILE...: argv[0..argc) are the words after "audit". */
+int command_audit(int argc, char **argv);
+
 /* sluice tools [show ID | which PID]: argv[0..argc) are the words after "tools". */
 int command_tools(const struct policy_snapshot *p, int argc, char **argv);
 

@@ -1,0 +1,50 @@
+/*
+ * The audit trail's file: one JSON object per line for each finished request or tunnel,
+ * with Elastic Common Schema names where ECS has the field and sluice's own under
+ * "sluice".  Workers hand records to a bounded queue; one writer thread appends them, so
+ * writing never blocks an event loop, and each line reaches the file whole, with one
+ * write(2), as soon as the writer takes it.  Each record carries the SHA-256 of the line
+ * before it (sluice.prev_hash) and a sequence number (sluice.record_id), continued across
+ * restarts from the file's last line: an edited, deleted or reordered line breaks the
+ * chain, and auditlog_verify() says where.
+ */
+#ifndef SLUICE_AUDITLOG_H
+#define SLUICE_AUDITLOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sluice/audit.h"
+
+/* Records waiting for the writer at most; past that a record is lost, counted and logged. */
+#define AUDITLOG_QUEUE 65536
+/* Bytes of one line at most (a longer field is cut, and says so with "..."). */
+#define AUDITLOG_LINE_MAX 16384
+
+/*
+ * Opens path for appending (created 0600), reads its last line to continue the chain,
+ * and starts the writer.  Returns 0, or -1 with a sentence in err.
+ */
+int auditlog_open(const char *path, char *err, size_t cap);
+
+/* Writes what is queued, stops the writer and closes the file.  Nothing when not open. */
+void auditlog_close(void);
+
+/* True when the trail is open: audit_emit() hands it every record. */
+bool auditlog_enabled(void);
+
+/* Queues one record (any thread).  A record the queue has no room for is counted lost. */
+void auditlog_record(const struct audit_record *r);
+
+/* Records lost so far because the queue was full or a write failed. */
+uint64_t auditlog_lost(void);
+
+/*
+ * Checks the chain of the files paths[0..n), in order (a later file continues the one
+ * before it), reporting on out.  Returns 0 when every line follows the one before it, 1
+ * at the first break (named by file and line), 2 when a file cannot be read.
+ */
+int auditlog_verify(char *const *paths, size_t n, FILE *out);
+
+#endif /* SLUICE_AUDITLOG_H */
