@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "sluice/audit.h"
+#include "sluice/auditrec.h"
 
 /* Records waiting for the writer at most; past that a record is lost, counted and logged. */
 #define AUDITLOG_QUEUE 65536
