@@ -250,7 +250,8 @@ static int run_python(const char *code, const char *arg)
 
 /*
  * The audit trail (--audit-log): a JSON record per request and tunnel with the ECS
- * fields, allowed and blocked alike; the chain holds across a restart; and a line
+ * fields, allowed and blocked alike, valid under dist/audit-record.schema.json; the
+ * chain holds across a restart; and a line
  * edited, removed or moved is caught by sluice audit verify at the line where it shows.
  */
 static void test_audit_trail(void **state)
@@ -297,6 +298,27 @@ static void test_audit_trail(void **state)
     }
     assert_true(testenv_stop_proxy(t->env)); /* every record is written by the exit */
     assert_int_equal(run_python(check, path), 0);
+    {
+        /* Debian's python3 and python3-jsonschema (the test packages): each record is
+         * valid under the committed schema, and a record that is not fails (the control). */
+        static const char validate[] =
+            "import json, sys, jsonschema\n"
+            "v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))\n"
+            "for line in open(sys.argv[2]):\n"
+            "    v.validate(json.loads(line))\n";
+        char cmd[2000], control[400];
+
+        snprintf(cmd, sizeof(cmd),
+                 "/usr/bin/python3 -c '%s' '%s/dist/audit-record.schema.json' '%s'", validate,
+                 SLUICE_SOURCE_DIR, path);
+        assert_int_equal(system(cmd), 0);
+        snprintf(control, sizeof(control), "%s/control.jsonl", t->env->dir);
+        assert_int_equal(tio_write_file(control, "{\"@timestamp\": \"now\"}\n"), 0);
+        snprintf(cmd, sizeof(cmd),
+                 "/usr/bin/python3 -c '%s' '%s/dist/audit-record.schema.json' '%s' 2>/dev/null",
+                 validate, SLUICE_SOURCE_DIR, control);
+        assert_int_not_equal(system(cmd), 0);
+    }
     {
         const char *const v[] = {"audit", "verify", path, NULL};
         r = it_run_sluice(t, v);
