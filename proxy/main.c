@@ -538,10 +538,19 @@ static void reopen_cb(evutil_socket_t sig, short what, void *arg)
 {
     const char *path = ((const struct args *)arg)->log_file;
 
+    char err[512];
+
     (void)sig;
     (void)what;
+    if (auditlog_enabled()) {
+        if (auditlog_reopen(err, sizeof(err)) < 0)
+            log_error("received SIGUSR1: %s", err);
+        else
+            log_notice("received SIGUSR1: reopened the audit trail");
+    }
     if (path == NULL) {
-        log_notice("received SIGUSR1: no --log-file to reopen; the log goes to stderr");
+        if (!auditlog_enabled())
+            log_notice("received SIGUSR1: no --log-file to reopen; the log goes to stderr");
         return;
     }
     if (open_log_file(path) < 0) {

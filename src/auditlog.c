@@ -164,7 +164,8 @@ static struct {
     pthread_cond_t wake;
     pthread_t thread;
     bool open, stopping;
-    int fd;
+    int fd;        /* the writer's; changed only by the writer, at a reopen */
+    int reopen_fd; /* a file opened again by auditlog_reopen(), for the writer to take */
     char *path;
     char **queue; /* a ring of AUDITLOG_QUEUE lines, each malloc'd */
     size_t head, count;
@@ -172,7 +173,8 @@ static struct {
     uint64_t next_id;             /* the writer's */
     atomic_uint_fast64_t lost;
     atomic_bool enabled;
-} auditlog = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .fd = -1};
+} auditlog = {
+    .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .fd = -1, .reopen_fd = -1};
 
 /* SHA-256 of n bytes as hex into out. */
 static void auditlog_sha256(const char *s, size_t n, char out[AUDITLOG_HASH_HEX])
@@ -342,6 +344,12 @@ static void *auditlog_main(void *arg)
         body = auditlog.queue[auditlog.head];
         auditlog.head = (auditlog.head + 1) % AUDITLOG_QUEUE;
         auditlog.count--;
+        /* A reopened file takes over between two lines: the chain goes on in it. */
+        if (auditlog.reopen_fd >= 0) {
+            close(auditlog.fd);
+            auditlog.fd = auditlog.reopen_fd;
+            auditlog.reopen_fd = -1;
+        }
         pthread_mutex_unlock(&auditlog.lock);
         if (!auditlog_write_line(body)) {
             atomic_fetch_add(&auditlog.lost, 1);
@@ -458,6 +466,11 @@ void auditlog_close(void)
     pthread_cond_signal(&auditlog.wake);
     pthread_mutex_unlock(&auditlog.lock);
     pthread_join(auditlog.thread, NULL); /* it writes what is queued first */
+    if (auditlog.reopen_fd >= 0) {
+        close(auditlog.fd);
+        auditlog.fd = auditlog.reopen_fd;
+        auditlog.reopen_fd = -1;
+    }
     if (fsync(auditlog.fd) < 0 && errno != EINVAL)
         log_warn("cannot sync the audit trail %s: %s", auditlog.path, strerror(errno));
     close(auditlog.fd);
@@ -559,5 +572,28 @@ int auditlog_verify(char *const *paths, size_t n, FILE *out)
     }
     free(line);
     fprintf(out, "%zu records, the chain holds\n", total);
+    return 0;
+}
+
+/* Opens the trail's path again; see the header. */
+int auditlog_reopen(char *err, size_t cap)
+{
+    int fd;
+
+    if (!auditlog.open) {
+        snprintf(err, cap, "no audit trail is open");
+        return -1;
+    }
+    fd = open(auditlog.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, cap, "cannot reopen the audit trail %s: %s; writing on to the old file",
+                 auditlog.path, strerror(errno));
+        return -1;
+    }
+    pthread_mutex_lock(&auditlog.lock);
+    if (auditlog.reopen_fd >= 0)
+        close(auditlog.reopen_fd); /* two reopens before a record: the later one counts */
+    auditlog.reopen_fd = fd;
+    pthread_mutex_unlock(&auditlog.lock);
     return 0;
 }

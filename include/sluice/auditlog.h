@@ -31,6 +31,14 @@ int auditlog_open(const char *path, char *err, size_t cap);
 /* Writes what is queued, stops the writer and closes the file.  Nothing when not open. */
 void auditlog_close(void);
 
+/*
+ * Opens the trail's path again (SIGUSR1, after logrotate moved the file): the writer
+ * takes the new file before its next record, whose prev_hash is the last line's of the
+ * old file, so `sluice audit verify OLD NEW` checks across.  Returns 0, or -1 with a
+ * sentence in err (the old file stays in use).
+ */
+int auditlog_reopen(char *err, size_t cap);
+
 /* True when the trail is open: audit_emit() hands it every record. */
 bool auditlog_enabled(void);
 

@@ -251,7 +251,7 @@ static int run_python(const char *code, const char *arg)
 /*
  * The audit trail (--audit-log): a JSON record per request and tunnel with the ECS
  * fields, allowed and blocked alike, valid under dist/audit-record.schema.json; the
- * chain holds across a restart; and a line
+ * chain holds across a restart and a rotation (the file moved, SIGUSR1); and a line
  * edited, removed or moved is caught by sluice audit verify at the line where it shows.
  */
 static void test_audit_trail(void **state)
@@ -365,6 +365,48 @@ static void test_audit_trail(void **state)
         }
     }
     free(text);
+    /* Rotation: the file moved away, SIGUSR1, and the chain goes on in a new file. */
+    it_start_proxy(t, args);
+    {
+        char moved[420];
+        struct itcurl *c = itcurl_new(t->proxy_port);
+
+        assert_int_equal(itcurl_perform(c, it_url(t, "/audit-5", url, sizeof(url))), CURLE_OK);
+        itcurl_free(c);
+        snprintf(moved, sizeof(moved), "%s.1", path);
+        /* The fifth record is written before the move: its access line is out by then. */
+        for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, "/audit-5\""); i++)
+            tio_sleep_ms(20);
+        for (int i = 0; i < 250; i++) {
+            char *now = tio_read_file(path, NULL);
+            bool five = now != NULL && strstr(now, "\"record_id\":5,") != NULL;
+            free(now);
+            if (five)
+                break;
+            tio_sleep_ms(20);
+        }
+        assert_int_equal(rename(path, moved), 0);
+        assert_int_equal(sluiceproc_signal(t->env->proxy, SIGUSR1), 0);
+        for (int i = 0;
+             i < 250 && !sluiceproc_log_contains(t->env->proxy, "reopened the audit trail"); i++)
+            tio_sleep_ms(20);
+        c = itcurl_new(t->proxy_port);
+        assert_int_equal(itcurl_perform(c, it_url(t, "/audit-6", url, sizeof(url))), CURLE_OK);
+        itcurl_free(c);
+        assert_true(testenv_stop_proxy(t->env));
+        {
+            const char *const v[] = {"audit", "verify", moved, path, NULL};
+            r = it_run_sluice(t, v);
+            assert_int_equal(r.status, 0);
+            assert_says(&r, "6 records, the chain holds");
+            free(r.output);
+        }
+        text = tio_read_file(path, NULL);
+        assert_non_null(text);
+        assert_non_null(strstr(text, "/audit-6"));
+        assert_null(strstr(text, "/audit-5")); /* each record in one file only */
+        free(text);
+    }
 }
 
 /* A mistyped option gets one line, prefixed "sluice:", with the option it was meant to be. */
