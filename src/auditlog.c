@@ -173,6 +173,7 @@ static struct {
     uint64_t next_id;             /* the writer's */
     atomic_uint_fast64_t lost;
     atomic_bool enabled;
+    atomic_bool failing; /* the last write failed, or the queue was full */
 } auditlog = {
     .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .fd = -1, .reopen_fd = -1};
 
@@ -352,9 +353,16 @@ static void *auditlog_main(void *arg)
         }
         pthread_mutex_unlock(&auditlog.lock);
         if (!auditlog_write_line(body)) {
+            int err = errno;
             atomic_fetch_add(&auditlog.lost, 1);
-            log_error("cannot write the audit trail %s: %s; the record is lost", auditlog.path,
-                      strerror(errno));
+            /* Said once when it starts failing, and once when it works again. */
+            if (!atomic_exchange(&auditlog.failing, true))
+                log_error("cannot write the audit trail %s: %s; records are lost until it can "
+                          "be written again",
+                          auditlog.path, strerror(err));
+        } else if (atomic_exchange(&auditlog.failing, false)) {
+            log_notice("the audit trail %s is written again; %" PRIu64 " records were lost",
+                       auditlog.path, (uint64_t)atomic_load(&auditlog.lost));
         }
         free(body);
         pthread_mutex_lock(&auditlog.lock);
@@ -513,9 +521,10 @@ void auditlog_record(const struct audit_record *r)
     }
     if (!queued) {
         free(body);
-        if (atomic_fetch_add(&auditlog.lost, 1) == 0)
+        atomic_fetch_add(&auditlog.lost, 1);
+        if (!atomic_exchange(&auditlog.failing, true))
             log_error("the audit trail's queue is full (the disk is slower than the traffic): "
-                      "records are being lost");
+                      "records are lost until it drains");
     }
 }
 
@@ -596,4 +605,9 @@ int auditlog_reopen(char *err, size_t cap)
     auditlog.reopen_fd = fd;
     pthread_mutex_unlock(&auditlog.lock);
     return 0;
+}
+
+bool auditlog_failing(void)
+{
+    return auditlog_enabled() && atomic_load(&auditlog.failing);
 }

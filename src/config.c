@@ -135,6 +135,9 @@ const struct config_key config_keys[] = {
      "name a loopback client's tool by its process or an ancestor's"},
     {"user", CFG_USER, 0, 0, NULL, CFG_F_RESTART, OFF(user), "the name of an unprivileged user",
      "user", 0, "when started as root: become this user once the listeners are bound"},
+    {"audit.fail_open", CFG_SWITCH, 0, 1, "off", CFG_F_RESTART, OFF(settings.audit_fail_open),
+     "on or off", "audit-fail-open", 0,
+     "let requests go on while the audit trail cannot be written (off: they get 503)"},
     {"audit.path", CFG_PATH, 0, 0, NULL, CFG_F_RESTART, OFF(audit_path),
      "the path of the audit trail", "audit-log", 0,
      "append a JSON record of every request and tunnel here, each line chained to the one "

@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 
 #include "sluice/audit.h"
+#include "sluice/auditlog.h"
 #include "sluice/errpage.h"
 #include "sluice/log.h"
 #include "sluice/procid.h"
@@ -1035,6 +1036,13 @@ static bool session_decide(struct session *s, const char *buf)
         session_rematch_process(s, s->policy);
         in.process_tool = s->proc.tool;
         in.process_isolated = s->proc.isolated;
+    }
+    /* Nothing leaves unrecorded: while the trail cannot be written, requests wait outside. */
+    if (auditlog_failing() && !s->env->settings->audit_fail_open) {
+        session_fail(s, 503, "proxy_internal_error", TERM_PROXY, TERM_PH_REQUEST,
+                     "the audit trail cannot be written, and requests are refused until it "
+                     "can; free the disk or fix the file (audit.fail_open lets them through)");
+        return false;
     }
     if (!session_check_credentials(s, &in))
         return false;

@@ -45,6 +45,13 @@ bool auditlog_enabled(void);
 /* Queues one record (any thread).  A record the queue has no room for is counted lost. */
 void auditlog_record(const struct audit_record *r);
 
+/*
+ * True while the trail is failing: its last write failed, or a record found the queue
+ * full.  A record written again ends it.  Unless audit.fail_open, requests are refused
+ * meanwhile (session.c); each refusal's own record tries the file again.
+ */
+bool auditlog_failing(void);
+
 /* Records lost so far because the queue was full or a write failed. */
 uint64_t auditlog_lost(void);
 

@@ -409,6 +409,59 @@ static void test_audit_trail(void **state)
     }
 }
 
+/*
+ * A trail that cannot be written (/dev/full: every write is ENOSPC): by default the
+ * requests after the first failed write get 503 naming the audit trail, and the origin
+ * sees none of them; with --audit-fail-open on they go on, and the loss is logged.
+ */
+static void test_audit_fail_closed(void **state)
+{
+    struct itcase *t = *state;
+    char url[128];
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    for (int open_mode = 0; open_mode <= 1; open_mode++) {
+        const char *const args[] = {"--audit-log", "/dev/full", "--audit-fail-open",
+                                    open_mode ? "on" : "off", NULL};
+        unsigned before = origin_requests(t->origin);
+        struct itcurl *c;
+
+        it_start_proxy(t, args);
+        /* The first request finds the trail writable: its own record is what fails. */
+        c = itcurl_new(t->proxy_port);
+        assert_int_equal(itcurl_perform(c, it_url(t, "/first", url, sizeof(url))), CURLE_OK);
+        assert_int_equal(itcurl_status(c), 200);
+        itcurl_free(c);
+        for (int i = 0;
+             i < 250 && !sluiceproc_log_contains(t->env->proxy, "cannot write the audit trail");
+             i++)
+            tio_sleep_ms(20);
+        assert_true(
+            sluiceproc_log_contains(t->env->proxy, "cannot write the audit trail /dev/full"));
+        c = itcurl_new(t->proxy_port);
+        assert_int_equal(itcurl_perform(c, it_url(t, "/second", url, sizeof(url))), CURLE_OK);
+        if (open_mode) {
+            assert_int_equal(itcurl_status(c), 200);
+            assert_int_equal(origin_requests(t->origin), before + 2);
+        } else {
+            assert_int_equal(itcurl_status(c), 503);
+            assert_non_null(strstr(tbuf_str(&c->body), "the audit trail cannot be written"));
+            assert_int_equal(origin_requests(t->origin), before + 1);
+        }
+        itcurl_free(c);
+        {
+            /* The loss is said at exit, in the log the stopped process leaves. */
+            char log[600], *text;
+            snprintf(log, sizeof(log), "%s", sluiceproc_log_path(t->env->proxy));
+            assert_true(testenv_stop_proxy(t->env));
+            text = tio_read_file(log, NULL);
+            assert_non_null(text);
+            assert_non_null(strstr(text, "records were lost"));
+            free(text);
+        }
+    }
+}
+
 /* A mistyped option gets one line, prefixed "sluice:", with the option it was meant to be. */
 static void test_mistyped_option_one_line(void **state)
 {
@@ -980,6 +1033,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listen_twice_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_unix_listener, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_audit_trail, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_fail_closed, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_mistyped_option_one_line, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_help_names_commands, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_policy_dir_without_profiles, it_setup, it_teardown),
