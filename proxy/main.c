@@ -21,6 +21,8 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "sluice/cli.h"
 #include "sluice/commands.h"
@@ -34,6 +36,7 @@
 #include "sluice/netguard.h"
 #include "sluice/policy.h"
 #include "sluice/privilege.h"
+#include "sluice/redact.h"
 #include "sluice/sdnotify.h"
 #include "sluice/settings.h"
 #include "sluice/version.h"
@@ -533,6 +536,28 @@ static int drop_root(const struct sluice_config *config, const struct args *a)
     return 0;
 }
 
+/*
+ * Sets the secret header names and the key their values are hashed under: the key file's
+ * (made when absent) when audit.hash_key names one, else a key made now, good for this
+ * run.  Returns 0, or -1 with the sentence in err.
+ */
+static int setup_redaction(const struct sluice_config *config, char *err, size_t cap)
+{
+    unsigned char key[REDACT_KEY_BYTES];
+    int rc;
+
+    if (config->audit_hash_key != NULL) {
+        if (redact_load_key(config->audit_hash_key, key, err, cap) < 0)
+            return -1;
+    } else if (RAND_bytes(key, sizeof(key)) != 1) {
+        snprintf(err, cap, "cannot make a key to hash secrets with: no randomness");
+        return -1;
+    }
+    rc = redact_configure(config->audit_secret_headers, key, err, cap);
+    OPENSSL_cleanse(key, sizeof(key));
+    return rc;
+}
+
 /* SIGUSR1 (arg: the program's args): reopens the log file (logrotate moved it away). */
 static void reopen_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -941,9 +966,20 @@ int main(int argc, char **argv)
         }
         pid_written = true;
     }
+    /* Secrets are hashed under the key before any record is made; read while root may. */
+    if (setup_redaction(config, message, sizeof(message)) < 0) {
+        log_error("%s", message);
+        goto out;
+    }
     /* The audit trail is opened while root may still write where it goes. */
     if (config->audit_path != NULL) {
-        if (auditlog_open(config->audit_path, message, sizeof(message)) < 0) {
+        const struct auditlog_options opt = {
+            .path = config->audit_path,
+            .sync_ms = config->audit_sync_ms,
+            .rotate_bytes = (uint64_t)config->audit_rotate_mib << 20,
+            .keep = config->audit_keep,
+        };
+        if (auditlog_open(&opt, message, sizeof(message)) < 0) {
             log_error("%s", message);
             goto out;
         }

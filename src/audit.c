@@ -7,6 +7,7 @@
 
 #include "sluice/auditlog.h"
 #include "sluice/log.h"
+#include "sluice/redact.h"
 
 /*
  * Writes ` name="value"` (value escaped, quoted like target: it may hold spaces and '=',
@@ -48,7 +49,12 @@ void audit_emit(const struct audit_record *r)
     if (r->error[0] != '\0')
         snprintf(error, sizeof(error), " error=%s", r->error);
     log_escape(method, sizeof(method), r->method, strlen(r->method));
-    log_escape(target, sizeof(target), r->target, strlen(r->target));
+    {
+        /* Secrets never reach a log: a URL's are hidden before it is written. */
+        char url[sizeof(target)];
+        size_t n = redact_url(r->target, strlen(r->target), url, sizeof(url));
+        log_escape(target, sizeof(target), url, n);
+    }
     log_escape(sni, sizeof(sni), r->sni, strlen(r->sni));
     log_record(
         "access client=%s method=%s target=\"%s\" status=%u sent=%" PRIu64 " received=%" PRIu64

@@ -2,6 +2,7 @@
 #include "sluice/auditlog.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "sluice/log.h"
+#include "sluice/redact.h"
 
 /* Hex digits of a SHA-256, and the NUL. */
 #define AUDITLOG_HASH_HEX 65
@@ -158,6 +160,71 @@ static void jb_u64(struct jbuf *b, const char *key, uint64_t v)
     jb_text(b, num);
 }
 
+/* Starts an array member. */
+static void jb_open_array(struct jbuf *b, const char *key)
+{
+    jb_key(b, key);
+    jb_raw(b, "[", 1);
+    b->first = true;
+}
+
+static void jb_close_array(struct jbuf *b)
+{
+    jb_raw(b, "]", 1);
+    b->first = false;
+}
+
+/*
+ * The secret fields of one message as an array of {field, scheme, hash} under key (and
+ * key_more: how many more there were), or nothing when it had none.
+ */
+static void jb_secrets(struct jbuf *b, const char *key, const char *key_more,
+                       const struct redact_seen *seen)
+{
+    char hex[2 * REDACT_HASH_BYTES + 1];
+
+    if (seen == NULL || seen->n == 0)
+        return;
+    jb_open_array(b, key);
+    for (uint8_t i = 0; i < seen->n; i++) {
+        if (!b->first)
+            jb_raw(b, ",", 1);
+        jb_raw(b, "{", 1);
+        b->first = true;
+        jb_str(b, "field", redact_name(seen->item[i].name));
+        jb_str(b, "scheme", redact_scheme(seen->item[i].scheme));
+        redact_hash_hex(seen->item[i].hash, hex);
+        jb_str(b, "hash", hex);
+        jb_close(b);
+    }
+    jb_close_array(b);
+    if (seen->more > 0)
+        jb_u64(b, key_more, seen->more);
+}
+
+/* source.ip and source.port from "ip:port" or "[ip]:port". */
+static void jb_source(struct jbuf *b, const char *client)
+{
+    const char *colon = strrchr(client, ':');
+    char ip[64];
+    size_t len;
+
+    jb_str(b, "address", client);
+    if (colon == NULL)
+        return;
+    len = (size_t)(colon - client);
+    if (client[0] == '[' && len >= 2 && client[len - 1] == ']') {
+        client++;
+        len -= 2;
+    }
+    if (len == 0 || len >= sizeof(ip))
+        return;
+    memcpy(ip, client, len);
+    ip[len] = '\0';
+    jb_str(b, "ip", ip);
+    jb_u64(b, "port", strtoul(colon + 1, NULL, 10));
+}
+
 /* The trail's state: the file, the queue and the chain; everything under lock. */
 static struct {
     pthread_mutex_t lock;
@@ -169,6 +236,10 @@ static struct {
     char *path;
     char **queue; /* a ring of AUDITLOG_QUEUE lines, each malloc'd */
     size_t head, count;
+    struct auditlog_options opt;  /* opt.path is auditlog.path */
+    uint64_t size;                /* bytes in the file now being written (the writer's) */
+    bool dirty;                   /* written since the last fdatasync (the writer's) */
+    uint64_t synced_ms;           /* when the last fdatasync ran (the writer's) */
     char prev[AUDITLOG_HASH_HEX]; /* the hash of the last line written (the writer's) */
     uint64_t next_id;             /* the writer's */
     atomic_uint_fast64_t lost;
@@ -220,7 +291,7 @@ static char *auditlog_format(const struct audit_record *r)
     jb_u64(&b, "duration", r->duration_ms * 1000000u); /* ECS: nanoseconds */
     jb_close(&b);
     jb_open(&b, "source");
-    jb_str(&b, "address", r->client);
+    jb_source(&b, r->client);
     jb_close(&b);
     jb_open(&b, "destination");
     jb_str(&b, "domain", r->host);
@@ -240,9 +311,20 @@ static char *auditlog_format(const struct audit_record *r)
     jb_close(&b);
     if (!r->is_connect) {
         /* A forwarded request's target is absolute: the full URL, as the client sent it. */
+        char url[4096];
+        redact_url(r->target, strlen(r->target), url, sizeof(url));
         jb_open(&b, "url");
-        jb_str(&b, "original", r->target);
-        jb_str(&b, "full", r->target);
+        jb_str(&b, "original", url);
+        jb_str(&b, "full", url);
+        if (r->path != NULL) { /* ECS's path has no query: that is in full, redacted */
+            jb_key(&b, "path");
+            jb_string(&b, r->path, strcspn(r->path, "?"), 4096);
+        }
+        jb_close(&b);
+    }
+    if (r->user_agent != NULL) {
+        jb_open(&b, "user_agent");
+        jb_str(&b, "original", r->user_agent);
         jb_close(&b);
     }
     jb_open(&b, "http");
@@ -301,6 +383,8 @@ static char *auditlog_format(const struct audit_record *r)
     jb_str(&b, "decision", r->decision);
     jb_str(&b, "termination", r->term);
     jb_str(&b, "error", r->error);
+    jb_secrets(&b, "request_secrets", "request_secrets_more", r->req_secrets);
+    jb_secrets(&b, "response_secrets", "response_secrets_more", r->resp_secrets);
     /* The writer closes the object with the record's number and the chain. */
     jb_raw(&b, b.first ? "" : ",", b.first ? 0 : 1);
     return b.p;
@@ -325,12 +409,87 @@ static bool auditlog_write_line(char *body)
     line[n] = '\n';
     /* One write: a reader never sees half a line, and a kill leaves none. */
     ok = write(auditlog.fd, line, n + 1) == (ssize_t)(n + 1);
+    if (ok) {
+        auditlog.size += n + 1;
+        auditlog.dirty = true;
+    }
     free(line);
     auditlog.next_id++;
     return ok;
 }
 
-/* The writer: takes lines in order and writes them with their chain. */
+/* Milliseconds on the monotonic clock. */
+static uint64_t auditlog_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Brings what was written to the disk; the writer's alone. */
+static void auditlog_sync(void)
+{
+    if (!auditlog.dirty)
+        return;
+    if (fdatasync(auditlog.fd) < 0 && errno != EINVAL)
+        log_warn("cannot sync the audit trail %s: %s", auditlog.path, strerror(errno));
+    auditlog.dirty = false;
+    auditlog.synced_ms = auditlog_now_ms();
+}
+
+/* PATH.i into out: PATH itself for 0. */
+static void auditlog_numbered(char *out, size_t cap, unsigned i)
+{
+    if (i == 0)
+        snprintf(out, cap, "%s", auditlog.path);
+    else
+        snprintf(out, cap, "%s.%u", auditlog.path, i);
+}
+
+/*
+ * The file reached opt.rotate_bytes: it becomes PATH.1 (PATH.1 becomes PATH.2, and so
+ * on; the one past opt.keep is removed) and a new PATH takes the next line, whose
+ * prev_hash is the last line's of the old file, so `sluice audit verify PATH.1 PATH`
+ * checks across.  On failure the old file is written on.  The writer's alone.
+ */
+static void auditlog_rotate(void)
+{
+    char from[PATH_MAX + 16], to[PATH_MAX + 16];
+    int fd;
+
+    auditlog_sync();
+    auditlog_numbered(to, sizeof(to), auditlog.opt.keep);
+    if (unlink(to) < 0 && errno != ENOENT)
+        log_warn("cannot remove the oldest audit trail %s: %s", to, strerror(errno));
+    for (unsigned i = auditlog.opt.keep; i > 0; i--) {
+        auditlog_numbered(from, sizeof(from), i - 1);
+        auditlog_numbered(to, sizeof(to), i);
+        if (rename(from, to) < 0 && errno != ENOENT) {
+            log_error("cannot rotate the audit trail: %s to %s: %s; writing on to %s", from, to,
+                      strerror(errno), auditlog.path);
+            auditlog.size = 0; /* try again after another opt.rotate_bytes */
+            return;
+        }
+    }
+    fd = open(auditlog.path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_error("cannot start a new audit trail %s after rotating: %s; writing on to %s.1",
+                  auditlog.path, strerror(errno), auditlog.path);
+        auditlog.size = 0;
+        return;
+    }
+    close(auditlog.fd);
+    auditlog.fd = fd;
+    auditlog.size = 0;
+    log_notice("the audit trail reached %" PRIu64 " bytes: it is now %s.1, and %s goes on",
+               auditlog.opt.rotate_bytes, auditlog.path, auditlog.path);
+}
+
+/*
+ * The writer: takes lines in order and writes them with their chain, syncing at most
+ * opt.sync_ms after a write (at once when 0) and rotating at opt.rotate_bytes.
+ */
 static void *auditlog_main(void *arg)
 {
     (void)arg;
@@ -338,8 +497,32 @@ static void *auditlog_main(void *arg)
     for (;;) {
         char *body;
 
-        while (auditlog.count == 0 && !auditlog.stopping)
-            pthread_cond_wait(&auditlog.wake, &auditlog.lock);
+        while (auditlog.count == 0 && !auditlog.stopping) {
+            struct timespec until;
+            uint64_t due;
+
+            if (!auditlog.dirty) {
+                pthread_cond_wait(&auditlog.wake, &auditlog.lock);
+                continue;
+            }
+            /* Idle with lines not yet on the disk: sync them when their time comes. */
+            due = auditlog.synced_ms + auditlog.opt.sync_ms;
+            if (auditlog_now_ms() >= due) {
+                pthread_mutex_unlock(&auditlog.lock);
+                auditlog_sync();
+                pthread_mutex_lock(&auditlog.lock);
+                continue;
+            }
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            due -= auditlog_now_ms();
+            until.tv_sec += (time_t)(due / 1000u);
+            until.tv_nsec += (long)(due % 1000u) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&auditlog.wake, &auditlog.lock, &until);
+        }
         if (auditlog.count == 0 && auditlog.stopping)
             break;
         body = auditlog.queue[auditlog.head];
@@ -347,11 +530,15 @@ static void *auditlog_main(void *arg)
         auditlog.count--;
         /* A reopened file takes over between two lines: the chain goes on in it. */
         if (auditlog.reopen_fd >= 0) {
+            auditlog_sync();
             close(auditlog.fd);
             auditlog.fd = auditlog.reopen_fd;
             auditlog.reopen_fd = -1;
+            auditlog.size = 0;
         }
         pthread_mutex_unlock(&auditlog.lock);
+        if (auditlog.opt.rotate_bytes > 0 && auditlog.size >= auditlog.opt.rotate_bytes)
+            auditlog_rotate();
         if (!auditlog_write_line(body)) {
             int err = errno;
             atomic_fetch_add(&auditlog.lost, 1);
@@ -365,16 +552,21 @@ static void *auditlog_main(void *arg)
                        auditlog.path, (uint64_t)atomic_load(&auditlog.lost));
         }
         free(body);
+        if (auditlog.opt.sync_ms == 0 ||
+            auditlog_now_ms() - auditlog.synced_ms >= auditlog.opt.sync_ms)
+            auditlog_sync();
         pthread_mutex_lock(&auditlog.lock);
     }
     pthread_mutex_unlock(&auditlog.lock);
+    auditlog_sync();
     return NULL;
 }
 
 /*
  * Reads the last line of the open file: its hash and record id continue the chain.  A
- * last line cut short (a crash mid-write, which one write makes unlikely) is left alone
- * and the chain starts from the line before it.
+ * last line cut short (the process was killed inside its one write, which one write makes
+ * unlikely) is cut off, so that readers never meet half a line, and said in the log; the
+ * chain goes on from the line before it.
  */
 static void auditlog_continue(int fd)
 {
@@ -402,6 +594,17 @@ static void auditlog_continue(int fd)
     end = buf + n;
     while (end > buf && end[-1] != '\n') /* an unfinished last line */
         end--;
+    if (end < buf + n && (end > buf || from == 0)) {
+        off_t whole = from + (off_t)(end - buf);
+        if (ftruncate(auditlog.fd, whole) == 0)
+            log_warn("the audit trail %s ended in %zd bytes of a record cut short (sluice was "
+                     "stopped in the middle of writing it); they are removed",
+                     auditlog.path, (ssize_t)(buf + n - end));
+        else
+            log_error("the audit trail %s ends in a record cut short, and it cannot be removed: "
+                      "%s",
+                      auditlog.path, strerror(errno));
+    }
     if (end > buf) {
         end--; /* the newline of the last whole line */
         *end = '\0';
@@ -415,11 +618,16 @@ static void auditlog_continue(int fd)
 }
 
 /* Opens the trail; see the header. */
-int auditlog_open(const char *path, char *err, size_t cap)
+int auditlog_open(const struct auditlog_options *opt, char *err, size_t cap)
 {
+    const char *path = opt->path;
+    struct stat st;
     sigset_t all, old;
     int rc;
 
+    auditlog.opt = *opt;
+    if (auditlog.opt.keep == 0)
+        auditlog.opt.keep = 1;
     auditlog.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (auditlog.fd < 0) {
         snprintf(err, cap, "cannot open the audit trail %s: %s", path, strerror(errno));
@@ -427,6 +635,7 @@ int auditlog_open(const char *path, char *err, size_t cap)
     }
     auditlog.queue = calloc(AUDITLOG_QUEUE, sizeof(*auditlog.queue));
     auditlog.path = strdup(path);
+    auditlog.opt.path = auditlog.path;
     if (auditlog.queue == NULL || auditlog.path == NULL) {
         snprintf(err, cap, "cannot open the audit trail %s: out of memory", path);
         goto fail;
@@ -440,6 +649,9 @@ int auditlog_open(const char *path, char *err, size_t cap)
             auditlog_continue(auditlog.fd); /* fstat only: write-only files start anew */
         }
     }
+    auditlog.size = fstat(auditlog.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    auditlog.dirty = false;
+    auditlog.synced_ms = auditlog_now_ms();
     auditlog.stopping = false;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -479,9 +691,7 @@ void auditlog_close(void)
         auditlog.fd = auditlog.reopen_fd;
         auditlog.reopen_fd = -1;
     }
-    if (fsync(auditlog.fd) < 0 && errno != EINVAL)
-        log_warn("cannot sync the audit trail %s: %s", auditlog.path, strerror(errno));
-    close(auditlog.fd);
+    close(auditlog.fd); /* the writer synced it as it stopped */
     auditlog.fd = -1;
     free(auditlog.queue);
     auditlog.queue = NULL;
@@ -550,7 +760,11 @@ int auditlog_verify(char *const *paths, size_t n, FILE *out)
 
             lineno++;
             if (line[len - 1] != '\n') {
-                fprintf(out, "%s:%zu: the last line is cut short (no newline)\n", paths[f], lineno);
+                fprintf(out,
+                        "%s:%zu: the last line is cut short (no newline): sluice was stopped "
+                        "while writing it, and removes it when it next opens the file; the "
+                        "%zu records before it hold\n",
+                        paths[f], lineno, total);
                 fclose(in);
                 free(line);
                 return 1;

@@ -111,6 +111,8 @@ static const char *cli_arg_name(const struct config_key *k)
         return "NAME";
     case CFG_SWITCH:
         return "on|off";
+    case CFG_NAMES:
+        return "LIST";
     }
     return "VALUE";
 }

@@ -24,6 +24,7 @@
 #include "sluice/log.h"
 #include "sluice/netguard.h"
 #include "sluice/privilege.h"
+#include "sluice/redact.h"
 
 #define CONFIG_NAME_MAX 128
 #define DAY_MS          (86400u * 1000u)
@@ -138,6 +139,24 @@ const struct config_key config_keys[] = {
     {"audit.fail_open", CFG_SWITCH, 0, 1, "off", CFG_F_RESTART, OFF(settings.audit_fail_open),
      "on or off", "audit-fail-open", 0,
      "let requests go on while the audit trail cannot be written (off: they get 503)"},
+    {"audit.hash_key", CFG_PATH, 0, 0, NULL, CFG_F_RESTART, OFF(audit_hash_key),
+     "the path of the key file", "audit-hash-key", 0,
+     "hash secret header values with the key in this file (made when absent), so hashes "
+     "compare across restarts; without it, a key made at start"},
+    {"audit.secret_headers", CFG_NAMES, 0, 0, NULL, CFG_F_RESTART, OFF(audit_secret_headers),
+     "a list of header field names", "audit-secret-headers", 0,
+     "header fields recorded only as a keyed hash, besides Authorization, Cookie, x-api-key "
+     "and the other built-in ones"},
+    {"audit.fsync", CFG_DURATION, 0, 3600u * 1000u, "1s", CFG_F_RESTART, OFF(audit_sync_ms),
+     "a duration from 0 (after every record) to 1h", "audit-fsync", 0,
+     "bring the audit trail to the disk at most this long after a record is written; 0: "
+     "after each"},
+    {"audit.rotate_mib", CFG_UINT, 0, 1048576, "0", CFG_F_RESTART, OFF(audit_rotate_mib),
+     "a size in MiB from 1 to 1048576, or 0 for never", "audit-rotate-mib", 0,
+     "past this many MiB the audit trail becomes FILE.1 and a new FILE goes on; 0: never"},
+    {"audit.keep", CFG_UINT, 1, 1000, "5", CFG_F_RESTART, OFF(audit_keep),
+     "a number of files from 1 to 1000", "audit-keep", 0,
+     "rotated audit trail files kept, FILE.1 to FILE.N"},
     {"audit.path", CFG_PATH, 0, 0, NULL, CFG_F_RESTART, OFF(audit_path),
      "the path of the audit trail", "audit-log", 0,
      "append a JSON record of every request and tunnel here, each line chained to the one "
@@ -261,6 +280,65 @@ static void loader_set_ports(struct loader *l, const struct config_key *k, yaml_
     }
     if (settings_parse_ports(&l->cfg->settings, text, &errstr) < 0)
         loader_error(l, n, "%s: %s; expected %s", label, errstr, k->expect);
+}
+
+/*
+ * Sets a list of header field names: a YAML sequence of names, or text with the names
+ * separated by commas; each checked, joined by commas into an owned string at *slot.
+ */
+static void loader_set_names(struct loader *l, const struct config_key *k, yaml_node_t *n,
+                             const char *label, const char *text, char **slot)
+{
+    char joined[REDACT_NAMES_MAX * 65] = "", why[160];
+    size_t off = 0;
+    char *copy;
+
+    if (n != NULL && n->type != YAML_SEQUENCE_NODE && n->type != YAML_SCALAR_NODE) {
+        loader_error(l, n, "%s: found %s; expected %s", k->name, yamldoc_kind(n), k->expect);
+        return;
+    }
+    if (n != NULL && n->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+             it++) {
+            yaml_node_t *item = yaml_document_get_node(l->doc, *it);
+            if (item == NULL || item->type != YAML_SCALAR_NODE) {
+                loader_error(l, item != NULL ? item : n,
+                             "%s: each entry must be a header field name; expected %s", k->name,
+                             k->expect);
+                return;
+            }
+            if (redact_check_name((const char *)item->data.scalar.value, item->data.scalar.length,
+                                  why, sizeof(why)) < 0) {
+                loader_error(l, item, "%s: %s", k->name, why);
+                return;
+            }
+            if (off + item->data.scalar.length + 2 >= sizeof(joined)) {
+                loader_error(l, n, "%s: too many names (at most %d)", k->name, REDACT_NAMES_MAX);
+                return;
+            }
+            if (off > 0)
+                joined[off++] = ',';
+            memcpy(joined + off, item->data.scalar.value, item->data.scalar.length);
+            off += item->data.scalar.length;
+            joined[off] = '\0';
+        }
+        text = joined;
+    } else {
+        for (const char *p = text; *p != '\0';) {
+            size_t len = strcspn(p, ",");
+            if (redact_check_name(p, len, why, sizeof(why)) < 0) {
+                loader_error(l, n, "%s: %s; expected %s", label, why, k->expect);
+                return;
+            }
+            p += len + (p[len] == ',');
+        }
+    }
+    if ((copy = strdup(text)) == NULL) {
+        loader_error(l, n, "out of memory");
+        return;
+    }
+    free(*slot);
+    *slot = copy;
 }
 
 /*
@@ -512,7 +590,7 @@ static void loader_apply(struct loader *l, const struct config_key *k, yaml_node
     char shown[96], label[CONFIG_NAME_MAX + sizeof(shown) + 4], subject[sizeof(label) + 4];
     uint32_t v;
 
-    if (n != NULL && k->type != CFG_PORTS && k->type != CFG_LISTENERS &&
+    if (n != NULL && k->type != CFG_PORTS && k->type != CFG_LISTENERS && k->type != CFG_NAMES &&
         n->type != YAML_SCALAR_NODE) {
         loader_error(l, n, "%s: found %s; expected %s", k->name, yamldoc_kind(n), k->expect);
         return;
@@ -580,6 +658,9 @@ static void loader_apply(struct loader *l, const struct config_key *k, yaml_node
         *slot = path;
         break;
     }
+    case CFG_NAMES:
+        loader_set_names(l, k, n, label, text, (char **)(void *)field);
+        break;
     case CFG_USER: {
         struct privilege_user u;
         char why[256], **slot = (char **)(void *)field, *name;
@@ -736,6 +817,8 @@ void config_free(struct sluice_config *cfg)
     free(cfg->ca_cert);
     free(cfg->ca_key);
     free(cfg->audit_path);
+    free(cfg->audit_hash_key);
+    free(cfg->audit_secret_headers);
     free(cfg->user);
     free(cfg->credentials);
     free(cfg);
@@ -878,6 +961,7 @@ static bool config_same(const struct config_key *k, const struct sluice_config *
                       a->settings.nconnect_ports * sizeof(a->settings.connect_ports[0])) == 0;
     case CFG_PATH:
     case CFG_USER:
+    case CFG_NAMES:
         memcpy(&pa, fa, sizeof(pa));
         memcpy(&pb, fb, sizeof(pb));
         return pa == pb || (pa != NULL && pb != NULL && strcmp(pa, pb) == 0);

@@ -473,6 +473,7 @@ static struct outcome forward_send_final_head(struct forward *f, const char *buf
                             "the upstream used a transfer coding that an HTTP/1.0 client "
                             "cannot receive");
     forward_plan_response(f);
+    redact_scan(buf, h, &f->resp_secrets);
     if (h->status == 401 && forward_has_conn_auth(buf, h, "www-authenticate"))
         f->conn_auth = true;
     evbuffer_add_printf(out, "HTTP/1.1 %u ", h->status);

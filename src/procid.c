@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sluice/redact.h"
 #include "sluice/sockdiag.h"
 
 /* True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
@@ -375,22 +376,6 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
     return 0;
 }
 
-/* Words that make an option's value a secret: --api-key=..., --password ..., TOKEN=... */
-static const char *const procid_secret_words[] = {
-    "token", "secret", "passw", "key", "auth", "cred", "bearer", "cookie", "session", "private"};
-
-/* True when name (len bytes) holds one of the secret words, in any case. */
-static bool procid_secret_name(const char *name, size_t len)
-{
-    for (size_t w = 0; w < sizeof(procid_secret_words) / sizeof(procid_secret_words[0]); w++) {
-        size_t wl = strlen(procid_secret_words[w]);
-        for (size_t i = 0; i + wl <= len; i++)
-            if (strncasecmp(name + i, procid_secret_words[w], wl) == 0)
-                return true;
-    }
-    return false;
-}
-
 /* Appends text (len bytes) to out, bounded; a cut shows as "...". */
 static void procid_append(char *out, size_t cap, size_t *at, const char *text, size_t len)
 {
@@ -411,7 +396,7 @@ static void procid_append(char *out, size_t cap, size_t *at, const char *text, s
 /* The command line, secrets redacted; see the header. */
 void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
 {
-    static const char hidden[] = "<redacted>";
+    static const char hidden[] = REDACT_HIDDEN;
     size_t at = 0;
     bool next_secret = false;
 
@@ -428,33 +413,28 @@ void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
             continue;
         }
         /* NAME=VALUE and --name=VALUE: the name says whether the value is a secret. */
-        if (eq != NULL && procid_secret_name(arg, (size_t)(eq - arg))) {
+        if (eq != NULL && redact_secret_name(arg, (size_t)(eq - arg))) {
             procid_append(out, cap, &at, arg, (size_t)(eq - arg) + 1);
             procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
             continue;
         }
         /* A header given whole (curl -H "Authorization: Bearer ..."). */
         if ((colon = strchr(arg, ':')) != NULL && colon > arg &&
-            procid_secret_name(arg, (size_t)(colon - arg)) && strchr(arg, '/') == NULL) {
+            redact_secret_name(arg, (size_t)(colon - arg)) && strchr(arg, '/') == NULL) {
             procid_append(out, cap, &at, arg, (size_t)(colon - arg) + 1);
             procid_append(out, cap, &at, " ", 1);
             procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
             continue;
         }
-        /* user:password@ in a URL. */
-        {
-            const char *scheme = strstr(arg, "://"), *atsign, *pass;
-            if (scheme != NULL && (atsign = strchr(scheme + 3, '@')) != NULL &&
-                (pass = memchr(scheme + 3, ':', (size_t)(atsign - scheme - 3))) != NULL &&
-                memchr(scheme + 3, '/', (size_t)(atsign - scheme - 3)) == NULL) {
-                procid_append(out, cap, &at, arg, (size_t)(pass - arg) + 1);
-                procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
-                procid_append(out, cap, &at, atsign, strlen(atsign));
-                continue;
-            }
+        /* A URL: its user's password, and its parameters named like secrets. */
+        if (strstr(arg, "://") != NULL) {
+            char url[1024];
+            size_t n = redact_url(arg, len, url, sizeof(url));
+            procid_append(out, cap, &at, url, n);
+            continue;
         }
         /* --password VALUE, -p VALUE is too common to tell; long options only. */
-        if (arg[0] == '-' && arg[1] == '-' && eq == NULL && procid_secret_name(arg + 2, len - 2))
+        if (arg[0] == '-' && arg[1] == '-' && eq == NULL && redact_secret_name(arg + 2, len - 2))
             next_secret = true;
         procid_append(out, cap, &at, arg, len);
     }

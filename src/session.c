@@ -200,6 +200,10 @@ static void session_report(struct session *s)
     rec.dest_ip = x->dest_known ? x->dest.ip : "-";
     rec.country = x->dest_known && x->dest.country[0] != '\0' ? x->dest.country : "-";
     rec.asn = x->dest_known ? x->dest.asn : 0;
+    rec.path = x->path;
+    rec.user_agent = x->user_agent;
+    rec.req_secrets = &x->req_secrets;
+    rec.resp_secrets = &x->fwd.resp_secrets;
     audit_emit(&rec);
 }
 
@@ -209,6 +213,7 @@ static void session_reset_exchange(struct session *s)
     struct exchange *x = &s->x;
 
     free(x->target);
+    free(x->user_agent);
     free(x->path);
     forward_reset(&x->fwd);
     tunnel_end(&x->tun);
@@ -1029,6 +1034,11 @@ static bool session_decide(struct session *s, const char *buf)
             in.user_agent_len = h->fields[i].value.len;
         }
     }
+    /* For the record: the User-Agent (cut short), and of secrets only a keyed hash. */
+    if (in.user_agent != NULL && x->user_agent == NULL)
+        x->user_agent = strndup(
+            in.user_agent, in.user_agent_len < SESSION_UA_MAX ? in.user_agent_len : SESSION_UA_MAX);
+    redact_scan(buf, h, &x->req_secrets);
     /* Through an isolating launcher, the processes behind one connection change: a banned
      * tool started later (or handed the socket) is looked for again, at most every
      * SESSION_RECHECK_MS, so that a connection's first request does not vouch for all. */

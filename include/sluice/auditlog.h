@@ -22,11 +22,20 @@
 /* Bytes of one line at most (a longer field is cut, and says so with "..."). */
 #define AUDITLOG_LINE_MAX 16384
 
+/* How the trail is kept. */
+struct auditlog_options {
+    const char *path;      /* the file, appended to; copied */
+    uint32_t sync_ms;      /* fdatasync at most this long after a write; 0: after each */
+    uint64_t rotate_bytes; /* past this size the file becomes PATH.1; 0: never */
+    uint32_t keep;         /* rotated files kept, PATH.1 to PATH.keep (at least 1) */
+};
+
 /*
- * Opens path for appending (created 0600), reads its last line to continue the chain,
- * and starts the writer.  Returns 0, or -1 with a sentence in err.
+ * Opens opt->path for appending (created 0600), reads its last line to continue the chain
+ * (cutting off a line a crash left unfinished), and starts the writer.  Returns 0, or -1
+ * with a sentence in err.
  */
-int auditlog_open(const char *path, char *err, size_t cap);
+int auditlog_open(const struct auditlog_options *opt, char *err, size_t cap);
 
 /* Writes what is queued, stops the writer and closes the file.  Nothing when not open. */
 void auditlog_close(void);

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sluice/redact.h"
+
 /* What happened to one request or tunnel; strings are not owned and may be raw bytes. */
 struct audit_record {
     const char *client;     /* "ip:port" */
@@ -41,6 +43,10 @@ struct audit_record {
     const char *dest_ip;    /* the address dialled, or "-" */
     const char *country;    /* its ISO 3166 country, or "-" */
     uint32_t asn;           /* its autonomous system, or 0 */
+    const char *path;       /* the normalised path policy decided on, or NULL */
+    const char *user_agent; /* the User-Agent (cut short), or NULL */
+    const struct redact_seen *req_secrets;  /* the request's secret fields, or NULL */
+    const struct redact_seen *resp_secrets; /* the response's, or NULL */
 };
 
 #endif /* SLUICE_AUDITREC_H */

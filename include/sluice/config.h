@@ -53,6 +53,11 @@ struct sluice_config {
     char *ca_cert;
     char *ca_key;
     char *audit_path;
+    uint32_t audit_sync_ms;     /* fdatasync the trail at most this long after a write */
+    uint32_t audit_rotate_mib;  /* rotate the trail past this size; 0: never */
+    uint32_t audit_keep;        /* rotated trail files kept */
+    char *audit_hash_key;       /* the file of the key secrets are hashed with, or NULL */
+    char *audit_secret_headers; /* more secret header names, comma-separated, or NULL */
     char *user;        /* when started as root: whom to become once the listeners are bound */
     char *credentials; /* the file of users and token hashes, or NULL: none verified */
 };
@@ -67,6 +72,7 @@ enum config_type {
     CFG_LISTENERS, /* list of addresses or {address, tool} mappings */
     CFG_USER,      /* the name of an existing unprivileged user into an owned char * */
     CFG_SWITCH,    /* "on" or "off" into uint32_t 1 or 0 */
+    CFG_NAMES,     /* list of header field names, or "a,b", into an owned comma-joined char * */
 };
 
 /* Checks a CFG_PATH value must pass, and what a reload does with a key. */

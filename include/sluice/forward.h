@@ -13,6 +13,7 @@
 
 #include "sluice/http1.h"
 #include "sluice/outcome.h"
+#include "sluice/redact.h"
 #include "sluice/relay.h"
 #include "sluice/request.h"
 #include "sluice/settings.h"
@@ -65,13 +66,14 @@ struct forward {
     enum forward_body resp_body;
     uint64_t resp_left;
     struct http1_chunked resp_chunked;
-    unsigned interim;       /* interim responses seen */
-    uint64_t interim_bytes; /* their heads' bytes */
-    bool upstream_keep;     /* the upstream connection may be used again */
-    bool close_after;       /* close the client connection after this response */
-    unsigned status;        /* status sent to the client, 0 if none */
-    uint64_t sent;          /* request body bytes taken from the client */
-    uint64_t received;      /* response bytes queued to the client */
+    unsigned interim;                /* interim responses seen */
+    uint64_t interim_bytes;          /* their heads' bytes */
+    bool upstream_keep;              /* the upstream connection may be used again */
+    bool close_after;                /* close the client connection after this response */
+    unsigned status;                 /* status sent to the client, 0 if none */
+    uint64_t sent;                   /* request body bytes taken from the client */
+    uint64_t received;               /* response bytes queued to the client */
+    struct redact_seen resp_secrets; /* the final response's secret fields, for the record */
 };
 
 /*

@@ -42,6 +42,7 @@
 #include "sluice/pipes.h"
 #include "sluice/policy.h"
 #include "sluice/pool.h"
+#include "sluice/redact.h"
 #include "sluice/request.h"
 #include "sluice/settings.h"
 #include "sluice/sock.h"
@@ -99,11 +100,16 @@ struct session_pinned {
 };
 
 /* Everything that belongs to one request; reset in one place (session_reset_exchange). */
+/* Bytes of a User-Agent the record keeps; a longer one is cut there. */
+#define SESSION_UA_MAX 512
+
 struct exchange {
     bool active;                     /* under way: owes an access line */
     uint64_t start_ms;               /* when its first byte came (monotonic, ms) */
     struct request req;              /* what it asks for */
     char *target;                    /* the target as received, for the log; owned */
+    char *user_agent;                /* its User-Agent, cut at SESSION_UA_MAX, or NULL; owned */
+    struct redact_seen req_secrets;  /* its secret fields, for the record */
     char *path;                      /* the normalised path policy decided on; owned, or NULL */
     const char *raw_path;            /* the path as received, inside target; or NULL */
     const char *plain_path;          /* path without segment parameters, inside path's

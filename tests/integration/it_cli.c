@@ -409,6 +409,88 @@ static void test_audit_trail(void **state)
     }
 }
 
+/* Answers with a session cookie, so the response's secret fields are recorded too. */
+static void cookie_handler(struct origin_conn *c)
+{
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    (void)oconn_respond(c, 200, "Set-Cookie: sid=SECRET-SET-COOKIE; HttpOnly\r\n", "ok", 2);
+}
+
+/*
+ * Secrets in the trail: Authorization, Cookie, x-api-key, a configured header and the
+ * response's Set-Cookie are recorded as present with a keyed hash, equal for equal
+ * credentials and across a restart with the same key file, never in clear anywhere (the
+ * trail, the log); secret query parameters are hidden in url.full in every spelling.
+ */
+static void test_audit_secrets(void **state)
+{
+    struct itcase *t = *state;
+    char path[400], key[400], url[256];
+    const char *const args[] = {
+        "--audit-log", path, "--audit-hash-key", key, "--audit-secret-headers",
+        "X-Team-Pass", NULL};
+    static const char check[] =
+        "import json, sys\n"
+        "recs = [json.loads(l) for l in open(sys.argv[1])]\n"
+        "assert len(recs) == 4, len(recs)\n"
+        "def sec(r): return {s[\"field\"]: s for s in r[\"sluice\"][\"request_secrets\"]}\n"
+        "a, b, c, d = map(sec, recs)\n"
+        "assert set(a) == {\"authorization\", \"cookie\", \"x-api-key\", \"x-team-pass\"}, a\n"
+        "assert a[\"authorization\"][\"scheme\"] == \"Bearer\"\n"
+        "assert a[\"authorization\"][\"hash\"] == b[\"authorization\"][\"hash\"]\n"
+        "assert a[\"authorization\"][\"hash\"] != c[\"authorization\"][\"hash\"]\n"
+        "assert a[\"authorization\"][\"hash\"] == d[\"authorization\"][\"hash\"]\n"
+        "assert a[\"x-api-key\"][\"hash\"] != a[\"cookie\"][\"hash\"]\n"
+        "r = recs[0][\"sluice\"][\"response_secrets\"]\n"
+        "assert [s[\"field\"] for s in r] == [\"set-cookie\"], r\n"
+        "u = recs[0][\"url\"]\n"
+        "assert u[\"full\"].endswith(\"/s?q=1&api_key=<redacted>&%74oken=<redacted>\"), u\n"
+        "assert u[\"path\"] == \"/s\", u\n"
+        "assert recs[0][\"user_agent\"][\"original\"] == \"sluice-test/1\"\n";
+    char *text, *log;
+
+    snprintf(path, sizeof(path), "%s/audit.jsonl", t->env->dir);
+    snprintf(key, sizeof(key), "%s/audit.key", t->env->dir);
+    it_start_origin(t, cookie_handler, NULL);
+    for (int run = 0; run < 2; run++) {
+        it_start_proxy(t, args);
+        for (int i = 0; i < (run == 0 ? 3 : 1); i++) {
+            struct itcurl *c = itcurl_new(t->proxy_port);
+            itcurl_add_header(c, i == 2 ? "Authorization: Bearer OTHER-TOKEN"
+                                        : "Authorization: Bearer SECRET-TOKEN");
+            if (run == 0 && i == 0) {
+                itcurl_add_header(c, "Cookie: session=SECRET-COOKIE");
+                itcurl_add_header(c, "X-Api-Key: SECRET-API-KEY");
+                itcurl_add_header(c, "X-Team-Pass: SECRET-TEAM");
+            }
+            itcurl_add_header(c, "User-Agent: sluice-test/1");
+            assert_int_equal(
+                itcurl_perform(
+                    c, it_url(t, "/s?q=1&api_key=SECRET-Q1&%74oken=SECRET-Q2", url, sizeof(url))),
+                CURLE_OK);
+            assert_int_equal(itcurl_status(c), 200);
+            itcurl_free(c);
+        }
+        log = sluiceproc_log_path(t->env->proxy) != NULL
+                  ? strdup(sluiceproc_log_path(t->env->proxy))
+                  : NULL;
+        assert_true(testenv_stop_proxy(t->env));
+        /* Nothing secret in the log either. */
+        text = log != NULL ? tio_read_file(log, NULL) : NULL;
+        assert_non_null(text);
+        assert_null(strstr(text, "SECRET"));
+        free(text);
+        free(log);
+    }
+    text = tio_read_file(path, NULL);
+    assert_non_null(text);
+    assert_null(strstr(text, "SECRET")); /* not one secret in clear */
+    assert_null(strstr(text, "OTHER-TOKEN"));
+    free(text);
+    assert_int_equal(run_python(check, path), 0);
+}
+
 /*
  * A trail that cannot be written (/dev/full: every write is ENOSPC): by default the
  * requests after the first failed write get 503 naming the audit trail, and the origin
@@ -1034,6 +1116,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unix_listener, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_audit_trail, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_audit_fail_closed, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_audit_secrets, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_mistyped_option_one_line, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_help_names_commands, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_policy_dir_without_profiles, it_setup, it_teardown),
