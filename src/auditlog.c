@@ -382,6 +382,10 @@ static char *auditlog_format(const struct audit_record *r)
     jb_str(&b, "process_chain", r->chain);
     jb_str(&b, "decision", r->decision);
     jb_str(&b, "termination", r->term);
+    if (r->interim) {
+        jb_key(&b, "interim");
+        jb_text(&b, "true");
+    }
     jb_str(&b, "error", r->error);
     jb_secrets(&b, "request_secrets", "request_secrets_more", r->req_secrets);
     jb_secrets(&b, "response_secrets", "response_secrets_more", r->resp_secrets);

@@ -149,18 +149,13 @@ static const struct policy_decision *session_decision(const struct session *s)
     return s->x.refused ? &s->x.refusal : s->x.decided ? &s->x.decision : NULL;
 }
 
-/* Writes the access line of the exchange under way, once. */
-static void session_report(struct session *s)
+/* Fills rec with what is known of the exchange under way; its strings stay s's. */
+static void session_fill_record(struct session *s, struct audit_record *rec_out)
 {
     struct exchange *x = &s->x;
     const struct policy_decision *d = session_decision(s);
-    struct audit_record rec;
+    struct audit_record rec = {0};
 
-    if (!x->active)
-        return;
-    x->active = false;
-    if (x->term[0] == '\0')
-        session_set_term(s, TERM_NORMAL, TERM_PH_NONE);
     rec.client = s->client_addr;
     rec.method = x->req.method[0] != '\0' ? x->req.method : "-";
     rec.target = x->target != NULL ? x->target : "-";
@@ -204,7 +199,38 @@ static void session_report(struct session *s)
     rec.user_agent = x->user_agent;
     rec.req_secrets = &x->req_secrets;
     rec.resp_secrets = &x->fwd.resp_secrets;
+    *rec_out = rec;
+}
+
+/* Writes the access line and the record of the exchange under way, once. */
+static void session_report(struct session *s)
+{
+    struct exchange *x = &s->x;
+    struct audit_record rec;
+
+    if (!x->active)
+        return;
+    x->active = false;
+    if (x->term[0] == '\0')
+        session_set_term(s, TERM_NORMAL, TERM_PH_NONE);
+    session_fill_record(s, &rec);
     audit_emit(&rec);
+}
+
+/* Makes an interim record of a long exchange; see the header. */
+void session_interim(struct session *s, uint32_t every_ms)
+{
+    struct exchange *x = &s->x;
+    uint64_t now = session_now_ms();
+    struct audit_record rec;
+
+    if (!x->active || !x->head_passed ||
+        now - (x->interim_ms != 0 ? x->interim_ms : x->start_ms) < every_ms)
+        return;
+    x->interim_ms = now;
+    session_fill_record(s, &rec);
+    rec.interim = true;
+    audit_emit_interim(&rec);
 }
 
 /* Clears everything that belongs to one exchange so the next request starts clean. */

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "sluice/auditlog.h"
 #include "sluice/clientcap.h"
 #include "sluice/log.h"
 #include "sluice/netguard.h"
@@ -289,6 +290,20 @@ static void worker_policy_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Exchanges that have lasted settings->audit_interim_ms since their last record make one. */
+static void worker_interim_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct session *s;
+
+    (void)fd;
+    (void)what;
+    if (!auditlog_enabled())
+        return;
+    TAILQ_FOREACH(s, &w->env.live, entry)
+    session_interim(s, w->settings->audit_interim_ms);
+}
+
 /*
  * Makes an epoll loop that batches interest changes until the next wait: an event removed
  * and added again within one loop round (a relay paused and resumed, a read event a
@@ -345,6 +360,20 @@ int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s,
     w->log_flush = evtimer_new(env->base, worker_log_flush_cb, w);
     w->accept_retry = evtimer_new(env->base, worker_accept_retry_cb, w);
     w->drain_timer = evtimer_new(env->base, worker_drain_timeout_cb, w);
+    if (s->audit_interim_ms > 0) {
+        /* A sixteenth of the interval, within [250 ms, 10 s]: records come at most that late. */
+        uint32_t tick = s->audit_interim_ms / 16;
+        struct timeval tv;
+
+        tick = tick < 250 ? 250 : tick > 10000 ? 10000 : tick;
+        tv.tv_sec = tick / 1000;
+        tv.tv_usec = (suseconds_t)(tick % 1000) * 1000;
+        w->interim_timer = event_new(env->base, -1, EV_PERSIST, worker_interim_cb, w);
+        if (w->interim_timer == NULL || evtimer_add(w->interim_timer, &tv) < 0) {
+            *errstr = "out of memory";
+            goto fail;
+        }
+    }
     if (env->pool == NULL || env->pipes == NULL || env->lookups == NULL || env->reap == NULL ||
         w->wake == NULL || w->policy_changed == NULL || w->log_flush == NULL ||
         w->accept_retry == NULL || w->drain_timer == NULL) {
@@ -484,6 +513,8 @@ void worker_finish(struct worker *w)
         event_free(w->accept_retry);
     if (w->drain_timer != NULL)
         event_free(w->drain_timer);
+    if (w->interim_timer != NULL)
+        event_free(w->interim_timer);
     if (env->base != NULL)
         event_base_free(env->base);
     memset(w, 0, sizeof(*w));

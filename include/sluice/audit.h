@@ -10,4 +10,10 @@
 /* Reports one finished request or tunnel: the access line, and the audit trail when open. */
 void audit_emit(const struct audit_record *r);
 
+/*
+ * Reports what an exchange that goes on did so far (r->interim): to the audit trail only,
+ * so that the access line, and whatever counts requests from it, still sees each once.
+ */
+void audit_emit_interim(const struct audit_record *r);
+
 #endif /* SLUICE_AUDIT_H */

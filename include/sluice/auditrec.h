@@ -47,6 +47,7 @@ struct audit_record {
     const char *user_agent; /* the User-Agent (cut short), or NULL */
     const struct redact_seen *req_secrets;  /* the request's secret fields, or NULL */
     const struct redact_seen *resp_secrets; /* the response's, or NULL */
+    bool interim; /* the exchange goes on: what it did so far (the audit trail only) */
 };
 
 #endif /* SLUICE_AUDITREC_H */

@@ -135,6 +135,7 @@ struct exchange {
     const char *error_type;          /* RFC 9209 type of a failure (static), or NULL */
     bool failure_logged;             /* its message is logged already (a block) */
     char term[3];                    /* termination code: TERM_* then TERM_PH_* */
+    uint64_t interim_ms;             /* when its last interim record was made, or 0 */
 };
 
 /* A client connection; on its env's live list, freed by the reaper after session_close(). */
@@ -210,6 +211,14 @@ void session_drain(struct session *s);
  * next head is complete.
  */
 void session_policy_changed(struct session *s);
+
+/*
+ * Makes an interim record of the exchange under way (a tunnel, or a request whose
+ * response still streams) when it began, or had its last interim record, every_ms ago or
+ * more: what it moved so far, so that a connection that lives for a day is in the audit
+ * trail before it ends.  Nothing for an exchange not yet passed on.
+ */
+void session_interim(struct session *s, uint32_t every_ms);
 
 /* Name of a state for logs. */
 const char *session_state_str(enum session_state st);

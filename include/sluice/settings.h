@@ -46,6 +46,8 @@ struct sluice_settings {
     uint32_t upstream_idle_per_host; /* of those, per (host, port) */
     uint32_t upstream_idle_ms;       /* how long an idle upstream connection is kept */
     uint32_t identify_processes;     /* 1: a loopback client's process names its tool */
+    uint32_t audit_interim_ms;       /* interim records of exchanges this long, and every
+                                        this long after; 0: none */
     uint32_t audit_fail_open;        /* 1: requests go on while the audit trail cannot be written */
     const char *resolv_conf;         /* nameservers for evdns; not owned */
     const char *hosts_file;          /* hosts file for evdns; not owned */

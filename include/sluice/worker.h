@@ -51,6 +51,7 @@ struct worker {
     struct event *log_flush;      /* writes the log lines held, 50 ms after the first */
     struct event *accept_retry;   /* re-enables accepting after EMFILE */
     struct event *drain_timer;    /* ends the drain when it runs out */
+    struct event *interim_timer;  /* looks for exchanges that owe an interim record */
     atomic_bool drain_requested;  /* set by the main thread */
     atomic_bool stop_requested;   /* set by the main thread: close what is left now */
     atomic_bool finished;         /* set by the worker when its loop has ended */

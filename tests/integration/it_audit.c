@@ -286,11 +286,78 @@ static void test_kill9_under_load(void **state)
     }
 }
 
+/*
+ * Interim records: a tunnel that lives 2.6 s with --audit-interim 1s is in the trail
+ * twice before it ends (interim: true, no termination code, its bytes so far, growing),
+ * then once when it ends with all its bytes; the access line has it once; every record
+ * is valid under the schema.
+ */
+static void test_interim_records(void **state)
+{
+    struct itcase *t = *state;
+    char path[400], port[8], authority[64], req[200], cmd[2000];
+    const char *const args[] = {"--audit-log", path, "--audit-interim", "1s", "--connect-ports",
+                                port,          NULL};
+    static const char check[] =
+        "import json, sys, jsonschema\n"
+        "v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))\n"
+        "recs = [json.loads(l) for l in open(sys.argv[2])]\n"
+        "for r in recs: v.validate(r)\n"
+        "tun = [r for r in recs if r['event']['action'] == 'tunnel']\n"
+        "interim = [r for r in tun if r['sluice'].get('interim')]\n"
+        "final = [r for r in tun if not r['sluice'].get('interim')]\n"
+        "assert len(final) == 1, recs\n"
+        "assert 2 <= len(interim) <= 3, interim\n"
+        "assert all('termination' not in r['sluice'] for r in interim)\n"
+        "assert final[0]['sluice']['termination'] == '--'\n"
+        "up = [r['http']['request']['bytes'] for r in interim + final]\n"
+        "down = [r['http']['response']['bytes'] for r in interim + final]\n"
+        "assert up == sorted(up) and down == sorted(down), (up, down)\n"
+        "assert interim[0]['http']['request']['bytes'] > 0\n"
+        "assert final[0]['http']['request']['bytes'] > interim[0]['http']['request']['bytes']\n"
+        "d = [r['event']['duration'] for r in interim + final]\n"
+        "assert d == sorted(d) and d[0] >= 10**9 and d[-1] >= 2500 * 10**6, d\n";
+    struct rawclient *rc;
+    struct rawresp resp = {0};
+
+    snprintf(path, sizeof(path), "%s/audit.jsonl", t->env->dir);
+    it_start_origin(t, origin_handler_simple, NULL);
+    snprintf(port, sizeof(port), "%u", (unsigned)origin_port(t->origin));
+    it_start_proxy(t, args);
+    rc = it_raw(t);
+    snprintf(authority, sizeof(authority), "origin.test:%s", port);
+    snprintf(req, sizeof(req), "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", authority, authority);
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_int_equal(rawclient_response(rc, &resp, true, 5000), 200);
+    rawresp_free(&resp);
+    /* Bytes through the tunnel before the first interim record, and more after it. */
+    for (int i = 0; i < 2; i++) {
+        struct rawresp inner = {0};
+        snprintf(req, sizeof(req), "GET /tunnel-%d HTTP/1.1\r\nHost: %s\r\n\r\n", i, authority);
+        assert_int_equal(rawclient_sends(rc, req), 0);
+        assert_int_equal(rawclient_response(rc, &inner, false, 5000), 200);
+        rawresp_free(&inner);
+        tio_sleep_ms(1300);
+    }
+    rawclient_close(rc);
+    {
+        char *line = sluiceproc_access_wait(t->env->proxy, 5000, "method=CONNECT", NULL);
+        assert_non_null(line);
+        free(line);
+        assert_int_equal(sluiceproc_access_count(t->env->proxy, "method=CONNECT", NULL), 1);
+    }
+    assert_true(testenv_stop_proxy(t->env));
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 -c \"%s\" '%s/dist/audit-record.schema.json' '%s'",
+             check, SLUICE_SOURCE_DIR, path);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rotation_under_load, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_kill9_under_load, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_interim_records, it_setup, it_teardown),
     };
 
     it_select_cases(); /* SLUICE_CASE=name runs one case */
