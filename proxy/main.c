@@ -587,9 +587,13 @@ struct program {
     atomic_bool draining;      /* a SIGTERM or SIGINT came: read by /healthz's thread */
 };
 
+/* A worker whose loop has not beaten for this long is reported stuck by /healthz. */
+#define HEALTH_STUCK_MS 5000
+
 /*
  * /healthz, in the admin listener's thread: healthy while no drain has begun, every
- * worker's loop runs, and the audit trail (when on) is written.
+ * worker's loop runs (and has turned within HEALTH_STUCK_MS), and the audit trail (when
+ * on) is written.
  */
 static bool health_cb(char *why, size_t cap, void *arg)
 {
@@ -599,11 +603,18 @@ static bool health_cb(char *why, size_t cap, void *arg)
         snprintf(why, cap, "draining: sluice is shutting down and takes no new connections");
         return false;
     }
-    for (unsigned k = 0; k < prog->nworkers; k++)
+    for (unsigned k = 0; k < prog->nworkers; k++) {
+        uint64_t age = worker_beat_age_ms(&prog->workers[k]);
+
         if (worker_finished(&prog->workers[k])) {
             snprintf(why, cap, "worker %u has stopped", k);
             return false;
         }
+        if (age > HEALTH_STUCK_MS) {
+            snprintf(why, cap, "worker %u's loop has not turned for %" PRIu64 " ms", k, age);
+            return false;
+        }
+    }
     if (auditlog_failing()) {
         snprintf(why, cap,
                  "the audit trail cannot be written: records are lost, and requests get 503 "
