@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <getopt.h>
@@ -24,6 +25,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "sluice/admin.h"
 #include "sluice/cli.h"
 #include "sluice/commands.h"
 #include "sluice/clientcap.h"
@@ -33,6 +35,7 @@
 #include "sluice/exehash.h"
 #include "sluice/listener.h"
 #include "sluice/log.h"
+#include "sluice/metrics.h"
 #include "sluice/netguard.h"
 #include "sluice/policy.h"
 #include "sluice/privilege.h"
@@ -354,6 +357,10 @@ static int read_config(const struct cli *c, int argc, char **argv, const char *p
         config_free(cfg);
         return 2;
     }
+    if (config_check(cfg, errs) < 0) {
+        config_free(cfg);
+        return 1;
+    }
     settings_apply_mode(&cfg->settings, cfg->mode == CONFIG_MODE_GATEWAY);
     *out = cfg;
     return 0;
@@ -602,7 +609,45 @@ struct program {
     uint64_t drain_started_ms; /* 0 until the first SIGTERM or SIGINT */
     uint64_t drain_told_s;     /* the last whole second the countdown logged */
     bool stopping;             /* a second signal: close what is left now */
+    atomic_bool draining;      /* a SIGTERM or SIGINT came: read by /healthz's thread */
 };
+
+/* A worker whose loop has not beaten for this long is reported stuck by /healthz. */
+#define HEALTH_STUCK_MS 5000
+
+/*
+ * /healthz, in the admin listener's thread: healthy while no drain has begun, every
+ * worker's loop runs (and has turned within HEALTH_STUCK_MS), and the audit trail (when
+ * on) is written.
+ */
+static bool health_cb(char *why, size_t cap, void *arg)
+{
+    struct program *prog = arg;
+
+    if (atomic_load(&prog->draining)) {
+        snprintf(why, cap, "draining: sluice is shutting down and takes no new connections");
+        return false;
+    }
+    for (unsigned k = 0; k < prog->nworkers; k++) {
+        uint64_t age = worker_beat_age_ms(&prog->workers[k]);
+
+        if (worker_finished(&prog->workers[k])) {
+            snprintf(why, cap, "worker %u has stopped", k);
+            return false;
+        }
+        if (age > HEALTH_STUCK_MS) {
+            snprintf(why, cap, "worker %u's loop has not turned for %" PRIu64 " ms", k, age);
+            return false;
+        }
+    }
+    if (auditlog_failing()) {
+        snprintf(why, cap,
+                 "the audit trail cannot be written: records are lost, and requests get 503 "
+                 "unless audit.fail_open");
+        return false;
+    }
+    return true;
+}
 
 /* Milliseconds of the monotonic clock. */
 static uint64_t now_ms(void)
@@ -655,6 +700,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         unsigned open = worker_open_connections();
 
         (void)sdnotify("STOPPING=1");
+        atomic_store(&prog->draining, true);
         prog->drain_started_ms = now_ms();
         log_notice("received %s: no new connections; draining %u connection%s for up to %llu "
                    "s (%s again stops at once)",
@@ -767,6 +813,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
         p = NULL;
     }
     if (p == NULL) {
+        metrics_reload_failed();
         log_errors(&errs);
         log_error("reload failed (%zu error%s): policy generation %u stays in force", errs.count,
                   errs.count == 1 ? "" : "s", generation);
@@ -818,6 +865,7 @@ int main(int argc, char **argv)
     struct yamldoc_errors errs;
     struct event_base *main_base = NULL;
     struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL, *reopen = NULL;
+    struct admin *admin = NULL;
     bool pid_written = false;
     struct program prog;
     int *fds = NULL, status;
@@ -985,6 +1033,12 @@ int main(int argc, char **argv)
         }
         log_notice("audit trail: %s", config->audit_path);
     }
+    /* The admin listener is bound while root may still bind where it goes. */
+    if (config->admin_listen != NULL &&
+        (admin = admin_open(config->admin_listen, message, sizeof(message))) == NULL) {
+        log_error("%s", message);
+        goto out;
+    }
     if (drop_root(config, &args) < 0)
         goto out;
     if (policy->warning != NULL)
@@ -1036,6 +1090,7 @@ int main(int argc, char **argv)
     prog.drain_started_ms = 0;
     prog.drain_told_s = 0;
     prog.stopping = false;
+    atomic_init(&prog.draining, false);
     prog.drain_tick = event_new(main_base, -1, EV_PERSIST, drain_tick_cb, &prog);
     sigterm = evsignal_new(main_base, SIGTERM, signal_cb, &prog);
     sigint = evsignal_new(main_base, SIGINT, signal_cb, &prog);
@@ -1061,6 +1116,16 @@ int main(int argc, char **argv)
         log_notice("sluice %s listening on %s (%u worker%s, up to %u connections)", SLUICE_VERSION,
                    addr, nworkers, nworkers == 1 ? "" : "s", settings.max_connections);
     }
+    if (admin != NULL) {
+        char addr[96];
+
+        if (admin_start(admin, health_cb, &prog, message, sizeof(message)) < 0) {
+            log_error("%s", message);
+            goto out;
+        }
+        admin_format(admin, addr, sizeof(addr));
+        log_notice("admin listener on %s: /metrics and /healthz", addr);
+    }
     if (args.ready_file != NULL && write_ready_file(args.ready_file, listen, nlisten) < 0)
         log_warn("cannot write the ready file %s: %s", args.ready_file, strerror(errno));
     if (sdnotify("READY=1\nSTATUS=listening") < 0)
@@ -1071,6 +1136,7 @@ int main(int argc, char **argv)
     status = 0;
 
 out:
+    admin_free(admin); /* before the workers go: /healthz asks about them */
     for (unsigned k = 0; k < nstarted; k++)
         worker_request_drain(&workers[k]);
     for (unsigned k = 0; k < nstarted; k++)

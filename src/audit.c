@@ -8,6 +8,7 @@
 #include "sluice/auditlog.h"
 #include "sluice/log.h"
 #include "sluice/redact.h"
+#include "sluice/metrics.h"
 
 /*
  * Writes ` name="value"` (value escaped, quoted like target: it may hold spaces and '=',
@@ -27,7 +28,10 @@ static void audit_quoted(char *out, size_t cap, const char *name, const char *va
     strcat(out, "\"");
 }
 
-/* Writes the access line, escaping every field that came from the network. */
+/*
+ * Writes the access line, escaping every field that came from the network, queues the
+ * record for the audit trail and counts it for /metrics.
+ */
 void audit_emit(const struct audit_record *r)
 {
     char method[64], target[1024], sni[300], offered[300], error[80] = "", pid[24] = "";
@@ -64,6 +68,7 @@ void audit_emit(const struct audit_record *r)
         sni[0] != '\0' ? sni : "-", r->term, r->tool, version, r->id_source, offered, pid, uid, exe,
         sha, cmd, chain, mismatch, r->decision, r->rule, r->dest_ip, r->country, r->asn, error);
     auditlog_record(r);
+    metrics_count_record(r);
 }
 
 void audit_emit_interim(const struct audit_record *r)

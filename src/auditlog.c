@@ -845,6 +845,17 @@ uint64_t auditlog_lost(void)
     return atomic_load(&auditlog.lost);
 }
 
+/* Records waiting for the writer; see the header. */
+size_t auditlog_queue_depth(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&auditlog.lock);
+    n = auditlog.open ? auditlog.count : 0;
+    pthread_mutex_unlock(&auditlog.lock);
+    return n;
+}
+
 /* Queues a record; see the header. */
 void auditlog_record(const struct audit_record *r)
 {

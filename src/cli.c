@@ -106,6 +106,7 @@ static const char *cli_arg_name(const struct config_key *k)
     case CFG_PATH:
         return (k->flags & CFG_F_DIRECTORY) != 0 ? "DIR" : "FILE";
     case CFG_LISTENERS:
+    case CFG_ADDRESS:
         return "ADDR:PORT";
     case CFG_USER:
         return "NAME";

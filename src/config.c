@@ -10,7 +10,9 @@
  */
 #include "sluice/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -35,7 +37,8 @@
  * Every key.  Listeners, workers, limits, timeouts, the upstream pool, the DNS files and
  * the configuration's connect_ports are read once, when the workers start, so a reload
  * cannot apply them (CFG_F_RESTART); policy_dir, mode and geoip go into the policy
- * snapshot a reload builds.  user and audit.path are applied once, at start.  Of ca,
+ * snapshot a reload builds.  user, audit.path and the admin listener are applied once, at
+ * start.  Of ca,
  * only the key's owner and mode are checked at start for now.
  * Columns: name, type, min, max, default, flags, offset, expected, option, letter, help.
  */
@@ -161,6 +164,14 @@ const struct config_key config_keys[] = {
     {"audit.keep", CFG_UINT, 1, 1000, "5", CFG_F_RESTART, OFF(audit_keep),
      "a number of files from 1 to 1000", "audit-keep", 0,
      "rotated audit trail files kept, FILE.1 to FILE.N"},
+    {"admin.listen", CFG_ADDRESS, 0, 0, NULL, CFG_F_RESTART, OFF(admin_listen),
+     "ADDR:PORT, e.g. 127.0.0.1:9090", "admin-listen", 0,
+     "serve /metrics (Prometheus) and /healthz here; off unless given; loopback only "
+     "unless admin.allow_remote is on"},
+    {"admin.allow_remote", CFG_SWITCH, 0, 1, "off", CFG_F_RESTART, OFF(admin_allow_remote),
+     "on or off", "admin-allow-remote", 0,
+     "let --admin-listen be an address other than loopback (whoever reaches it reads "
+     "which tools went where)"},
     {"audit.path", CFG_PATH, 0, 0, NULL, CFG_F_RESTART, OFF(audit_path),
      "the path of the audit trail", "audit-log", 0,
      "append a JSON record of every request and tunnel here, each line chained to the one "
@@ -680,6 +691,21 @@ static void loader_apply(struct loader *l, const struct config_key *k, yaml_node
         *slot = name;
         break;
     }
+    case CFG_ADDRESS: {
+        struct listener_addr parsed;
+        char **slot = (char **)(void *)field, *copy;
+        if (strncmp(text, "unix:", 5) == 0 || listener_parse(text, &parsed, &errstr) < 0) {
+            loader_error(l, n, "%s: not a TCP address; expected %s", subject, k->expect);
+            break;
+        }
+        if ((copy = strdup(text)) == NULL) {
+            loader_error(l, n, "out of memory");
+            break;
+        }
+        free(*slot);
+        *slot = copy;
+        break;
+    }
     case CFG_LISTENERS:
         if (n == NULL) {
             loader_add_listener_text(l, label, text);
@@ -825,6 +851,7 @@ void config_free(struct sluice_config *cfg)
     free(cfg->audit_secret_headers);
     free(cfg->user);
     free(cfg->credentials);
+    free(cfg->admin_listen);
     free(cfg);
 }
 
@@ -966,6 +993,7 @@ static bool config_same(const struct config_key *k, const struct sluice_config *
     case CFG_PATH:
     case CFG_USER:
     case CFG_NAMES:
+    case CFG_ADDRESS:
         memcpy(&pa, fa, sizeof(pa));
         memcpy(&pb, fb, sizeof(pb));
         return pa == pb || (pa != NULL && pb != NULL && strcmp(pa, pb) == 0);
@@ -981,6 +1009,38 @@ static bool config_same(const struct config_key *k, const struct sluice_config *
         return true;
     }
     return false;
+}
+
+/* True when a (a parsed TCP address) is loopback: 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
+static bool config_is_loopback(const struct listener_addr *a)
+{
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)&a->ss;
+        return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)&a->ss;
+        return IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
+               (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && sin6->sin6_addr.s6_addr[12] == 127);
+    }
+    return false;
+}
+
+/* Checks what takes more than one key; see the header. */
+int config_check(const struct sluice_config *cfg, struct yamldoc_errors *errs)
+{
+    struct listener_addr a;
+    const char *errstr = NULL;
+    size_t before = errs->count;
+
+    if (cfg->admin_listen != NULL && !cfg->admin_allow_remote &&
+        listener_parse(cfg->admin_listen, &a, &errstr) == 0 && !config_is_loopback(&a))
+        yamldoc_error(errs, cfg->path != NULL ? cfg->path : "sluice", NULL,
+                      "admin.listen %s is not a loopback address: whoever reaches it reads "
+                      "which tools went where; set admin.allow_remote: on "
+                      "(--admin-allow-remote on) to serve it there",
+                      cfg->admin_listen);
+    return errs->count > before ? -1 : 0;
 }
 
 /* Finds the next restart-only key that differs; see the header. */

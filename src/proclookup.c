@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sluice/identity.h"
+#include "sluice/metrics.h"
 
 /* Bytes of a command line or chain kept for the record. */
 #define PROCLOOKUP_TEXT (PROCID_MAX_ARGS + 64)
@@ -75,6 +76,7 @@ struct proclookup_job {
     struct event *done; /* on the worker's base: activated by the thread when it is done */
     proclookup_done_fn fn;
     void *arg;
+    uint64_t asked_ns;               /* when it was queued (monotonic), for the latency */
     struct proclookup_record result; /* written by the thread before it activates done */
 };
 TAILQ_HEAD(proclookup_jobs, proclookup_job);
@@ -99,6 +101,15 @@ static uint64_t proclookup_now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The monotonic clock in ns, for the identification latency. */
+static uint64_t proclookup_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Does one job's lookup, in the thread. */
@@ -167,8 +178,11 @@ static void proclookup_done_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!atomic_load(&job->cancelled))
+    if (!atomic_load(&job->cancelled)) {
+        /* From asking to the answer on the loop: the queue, the lookup and the wake-up. */
+        metrics_observe_identification((double)(proclookup_now_ns() - job->asked_ns) / 1e9);
         job->fn(&job->result, job->arg);
+    }
     proclookup_job_free(job);
 }
 
@@ -258,6 +272,7 @@ struct proclookup_job *proclookup_submit(struct proclookup *pl, struct policy_sn
     atomic_init(&job->cancelled, false);
     job->fn = done;
     job->arg = arg;
+    job->asked_ns = proclookup_now_ns();
     TAILQ_INSERT_TAIL(&pl->all, job, all);
     pthread_mutex_lock(&pl->lock);
     TAILQ_INSERT_TAIL(&pl->queue, job, queued);

@@ -25,6 +25,7 @@
 #include "sluice/auditlog.h"
 #include "sluice/errpage.h"
 #include "sluice/log.h"
+#include "sluice/metrics.h"
 #include "sluice/procid.h"
 #include "sluice/proclookup.h"
 #include "sluice/proxyproto.h"
@@ -411,6 +412,7 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
     sock_set_reading(s->client, true);
     TAILQ_INSERT_TAIL(&env->live, s, entry);
     env->nlive++;
+    metrics_connection_opened();
     s->cap_held = a->cap_held; /* from here on the session releases it */
     session_timer_arm(s, st->timeout_head_ms);
     return s;
@@ -440,6 +442,8 @@ void session_close(struct session *s, char who, char phase)
         return;
     session_set_term(s, who, phase);
     session_report(s);
+    if (s->state == SESSION_ST_TUNNEL)
+        metrics_tunnel_closed();
     session_set_state(s, SESSION_ST_CLOSED);
     if (s->timer != NULL) {
         event_free(s->timer);
@@ -465,6 +469,7 @@ void session_close(struct session *s, char who, char phase)
     TAILQ_REMOVE(&env->live, s, entry);
     env->nlive--;
     atomic_fetch_sub(env->open_total, 1);
+    metrics_connection_closed();
     if (env->clientcap != NULL && s->cap_held)
         clientcap_release(env->clientcap, &s->client_sa.sa);
     TAILQ_INSERT_TAIL(&env->dead, s, entry);
@@ -710,6 +715,7 @@ static void session_start_tunnel(struct session *s, const char *prefix, bool pee
     struct outcome o;
 
     session_set_state(s, SESSION_ST_TUNNEL);
+    metrics_tunnel_opened(); /* closed in session_close(): a tunnel ends only there */
     /* An idle tunnel keeps nothing it does not need: the head parser's field array goes. */
     free(s->fields);
     s->fields = NULL;

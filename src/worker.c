@@ -205,6 +205,24 @@ static void worker_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
         worker_set_accepting(w, true);
 }
 
+/* Once a second: the loop turns, which /healthz reads (worker_beat_age_ms). */
+static void worker_beat_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    atomic_store(&w->beat_ms, worker_now_ms());
+}
+
+/* How long ago the loop last beat; see the header. */
+uint64_t worker_beat_age_ms(const struct worker *w)
+{
+    uint64_t now = worker_now_ms(), beat = atomic_load(&w->beat_ms);
+
+    return now > beat ? now - beat : 0;
+}
+
 /* Frees the sessions closed during the previous callbacks; ends a finished drain. */
 static void worker_reap_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -374,6 +392,12 @@ int worker_init(struct worker *w, unsigned id, const struct sluice_settings *s,
             goto fail;
         }
     }
+    w->beat = event_new(env->base, -1, EV_PERSIST, worker_beat_cb, w);
+    atomic_init(&w->beat_ms, worker_now_ms());
+    if (w->beat == NULL || event_add(w->beat, &(struct timeval){.tv_sec = 1}) < 0) {
+        *errstr = "out of memory";
+        goto fail;
+    }
     if (env->pool == NULL || env->pipes == NULL || env->lookups == NULL || env->reap == NULL ||
         w->wake == NULL || w->policy_changed == NULL || w->log_flush == NULL ||
         w->accept_retry == NULL || w->drain_timer == NULL) {
@@ -515,6 +539,8 @@ void worker_finish(struct worker *w)
         event_free(w->drain_timer);
     if (w->interim_timer != NULL)
         event_free(w->interim_timer);
+    if (w->beat != NULL)
+        event_free(w->beat);
     if (env->base != NULL)
         event_base_free(env->base);
     memset(w, 0, sizeof(*w));

@@ -64,6 +64,9 @@ bool auditlog_failing(void);
 /* Records lost so far because the queue was full or a write failed. */
 uint64_t auditlog_lost(void);
 
+/* Records waiting for the writer now (0 when the trail is not open); any thread. */
+size_t auditlog_queue_depth(void);
+
 /*
  * Checks the chain of the files paths[0..n), in order (a later file continues the one
  * before it), reporting on out.  Returns 0 when every line follows the one before it, 1

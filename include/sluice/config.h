@@ -58,8 +58,10 @@ struct sluice_config {
     uint32_t audit_keep;        /* rotated trail files kept */
     char *audit_hash_key;       /* the file of the key secrets are hashed with, or NULL */
     char *audit_secret_headers; /* more secret header names, comma-separated, or NULL */
-    char *user;        /* when started as root: whom to become once the listeners are bound */
-    char *credentials; /* the file of users and token hashes, or NULL: none verified */
+    char *user;         /* when started as root: whom to become once the listeners are bound */
+    char *credentials;  /* the file of users and token hashes, or NULL: none verified */
+    char *admin_listen; /* "ADDR:PORT" of the admin listener (/metrics), or NULL: none */
+    uint32_t admin_allow_remote; /* 1: admin_listen may be other than a loopback address */
 };
 
 /* How a key's value is read. */
@@ -73,6 +75,7 @@ enum config_type {
     CFG_USER,      /* the name of an existing unprivileged user into an owned char * */
     CFG_SWITCH,    /* "on" or "off" into uint32_t 1 or 0 */
     CFG_NAMES,     /* list of header field names, or "a,b", into an owned comma-joined char * */
+    CFG_ADDRESS,   /* one TCP "ADDR:PORT" into an owned char * */
 };
 
 /* Checks a CFG_PATH value must pass, and what a reload does with a key. */
@@ -128,6 +131,12 @@ struct sluice_config *config_defaults(struct yamldoc_errors *errs);
  */
 int config_set(struct sluice_config *cfg, const struct config_key *k, const char *value,
                struct yamldoc_errors *errs);
+
+/*
+ * Checks what no single key can: an admin listener off loopback needs admin.allow_remote.
+ * Returns 0, or -1 with each problem added to errs (named after the file, or "sluice").
+ */
+int config_check(const struct sluice_config *cfg, struct yamldoc_errors *errs);
 
 /*
  * Walks the keys a reload cannot apply (CFG_F_RESTART): returns the name of the next one

@@ -52,6 +52,8 @@ struct worker {
     struct event *accept_retry;   /* re-enables accepting after EMFILE */
     struct event *drain_timer;    /* ends the drain when it runs out */
     struct event *interim_timer;  /* looks for exchanges that owe an interim record */
+    struct event *beat;           /* every second: the loop turns (see worker_last_beat_ms) */
+    atomic_uint_fast64_t beat_ms; /* monotonic ms of the loop's last beat */
     atomic_bool drain_requested;  /* set by the main thread */
     atomic_bool stop_requested;   /* set by the main thread: close what is left now */
     atomic_bool finished;         /* set by the worker when its loop has ended */
@@ -93,5 +95,11 @@ void worker_finish(struct worker *w);
 
 /* Open client connections across all workers. */
 unsigned worker_open_connections(void);
+
+/*
+ * How long ago, in ms of the monotonic clock, w's loop last ran its once-a-second beat:
+ * a loop stuck in one callback falls behind.  Safe from any thread.
+ */
+uint64_t worker_beat_age_ms(const struct worker *w);
 
 #endif /* SLUICE_WORKER_H */
