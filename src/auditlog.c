@@ -4,9 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "sluice/linewriter.h"
 #include "sluice/log.h"
 
 /* Hex digits of a SHA-256, and the NUL. */
@@ -158,24 +156,14 @@ static void jb_u64(struct jbuf *b, const char *key, uint64_t v)
     jb_text(b, num);
 }
 
-/* The trail's state: the file, the queue and the chain; everything under lock. */
+/* The trail's file, queue and writer (linewriter.h). */
+static struct linewriter trail = LINEWRITER_INIT;
+
+/* The chain: the writer's alone (auditlog_write_line runs on it), and set before it starts. */
 static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t thread;
-    bool open, stopping;
-    int fd;        /* the writer's; changed only by the writer, at a reopen */
-    int reopen_fd; /* a file opened again by auditlog_reopen(), for the writer to take */
-    char *path;
-    char **queue; /* a ring of AUDITLOG_QUEUE lines, each malloc'd */
-    size_t head, count;
-    char prev[AUDITLOG_HASH_HEX]; /* the hash of the last line written (the writer's) */
-    uint64_t next_id;             /* the writer's */
-    atomic_uint_fast64_t lost;
-    atomic_bool enabled;
-    atomic_bool failing; /* the last write failed, or the queue was full */
-} auditlog = {
-    .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .fd = -1, .reopen_fd = -1};
+    char prev[AUDITLOG_HASH_HEX]; /* the hash of the last line written */
+    uint64_t next_id;
+} auditlog;
 
 /* SHA-256 of n bytes as hex into out. */
 static void auditlog_sha256(const char *s, size_t n, char out[AUDITLOG_HASH_HEX])
@@ -306,13 +294,14 @@ static char *auditlog_format(const struct audit_record *r)
     return b.p;
 }
 
-/* Writes one queued line with its chain fields; the writer's alone.  False on failure. */
-static bool auditlog_write_line(char *body)
+/* Writes one queued line with its chain fields to fd; the writer's alone.  False on failure. */
+static bool auditlog_write_line(int fd, const char *body, void *arg)
 {
     char tail[160], *line;
     size_t blen = strlen(body), tlen, n;
     bool ok;
 
+    (void)arg;
     snprintf(tail, sizeof(tail), "\"record_id\":%" PRIu64 "," AUDITLOG_PREV_KEY "%s\"}}",
              auditlog.next_id, auditlog.prev);
     tlen = strlen(tail);
@@ -324,51 +313,10 @@ static bool auditlog_write_line(char *body)
     auditlog_sha256(line, n, auditlog.prev);
     line[n] = '\n';
     /* One write: a reader never sees half a line, and a kill leaves none. */
-    ok = write(auditlog.fd, line, n + 1) == (ssize_t)(n + 1);
+    ok = write(fd, line, n + 1) == (ssize_t)(n + 1);
     free(line);
     auditlog.next_id++;
     return ok;
-}
-
-/* The writer: takes lines in order and writes them with their chain. */
-static void *auditlog_main(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&auditlog.lock);
-    for (;;) {
-        char *body;
-
-        while (auditlog.count == 0 && !auditlog.stopping)
-            pthread_cond_wait(&auditlog.wake, &auditlog.lock);
-        if (auditlog.count == 0 && auditlog.stopping)
-            break;
-        body = auditlog.queue[auditlog.head];
-        auditlog.head = (auditlog.head + 1) % AUDITLOG_QUEUE;
-        auditlog.count--;
-        /* A reopened file takes over between two lines: the chain goes on in it. */
-        if (auditlog.reopen_fd >= 0) {
-            close(auditlog.fd);
-            auditlog.fd = auditlog.reopen_fd;
-            auditlog.reopen_fd = -1;
-        }
-        pthread_mutex_unlock(&auditlog.lock);
-        if (!auditlog_write_line(body)) {
-            int err = errno;
-            atomic_fetch_add(&auditlog.lost, 1);
-            /* Said once when it starts failing, and once when it works again. */
-            if (!atomic_exchange(&auditlog.failing, true))
-                log_error("cannot write the audit trail %s: %s; records are lost until it can "
-                          "be written again",
-                          auditlog.path, strerror(err));
-        } else if (atomic_exchange(&auditlog.failing, false)) {
-            log_notice("the audit trail %s is written again; %" PRIu64 " records were lost",
-                       auditlog.path, (uint64_t)atomic_load(&auditlog.lost));
-        }
-        free(body);
-        pthread_mutex_lock(&auditlog.lock);
-    }
-    pthread_mutex_unlock(&auditlog.lock);
-    return NULL;
 }
 
 /*
@@ -417,115 +365,40 @@ static void auditlog_continue(int fd)
 /* Opens the trail; see the header. */
 int auditlog_open(const char *path, char *err, size_t cap)
 {
-    sigset_t all, old;
-    int rc;
+    int rfd = open(path, O_RDONLY | O_CLOEXEC);
 
-    auditlog.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (auditlog.fd < 0) {
-        snprintf(err, cap, "cannot open the audit trail %s: %s", path, strerror(errno));
-        return -1;
+    /* The chain goes on from the file's last line, before the writer starts. */
+    if (rfd >= 0) {
+        auditlog_continue(rfd);
+        close(rfd);
+    } else {
+        auditlog_continue(-1); /* no file yet, or a write-only one: the chain starts anew */
     }
-    auditlog.queue = calloc(AUDITLOG_QUEUE, sizeof(*auditlog.queue));
-    auditlog.path = strdup(path);
-    if (auditlog.queue == NULL || auditlog.path == NULL) {
-        snprintf(err, cap, "cannot open the audit trail %s: out of memory", path);
-        goto fail;
-    }
-    {
-        int rfd = open(path, O_RDONLY | O_CLOEXEC);
-        if (rfd >= 0) {
-            auditlog_continue(rfd);
-            close(rfd);
-        } else {
-            auditlog_continue(auditlog.fd); /* fstat only: write-only files start anew */
-        }
-    }
-    auditlog.stopping = false;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&auditlog.thread, NULL, auditlog_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        snprintf(err, cap, "cannot start the audit trail's writer: %s", strerror(rc));
-        goto fail;
-    }
-    auditlog.open = true;
-    atomic_store(&auditlog.enabled, true);
-    return 0;
-
-fail:
-    close(auditlog.fd);
-    auditlog.fd = -1;
-    free(auditlog.queue);
-    auditlog.queue = NULL;
-    free(auditlog.path);
-    auditlog.path = NULL;
-    return -1;
+    return linewriter_open(&trail, path, "audit trail", AUDITLOG_QUEUE, auditlog_write_line, NULL,
+                           err, cap);
 }
 
 /* Closes the trail; see the header. */
 void auditlog_close(void)
 {
-    if (!auditlog.open)
-        return;
-    atomic_store(&auditlog.enabled, false);
-    pthread_mutex_lock(&auditlog.lock);
-    auditlog.stopping = true;
-    pthread_cond_signal(&auditlog.wake);
-    pthread_mutex_unlock(&auditlog.lock);
-    pthread_join(auditlog.thread, NULL); /* it writes what is queued first */
-    if (auditlog.reopen_fd >= 0) {
-        close(auditlog.fd);
-        auditlog.fd = auditlog.reopen_fd;
-        auditlog.reopen_fd = -1;
-    }
-    if (fsync(auditlog.fd) < 0 && errno != EINVAL)
-        log_warn("cannot sync the audit trail %s: %s", auditlog.path, strerror(errno));
-    close(auditlog.fd);
-    auditlog.fd = -1;
-    free(auditlog.queue);
-    auditlog.queue = NULL;
-    free(auditlog.path);
-    auditlog.path = NULL;
-    auditlog.open = false;
+    linewriter_close(&trail);
 }
 
 bool auditlog_enabled(void)
 {
-    return atomic_load(&auditlog.enabled);
+    return linewriter_enabled(&trail);
 }
 
 uint64_t auditlog_lost(void)
 {
-    return atomic_load(&auditlog.lost);
+    return linewriter_lost(&trail);
 }
 
 /* Queues a record; see the header. */
 void auditlog_record(const struct audit_record *r)
 {
-    char *body;
-    bool queued = false;
-
-    if (!auditlog_enabled())
-        return;
-    body = auditlog_format(r);
-    if (body != NULL) {
-        pthread_mutex_lock(&auditlog.lock);
-        if (auditlog.open && !auditlog.stopping && auditlog.count < AUDITLOG_QUEUE) {
-            auditlog.queue[(auditlog.head + auditlog.count) % AUDITLOG_QUEUE] = body;
-            auditlog.count++;
-            queued = true;
-            pthread_cond_signal(&auditlog.wake);
-        }
-        pthread_mutex_unlock(&auditlog.lock);
-    }
-    if (!queued) {
-        free(body);
-        atomic_fetch_add(&auditlog.lost, 1);
-        if (!atomic_exchange(&auditlog.failing, true))
-            log_error("the audit trail's queue is full (the disk is slower than the traffic): "
-                      "records are lost until it drains");
-    }
+    if (auditlog_enabled())
+        linewriter_queue(&trail, auditlog_format(r));
 }
 
 /* Checks the chain of files; see the header. */
@@ -587,27 +460,10 @@ int auditlog_verify(char *const *paths, size_t n, FILE *out)
 /* Opens the trail's path again; see the header. */
 int auditlog_reopen(char *err, size_t cap)
 {
-    int fd;
-
-    if (!auditlog.open) {
-        snprintf(err, cap, "no audit trail is open");
-        return -1;
-    }
-    fd = open(auditlog.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, cap, "cannot reopen the audit trail %s: %s; writing on to the old file",
-                 auditlog.path, strerror(errno));
-        return -1;
-    }
-    pthread_mutex_lock(&auditlog.lock);
-    if (auditlog.reopen_fd >= 0)
-        close(auditlog.reopen_fd); /* two reopens before a record: the later one counts */
-    auditlog.reopen_fd = fd;
-    pthread_mutex_unlock(&auditlog.lock);
-    return 0;
+    return linewriter_reopen(&trail, err, cap);
 }
 
 bool auditlog_failing(void)
 {
-    return auditlog_enabled() && atomic_load(&auditlog.failing);
+    return linewriter_failing(&trail);
 }
