@@ -7,6 +7,8 @@
 
 #include "sluice/auditlog.h"
 #include "sluice/log.h"
+#include "sluice/squidlog.h"
+#include "sluice/syslogsink.h"
 
 /*
  * Writes ` name="value"` (value escaped, quoted like target: it may hold spaces and '=',
@@ -26,7 +28,10 @@ static void audit_quoted(char *out, size_t cap, const char *name, const char *va
     strcat(out, "\"");
 }
 
-/* Writes the access line, escaping every field that came from the network. */
+/*
+ * Writes the access line, escaping every field that came from the network, and hands the
+ * record to each sink that is open: the audit trail, the Squid log, syslog.
+ */
 void audit_emit(const struct audit_record *r)
 {
     char method[64], target[1024], sni[300], offered[300], error[80] = "", pid[24] = "";
@@ -58,4 +63,6 @@ void audit_emit(const struct audit_record *r)
         sni[0] != '\0' ? sni : "-", r->term, r->tool, version, r->id_source, offered, pid, uid, exe,
         sha, cmd, chain, mismatch, r->decision, r->rule, r->dest_ip, r->country, r->asn, error);
     auditlog_record(r);
+    squidlog_record(r);
+    syslogsink_record(r);
 }

@@ -111,6 +111,10 @@ static const char *cli_arg_name(const struct config_key *k)
         return "NAME";
     case CFG_SWITCH:
         return "on|off";
+    case CFG_SYSLOG:
+        return "TARGET";
+    case CFG_FACILITY:
+        return "NAME";
     }
     return "VALUE";
 }

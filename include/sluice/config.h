@@ -53,6 +53,9 @@ struct sluice_config {
     char *ca_cert;
     char *ca_key;
     char *audit_path;
+    char *squid_log;                /* the Squid-format access log, or NULL */
+    char *audit_syslog;             /* the syslog target, or NULL: off */
+    uint32_t audit_syslog_facility; /* its facility's code */
     char *user;        /* when started as root: whom to become once the listeners are bound */
     char *credentials; /* the file of users and token hashes, or NULL: none verified */
 };
@@ -67,6 +70,8 @@ enum config_type {
     CFG_LISTENERS, /* list of addresses or {address, tool} mappings */
     CFG_USER,      /* the name of an existing unprivileged user into an owned char * */
     CFG_SWITCH,    /* "on" or "off" into uint32_t 1 or 0 */
+    CFG_SYSLOG,    /* "off" (NULL), or a syslog target (syslogsink.h) into an owned char * */
+    CFG_FACILITY,  /* a syslog facility's name into uint32_t its code */
 };
 
 /* Checks a CFG_PATH value must pass, and what a reload does with a key. */
