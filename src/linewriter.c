@@ -63,6 +63,17 @@ static void *linewriter_main(void *arg)
     return NULL;
 }
 
+/* Closes the file and frees the queue and the path (the writer is not running). */
+static void linewriter_release(struct linewriter *w)
+{
+    close(w->fd);
+    w->fd = -1;
+    free(w->queue);
+    w->queue = NULL;
+    free(w->path);
+    w->path = NULL;
+}
+
 /* Opens the file and starts the writer; see the header. */
 int linewriter_open(struct linewriter *w, const char *path, const char *what, size_t cap,
                     linewriter_write_fn write, void *arg, char *err, size_t errcap)
@@ -101,12 +112,7 @@ int linewriter_open(struct linewriter *w, const char *path, const char *what, si
     return 0;
 
 fail:
-    close(w->fd);
-    w->fd = -1;
-    free(w->queue);
-    w->queue = NULL;
-    free(w->path);
-    w->path = NULL;
+    linewriter_release(w);
     return -1;
 }
 
@@ -128,12 +134,7 @@ void linewriter_close(struct linewriter *w)
     }
     if (fsync(w->fd) < 0 && errno != EINVAL)
         log_warn("cannot sync the %s %s: %s", w->what, w->path, strerror(errno));
-    close(w->fd);
-    w->fd = -1;
-    free(w->queue);
-    w->queue = NULL;
-    free(w->path);
-    w->path = NULL;
+    linewriter_release(w);
     w->open = false;
 }
 

@@ -72,31 +72,32 @@ static void check_strict(struct squidline_col col, const char *s)
         check_encoded(col, s, true);
 }
 
-/* Checks a decoded SD value against s: printable bytes as they are, others as \xHH. */
+/*
+ * Checks a decoded SD value v against s: printable bytes as they are, others as \xHH; or,
+ * ending in "...", a prefix of that which ends between two bytes' forms.
+ */
 static void check_value(const char *v, const char *s)
 {
     const unsigned char *u = (const unsigned char *)s;
-    size_t j = 0, n = strlen(v);
-    bool cut = false;
+    size_t n = strlen(v), len = strlen(s), o = 0;
+    char *want = malloc(4 * len + 1);
+    bool *edge = calloc(4 * len + 1, sizeof(bool)); /* edge[k]: a byte's form ends at k */
 
-    for (size_t i = 0; u[i] != '\0'; i++) {
-        char e[5];
-        size_t len = 1;
-
+    CHECK(want != NULL && edge != NULL);
+    edge[0] = true;
+    for (size_t i = 0; i < len; i++) {
         if (u[i] < 0x20 || u[i] >= 0x7f)
-            len = (size_t)snprintf(e, sizeof(e), "\\x%02x", u[i]);
+            o += (size_t)snprintf(want + o, 5, "\\x%02x", u[i]);
         else
-            e[0] = (char)u[i];
-        if (j + len > n || memcmp(v + j, e, len) != 0) {
-            cut = true;
-            break;
-        }
-        j += len;
+            want[o++] = (char)u[i];
+        edge[o] = true;
     }
-    if (cut)
-        CHECK(n - j == 3 && memcmp(v + j, "...", 3) == 0);
-    else
-        CHECK(j == n);
+    want[o] = '\0';
+    if (!(n == o && memcmp(v, want, o) == 0))
+        CHECK(n >= 3 && memcmp(v + n - 3, "...", 3) == 0 && n - 3 < o && edge[n - 3] &&
+              memcmp(v, want, n - 3) == 0);
+    free(want);
+    free(edge);
 }
 
 /* One input: the record, then both formats and their checks. */

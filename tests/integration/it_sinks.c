@@ -103,6 +103,7 @@ static char *run_output(const char *cmd)
     char buf[4096];
     size_t n;
     FILE *p = popen(cmd, "r");
+    char *text;
     int st;
 
     assert_non_null(p);
@@ -111,7 +112,9 @@ static char *run_output(const char *cmd)
     st = pclose(p);
     if (st != 0)
         fail_msg("'%s' exited with %d:\n%s", cmd, st, tbuf_str(&out));
-    return strdup(tbuf_str(&out));
+    text = strdup(tbuf_str(&out));
+    tbuf_free(&out);
+    return text;
 }
 
 /*
