@@ -109,7 +109,7 @@ size_t squidlog_format(const struct audit_record *r, const struct timespec *now,
         target = r->status == 0 ? "error:transaction-end-before-headers" : "error:invalid-request";
     squidlog_column(url, sizeof(url), target, false);
     squidlog_column(user, sizeof(user), r->user, true);
-    squidlog_column(type, sizeof(type), r->content_type, true);
+    squidlog_column(type, sizeof(type), r->media_type, true);
     /* A refused address was never dialled: Squid says HIER_NONE for what it did not fetch. */
     if (r->dest_ip != NULL && r->dest_ip[0] != '\0' && strcmp(r->dest_ip, "-") != 0 &&
         strncmp(result, "TCP_DENIED", 10) != 0 && strncmp(result, "NONE", 4) != 0) {

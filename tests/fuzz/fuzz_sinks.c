@@ -129,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r.target = f[0];
     r.user = f[1];
     r.method = f[2];
-    r.content_type = f[3];
+    r.media_type = f[3];
     r.sni = f[4];
     r.exe = f[5];
     r.rule = f[6];
@@ -149,7 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r.target[0] != '\0' && strcmp(r.target, "-") != 0)
         check_encoded(cols[6], r.target, false);
     check_strict(cols[7], r.user);
-    check_strict(cols[9], r.content_type);
+    check_strict(cols[9], r.media_type);
 
     n = syslogsink_format(&r, 16, &now, "host", 1, msg, sizeof(msg));
     CHECK(n > 0 && n <= SYSLOGSINK_MSG_MAX && n == strlen(msg));

@@ -39,7 +39,7 @@ static struct audit_record allowed_get(void)
                                  .status = 200,
                                  .sent = 139,
                                  .received = 220,
-                                 .content_type = "text/html",
+                                 .media_type = "text/html",
                                  .duration_ms = 8,
                                  .sni = "",
                                  .term = "--",
@@ -86,7 +86,7 @@ static void test_squid_outcomes(void **state)
     r.target = "example.test:443";
     r.is_connect = true;
     r.user = "claude-code";
-    r.content_type = "";
+    r.media_type = "";
     r.received = 5039;
     assert_string_equal(squid(&r), "1796537474.973      8 ::1 TCP_TUNNEL/200 5039 CONNECT "
                                    "example.test:443 claude-code HIER_DIRECT/127.0.0.1 -\n");
@@ -95,7 +95,7 @@ static void test_squid_outcomes(void **state)
     r.status = 403;
     r.decision = "block";
     r.dest_ip = "169.254.169.254";
-    r.content_type = "text/plain";
+    r.media_type = "text/plain";
     assert_non_null(strstr(squid(&r), " TCP_DENIED/403 220 GET "));
     assert_non_null(strstr(squid(&r), " HIER_NONE/- text/plain\n"));
     /* Credentials asked for before any decision. */
@@ -158,7 +158,7 @@ static void test_squid_hostile_columns(void **state)
                "HIER_NONE/- -\n";
     r.user = "u s\te\x7fr%20\xc3\xa9";
     r.method = "G T";
-    r.content_type = "text/html x";
+    r.media_type = "text/html x";
     assert_column(squid(&r), 5, "G T");
     assert_column(squid(&r), 6,
                   "http://x.test/a b\r\n1796537474.973 0 1.2.3.4 TCP_MISS/200 1 GET "
