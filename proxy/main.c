@@ -42,6 +42,8 @@
 #include "sluice/redact.h"
 #include "sluice/sdnotify.h"
 #include "sluice/settings.h"
+#include "sluice/squidlog.h"
+#include "sluice/syslogsink.h"
 #include "sluice/version.h"
 #include "sluice/worker.h"
 
@@ -565,7 +567,48 @@ static int setup_redaction(const struct sluice_config *config, char *err, size_t
     return rc;
 }
 
-/* SIGUSR1 (arg: the program's args): reopens the log file (logrotate moved it away). */
+/*
+ * Opens the audit sinks besides the trail that config names: the Squid log and syslog.
+ * Returns 0, or -1 after logging why.
+ */
+static int open_audit_sinks(const struct sluice_config *config)
+{
+    char err[512];
+
+    if (config->squid_log != NULL) {
+        if (squidlog_open(config->squid_log, err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            return -1;
+        }
+        log_notice("Squid log: %s", config->squid_log);
+    }
+    if (config->audit_syslog != NULL) {
+        if (syslogsink_open(config->audit_syslog, config->audit_syslog_facility, err, sizeof(err)) <
+            0) {
+            log_error("%s", err);
+            return -1;
+        }
+        log_notice("audit records to syslog: %s, facility %s", config->audit_syslog,
+                   syslogsink_facility_str(config->audit_syslog_facility));
+    }
+    return 0;
+}
+
+/* Closes the sinks open_audit_sinks() opened, once every record is in; says what was lost. */
+static void close_audit_sinks(void)
+{
+    squidlog_close();
+    if (squidlog_lost() > 0)
+        log_error("Squid log: %" PRIu64 " lines were lost", squidlog_lost());
+    syslogsink_close();
+    if (syslogsink_lost() > 0)
+        log_error("syslog: %" PRIu64 " audit records were lost", syslogsink_lost());
+}
+
+/*
+ * SIGUSR1 (arg: the program's args): reopens the log file, the audit trail and the Squid
+ * log (logrotate moved them away).
+ */
 static void reopen_cb(evutil_socket_t sig, short what, void *arg)
 {
     const char *path = ((const struct args *)arg)->log_file;
@@ -580,8 +623,14 @@ static void reopen_cb(evutil_socket_t sig, short what, void *arg)
         else
             log_notice("received SIGUSR1: reopened the audit trail");
     }
+    if (squidlog_enabled()) {
+        if (squidlog_reopen(err, sizeof(err)) < 0)
+            log_error("received SIGUSR1: %s", err);
+        else
+            log_notice("received SIGUSR1: reopened the Squid log");
+    }
     if (path == NULL) {
-        if (!auditlog_enabled())
+        if (!auditlog_enabled() && !squidlog_enabled())
             log_notice("received SIGUSR1: no --log-file to reopen; the log goes to stderr");
         return;
     }
@@ -1039,6 +1088,8 @@ int main(int argc, char **argv)
         log_error("%s", message);
         goto out;
     }
+    if (open_audit_sinks(config) < 0)
+        goto out;
     if (drop_root(config, &args) < 0)
         goto out;
     if (policy->warning != NULL)
@@ -1157,6 +1208,7 @@ out:
     auditlog_close(); /* the workers are gone: every record is queued; they are written now */
     if (auditlog_lost() > 0)
         log_error("audit trail: %" PRIu64 " records were lost", auditlog_lost());
+    close_audit_sinks();
     exehash_stop();
     listener_close_unix(listen, nlisten);
     policy_install(NULL);

@@ -9,6 +9,8 @@
 #include "sluice/log.h"
 #include "sluice/redact.h"
 #include "sluice/metrics.h"
+#include "sluice/squidlog.h"
+#include "sluice/syslogsink.h"
 
 /*
  * Writes ` name="value"` (value escaped, quoted like target: it may hold spaces and '=',
@@ -29,8 +31,9 @@ static void audit_quoted(char *out, size_t cap, const char *name, const char *va
 }
 
 /*
- * Writes the access line, escaping every field that came from the network, queues the
- * record for the audit trail and counts it for /metrics.
+ * Writes the access line, escaping every field that came from the network, hands the
+ * record to each sink that is open (the audit trail, the Squid log, syslog) and counts it
+ * for /metrics.
  */
 void audit_emit(const struct audit_record *r)
 {
@@ -68,6 +71,8 @@ void audit_emit(const struct audit_record *r)
         sni[0] != '\0' ? sni : "-", r->term, r->tool, version, r->id_source, offered, pid, uid, exe,
         sha, cmd, chain, mismatch, r->decision, r->rule, r->dest_ip, r->country, r->asn, error);
     auditlog_record(r);
+    squidlog_record(r);
+    syslogsink_record(r);
     metrics_count_record(r);
 }
 

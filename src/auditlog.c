@@ -2,12 +2,9 @@
 #include "sluice/auditlog.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,17 +13,12 @@
 
 #include <openssl/evp.h>
 
+#include "sluice/linewriter.h"
 #include "sluice/log.h"
 #include "sluice/redact.h"
 
 /* Hex digits of a SHA-256, and the NUL. */
 #define AUDITLOG_HASH_HEX 65
-/* Bytes of lines written with one write(2) at most. */
-#define AUDITLOG_BATCH_BYTES (256 * 1024)
-/* How long the writer gathers records after the first, and how many wake it at once. */
-#define AUDITLOG_TICK_MS 20
-#define AUDITLOG_WAKE_AT 1024
-
 /* The chain's field, written last on every line: what verify looks for. */
 #define AUDITLOG_PREV_KEY "\"prev_hash\":\""
 
@@ -244,35 +236,16 @@ static void jb_source(struct jbuf *b, const char *client)
     jb_u64(b, "port", strtoul(colon + 1, NULL, 10));
 }
 
-/* The trail's state: the file, the queue and the chain; everything under lock. */
+/* The trail's file, queue and writer (linewriter.h). */
+static struct linewriter trail = LINEWRITER_INIT;
+
+/* The chain: the writer's alone (the line hooks run on it), and set before it starts. */
 static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t thread;
-    bool open, stopping;
-    int fd;        /* the writer's; changed only by the writer, at a reopen */
-    int reopen_fd; /* a file opened again by auditlog_reopen(), for the writer to take */
-    char *path;
-    char **queue; /* a ring of AUDITLOG_QUEUE lines, each malloc'd */
-    size_t head, count;
-    struct auditlog_options opt;  /* opt.path is auditlog.path */
-    uint64_t size;                /* bytes in the file now being written (the writer's) */
-    bool dirty;                   /* written since the last fdatasync (the writer's) */
-    uint64_t synced_ms;           /* when the last fdatasync ran (the writer's) */
-    char prev[AUDITLOG_HASH_HEX]; /* the hash of the last line written (the writer's) */
-    bool asleep;                  /* the writer waits for a record with no deadline */
-    char **taken;                 /* lines the writer took from the queue (its own) */
-    char *batch;                  /* lines being put together for one write (the writer's) */
-    size_t batch_len;
-    unsigned batch_n;
-    char batch_prev[AUDITLOG_HASH_HEX]; /* the chain before the batch, for a failed write */
-    uint64_t batch_id;                  /* the record id of its first line */
-    uint64_t next_id;                   /* the writer's */
-    atomic_uint_fast64_t lost;
-    atomic_bool enabled;
-    atomic_bool failing; /* the last write failed, or the queue was full */
-} auditlog = {
-    .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .fd = -1, .reopen_fd = -1};
+    char prev[AUDITLOG_HASH_HEX];       /* the hash of the last line written */
+    uint64_t next_id;                   /* the record id of the next line */
+    char batch_prev[AUDITLOG_HASH_HEX]; /* the chain before the batch being written */
+    uint64_t batch_id;
+} auditlog;
 
 /* The SHA-256 implementation, fetched once: a fetch per line costs a lookup under a lock. */
 static EVP_MD *auditlog_md;
@@ -386,6 +359,7 @@ static char *auditlog_format(const struct audit_record *r)
     if (r->status != 0)
         jb_u64(&b, "status_code", r->status);
     jb_u64(&b, "bytes", r->received);
+    jb_str(&b, "mime_type", r->media_type);
     jb_close(&b);
     jb_close(&b);
     if (r->sni != NULL && r->sni[0] != '\0') {
@@ -447,248 +421,44 @@ static char *auditlog_format(const struct audit_record *r)
     return line;
 }
 
-/*
- * Appends one queued line, with its record number and chain, to the batch; the writer's
- * alone.  The batch is written by auditlog_flush().
- */
-static void auditlog_append(const char *body)
+/* The trail's line of a queued record: its record number and chain added (line hook). */
+static size_t auditlog_line(const char *body, size_t blen, char *out, void *arg)
 {
     char tail[160];
-    size_t blen = strlen(body), tlen;
-    char *line;
+    size_t tlen;
 
+    (void)arg;
     snprintf(tail, sizeof(tail), "\"record_id\":%" PRIu64 "," AUDITLOG_PREV_KEY "%s\"}}",
              auditlog.next_id, auditlog.prev);
     tlen = strlen(tail);
-    if (auditlog.batch_n == 0) { /* where the chain goes back to if the batch is lost */
-        memcpy(auditlog.batch_prev, auditlog.prev, sizeof(auditlog.prev));
-        auditlog.batch_id = auditlog.next_id;
-    }
-    line = auditlog.batch + auditlog.batch_len;
-    memcpy(line, body, blen);
-    memcpy(line + blen, tail, tlen);
-    auditlog_sha256(line, blen + tlen, auditlog.prev);
-    line[blen + tlen] = '\n';
-    auditlog.batch_len += blen + tlen + 1;
-    auditlog.batch_n++;
+    memcpy(out, body, blen);
+    memcpy(out + blen, tail, tlen);
+    auditlog_sha256(out, blen + tlen, auditlog.prev);
+    out[blen + tlen] = '\n';
     auditlog.next_id++;
+    return blen + tlen + 1;
 }
 
-/*
- * Writes the batch with one write(2): whole lines only, so a reader never sees half of
- * one.  When it cannot be written, what a short write left is cut off again, the chain
- * goes back to the line before the batch (the file's chain stays whole), and its records
- * are counted lost.  The writer's alone.
- */
-static void auditlog_flush(void)
-{
-    ssize_t n;
-
-    if (auditlog.batch_n == 0)
-        return;
-    n = write(auditlog.fd, auditlog.batch, auditlog.batch_len);
-    if (n == (ssize_t)auditlog.batch_len) {
-        auditlog.size += auditlog.batch_len;
-        auditlog.dirty = true;
-        if (atomic_exchange(&auditlog.failing, false))
-            log_notice("the audit trail %s is written again; %" PRIu64 " records were lost",
-                       auditlog.path, (uint64_t)atomic_load(&auditlog.lost));
-    } else {
-        int err = n < 0 ? errno : ENOSPC;
-        if (n > 0) {
-            off_t end = lseek(auditlog.fd, 0, SEEK_END);
-            if (end < 0 || ftruncate(auditlog.fd, end - n) < 0)
-                log_error("cannot cut off the part of a record written to the audit trail %s: "
-                          "%s",
-                          auditlog.path, strerror(errno));
-        }
-        memcpy(auditlog.prev, auditlog.batch_prev, sizeof(auditlog.prev));
-        auditlog.next_id = auditlog.batch_id;
-        atomic_fetch_add(&auditlog.lost, auditlog.batch_n);
-        /* Said once when it starts failing, and once when it works again. */
-        if (!atomic_exchange(&auditlog.failing, true))
-            log_error("cannot write the audit trail %s: %s; records are lost until it can be "
-                      "written again",
-                      auditlog.path, strerror(err));
-    }
-    auditlog.batch_len = 0;
-    auditlog.batch_n = 0;
-}
-
-/* Milliseconds on the monotonic clock. */
-static uint64_t auditlog_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Brings what was written to the disk; the writer's alone. */
-static void auditlog_sync(void)
-{
-    if (!auditlog.dirty)
-        return;
-    if (fdatasync(auditlog.fd) < 0 && errno != EINVAL)
-        log_warn("cannot sync the audit trail %s: %s", auditlog.path, strerror(errno));
-    auditlog.dirty = false;
-    auditlog.synced_ms = auditlog_now_ms();
-}
-
-/* PATH.i into out: PATH itself for 0. */
-static void auditlog_numbered(char *out, size_t cap, unsigned i)
-{
-    if (i == 0)
-        snprintf(out, cap, "%s", auditlog.path);
-    else
-        snprintf(out, cap, "%s.%u", auditlog.path, i);
-}
-
-/*
- * The file reached opt.rotate_bytes: it becomes PATH.1 (PATH.1 becomes PATH.2, and so
- * on; the one past opt.keep is removed) and a new PATH takes the next line, whose
- * prev_hash is the last line's of the old file, so `sluice audit verify PATH.1 PATH`
- * checks across.  On failure the old file is written on.  The writer's alone.
- */
-static void auditlog_rotate(void)
-{
-    char from[PATH_MAX + 16], to[PATH_MAX + 16];
-    int fd;
-
-    auditlog_sync();
-    auditlog_numbered(to, sizeof(to), auditlog.opt.keep);
-    if (unlink(to) < 0 && errno != ENOENT)
-        log_warn("cannot remove the oldest audit trail %s: %s", to, strerror(errno));
-    for (unsigned i = auditlog.opt.keep; i > 0; i--) {
-        auditlog_numbered(from, sizeof(from), i - 1);
-        auditlog_numbered(to, sizeof(to), i);
-        if (rename(from, to) < 0 && errno != ENOENT) {
-            log_error("cannot rotate the audit trail: %s to %s: %s; writing on to %s", from, to,
-                      strerror(errno), auditlog.path);
-            auditlog.size = 0; /* try again after another opt.rotate_bytes */
-            return;
-        }
-    }
-    fd = open(auditlog.path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        log_error("cannot start a new audit trail %s after rotating: %s; writing on to %s.1",
-                  auditlog.path, strerror(errno), auditlog.path);
-        auditlog.size = 0;
-        return;
-    }
-    close(auditlog.fd);
-    auditlog.fd = fd;
-    auditlog.size = 0;
-    log_notice("the audit trail reached %" PRIu64 " bytes: it is now %s.1, and %s goes on",
-               auditlog.opt.rotate_bytes, auditlog.path, auditlog.path);
-}
-
-/* The realtime clock ms from now: the condition variable's clock. */
-static struct timespec auditlog_deadline(uint64_t ms)
-{
-    struct timespec until;
-
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(ms / 1000u);
-    until.tv_nsec += (long)(ms % 1000u) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    return until;
-}
-
-/*
- * Waits, lock held, for records: woken by the first record after an idle spell, it
- * gathers for AUDITLOG_TICK_MS more (or until AUDITLOG_WAKE_AT are queued), so that the
- * writer and the workers trade places a few dozen times a second, not once per record;
- * lines written and not yet synced are synced when their time comes.
- */
-static void auditlog_wait(void)
-{
-    struct timespec until;
-
-    if (!auditlog.dirty) {
-        auditlog.asleep = true;
-        while (auditlog.asleep && !auditlog.stopping)
-            pthread_cond_wait(&auditlog.wake, &auditlog.lock);
-        auditlog.asleep = false;
-        if (auditlog.stopping)
-            return;
-    }
-    until = auditlog_deadline(AUDITLOG_TICK_MS);
-    if (auditlog.count < AUDITLOG_WAKE_AT && !auditlog.stopping)
-        pthread_cond_timedwait(&auditlog.wake, &auditlog.lock, &until);
-    if (auditlog.dirty && auditlog.count == 0 &&
-        auditlog_now_ms() - auditlog.synced_ms >= auditlog.opt.sync_ms) {
-        pthread_mutex_unlock(&auditlog.lock);
-        auditlog_sync();
-        pthread_mutex_lock(&auditlog.lock);
-    }
-}
-
-/*
- * The writer: takes what is queued, in order, and writes it in batches with its chain,
- * syncing at most opt.sync_ms after a write (after each batch when 0) and rotating at
- * opt.rotate_bytes.
- */
-static void *auditlog_main(void *arg)
+/* A batch begins: what its failure goes back to (save hook). */
+static void auditlog_save(void *arg)
 {
     (void)arg;
-    pthread_setname_np(pthread_self(), "sluice-audit"); /* so top -H and perf tell it apart */
-    pthread_mutex_lock(&auditlog.lock);
-    for (;;) {
-        size_t n;
+    memcpy(auditlog.batch_prev, auditlog.prev, sizeof(auditlog.prev));
+    auditlog.batch_id = auditlog.next_id;
+}
 
-        if (auditlog.count == 0 && !auditlog.stopping) {
-            auditlog_wait();
-            continue;
-        }
-        if (auditlog.count == 0) /* stopping, and all written */
-            break;
-        n = auditlog.count;
-        for (size_t i = 0; i < n; i++)
-            auditlog.taken[i] = auditlog.queue[(auditlog.head + i) % AUDITLOG_QUEUE];
-        auditlog.head = (auditlog.head + n) % AUDITLOG_QUEUE;
-        auditlog.count = 0;
-        /* A reopened file takes over between two batches: the chain goes on in it. */
-        if (auditlog.reopen_fd >= 0) {
-            struct stat st;
-            auditlog_sync();
-            close(auditlog.fd);
-            auditlog.fd = auditlog.reopen_fd;
-            auditlog.reopen_fd = -1;
-            auditlog.size = fstat(auditlog.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-        }
-        pthread_mutex_unlock(&auditlog.lock);
-        for (size_t i = 0; i < n; i++) {
-            size_t len = strlen(auditlog.taken[i]);
-            if (auditlog.batch_len + len + 200 > AUDITLOG_BATCH_BYTES)
-                auditlog_flush();
-            if (auditlog.opt.rotate_bytes > 0 &&
-                auditlog.size + auditlog.batch_len >= auditlog.opt.rotate_bytes) {
-                auditlog_flush();
-                auditlog_rotate();
-            }
-            auditlog_append(auditlog.taken[i]);
-            free(auditlog.taken[i]);
-        }
-        auditlog_flush();
-        if (auditlog.opt.sync_ms == 0 ||
-            auditlog_now_ms() - auditlog.synced_ms >= auditlog.opt.sync_ms)
-            auditlog_sync();
-        pthread_mutex_lock(&auditlog.lock);
-    }
-    pthread_mutex_unlock(&auditlog.lock);
-    auditlog_sync();
-    return NULL;
+/* The batch was not written: the chain goes on from the file's last line (restore hook). */
+static void auditlog_restore(void *arg)
+{
+    (void)arg;
+    memcpy(auditlog.prev, auditlog.batch_prev, sizeof(auditlog.prev));
+    auditlog.next_id = auditlog.batch_id;
 }
 
 /*
- * Reads the last line of the open file: its hash and record id continue the chain.  A
- * last line cut short (the process was killed inside its one write, which one write makes
- * unlikely) is cut off, so that readers never meet half a line, and said in the log; the
- * chain goes on from the line before it.
+ * Reads the last whole line of the file open on fd (-1: none): its hash and record id
+ * continue the chain.  A last line cut short by a crash is left for linewriter_open() to
+ * cut off; the chain goes on from the line before it.
  */
 static void auditlog_continue(int fd)
 {
@@ -701,7 +471,7 @@ static void auditlog_continue(int fd)
     memset(auditlog.prev, '0', 64);
     auditlog.prev[64] = '\0';
     auditlog.next_id = 1;
-    if (fstat(fd, &st) < 0 || st.st_size == 0)
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
         return;
     size = st.st_size;
     from = size > AUDITLOG_LINE_MAX * 2 ? size - AUDITLOG_LINE_MAX * 2 : 0;
@@ -716,17 +486,6 @@ static void auditlog_continue(int fd)
     end = buf + n;
     while (end > buf && end[-1] != '\n') /* an unfinished last line */
         end--;
-    if (end < buf + n && (end > buf || from == 0)) {
-        off_t whole = from + (off_t)(end - buf);
-        if (ftruncate(auditlog.fd, whole) == 0)
-            log_warn("the audit trail %s ended in %zd bytes of a record cut short (sluice was "
-                     "stopped in the middle of writing it); they are removed",
-                     auditlog.path, (ssize_t)(buf + n - end));
-        else
-            log_error("the audit trail %s ends in a record cut short, and it cannot be removed: "
-                      "%s",
-                      auditlog.path, strerror(errno));
-    }
     if (end > buf) {
         end--; /* the newline of the last whole line */
         *end = '\0';
@@ -742,151 +501,50 @@ static void auditlog_continue(int fd)
 /* Opens the trail; see the header. */
 int auditlog_open(const struct auditlog_options *opt, char *err, size_t cap)
 {
-    const char *path = opt->path;
-    struct stat st;
-    sigset_t all, old;
-    int rc;
+    const struct linewriter_options lw = {
+        .path = opt->path,
+        .what = "audit trail",
+        .queue = AUDITLOG_QUEUE,
+        .sync_ms = opt->sync_ms,
+        .rotate_bytes = opt->rotate_bytes,
+        .keep = opt->keep,
+        .hooks = {.line = auditlog_line, .save = auditlog_save, .restore = auditlog_restore},
+    };
+    int rfd = open(opt->path, O_RDONLY | O_CLOEXEC);
 
-    auditlog.opt = *opt;
-    if (auditlog.opt.keep == 0)
-        auditlog.opt.keep = 1;
-    auditlog.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (auditlog.fd < 0) {
-        snprintf(err, cap, "cannot open the audit trail %s: %s", path, strerror(errno));
-        return -1;
-    }
-    auditlog.queue = calloc(AUDITLOG_QUEUE, sizeof(*auditlog.queue));
-    auditlog.taken = calloc(AUDITLOG_QUEUE, sizeof(*auditlog.taken));
-    auditlog.batch = malloc(AUDITLOG_BATCH_BYTES);
-    auditlog.batch_len = 0;
-    auditlog.batch_n = 0;
-    auditlog.path = strdup(path);
-    auditlog.opt.path = auditlog.path;
-    if (auditlog.queue == NULL || auditlog.taken == NULL || auditlog.batch == NULL ||
-        auditlog.path == NULL) {
-        snprintf(err, cap, "cannot open the audit trail %s: out of memory", path);
-        goto fail;
-    }
-    {
-        int rfd = open(path, O_RDONLY | O_CLOEXEC);
-        if (rfd >= 0) {
-            auditlog_continue(rfd);
-            close(rfd);
-        } else {
-            auditlog_continue(auditlog.fd); /* fstat only: write-only files start anew */
-        }
-    }
-    auditlog.size = fstat(auditlog.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-    auditlog.dirty = false;
-    auditlog.synced_ms = auditlog_now_ms();
-    auditlog.stopping = false;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&auditlog.thread, NULL, auditlog_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        snprintf(err, cap, "cannot start the audit trail's writer: %s", strerror(rc));
-        goto fail;
-    }
-    auditlog.open = true;
-    atomic_store(&auditlog.enabled, true);
-    return 0;
-
-fail:
-    close(auditlog.fd);
-    auditlog.fd = -1;
-    free(auditlog.queue);
-    auditlog.queue = NULL;
-    free(auditlog.taken);
-    auditlog.taken = NULL;
-    free(auditlog.batch);
-    auditlog.batch = NULL;
-    free(auditlog.path);
-    auditlog.path = NULL;
-    return -1;
+    /* The chain goes on from the file's last line, before the writer starts. */
+    auditlog_continue(rfd);
+    if (rfd >= 0)
+        close(rfd);
+    return linewriter_open(&trail, &lw, "sluice-audit", err, cap);
 }
 
 /* Closes the trail; see the header. */
 void auditlog_close(void)
 {
-    if (!auditlog.open)
-        return;
-    atomic_store(&auditlog.enabled, false);
-    pthread_mutex_lock(&auditlog.lock);
-    auditlog.stopping = true;
-    pthread_cond_signal(&auditlog.wake);
-    pthread_mutex_unlock(&auditlog.lock);
-    pthread_join(auditlog.thread, NULL); /* it writes what is queued first */
-    if (auditlog.reopen_fd >= 0) {
-        close(auditlog.fd);
-        auditlog.fd = auditlog.reopen_fd;
-        auditlog.reopen_fd = -1;
-    }
-    close(auditlog.fd); /* the writer synced it as it stopped */
-    auditlog.fd = -1;
-    free(auditlog.queue);
-    auditlog.queue = NULL;
-    free(auditlog.taken);
-    auditlog.taken = NULL;
-    free(auditlog.batch);
-    auditlog.batch = NULL;
-    free(auditlog.path);
-    auditlog.path = NULL;
-    auditlog.open = false;
+    linewriter_close(&trail);
 }
 
 bool auditlog_enabled(void)
 {
-    return atomic_load(&auditlog.enabled);
+    return linewriter_enabled(&trail);
 }
 
 uint64_t auditlog_lost(void)
 {
-    return atomic_load(&auditlog.lost);
+    return linewriter_lost(&trail);
 }
 
-/* Records waiting for the writer; see the header. */
 size_t auditlog_queue_depth(void)
 {
-    size_t n;
-
-    pthread_mutex_lock(&auditlog.lock);
-    n = auditlog.open ? auditlog.count : 0;
-    pthread_mutex_unlock(&auditlog.lock);
-    return n;
+    return linewriter_queue_depth(&trail);
 }
 
 /* Queues a record; see the header. */
 void auditlog_record(const struct audit_record *r)
 {
-    char *body;
-    bool queued = false;
-
-    if (!auditlog_enabled())
-        return;
-    body = auditlog_format(r);
-    if (body != NULL) {
-        pthread_mutex_lock(&auditlog.lock);
-        if (auditlog.open && !auditlog.stopping && auditlog.count < AUDITLOG_QUEUE) {
-            auditlog.queue[(auditlog.head + auditlog.count) % AUDITLOG_QUEUE] = body;
-            auditlog.count++;
-            queued = true;
-            /* The writer comes by on its own while records flow; a sleeping one, and one
-             * that lets too many gather, is woken. */
-            if (auditlog.asleep || auditlog.count == AUDITLOG_WAKE_AT) {
-                auditlog.asleep = false;
-                pthread_cond_signal(&auditlog.wake);
-            }
-        }
-        pthread_mutex_unlock(&auditlog.lock);
-    }
-    if (!queued) {
-        free(body);
-        atomic_fetch_add(&auditlog.lost, 1);
-        if (!atomic_exchange(&auditlog.failing, true))
-            log_error("the audit trail's queue is full (the disk is slower than the traffic): "
-                      "records are lost until it drains");
-    }
+    if (auditlog_enabled())
+        linewriter_queue(&trail, auditlog_format(r));
 }
 
 /* Checks the chain of files; see the header. */
@@ -952,27 +610,10 @@ int auditlog_verify(char *const *paths, size_t n, FILE *out)
 /* Opens the trail's path again; see the header. */
 int auditlog_reopen(char *err, size_t cap)
 {
-    int fd;
-
-    if (!auditlog.open) {
-        snprintf(err, cap, "no audit trail is open");
-        return -1;
-    }
-    fd = open(auditlog.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, cap, "cannot reopen the audit trail %s: %s; writing on to the old file",
-                 auditlog.path, strerror(errno));
-        return -1;
-    }
-    pthread_mutex_lock(&auditlog.lock);
-    if (auditlog.reopen_fd >= 0)
-        close(auditlog.reopen_fd); /* two reopens before a record: the later one counts */
-    auditlog.reopen_fd = fd;
-    pthread_mutex_unlock(&auditlog.lock);
-    return 0;
+    return linewriter_reopen(&trail, err, cap);
 }
 
 bool auditlog_failing(void)
 {
-    return auditlog_enabled() && atomic_load(&auditlog.failing);
+    return linewriter_failing(&trail);
 }

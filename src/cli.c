@@ -114,6 +114,10 @@ static const char *cli_arg_name(const struct config_key *k)
         return "on|off";
     case CFG_NAMES:
         return "LIST";
+    case CFG_SYSLOG:
+        return "TARGET";
+    case CFG_FACILITY:
+        return "NAME";
     }
     return "VALUE";
 }

@@ -27,6 +27,7 @@
 #include "sluice/netguard.h"
 #include "sluice/privilege.h"
 #include "sluice/redact.h"
+#include "sluice/syslogsink.h"
 
 #define CONFIG_NAME_MAX 128
 #define DAY_MS          (86400u * 1000u)
@@ -37,8 +38,8 @@
  * Every key.  Listeners, workers, limits, timeouts, the upstream pool, the DNS files and
  * the configuration's connect_ports are read once, when the workers start, so a reload
  * cannot apply them (CFG_F_RESTART); policy_dir, mode and geoip go into the policy
- * snapshot a reload builds.  user, audit.path and the admin listener are applied once, at
- * start.  Of ca,
+ * snapshot a reload builds.  user, the audit sinks and the admin listener are applied
+ * once, at start.  Of ca,
  * only the key's owner and mode are checked at start for now.
  * Columns: name, type, min, max, default, flags, offset, expected, option, letter, help.
  */
@@ -176,6 +177,17 @@ const struct config_key config_keys[] = {
      "the path of the audit trail", "audit-log", 0,
      "append a JSON record of every request and tunnel here, each line chained to the one "
      "before by its SHA-256 (check with sluice audit verify)"},
+    {"audit.squid_log", CFG_PATH, 0, 0, NULL, CFG_F_RESTART, OFF(squid_log),
+     "the path of the Squid-format access log", "squid-log", 0,
+     "append a line in Squid's native access.log format for every request and tunnel here, "
+     "for calamaris, sarg and the like; SIGUSR1 reopens it"},
+    {"audit.syslog", CFG_SYSLOG, 0, 0, "off", CFG_F_RESTART, OFF(audit_syslog),
+     "off, on (unix:/dev/log), unix:PATH, or udp:ADDR[:PORT] with an IP address", "audit-syslog", 0,
+     "send every record to syslog as an RFC 5424 message with structured data: on "
+     "(unix:/dev/log), unix:PATH or udp:ADDR[:PORT]"},
+    {"audit.syslog_facility", CFG_FACILITY, 0, 0, "local0", CFG_F_RESTART,
+     OFF(audit_syslog_facility), "a syslog facility: local0 to local7, daemon, authpriv, user, ...",
+     "audit-syslog-facility", 0, "the facility of those messages"},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -706,6 +718,27 @@ static void loader_apply(struct loader *l, const struct config_key *k, yaml_node
         *slot = copy;
         break;
     }
+    case CFG_SYSLOG: {
+        struct syslogsink_target target;
+        char **slot = (char **)(void *)field, *copy = NULL;
+        if (strcmp(text, "off") != 0 && syslogsink_parse_target(text, &target, &errstr) < 0) {
+            loader_error(l, n, "%s: %s; expected %s", subject, errstr, k->expect);
+            break;
+        }
+        if (strcmp(text, "off") != 0 && (copy = strdup(text)) == NULL) {
+            loader_error(l, n, "out of memory");
+            break;
+        }
+        free(*slot);
+        *slot = copy;
+        break;
+    }
+    case CFG_FACILITY:
+        if (syslogsink_parse_facility(text, &v) < 0)
+            loader_error(l, n, "%s is not a syslog facility; expected %s", subject, k->expect);
+        else
+            memcpy(field, &v, sizeof(v));
+        break;
     case CFG_LISTENERS:
         if (n == NULL) {
             loader_add_listener_text(l, label, text);
@@ -849,6 +882,8 @@ void config_free(struct sluice_config *cfg)
     free(cfg->audit_path);
     free(cfg->audit_hash_key);
     free(cfg->audit_secret_headers);
+    free(cfg->squid_log);
+    free(cfg->audit_syslog);
     free(cfg->user);
     free(cfg->credentials);
     free(cfg->admin_listen);
@@ -985,6 +1020,7 @@ static bool config_same(const struct config_key *k, const struct sluice_config *
     case CFG_UINT:
     case CFG_DURATION:
     case CFG_SWITCH:
+    case CFG_FACILITY:
         return memcmp(fa, fb, sizeof(uint32_t)) == 0;
     case CFG_PORTS:
         return a->settings.nconnect_ports == b->settings.nconnect_ports &&
@@ -994,6 +1030,7 @@ static bool config_same(const struct config_key *k, const struct sluice_config *
     case CFG_USER:
     case CFG_NAMES:
     case CFG_ADDRESS:
+    case CFG_SYSLOG:
         memcpy(&pa, fa, sizeof(pa));
         memcpy(&pb, fb, sizeof(pb));
         return pa == pb || (pa != NULL && pb != NULL && strcmp(pa, pb) == 0);

@@ -460,6 +460,30 @@ static void forward_plan_response(struct forward *f)
         f->close_after = true;
 }
 
+/*
+ * Keeps the media type of the response's Content-Type (what comes before a ';', without
+ * white space; cut to fit) in f->content_type for the record, or "" when there is none.
+ */
+static void forward_note_content_type(struct forward *f, const char *buf)
+{
+    const struct http1_head *h = &f->resp;
+
+    f->content_type[0] = '\0';
+    for (uint32_t i = 0; i < h->nfields; i++) {
+        const char *v = buf + h->fields[i].value.off;
+        size_t len = h->fields[i].value.len, n = 0;
+
+        if (!http1_span_eq_ci(buf, h->fields[i].name, "content-type"))
+            continue;
+        while (n < len && v[n] != ';' && v[n] != ' ' && v[n] != '\t' &&
+               n + 1 < sizeof(f->content_type))
+            n++;
+        memcpy(f->content_type, v, n);
+        f->content_type[n] = '\0';
+        return;
+    }
+}
+
 /* Sends the final response head to the client, rewritten for this hop. */
 static struct outcome forward_send_final_head(struct forward *f, const char *buf)
 {
@@ -497,6 +521,7 @@ static struct outcome forward_send_final_head(struct forward *f, const char *buf
     evbuffer_add(out, "\r\n", 2);
     f->received += evbuffer_get_length(out) - before;
     f->status = h->status;
+    forward_note_content_type(f, buf);
     f->resp_head_done = true;
     f->resp_done = f->resp_body == FORWARD_BODY_NONE;
     evbuffer_drain(sock_in(f->upstream), h->head_len);

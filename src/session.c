@@ -168,6 +168,10 @@ static void session_fill_record(struct session *s, struct audit_record *rec_out)
     /* What sluice passed on: a refused request counts nothing, whatever refused it. */
     rec.sent = (x->head_passed ? x->head_bytes : 0) + x->fwd.sent + x->tun.up.bytes;
     rec.received = x->own_bytes + x->fwd.received + x->tun.down.bytes;
+    /* The upstream's, or sluice's own error page's (errpage.c writes text/plain). */
+    rec.media_type = x->fwd.content_type[0] != '\0' ? x->fwd.content_type
+                     : x->fwd.status == 0 && x->own_bytes > 0 && rec.status >= 400 ? "text/plain"
+                                                                                   : "";
     rec.duration_ms = session_now_ms() - x->start_ms;
     rec.sni = x->tun.sni != NULL ? x->tun.sni : "";
     rec.term = x->term;

@@ -1,13 +1,14 @@
 /*
  * The one place where a finished request or tunnel is reported: the access line in the
- * diagnostics log, and the record in the audit trail when one is open (auditlog.h).
+ * diagnostics log, and the record in each audit sink that is open: the audit trail
+ * (auditlog.h), the Squid-format access log (squidlog.h), syslog (syslogsink.h).
  */
 #ifndef SLUICE_AUDIT_H
 #define SLUICE_AUDIT_H
 
 #include "sluice/auditrec.h"
 
-/* Reports one finished request or tunnel: the access line, and the audit trail when open. */
+/* Reports one finished request or tunnel: the access line, and every sink that is open. */
 void audit_emit(const struct audit_record *r);
 
 /*

@@ -1,9 +1,9 @@
 /*
  * The audit trail's file: one JSON object per line for each finished request or tunnel,
  * with Elastic Common Schema names where ECS has the field and sluice's own under
- * "sluice".  Workers hand records to a bounded queue; one writer thread appends them, so
- * writing never blocks an event loop, and each line reaches the file whole, with one
- * write(2), as soon as the writer takes it.  Each record carries the SHA-256 of the line
+ * "sluice".  Workers hand records to a bounded queue; one writer thread appends them in
+ * batches of whole lines (linewriter.h), so writing never blocks an event loop and a
+ * reader never sees half a line.  Each record carries the SHA-256 of the line
  * before it (sluice.prev_hash) and a sequence number (sluice.record_id), continued across
  * restarts from the file's last line: an edited, deleted or reordered line breaks the
  * chain, and auditlog_verify() says where.

@@ -22,6 +22,7 @@ struct audit_record {
     unsigned status;        /* status sent to the client, 0 if none */
     uint64_t sent;          /* bytes the client sent through sluice */
     uint64_t received;      /* bytes sluice sent to the client */
+    const char *media_type; /* the response's Content-Type without parameters, or "" or NULL */
     uint64_t duration_ms;   /* from the first byte of the request to the end */
     const char *sni;        /* TLS server name seen in a tunnel, or "" */
     const char *term;       /* two-character termination code */

@@ -16,7 +16,7 @@
 
 /* getopt_long() returns CLI_KEY_BASE + i for a long-only option of row i of config_keys[]. */
 #define CLI_KEY_BASE    0x10000
-#define CLI_MAX_OPTIONS 48
+#define CLI_MAX_OPTIONS 96
 /* The longest option or command name cli_nearest() compares. */
 #define CLI_NAME_MAX 40
 

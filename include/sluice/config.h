@@ -53,11 +53,14 @@ struct sluice_config {
     char *ca_cert;
     char *ca_key;
     char *audit_path;
-    uint32_t audit_sync_ms;     /* fdatasync the trail at most this long after a write */
-    uint32_t audit_rotate_mib;  /* rotate the trail past this size; 0: never */
-    uint32_t audit_keep;        /* rotated trail files kept */
-    char *audit_hash_key;       /* the file of the key secrets are hashed with, or NULL */
-    char *audit_secret_headers; /* more secret header names, comma-separated, or NULL */
+    uint32_t audit_sync_ms;         /* fdatasync the trail at most this long after a write */
+    uint32_t audit_rotate_mib;      /* rotate the trail past this size; 0: never */
+    uint32_t audit_keep;            /* rotated trail files kept */
+    char *audit_hash_key;           /* the file of the key secrets are hashed with, or NULL */
+    char *audit_secret_headers;     /* more secret header names, comma-separated, or NULL */
+    char *squid_log;                /* the Squid-format access log, or NULL */
+    char *audit_syslog;             /* the syslog target, or NULL: off */
+    uint32_t audit_syslog_facility; /* its facility's code */
     char *user;         /* when started as root: whom to become once the listeners are bound */
     char *credentials;  /* the file of users and token hashes, or NULL: none verified */
     char *admin_listen; /* "ADDR:PORT" of the admin listener (/metrics), or NULL: none */
@@ -76,6 +79,8 @@ enum config_type {
     CFG_SWITCH,    /* "on" or "off" into uint32_t 1 or 0 */
     CFG_NAMES,     /* list of header field names, or "a,b", into an owned comma-joined char * */
     CFG_ADDRESS,   /* one TCP "ADDR:PORT" into an owned char * */
+    CFG_SYSLOG,    /* "off" (NULL), or a syslog target (syslogsink.h) into an owned char * */
+    CFG_FACILITY,  /* a syslog facility's name into uint32_t its code */
 };
 
 /* Checks a CFG_PATH value must pass, and what a reload does with a key. */

@@ -71,6 +71,7 @@ struct forward {
     bool upstream_keep;              /* the upstream connection may be used again */
     bool close_after;                /* close the client connection after this response */
     unsigned status;                 /* status sent to the client, 0 if none */
+    char content_type[64];           /* the final response's media type (no parameters), or "" */
     uint64_t sent;                   /* request body bytes taken from the client */
     uint64_t received;               /* response bytes queued to the client */
     struct redact_seen resp_secrets; /* the final response's secret fields, for the record */

@@ -273,7 +273,7 @@ static void test_kill9_under_load(void **state)
         free(r.output);
     }
     it_start_proxy(t, args);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "a record cut short"));
+    assert_true(sluiceproc_log_contains(t->env->proxy, "a line cut short"));
     {
         struct itcurl *c = itcurl_new(t->proxy_port);
         assert_int_equal(itcurl_perform(c, it_url(t, "/after-cut", url, sizeof(url))), CURLE_OK);

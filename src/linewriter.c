@@ -1,0 +1,461 @@
+/* Lines appended to a file by a thread of its own; see include/sluice/linewriter.h. */
+#include "sluice/linewriter.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sluice/log.h"
+
+/* Bytes at the end of a file looked at for the end of its last whole line. */
+#define LINEWRITER_TAIL_SCAN (2 * LINEWRITER_ITEM_MAX)
+
+/* Milliseconds on the monotonic clock. */
+static uint64_t linewriter_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The realtime clock ms from now: the condition variable's clock. */
+static struct timespec linewriter_deadline(uint64_t ms)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(ms / 1000u);
+    until.tv_nsec += (long)(ms % 1000u) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return until;
+}
+
+/*
+ * Cuts off what follows the file's last newline: a line a crash left unfinished (one
+ * write makes it unlikely: a kill inside a write of several pages can leave part of it).
+ * Readers never meet half a line, and the next line starts on a line of its own.
+ */
+static void linewriter_cut_partial(struct linewriter *w)
+{
+    struct stat st;
+    off_t from;
+    char *buf;
+    ssize_t n;
+
+    if (fstat(w->fd, &st) < 0 || st.st_size == 0 || !S_ISREG(st.st_mode))
+        return;
+    from = st.st_size > LINEWRITER_TAIL_SCAN ? st.st_size - LINEWRITER_TAIL_SCAN : 0;
+    if ((buf = malloc((size_t)(st.st_size - from))) == NULL)
+        return;
+    n = pread(w->fd, buf, (size_t)(st.st_size - from), from);
+    if (n > 0 && buf[n - 1] != '\n') {
+        ssize_t end = n;
+        while (end > 0 && buf[end - 1] != '\n')
+            end--;
+        /* No newline in the whole window of a longer file: not a line file to mend. */
+        if (end > 0 || from == 0) {
+            if (ftruncate(w->fd, from + end) == 0)
+                log_warn("the %s %s ended in %zd bytes of a line cut short (sluice was stopped "
+                         "in the middle of writing it); they are removed",
+                         w->opt.what, w->path, n - end);
+            else
+                log_error("the %s %s ends in a line cut short, and it cannot be removed: %s",
+                          w->opt.what, w->path, strerror(errno));
+        }
+    }
+    free(buf);
+}
+
+/* Brings what was written to the disk. */
+static void linewriter_sync(struct linewriter *w)
+{
+    if (!w->dirty)
+        return;
+    if (fdatasync(w->fd) < 0 && errno != EINVAL)
+        log_warn("cannot sync the %s %s: %s", w->opt.what, w->path, strerror(errno));
+    w->dirty = false;
+    w->synced_ms = linewriter_now_ms();
+}
+
+/* PATH.i into out: PATH itself for 0. */
+static void linewriter_numbered(const struct linewriter *w, char *out, size_t cap, unsigned i)
+{
+    if (i == 0)
+        snprintf(out, cap, "%s", w->path);
+    else
+        snprintf(out, cap, "%s.%u", w->path, i);
+}
+
+/*
+ * The file reached opt.rotate_bytes: it becomes PATH.1 (PATH.1 becomes PATH.2, and so
+ * on; the one past opt.keep is removed) and a new PATH takes the next line.  On failure
+ * the old file is written on, and tried again after another opt.rotate_bytes.
+ */
+static void linewriter_rotate(struct linewriter *w)
+{
+    char from[PATH_MAX + 16], to[PATH_MAX + 16];
+    int fd;
+
+    linewriter_sync(w);
+    linewriter_numbered(w, to, sizeof(to), w->opt.keep);
+    if (unlink(to) < 0 && errno != ENOENT)
+        log_warn("cannot remove the oldest %s %s: %s", w->opt.what, to, strerror(errno));
+    for (unsigned i = w->opt.keep; i > 0; i--) {
+        linewriter_numbered(w, from, sizeof(from), i - 1);
+        linewriter_numbered(w, to, sizeof(to), i);
+        if (rename(from, to) < 0 && errno != ENOENT) {
+            log_error("cannot rotate the %s: %s to %s: %s; writing on to %s", w->opt.what, from, to,
+                      strerror(errno), w->path);
+            w->size = 0;
+            return;
+        }
+    }
+    fd = open(w->path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_error("cannot start a new %s %s after rotating: %s; writing on to %s.1", w->opt.what,
+                  w->path, strerror(errno), w->path);
+        w->size = 0;
+        return;
+    }
+    close(w->fd);
+    w->fd = fd;
+    w->size = 0;
+    log_notice("the %s reached %" PRIu64 " bytes: it is now %s.1, and %s goes on", w->opt.what,
+               w->opt.rotate_bytes, w->path, w->path);
+}
+
+/* Appends the line of one item to the batch. */
+static void linewriter_append(struct linewriter *w, const char *item, size_t len)
+{
+    const struct linewriter_hooks *h = &w->opt.hooks;
+    char *out = w->batch + w->batch_len;
+
+    if (w->batch_n == 0 && h->save != NULL)
+        h->save(h->arg);
+    if (h->line != NULL) {
+        w->batch_len += h->line(item, len, out, h->arg);
+    } else {
+        memcpy(out, item, len);
+        w->batch_len += len;
+    }
+    w->batch_n++;
+}
+
+/*
+ * Writes the batch with one write(2).  When it cannot be written, what a short write
+ * left is cut off again, the hooks' state goes back to before the batch, and its lines
+ * are counted lost.
+ */
+static void linewriter_flush(struct linewriter *w)
+{
+    ssize_t n;
+
+    if (w->batch_n == 0)
+        return;
+    n = write(w->fd, w->batch, w->batch_len);
+    if (n == (ssize_t)w->batch_len) {
+        w->size += w->batch_len;
+        w->dirty = true;
+        if (atomic_exchange(&w->failing, false))
+            log_notice("the %s %s is written again; %" PRIu64 " records were lost", w->opt.what,
+                       w->path, (uint64_t)atomic_load(&w->lost));
+    } else {
+        int err = n < 0 ? errno : ENOSPC;
+        if (n > 0) {
+            off_t end = lseek(w->fd, 0, SEEK_END);
+            if (end < 0 || ftruncate(w->fd, end - n) < 0)
+                log_error("cannot cut off the part of a line written to the %s %s: %s", w->opt.what,
+                          w->path, strerror(errno));
+        }
+        if (w->opt.hooks.restore != NULL)
+            w->opt.hooks.restore(w->opt.hooks.arg);
+        atomic_fetch_add(&w->lost, w->batch_n);
+        /* Said once when it starts failing, and once when it works again. */
+        if (!atomic_exchange(&w->failing, true))
+            log_error("cannot write the %s %s: %s; records are lost until it can be written "
+                      "again",
+                      w->opt.what, w->path, strerror(err));
+    }
+    w->batch_len = 0;
+    w->batch_n = 0;
+}
+
+/*
+ * Waits, lock held, for items: woken by the first item after an idle spell, it gathers
+ * for LINEWRITER_TICK_MS more (or until LINEWRITER_WAKE_AT wait); lines written and not
+ * yet synced are synced when their time comes.
+ */
+static void linewriter_wait(struct linewriter *w)
+{
+    struct timespec until;
+
+    if (!w->dirty) {
+        w->asleep = true;
+        while (w->asleep && !w->stopping)
+            pthread_cond_wait(&w->wake, &w->lock);
+        w->asleep = false;
+        if (w->stopping)
+            return;
+    }
+    until = linewriter_deadline(LINEWRITER_TICK_MS);
+    if (w->count < LINEWRITER_WAKE_AT && !w->stopping)
+        pthread_cond_timedwait(&w->wake, &w->lock, &until);
+    if (w->dirty && w->count == 0 && linewriter_now_ms() - w->synced_ms >= w->opt.sync_ms) {
+        pthread_mutex_unlock(&w->lock);
+        linewriter_sync(w);
+        pthread_mutex_lock(&w->lock);
+    }
+}
+
+/* Writes the items taken[0..n), in batches; rotates by size between two lines. */
+static void linewriter_write_taken(struct linewriter *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(w->taken[i]);
+
+        if (len > LINEWRITER_ITEM_MAX) {
+            atomic_fetch_add(&w->lost, 1);
+            log_error("a line of %zu bytes for the %s %s is longer than %d: it is lost", len,
+                      w->opt.what, w->path, LINEWRITER_ITEM_MAX);
+            free(w->taken[i]);
+            continue;
+        }
+        if (w->batch_len + len + LINEWRITER_TAIL_MAX > LINEWRITER_BATCH_BYTES)
+            linewriter_flush(w);
+        if (w->opt.rotate_bytes > 0 && w->size + w->batch_len >= w->opt.rotate_bytes) {
+            linewriter_flush(w);
+            linewriter_rotate(w);
+        }
+        linewriter_append(w, w->taken[i], len);
+        free(w->taken[i]);
+    }
+    linewriter_flush(w);
+}
+
+/*
+ * The writer: takes what is queued, in order, writes it, and syncs at most opt.sync_ms
+ * after a write (after each batch when 0).
+ */
+static void *linewriter_main(void *arg)
+{
+    struct linewriter *w = arg;
+
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        size_t n;
+
+        if (w->count == 0 && !w->stopping) {
+            linewriter_wait(w);
+            continue;
+        }
+        if (w->count == 0) /* stopping, and all written */
+            break;
+        n = w->count;
+        for (size_t i = 0; i < n; i++)
+            w->taken[i] = w->queue[(w->head + i) % w->opt.queue];
+        w->head = (w->head + n) % w->opt.queue;
+        w->count = 0;
+        /* A reopened file takes over between two batches. */
+        if (w->reopen_fd >= 0) {
+            struct stat st;
+            linewriter_sync(w);
+            close(w->fd);
+            w->fd = w->reopen_fd;
+            w->reopen_fd = -1;
+            w->size = fstat(w->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+        }
+        pthread_mutex_unlock(&w->lock);
+        linewriter_write_taken(w, n);
+        if (w->opt.sync_ms == 0 || linewriter_now_ms() - w->synced_ms >= w->opt.sync_ms)
+            linewriter_sync(w);
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    linewriter_sync(w);
+    return NULL;
+}
+
+/* Closes the file and frees what the writer held (it is not running). */
+static void linewriter_release(struct linewriter *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    free(w->queue);
+    w->queue = NULL;
+    free(w->taken);
+    w->taken = NULL;
+    free(w->batch);
+    w->batch = NULL;
+    free(w->path);
+    w->path = NULL;
+}
+
+/* Opens the file and starts the writer; see the header. */
+int linewriter_open(struct linewriter *w, const struct linewriter_options *opt,
+                    const char *thread_name, char *err, size_t errcap)
+{
+    struct stat st;
+    sigset_t all, old;
+    int rc;
+
+    w->opt = *opt;
+    if (w->opt.keep == 0)
+        w->opt.keep = 1;
+    /* Read too: a line a crash left unfinished is looked for at the end. */
+    w->fd = open(opt->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (w->fd < 0 && errno == EACCES) /* a file we may only write: appended to unread */
+        w->fd = open(opt->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (w->fd < 0) {
+        snprintf(err, errcap, "cannot open the %s %s: %s", opt->what, opt->path, strerror(errno));
+        return -1;
+    }
+    w->queue = calloc(opt->queue, sizeof(*w->queue));
+    w->taken = calloc(opt->queue, sizeof(*w->taken));
+    w->batch = malloc(LINEWRITER_BATCH_BYTES);
+    w->path = strdup(opt->path);
+    if (w->queue == NULL || w->taken == NULL || w->batch == NULL || w->path == NULL) {
+        snprintf(err, errcap, "cannot open the %s %s: out of memory", opt->what, opt->path);
+        goto fail;
+    }
+    w->opt.path = w->path;
+    linewriter_cut_partial(w);
+    w->size = fstat(w->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    w->head = w->count = 0;
+    w->batch_len = 0;
+    w->batch_n = 0;
+    w->dirty = false;
+    w->synced_ms = linewriter_now_ms();
+    w->stopping = false;
+    w->asleep = false;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&w->thread, NULL, linewriter_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(err, errcap, "cannot start the %s's writer: %s", opt->what, strerror(rc));
+        goto fail;
+    }
+    pthread_setname_np(w->thread, thread_name); /* so top -H and perf tell it apart */
+    w->open = true;
+    atomic_store(&w->enabled, true);
+    return 0;
+
+fail:
+    linewriter_release(w);
+    return -1;
+}
+
+/* Stops the writer and closes the file; see the header. */
+void linewriter_close(struct linewriter *w)
+{
+    if (!w->open)
+        return;
+    atomic_store(&w->enabled, false);
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL); /* it writes and syncs what is queued first */
+    if (w->reopen_fd >= 0) {
+        close(w->reopen_fd);
+        w->reopen_fd = -1;
+    }
+    linewriter_release(w);
+    w->open = false;
+}
+
+/* Opens the path again; see the header. */
+int linewriter_reopen(struct linewriter *w, char *err, size_t errcap)
+{
+    int fd;
+
+    if (!w->open) {
+        snprintf(err, errcap, "no %s is open", w->opt.what != NULL ? w->opt.what : "file");
+        return -1;
+    }
+    fd = open(w->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errcap, "cannot reopen the %s %s: %s; writing on to the old file",
+                 w->opt.what, w->path, strerror(errno));
+        return -1;
+    }
+    pthread_mutex_lock(&w->lock);
+    if (w->reopen_fd >= 0)
+        close(w->reopen_fd); /* two reopens before a batch: the later one counts */
+    w->reopen_fd = fd;
+    /* A sleeping writer takes it now, so that the move is over when the next line comes. */
+    if (w->asleep) {
+        w->asleep = false;
+        pthread_cond_signal(&w->wake);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+bool linewriter_enabled(struct linewriter *w)
+{
+    return atomic_load(&w->enabled);
+}
+
+/* Queues an item; see the header. */
+void linewriter_queue(struct linewriter *w, char *item)
+{
+    bool queued = false;
+
+    if (item != NULL) {
+        pthread_mutex_lock(&w->lock);
+        if (w->open && !w->stopping && w->count < w->opt.queue) {
+            w->queue[(w->head + w->count) % w->opt.queue] = item;
+            w->count++;
+            queued = true;
+            /* The writer comes by on its own while lines flow; a sleeping one, and one
+             * that lets too many gather, is woken. */
+            if (w->asleep || w->count == LINEWRITER_WAKE_AT) {
+                w->asleep = false;
+                pthread_cond_signal(&w->wake);
+            }
+        }
+        pthread_mutex_unlock(&w->lock);
+    }
+    if (!queued) {
+        free(item);
+        atomic_fetch_add(&w->lost, 1);
+        if (!atomic_exchange(&w->failing, true))
+            log_error("the %s's queue is full (the disk is slower than the traffic): records are "
+                      "lost until it drains",
+                      w->opt.what);
+    }
+}
+
+bool linewriter_failing(struct linewriter *w)
+{
+    return linewriter_enabled(w) && atomic_load(&w->failing);
+}
+
+uint64_t linewriter_lost(struct linewriter *w)
+{
+    return atomic_load(&w->lost);
+}
+
+size_t linewriter_queue_depth(struct linewriter *w)
+{
+    size_t n;
+
+    pthread_mutex_lock(&w->lock);
+    n = w->open ? w->count : 0;
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}
