@@ -30,13 +30,34 @@ static void audit_quoted(char *out, size_t cap, const char *name, const char *va
     strcat(out, "\"");
 }
 
+/* Bytes of a URL the reports keep; the trail cuts its strings there too. */
+#define AUDIT_URL_MAX 4096
+
+/*
+ * r with its target's secrets hidden (redact_url: secret query parameters, a URL's
+ * password) in url, so that no report, the access line, the trail, the Squid log or
+ * syslog, ever has them.
+ */
+static struct audit_record audit_redacted(const struct audit_record *r, char url[AUDIT_URL_MAX])
+{
+    struct audit_record out = *r;
+
+    if (r->target != NULL) {
+        redact_url(r->target, strlen(r->target), url, AUDIT_URL_MAX);
+        out.target = url;
+    }
+    return out;
+}
+
 /*
  * Writes the access line, escaping every field that came from the network, hands the
  * record to each sink that is open (the audit trail, the Squid log, syslog) and counts it
- * for /metrics.
+ * for /metrics; every one of them gets the target with its secrets hidden.
  */
-void audit_emit(const struct audit_record *r)
+void audit_emit(const struct audit_record *given)
 {
+    char url[AUDIT_URL_MAX];
+    const struct audit_record red = audit_redacted(given, url), *r = &red;
     char method[64], target[1024], sni[300], offered[300], error[80] = "", pid[24] = "";
     char exe[600], mismatch[300], version[80], uid[24] = "", sha[80] = "", cmd[1600];
     char chain[600];
@@ -56,12 +77,7 @@ void audit_emit(const struct audit_record *r)
     if (r->error[0] != '\0')
         snprintf(error, sizeof(error), " error=%s", r->error);
     log_escape(method, sizeof(method), r->method, strlen(r->method));
-    {
-        /* Secrets never reach a log: a URL's are hidden before it is written. */
-        char url[sizeof(target)];
-        size_t n = redact_url(r->target, strlen(r->target), url, sizeof(url));
-        log_escape(target, sizeof(target), url, n);
-    }
+    log_escape(target, sizeof(target), r->target, strlen(r->target));
     log_escape(sni, sizeof(sni), r->sni, strlen(r->sni));
     log_record(
         "access client=%s method=%s target=\"%s\" status=%u sent=%" PRIu64 " received=%" PRIu64
@@ -78,5 +94,8 @@ void audit_emit(const struct audit_record *r)
 
 void audit_emit_interim(const struct audit_record *r)
 {
-    auditlog_record(r);
+    char url[AUDIT_URL_MAX];
+    const struct audit_record red = audit_redacted(r, url);
+
+    auditlog_record(&red);
 }

@@ -426,10 +426,10 @@ static void cookie_handler(struct origin_conn *c)
 static void test_audit_secrets(void **state)
 {
     struct itcase *t = *state;
-    char path[400], key[400], url[256];
-    const char *const args[] = {
-        "--audit-log", path, "--audit-hash-key", key, "--audit-secret-headers",
-        "X-Team-Pass", NULL};
+    char path[400], key[400], squid[400], url[256];
+    const char *const args[] = {"--audit-log", path,  "--audit-hash-key",       key,
+                                "--squid-log", squid, "--audit-secret-headers", "X-Team-Pass",
+                                NULL};
     static const char check[] =
         "import json, sys\n"
         "recs = [json.loads(l) for l in open(sys.argv[1])]\n"
@@ -452,6 +452,7 @@ static void test_audit_secrets(void **state)
 
     snprintf(path, sizeof(path), "%s/audit.jsonl", t->env->dir);
     snprintf(key, sizeof(key), "%s/audit.key", t->env->dir);
+    snprintf(squid, sizeof(squid), "%s/access.log", t->env->dir);
     it_start_origin(t, cookie_handler, NULL);
     for (int run = 0; run < 2; run++) {
         it_start_proxy(t, args);
@@ -487,6 +488,12 @@ static void test_audit_secrets(void **state)
     assert_non_null(text);
     assert_null(strstr(text, "SECRET")); /* not one secret in clear */
     assert_null(strstr(text, "OTHER-TOKEN"));
+    free(text);
+    /* The Squid log has the request, its query's secrets hidden as in the trail. */
+    text = tio_read_file(squid, NULL);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "/s?q=1&api_key=<redacted>&%74oken=<redacted>"));
+    assert_null(strstr(text, "SECRET"));
     free(text);
     assert_int_equal(run_python(check, path), 0);
 }
