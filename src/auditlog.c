@@ -22,26 +22,69 @@
 /* The chain's field, written last on every line: what verify looks for. */
 #define AUDITLOG_PREV_KEY "\"prev_hash\":\""
 
-/* A line being built: bounded, and cut (with "...") rather than overrun. */
+/*
+ * A line being built, always valid JSON: a member that does not fit is taken back whole
+ * (and the record says "truncated"), never cut in the middle; the frame (object keys and
+ * braces) has JB_FRAME_ROOM bytes of its own past the members' room, so it always closes.
+ */
 struct jbuf {
     char *p;
-    size_t len, cap;
-    bool first; /* no member yet in the object just opened */
+    size_t len;
+    size_t cap;   /* room for members */
+    size_t hard;  /* room for the frame too: the buffer's size */
+    bool first;   /* no member yet in the object just opened */
+    bool over;    /* the member being written did not fit */
+    bool dropped; /* a member was left out for room */
 };
 
-/* Appends n raw bytes, while room lasts. */
-static void jb_raw(struct jbuf *b, const char *s, size_t n)
+/* Bytes kept for the frame: every key of an object, its braces, "truncated". */
+#define JB_FRAME_ROOM 1024
+
+/* Appends n bytes within limit; past it, nothing more of the member (over). */
+static void jb_put(struct jbuf *b, const char *s, size_t n, size_t limit)
 {
-    if (b->len + n >= b->cap)
-        n = b->len < b->cap ? b->cap - b->len - 1 : 0;
+    if (b->over || b->len + n >= limit) {
+        b->over = true;
+        return;
+    }
     memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
 }
 
-static void jb_text(struct jbuf *b, const char *s)
+/* A member's bytes. */
+static void jb_raw(struct jbuf *b, const char *s, size_t n)
 {
-    jb_raw(b, s, strlen(s));
+    jb_put(b, s, n, b->cap);
+}
+
+/* The frame's bytes. */
+static void jb_frame(struct jbuf *b, const char *s, size_t n)
+{
+    jb_put(b, s, n, b->hard);
+}
+
+/* Where a member starts, to take it back when it does not fit. */
+struct jb_mark {
+    size_t len;
+    bool first;
+};
+
+static struct jb_mark jb_begin(const struct jbuf *b)
+{
+    return (struct jb_mark){b->len, b->first};
+}
+
+/* Ends a member: one that did not fit is taken back whole. */
+static void jb_end(struct jbuf *b, struct jb_mark m)
+{
+    if (!b->over)
+        return;
+    b->len = m.len;
+    b->p[b->len] = '\0';
+    b->first = m.first;
+    b->over = false;
+    b->dropped = true;
 }
 
 /* The length of the UTF-8 sequence at s (at most n bytes), or 0 when it is not one. */
@@ -79,19 +122,22 @@ static size_t jb_utf8_len(const unsigned char *s, size_t n)
  * Appends s (len bytes, any bytes: they came from the network or a process) as a JSON
  * string: quotes, backslashes and control bytes escaped, UTF-8 kept, any other byte
  * written as the code point of the same number (\u00XX), so the line stays valid JSON
- * and the byte can still be told.  Past max bytes of s, the string ends in "...".
+ * and the byte can still be told.  Once about max bytes are written (escapes count, so a
+ * string of quotes cannot grow past it), the string ends in "...".
  */
 static void jb_string(struct jbuf *b, const char *s, size_t len, size_t max)
 {
     const unsigned char *u = (const unsigned char *)s;
     char esc[8];
 
+    size_t start = b->len, i = 0;
+
     jb_raw(b, "\"", 1);
-    for (size_t i = 0; i < len && i < max;) {
-        size_t n, run = 0;
+    while (i < len && b->len - start < max && !b->over) {
+        size_t n, run = 0, room = max - (b->len - start);
 
         /* Plain printable ASCII, the most of every line, goes in one copy. */
-        while (i + run < len && i + run < max && u[i + run] >= 0x20 && u[i + run] < 0x7f &&
+        while (i + run < len && run < room && u[i + run] >= 0x20 && u[i + run] < 0x7f &&
                u[i + run] != '"' && u[i + run] != '\\')
             run++;
         if (run > 0) {
@@ -120,46 +166,67 @@ static void jb_string(struct jbuf *b, const char *s, size_t len, size_t max)
             i++;
         }
     }
-    if (len > max)
+    if (i < len)
         jb_raw(b, "...", 3);
     jb_raw(b, "\"", 1);
 }
 
-/* Starts a member: the comma, the key. */
-static void jb_key(struct jbuf *b, const char *key)
+/* Starts a member: the comma, the key; put with the member's bytes or the frame's. */
+static void jb_key_put(struct jbuf *b, const char *key, size_t limit)
 {
     if (!b->first)
-        jb_raw(b, ",", 1);
+        jb_put(b, ",", 1, limit);
     b->first = false;
-    jb_raw(b, "\"", 1);
-    jb_text(b, key);
-    jb_raw(b, "\":", 2);
+    jb_put(b, "\"", 1, limit);
+    jb_put(b, key, strlen(key), limit);
+    jb_put(b, "\":", 2, limit);
 }
 
+static void jb_key(struct jbuf *b, const char *key)
+{
+    jb_key_put(b, key, b->cap);
+}
+
+/* An object member: part of the frame, so it opens and closes whatever its members do. */
 static void jb_open(struct jbuf *b, const char *key)
 {
-    jb_key(b, key);
-    jb_raw(b, "{", 1);
+    jb_key_put(b, key, b->hard);
+    jb_frame(b, "{", 1);
     b->first = true;
 }
 
 static void jb_close(struct jbuf *b)
 {
-    jb_raw(b, "}", 1);
+    jb_frame(b, "}", 1);
     b->first = false;
 }
 
-/* A string member, left out when value is NULL, empty or "-" (nothing known). */
-static void jb_str(struct jbuf *b, const char *key, const char *value)
+/* A string member of at most about max bytes, left out when value is NULL, empty or "-"
+ * (nothing known), or when it does not fit. */
+static void jb_str_max(struct jbuf *b, const char *key, const char *value, size_t max)
 {
+    struct jb_mark m = jb_begin(b);
+
     if (value == NULL || value[0] == '\0' || strcmp(value, "-") == 0)
         return;
     jb_key(b, key);
-    jb_string(b, value, strlen(value), 4096);
+    jb_string(b, value, strlen(value), max);
+    jb_end(b, m);
+}
+
+/* Bytes of a string member at most, unless said otherwise. */
+#define JB_STRING_MAX 1024
+/* Bytes of a URL member at most. */
+#define AUDITLOG_URL_MAX 4096
+
+static void jb_str(struct jbuf *b, const char *key, const char *value)
+{
+    jb_str_max(b, key, value, JB_STRING_MAX);
 }
 
 static void jb_u64(struct jbuf *b, const char *key, uint64_t v)
 {
+    struct jb_mark m = jb_begin(b);
     char num[24];
     size_t at = sizeof(num);
 
@@ -169,6 +236,7 @@ static void jb_u64(struct jbuf *b, const char *key, uint64_t v)
         v /= 10;
     } while (v > 0);
     jb_raw(b, num + at, sizeof(num) - at);
+    jb_end(b, m);
 }
 
 /* Starts an array member. */
@@ -194,21 +262,32 @@ static void jb_secrets(struct jbuf *b, const char *key, const char *key_more,
 {
     char hex[2 * REDACT_HASH_BYTES + 1];
 
+    struct jb_mark m = jb_begin(b);
+
     if (seen == NULL || seen->n == 0)
         return;
+    /* One member, the array: it goes in whole or not at all. */
     jb_open_array(b, key);
     for (uint8_t i = 0; i < seen->n; i++) {
-        if (!b->first)
-            jb_raw(b, ",", 1);
-        jb_raw(b, "{", 1);
+        const char *field = redact_name(seen->item[i].name);
+        const char *scheme = redact_scheme(seen->item[i].scheme);
+
+        jb_raw(b, b->first ? "{" : ",{", b->first ? 1 : 2);
         b->first = true;
-        jb_str(b, "field", redact_name(seen->item[i].name));
-        jb_str(b, "scheme", redact_scheme(seen->item[i].scheme));
+        jb_key(b, "field");
+        jb_string(b, field, strlen(field), JB_STRING_MAX);
+        if (scheme[0] != '\0') {
+            jb_key(b, "scheme");
+            jb_string(b, scheme, strlen(scheme), JB_STRING_MAX);
+        }
         redact_hash_hex(seen->item[i].hash, hex);
-        jb_str(b, "hash", hex);
-        jb_close(b);
+        jb_key(b, "hash");
+        jb_string(b, hex, strlen(hex), JB_STRING_MAX);
+        jb_raw(b, "}", 1);
+        b->first = false;
     }
     jb_close_array(b);
+    jb_end(b, m);
     if (seen->more > 0)
         jb_u64(b, key_more, seen->more);
 }
@@ -277,8 +356,8 @@ static void auditlog_sha256(const char *s, size_t n, char out[AUDITLOG_HASH_HEX]
     out[64] = '\0';
 }
 
-/* Formats a record up to its chain fields (the writer adds them); NULL when out of memory. */
-static char *auditlog_format(const struct audit_record *r)
+/* Formats a record up to its chain fields; see the header. */
+char *auditlog_format(const struct audit_record *r)
 {
     /* Built in the thread's own room, then copied to an allocation of its size: what
      * waits in the queue is the line, not the room. */
@@ -286,7 +365,10 @@ static char *auditlog_format(const struct audit_record *r)
     static _Thread_local time_t stamp_sec = -1;
     static _Thread_local char stamp[40];
     static _Thread_local size_t stamp_len; /* of "YYYY-MM-DDTHH:MM:SS." */
-    struct jbuf b = {.p = room, .cap = AUDITLOG_LINE_MAX - 200, .first = true};
+    struct jbuf b = {.p = room,
+                     .cap = AUDITLOG_LINE_MAX - 200 - JB_FRAME_ROOM,
+                     .hard = AUDITLOG_LINE_MAX - 200,
+                     .first = true};
     struct timespec now;
     char *line;
 
@@ -336,11 +418,13 @@ static char *auditlog_format(const struct audit_record *r)
         /* A forwarded request's target is absolute: the full URL, as the client sent it. */
         /* audit.c hid the target's secrets (redact_url). */
         jb_open(&b, "url");
-        jb_str(&b, "original", r->target);
-        jb_str(&b, "full", r->target);
+        jb_str_max(&b, "original", r->target, AUDITLOG_URL_MAX);
+        jb_str_max(&b, "full", r->target, AUDITLOG_URL_MAX);
         if (r->path != NULL) { /* ECS's path has no query: that is in full, redacted */
+            struct jb_mark m = jb_begin(&b);
             jb_key(&b, "path");
-            jb_string(&b, r->path, strcspn(r->path, "?"), 4096);
+            jb_string(&b, r->path, strcspn(r->path, "?"), AUDITLOG_URL_MAX / 2);
+            jb_end(&b, m);
         }
         jb_close(&b);
     }
@@ -377,7 +461,13 @@ static char *auditlog_format(const struct audit_record *r)
         jb_open(&b, "process");
         jb_u64(&b, "pid", r->pid);
         jb_str(&b, "executable", r->exe);
-        jb_str(&b, "command_line", r->cmd);
+        jb_str_max(&b, "command_line", r->cmd, 2 * JB_STRING_MAX);
+        if (r->parent_pid != 0) {
+            jb_open(&b, "parent");
+            jb_u64(&b, "pid", r->parent_pid);
+            jb_str(&b, "executable", r->parent_exe);
+            jb_close(&b);
+        }
         if (r->exe_sha256 != NULL && r->exe_sha256[0] != '\0') {
             jb_open(&b, "hash");
             jb_str(&b, "sha256", r->exe_sha256);
@@ -406,14 +496,21 @@ static char *auditlog_format(const struct audit_record *r)
     jb_str(&b, "decision", r->decision);
     jb_str(&b, "termination", r->term);
     if (r->interim) {
+        struct jb_mark m = jb_begin(&b);
         jb_key(&b, "interim");
-        jb_text(&b, "true");
+        jb_raw(&b, "true", 4);
+        jb_end(&b, m);
     }
     jb_str(&b, "error", r->error);
     jb_secrets(&b, "request_secrets", "request_secrets_more", r->req_secrets);
     jb_secrets(&b, "response_secrets", "response_secrets_more", r->resp_secrets);
+    /* A member left out for room is said, in the frame's own room. */
+    if (b.dropped) {
+        jb_key_put(&b, "truncated", b.hard);
+        jb_frame(&b, "true", 4);
+    }
     /* The writer closes the object with the record's number and the chain. */
-    jb_raw(&b, b.first ? "" : ",", b.first ? 0 : 1);
+    jb_frame(&b, b.first ? "" : ",", b.first ? 0 : 1);
     if ((line = malloc(b.len + 1)) == NULL)
         return NULL;
     memcpy(line, b.p, b.len + 1);

@@ -27,12 +27,12 @@ static uint64_t linewriter_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* The realtime clock ms from now: the condition variable's clock. */
+/* The monotonic clock ms from now: the condition variable's clock (linewriter_open). */
 static struct timespec linewriter_deadline(uint64_t ms)
 {
     struct timespec until;
 
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += (time_t)(ms / 1000u);
     until.tv_nsec += (long)(ms % 1000u) * 1000000L;
     if (until.tv_nsec >= 1000000000L) {
@@ -132,6 +132,13 @@ static void linewriter_rotate(struct linewriter *w)
     close(w->fd);
     w->fd = fd;
     w->size = 0;
+    /* A reopen asked for before names the file now PATH.1: the new PATH is the one. */
+    pthread_mutex_lock(&w->lock);
+    if (w->reopen_fd >= 0) {
+        close(w->reopen_fd);
+        w->reopen_fd = -1;
+    }
+    pthread_mutex_unlock(&w->lock);
     log_notice("the %s reached %" PRIu64 " bytes: it is now %s.1, and %s goes on", w->opt.what,
                w->opt.rotate_bytes, w->path, w->path);
 }
@@ -193,30 +200,58 @@ static void linewriter_flush(struct linewriter *w)
 }
 
 /*
- * Waits, lock held, for items: woken by the first item after an idle spell, it gathers
- * for LINEWRITER_TICK_MS more (or until LINEWRITER_WAKE_AT wait); lines written and not
- * yet synced are synced when their time comes.
+ * Waits, lock held, for items: until the first item after an idle spell (or a reopen, or
+ * the stop), or, while lines wait to be synced, until their sync is due.  Woken by an
+ * item, it gathers for LINEWRITER_TICK_MS more (or until LINEWRITER_WAKE_AT wait).
  */
 static void linewriter_wait(struct linewriter *w)
 {
     struct timespec until;
+    bool timed = w->dirty;
 
-    if (!w->dirty) {
-        w->asleep = true;
-        while (w->asleep && !w->stopping)
+    if (timed) {
+        uint64_t due = w->synced_ms + w->opt.sync_ms, now = linewriter_now_ms();
+        until = linewriter_deadline(due > now ? due - now : 0);
+    }
+    w->asleep = true;
+    while (w->asleep && !w->stopping && w->reopen_fd < 0) {
+        if (!timed)
             pthread_cond_wait(&w->wake, &w->lock);
-        w->asleep = false;
-        if (w->stopping)
-            return;
+        else if (pthread_cond_timedwait(&w->wake, &w->lock, &until) == ETIMEDOUT)
+            break;
+    }
+    w->asleep = false;
+    if (w->count == 0) {
+        if (w->dirty && linewriter_now_ms() - w->synced_ms >= w->opt.sync_ms) {
+            pthread_mutex_unlock(&w->lock);
+            linewriter_sync(w);
+            pthread_mutex_lock(&w->lock);
+        }
+        return;
     }
     until = linewriter_deadline(LINEWRITER_TICK_MS);
-    if (w->count < LINEWRITER_WAKE_AT && !w->stopping)
-        pthread_cond_timedwait(&w->wake, &w->lock, &until);
-    if (w->dirty && w->count == 0 && linewriter_now_ms() - w->synced_ms >= w->opt.sync_ms) {
-        pthread_mutex_unlock(&w->lock);
-        linewriter_sync(w);
-        pthread_mutex_lock(&w->lock);
-    }
+    while (w->count < LINEWRITER_WAKE_AT && !w->stopping &&
+           pthread_cond_timedwait(&w->wake, &w->lock, &until) != ETIMEDOUT)
+        ;
+}
+
+/* Takes a reopened file, lock held: the old one is synced and closed outside it. */
+static void linewriter_take_reopened(struct linewriter *w)
+{
+    struct stat st;
+    int old = w->fd;
+
+    w->fd = w->reopen_fd;
+    w->reopen_fd = -1;
+    w->size = fstat(w->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    pthread_mutex_unlock(&w->lock);
+    if (w->dirty && fdatasync(old) < 0 && errno != EINVAL)
+        log_warn("cannot sync the %s %s before reopening it: %s", w->opt.what, w->path,
+                 strerror(errno));
+    w->dirty = false;
+    w->synced_ms = linewriter_now_ms();
+    close(old);
+    pthread_mutex_lock(&w->lock);
 }
 
 /* Writes the items taken[0..n), in batches; rotates by size between two lines. */
@@ -225,10 +260,11 @@ static void linewriter_write_taken(struct linewriter *w, size_t n)
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(w->taken[i]);
 
-        if (len > LINEWRITER_ITEM_MAX) {
+        if (len > LINEWRITER_ITEM_MAX) { /* its maker bounds it: not from a client */
             atomic_fetch_add(&w->lost, 1);
-            log_error("a line of %zu bytes for the %s %s is longer than %d: it is lost", len,
-                      w->opt.what, w->path, LINEWRITER_ITEM_MAX);
+            if (!atomic_exchange(&w->failing, true))
+                log_error("a line of %zu bytes for the %s %s is longer than %d: it is lost", len,
+                          w->opt.what, w->path, LINEWRITER_ITEM_MAX);
             free(w->taken[i]);
             continue;
         }
@@ -256,6 +292,9 @@ static void *linewriter_main(void *arg)
     for (;;) {
         size_t n;
 
+        /* A reopened file takes over between two batches, items waiting or not. */
+        if (w->reopen_fd >= 0)
+            linewriter_take_reopened(w);
         if (w->count == 0 && !w->stopping) {
             linewriter_wait(w);
             continue;
@@ -267,15 +306,7 @@ static void *linewriter_main(void *arg)
             w->taken[i] = w->queue[(w->head + i) % w->opt.queue];
         w->head = (w->head + n) % w->opt.queue;
         w->count = 0;
-        /* A reopened file takes over between two batches. */
-        if (w->reopen_fd >= 0) {
-            struct stat st;
-            linewriter_sync(w);
-            close(w->fd);
-            w->fd = w->reopen_fd;
-            w->reopen_fd = -1;
-            w->size = fstat(w->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-        }
+        w->bytes = 0;
         pthread_mutex_unlock(&w->lock);
         linewriter_write_taken(w, n);
         if (w->opt.sync_ms == 0 || linewriter_now_ms() - w->synced_ms >= w->opt.sync_ms)
@@ -340,6 +371,16 @@ int linewriter_open(struct linewriter *w, const struct linewriter_options *opt,
     w->synced_ms = linewriter_now_ms();
     w->stopping = false;
     w->asleep = false;
+    w->bytes = 0;
+    {
+        /* Its deadlines on the monotonic clock: a clock step does not stretch them. */
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_destroy(&w->wake);
+        pthread_cond_init(&w->wake, &attr);
+        pthread_condattr_destroy(&attr);
+    }
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = pthread_create(&w->thread, NULL, linewriter_main, w);
@@ -396,7 +437,7 @@ int linewriter_reopen(struct linewriter *w, char *err, size_t errcap)
     if (w->reopen_fd >= 0)
         close(w->reopen_fd); /* two reopens before a batch: the later one counts */
     w->reopen_fd = fd;
-    /* A sleeping writer takes it now, so that the move is over when the next line comes. */
+    /* The writer takes it now, lines waiting or not, so the move is over before the next. */
     if (w->asleep) {
         w->asleep = false;
         pthread_cond_signal(&w->wake);
@@ -413,13 +454,16 @@ bool linewriter_enabled(struct linewriter *w)
 /* Queues an item; see the header. */
 void linewriter_queue(struct linewriter *w, char *item)
 {
-    bool queued = false;
+    bool queued = false, closed = false;
+    size_t len = item != NULL ? strlen(item) : 0;
 
     if (item != NULL) {
         pthread_mutex_lock(&w->lock);
-        if (w->open && !w->stopping && w->count < w->opt.queue) {
+        closed = !w->open || w->stopping;
+        if (!closed && w->count < w->opt.queue && w->bytes + len <= LINEWRITER_QUEUE_BYTES) {
             w->queue[(w->head + w->count) % w->opt.queue] = item;
             w->count++;
+            w->bytes += len;
             queued = true;
             /* The writer comes by on its own while lines flow; a sleeping one, and one
              * that lets too many gather, is woken. */
@@ -433,6 +477,8 @@ void linewriter_queue(struct linewriter *w, char *item)
     if (!queued) {
         free(item);
         atomic_fetch_add(&w->lost, 1);
+        if (closed) /* the last records of a stop: counted, and said by the one who stops */
+            return;
         if (!atomic_exchange(&w->failing, true))
             log_error("the %s's queue is full (the disk is slower than the traffic): records are "
                       "lost until it drains",

@@ -1,6 +1,7 @@
 /* The process behind a loopback connection; see include/sluice/procid.h. */
 #include "sluice/procid.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -398,7 +399,7 @@ void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
 {
     static const char hidden[] = REDACT_HIDDEN;
     size_t at = 0;
-    bool next_secret = false;
+    bool next_secret = false, next_userpass = false;
 
     out[0] = '\0';
     for (size_t off = 0; off < proc->args_len; off += strlen(proc->args + off) + 1) {
@@ -412,27 +413,48 @@ void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
             next_secret = false;
             continue;
         }
+        /* curl -u USER:PASSWORD, -U, --user, --proxy-user: the user stays. */
+        if (next_userpass) {
+            const char *c = strchr(arg, ':');
+            next_userpass = false;
+            if (c != NULL) {
+                procid_append(out, cap, &at, arg, (size_t)(c - arg) + 1);
+                procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
+                continue;
+            }
+        }
         /* NAME=VALUE and --name=VALUE: the name says whether the value is a secret. */
         if (eq != NULL && redact_secret_name(arg, (size_t)(eq - arg))) {
             procid_append(out, cap, &at, arg, (size_t)(eq - arg) + 1);
             procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
             continue;
         }
-        /* A header given whole (curl -H "Authorization: Bearer ..."). */
-        if ((colon = strchr(arg, ':')) != NULL && colon > arg &&
-            redact_secret_name(arg, (size_t)(colon - arg)) && strchr(arg, '/') == NULL) {
+        /* A header given whole (curl -H "Authorization: Bearer ..."), not a URL's scheme. */
+        if ((colon = strchr(arg, ':')) != NULL && colon > arg && colon[1] != '/' &&
+            memchr(arg, '/', (size_t)(colon - arg)) == NULL &&
+            redact_secret_name(arg, (size_t)(colon - arg))) {
             procid_append(out, cap, &at, arg, (size_t)(colon - arg) + 1);
             procid_append(out, cap, &at, " ", 1);
             procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
             continue;
         }
-        /* A URL: its user's password, and its parameters named like secrets. */
-        if (strstr(arg, "://") != NULL) {
+        /* A URL, where it starts (after "--url=", say): its user information and its
+         * parameters named like secrets. */
+        if ((colon = strstr(arg, "://")) != NULL) {
+            const char *start = colon;
             char url[1024];
-            size_t n = redact_url(arg, len, url, sizeof(url));
+            size_t n;
+            while (start > arg && (isalnum((unsigned char)start[-1]) || start[-1] == '+' ||
+                                   start[-1] == '-' || start[-1] == '.'))
+                start--;
+            procid_append(out, cap, &at, arg, (size_t)(start - arg));
+            n = redact_url(start, len - (size_t)(start - arg), url, sizeof(url));
             procid_append(out, cap, &at, url, n);
             continue;
         }
+        if (strcmp(arg, "-u") == 0 || strcmp(arg, "-U") == 0 || strcmp(arg, "--user") == 0 ||
+            strcmp(arg, "--proxy-user") == 0)
+            next_userpass = true;
         /* --password VALUE, -p VALUE is too common to tell; long options only. */
         if (arg[0] == '-' && arg[1] == '-' && eq == NULL && redact_secret_name(arg + 2, len - 2))
             next_secret = true;

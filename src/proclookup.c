@@ -23,6 +23,7 @@ void proclookup_record_clear(struct proclookup_record *r)
     free(r->exe);
     free(r->cmd);
     free(r->chain);
+    free(r->parent_exe);
     memset(r, 0, sizeof(*r));
 }
 
@@ -61,6 +62,11 @@ void proclookup_record_fill(struct proclookup_record *r, const struct policy_sna
     r->cmd = strdup(text);
     procid_chain_names(chain, text, sizeof(text));
     r->chain = strdup(text);
+    if (chain->nchain > 1) {
+        r->parent_pid = chain->chain[1].pid;
+        if (chain->chain[1].exe[0] != '\0')
+            r->parent_exe = strdup(chain->chain[1].exe);
+    }
     proclookup_record_match(r, p, chain, now_ms);
 }
 

@@ -1,6 +1,7 @@
 /* What the records say of secrets; see include/sluice/redact.h. */
 #include "sluice/redact.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -292,8 +293,8 @@ static bool redact_secret_param(const char *q, size_t len)
             name[n++] = q[i] == '+' ? ' ' : q[i];
         }
     }
-    /* A name longer than the room is checked on what fits, and on its raw bytes. */
-    return redact_secret_name(name, n) || redact_secret_name(q, len);
+    /* A name longer than the room cannot be told: taken for a secret's. */
+    return n == sizeof(name) || redact_secret_name(name, n) || redact_secret_name(q, len);
 }
 
 /*
@@ -320,7 +321,7 @@ static bool redact_put(char *out, size_t cap, size_t *at, const char *s, size_t 
 /* Copies a URL with its secrets hidden; see the header. */
 size_t redact_url(const char *url, size_t len, char *out, size_t cap)
 {
-    const char *end = url + len, *p = url, *scheme, *params;
+    const char *end = url + len, *p = url, *scheme, *auth = NULL, *params;
     size_t at = 0;
 
     if (cap < 4) {
@@ -329,16 +330,29 @@ size_t redact_url(const char *url, size_t len, char *out, size_t cap)
         return 0;
     }
     out[0] = '\0';
-    /* user:password@ in the authority. */
-    scheme = memmem(url, len, "://", 3);
-    if (scheme != NULL) {
-        const char *auth = scheme + 3, *authority_end = auth, *atsign, *colon;
+    /* The authority: after "scheme://" when the URL starts with a scheme, else the start of
+     * a target that is not a path (CONNECT's host:port), up to a path, query or fragment. */
+    scheme = url;
+    while (scheme < end && (isalpha((unsigned char)*scheme) ||
+                            (scheme > url && (isdigit((unsigned char)*scheme) || *scheme == '+' ||
+                                              *scheme == '-' || *scheme == '.'))))
+        scheme++;
+    if (scheme > url && end - scheme >= 3 && memcmp(scheme, "://", 3) == 0)
+        auth = scheme + 3;
+    else if (len > 0 && url[0] != '/')
+        auth = url;
+    if (auth != NULL) {
+        const char *authority_end = auth, *atsign, *colon;
         while (authority_end < end && *authority_end != '/' && *authority_end != '?' &&
                *authority_end != '#')
             authority_end++;
         atsign = memrchr(auth, '@', (size_t)(authority_end - auth));
-        if (atsign != NULL && (colon = memchr(auth, ':', (size_t)(atsign - auth))) != NULL) {
-            if (!redact_put(out, cap, &at, url, (size_t)(colon + 1 - url)) ||
+        /* user:password@ keeps the user; a user part alone may be a token
+         * (https://TOKEN@github.com/...): all of it goes. */
+        if (atsign != NULL) {
+            colon = memchr(auth, ':', (size_t)(atsign - auth));
+            if (!redact_put(out, cap, &at, url,
+                            (size_t)((colon != NULL ? colon + 1 : auth) - url)) ||
                 !redact_put(out, cap, &at, REDACT_HIDDEN, sizeof(REDACT_HIDDEN) - 1))
                 return at;
             p = atsign;

@@ -188,6 +188,8 @@ static void session_fill_record(struct session *s, struct audit_record *rec_out)
     rec.exe_sha256 = s->proc.sha256;
     rec.cmd = s->proc.cmd != NULL ? s->proc.cmd : "";
     rec.chain = s->proc.chain != NULL ? s->proc.chain : "";
+    rec.parent_pid = (uint32_t)s->proc.parent_pid;
+    rec.parent_exe = s->proc.parent_exe;
     rec.mismatch = x->identity.mismatch;
     rec.version = x->identity.version;
     /* A block is said by decision= and rule=; every other failure names its kind. */
@@ -345,7 +347,7 @@ static void session_stop_waiting(struct session *s)
 /*
  * For a loopback or Unix client: starts looking for the process behind the connection,
  * and the tool it or one of its ancestors is under the current policy, in the worker's
- * lookup thread (proclookup.h).  Done once, at accept (the process does not change); a
+ * lookup thread (proclookup.h).  Done once, at the first byte (the process does not change); a
  * request still names its tool by the strongest source (identity.h).
  */
 static void session_find_process(struct session *s, evutil_socket_t fd, const struct sockaddr *peer)
@@ -400,9 +402,11 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
     s->timer = evtimer_new(env->base, session_timer_cb, s);
     if (s->timer == NULL)
         goto fail;
-    /* A Unix socket's peer is always looked at: it is how `sluice run --isolate` is known. */
+    /* A Unix socket's peer is always looked at: it is how `sluice run --isolate` is known.
+     * The lookup starts with the first byte, so a burst of connections that send nothing
+     * (idle, or a port scan) costs no lookup and cannot fill the queue for the others. */
     if (!a->proxy_header && (st->identify_processes || sa->sa_family == AF_UNIX))
-        session_find_process(s, fd, sa);
+        s->lookup_family = sa->sa_family;
     s->client = sock_new(env->base, fd);
     fd = -1; /* the sock owns it now, or closed it */
     if (s->client == NULL)
@@ -1071,9 +1075,14 @@ static bool session_decide(struct session *s, const char *buf)
         }
     }
     /* For the record: the User-Agent (cut short), and of secrets only a keyed hash. */
-    if (in.user_agent != NULL && x->user_agent == NULL)
-        x->user_agent = strndup(
-            in.user_agent, in.user_agent_len < SESSION_UA_MAX ? in.user_agent_len : SESSION_UA_MAX);
+    if (in.user_agent != NULL && x->user_agent == NULL) {
+        /* A longer one is cut, and says so. */
+        size_t n = in.user_agent_len <= SESSION_UA_MAX ? in.user_agent_len : SESSION_UA_MAX - 3;
+        if ((x->user_agent = malloc(n + 4)) != NULL) {
+            memcpy(x->user_agent, in.user_agent, n);
+            strcpy(x->user_agent + n, n < in.user_agent_len ? "..." : "");
+        }
+    }
     redact_scan(buf, h, &x->req_secrets);
     /* Through an isolating launcher, the processes behind one connection change: a banned
      * tool started later (or handed the socket) is looked for again, at most every
@@ -1298,6 +1307,12 @@ static void session_read_head(struct session *s)
         s->x.active = true;
         s->x.start_ms = session_now_ms();
         s->requests++;
+        if (s->lookup_family != 0) {
+            struct sockaddr unix_peer = {.sa_family = AF_UNIX};
+            session_find_process(s, sock_fd(s->client),
+                                 s->lookup_family == AF_UNIX ? &unix_peer : &s->client_sa.sa);
+            s->lookup_family = 0;
+        }
         http1_parser_init(&s->parser, HTTP1_REQUEST, lim, &s->head, s->fields, s->fields_cap);
         /* A keep-alive wait ends with the first byte; the head bound starts now. */
         if (s->requests > 1)

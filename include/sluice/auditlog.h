@@ -19,8 +19,12 @@
 
 /* Records waiting for the writer at most; past that a record is lost, counted and logged. */
 #define AUDITLOG_QUEUE 65536
-/* Bytes of one line at most (a longer field is cut, and says so with "..."). */
-#define AUDITLOG_LINE_MAX 16384
+/*
+ * Bytes of one line at most.  A field is cut past its own bound (4096 for a URL, 1024 for
+ * most) and says so with "..."; a member that would not fit the line is left out whole,
+ * and the record says "truncated": every line is valid JSON whatever a client sends.
+ */
+#define AUDITLOG_LINE_MAX 32768
 
 /* How the trail is kept. */
 struct auditlog_options {
@@ -50,6 +54,13 @@ int auditlog_reopen(char *err, size_t cap);
 
 /* True when the trail is open: audit_emit() hands it every record. */
 bool auditlog_enabled(void);
+
+/*
+ * The line of r up to its chain fields, malloc'd (NULL when out of memory): the writer
+ * ends it with "record_id":N,"prev_hash":"..."}} and a newline.  Valid JSON so ended,
+ * whatever r holds, and at most AUDITLOG_LINE_MAX - 200 bytes.  Any thread.
+ */
+char *auditlog_format(const struct audit_record *r);
 
 /* Queues one record (any thread).  A record the queue has no room for is counted lost. */
 void auditlog_record(const struct audit_record *r);

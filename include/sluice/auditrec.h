@@ -35,6 +35,8 @@ struct audit_record {
     const char *exe_sha256; /* its SHA-256 in hex, or "" while not known */
     const char *cmd;        /* the client process's command line, secrets redacted, or "" */
     const char *chain;      /* its chain by executable name, "curl<bash<sshd", or "" */
+    uint32_t parent_pid;    /* its parent process, or 0 when not known */
+    const char *parent_exe; /* the parent's executable, or NULL */
     const char *mismatch;   /* "SOURCE:TOOL" when a weaker source named another tool, or "" */
     const char *version;    /* the tool's version its User-Agent gives, or "" */
     const char *error;      /* RFC 9209 type of a failure other than a block, or "" */

@@ -32,6 +32,8 @@
 /* How long the writer gathers items after the first, and how many wake it at once. */
 #define LINEWRITER_TICK_MS 20
 #define LINEWRITER_WAKE_AT 1024
+/* Bytes of items waiting at most, whatever their number: a disk that lags holds no more. */
+#define LINEWRITER_QUEUE_BYTES (64u * 1024 * 1024)
 
 /*
  * What the writer does with each item, on its thread alone (the hooks may keep state only
@@ -70,6 +72,7 @@ struct linewriter {
     int reopen_fd; /* a file opened again by linewriter_reopen(), for the writer to take */
     char **queue;  /* a ring of opt.queue items, each malloc'd and owned by the writer */
     size_t head, count;
+    size_t bytes;                  /* of the items waiting */
     struct linewriter_options opt; /* opt.path is path */
     char *path;                    /* owned */
     /* The writer's alone. */

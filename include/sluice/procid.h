@@ -126,9 +126,10 @@ int procid_of_process(pid_t pid, uint64_t start, struct procid *out);
 /*
  * proc's command line for the record, arguments separated by spaces, into out (cut with
  * "..." at cap): the values of arguments named like secrets (NAME=VALUE and --name=VALUE
- * with token, secret, passw, key, auth, cred, bearer, cookie, session or private in the
- * name, the word after such a --name, a "Name: value" header, a URL's password) are
- * "<redacted>".  Raw bytes otherwise: the log escapes them.
+ * with a name redact_secret_name() takes, the word after such a --name, a "Name: value"
+ * header, the password after -u, -U, --user or --proxy-user) are "<redacted>", and a URL
+ * anywhere in an argument is written as redact_url() writes it.  Raw bytes otherwise: the
+ * log escapes them.
  */
 void procid_command_line(const struct procid_proc *proc, char *out, size_t cap);
 

@@ -29,6 +29,8 @@ struct proclookup_record {
     char *exe;           /* the executable that matched (or the process's own), or NULL */
     char *cmd;           /* its command line, secrets redacted, or NULL */
     char *chain;         /* its chain by executable name ("curl<bash<sshd"), or NULL */
+    pid_t parent_pid;    /* its parent, or 0 when not known */
+    char *parent_exe;    /* the parent's executable, or NULL */
     bool isolated;       /* it came through a `sluice run --isolate` launcher (identity.h) */
     bool unverified;     /* ... whose started processes could not all be looked at: refused */
     uint64_t checked_ms; /* when the chain was last matched (monotonic ms) */

@@ -83,10 +83,13 @@ bool redact_secret_name(const char *name, size_t len);
 
 /*
  * Copies the URL url[0..len) into out (cap bytes; cut with "..." when it does not fit)
- * with the values of its query parameters named like secrets (redact_secret_name, on the
- * name percent-decoded: "%74oken" is "token") and the password of its user information
- * replaced by REDACT_HIDDEN.  Parameters end at '&' or ';', the query at '#'.  Returns
- * the length written.
+ * with the values of its query and fragment parameters named like secrets
+ * (redact_secret_name, on the name percent-decoded as a server reads it: "%74oken" is
+ * "token"; a name too long to tell counts as one) replaced by REDACT_HIDDEN, and so the
+ * password of its user information, or the whole of a user part without one (a token).
+ * The authority is the one after "scheme://" at the start, or the start of a target that
+ * is not a path (CONNECT's "user:pw@host:443").  Parameters end at '&', ';' or '#'.
+ * Returns the length written.
  */
 size_t redact_url(const char *url, size_t len, char *out, size_t cap);
 

@@ -99,10 +99,10 @@ struct session_pinned {
     char owner[POOL_OWNER_MAX]; /* the identity it authenticated */
 };
 
-/* Everything that belongs to one request; reset in one place (session_reset_exchange). */
-/* Bytes of a User-Agent the record keeps; a longer one is cut there. */
+/* Bytes of a User-Agent the record keeps; a longer one is cut there, ending in "...". */
 #define SESSION_UA_MAX 512
 
+/* Everything that belongs to one request; reset in one place (session_reset_exchange). */
 struct exchange {
     bool active;                     /* under way: owes an access line */
     uint64_t start_ms;               /* when its first byte came (monotonic, ms) */
@@ -160,6 +160,8 @@ struct session {
     struct proclookup_record proc; /* the local process behind the connection, when known */
     struct proclookup_job *lookup; /* its lookup while under way, or NULL */
     bool head_waiting;             /* the first head is complete and waits for the lookup */
+    sa_family_t lookup_family;     /* the lookup starts with the first byte: the peer's
+                                      family (AF_UNIX, or client_sa's), or 0 for none */
     bool lookup_refused;           /* the lookup could not be queued: the first request is
                                       refused (503), never let out unidentified */
     uint32_t requests;             /* requests started on this connection */

@@ -352,12 +352,70 @@ static void test_interim_records(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/*
+ * A record no client can break: a target of 3,000 quotes (each escaped, twice its size),
+ * a User-Agent of quotes and backslashes or of bytes past ASCII (each written as six),
+ * and a long proxy user name: each record still a line of valid JSON under the schema,
+ * its fields cut with "..." rather than the line.
+ */
+static void test_hostile_record(void **state)
+{
+    struct itcase *t = *state;
+    char path[400], cmd[2000];
+    const char *const args[] = {"--audit-log", path, NULL};
+    static const char check[] =
+        "import json, sys, jsonschema\n"
+        "v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))\n"
+        "recs = [json.loads(l) for l in open(sys.argv[2])]\n"
+        "assert len(recs) == 2, len(recs)\n"
+        "for r in recs:\n"
+        "    v.validate(r)\n"
+        "    assert r['sluice']['termination'], r['sluice']\n"
+        "for r in recs:\n"
+        "    assert r['url']['full'].endswith('...'), r['url']\n"
+        "    assert r['user_agent']['original'].endswith('...'), r['user_agent']\n"
+        "    assert r['http']['response']['status_code'] == 200, r['http']\n";
+    struct tbuf req = {0};
+
+    snprintf(path, sizeof(path), "%s/audit.jsonl", t->env->dir);
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    for (int k = 0; k < 2; k++) {
+        struct rawclient *rc = it_raw(t);
+        struct rawresp resp = {0};
+        char head[200];
+
+        tbuf_reset(&req);
+        snprintf(head, sizeof(head), "GET http://origin.test:%u/", origin_port(t->origin));
+        tbuf_append(&req, head, strlen(head));
+        for (int i = 0; i < 1500; i++)
+            tbuf_append(&req, k == 0 ? "\"\"" : "%22", k == 0 ? 2 : 3);
+        tbuf_append_str(&req, " HTTP/1.1\r\nHost: x\r\nUser-Agent: ");
+        for (int i = 0; i < 400; i++)
+            tbuf_append(&req, k == 0 ? "\"\\" : "\xc3\x80\xff", k == 0 ? 2 : 3);
+        tbuf_append_str(&req, "\r\nProxy-Authorization: Basic ");
+        for (int i = 0; i < 300; i++)
+            tbuf_append(&req, "Ij", 2); /* base64 of quotes */
+        tbuf_append_str(&req, "\r\n\r\n");
+        assert_int_equal(rawclient_send(rc, req.data, req.len), 0);
+        assert_true(rawclient_response(rc, &resp, false, 5000) > 0);
+        rawresp_free(&resp);
+        rawclient_close(rc);
+    }
+    tbuf_free(&req);
+    assert_true(testenv_stop_proxy(t->env));
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 -c \"%s\" '%s/dist/audit-record.schema.json' '%s'",
+             check, SLUICE_SOURCE_DIR, path);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rotation_under_load, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_kill9_under_load, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_interim_records, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_record, it_setup, it_teardown),
     };
 
     it_select_cases(); /* SLUICE_CASE=name runs one case */

@@ -447,7 +447,10 @@ static void test_audit_secrets(void **state)
         "u = recs[0][\"url\"]\n"
         "assert u[\"full\"].endswith(\"/s?q=1&api_key=<redacted>&%74oken=<redacted>\"), u\n"
         "assert u[\"path\"] == \"/s\", u\n"
-        "assert recs[0][\"user_agent\"][\"original\"] == \"sluice-test/1\"\n";
+        "assert recs[0][\"user_agent\"][\"original\"] == \"sluice-test/1\"\n"
+        "p = recs[0][\"process\"]\n"
+        "assert p[\"parent\"][\"pid\"] > 1 and p[\"parent\"][\"pid\"] != p[\"pid\"], p\n"
+        "assert p[\"parent\"][\"executable\"].startswith(\"/\"), p\n";
     char *text, *log;
 
     snprintf(path, sizeof(path), "%s/audit.jsonl", t->env->dir);

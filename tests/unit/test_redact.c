@@ -62,6 +62,14 @@ static void test_url_spellings(void **state)
          "http://h/p?code=<redacted>&sig=<redacted>&pwd=<redacted>"},
         {"http://h/p?client_secret=a=b=S1", "http://h/p?client_secret=<redacted>"},
         {"http://user:S1@h/p", "http://user:<redacted>@h/p"},
+        /* A user part alone is a token as often as a name (git's https://TOKEN@host). */
+        {"https://S1@github.com/o/r", "https://<redacted>@github.com/o/r"},
+        /* CONNECT's authority form carries user information too. */
+        {"u:S1@h:443", "u:<redacted>@h:443"},
+        {"S1@h:443", "<redacted>@h:443"},
+        /* A "://" later in the URL is not its scheme: the query before it is read. */
+        {"/p?token=S1&u=http://a:b@h", "/p?token=<redacted>&u=http://a:b@h"},
+        {"http://h/p?token=S1&u=http://a:b@h", "http://h/p?token=<redacted>&u=http://a:b@h"},
         {"http://user:S1@h:80/p?key=S2", "http://user:<redacted>@h:80/p?key=<redacted>"},
         /* Kept as they are: nothing secret in them. */
         {"http://h/p?q=token", "http://h/p?q=token"},
@@ -70,7 +78,6 @@ static void test_url_spellings(void **state)
         {"http://h/p?token", "http://h/p?token"},
         {"http://h/p?=v&&", "http://h/p?=v&&"},
         {"h:443", "h:443"},
-        {"http://user@h/p", "http://user@h/p"},
     };
 
     (void)state;
@@ -80,6 +87,20 @@ static void test_url_spellings(void **state)
             fail_msg("redact_url(%s) = %s, want %s", rows[i][0], got, rows[i][1]);
         assert_null(strstr(got, "S1"));
     }
+}
+
+/* A parameter name too long to be told is taken for a secret's. */
+static void test_url_long_name(void **state)
+{
+    char in[600], out[700];
+
+    (void)state;
+    memset(in, 0, sizeof(in));
+    strcpy(in, "http://h/p?");
+    memset(in + strlen(in), 'a', 300);
+    strcat(in, "%74oken=S1");
+    redact_url(in, strlen(in), out, sizeof(out));
+    assert_null(strstr(out, "S1"));
 }
 
 /* However small the room, the output is a cut of the redacted URL: no secret byte leaks. */
@@ -235,8 +256,9 @@ static void test_key_file(void **state)
 /* A command line's URLs get the same redaction as a request's. */
 static void test_command_line(void **state)
 {
-    static const char args[] = "curl\0-H\0Authorization: Bearer S1\0"
-                               "https://u:S1@h/p?q=1&%74oken=S1\0--api-key\0S1\0";
+    static const char args[] = "curl\0-H\0Authorization: Bearer S1/S1+\0"
+                               "https://u:S1@h/p?q=1&%74oken=S1\0--api-key\0S1\0"
+                               "-u\0me:S1\0--url=https://S1@h/\0-H\0Cookie: a=S1/b\0";
     static struct procid_proc proc;
     char out[512];
 
@@ -246,15 +268,18 @@ static void test_command_line(void **state)
     procid_command_line(&proc, out, sizeof(out));
     assert_null(strstr(out, "S1"));
     assert_non_null(strstr(out, "https://u:<redacted>@h/p?q=1&%74oken=<redacted>"));
+    assert_non_null(strstr(out, "-u me:<redacted>"));
+    assert_non_null(strstr(out, "--url=https://<redacted>@h/"));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_url_spellings), cmocka_unit_test(test_url_cut),
-        cmocka_unit_test(test_scan),          cmocka_unit_test(test_scan_more),
-        cmocka_unit_test(test_schemes),       cmocka_unit_test(test_configure_refuses),
-        cmocka_unit_test(test_key_file),      cmocka_unit_test(test_command_line),
+        cmocka_unit_test(test_url_spellings),     cmocka_unit_test(test_url_cut),
+        cmocka_unit_test(test_url_long_name),     cmocka_unit_test(test_scan),
+        cmocka_unit_test(test_scan_more),         cmocka_unit_test(test_schemes),
+        cmocka_unit_test(test_configure_refuses), cmocka_unit_test(test_key_file),
+        cmocka_unit_test(test_command_line),
     };
     return cmocka_run_group_tests_name("unit_redact", tests, setup, NULL);
 }
