@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -409,6 +412,180 @@ static void test_hostile_record(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Answers /abort with the head of a 10 MiB body and then 1 KiB at a time, slowly, for the
+ * client to go in the middle; anything else with a short 200. */
+static void abort_handler(struct origin_conn *c)
+{
+    static char kib[1024];
+
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    if (strstr(c->head.data, "/abort") == NULL) {
+        (void)oconn_respond(c, 200, "Connection: close\r\n", "ok", 2);
+        return;
+    }
+    if (oconn_writes(c, "HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n") < 0)
+        return;
+    /* 1 KiB every 20 ms, until sluice, its client gone, closes this side (at most 5 s). */
+    for (int i = 0; i < 250 && oconn_write(c, kib, sizeof(kib)) == 0; i++)
+        if (!oconn_sleep(c, 20))
+            return;
+}
+
+/* GETs url through the proxy as proxy user user (NULL: none); returns the status. */
+static long get_as(struct itcase *t, const char *user, const char *url)
+{
+    struct itcurl *c = itcurl_new(t->proxy_port);
+    long status;
+
+    assert_non_null(c);
+    if (user != NULL) {
+        char cred[64];
+        snprintf(cred, sizeof(cred), "%s:pw", user);
+        curl_easy_setopt(c->h, CURLOPT_PROXYUSERPWD, cred);
+    }
+    assert_int_equal(itcurl_perform(c, url), CURLE_OK);
+    status = itcurl_status(c);
+    itcurl_free(c);
+    return status;
+}
+
+/*
+ * A record for every way an exchange ends, with the fields that say how: allowed,
+ * blocked by a path rule, reported, refused by the upstream (502, connection_refused),
+ * the client gone in the middle of the response, a head that never came whole (408), and
+ * a tunnel; each valid under the schema.
+ */
+static void test_record_paths(void **state)
+{
+    struct itcase *t = *state;
+    char path[400], dir[400], file[500], url[160], port[8], cmd[4000];
+    const char *const args[] = {
+        "--audit-log", path, "--policy-dir", dir, "--timeout-head", "1s", "--connect-ports",
+        port,          NULL};
+    static const char check[] =
+        "import json, sys, jsonschema\n"
+        "v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))\n"
+        "recs = [json.loads(l) for l in open(sys.argv[2])]\n"
+        "for r in recs: v.validate(r)\n"
+        "def one(cond):\n"
+        "    m = [r for r in recs if cond(r)]\n"
+        "    assert len(m) == 1, (len(m), recs)\n"
+        "    return m[0]\n"
+        "def path(p): return lambda r: r.get('url', {}).get('path') == p\n"
+        "a = one(path('/ok'))\n"
+        "assert a['sluice']['decision'] == 'allow' and a['sluice']['tool'] == 'alpha'\n"
+        "assert a['http']['response']['status_code'] == 200 and a['user']['name'] == 'alpha'\n"
+        "assert a['sluice']['termination'] == '--' and a['sluice']['identity_source'] == "
+        "'proxy-user'\n"
+        "b = one(path('/events'))\n"
+        "assert b['sluice']['decision'] == 'block' and b['rule']['id'].startswith('telemetry')\n"
+        "assert b['http']['response']['status_code'] == 403 and b['sluice']['termination'] == "
+        "'PR'\n"
+        "assert b['rule']['ruleset'].endswith('alpha.yaml')\n"
+        "c = one(path('/reported'))\n"
+        "assert c['sluice']['decision'] == 'report' and c['sluice']['tool'] == 'beta'\n"
+        "assert c['http']['response']['status_code'] == 200\n"
+        "d = one(path('/refused'))\n"
+        "assert d['http']['response']['status_code'] == 502, d\n"
+        "assert d['sluice']['error'] == 'connection_refused', d['sluice']\n"
+        "assert d['sluice']['termination'][0] == 'S', d['sluice']\n"
+        "e = one(path('/abort'))\n"
+        "assert e['sluice']['termination'][0] == 'C', e['sluice']\n"
+        "assert 1024 <= e['http']['response']['bytes'] < 10485760, e['http']\n"
+        "f = one(lambda r: r['http']['response'].get('status_code') == 408)\n"
+        "assert f['sluice']['termination'] == 'cR', f['sluice']\n"
+        "g = one(lambda r: r['event']['action'] == 'tunnel')\n"
+        "assert g['http']['response']['status_code'] == 200 and g['destination']['port'] == "
+        "int(sys.argv[3])\n"
+        "assert g['sluice']['termination'] == '--' and g['http']['request']['bytes'] > 0\n"
+        "assert len(recs) == 7, len(recs)\n";
+    uint16_t closed;
+
+    snprintf(path, sizeof(path), "%s/audit.jsonl", t->env->dir);
+    snprintf(dir, sizeof(dir), "%s/policies", t->env->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(file, sizeof(file), "%s/tools", dir);
+    assert_int_equal(mkdir(file, 0700), 0);
+    snprintf(file, sizeof(file), "%s/tools/alpha.yaml", dir);
+    assert_int_equal(tio_write_file(file, "id: alpha\n"
+                                          "identify: {proxy_users: [alpha]}\n"
+                                          "default: allow\n"
+                                          "endpoints:\n"
+                                          "  - group: events\n"
+                                          "    purpose: telemetry\n"
+                                          "    hosts: [origin.test]\n"
+                                          "    paths: [/events]\n"),
+                     0);
+    snprintf(file, sizeof(file), "%s/tools/beta.yaml", dir);
+    assert_int_equal(tio_write_file(file, "id: beta\ndefault: report\n"), 0);
+    snprintf(file, sizeof(file), "%s/organisation.yaml", dir);
+    assert_int_equal(tio_write_file(file, "block_telemetry: true\nunidentified: allow\n"), 0);
+    it_start_origin(t, abort_handler, NULL);
+    snprintf(port, sizeof(port), "%u", (unsigned)origin_port(t->origin));
+    it_start_proxy(t, args);
+
+    assert_int_equal(get_as(t, "alpha", it_url(t, "/ok", url, sizeof(url))), 200);
+    assert_int_equal(get_as(t, "alpha", it_url(t, "/events", url, sizeof(url))), 403);
+    assert_int_equal(get_as(t, "beta", it_url(t, "/reported", url, sizeof(url))), 200);
+    {
+        /* A port nothing listens on: bound, then closed. */
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+        socklen_t len = sizeof(sin);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+        closed = ntohs(sin.sin_port);
+        close(fd);
+        snprintf(url, sizeof(url), "http://origin.test:%u/refused", closed);
+        assert_int_equal(get_as(t, NULL, url), 502);
+    }
+    {
+        /* The client goes after the response head and 1 KiB of its body. */
+        struct rawclient *rc = it_raw(t);
+        struct tbuf got = {0};
+        char req[200];
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+                 it_url(t, "/abort", url, sizeof(url)));
+        assert_int_equal(rawclient_sends(rc, req), 0);
+        assert_true(rawclient_read_exact(rc, &got, 1024, 5000) == 1024);
+        tbuf_free(&got);
+        rawclient_close(rc);
+    }
+    {
+        /* Half a head, then nothing: 408 after --timeout-head. */
+        struct rawclient *rc = it_raw(t);
+        struct rawresp resp = {0};
+        assert_int_equal(rawclient_sends(rc, "GET http://origin.test/slow HTTP/1.1\r\nHost"), 0);
+        assert_int_equal(rawclient_response(rc, &resp, false, 5000), 408);
+        rawresp_free(&resp);
+        rawclient_close(rc);
+    }
+    {
+        /* A tunnel that carries one request. */
+        struct rawclient *rc = it_raw(t);
+        struct rawresp resp = {0};
+        char req[200];
+        snprintf(req, sizeof(req), "CONNECT origin.test:%s HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+                 port);
+        assert_int_equal(rawclient_sends(rc, req), 0);
+        assert_int_equal(rawclient_response(rc, &resp, true, 5000), 200);
+        rawresp_free(&resp);
+        assert_int_equal(rawclient_sends(rc, "GET /in-tunnel HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+        assert_int_equal(rawclient_response(rc, &resp, false, 5000), 200);
+        rawresp_free(&resp);
+        rawclient_close(rc);
+    }
+    for (int i = 0; i < 250 && sluiceproc_access_count(t->env->proxy, "access", NULL) < 7; i++)
+        tio_sleep_ms(20);
+    assert_true(testenv_stop_proxy(t->env));
+    snprintf(cmd, sizeof(cmd),
+             "/usr/bin/python3 -c \"%s\" '%s/dist/audit-record.schema.json' '%s' '%s'", check,
+             SLUICE_SOURCE_DIR, path, port);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +593,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill9_under_load, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_interim_records, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_hostile_record, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_record_paths, it_setup, it_teardown),
     };
 
     it_select_cases(); /* SLUICE_CASE=name runs one case */
