@@ -30,4 +30,4 @@ SLUICE_BUILD_PACKAGES=(gcc make cmake pkg-config libc6-dev libevent-dev libssl-d
 # What the test suite needs on top.
 SLUICE_TEST_PACKAGES=(libcmocka-dev libcurl4-openssl-dev curl clang libclang-rt-14-dev
   clang-format python3 python3-jsonschema perl libmaxmind-db-writer-perl systemd mandoc haproxy
-  git prometheus calamaris)
+  git prometheus calamaris strace)

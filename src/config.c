@@ -152,11 +152,11 @@ const struct config_key config_keys[] = {
      "header fields recorded only as a keyed hash, besides Authorization, Cookie, x-api-key "
      "and the other built-in ones"},
     {"audit.interim", CFG_DURATION, 0, DAY_MS, "15m", CFG_F_RESTART, OFF(settings.audit_interim_ms),
-     "a duration from 0 (none) to 1d", "audit-interim", 0,
+     "a duration from 0 (none) to 1440m (a day)", "audit-interim", 0,
      "record what a tunnel or a streaming response moved so far once it has lasted this long, "
      "and every this long after; 0: only when it ends"},
     {"audit.fsync", CFG_DURATION, 0, 3600u * 1000u, "1s", CFG_F_RESTART, OFF(audit_sync_ms),
-     "a duration from 0 (after every record) to 1h", "audit-fsync", 0,
+     "a duration from 0 (after every record) to 60m", "audit-fsync", 0,
      "bring the audit trail to the disk at most this long after a record is written; 0: "
      "after each"},
     {"audit.rotate_mib", CFG_UINT, 0, 1048576, "0", CFG_F_RESTART, OFF(audit_rotate_mib),

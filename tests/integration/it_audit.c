@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -586,6 +587,67 @@ static void test_record_paths(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Lines of path that hold needle. */
+static unsigned count_in(const char *path, const char *needle)
+{
+    char *text = tio_read_file(path, NULL);
+    unsigned n = 0;
+
+    for (const char *p = text; p != NULL && (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    free(text);
+    return n;
+}
+
+/*
+ * The trail reaches the disk, not only the page cache, within a second: strace, attached
+ * to sluice, sees an fdatasync soon after the first record (the last sync was long ago)
+ * and another within about a second of a second record made 100 ms later.
+ */
+static void test_fsync_within_a_second(void **state)
+{
+    struct itcase *t = *state;
+    char path[400], trace[400], pid[16], url[128];
+    const char *const args[] = {"--audit-log", path, NULL};
+    pid_t tracer;
+    unsigned first = 0, syncs = 0;
+    bool ok[2];
+
+    snprintf(path, sizeof(path), "%s/audit.jsonl", t->env->dir);
+    snprintf(trace, sizeof(trace), "%s/strace.out", t->env->dir);
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    snprintf(pid, sizeof(pid), "%d", (int)sluiceproc_pid(t->env->proxy));
+    tracer = fork();
+    assert_true(tracer >= 0);
+    if (tracer == 0) {
+        execlp("strace", "strace", "-f", "-qq", "-e", "trace=fdatasync", "-p", pid, "-o", trace,
+               (char *)NULL);
+        _exit(127);
+    }
+    tio_sleep_ms(500); /* attached to every thread by then */
+    for (int k = 0; k < 2; k++) {
+        struct itcurl *c = itcurl_new(t->proxy_port);
+        ok[k] =
+            itcurl_perform(c, it_url(t, k == 0 ? "/one" : "/two", url, sizeof(url))) == CURLE_OK;
+        itcurl_free(c);
+        if (k == 0) {
+            for (int i = 0; i < 50 && (first = count_in(trace, "fdatasync(")) < 1; i++)
+                tio_sleep_ms(10);
+            tio_sleep_ms(100);
+        }
+    }
+    for (int i = 0; i < 250 && (syncs = count_in(trace, "fdatasync(")) < 2; i++)
+        tio_sleep_ms(10);
+    kill(tracer, SIGINT); /* stopped before any check, so a failure leaves no tracer */
+    waitpid(tracer, NULL, 0);
+    assert_true(ok[0] && ok[1]);
+    assert_int_equal(first, 1); /* within 500 ms of the first record, and only one */
+    assert_int_equal(syncs, 2); /* the second within 2.5 s of the first, not at exit */
+    assert_int_equal(count_lines(path), 2);
+    assert_true(testenv_stop_proxy(t->env));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -594,6 +656,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_interim_records, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_hostile_record, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_record_paths, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_within_a_second, it_setup, it_teardown),
     };
 
     it_select_cases(); /* SLUICE_CASE=name runs one case */
