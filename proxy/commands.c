@@ -17,8 +17,10 @@
 #include "sluice/isolate.h"
 #include "sluice/launch.h"
 #include "sluice/listener.h"
+#include "sluice/privilege.h"
 #include "sluice/procid.h"
 #include "sluice/settings.h"
+#include "sluice/tlsca.h"
 #include "sluice/toolreport.h"
 
 /*
@@ -278,4 +280,44 @@ int command_audit(int argc, char **argv)
         return 2;
     }
     return auditlog_verify(argv + 1, (size_t)(argc - 1), stdout);
+}
+
+/* "sluice ca init|show": makes or describes the local CA.  Returns the exit status. */
+int command_ca(const struct sluice_config *config, int argc, char **argv, bool if_absent)
+{
+    char err[600] = "";
+
+    if (argc != 1 || (strcmp(argv[0], "init") != 0 && strcmp(argv[0], "show") != 0)) {
+        fprintf(stderr, "sluice: ca takes init or show (see sluice help ca)\n");
+        return 2;
+    }
+    if (config->ca_cert == NULL || config->ca_key == NULL) {
+        fprintf(stderr,
+                "sluice: ca %s needs the CA's files: set ca.cert and ca.key in the "
+                "configuration, or give --ca-cert FILE --ca-key FILE\n",
+                argv[0]);
+        return 2;
+    }
+    if (strcmp(argv[0], "show") == 0)
+        return tlsca_describe(config->ca_cert, config->ca_key, stdout);
+    if (if_absent && access(config->ca_cert, F_OK) == 0 && access(config->ca_key, F_OK) == 0)
+        return 0;
+    if (tlsca_create(config->ca_cert, config->ca_key, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return 1;
+    }
+    /* Made by root for the user sluice becomes: the key must be that user's (check_ca_key). */
+    if (geteuid() == 0 && config->user != NULL) {
+        struct privilege_user u;
+        if (privilege_lookup(config->user, &u, err, sizeof(err)) < 0 ||
+            chown(config->ca_key, u.uid, u.gid) < 0) {
+            fprintf(stderr,
+                    "sluice: the CA is made, but its key %s cannot be handed to user %s: %s\n",
+                    config->ca_key, config->user, err[0] != '\0' ? err : strerror(errno));
+            return 1;
+        }
+    }
+    fprintf(stderr, "created the local CA: %s (key in %s, mode 0600)\n", config->ca_cert,
+            config->ca_key);
+    return 0;
 }

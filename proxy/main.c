@@ -56,6 +56,7 @@ _Static_assert(CONFIG_MAX_LISTENERS <= WORKER_MAX_LISTENERS,
 #define OPT_PID_FILE   258
 #define OPT_TOOL       259
 #define OPT_ISOLATE    260
+#define OPT_IF_ABSENT  261
 
 /* The program's own options; the configuration's come from its key table. */
 static const struct cli_option program_options[] = {
@@ -71,6 +72,7 @@ static const struct cli_option program_options[] = {
     {"tool", OPT_TOOL, "ID", "for env and run: the tool whose traffic it is"},
     {"isolate", OPT_ISOLATE, NULL,
      "for run: in a network namespace whose only way out is sluice's Unix listener"},
+    {"if-absent", OPT_IF_ABSENT, NULL, "for ca init: do nothing when the CA is there already"},
 };
 
 /* What the command line tells the program itself, beyond the configuration. */
@@ -89,6 +91,9 @@ struct args {
     char **run_argv;         /* run: the command after "--", NULL-terminated */
     char **tools_argv;       /* what follows "tools", tools_argc words */
     int tools_argc;
+    char **ca_argv; /* what follows "ca", ca_argc words; NULL when not "ca" */
+    int ca_argc;
+    bool if_absent; /* --if-absent, for ca init */
 };
 
 /* A command other than running the proxy: its name, arguments, and what it does. */
@@ -140,6 +145,14 @@ static const struct command commands[] = {
      "line before it.  Prints how many records hold, or the file and line where the chain\n"
      "breaks (a line changed, removed or moved), and exits 0, 1 at a break, 2 when a file\n"
      "cannot be read or the command line is malformed.\n"},
+    {"ca", "init|show", "make the local CA, or show it",
+     "\"init\" makes the local certificate authority that TLS inspection signs with: an EC\n"
+     "P-256 key at ca.key (--ca-key; mode 0600, never overwritten) and a self-signed CA\n"
+     "certificate for it at ca.cert (--ca-cert), valid for ten years.  With --if-absent it\n"
+     "does nothing when both are there.  \"show\" prints the certificate's subject, SHA-256\n"
+     "fingerprint and validity, and the key's mode, owner and whether it is the\n"
+     "certificate's.  Exits 0, 1 when the CA cannot be made or is not usable (said, with\n"
+     "what to do), 2 for a malformed command line.\n"},
     {"passwd", "NAME", "print a credentials file line for proxy user NAME",
      "Prints, on standard output, the line of the credentials file (auth.credentials,\n"
      "--credentials) for proxy user NAME: the token's salted scrypt hash, never the token.\n"
@@ -284,6 +297,9 @@ static void parse_args(const struct cli *c, int argc, char **argv, struct args *
         case OPT_ISOLATE:
             a->isolate = true;
             break;
+        case OPT_IF_ABSENT:
+            a->if_absent = true;
+            break;
         case '?':
         case ':':
             bad_option(c, ch, argv);
@@ -304,6 +320,11 @@ static void parse_args(const struct cli *c, int argc, char **argv, struct args *
             exit(command_passwd(argc - optind - 1, argv + optind + 1));
         if (strcmp(cmd->name, "audit") == 0)
             exit(command_audit(argc - optind - 1, argv + optind + 1));
+        if (strcmp(cmd->name, "ca") == 0) {
+            a->ca_argc = argc - optind - 1;
+            a->ca_argv = argv + optind + 1;
+            return;
+        }
         if (strcmp(cmd->name, "tools") == 0) {
             a->tools = true;
             a->tools_argc = argc - optind - 1;
@@ -941,6 +962,10 @@ int main(int argc, char **argv)
         yamldoc_errors_print(&errs, stderr);
         yamldoc_errors_clear(&errs);
         return status;
+    }
+    if (args.ca_argv != NULL) {
+        status = command_ca(config, args.ca_argc, args.ca_argv, args.if_absent);
+        goto out_early;
     }
     status = 1;
     self = netguard_self_new();

@@ -26,6 +26,12 @@ int command_launch(const struct sluice_config *config, const struct policy_snaps
 /* sluice audit verify FILE...: argv[0..argc) are the words after "audit". */
 int command_audit(int argc, char **argv);
 
+/*
+ * sluice ca init [--if-absent] | ca show: argv[0..argc) are the words after "ca"; the
+ * paths are config's ca.cert and ca.key.
+ */
+int command_ca(const struct sluice_config *config, int argc, char **argv, bool if_absent);
+
 /* sluice tools [show ID | which PID]: argv[0..argc) are the words after "tools". */
 int command_tools(const struct policy_snapshot *p, int argc, char **argv);
 

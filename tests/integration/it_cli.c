@@ -1067,6 +1067,97 @@ static void test_unknown_user_refused(void **state)
 }
 
 /*
+ * sluice ca init makes a CA that OpenSSL takes for one (an EC P-256 key, mode 0600; a
+ * self-signed CA:TRUE certificate with keyCertSign), never overwrites one, and with
+ * --if-absent leaves it as it is; sluice ca show gives the fingerprint OpenSSL gives, and
+ * refuses a key others may read or one that is not the certificate's.
+ */
+static void test_ca_init_show(void **state)
+{
+    struct itcase *t = *state;
+    char cert[600], key[600], other[600], cmd[5000], fp[200] = "";
+    const char *const init[] = {"ca", "init", "--ca-cert", cert, "--ca-key", key, NULL};
+    const char *const again[] = {"ca", "init",     "--if-absent", "--ca-cert",
+                                 cert, "--ca-key", key,           NULL};
+    const char *const show[] = {"ca", "show", "--ca-cert", cert, "--ca-key", key, NULL};
+    const char *const show_other[] = {"ca", "show", "--ca-cert", cert, "--ca-key", other, NULL};
+    const char *const bare[] = {"ca", "init", NULL};
+    struct it_run r;
+    struct stat st;
+    FILE *p;
+
+    snprintf(cert, sizeof(cert), "%s/ca.pem", t->env->dir);
+    snprintf(key, sizeof(key), "%s/ca.key", t->env->dir);
+    snprintf(other, sizeof(other), "%s/other.key", t->env->dir);
+    r = it_run_sluice(t, bare);
+    assert_int_equal(r.status, 2);
+    assert_says(&r, "set ca.cert and ca.key");
+    free(r.output);
+
+    r = it_run_sluice(t, init);
+    assert_int_equal(r.status, 0);
+    assert_says(&r, "created the local CA");
+    free(r.output);
+    assert_int_equal(stat(key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(stat(cert, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    /* OpenSSL's own reading: a CA for itself, P-256, the key the certificate's. */
+    snprintf(
+        cmd, sizeof(cmd),
+        "openssl verify -CAfile '%s' '%s' >/dev/null && "
+        "openssl x509 -in '%s' -noout -text | grep -q 'CA:TRUE, pathlen:0' && "
+        "openssl x509 -in '%s' -noout -text | grep -q 'Certificate Sign, CRL Sign' && "
+        "openssl pkey -in '%s' -noout -text | grep -q prime256v1 && "
+        "[ \"$(openssl x509 -in '%s' -noout -pubkey)\" = \"$(openssl pkey -in '%s' -pubout)\" ]",
+        cert, cert, cert, cert, key, cert, key);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "openssl x509 -in '%s' -noout -fingerprint -sha256", cert);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(fp, sizeof(fp), p));
+    pclose(p);
+    fp[strcspn(fp, "\n")] = '\0';
+    assert_non_null(strchr(fp, '='));
+
+    r = it_run_sluice(t, show);
+    assert_int_equal(r.status, 0);
+    assert_says(&r, strchr(fp, '=') + 1); /* the same fingerprint */
+    assert_says(&r, "the certificate's key");
+    assert_says(&r, "days left)");
+    free(r.output);
+
+    /* Never overwritten; --if-absent leaves it as it is. */
+    r = it_run_sluice(t, init);
+    assert_int_equal(r.status, 1);
+    assert_says(&r, "a CA is there already");
+    free(r.output);
+    r = it_run_sluice(t, again);
+    assert_int_equal(r.status, 0);
+    free(r.output);
+    r = it_run_sluice(t, show);
+    assert_says(&r, strchr(fp, '=') + 1);
+    free(r.output);
+
+    /* A key others may read, and a key that is not the certificate's. */
+    assert_int_equal(chmod(key, 0644), 0);
+    r = it_run_sluice(t, show);
+    assert_int_equal(r.status, 1);
+    assert_says(&r, "chmod 600");
+    free(r.output);
+    assert_int_equal(chmod(key, 0600), 0);
+    snprintf(cmd, sizeof(cmd),
+             "umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out '%s' "
+             "2>/dev/null",
+             other);
+    assert_int_equal(system(cmd), 0);
+    r = it_run_sluice(t, show_other);
+    assert_int_equal(r.status, 1);
+    assert_says(&r, "it is not the certificate's key");
+    free(r.output);
+}
+
+/*
  * The CA key must be the running user's alone: a key others may read, or one that belongs
  * to another user than the one sluice runs as, stops it at start with the fix.
  */
@@ -1140,6 +1231,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_root_becomes_user, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_user_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_ca_key_private, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_ca_init_show, it_setup, it_teardown),
     };
 
     it_select_cases(); /* SLUICE_CASE=name runs one case */
