@@ -60,6 +60,10 @@ const struct config_key config_keys[] = {
      "proxy credentials"},
     {"connect_ports", CFG_PORTS, 0, 0, "443", CFG_F_RESTART, 0, "a list of ports from 1 to 65535",
      "connect-ports", 0, "ports CONNECT may reach"},
+    {"connect_http_port", CFG_UINT, 0, 65535, "80", CFG_F_RESTART, OFF(settings.connect_http_port),
+     "a port from 1 to 65535, or 0 for none", "connect-http-port", 0,
+     "a CONNECT to this port is read as plain HTTP, each request inside decided and recorded "
+     "as a proxy request is (node's undici sends http:// that way); 0: none"},
     {"limits.max_connections", CFG_UINT, 1, 1000000, "16384", CFG_F_RESTART,
      OFF(settings.max_connections), "a number from 1 to 1000000", "max-connections", 0,
      "open client connections"},

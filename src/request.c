@@ -71,15 +71,12 @@ static int request_refuse(struct request_error *err, uint32_t pos, const char *w
     return -1;
 }
 
-/* Works out what a request asks for; see the header. */
-int request_from_head(const char *buf, const struct http1_head *h, struct request *r,
-                      struct request_error *err)
+/* The method and what it implies, into r (cleared first); -1 with *err for a miscased one. */
+static int request_method_part(const char *buf, const struct http1_head *h, struct request *r,
+                               struct request_error *err)
 {
     const struct http1_span *m = &h->method;
     size_t mlen = m->len < sizeof(r->method) - 1 ? m->len : sizeof(r->method) - 1;
-    struct http1_target t;
-    const char *errstr = "";
-    int n;
 
     memset(r, 0, sizeof(*r));
     memcpy(r->method, buf + m->off, mlen);
@@ -97,6 +94,56 @@ int request_from_head(const char *buf, const struct http1_head *h, struct reques
     r->http10 = h->version_minor == 0;
     r->keepalive = !r->http10 && !h->conn_close;
     r->target = h->target;
+    return 0;
+}
+
+/* What a request inside a CONNECT read as plain HTTP asks for; see the header. */
+int request_from_head_in_tunnel(const char *buf, const struct http1_head *h,
+                                const struct request *bound, struct request *r,
+                                struct request_error *err)
+{
+    if (h->target.len == 0 || buf[h->target.off] != '/') {
+        /* Absolute-form is taken too, for the tunnel's own host and port only. */
+        if (request_from_head(buf, h, r, err) < 0)
+            return -1;
+        if (r->is_connect)
+            return request_refuse(err, h->method.off,
+                                  "a CONNECT inside a CONNECT is not taken; send plain HTTP "
+                                  "requests for the tunnel's host");
+        if (strcmp(r->host, bound->host) != 0 || r->port != bound->port) {
+            snprintf(err->msg, sizeof(err->msg),
+                     "this tunnel goes to %s%.120s%s:%u only; open another for another host",
+                     bound->host_is_ipv6 ? "[" : "", bound->host, bound->host_is_ipv6 ? "]" : "",
+                     bound->port);
+            return request_refuse(err, h->target.off, err->msg);
+        }
+        return 0;
+    }
+    /* Origin-form, as a client that took the tunnel for the origin sends it: the path is
+     * the target, the authority the tunnel's. */
+    if (request_method_part(buf, h, r, err) < 0)
+        return -1;
+    if (r->is_connect)
+        return request_refuse(err, h->method.off,
+                              "a CONNECT inside a CONNECT is not taken; send plain HTTP "
+                              "requests for the tunnel's host");
+    r->path = h->target;
+    memcpy(r->host, bound->host, sizeof(r->host));
+    r->host_is_ipv6 = bound->host_is_ipv6;
+    r->port = bound->port;
+    return 0;
+}
+
+/* Works out what a request asks for; see the header. */
+int request_from_head(const char *buf, const struct http1_head *h, struct request *r,
+                      struct request_error *err)
+{
+    struct http1_target t;
+    const char *errstr = "";
+    int n;
+
+    if (request_method_part(buf, h, r, err) < 0)
+        return -1;
 
     if (r->is_connect) {
         if (http1_parse_authority(buf, h->target, &t) < 0)

@@ -468,6 +468,10 @@ void session_close(struct session *s, char who, char phase)
     s->client = NULL;
     free(s->fields);
     s->fields = NULL;
+    free(s->http_tunnel);
+    s->http_tunnel = NULL;
+    free(s->tunnel_auth);
+    s->tunnel_auth = NULL;
     if (s->lookup != NULL)
         proclookup_cancel(s->lookup);
     s->lookup = NULL;
@@ -1074,6 +1078,11 @@ static bool session_decide(struct session *s, const char *buf)
             in.user_agent_len = h->fields[i].value.len;
         }
     }
+    /* Inside a CONNECT read as plain HTTP, the CONNECT's credentials name the client. */
+    if (in.proxy_auth == NULL && s->tunnel_auth != NULL) {
+        in.proxy_auth = s->tunnel_auth;
+        in.proxy_auth_len = strlen(s->tunnel_auth);
+    }
     /* For the record: the User-Agent (cut short), and of secrets only a keyed hash. */
     if (in.user_agent != NULL && x->user_agent == NULL) {
         /* A longer one is cut, and says so. */
@@ -1171,6 +1180,72 @@ static void session_take_path(struct exchange *x, const char *buf, struct http1_
         x->literal_path = literal;
 }
 
+/*
+ * Keeps the request's target for the record: as received, or, for an origin-form target
+ * read inside a CONNECT to connect_http_port, the URL it stands for
+ * ("http://host:port/path"), so that reports say where the request went.
+ */
+static void session_copy_target(struct session *s, const char *buf)
+{
+    struct exchange *x = &s->x;
+    const struct http1_span *t = &x->req.target;
+    char authority[REQUEST_HOST_MAX + 16];
+    size_t n;
+
+    if (s->http_tunnel == NULL || t->len == 0 || buf[t->off] != '/') {
+        session_copy_span(&x->target, buf, *t);
+        return;
+    }
+    n = (size_t)snprintf(authority, sizeof(authority), "http://%s%s%s",
+                         x->req.host_is_ipv6 ? "[" : "", x->req.host,
+                         x->req.host_is_ipv6 ? "]" : "");
+    if (x->req.port != 80)
+        n += (size_t)snprintf(authority + n, sizeof(authority) - n, ":%u", x->req.port);
+    if ((x->target = malloc(n + t->len + 1)) == NULL)
+        return;
+    memcpy(x->target, authority, n);
+    memcpy(x->target + n, buf + t->off, t->len);
+    x->target[n + t->len] = '\0';
+}
+
+/*
+ * A CONNECT to connect_http_port (80): nothing is dialled.  sluice answers 200 itself and
+ * reads what comes through as plain HTTP requests for that host and port, each decided and
+ * recorded as a proxy request is (node's undici sends every http:// request so).  Bytes
+ * that are not an HTTP request get 400 and the connection closes: the port carries plain
+ * HTTP only.
+ */
+static void session_open_http_tunnel(struct session *s, const char *buf, uint32_t head_len)
+{
+    static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    const struct http1_head *h = &s->head;
+
+    free(s->http_tunnel);
+    if ((s->http_tunnel = malloc(sizeof(*s->http_tunnel))) == NULL) {
+        session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);
+        return;
+    }
+    *s->http_tunnel = s->x.req;
+    /* The requests inside do not repeat the CONNECT's credentials: they keep them. */
+    for (uint32_t i = 0; i < h->nfields; i++)
+        if (http1_span_eq_ci(buf, h->fields[i].name, "proxy-authorization")) {
+            free(s->tunnel_auth);
+            s->tunnel_auth = strndup(buf + h->fields[i].value.off, h->fields[i].value.len);
+        }
+    evbuffer_drain(sock_in(s->client), head_len);
+    evbuffer_add(sock_out(s->client), established, sizeof(established) - 1);
+    sock_flush(s->client);
+    log_info("%s: CONNECT %s:%u is read as plain HTTP (connect_http_port)", s->client_addr,
+             s->x.req.host, s->x.req.port);
+    /* The CONNECT itself sent nothing anywhere: the requests inside are what is recorded. */
+    s->x.active = false;
+    session_reset_exchange(s);
+    sock_set_reading(s->client, true);
+    session_timer_arm(s, s->env->settings->timeout_keepalive_ms);
+    if (evbuffer_get_length(sock_in(s->client)) > 0)
+        session_read_head(s);
+}
+
 /* Works out where a complete request goes and hands it on; buf holds the head. */
 static void session_dispatch(struct session *s, const char *buf)
 {
@@ -1179,16 +1254,24 @@ static void session_dispatch(struct session *s, const char *buf)
     const char *errstr = NULL;
     uint32_t head_len = s->head.head_len;
 
-    if (request_from_head(buf, &s->head, &x->req, &err) < 0) {
+    if ((s->http_tunnel != NULL
+             ? request_from_head_in_tunnel(buf, &s->head, s->http_tunnel, &x->req, &err)
+             : request_from_head(buf, &s->head, &x->req, &err)) < 0) {
         session_copy_span(&x->target, buf, s->head.target);
         session_refuse(s, err.status, err.what, err.pos);
         return;
     }
-    session_copy_span(&x->target, buf, x->req.target);
+    if (x->req.is_connect && s->env->settings->connect_http_port != 0 &&
+        x->req.port == s->env->settings->connect_http_port) {
+        session_open_http_tunnel(s, buf, head_len);
+        return;
+    }
+    session_copy_target(s, buf);
     if (!x->req.is_connect) {
         session_take_path(x, buf, x->req.path);
         if (x->target != NULL)
-            x->raw_path = x->target + (x->req.path.off - x->req.target.off);
+            x->raw_path = x->target + strlen(x->target) -
+                          (x->req.target.len - (x->req.path.off - x->req.target.off));
     }
     if (x->target == NULL || (!x->req.is_connect && x->path == NULL)) {
         session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);
@@ -1323,6 +1406,15 @@ static void session_read_head(struct session *s)
     buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
     if (buf == NULL) {
         session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);
+        return;
+    }
+    /* TLS where a CONNECT to connect_http_port promised plain HTTP: said at once, not
+     * after the head timeout. */
+    if (s->http_tunnel != NULL && (unsigned char)buf[0] == 0x16) {
+        session_refuse(s, 400,
+                       "a CONNECT to this port carries plain HTTP only, and this is TLS; send "
+                       "https:// through a CONNECT to port 443",
+                       0);
         return;
     }
     r = http1_parse_head(&s->parser, buf, want);

@@ -51,6 +51,16 @@ int request_from_head(const char *buf, const struct http1_head *h, struct reques
                       struct request_error *err);
 
 /*
+ * Works out what a request inside a CONNECT to bound (its host and port) asks for, when
+ * that tunnel is read as plain HTTP: an origin-form target ("/path") goes to the tunnel's
+ * host and port; an absolute one must name them; a CONNECT is refused.  Returns 0, or -1
+ * with *err filled.
+ */
+int request_from_head_in_tunnel(const char *buf, const struct http1_head *h,
+                                const struct request *bound, struct request *r,
+                                struct request_error *err);
+
+/*
  * Normalises the host of a request target, host[0..len) (an IPv6 literal without its
  * brackets when bracketed is true), into out[0..cap): an IP literal in its one canonical
  * text (every IPv4 spelling -- 2130706433, 0x7f.1, 127.1, a trailing dot -- as a dotted

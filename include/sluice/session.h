@@ -165,6 +165,10 @@ struct session {
     bool lookup_refused;           /* the lookup could not be queued: the first request is
                                       refused (503), never let out unidentified */
     uint32_t requests;             /* requests started on this connection */
+    struct request *http_tunnel;   /* after a CONNECT to connect_http_port: its host and port,
+                                      where every request read after it goes; owned, or NULL */
+    char *tunnel_auth;             /* that CONNECT's Proxy-Authorization, which the requests
+                                      inside do not repeat; owned, or NULL */
     uint32_t linger_discarded;     /* bytes thrown away while lingering */
     size_t linger_left;            /* output left at the last sign of progress while lingering */
     bool linger_shut;              /* lingering: the client was half-closed */

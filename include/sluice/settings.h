@@ -34,6 +34,7 @@ struct sluice_settings {
     uint32_t min_upload_rate;            /* bytes/s a request body keeps up after the grace */
     uint32_t upload_grace_ms;            /* how long a body may take before that rate applies */
     uint16_t connect_ports[SETTINGS_MAX_CONNECT_PORTS]; /* ports CONNECT may reach */
+    uint32_t connect_http_port; /* a CONNECT to this port is read as plain HTTP; 0: none */
     size_t nconnect_ports;
     uint32_t timeout_head_ms;        /* whole request head, from its first byte (slowloris) */
     uint32_t timeout_keepalive_ms;   /* idle client between two requests */
