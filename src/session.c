@@ -57,6 +57,8 @@ static void session_pinned_cb(struct sock *so, short what, void *arg);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void session_rate_cb(evutil_socket_t fd, short what, void *arg);
 static void session_read_head(struct session *s);
+static void session_query(const struct session *s, const struct policy_tool *tool,
+                          struct policy_query *q);
 static void session_advance(struct session *s, struct outcome o);
 
 /* Bit i of session_transitions[from] says whether from -> i is legal. */
@@ -737,13 +739,66 @@ static void session_start_tunnel(struct session *s, const char *prefix, bool pee
     session_advance(s, o);
 }
 
-/* The client's first tunnel bytes were examined: record the server name, then relay. */
+/*
+ * The server name a tunnel's ClientHello gives, when it is not the CONNECT's host, is
+ * decided too: a tunnel to an allowed host carrying a handshake for a denied one (domain
+ * fronting, or a client that names one host to sluice and another to the server) is cut
+ * off before a byte of it leaves.  Policy that allows both lets it through.  Returns true
+ * when the tunnel may go on.
+ */
+static bool session_check_sni(struct session *s)
+{
+    struct exchange *x = &s->x;
+    char name[REQUEST_HOST_MAX], shown[300];
+    const char *errstr = NULL;
+    struct policy_decision d;
+    struct policy_query q;
+    bool ipv6;
+
+    if (x->tun.sni == NULL)
+        return true;
+    log_escape(shown, sizeof(shown), x->tun.sni, strlen(x->tun.sni));
+    if (request_normalize_host(x->tun.sni, strlen(x->tun.sni), false, name, sizeof(name), &ipv6,
+                               &errstr) <= 0) {
+        log_notice("%s: tunnel to %s:%u: the ClientHello names a server that is not a host name "
+                   "(%s: %s); closed",
+                   s->client_addr, x->req.host, x->req.port, shown, errstr);
+        x->error_type = "tls_protocol_error";
+        session_close(s, TERM_PROXY, TERM_PH_TUNNEL);
+        return false;
+    }
+    if (strcmp(name, x->req.host) == 0)
+        return true;
+    session_query(s, x->identity.tool, &q);
+    q.host = name;
+    policy_decide(s->policy, &q, &d);
+    if (d.verdict != POLICY_BLOCK) {
+        log_info("%s: tunnel to %s:%u carries a TLS handshake for %s, which policy allows too",
+                 s->client_addr, x->req.host, x->req.port, shown);
+        return true;
+    }
+    log_notice("%s: tunnel to %s:%u carries a TLS handshake for %s, which is blocked for tool %s: "
+               "%s (rule %s in %s); closed before any of it left",
+               s->client_addr, x->req.host, x->req.port, shown, d.tool, d.reason, d.rule, d.file);
+    x->decision = d;
+    snprintf(x->decision.rule, sizeof(x->decision.rule), "sni:%.120s", d.rule);
+    x->decided = true;
+    x->failure_logged = true;
+    x->tun.up.bytes = 0; /* the ClientHello was held, never relayed */
+    session_close(s, TERM_PROXY, TERM_PH_TUNNEL);
+    return false;
+}
+
+/* The client's first tunnel bytes were examined: check and record the server name, then
+ * relay. */
 static void session_peeked(struct session *s)
 {
     const struct tunnel *t = &s->x.tun;
 
     log_debug("%s: tunnel to %s:%u: ClientHello %s, sni=%s", s->client_addr, s->x.req.host,
               s->x.req.port, clienthello_result_str(t->hello), t->sni != NULL ? t->sni : "-");
+    if (!session_check_sni(s))
+        return;
     session_advance(s, tunnel_proceed(&s->x.tun));
 }
 

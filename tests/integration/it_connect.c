@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -106,7 +107,8 @@ static int flush_pieces(BIO *wbio, int fd, size_t piece)
  * verifies the origin against ca_path, sends one request and checks the answer.
  * Returns 0 or -1.
  */
-static int tls_get_in_pieces(int fd, struct tbuf *pending, const char *ca_path, size_t piece)
+static int tls_get_in_pieces_sni(int fd, struct tbuf *pending, const char *ca_path, size_t piece,
+                                 const char *server_name)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL *ssl = NULL;
@@ -115,7 +117,7 @@ static int tls_get_in_pieces(int fd, struct tbuf *pending, const char *ca_path, 
     uint64_t end = tio_now_ms() + 10000;
     struct tbuf resp = {0};
     char buf[16384];
-    char sni[] = "origin.test";
+    const char *sni = "origin.test"; /* what the certificate is checked against */
     int rc = -1;
     int i;
 
@@ -130,7 +132,7 @@ static int tls_get_in_pieces(int fd, struct tbuf *pending, const char *ca_path, 
     SSL_set_bio(ssl, rbio, wbio);
     rbio = NULL; /* owned by ssl now */
     wbio = SSL_get_wbio(ssl);
-    if (SSL_set_tlsext_host_name(ssl, sni) != 1 || SSL_set1_host(ssl, sni) != 1)
+    if (SSL_set_tlsext_host_name(ssl, server_name) != 1 || SSL_set1_host(ssl, sni) != 1)
         goto out;
     SSL_set_connect_state(ssl);
     if (pending->len > 0)
@@ -187,6 +189,12 @@ out:
     return rc;
 }
 
+/* tls_get_in_pieces_sni() naming origin.test, the name the origin's certificate has. */
+static int tls_get_in_pieces(int fd, struct tbuf *pending, const char *ca_path, size_t piece)
+{
+    return tls_get_in_pieces_sni(fd, pending, ca_path, piece, "origin.test");
+}
+
 /* Opens a tunnel with a raw CONNECT and checks the 200; returns the client. */
 static struct rawclient *raw_connect_tunnel(struct itcase *t, uint16_t port)
 {
@@ -221,6 +229,52 @@ static void test_connect_sni_logged_split_hello(void **state)
     assert_int_equal(tls_get_in_pieces(rc->fd, &rc->in, testca_ca_path(t->ca), 7), 0);
     rawclient_close(rc);
     it_expect_access(t, "method=CONNECT", "sni=origin.test", NULL);
+}
+
+/*
+ * The server name in a tunnel's ClientHello is decided too when it is not the CONNECT's
+ * host: a tunnel to origin.test carrying a handshake for a denied host is closed before
+ * the ClientHello leaves (rule sni:deny-host); one for a host policy allows goes through,
+ * and so does the CONNECT's own name.
+ */
+static void test_connect_sni_other_host(void **state)
+{
+    struct itcase *t = *state;
+    char ports[16], dir[400], file[500];
+    struct rawclient *rc;
+
+    snprintf(dir, sizeof(dir), "%s/policies", t->env->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(file, sizeof(file), "%s/tools", dir);
+    assert_int_equal(mkdir(file, 0700), 0);
+    snprintf(file, sizeof(file), "%s/organisation.yaml", dir);
+    assert_int_equal(tio_write_file(file, "deny_hosts: [denied.test]\nunidentified: allow\n"), 0);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--connect-ports", origin_port_arg(t, ports, sizeof(ports)),
+                                    "--policy-dir", dir, NULL};
+        it_start_proxy(t, args);
+    }
+    rc = raw_connect_tunnel(t, origin_port(t->origin));
+    assert_int_not_equal(
+        tls_get_in_pieces_sni(rc->fd, &rc->in, testca_ca_path(t->ca), 4096, "Denied.Test."), 0);
+    assert_true(rawclient_wait_closed(rc, 5000));
+    rawclient_close(rc);
+    /* The name as the ClientHello gave it, lower-cased. */
+    it_expect_access(t, "method=CONNECT", "sni=denied.test.", "decision=block",
+                     "rule=sni:deny-host", "term=PT", NULL);
+    assert_int_equal(origin_requests(t->origin), 0);
+
+    rc = raw_connect_tunnel(t, origin_port(t->origin));
+    assert_int_equal(
+        tls_get_in_pieces_sni(rc->fd, &rc->in, testca_ca_path(t->ca), 4096, "other.test"), 0);
+    rawclient_close(rc);
+    it_expect_access(t, "method=CONNECT", "sni=other.test", "decision=allow", NULL);
+
+    rc = raw_connect_tunnel(t, origin_port(t->origin));
+    assert_int_equal(tls_get_in_pieces(rc->fd, &rc->in, testca_ca_path(t->ca), 4096), 0);
+    rawclient_close(rc);
+    it_expect_access(t, "method=CONNECT", "sni=origin.test", "decision=allow", NULL);
 }
 
 /* CONNECT to a port outside --connect-ports is refused with 403 and never connected. */
@@ -684,6 +738,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_tls_verified, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_sni_logged_split_hello, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_port_denied, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_sni_other_host, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_tunnel_bytes, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_tunnel_half_close, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_tunnel_upstream_reset, it_setup, it_teardown),
