@@ -746,6 +746,31 @@ static void session_start_tunnel(struct session *s, const char *prefix, bool pee
  * off before a byte of it leaves.  Policy that allows both lets it through.  Returns true
  * when the tunnel may go on.
  */
+/*
+ * Decides the tunnel's server name, normalised into name, under p as query q's tool: true
+ * when it names another host than the CONNECT's and that host is blocked, with the
+ * decision in *d under the rule "sni:RULE".
+ */
+static bool session_sni_blocked(const struct session *s, const struct policy_snapshot *p,
+                                const struct policy_query *q, const char *name,
+                                struct policy_decision *d)
+{
+    struct policy_query other = *q;
+
+    if (strcmp(name, s->x.req.host) == 0)
+        return false;
+    other.host = name;
+    policy_decide(p, &other, d);
+    if (d->verdict != POLICY_BLOCK)
+        return false;
+    {
+        char rule[sizeof(d->rule)];
+        snprintf(rule, sizeof(rule), "%s", d->rule);
+        snprintf(d->rule, sizeof(d->rule), "sni:%.120s", rule);
+    }
+    return true;
+}
+
 static bool session_check_sni(struct session *s)
 {
     struct exchange *x = &s->x;
@@ -767,21 +792,18 @@ static bool session_check_sni(struct session *s)
         session_close(s, TERM_PROXY, TERM_PH_TUNNEL);
         return false;
     }
-    if (strcmp(name, x->req.host) == 0)
-        return true;
     session_query(s, x->identity.tool, &q);
-    q.host = name;
-    policy_decide(s->policy, &q, &d);
-    if (d.verdict != POLICY_BLOCK) {
-        log_info("%s: tunnel to %s:%u carries a TLS handshake for %s, which policy allows too",
-                 s->client_addr, x->req.host, x->req.port, shown);
+    if (!session_sni_blocked(s, s->policy, &q, name, &d)) {
+        if (strcmp(name, x->req.host) != 0)
+            log_info("%s: tunnel to %s:%u carries a TLS handshake for %s, which policy allows "
+                     "too",
+                     s->client_addr, x->req.host, x->req.port, shown);
         return true;
     }
     log_notice("%s: tunnel to %s:%u carries a TLS handshake for %s, which is blocked for tool %s: "
                "%s (rule %s in %s); closed before any of it left",
                s->client_addr, x->req.host, x->req.port, shown, d.tool, d.reason, d.rule, d.file);
     x->decision = d;
-    snprintf(x->decision.rule, sizeof(x->decision.rule), "sni:%.120s", d.rule);
     x->decided = true;
     x->failure_logged = true;
     x->tun.up.bytes = 0; /* the ClientHello was held, never relayed */
@@ -1754,6 +1776,18 @@ void session_policy_changed(struct session *s)
         if (!policy_check_address(p, tool, &peer->sa, &dest, &x->refusal)) {
             x->refused = true;
             d = x->refusal;
+            blocked = true;
+        }
+    }
+    /* A tunnel's server name, when it names another host, is held to the new policy too. */
+    if (!blocked && s->state == SESSION_ST_TUNNEL && x->tun.sni != NULL) {
+        char name[REQUEST_HOST_MAX];
+        const char *errstr = NULL;
+        bool ipv6;
+        if (request_normalize_host(x->tun.sni, strlen(x->tun.sni), false, name, sizeof(name), &ipv6,
+                                   &errstr) > 0 &&
+            session_sni_blocked(s, p, &q, name, &x->decision)) {
+            d = x->decision;
             blocked = true;
         }
     }

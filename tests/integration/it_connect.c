@@ -189,6 +189,35 @@ out:
     return rc;
 }
 
+/* Sends a ClientHello naming sni on fd, and nothing more (the handshake is left there). */
+static int send_client_hello(int fd, const char *sni)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = ctx != NULL ? SSL_new(ctx) : NULL;
+    BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long n;
+    int rc = -1;
+
+    if (ssl == NULL || rbio == NULL || wbio == NULL) {
+        BIO_free(rbio);
+        BIO_free(wbio);
+        goto out;
+    }
+    SSL_set_bio(ssl, rbio, wbio);
+    if (SSL_set_tlsext_host_name(ssl, sni) != 1)
+        goto out;
+    SSL_set_connect_state(ssl);
+    (void)SSL_do_handshake(ssl); /* wants to read: the ClientHello is in wbio */
+    n = BIO_get_mem_data(wbio, &data);
+    if (n > 0 && tio_write_all(fd, data, (size_t)n, 5000) == 0)
+        rc = 0;
+out:
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
 /* tls_get_in_pieces_sni() naming origin.test, the name the origin's certificate has. */
 static int tls_get_in_pieces(int fd, struct tbuf *pending, const char *ca_path, size_t piece)
 {
@@ -270,6 +299,28 @@ static void test_connect_sni_other_host(void **state)
         tls_get_in_pieces_sni(rc->fd, &rc->in, testca_ca_path(t->ca), 4096, "other.test"), 0);
     rawclient_close(rc);
     it_expect_access(t, "method=CONNECT", "sni=other.test", "decision=allow", NULL);
+
+    /* A tunnel held open (its ClientHello sent, nothing more) over a reload that denies
+     * other.test: the tunnel is closed, by its server name. */
+    rc = raw_connect_tunnel(t, origin_port(t->origin));
+    assert_int_equal(send_client_hello(rc->fd, "other.test"), 0);
+    for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, "for other.test, which "
+                                                                       "policy allows too");
+         i++)
+        tio_sleep_ms(20);
+    assert_int_equal(
+        tio_write_file(file, "deny_hosts: [denied.test, other.test]\nunidentified: allow\n"), 0);
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    assert_true(rawclient_wait_closed(rc, 5000));
+    rawclient_close(rc);
+    it_expect_access(t, "method=CONNECT", "sni=other.test", "decision=block", "rule=sni:deny-host",
+                     NULL);
+    assert_int_equal(tio_write_file(file, "deny_hosts: [denied.test]\nunidentified: allow\n"), 0);
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    for (int i = 0;
+         i < 250 && !sluiceproc_log_contains(t->env->proxy, "reloaded: policy generation 3"); i++)
+        tio_sleep_ms(20);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "reloaded: policy generation 3"));
 
     rc = raw_connect_tunnel(t, origin_port(t->origin));
     assert_int_equal(tls_get_in_pieces(rc->fd, &rc->in, testca_ca_path(t->ca), 4096), 0);
