@@ -2,6 +2,7 @@
 #include "sluice/commands.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -309,8 +310,13 @@ int command_ca(const struct sluice_config *config, int argc, char **argv, bool i
     /* Made by root for the user sluice becomes: the key must be that user's (check_ca_key). */
     if (geteuid() == 0 && config->user != NULL) {
         struct privilege_user u;
-        if (privilege_lookup(config->user, &u, err, sizeof(err)) < 0 ||
-            chown(config->ca_key, u.uid, u.gid) < 0) {
+        int fd = -1;
+        bool ok = privilege_lookup(config->user, &u, err, sizeof(err)) == 0 &&
+                  (fd = open(config->ca_key, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0 &&
+                  fchown(fd, u.uid, u.gid) == 0; /* the file made, not what a link names */
+        if (fd >= 0)
+            close(fd);
+        if (!ok) {
             fprintf(stderr,
                     "sluice: the CA is made, but its key %s cannot be handed to user %s: %s\n",
                     config->ca_key, config->user, err[0] != '\0' ? err : strerror(errno));

@@ -127,6 +127,12 @@ int request_from_head_in_tunnel(const char *buf, const struct http1_head *h,
         return request_refuse(err, h->method.off,
                               "a CONNECT inside a CONNECT is not taken; send plain HTTP "
                               "requests for the tunnel's host");
+    /* A fragment is the client's alone, as in absolute-form: servers that cut the path at
+     * '#' would serve another path than the one decided on. */
+    if (memchr(buf + h->target.off, '#', h->target.len) != NULL)
+        return request_refuse(err, h->target.off,
+                              "a request target cannot hold a fragment ('#'); send the path "
+                              "without it");
     r->path = h->target;
     memcpy(r->host, bound->host, sizeof(r->host));
     r->host_is_ipv6 = bound->host_is_ipv6;

@@ -472,6 +472,8 @@ void session_close(struct session *s, char who, char phase)
     s->fields = NULL;
     free(s->http_tunnel);
     s->http_tunnel = NULL;
+    if (s->tunnel_auth != NULL)
+        OPENSSL_cleanse(s->tunnel_auth, strlen(s->tunnel_auth)); /* a credential */
     free(s->tunnel_auth);
     s->tunnel_auth = NULL;
     if (s->lookup != NULL)
@@ -740,15 +742,8 @@ static void session_start_tunnel(struct session *s, const char *prefix, bool pee
 }
 
 /*
- * The server name a tunnel's ClientHello gives, when it is not the CONNECT's host, is
- * decided too: a tunnel to an allowed host carrying a handshake for a denied one (domain
- * fronting, or a client that names one host to sluice and another to the server) is cut
- * off before a byte of it leaves.  Policy that allows both lets it through.  Returns true
- * when the tunnel may go on.
- */
-/*
- * Decides the tunnel's server name, normalised into name, under p as query q's tool: true
- * when it names another host than the CONNECT's and that host is blocked, with the
+ * Decides name, the tunnel's server name already normalised, under p as query q's tool:
+ * true when it names another host than the CONNECT's and that host is blocked, with the
  * decision in *d under the rule "sni:RULE".
  */
 static bool session_sni_blocked(const struct session *s, const struct policy_snapshot *p,
@@ -771,6 +766,14 @@ static bool session_sni_blocked(const struct session *s, const struct policy_sna
     return true;
 }
 
+/*
+ * The server name a tunnel's ClientHello gives, when it is not the CONNECT's host, is
+ * decided too: a tunnel to an allowed host carrying a handshake for a denied one (a client
+ * that names one host to sluice and another to the server) is cut off before a byte of it
+ * leaves; policy that allows both lets it through.  A ClientHello that names no server
+ * (or bytes that are not TLS) leaves nothing more to decide: the CONNECT's host was.
+ * Returns true when the tunnel may go on.
+ */
 static bool session_check_sni(struct session *s)
 {
     struct exchange *x = &s->x;
@@ -1306,6 +1309,8 @@ static void session_open_http_tunnel(struct session *s, const char *buf, uint32_
     /* The requests inside do not repeat the CONNECT's credentials: they keep them. */
     for (uint32_t i = 0; i < h->nfields; i++)
         if (http1_span_eq_ci(buf, h->fields[i].name, "proxy-authorization")) {
+            if (s->tunnel_auth != NULL)
+                OPENSSL_cleanse(s->tunnel_auth, strlen(s->tunnel_auth));
             free(s->tunnel_auth);
             s->tunnel_auth = strndup(buf + h->fields[i].value.off, h->fields[i].value.len);
         }
@@ -1783,11 +1788,13 @@ void session_policy_changed(struct session *s)
     if (!blocked && s->state == SESSION_ST_TUNNEL && x->tun.sni != NULL) {
         char name[REQUEST_HOST_MAX];
         const char *errstr = NULL;
+        struct policy_decision sd;
         bool ipv6;
         if (request_normalize_host(x->tun.sni, strlen(x->tun.sni), false, name, sizeof(name), &ipv6,
                                    &errstr) > 0 &&
-            session_sni_blocked(s, p, &q, name, &x->decision)) {
-            d = x->decision;
+            session_sni_blocked(s, p, &q, name, &sd)) {
+            x->decision = sd; /* only a block replaces the CONNECT host's decision */
+            d = sd;
             blocked = true;
         }
     }

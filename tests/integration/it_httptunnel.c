@@ -116,6 +116,12 @@ static void test_requests_inside_are_decided(void **state)
     it_expect_access(t, "status=403", "tool=alpha", "decision=block", "rule=telemetry:events",
                      NULL);
     rawclient_close(rc);
+    /* A fragment would let a server that cuts the path at '#' serve /events. */
+    rc = open_tunnel(t, origin_port(t->origin));
+    assert_int_equal(inside(rc, "GET /events#/../ok HTTP/1.1\r\nHost: origin.test\r\n\r\n", NULL),
+                     400);
+    assert_int_equal(origin_requests(t->origin), before);
+    rawclient_close(rc);
 
     /* Keep-alive and pipelining: two requests in one write, both answered in order. */
     rc = open_tunnel(t, origin_port(t->origin));
