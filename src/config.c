@@ -1081,6 +1081,14 @@ int config_check(const struct sluice_config *cfg, struct yamldoc_errors *errs)
                       "which tools went where; set admin.allow_remote: on "
                       "(--admin-allow-remote on) to serve it there",
                       cfg->admin_listen);
+    /* A port both lists would be read as plain HTTP, so a TLS tunnel there could not work. */
+    if (cfg->settings.connect_http_port != 0 &&
+        settings_connect_port_allowed(&cfg->settings, (uint16_t)cfg->settings.connect_http_port))
+        yamldoc_error(errs, cfg->path != NULL ? cfg->path : "sluice", NULL,
+                      "connect_http_port %u is also in connect_ports: a CONNECT to it is read "
+                      "as plain HTTP, so tunnels there could not carry TLS; remove it from one "
+                      "of the two (connect_http_port: 0 turns reading off)",
+                      (unsigned)cfg->settings.connect_http_port);
     return errs->count > before ? -1 : 0;
 }
 

@@ -138,7 +138,8 @@ int config_set(struct sluice_config *cfg, const struct config_key *k, const char
                struct yamldoc_errors *errs);
 
 /*
- * Checks what no single key can: an admin listener off loopback needs admin.allow_remote.
+ * Checks what no single key can: an admin listener off loopback needs admin.allow_remote;
+ * connect_http_port may not be one of connect_ports.
  * Returns 0, or -1 with each problem added to errs (named after the file, or "sluice").
  */
 int config_check(const struct sluice_config *cfg, struct yamldoc_errors *errs);

@@ -90,6 +90,37 @@ static void assert_error(struct fixture *f, size_t i, unsigned line, unsigned co
                  needle);
 }
 
+/* connect_http_port may not be one of connect_ports: TLS tunnels there could not work. */
+static void test_connect_http_port_apart(void **state)
+{
+    struct fixture *f = *state;
+    struct sluice_config *cfg;
+
+    yamldoc_errors_clear(&f->errs);
+    write_file(f, "connect_ports: [443, 80]\n");
+    cfg = config_load(f->path, &f->errs);
+    assert_non_null(cfg);
+    assert_int_equal(config_check(cfg, &f->errs), -1);
+    assert_int_equal(f->errs.count, 1);
+    assert_non_null(strstr(f->errs.lines[0], "connect_http_port 80 is also in connect_ports"));
+    config_free(cfg);
+
+    yamldoc_errors_clear(&f->errs);
+    write_file(f, "connect_ports: [443, 80]\nconnect_http_port: 0\n");
+    cfg = config_load(f->path, &f->errs);
+    assert_non_null(cfg);
+    assert_int_equal(config_check(cfg, &f->errs), 0);
+    config_free(cfg);
+
+    yamldoc_errors_clear(&f->errs);
+    write_file(f, "connect_ports: [443]\n");
+    cfg = config_load(f->path, &f->errs);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->settings.connect_http_port, 80); /* the default */
+    assert_int_equal(config_check(cfg, &f->errs), 0);
+    config_free(cfg);
+}
+
 /* A full valid file sets every kind of value. */
 static void test_valid_file(void **state)
 {
@@ -751,6 +782,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_options_generated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_suggestions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_http_port_apart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
