@@ -15,6 +15,7 @@
 
 #include "sluice/linewriter.h"
 #include "sluice/log.h"
+#include "sluice/utf8.h"
 #include "sluice/redact.h"
 
 /* Hex digits of a SHA-256, and the NUL. */
@@ -87,37 +88,6 @@ static void jb_end(struct jbuf *b, struct jb_mark m)
     b->dropped = true;
 }
 
-/* The length of the UTF-8 sequence at s (at most n bytes), or 0 when it is not one. */
-static size_t jb_utf8_len(const unsigned char *s, size_t n)
-{
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf;
-
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        len = 2;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        len = 3;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        len = 4;
-    else
-        return 0;
-    /* No overlong forms, no surrogates, nothing past U+10FFFF. */
-    if (s[0] == 0xe0)
-        lo = 0xa0;
-    else if (s[0] == 0xed)
-        hi = 0x9f;
-    else if (s[0] == 0xf0)
-        lo = 0x90;
-    else if (s[0] == 0xf4)
-        hi = 0x8f;
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return len;
-}
-
 /*
  * Appends s (len bytes, any bytes: they came from the network or a process) as a JSON
  * string: quotes, backslashes and control bytes escaped, UTF-8 kept, any other byte
@@ -157,7 +127,7 @@ static void jb_string(struct jbuf *b, const char *s, size_t len, size_t max)
         } else if (u[i] < 0x80) {
             jb_raw(b, s + i, 1);
             i++;
-        } else if ((n = jb_utf8_len(u + i, len - i)) > 0) {
+        } else if ((n = utf8_seq_len(u + i, len - i)) > 0) {
             jb_raw(b, s + i, n);
             i += n;
         } else {

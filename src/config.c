@@ -607,6 +607,19 @@ static void loader_add_listener_node(struct loader *l, const struct config_key *
                         at.proxy != NULL ? proxy_from : NULL, ask, &at);
 }
 
+/* Replaces the owned string at *slot with a copy of text (NULL: none). */
+static void loader_keep_text(struct loader *l, yaml_node_t *n, char **slot, const char *text)
+{
+    char *copy = NULL;
+
+    if (text != NULL && (copy = strdup(text)) == NULL) {
+        loader_error(l, n, "out of memory");
+        return;
+    }
+    free(*slot);
+    *slot = copy;
+}
+
 /*
  * Applies one value: text, from node n of the file, or from the table's default or the
  * command line when n is NULL.  A file's error names the key and quotes the value
@@ -694,47 +707,27 @@ static void loader_apply(struct loader *l, const struct config_key *k, yaml_node
         break;
     case CFG_USER: {
         struct privilege_user u;
-        char why[256], **slot = (char **)(void *)field, *name;
-        if (privilege_lookup(text, &u, why, sizeof(why)) < 0) {
+        char why[256];
+        if (privilege_lookup(text, &u, why, sizeof(why)) < 0)
             loader_error(l, n, "%s: %s", label, why);
-            break;
-        }
-        if ((name = strdup(text)) == NULL) {
-            loader_error(l, n, "out of memory");
-            break;
-        }
-        free(*slot);
-        *slot = name;
+        else
+            loader_keep_text(l, n, (char **)(void *)field, text);
         break;
     }
     case CFG_ADDRESS: {
         struct listener_addr parsed;
-        char **slot = (char **)(void *)field, *copy;
-        if (strncmp(text, "unix:", 5) == 0 || listener_parse(text, &parsed, &errstr) < 0) {
+        if (strncmp(text, "unix:", 5) == 0 || listener_parse(text, &parsed, &errstr) < 0)
             loader_error(l, n, "%s: not a TCP address; expected %s", subject, k->expect);
-            break;
-        }
-        if ((copy = strdup(text)) == NULL) {
-            loader_error(l, n, "out of memory");
-            break;
-        }
-        free(*slot);
-        *slot = copy;
+        else
+            loader_keep_text(l, n, (char **)(void *)field, text);
         break;
     }
     case CFG_SYSLOG: {
         struct syslogsink_target target;
-        char **slot = (char **)(void *)field, *copy = NULL;
-        if (strcmp(text, "off") != 0 && syslogsink_parse_target(text, &target, &errstr) < 0) {
+        if (strcmp(text, "off") != 0 && syslogsink_parse_target(text, &target, &errstr) < 0)
             loader_error(l, n, "%s: %s; expected %s", subject, errstr, k->expect);
-            break;
-        }
-        if (strcmp(text, "off") != 0 && (copy = strdup(text)) == NULL) {
-            loader_error(l, n, "out of memory");
-            break;
-        }
-        free(*slot);
-        *slot = copy;
+        else
+            loader_keep_text(l, n, (char **)(void *)field, strcmp(text, "off") != 0 ? text : NULL);
         break;
     }
     case CFG_FACILITY:

@@ -11,6 +11,7 @@
 
 #include "sluice/auditlog.h"
 #include "sluice/policy.h"
+#include "sluice/utf8.h"
 #include "sluice/version.h"
 
 /* Decisions as label values; the index of each in the counter cells. */
@@ -92,39 +93,6 @@ static uint32_t metrics_hash(const char *s)
     return h;
 }
 
-/* The length of the UTF-8 sequence at s (at most n bytes), or 0 when it is not one. */
-static size_t metrics_utf8_len(const unsigned char *s, size_t n)
-{
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        len = 2;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        len = 3;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        len = 4;
-    else
-        return 0;
-    /* No overlong forms, no surrogates, nothing past U+10FFFF. */
-    if (s[0] == 0xe0)
-        lo = 0xa0;
-    else if (s[0] == 0xed)
-        hi = 0x9f;
-    else if (s[0] == 0xf0)
-        lo = 0x90;
-    else if (s[0] == 0xf4)
-        hi = 0x8f;
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return len;
-}
-
 /*
  * Copies value into out (METRICS_LABEL_MAX) as valid UTF-8, each invalid byte as U+FFFD,
  * cut at a character's end: the form a value is interned and shown in, so two values
@@ -136,7 +104,7 @@ static void metrics_normalise(char out[METRICS_LABEL_MAX], const char *value)
     size_t n = strlen(value), o = 0;
 
     for (size_t i = 0; i < n;) {
-        size_t len = metrics_utf8_len(u + i, n - i);
+        size_t len = utf8_seq_len(u + i, n - i);
         const char *src = len > 0 ? value + i : "\xef\xbf\xbd";
         size_t out_len = len > 0 ? len : 3;
 
@@ -216,7 +184,7 @@ char *metrics_escape_label(char *out, size_t cap, const char *value)
         if (o + len >= cap)
             break;
         if ((unsigned char)*p >= 0xc0) {
-            size_t clen = metrics_utf8_len((const unsigned char *)p, strlen(p));
+            size_t clen = utf8_seq_len((const unsigned char *)p, strlen(p));
             if (clen == 0 || o + clen >= cap)
                 break;
             memcpy(out + o, p, clen);
