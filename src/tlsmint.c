@@ -1,0 +1,291 @@
+/* Leaf certificates made on the fly, and their cache; see include/sluice/tlsmint.h. */
+#include "sluice/tlsmint.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+
+#include <openssl/bn.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+/* One cached leaf: on its hash chain and on the LRU list. */
+struct tlsmint_entry {
+    struct tlsmint_entry *next_in_bucket;
+    TAILQ_ENTRY(tlsmint_entry) lru; /* most recently used first */
+    time_t fresh_until;             /* made again after this (half its validity) */
+    X509 *leaf;                     /* one reference, the cache's */
+    char name[];
+};
+TAILQ_HEAD(tlsmint_lru, tlsmint_entry);
+
+struct tlsmint {
+    X509 *ca;             /* one reference */
+    EVP_PKEY *ca_key;     /* one reference; only signing reads it */
+    EVP_PKEY *key;        /* the leaves' key, made at start */
+    pthread_mutex_t lock; /* guards everything below */
+    struct tlsmint_entry **buckets;
+    size_t nbuckets; /* a power of two */
+    struct tlsmint_lru lru;
+    size_t count;
+    size_t max;
+    uint64_t seed; /* random: a client choosing server names cannot aim at one chain */
+    struct tlsmint_stats stats;
+};
+
+/* FNV-1a of name, from m's seed. */
+static uint64_t tlsmint_hash(const struct tlsmint *m, const char *name)
+{
+    uint64_t h = 14695981039346656037ull ^ m->seed;
+
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+/* Makes the minter. */
+struct tlsmint *tlsmint_new(X509 *ca_cert, EVP_PKEY *ca_key, size_t cache_max, char *err,
+                            size_t cap)
+{
+    struct tlsmint *m = calloc(1, sizeof(*m));
+    size_t n = 16;
+
+    if (cache_max == 0)
+        cache_max = 1;
+    while (n < 2 * cache_max && n < ((size_t)1 << 24))
+        n *= 2;
+    if (m == NULL || (m->buckets = calloc(n, sizeof(*m->buckets))) == NULL) {
+        free(m);
+        snprintf(err, cap, "out of memory for the certificate cache");
+        return NULL;
+    }
+    m->nbuckets = n;
+    m->max = cache_max;
+    if (RAND_bytes((unsigned char *)&m->seed, sizeof(m->seed)) != 1)
+        m->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)m;
+    TAILQ_INIT(&m->lru);
+    pthread_mutex_init(&m->lock, NULL);
+    if (X509_up_ref(ca_cert) != 1 || (m->ca = ca_cert, EVP_PKEY_up_ref(ca_key) != 1)) {
+        snprintf(err, cap, "cannot take the CA certificate and key (OpenSSL failed)");
+        tlsmint_free(m);
+        return NULL;
+    }
+    m->ca_key = ca_key;
+    if ((m->key = EVP_EC_gen("P-256")) == NULL) {
+        snprintf(err, cap, "cannot make the key for inspected connections (OpenSSL failed)");
+        tlsmint_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Frees it all. */
+void tlsmint_free(struct tlsmint *m)
+{
+    struct tlsmint_entry *e;
+
+    if (m == NULL)
+        return;
+    while ((e = TAILQ_FIRST(&m->lru)) != NULL) {
+        TAILQ_REMOVE(&m->lru, e, lru);
+        X509_free(e->leaf);
+        free(e);
+    }
+    free(m->buckets);
+    pthread_mutex_destroy(&m->lock);
+    X509_free(m->ca);
+    EVP_PKEY_free(m->ca_key);
+    EVP_PKEY_free(m->key);
+    free(m);
+}
+
+/* Adds extension nid, as OpenSSL's configuration would write value, to leaf (issued by ca). */
+static bool tlsmint_add_ext(X509 *leaf, X509 *ca, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext;
+    bool ok;
+
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, ca, leaf, NULL, NULL, 0);
+    if ((ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value)) == NULL)
+        return false;
+    ok = X509_add_ext(leaf, ext, -1) == 1;
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+/*
+ * Sets the leaf's validity: from an hour ago (clocks differ) for TLSMINT_LEAF_DAYS, cut to
+ * the CA's own period.  *fresh_until says when to make it again.
+ */
+static bool tlsmint_validity(X509 *leaf, const X509 *ca, time_t now, time_t *fresh_until)
+{
+    ASN1_TIME *from = X509_getm_notBefore(leaf), *until = X509_getm_notAfter(leaf);
+    time_t end = now + (time_t)TLSMINT_LEAF_DAYS * 86400;
+
+    if (X509_time_adj_ex(from, 0, -3600, &now) == NULL ||
+        X509_time_adj_ex(until, TLSMINT_LEAF_DAYS, 0, &now) == NULL)
+        return false;
+    if (ASN1_TIME_compare(from, X509_get0_notBefore(ca)) < 0 &&
+        X509_set1_notBefore(leaf, X509_get0_notBefore(ca)) != 1)
+        return false;
+    if (ASN1_TIME_compare(until, X509_get0_notAfter(ca)) > 0) {
+        struct tm tm;
+        if (X509_set1_notAfter(leaf, X509_get0_notAfter(ca)) != 1 ||
+            ASN1_TIME_to_tm(X509_get0_notAfter(ca), &tm) != 1)
+            return false;
+        end = timegm(&tm);
+    }
+    *fresh_until = now + (end - now) / 2;
+    return true;
+}
+
+/* Signs a new leaf for name; NULL on failure. */
+static X509 *tlsmint_make(struct tlsmint *m, const char *name, time_t *fresh_until)
+{
+    unsigned char addr[16];
+    bool is_ip = inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1;
+    char san[TLSMINT_NAME_MAX + 8];
+    X509 *x = X509_new();
+    BIGNUM *serial = BN_new();
+    X509_NAME *subject;
+
+    if (x == NULL || serial == NULL)
+        goto fail;
+    /* A random 127-bit serial: no two leaves alike, even across restarts. */
+    if (X509_set_version(x, 2) != 1 ||
+        BN_rand(serial, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
+        BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) == NULL ||
+        !tlsmint_validity(x, m->ca, time(NULL), fresh_until))
+        goto fail;
+    subject = X509_get_subject_name(x);
+    if (X509_NAME_add_entry_by_txt(subject, "O", MBSTRING_UTF8,
+                                   (const unsigned char *)"sluice inspection", -1, -1, 0) != 1)
+        goto fail;
+    /* The common name is limited to 64 characters; the SAN is what clients check. */
+    if (strlen(name) <= 64 &&
+        X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8, (const unsigned char *)name, -1,
+                                   -1, 0) != 1)
+        goto fail;
+    snprintf(san, sizeof(san), "%s:%s", is_ip ? "IP" : "DNS", name);
+    if (X509_set_issuer_name(x, X509_get_subject_name(m->ca)) != 1 ||
+        X509_set_pubkey(x, m->key) != 1 ||
+        !tlsmint_add_ext(x, m->ca, NID_basic_constraints, "critical,CA:FALSE") ||
+        !tlsmint_add_ext(x, m->ca, NID_key_usage, "critical,digitalSignature") ||
+        !tlsmint_add_ext(x, m->ca, NID_ext_key_usage, "serverAuth") ||
+        !tlsmint_add_ext(x, m->ca, NID_subject_alt_name, san) ||
+        !tlsmint_add_ext(x, m->ca, NID_authority_key_identifier, "keyid:always") ||
+        X509_sign(x, m->ca_key, EVP_sha256()) == 0)
+        goto fail;
+    BN_free(serial);
+    return x;
+
+fail:
+    BN_free(serial);
+    X509_free(x);
+    return NULL;
+}
+
+/* The entry for name, or NULL; under the lock. */
+static struct tlsmint_entry *tlsmint_find(struct tlsmint *m, const char *name, size_t bucket)
+{
+    for (struct tlsmint_entry *e = m->buckets[bucket]; e != NULL; e = e->next_in_bucket)
+        if (strcmp(e->name, name) == 0)
+            return e;
+    return NULL;
+}
+
+/* Takes e off its chain and the LRU list and frees it; under the lock. */
+static void tlsmint_drop(struct tlsmint *m, struct tlsmint_entry *e)
+{
+    struct tlsmint_entry **pp = &m->buckets[tlsmint_hash(m, e->name) & (m->nbuckets - 1)];
+
+    while (*pp != e)
+        pp = &(*pp)->next_in_bucket;
+    *pp = e->next_in_bucket;
+    TAILQ_REMOVE(&m->lru, e, lru);
+    m->count--;
+    X509_free(e->leaf);
+    free(e);
+}
+
+/* The leaf for name; see the header. */
+X509 *tlsmint_leaf(struct tlsmint *m, const char *name, bool *made)
+{
+    size_t len = strlen(name), bucket = tlsmint_hash(m, name) & (m->nbuckets - 1);
+    struct tlsmint_entry *e, *fresh;
+    time_t now = time(NULL), fresh_until = 0;
+    X509 *leaf;
+
+    if (made != NULL)
+        *made = false;
+    if (len == 0 || len > TLSMINT_NAME_MAX)
+        return NULL;
+    pthread_mutex_lock(&m->lock);
+    e = tlsmint_find(m, name, bucket);
+    if (e != NULL && e->fresh_until > now && X509_up_ref(e->leaf) == 1) {
+        TAILQ_REMOVE(&m->lru, e, lru);
+        TAILQ_INSERT_HEAD(&m->lru, e, lru);
+        m->stats.hits++;
+        pthread_mutex_unlock(&m->lock);
+        return e->leaf;
+    }
+    pthread_mutex_unlock(&m->lock);
+    /* Signing takes tens of microseconds: other workers go on meanwhile.  Two may make the
+     * same leaf at once; both are used, and the later one replaces the earlier in the
+     * cache. */
+    if ((leaf = tlsmint_make(m, name, &fresh_until)) == NULL)
+        return NULL;
+    if (made != NULL)
+        *made = true;
+    if ((fresh = malloc(sizeof(*fresh) + len + 1)) == NULL)
+        return leaf; /* not cached: made again next time */
+    memcpy(fresh->name, name, len + 1);
+    fresh->fresh_until = fresh_until;
+    fresh->leaf = leaf;
+    if (X509_up_ref(leaf) != 1) {
+        free(fresh);
+        return leaf;
+    }
+    pthread_mutex_lock(&m->lock);
+    m->stats.made++;
+    if ((e = tlsmint_find(m, name, bucket)) != NULL)
+        tlsmint_drop(m, e); /* stale, or made by another worker just now: the newest wins */
+    fresh->next_in_bucket = m->buckets[bucket];
+    m->buckets[bucket] = fresh;
+    TAILQ_INSERT_HEAD(&m->lru, fresh, lru);
+    m->count++;
+    while (m->count > m->max) {
+        tlsmint_drop(m, TAILQ_LAST(&m->lru, tlsmint_lru));
+        m->stats.evicted++;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return leaf;
+}
+
+/* The leaves' key. */
+EVP_PKEY *tlsmint_key(const struct tlsmint *m)
+{
+    return m->key;
+}
+
+/* The CA certificate. */
+X509 *tlsmint_ca(const struct tlsmint *m)
+{
+    return m->ca;
+}
+
+/* Counts so far. */
+void tlsmint_stats(struct tlsmint *m, struct tlsmint_stats *out)
+{
+    pthread_mutex_lock(&m->lock);
+    *out = m->stats;
+    out->cached = m->count;
+    pthread_mutex_unlock(&m->lock);
+}
