@@ -52,6 +52,7 @@ enum policy_key_type {
     PK_PATHS,     /* path prefixes as PK_LIST, each in its normalised form (urlpath.h) */
     PK_ENV,       /* "NAME=VALUE" environment settings as PK_LIST */
     PK_VERDICT,   /* allow, block or report into enum policy_verdict */
+    PK_TLS,       /* inspect, splice or block into enum policy_tls */
     PK_BOOL,      /* true or false into bool */
     PK_PURPOSE,   /* one of purpose_names[] into enum policy_purpose */
     PK_PORTS,     /* ports into uint16_t[POLICY_MAX_LIST] and a count */
@@ -126,6 +127,7 @@ static const struct policy_key endpoint_keys[] = {
      "a list of host names or *.suffix wildcards", "hosts", NULL},
     {"ports", PK_PORTS, 0, ENDPOINT(ports), ENDPOINT(nports), "a list of values", NULL, NULL},
     {"methods", PK_LIST, 0, ENDPOINT(methods), ENDPOINT(nmethods), "a list of values", NULL, NULL},
+    {"tls", PK_TLS, 0, ENDPOINT(tls), 0, "inspect, splice or block", NULL, NULL},
     {"paths", PK_PATHS, 0, ENDPOINT(paths), ENDPOINT(npaths), "a list of path prefixes", NULL,
      NULL},
 };
@@ -146,6 +148,7 @@ static const struct policy_key tool_keys[] = {
     {"identify", PK_MAPPING, 0, 0, 0, NULL, NULL, &identify_mapping},
     {"default", PK_VERDICT, 0, TOOL(default_verdict), 0, "allow, block or report", NULL, NULL},
     {"block_telemetry", PK_BOOL, 0, TOOL(block_telemetry), 0, "true or false", NULL, NULL},
+    {"tls", PK_TLS, 0, TOOL(tls), 0, "inspect, splice or block", NULL, NULL},
     {"telemetry_env", PK_ENV, 0, TOOL(telemetry_env), TOOL(ntelemetry_env),
      "a list of NAME=VALUE settings", NULL, NULL},
     {"endpoints", PK_ENDPOINTS, 0, TOOL(endpoints), TOOL(nendpoints), "a list of endpoint groups",
@@ -167,6 +170,7 @@ static const struct policy_key org_keys[] = {
     {"block_identity_mismatch", PK_BOOL, 0, ORG(block_identity_mismatch), 0, "true or false", NULL,
      NULL},
     {"unidentified", PK_VERDICT, 0, ORG(unidentified), 0, "allow, block or report", NULL, NULL},
+    {"tls", PK_TLS, 0, ORG(tls), 0, "inspect, splice or block", NULL, NULL},
     {"deny_hosts", PK_HOSTS, 0, ORG(deny_hosts), 0, "a list of host names or *.suffix wildcards",
      NULL, NULL},
     {"allow_hosts", PK_HOSTS, 0, ORG(allow_hosts), 0, "a list of host names or *.suffix wildcards",
@@ -425,6 +429,31 @@ static bool take_bool(struct policy_loader *l, const struct policy_key *k, yaml_
     return true;
 }
 
+static const char *const tls_names[] = {"", "splice", "inspect", "block"};
+
+/* Name of a TLS mode. */
+const char *policy_tls_str(enum policy_tls m)
+{
+    return (size_t)m < sizeof(tls_names) / sizeof(tls_names[0]) ? tls_names[m] : "?";
+}
+
+/* Parses a TLS mode. */
+static void take_tls(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                     enum policy_tls *out)
+{
+    const char *s = yamldoc_scalar(n);
+
+    for (size_t i = 1; i < sizeof(tls_names) / sizeof(tls_names[0]); i++)
+        if (s != NULL && strcmp(s, tls_names[i]) == 0) {
+            *out = (enum policy_tls)i;
+            return;
+        }
+    if (s != NULL)
+        perr(l, n, "%s: '%s' is not a TLS mode; expected %s", k->name, s, k->expect);
+    else
+        perr(l, n, "%s: expected %s", k->name, k->expect);
+}
+
 /* Parses the name of an endpoint group's purpose. */
 static void take_purpose(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
                          enum policy_purpose *out)
@@ -671,6 +700,9 @@ static void take_value(struct policy_loader *l, const struct policy_key *k, yaml
         break;
     case PK_VERDICT:
         take_verdict(l, k, n, (enum policy_verdict *)(void *)field);
+        break;
+    case PK_TLS:
+        take_tls(l, k, n, (enum policy_tls *)(void *)field);
         break;
     case PK_BOOL:
         take_bool(l, k, n, (bool *)(void *)field);
@@ -1301,8 +1333,8 @@ static bool connect_port_allowed(const struct policy_snapshot *p, const struct p
 }
 
 /* Decides a request; the order here is the documented order of evaluation. */
-void policy_decide(const struct policy_snapshot *p, const struct policy_query *q,
-                   struct policy_decision *d)
+static void decide_request(const struct policy_snapshot *p, const struct policy_query *q,
+                           struct policy_decision *d)
 {
     const struct policy_tool *t = q->tool;
     const char *tool = t != NULL ? t->id : "unidentified";
@@ -1391,6 +1423,71 @@ void policy_decide(const struct policy_snapshot *p, const struct policy_query *q
            "the client is not identified as a known tool; connect as "
            "http://TOOL@proxy:port or through the tool's listener",
            "unidentified", "");
+}
+
+/*
+ * The TLS mode of a tunnel the request decision let through: the strictest mode an
+ * endpoint group of the tool reaching the host names (block, then inspect, then splice),
+ * else the tool's, else the organisation's, else splice.  Names the scope in d->tls_rule.
+ */
+static void decide_tls(const struct policy_snapshot *p, const struct policy_query *q,
+                       struct policy_decision *d)
+{
+    const struct policy_tool *t = q->tool;
+    const struct policy_endpoint *chosen = NULL;
+
+    for (size_t i = 0; t != NULL && i < t->nendpoints; i++) {
+        const struct policy_endpoint *e = &t->endpoints[i];
+        if (e->tls != POLICY_TLS_UNSET && endpoint_reaches(e, q) &&
+            (chosen == NULL || e->tls > chosen->tls))
+            chosen = e;
+    }
+    if (chosen != NULL) {
+        d->tls = chosen->tls;
+        snprintf(d->tls_rule, sizeof(d->tls_rule), "tls:%s:%s/%s", policy_tls_str(d->tls), t->id,
+                 chosen->group);
+    } else if (t != NULL && t->tls != POLICY_TLS_UNSET) {
+        d->tls = t->tls;
+        snprintf(d->tls_rule, sizeof(d->tls_rule), "tls:%s:%s", policy_tls_str(d->tls), t->id);
+    } else {
+        d->tls = p->org.tls != POLICY_TLS_UNSET ? p->org.tls : POLICY_TLS_SPLICE;
+        snprintf(d->tls_rule, sizeof(d->tls_rule), "tls:%s", policy_tls_str(d->tls));
+    }
+    if (d->tls == POLICY_TLS_BLOCK) {
+        char rule[sizeof(d->tls_rule)];
+        snprintf(rule, sizeof(rule), "%s", d->tls_rule);
+        decide(d, POLICY_BLOCK, d->tool,
+               chosen != NULL || (t != NULL && t->tls != POLICY_TLS_UNSET) ? t->file : p->org.file,
+               "policy blocks TLS tunnels to this host for this tool; ask your administrator", rule,
+               "");
+        d->tls = POLICY_TLS_UNSET;
+    }
+}
+
+/* Decides a request, and for a CONNECT let through, what happens to the TLS inside. */
+void policy_decide(const struct policy_snapshot *p, const struct policy_query *q,
+                   struct policy_decision *d)
+{
+    d->tls = POLICY_TLS_UNSET;
+    d->tls_rule[0] = '\0';
+    decide_request(p, q, d);
+    if (q->is_connect && d->verdict != POLICY_BLOCK)
+        decide_tls(p, q, d);
+}
+
+/* True when some scope asks for inspection. */
+bool policy_wants_inspection(const struct policy_snapshot *p)
+{
+    if (p->org.tls == POLICY_TLS_INSPECT)
+        return true;
+    for (size_t i = 0; i < p->ntools; i++) {
+        if (p->tools[i].tls == POLICY_TLS_INSPECT)
+            return true;
+        for (size_t j = 0; j < p->tools[i].nendpoints; j++)
+            if (p->tools[i].endpoints[j].tls == POLICY_TLS_INSPECT)
+                return true;
+    }
+    return false;
 }
 
 /* True when code is among the n country codes of list. */

@@ -52,6 +52,15 @@ enum policy_purpose {
     POLICY_PURPOSE_OTHER,
 };
 
+/* What happens to the TLS inside a CONNECT tunnel. */
+enum policy_tls {
+    POLICY_TLS_UNSET = 0, /* not said here: the wider scope decides (splice at the top) */
+    POLICY_TLS_SPLICE,    /* relay the bytes untouched after checking the server name */
+    POLICY_TLS_INSPECT,   /* terminate it with a certificate from the local CA, read the
+                             requests inside, and open a verified TLS connection upstream */
+    POLICY_TLS_BLOCK,     /* refuse the tunnel */
+};
+
 #define POLICY_MAX_LIST  32
 #define POLICY_MAX_CODES 256 /* countries or ASNs in one list */
 
@@ -65,7 +74,8 @@ struct policy_endpoint {
     char *methods[POLICY_MAX_LIST];
     size_t nmethods; /* 0 = any method */
     char *paths[POLICY_MAX_LIST];
-    size_t npaths; /* 0 = any path; prefixes otherwise */
+    size_t npaths;       /* 0 = any path; prefixes otherwise */
+    enum policy_tls tls; /* for tunnels to its hosts, or UNSET: the tool's */
 };
 
 /* A tool profile: who the tool is, what it may reach, and what happens to the rest. */
@@ -85,6 +95,7 @@ struct policy_tool {
     size_t ntelemetry_env;
     struct policy_endpoint *endpoints;
     size_t nendpoints;
+    enum policy_tls tls; /* for its tunnels, or UNSET: the organisation's */
 };
 
 /* The organisation policy. */
@@ -95,6 +106,7 @@ struct policy_org {
     bool block_telemetry; /* telemetry, crash-reporting and feature-flag groups, all tools */
     bool block_identity_mismatch; /* a weaker source naming another tool blocks the request */
     enum policy_verdict unidentified;
+    enum policy_tls tls; /* for tunnels no tool or group says more of; UNSET means splice */
     struct domainset *deny_hosts;  /* owned; may be NULL */
     struct domainset *allow_hosts; /* exceptions to deny_hosts; owned; may be NULL */
     uint16_t connect_ports[POLICY_MAX_LIST];
@@ -163,11 +175,13 @@ struct policy_query {
 /* The decision and the rule that made it; strings point into the snapshot or are static. */
 struct policy_decision {
     enum policy_verdict verdict;
-    bool bad_request;   /* a block for a malformed request: answered 400, not 403 */
-    const char *tool;   /* tool id, or "unidentified" */
-    const char *file;   /* the policy file holding the rule */
-    char rule[128];     /* "ban", "deny-host", "telemetry:<group>", "allow:<group>", ... */
-    const char *reason; /* one sentence for the client, saying what to do */
+    bool bad_request;    /* a block for a malformed request: answered 400, not 403 */
+    const char *tool;    /* tool id, or "unidentified" */
+    const char *file;    /* the policy file holding the rule */
+    char rule[128];      /* "ban", "deny-host", "telemetry:<group>", "allow:<group>", ... */
+    const char *reason;  /* one sentence for the client, saying what to do */
+    enum policy_tls tls; /* a CONNECT that may go on: SPLICE or INSPECT; else UNSET */
+    char tls_rule[128];  /* which scope chose tls: "tls:inspect:<tool>/<group>", ... */
 };
 
 /* What the address guard learnt about a dialled address, for the log. */
@@ -238,5 +252,11 @@ struct policy_snapshot *policy_acquire(void);
  * differ.
  */
 unsigned policy_current_generation(void);
+
+/* Name of a TLS mode for logs and the record ("splice", "inspect", "block", "" for UNSET). */
+const char *policy_tls_str(enum policy_tls m);
+
+/* True when some scope of p asks for inspection (the local CA must then be configured). */
+bool policy_wants_inspection(const struct policy_snapshot *p);
 
 #endif /* SLUICE_POLICY_H */

@@ -593,7 +593,7 @@ static void test_table_unknown_keys(void **state)
     static const struct bad_file cases[] = {
         {"tools/a.yaml", "id: a\ncolour: red\n", 1, 2, 1,
          "unknown key 'colour' in a tool profile; expected one of: id, name, identify, default, "
-         "block_telemetry, telemetry_env, endpoints",
+         "block_telemetry, tls, telemetry_env, endpoints",
          NULL},
         {"tools/a.yaml", "id: a\nidentify:\n  colour: red\n", 1, 3, 3,
          "unknown key 'colour' in identify; expected one of: proxy_users, user_agents, executables",
@@ -601,17 +601,122 @@ static void test_table_unknown_keys(void **state)
         {"tools/a.yaml", "id: a\nendpoints:\n  - group: g\n    hosts: [h.test]\n    colour: red\n",
          1, 5, 5,
          "unknown key 'colour' in an endpoint group; expected one of: group, purpose, hosts, "
-         "ports, methods, paths",
+         "ports, methods, tls, paths",
          NULL},
         {"organisation.yaml", "block_telemetry: true\ncolour: red\n", 1, 2, 1,
          "unknown key 'colour' in the organisation policy; expected one of: banned_tools, "
-         "block_telemetry, block_identity_mismatch, unidentified, deny_hosts, allow_hosts, "
+         "block_telemetry, block_identity_mismatch, unidentified, tls, deny_hosts, allow_hosts, "
          "connect_ports, deny_addresses, deny_cidrs, allow_cidrs, deny_countries, "
          "allow_countries, deny_asns, allow_asns",
          NULL},
         {"tools/a.yaml", "id: a\n[x]: 1\n", 1, 2, 1,
          "unknown key 'a list' in a tool profile; expected one of: id, name, identify, default, "
-         "block_telemetry, telemetry_env, endpoints",
+         "block_telemetry, tls, telemetry_env, endpoints",
+         NULL},
+    };
+
+    expect_bad_files(*state, cases, NCASES(cases));
+}
+
+/* Decides a CONNECT by tool to host:443 into d. */
+static void decide_connect(struct fixture *f, const char *tool, const char *host,
+                           struct policy_decision *d)
+{
+    struct policy_query q = {.settings = &f->settings,
+                             .method = "CONNECT",
+                             .host = host,
+                             .port = 443,
+                             .is_connect = true,
+                             .tool = tool != NULL ? policy_find_tool(f->p, tool) : NULL};
+
+    policy_decide(f->p, &q, d);
+}
+
+/*
+ * The TLS mode of a tunnel: the strictest mode among the tool's groups that reach the
+ * host, else the tool's, else the organisation's, else splice; block refuses the CONNECT
+ * and names the scope.  A plain request gets no mode.
+ */
+static void test_tls_modes(void **state)
+{
+    struct fixture *f = *state;
+    struct policy_decision d;
+    struct policy_query plain = {
+        .settings = &f->settings, .method = "GET", .host = "other.test", .port = 80, .path = "/"};
+
+    put(f, "tools/alpha.yaml",
+        "id: alpha\n"
+        "tls: inspect\n"
+        "endpoints:\n"
+        "  - {group: api, hosts: [api.alpha.test]}\n"
+        "  - {group: pinned, hosts: [pin.alpha.test], tls: splice}\n"
+        "  - {group: cdn, hosts: [\"*.cdn.alpha.test\"], tls: splice}\n"
+        "  - {group: secret, hosts: [pin.alpha.test, vault.alpha.test], tls: block}\n");
+    put(f, "tools/beta.yaml", "id: beta\n");
+    put(f, "organisation.yaml", "unidentified: allow\ndeny_hosts: [denied.test]\n");
+    f->p = load_dir(f->dir, &f->errs);
+    assert_non_null(f->p);
+    assert_true(policy_wants_inspection(f->p));
+
+    decide_connect(f, "alpha", "api.alpha.test", &d);
+    assert_int_equal(d.verdict, POLICY_ALLOW);
+    assert_int_equal(d.tls, POLICY_TLS_INSPECT);
+    assert_string_equal(d.tls_rule, "tls:inspect:alpha");
+    decide_connect(f, "alpha", "x.cdn.alpha.test", &d);
+    assert_int_equal(d.tls, POLICY_TLS_SPLICE);
+    assert_string_equal(d.tls_rule, "tls:splice:alpha/cdn");
+    /* Two groups reach the host: the stricter wins, whatever their order. */
+    decide_connect(f, "alpha", "pin.alpha.test", &d);
+    assert_int_equal(d.verdict, POLICY_BLOCK);
+    assert_int_equal(d.tls, POLICY_TLS_UNSET);
+    assert_string_equal(d.rule, "tls:block:alpha/secret");
+    assert_non_null(strstr(d.file, "tools/alpha.yaml"));
+    decide_connect(f, "alpha", "vault.alpha.test", &d);
+    assert_int_equal(d.verdict, POLICY_BLOCK);
+    /* Another tool, and no tool at all: the organisation says nothing, so splice. */
+    decide_connect(f, "beta", "api.alpha.test", &d);
+    assert_int_equal(d.tls, POLICY_TLS_SPLICE);
+    assert_string_equal(d.tls_rule, "tls:splice");
+    decide_connect(f, NULL, "api.alpha.test", &d);
+    assert_int_equal(d.tls, POLICY_TLS_SPLICE);
+    /* A tunnel the request rules refuse gets no TLS mode. */
+    decide_connect(f, "alpha", "denied.test", &d);
+    assert_int_equal(d.verdict, POLICY_BLOCK);
+    assert_string_equal(d.rule, "deny-host");
+    assert_int_equal(d.tls, POLICY_TLS_UNSET);
+    policy_decide(f->p, &plain, &d);
+    assert_int_equal(d.tls, POLICY_TLS_UNSET);
+    policy_unref(f->p);
+
+    /* The organisation's mode reaches every tool that says nothing of its own. */
+    put(f, "organisation.yaml", "unidentified: allow\ntls: inspect\n");
+    f->p = load_dir(f->dir, &f->errs);
+    assert_non_null(f->p);
+    decide_connect(f, "beta", "api.alpha.test", &d);
+    assert_int_equal(d.tls, POLICY_TLS_INSPECT);
+    assert_string_equal(d.tls_rule, "tls:inspect");
+    decide_connect(f, NULL, "api.alpha.test", &d);
+    assert_int_equal(d.tls, POLICY_TLS_INSPECT);
+    policy_unref(f->p);
+
+    put(f, "organisation.yaml", "unidentified: allow\ntls: block\n");
+    put(f, "tools/alpha.yaml", "id: alpha\n");
+    f->p = load_dir(f->dir, &f->errs);
+    assert_non_null(f->p);
+    assert_false(policy_wants_inspection(f->p));
+    decide_connect(f, NULL, "api.alpha.test", &d);
+    assert_int_equal(d.verdict, POLICY_BLOCK);
+    assert_string_equal(d.rule, "tls:block");
+    assert_non_null(strstr(d.file, "organisation.yaml"));
+}
+
+/* A TLS mode that is not one of the three names the file, line and choices. */
+static void test_tls_mode_errors(void **state)
+{
+    static const struct bad_file cases[] = {
+        {"tools/a.yaml", "id: a\ntls: bump\n", 1, 2, 6,
+         "tls: 'bump' is not a TLS mode; expected inspect, splice or block", NULL},
+        {"organisation.yaml", "tls: [inspect]\n", 1, 1, 6, "tls: expected inspect, splice or block",
          NULL},
     };
 
@@ -1306,6 +1411,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tool_block_telemetry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_org_block_telemetry_purposes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_method_only_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_modes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_mode_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
