@@ -11,6 +11,7 @@
 #define TLS_CONTENT_HANDSHAKE      22
 #define TLS_HANDSHAKE_CLIENT_HELLO 1
 #define TLS_EXT_SERVER_NAME        0
+#define TLS_EXT_ALPN               16
 #define TLS_SNI_HOST_NAME          0
 
 /* A bounds-checked reader over a byte range. */
@@ -101,14 +102,37 @@ static bool ch_parse_server_name(struct ch_reader *body, char *sni, size_t sni_c
 }
 
 /*
+ * Reads an application_layer_protocol_negotiation extension's body (RFC 7301): a non-empty
+ * list of non-empty protocol names, whole; says in *alpn which of ours it offers.
+ */
+static bool ch_parse_alpn(struct ch_reader *body, unsigned *alpn)
+{
+    struct ch_reader list, name;
+
+    if (!ch_vector(body, 2, &list) || body->left != 0 || list.left == 0)
+        return false;
+    *alpn |= CLIENTHELLO_ALPN_OFFERED;
+    while (list.left > 0) {
+        if (!ch_vector(&list, 1, &name) || name.left == 0)
+            return false;
+        if (name.left == 8 && memcmp(name.p, "http/1.1", 8) == 0)
+            *alpn |= CLIENTHELLO_ALPN_HTTP11;
+        else if (name.left == 2 && memcmp(name.p, "h2", 2) == 0)
+            *alpn |= CLIENTHELLO_ALPN_H2;
+    }
+    return true;
+}
+
+/*
  * Walks a complete ClientHello body: every vector whole, nothing after the extensions,
  * and at most one server_name extension, so that sluice and the server it talks to
  * cannot read two different names from one hello.
  */
-static enum clienthello_result ch_parse_body(struct ch_reader *r, char *sni, size_t sni_cap)
+static enum clienthello_result ch_parse_body(struct ch_reader *r, char *sni, size_t sni_cap,
+                                             unsigned *alpn)
 {
     struct ch_reader vec, exts;
-    bool have_sni = false;
+    bool have_sni = false, have_alpn = false;
 
     /* legacy_version, random, legacy_session_id, cipher_suites, compression_methods */
     if (!ch_skip(r, 2 + 32) || !ch_vector(r, 1, &vec) || !ch_vector(r, 2, &vec) ||
@@ -124,6 +148,15 @@ static enum clienthello_result ch_parse_body(struct ch_reader *r, char *sni, siz
 
         if (!ch_uint(&exts, 2, &type) || !ch_vector(&exts, 2, &body))
             return CLIENTHELLO_MALFORMED;
+        if (type == TLS_EXT_ALPN) {
+            /* A list that does not parse (or a second one) counts as no ALPN, and does not
+             * spoil the hello: its server name is still read and decided, and the server,
+             * or sluice's own handshake, refuses the list. */
+            unsigned offered = 0;
+            *alpn = !have_alpn && ch_parse_alpn(&body, &offered) ? offered : 0;
+            have_alpn = true;
+            continue;
+        }
         if (type != TLS_EXT_SERVER_NAME)
             continue;
         if (have_sni || !ch_parse_server_name(&body, sni, sni_cap))
@@ -136,11 +169,21 @@ static enum clienthello_result ch_parse_body(struct ch_reader *r, char *sni, siz
 /* Gathers the handshake message from consecutive records, then parses it. */
 enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len, char *sni, size_t sni_cap)
 {
+    unsigned alpn;
+
+    return clienthello_parse_alpn(buf, len, sni, sni_cap, &alpn);
+}
+
+/* The same, and what ALPN offers. */
+enum clienthello_result clienthello_parse_alpn(const uint8_t *buf, size_t len, char *sni,
+                                               size_t sni_cap, unsigned *alpn)
+{
     uint8_t msg[CLIENTHELLO_MAX_BYTES];
     size_t have = 0, need = 0, off = 0;
     struct ch_reader r;
     enum clienthello_result result;
 
+    *alpn = 0;
     if (sni_cap > 0)
         sni[0] = '\0';
     if (len > CLIENTHELLO_MAX_BYTES)
@@ -181,9 +224,12 @@ enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len, char *
     }
     r.p = msg + 4;
     r.left = need - 4;
-    result = ch_parse_body(&r, sni, sni_cap);
-    if (result != CLIENTHELLO_FOUND && sni_cap > 0)
-        sni[0] = '\0'; /* a name read before the fault is not one to act on */
+    result = ch_parse_body(&r, sni, sni_cap, alpn);
+    if (result != CLIENTHELLO_FOUND) {
+        if (sni_cap > 0)
+            sni[0] = '\0'; /* a name read before the fault is not one to act on */
+        *alpn = 0;
+    }
     return result;
 }
 

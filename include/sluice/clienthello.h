@@ -28,6 +28,19 @@ enum clienthello_result {
 enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len, char *sni,
                                           size_t sni_cap);
 
+/* What a ClientHello's ALPN extension offers (bits). */
+#define CLIENTHELLO_ALPN_OFFERED 0x1u /* the extension is there */
+#define CLIENTHELLO_ALPN_HTTP11  0x2u /* "http/1.1" is among the protocols */
+#define CLIENTHELLO_ALPN_H2      0x4u /* "h2" is among them */
+
+/*
+ * The same as clienthello_parse(), and on CLIENTHELLO_FOUND *alpn holds CLIENTHELLO_ALPN_*
+ * bits (0 otherwise).  Two ALPN extensions, or one that does not parse, make the hello
+ * MALFORMED.
+ */
+enum clienthello_result clienthello_parse_alpn(const uint8_t *buf, size_t len, char *sni,
+                                               size_t sni_cap, unsigned *alpn);
+
 /* Short name of a result for logs. */
 const char *clienthello_result_str(enum clienthello_result r);
 

@@ -14,8 +14,21 @@
 
 #include "sluice/clienthello.h"
 
+/*
+ * Makes the first flight of an OpenSSL client (sni may be NULL) offering the ALPN list alpn
+ * (wire format, alpn_len bytes; none when 0) into buf; returns its length.
+ */
+static size_t make_client_hello_alpn(const char *sni, const unsigned char *alpn, size_t alpn_len,
+                                     uint8_t *buf, size_t cap);
+
 /* Makes the first flight of an OpenSSL client (sni may be NULL) into buf; returns its length. */
 static size_t make_client_hello(const char *sni, uint8_t *buf, size_t cap)
+{
+    return make_client_hello_alpn(sni, NULL, 0, buf, cap);
+}
+
+static size_t make_client_hello_alpn(const char *sni, const unsigned char *alpn, size_t alpn_len,
+                                     uint8_t *buf, size_t cap)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL *ssl;
@@ -33,6 +46,8 @@ static size_t make_client_hello(const char *sni, uint8_t *buf, size_t cap)
         snprintf(name, sizeof(name), "%s", sni);
         assert_int_equal(SSL_set_tlsext_host_name(ssl, name), 1);
     }
+    if (alpn_len > 0)
+        assert_int_equal(SSL_set_alpn_protos(ssl, alpn, (unsigned)alpn_len), 0);
     assert_true(SSL_connect(ssl) <= 0); /* wants to read the ServerHello */
     n = BIO_read(wbio, buf, (int)cap);
     assert_true(n > 0);
@@ -410,6 +425,66 @@ static void test_sni_too_long_for_buffer(void **state)
     assert_string_equal(sni, "");
 }
 
+/* ALPN: what is offered is told apart -- h2 only, both, http/1.1 only, none. */
+static void test_alpn_offers(void **state)
+{
+    static const struct {
+        const char *wire;
+        size_t len;
+        unsigned want;
+    } cases[] = {
+        {"\x02h2", 3, CLIENTHELLO_ALPN_OFFERED | CLIENTHELLO_ALPN_H2},
+        {"\x02h2\x08http/1.1", 12,
+         CLIENTHELLO_ALPN_OFFERED | CLIENTHELLO_ALPN_H2 | CLIENTHELLO_ALPN_HTTP11},
+        {"\x08http/1.1", 9, CLIENTHELLO_ALPN_OFFERED | CLIENTHELLO_ALPN_HTTP11},
+        {"\x06spdy/3", 7, CLIENTHELLO_ALPN_OFFERED},
+        {"", 0, 0},
+    };
+    uint8_t buf[4096];
+    char sni[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned alpn = 99;
+        size_t len = make_client_hello_alpn("h.example", (const unsigned char *)cases[i].wire,
+                                            cases[i].len, buf, sizeof(buf));
+        assert_int_equal(clienthello_parse_alpn(buf, len, sni, sizeof(sni), &alpn),
+                         CLIENTHELLO_FOUND);
+        assert_int_equal(alpn, cases[i].want);
+        assert_string_equal(sni, "h.example");
+    }
+}
+
+/*
+ * An ALPN list whose names do not fit it, or hold an empty one, counts as no ALPN; the
+ * hello is not spoilt by it, so its server name is still decided (a malformed hello would
+ * be relayed without one).
+ */
+static void test_alpn_malformed(void **state)
+{
+    uint8_t buf[4096];
+    char sni[256];
+    unsigned alpn = 0;
+    size_t len = make_client_hello_alpn("api.example.com", (const unsigned char *)"\x02h2", 3, buf,
+                                        sizeof(buf));
+    size_t at = 0;
+
+    (void)state;
+    /* Find the extension (type 16, then its length, then the list length 3, "\x02h2"). */
+    for (size_t i = 0; i + 9 <= len; i++)
+        if (memcmp(buf + i, "\x00\x10\x00\x05\x00\x03\x02h2", 9) == 0)
+            at = i;
+    assert_true(at > 0);
+    buf[at + 6] = 3; /* a name longer than its list */
+    assert_int_equal(clienthello_parse_alpn(buf, len, sni, sizeof(sni), &alpn), CLIENTHELLO_FOUND);
+    assert_int_equal(alpn, 0);
+    assert_string_equal(sni, "api.example.com");
+    buf[at + 6] = 0; /* an empty name */
+    assert_int_equal(clienthello_parse_alpn(buf, len, sni, sizeof(sni), &alpn), CLIENTHELLO_FOUND);
+    assert_int_equal(alpn, 0);
+    assert_string_equal(sni, "api.example.com");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -424,6 +499,8 @@ int main(void)
         cmocka_unit_test(test_two_names_malformed),
         cmocka_unit_test(test_empty_record),
         cmocka_unit_test(test_sni_too_long_for_buffer),
+        cmocka_unit_test(test_alpn_offers),
+        cmocka_unit_test(test_alpn_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
