@@ -44,6 +44,7 @@
 #include "sluice/settings.h"
 #include "sluice/squidlog.h"
 #include "sluice/syslogsink.h"
+#include "sluice/tls.h"
 #include "sluice/version.h"
 #include "sluice/worker.h"
 
@@ -567,6 +568,45 @@ static int drop_root(const struct sluice_config *config, const struct args *a)
 }
 
 /*
+ * Loads the TLS layer (the CA, the leaf key, both contexts) when the CA is configured, as
+ * the user sluice runs as (the key is that user's alone).  A policy that inspects needs
+ * it; without inspection, a CA that cannot be loaded is only warned about.  Returns 0 with
+ * *out set (or NULL), or -1 after logging why sluice cannot start.
+ */
+static int open_tls(const struct sluice_config *config, const struct policy_snapshot *policy,
+                    struct tls **out)
+{
+    struct tls_config tc = {.ca_cert = config->ca_cert,
+                            .ca_key = config->ca_key,
+                            .upstream_ca = config->tls_upstream_ca,
+                            .cache_max = config->tls_cert_cache};
+    bool needed = policy_wants_inspection(policy);
+    char err[512];
+
+    *out = NULL;
+    if (config->ca_cert == NULL || config->ca_key == NULL) {
+        if (!needed)
+            return 0;
+        log_error("the policy inspects TLS, and no CA is configured: set ca.cert and ca.key "
+                  "(sluice ca init makes them)");
+        return -1;
+    }
+    if ((*out = tls_new(&tc, err, sizeof(err))) != NULL) {
+        log_notice("TLS inspection: CA %s, up to %u certificates cached%s%s", config->ca_cert,
+                   config->tls_cert_cache,
+                   config->tls_upstream_ca != NULL ? ", origins may also be signed by " : "",
+                   config->tls_upstream_ca != NULL ? config->tls_upstream_ca : "");
+        return 0;
+    }
+    if (needed) {
+        log_error("%s", err);
+        return -1;
+    }
+    log_warn("%s; nothing is inspected until it is fixed and sluice restarted", err);
+    return 0;
+}
+
+/*
  * Sets the secret header names and the key their values are hashed under: the key file's
  * (made when absent) when audit.hash_key names one, else a key made now, good for this
  * run.  Returns 0, or -1 with the sentence in err.
@@ -680,6 +720,7 @@ struct program {
     uint64_t drain_told_s;     /* the last whole second the countdown logged */
     bool stopping;             /* a second signal: close what is left now */
     atomic_bool draining;      /* a SIGTERM or SIGINT came: read by /healthz's thread */
+    bool can_inspect;          /* the TLS layer was loaded at start: policy may inspect */
 };
 
 /* A worker whose loop has not beaten for this long is reported stuck by /healthz. */
@@ -877,6 +918,12 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
     if (read_config(prog->cli, prog->argc, prog->argv, prog->config_path, &cfg, &errs) == 0)
         p = load_policy(cfg, prog->config, prog->self, &errs);
     /* The credentials file is read again too: a token taken out goes with the reload. */
+    if (p != NULL && policy_wants_inspection(p) && !prog->can_inspect) {
+        log_error("the new policy inspects TLS, and sluice started without its CA (ca.cert and "
+                  "ca.key): restart sluice with them to inspect");
+        policy_unref(p);
+        p = NULL;
+    }
     if (p != NULL && cfg->credentials != NULL &&
         (creds = credentials_load(cfg->credentials, &errs)) == NULL) {
         policy_unref(p);
@@ -932,6 +979,7 @@ int main(int argc, char **argv)
     struct policy_snapshot *policy = NULL;
     struct netguard_self *self = NULL;
     struct clientcap *clientcap = NULL;
+    struct tls *tls = NULL;
     struct yamldoc_errors errs;
     struct event_base *main_base = NULL;
     struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL, *reopen = NULL;
@@ -1001,6 +1049,12 @@ int main(int argc, char **argv)
         }
         if (check_ca_key(config, message, sizeof(message)) < 0) {
             fprintf(stderr, "sluice: %s\n", message);
+            nerrors++;
+        }
+        if (policy_wants_inspection(policy) &&
+            (config->ca_cert == NULL || config->ca_key == NULL)) {
+            fprintf(stderr, "sluice: the policy inspects TLS, and no CA is configured: set "
+                            "ca.cert and ca.key (sluice ca init makes them)\n");
             nerrors++;
         }
         if (nerrors > 0) {
@@ -1117,6 +1171,8 @@ int main(int argc, char **argv)
         goto out;
     if (drop_root(config, &args) < 0)
         goto out;
+    if (open_tls(config, policy, &tls) < 0)
+        goto out;
     if (policy->warning != NULL)
         log_warn("%s", policy->warning);
     credentials_install(credentials); /* the workers check against it from now on */
@@ -1134,6 +1190,7 @@ int main(int argc, char **argv)
     for (unsigned k = 0; k < nworkers; k++) {
         if (worker_init(&workers[k], k, &settings, clientcap, fds + (size_t)k * nlisten, nlisten,
                         &errstr) == 0) {
+            workers[k].env.tls = tls;
             for (size_t i = 0; i < nlisten; i++) {
                 workers[k].listeners[i].tool =
                     config->listeners[i].tool[0] != '\0' ? config->listeners[i].tool : NULL;
@@ -1166,6 +1223,7 @@ int main(int argc, char **argv)
     prog.drain_started_ms = 0;
     prog.drain_told_s = 0;
     prog.stopping = false;
+    prog.can_inspect = tls != NULL;
     atomic_init(&prog.draining, false);
     prog.drain_tick = event_new(main_base, -1, EV_PERSIST, drain_tick_cb, &prog);
     sigterm = evsignal_new(main_base, SIGTERM, signal_cb, &prog);
@@ -1238,6 +1296,7 @@ out:
     listener_close_unix(listen, nlisten);
     policy_install(NULL);
     credentials_release_all(); /* the workers are gone: no check is under way */
+    tls_free(tls);
     if (pid_written && unlink(args.pid_file) < 0)
         log_warn("cannot remove the pid file %s: %s", args.pid_file, strerror(errno));
     if (status == 0)

@@ -465,6 +465,7 @@ char *auditlog_format(const struct audit_record *r)
     jb_str(&b, "process_chain", r->chain);
     jb_str(&b, "decision", r->decision);
     jb_str(&b, "termination", r->term);
+    jb_str(&b, "tls_mode", r->tls_mode);
     if (r->interim) {
         struct jb_mark m = jb_begin(&b);
         jb_key(&b, "interim");

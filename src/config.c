@@ -132,10 +132,16 @@ const struct config_key config_keys[] = {
      "country database (MMDB) for country rules"},
     {"geoip.asn_db", CFG_PATH, 0, 0, NULL, CFG_F_READABLE, OFF(geoip_asn_db),
      "the path of a readable ASN .mmdb file", "geoip-asn", 0, "ASN database (MMDB) for AS rules"},
-    {"ca.cert", CFG_PATH, 0, 0, NULL, 0, OFF(ca_cert), "the path of the CA certificate", "ca-cert",
-     0, "the local CA's certificate (sluice ca init makes it)"},
-    {"ca.key", CFG_PATH, 0, 0, NULL, 0, OFF(ca_key), "the path of the CA private key", "ca-key", 0,
-     "the local CA's key, mode 0600, the running user's (sluice ca init makes it)"},
+    {"ca.cert", CFG_PATH, 0, 0, NULL, CFG_F_RESTART, OFF(ca_cert), "the path of the CA certificate",
+     "ca-cert", 0, "the local CA's certificate (sluice ca init makes it)"},
+    {"ca.key", CFG_PATH, 0, 0, NULL, CFG_F_RESTART, OFF(ca_key), "the path of the CA private key",
+     "ca-key", 0, "the local CA's key, mode 0600, the running user's (sluice ca init makes it)"},
+    {"tls.upstream_ca", CFG_PATH, 0, 0, NULL, CFG_F_READABLE | CFG_F_RESTART, OFF(tls_upstream_ca),
+     "the path of a readable PEM file of CA certificates", "upstream-ca", 0,
+     "trust these CAs for inspected origins too, besides the system's (e.g. a company CA)"},
+    {"tls.cert_cache", CFG_UINT, 1, 1000000, "4096", CFG_F_RESTART, OFF(tls_cert_cache),
+     "a number of certificates from 1 to 1000000", "cert-cache", 0,
+     "certificates made for inspected hosts kept for reuse, shared by the workers"},
     {"auth.credentials", CFG_PATH, 0, 0, NULL, CFG_F_READABLE, OFF(credentials),
      "the path of a readable credentials file", "credentials", 0,
      "proxy users and their token hashes (sluice passwd); each request must carry one"},
@@ -876,6 +882,7 @@ void config_free(struct sluice_config *cfg)
     free(cfg->geoip_asn_db);
     free(cfg->ca_cert);
     free(cfg->ca_key);
+    free(cfg->tls_upstream_ca);
     free(cfg->audit_path);
     free(cfg->audit_hash_key);
     free(cfg->audit_secret_headers);

@@ -195,7 +195,7 @@ int forward_prepare(struct forward *f, const char *buf, const struct http1_head 
     /* The authority in the request target decides; a differing Host is replaced. */
     evbuffer_add_printf(out, " HTTP/1.1\r\nHost: %s%s%s", r->host_is_ipv6 ? "[" : "", r->host,
                         r->host_is_ipv6 ? "]" : "");
-    if (r->port != 80)
+    if (r->port != (r->https ? 443 : 80))
         evbuffer_add_printf(out, ":%u", r->port);
     evbuffer_add(out, "\r\n", 2);
     forward_copy_fields(out, buf, h, f->wants_upgrade);

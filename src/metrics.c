@@ -81,6 +81,7 @@ static struct {
     atomic_uint_fast64_t connections, tunnels, reload_failures;
     atomic_int_fast64_t open_connections, open_tunnels;
     struct metrics_histogram identification;
+    struct metrics_histogram certificate;
 } metrics;
 
 /* FNV-1a of s. */
@@ -253,8 +254,8 @@ void metrics_reload_failed(void)
     atomic_fetch_add_explicit(&metrics.reload_failures, 1, memory_order_relaxed);
 }
 
-/* Adds one observation to the identification histogram. */
-void metrics_observe_identification(double seconds)
+/* Adds one observation to histogram h. */
+static void metrics_observe(struct metrics_histogram *h, double seconds)
 {
     size_t b = 0;
 
@@ -264,9 +265,20 @@ void metrics_observe_identification(double seconds)
         seconds = 1e6;
     while (b < METRICS_ID_BUCKETS && seconds > metrics_id_bounds[b])
         b++;
-    atomic_fetch_add_explicit(&metrics.identification.buckets[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&metrics.identification.sum_ns, (uint_fast64_t)(seconds * 1e9),
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_ns, (uint_fast64_t)(seconds * 1e9), memory_order_relaxed);
+}
+
+/* Adds one observation to the identification histogram. */
+void metrics_observe_identification(double seconds)
+{
+    metrics_observe(&metrics.identification, seconds);
+}
+
+/* Adds one observation to the certificate histogram. */
+void metrics_observe_certificate(double seconds)
+{
+    metrics_observe(&metrics.certificate, seconds);
 }
 
 /* The text being rendered: grows as needed; failed is sticky. */
@@ -403,23 +415,19 @@ static void metrics_render_errors(struct metrics_text *t)
     }
 }
 
-/* The identification histogram. */
-static void metrics_render_identification(struct metrics_text *t)
+/* Histogram h as family name. */
+static void metrics_render_histogram(struct metrics_text *t, const char *name, const char *help,
+                                     struct metrics_histogram *h)
 {
-    const char *name = "sluice_identification_duration_seconds";
     uint64_t cumulative = 0, sum_ns;
 
-    mt_family(t, name, "histogram",
-              "Time from asking which local process is behind a loopback or Unix client "
-              "connection (socket, /proc, ancestors, executable) to the answer reaching "
-              "the worker.");
+    mt_family(t, name, "histogram", help);
     for (size_t b = 0; b <= METRICS_ID_BUCKETS; b++) {
-        cumulative +=
-            atomic_load_explicit(&metrics.identification.buckets[b], memory_order_relaxed);
+        cumulative += atomic_load_explicit(&h->buckets[b], memory_order_relaxed);
         mt_printf(t, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name,
                   b < METRICS_ID_BUCKETS ? metrics_id_le[b] : "+Inf", cumulative);
     }
-    sum_ns = atomic_load_explicit(&metrics.identification.sum_ns, memory_order_relaxed);
+    sum_ns = atomic_load_explicit(&h->sum_ns, memory_order_relaxed);
     mt_printf(t, "%s_sum %" PRIu64 ".%09" PRIu64 "\n", name, sum_ns / 1000000000u,
               sum_ns % 1000000000u);
     mt_printf(t, "%s_count %" PRIu64 "\n", name, cumulative);
@@ -499,7 +507,15 @@ char *metrics_render(size_t *len)
                        "Reloads (SIGHUP) refused because the configuration, a policy or the "
                        "credentials were invalid; the previous policy stayed in force.",
                        (int64_t)atomic_load(&metrics.reload_failures));
-    metrics_render_identification(&t);
+    metrics_render_histogram(&t, "sluice_identification_duration_seconds",
+                             "Time from asking which local process is behind a loopback or "
+                             "Unix client connection (socket, /proc, ancestors, executable) to "
+                             "the answer reaching the worker.",
+                             &metrics.identification);
+    metrics_render_histogram(&t, "sluice_certificate_duration_seconds",
+                             "Time to make (sign) a certificate for an inspected host that was "
+                             "not in the cache.",
+                             &metrics.certificate);
     if (t.failed) {
         free(t.p);
         return NULL;

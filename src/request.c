@@ -117,6 +117,7 @@ int request_from_head_in_tunnel(const char *buf, const struct http1_head *h,
                      bound->port);
             return request_refuse(err, h->target.off, err->msg);
         }
+        r->https = bound->https;
         return 0;
     }
     /* Origin-form, as a client that took the tunnel for the origin sends it: the path is
@@ -137,6 +138,7 @@ int request_from_head_in_tunnel(const char *buf, const struct http1_head *h,
     memcpy(r->host, bound->host, sizeof(r->host));
     r->host_is_ipv6 = bound->host_is_ipv6;
     r->port = bound->port;
+    r->https = bound->https;
     return 0;
 }
 

@@ -29,6 +29,7 @@
 #include "sluice/procid.h"
 #include "sluice/proclookup.h"
 #include "sluice/proxyproto.h"
+#include "sluice/tls.h"
 #include "sluice/urlpath.h"
 
 /* How long a closing connection may take to drain what the client still sends. */
@@ -38,10 +39,10 @@
 /* How often the minimum upload rate is checked. */
 #define SESSION_RATE_TICK_MS 1000
 
-/* An owner key (identity_owner_key) is never cut short, so two users whose names share a
+/* An owner key (session_owner_key) is never cut short, so two users whose names share a
  * long prefix never share a pooled or pinned upstream connection. */
-static_assert(SETTINGS_TOOL_ID_MAX + IDENTITY_USER_MAX <= POOL_OWNER_MAX,
-              "a tool id, a newline and a user name fit in an owner key");
+static_assert(SETTINGS_TOOL_ID_MAX + IDENTITY_USER_MAX + 4 <= POOL_OWNER_MAX,
+              "a tool id, a newline, a user name and \"\\ntls\" fit in an owner key");
 
 /* How often a request through an isolating launcher looks at the launcher's processes. */
 #define SESSION_RECHECK_MS 100
@@ -175,7 +176,8 @@ static void session_fill_record(struct session *s, struct audit_record *rec_out)
                      : x->fwd.status == 0 && x->own_bytes > 0 && rec.status >= 400 ? "text/plain"
                                                                                    : "";
     rec.duration_ms = session_now_ms() - x->start_ms;
-    rec.sni = x->tun.sni != NULL ? x->tun.sni : "";
+    rec.sni = x->tun.sni != NULL ? x->tun.sni : s->tls_sni != NULL ? s->tls_sni : "";
+    rec.tls_mode = x->tls_mode != NULL ? x->tls_mode : s->inspecting ? "inspect" : NULL;
     rec.term = x->term;
     rec.tool = x->identity.tool != NULL ? x->identity.tool->id : "unidentified";
     rec.id_source = identity_source_str(x->identity.source);
@@ -252,6 +254,7 @@ static void session_reset_exchange(struct session *s)
     free(x->path);
     forward_reset(&x->fwd);
     tunnel_end(&x->tun);
+    free(x->tun.sni); /* an inspected CONNECT's, read before any tunnel began */
     memset(x, 0, sizeof(*x));
     tunnel_init(&x->tun);
 }
@@ -476,6 +479,8 @@ void session_close(struct session *s, char who, char phase)
         OPENSSL_cleanse(s->tunnel_auth, strlen(s->tunnel_auth)); /* a credential */
     free(s->tunnel_auth);
     s->tunnel_auth = NULL;
+    free(s->tls_sni);
+    s->tls_sni = NULL;
     if (s->lookup != NULL)
         proclookup_cancel(s->lookup);
     s->lookup = NULL;
@@ -540,7 +545,7 @@ static void session_linger_step(struct session *s)
         session_close(s, TERM_NORMAL, TERM_PH_NONE);
         return;
     }
-    (void)shutdown(sock_fd(s->client), SHUT_WR);
+    sock_shutdown_write(s->client);
     s->linger_shut = true;
     session_timer_arm(s, SESSION_LINGER_MS);
 }
@@ -555,7 +560,10 @@ static void session_fail(struct session *s, unsigned status, const char *error_t
         return;
     session_set_term(s, who, phase);
     s->x.error_type = error_type; /* the access line's error=, whatever the level */
-    if (s->x.fwd.resp_head_done || s->state == SESSION_ST_TUNNEL) {
+    /* After a response head, or a CONNECT's 200 (the bytes after it are the tunnel's), an
+     * answer could only be read as part of what came before: the connection is cut. */
+    if (s->x.fwd.resp_head_done || s->state == SESSION_ST_TUNNEL ||
+        (s->x.req.is_connect && s->x.status == 200)) {
         session_abort(s, who, phase);
         return;
     }
@@ -644,6 +652,21 @@ static void session_refuse(struct session *s, unsigned status, const char *what,
 }
 
 /*
+ * The key kept upstream connections are filed under: who asked (identity_owner_key), and
+ * whether the connection speaks TLS, so that an inspected request never gets a plain
+ * connection to the same host and port, nor a plain request a TLS one.
+ */
+static void session_owner_key(const struct session *s, char *out, size_t cap)
+{
+    size_t n;
+
+    identity_owner_key(&s->x.identity, out, cap);
+    n = strlen(out);
+    if (s->inspecting && n + 5 <= cap)
+        memcpy(out + n, "\ntls", 5);
+}
+
+/*
  * After a finished exchange: the upstream goes to the pool (or stays pinned), and the
  * client is kept for its next request or closed.
  */
@@ -654,7 +677,7 @@ static void session_exchange_done(struct session *s)
     session_report(s);
     if (s->upstream != NULL && f->upstream_keep && !s->env->draining) {
         char owner[POOL_OWNER_MAX];
-        identity_owner_key(&s->x.identity, owner, sizeof(owner));
+        session_owner_key(s, owner, sizeof(owner));
         if (f->conn_auth || s->upstream_pinned) {
             /* The origin now knows this connection as this user: it stays with this client
              * (Squid calls it pinning), is closed with it, and never goes to the pool. */
@@ -774,7 +797,7 @@ static bool session_sni_blocked(const struct session *s, const struct policy_sna
  * (or bytes that are not TLS) leaves nothing more to decide: the CONNECT's host was.
  * Returns true when the tunnel may go on.
  */
-static bool session_check_sni(struct session *s)
+static bool session_check_sni(struct session *s, const char *sni)
 {
     struct exchange *x = &s->x;
     char name[REQUEST_HOST_MAX], shown[300];
@@ -783,11 +806,10 @@ static bool session_check_sni(struct session *s)
     struct policy_query q;
     bool ipv6;
 
-    if (x->tun.sni == NULL)
+    if (sni == NULL)
         return true;
-    log_escape(shown, sizeof(shown), x->tun.sni, strlen(x->tun.sni));
-    if (request_normalize_host(x->tun.sni, strlen(x->tun.sni), false, name, sizeof(name), &ipv6,
-                               &errstr) <= 0) {
+    log_escape(shown, sizeof(shown), sni, strlen(sni));
+    if (request_normalize_host(sni, strlen(sni), false, name, sizeof(name), &ipv6, &errstr) <= 0) {
         log_notice("%s: tunnel to %s:%u: the ClientHello names a server that is not a host name "
                    "(%s: %s); closed",
                    s->client_addr, x->req.host, x->req.port, shown, errstr);
@@ -822,8 +844,10 @@ static void session_peeked(struct session *s)
 
     log_debug("%s: tunnel to %s:%u: ClientHello %s, sni=%s", s->client_addr, s->x.req.host,
               s->x.req.port, clienthello_result_str(t->hello), t->sni != NULL ? t->sni : "-");
-    if (!session_check_sni(s))
+    if (!session_check_sni(s, t->sni))
         return;
+    if (t->hello == CLIENTHELLO_FOUND)
+        s->x.tls_mode = "splice";
     session_advance(s, tunnel_proceed(&s->x.tun));
 }
 
@@ -887,6 +911,12 @@ static void session_upstream_ready(struct session *s)
     struct outcome o;
 
     s->x.head_passed = true;
+    if (s->x.req.is_connect && s->splice_after_hello) {
+        /* The 200 went out and the ClientHello was read already: relay it, and the rest. */
+        s->splice_after_hello = false;
+        session_start_tunnel(s, NULL, false);
+        return;
+    }
     if (s->x.req.is_connect) {
         s->x.own_bytes += sizeof(established) - 1;
         s->x.status = 200;
@@ -962,7 +992,44 @@ static void session_dial_connected(struct session *s)
     session_drop_dial(s); /* a long tunnel keeps nothing of it */
     sock_setcb(s->upstream, session_upstream_cb, s);
     s->upstream_reused = false;
+    if (s->inspecting && !s->x.req.is_connect) {
+        /* Verified TLS to the origin first; session_upstream_tls() goes on from its end. */
+        SSL *ssl = tls_upstream_side(s->env->tls, s->x.req.host);
+        if (ssl == NULL || sock_start_tls(s->upstream, ssl) < 0) {
+            session_fail(s, 503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_CONNECT,
+                         "out of memory while starting TLS upstream");
+            return;
+        }
+        s->upstream_tls_handshake = true;
+        return;
+    }
     session_upstream_ready(s);
+}
+
+/*
+ * The TLS handshake with the origin ended: the request goes on, or the client gets a 502
+ * that says which check failed (the certificate is expired, for another host, not signed
+ * by a trusted CA, self-signed...), with the same in the access line's error=.
+ */
+static void session_upstream_tls(struct session *s, short what)
+{
+    char why[300], what_text[640], host[300];
+    const char *type;
+
+    s->upstream_tls_handshake = false;
+    if ((what & SOCK_EV_TLS) != 0) {
+        session_upstream_ready(s);
+        return;
+    }
+    type = tls_explain(sock_tls(s->upstream), sock_tls_error(s->upstream), sock_error(s->upstream),
+                       why, sizeof(why));
+    log_escape(host, sizeof(host), s->x.req.host, strlen(s->x.req.host));
+    snprintf(what_text, sizeof(what_text), "TLS to %s:%u: %s", host, s->x.req.port, why);
+    log_notice("%s: %s %s: %s", s->client_addr, s->x.req.method, s->x.target ? s->x.target : "-",
+               what_text);
+    s->x.failure_logged = true;
+    session_drop_upstream(s);
+    session_fail(s, 502, type, TERM_SERVER, TERM_PH_CONNECT, what_text);
 }
 
 /*
@@ -993,7 +1060,7 @@ static struct sock *session_take_kept(struct session *s)
     struct sock *so = NULL;
     char owner[POOL_OWNER_MAX];
 
-    identity_owner_key(&s->x.identity, owner, sizeof(owner));
+    session_owner_key(s, owner, sizeof(owner));
     if (s->pinned != NULL) {
         if (s->pinned->port == r->port && strcmp(s->pinned->host, r->host) == 0 &&
             strcmp(s->pinned->owner, owner) == 0) {
@@ -1136,6 +1203,29 @@ static void session_query(const struct session *s, const struct policy_tool *too
 }
 
 /*
+ * An inspected connection's tunnel, judged again as query q's tool under p: true when the
+ * CONNECT to its host would now be refused (a ban, a denied host, tls: block), with that
+ * decision in *d.  Each request inside, and a reload, ask it, so that what closes a
+ * spliced tunnel also closes an inspected one, whichever tool a request inside names.
+ */
+static bool session_tunnel_blocked(const struct session *s, const struct policy_snapshot *p,
+                                   const struct policy_query *q, struct policy_decision *d)
+{
+    struct policy_query tunnel = *q;
+
+    if (!s->inspecting || s->http_tunnel == NULL)
+        return false;
+    tunnel.is_connect = true;
+    tunnel.method = "CONNECT";
+    tunnel.host = s->http_tunnel->host;
+    tunnel.port = s->http_tunnel->port;
+    tunnel.path = tunnel.raw_path = tunnel.plain_path = tunnel.literal_path = NULL;
+    tunnel.path_flags = 0;
+    policy_decide(p, &tunnel, d);
+    return d->verdict == POLICY_BLOCK;
+}
+
+/*
  * Names the tool and asks the policy about the request whose head is in buf; answers 403
  * (400 for a path that servers read in different ways) and returns false when it is
  * blocked.  A "report" decision goes through with a log line.
@@ -1195,6 +1285,11 @@ static bool session_decide(struct session *s, const char *buf)
     session_query(s, x->identity.tool, &q);
     policy_decide(s->policy, &q, &x->decision);
     x->decided = true;
+    if (x->decision.verdict != POLICY_BLOCK) {
+        struct policy_decision tunnel;
+        if (session_tunnel_blocked(s, s->policy, &q, &tunnel))
+            x->decision = tunnel;
+    }
     if (x->decision.bad_request) {
         char what[600], flags[96];
         urlpath_flags_format(x->path_flags, flags, sizeof(flags));
@@ -1262,8 +1357,8 @@ static void session_take_path(struct exchange *x, const char *buf, struct http1_
 
 /*
  * Keeps the request's target for the record: as received, or, for an origin-form target
- * read inside a CONNECT to connect_http_port, the URL it stands for
- * ("http://host:port/path"), so that reports say where the request went.
+ * read inside a CONNECT to connect_http_port or an inspected one, the URL it stands for
+ * ("http://host:port/path", "https://host/path"), so that reports say where it went.
  */
 static void session_copy_target(struct session *s, const char *buf)
 {
@@ -1276,16 +1371,41 @@ static void session_copy_target(struct session *s, const char *buf)
         session_copy_span(&x->target, buf, *t);
         return;
     }
-    n = (size_t)snprintf(authority, sizeof(authority), "http://%s%s%s",
-                         x->req.host_is_ipv6 ? "[" : "", x->req.host,
-                         x->req.host_is_ipv6 ? "]" : "");
-    if (x->req.port != 80)
+    n = (size_t)snprintf(authority, sizeof(authority), "%s://%s%s%s",
+                         x->req.https ? "https" : "http", x->req.host_is_ipv6 ? "[" : "",
+                         x->req.host, x->req.host_is_ipv6 ? "]" : "");
+    if (x->req.port != (x->req.https ? 443 : 80))
         n += (size_t)snprintf(authority + n, sizeof(authority) - n, ":%u", x->req.port);
     if ((x->target = malloc(n + t->len + 1)) == NULL)
         return;
     memcpy(x->target, authority, n);
     memcpy(x->target + n, buf + t->off, t->len);
     x->target[n + t->len] = '\0';
+}
+
+/*
+ * Keeps what the requests read inside a CONNECT (head in buf) need of it: its host and
+ * port, where every one of them goes, and its credentials, which they do not repeat.
+ * False when out of memory (the connection is closed).
+ */
+static bool session_keep_tunnel(struct session *s, const char *buf)
+{
+    const struct http1_head *h = &s->head;
+
+    free(s->http_tunnel);
+    if ((s->http_tunnel = malloc(sizeof(*s->http_tunnel))) == NULL) {
+        session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);
+        return false;
+    }
+    *s->http_tunnel = s->x.req;
+    for (uint32_t i = 0; i < h->nfields; i++)
+        if (http1_span_eq_ci(buf, h->fields[i].name, "proxy-authorization")) {
+            if (s->tunnel_auth != NULL)
+                OPENSSL_cleanse(s->tunnel_auth, strlen(s->tunnel_auth));
+            free(s->tunnel_auth);
+            s->tunnel_auth = strndup(buf + h->fields[i].value.off, h->fields[i].value.len);
+        }
+    return true;
 }
 
 /*
@@ -1298,22 +1418,9 @@ static void session_copy_target(struct session *s, const char *buf)
 static void session_open_http_tunnel(struct session *s, const char *buf, uint32_t head_len)
 {
     static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-    const struct http1_head *h = &s->head;
 
-    free(s->http_tunnel);
-    if ((s->http_tunnel = malloc(sizeof(*s->http_tunnel))) == NULL) {
-        session_close(s, TERM_RESOURCE, TERM_PH_REQUEST);
+    if (!session_keep_tunnel(s, buf))
         return;
-    }
-    *s->http_tunnel = s->x.req;
-    /* The requests inside do not repeat the CONNECT's credentials: they keep them. */
-    for (uint32_t i = 0; i < h->nfields; i++)
-        if (http1_span_eq_ci(buf, h->fields[i].name, "proxy-authorization")) {
-            if (s->tunnel_auth != NULL)
-                OPENSSL_cleanse(s->tunnel_auth, strlen(s->tunnel_auth));
-            free(s->tunnel_auth);
-            s->tunnel_auth = strndup(buf + h->fields[i].value.off, h->fields[i].value.len);
-        }
     evbuffer_drain(sock_in(s->client), head_len);
     evbuffer_add(sock_out(s->client), established, sizeof(established) - 1);
     sock_flush(s->client);
@@ -1326,6 +1433,163 @@ static void session_open_http_tunnel(struct session *s, const char *buf, uint32_
     session_timer_arm(s, s->env->settings->timeout_keepalive_ms);
     if (evbuffer_get_length(sock_in(s->client)) > 0)
         session_read_head(s);
+}
+
+/*
+ * The ClientHello of an inspected CONNECT offers no HTTP/1.1 (an h2-only client): sluice
+ * cannot read it yet, so the tunnel is spliced -- dialled now, the hello and the rest
+ * relayed untouched -- and recorded as uninspected, with a line that says so.
+ */
+static void session_splice_after_hello(struct session *s, const char *offered)
+{
+    char host[300];
+
+    log_escape(host, sizeof(host), s->x.req.host, strlen(s->x.req.host));
+    log_notice("%s: CONNECT %s:%u: the client offers only %s, which sluice does not inspect: "
+               "the tunnel is spliced, and its requests are not seen (tool %s)",
+               s->client_addr, host, s->x.req.port, offered, s->x.decision.tool);
+    s->splice_after_hello = true;
+    s->x.tls_mode = "splice";
+    session_reach_upstream(s, false);
+}
+
+/* Turns the client's connection to TLS with a certificate for name. */
+static void session_start_client_tls(struct session *s, const char *name)
+{
+    uint64_t cert_us = 0;
+    SSL *ssl = tls_client_side(s->env->tls, name, &cert_us);
+
+    if (cert_us > 0)
+        metrics_observe_certificate((double)cert_us / 1e6);
+    if (ssl == NULL || sock_start_tls(s->client, ssl) < 0) {
+        s->x.error_type = "proxy_internal_error";
+        session_close(s, TERM_RESOURCE, TERM_PH_TUNNEL);
+        return;
+    }
+    s->client_tls_handshake = true;
+    s->x.tls_mode = "inspect";
+}
+
+/*
+ * Reads the ClientHello of an inspected CONNECT, held in the client's input: its server
+ * name is checked against the CONNECT's host as a spliced tunnel's is; a client that
+ * offers HTTP/2 only is spliced; any other goes on to the handshake with sluice.  Bytes
+ * that are not a ClientHello close the connection.
+ */
+static void session_read_hello(struct session *s)
+{
+    struct exchange *x = &s->x;
+    struct evbuffer *in = sock_in(s->client);
+    size_t len = evbuffer_get_length(in),
+           want = len < CLIENTHELLO_MAX_BYTES ? len : CLIENTHELLO_MAX_BYTES;
+    const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)want);
+    char sni[256], host[300];
+    unsigned alpn = 0;
+
+    if (len == 0) {
+        if (s->client_eof)
+            session_close(s, TERM_CLIENT, TERM_PH_TUNNEL);
+        return;
+    }
+    if (p == NULL) {
+        session_close(s, TERM_RESOURCE, TERM_PH_TUNNEL);
+        return;
+    }
+    x->tun.hello = clienthello_parse_alpn(p, want, sni, sizeof(sni), &alpn);
+    if (x->tun.hello == CLIENTHELLO_NEED_MORE && !s->client_eof)
+        return; /* the head timeout bounds the wait */
+    s->hello_wait = false;
+    if (x->tun.hello != CLIENTHELLO_FOUND) {
+        log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));
+        log_notice("%s: CONNECT %s:%u is inspected, and the client sent no TLS ClientHello "
+                   "(%s); closed",
+                   s->client_addr, host, x->req.port, clienthello_result_str(x->tun.hello));
+        x->error_type = "tls_protocol_error";
+        session_close(s, TERM_CLIENT, TERM_PH_TUNNEL);
+        return;
+    }
+    if (sni[0] != '\0' && (x->tun.sni = strdup(sni)) == NULL) {
+        session_close(s, TERM_RESOURCE, TERM_PH_TUNNEL);
+        return;
+    }
+    if (!session_check_sni(s, x->tun.sni))
+        return;
+    if ((alpn & CLIENTHELLO_ALPN_OFFERED) != 0 && (alpn & CLIENTHELLO_ALPN_HTTP11) == 0) {
+        session_splice_after_hello(
+            s, (alpn & CLIENTHELLO_ALPN_H2) != 0 ? "HTTP/2" : "protocols other than HTTP/1.1");
+        return;
+    }
+    /* The certificate names what the client will check: its server name, else the host. */
+    session_start_client_tls(s, x->tun.sni != NULL ? x->tun.sni : x->req.host);
+}
+
+/*
+ * A CONNECT that policy inspects: sluice answers 200 itself (nothing is dialled yet) and
+ * reads the ClientHello that follows (session_read_hello).
+ */
+static void session_open_inspected(struct session *s, const char *buf, uint32_t head_len)
+{
+    static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    struct exchange *x = &s->x;
+
+    if (s->env->tls == NULL) {
+        session_fail(s, 503, "proxy_configuration_error", TERM_PROXY, TERM_PH_REQUEST,
+                     "policy inspects this host, and sluice has no CA to do it with; set "
+                     "ca.cert and ca.key (sluice ca init makes them)");
+        return;
+    }
+    if (!session_keep_tunnel(s, buf))
+        return;
+    s->http_tunnel->https = true;
+    evbuffer_drain(sock_in(s->client), head_len);
+    x->head_bytes += head_len;
+    evbuffer_add(sock_out(s->client), established, sizeof(established) - 1);
+    x->own_bytes += sizeof(established) - 1;
+    x->status = 200;
+    sock_flush(s->client);
+    s->hello_wait = true;
+    if (evbuffer_get_length(sock_in(s->client)) > 0)
+        session_read_hello(s);
+}
+
+/*
+ * The client's TLS handshake with sluice ended.  Done: the connection reads the requests
+ * inside as it reads those of a CONNECT to connect_http_port, each decided and recorded on
+ * its own (the CONNECT itself sent nothing anywhere).  Failed: closed, and a client that
+ * refused sluice's certificate is said to (it does not trust the CA, or pins its own).
+ */
+static void session_client_tls(struct session *s, short what)
+{
+    struct exchange *x = &s->x;
+    char host[300], why[300];
+    unsigned long err;
+
+    s->client_tls_handshake = false;
+    log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));
+    if ((what & SOCK_EV_TLS) != 0) {
+        s->inspecting = true;
+        free(s->tls_sni);
+        s->tls_sni = x->tun.sni; /* for the records of the requests inside */
+        x->tun.sni = NULL;
+        log_info("%s: CONNECT %s:%u: inspecting (%s)", s->client_addr, host, x->req.port,
+                 x->decision.tls_rule);
+        x->active = false;
+        session_reset_exchange(s);
+        sock_set_reading(s->client, true);
+        session_timer_arm(s, s->env->settings->timeout_keepalive_ms);
+        if (evbuffer_get_length(sock_in(s->client)) > 0)
+            session_read_head(s);
+        return;
+    }
+    err = sock_tls_error(s->client);
+    x->error_type = tls_explain(sock_tls(s->client), err, sock_error(s->client), why, sizeof(why));
+    if (tls_client_rejected_cert(err))
+        log_notice("%s: CONNECT %s:%u: the client refused sluice's certificate (%s): it does not "
+                   "trust the local CA (see sluice ca show), or it pins its own certificate",
+                   s->client_addr, host, x->req.port, why);
+    else
+        log_info("%s: CONNECT %s:%u: %s", s->client_addr, host, x->req.port, why);
+    session_close(s, TERM_CLIENT, TERM_PH_TUNNEL);
 }
 
 /* Works out where a complete request goes and hands it on; buf holds the head. */
@@ -1362,8 +1626,21 @@ static void session_dispatch(struct session *s, const char *buf)
     session_refresh_policy(s);
     if (!session_decide(s, buf))
         return;
+    if (x->req.is_connect && x->decision.tls == POLICY_TLS_INSPECT) {
+        session_open_inspected(s, buf, head_len);
+        return;
+    }
     if (!x->req.is_connect && forward_prepare(&x->fwd, buf, &s->head, &x->req, &errstr) < 0) {
         session_refuse(s, 400, errstr, 0);
+        return;
+    }
+    /* An inspected connection cannot become a tunnel: its bytes are TLS records sluice
+     * makes, and the tunnel relays the sockets' own. */
+    if (s->inspecting && x->fwd.wants_upgrade) {
+        session_refuse(s, 501,
+                       "protocol upgrades (WebSocket) inside inspected TLS are not supported "
+                       "yet; set tls: splice for this host in the tool's policy",
+                       0);
         return;
     }
     evbuffer_drain(sock_in(s->client), head_len);
@@ -1456,6 +1733,10 @@ static void session_read_head(struct session *s)
     const char *buf;
     int64_t r;
 
+    if (s->hello_wait) {
+        session_read_hello(s);
+        return;
+    }
     if (len == 0)
         return;
     if (s->proxy_header) {
@@ -1492,7 +1773,7 @@ static void session_read_head(struct session *s)
     }
     /* TLS where a CONNECT to connect_http_port promised plain HTTP: said at once, not
      * after the head timeout. */
-    if (s->http_tunnel != NULL && (unsigned char)buf[0] == 0x16) {
+    if (s->http_tunnel != NULL && !s->inspecting && (unsigned char)buf[0] == 0x16) {
         session_refuse(s, 400,
                        "a CONNECT to this port carries plain HTTP only, and this is TLS; send "
                        "https:// through a CONNECT to port 443",
@@ -1561,7 +1842,9 @@ static void session_client_cb(struct sock *so, short what, void *arg)
     (void)so;
     switch (s->state) {
     case SESSION_ST_HEAD:
-        if ((what & SOCK_EV_READ) != 0) {
+        if (s->client_tls_handshake) {
+            session_client_tls(s, what);
+        } else if ((what & SOCK_EV_READ) != 0) {
             session_read_head(s);
         } else if ((what & (SOCK_EV_EOF | SOCK_EV_ERROR)) != 0) {
             s->client_eof = true;
@@ -1607,7 +1890,9 @@ static void session_upstream_cb(struct sock *so, short what, void *arg)
     struct session *s = arg;
 
     (void)so;
-    if (s->state == SESSION_ST_FORWARD)
+    if (s->upstream_tls_handshake)
+        session_upstream_tls(s, what);
+    else if (s->state == SESSION_ST_FORWARD)
         session_advance(s, forward_upstream_event(&s->x.fwd, what));
 }
 
@@ -1783,6 +2068,10 @@ void session_policy_changed(struct session *s)
             d = x->refusal;
             blocked = true;
         }
+    }
+    if (!blocked && session_tunnel_blocked(s, p, &q, &d)) {
+        x->decision = d;
+        blocked = true;
     }
     /* A tunnel's server name, when it names another host, is held to the new policy too. */
     if (!blocked && s->state == SESSION_ST_TUNNEL && x->tun.sni != NULL) {

@@ -10,10 +10,15 @@
 #include "sluice/sock.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 /* A socket, its buffers and its two events; owned by whoever called sock_new(). */
 struct sock {
@@ -33,7 +38,17 @@ struct sock {
     size_t limit;    /* input bound while reading, 0 for none */
     sock_cb cb;
     void *arg;
+    /* TLS, once sock_start_tls() ran: the input holds what SSL_read gave, the output is
+     * what SSL_write takes; the socket carries the records. */
+    SSL *tls;                 /* owned, or NULL for plain TCP */
+    struct evbuffer *tls_pre; /* records read before TLS began, given to OpenSSL first */
+    bool tls_handshaking;     /* the handshake is under way: both events drive it */
+    bool tls_shut;            /* close_notify was sent */
+    unsigned long tls_error;  /* OpenSSL's first error of a failure, or 0 */
 };
+
+/* The most one SSL_write takes at once: one full record. */
+#define SOCK_TLS_RECORD 16384
 
 /* Adds or removes an event, remembering which. */
 static void sock_event_set(struct event *ev, bool *added, bool on)
@@ -53,8 +68,12 @@ static void sock_update_reading(struct sock *so)
     bool on = so->want_read && !so->eof && so->error == 0 &&
               (so->limit == 0 || evbuffer_get_length(so->in) < so->limit);
 
-    if (!so->raw)
-        sock_event_set(so->rd, &so->rd_added, on);
+    if (so->raw || so->tls_handshaking)
+        return;
+    sock_event_set(so->rd, &so->rd_added, on);
+    /* Records OpenSSL decrypted already and holds: the epoll will not say so. */
+    if (on && so->tls != NULL && SSL_has_pending(so->tls))
+        event_active(so->rd, EV_READ, 1);
 }
 
 /* The owner took bytes from the input: a read held by the bound may resume. */
@@ -74,6 +93,272 @@ static void sock_report(struct sock *so, short what)
         so->cb(so, what, so->arg);
 }
 
+/*
+ * The BIO OpenSSL reads and writes a TLS sock's records through: the records read before
+ * TLS began (the ClientHello a peek took) come first, then the socket itself.
+ */
+static int sock_bio_read(BIO *b, char *data, size_t len, size_t *got)
+{
+    struct sock *so = BIO_get_data(b);
+    ssize_t n;
+
+    BIO_clear_retry_flags(b);
+    if (so->tls_pre != NULL && evbuffer_get_length(so->tls_pre) > 0) {
+        n = evbuffer_remove(so->tls_pre, data, len);
+        *got = n > 0 ? (size_t)n : 0;
+        return n > 0;
+    }
+    n = read(so->fd, data, len);
+    if (n > 0) {
+        *got = (size_t)n;
+        return 1;
+    }
+    *got = 0;
+    if (n == 0) {
+        so->eof = true;
+    } else if (errno == EAGAIN || errno == EINTR) {
+        BIO_set_retry_read(b);
+    } else if (so->error == 0) {
+        so->error = errno;
+    }
+    return 0;
+}
+
+static int sock_bio_write(BIO *b, const char *data, size_t len, size_t *put)
+{
+    struct sock *so = BIO_get_data(b);
+    ssize_t n = send(so->fd, data, len, MSG_NOSIGNAL);
+
+    BIO_clear_retry_flags(b);
+    if (n >= 0) {
+        *put = (size_t)n;
+        return 1;
+    }
+    *put = 0;
+    if (errno == EAGAIN || errno == EINTR)
+        BIO_set_retry_write(b);
+    else if (so->error == 0)
+        so->error = errno;
+    return 0;
+}
+
+static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static BIO_METHOD *sock_bio_method;
+static pthread_once_t sock_bio_once = PTHREAD_ONCE_INIT;
+
+static void sock_bio_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sluice sock");
+
+    if (m != NULL && (BIO_meth_set_read_ex(m, sock_bio_read) != 1 ||
+                      BIO_meth_set_write_ex(m, sock_bio_write) != 1 ||
+                      BIO_meth_set_ctrl(m, sock_bio_ctrl) != 1)) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    sock_bio_method = m;
+}
+
+/* Keeps OpenSSL's first error of a failure, for the owner to explain. */
+static void sock_tls_failed(struct sock *so, int ssl_err)
+{
+    unsigned long e = ERR_peek_error();
+
+    if (so->tls_error == 0)
+        so->tls_error = e;
+    if (so->error == 0)
+        so->error = ssl_err == SSL_ERROR_SYSCALL && e == 0 ? ECONNRESET : EPROTO;
+    ERR_clear_error();
+}
+
+/*
+ * Reads what TLS gives, at most max bytes, into the input.  Returns the bytes read; on
+ * none, so->eof or so->error says why unless OpenSSL simply wants more records.
+ */
+static size_t sock_tls_read(struct sock *so, size_t max)
+{
+    size_t total = 0;
+
+    while (total < max) {
+        struct evbuffer_iovec vec;
+        size_t got = 0, want;
+        int r, e;
+
+        if (evbuffer_reserve_space(
+                so->in, (ev_ssize_t)(max - total < SOCK_TLS_RECORD ? max - total : SOCK_TLS_RECORD),
+                &vec, 1) < 1) {
+            so->error = ENOMEM;
+            break;
+        }
+        want = vec.iov_len < max - total ? vec.iov_len : max - total;
+        ERR_clear_error();
+        r = SSL_read_ex(so->tls, vec.iov_base, want, &got);
+        if (r == 1) {
+            vec.iov_len = got;
+            evbuffer_commit_space(so->in, &vec, 1);
+            total += got;
+            continue;
+        }
+        evbuffer_commit_space(so->in, &vec, 0);
+        e = SSL_get_error(so->tls, r);
+        if (e == SSL_ERROR_ZERO_RETURN)
+            so->eof = true;
+        else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            sock_tls_failed(so, e);
+        else if (so->eof) /* the socket ended inside a record */
+            sock_tls_failed(so, SSL_ERROR_SYSCALL);
+        break;
+    }
+    return total;
+}
+
+/*
+ * Writes the output through TLS, a record at a time, as far as the socket takes it.
+ * Returns -1 with so->error set on a failure, else 0.
+ */
+static int sock_tls_write(struct sock *so)
+{
+    size_t len;
+
+    while ((len = evbuffer_get_length(so->out)) > 0) {
+        size_t put = 0, chunk = len < SOCK_TLS_RECORD ? len : SOCK_TLS_RECORD;
+        unsigned char *p = evbuffer_pullup(so->out, (ev_ssize_t)chunk);
+        int r, e;
+
+        if (p == NULL) {
+            so->error = ENOMEM;
+            return -1;
+        }
+        ERR_clear_error();
+        r = SSL_write_ex(so->tls, p, chunk, &put);
+        if (r == 1) {
+            evbuffer_drain(so->out, put);
+            continue;
+        }
+        e = SSL_get_error(so->tls, r);
+        if (e == SSL_ERROR_WANT_WRITE)
+            return 0;
+        /* Renegotiation is off: a write never waits for a read. */
+        sock_tls_failed(so, e);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes the output, through TLS or not; -1 with so->error on a failure. */
+static int sock_write_out(struct sock *so)
+{
+    if (so->tls != NULL)
+        return sock_tls_write(so);
+    if (evbuffer_write(so->out, so->fd) < 0 && errno != EAGAIN && errno != EINTR) {
+        so->error = errno;
+        return -1;
+    }
+    return 0;
+}
+
+/* One step of the handshake: on, waiting for the right event, or told when it ends. */
+static void sock_tls_handshake(struct sock *so)
+{
+    int r, e;
+
+    ERR_clear_error();
+    r = SSL_do_handshake(so->tls);
+    if (r == 1) {
+        so->tls_handshaking = false;
+        if (so->tls_pre != NULL)
+            evbuffer_free(so->tls_pre); /* OpenSSL took it all */
+        so->tls_pre = NULL;
+        sock_event_set(so->wr, &so->wr_added, false);
+        sock_update_reading(so);
+        /* Bytes already decrypted wait inside OpenSSL: the epoll will not say so. */
+        if (so->want_read && SSL_has_pending(so->tls))
+            event_active(so->rd, EV_READ, 1);
+        sock_flush(so);
+        sock_report(so, SOCK_EV_TLS);
+        return;
+    }
+    e = SSL_get_error(so->tls, r);
+    if (e == SSL_ERROR_WANT_READ && !so->eof) {
+        sock_event_set(so->wr, &so->wr_added, false);
+        sock_event_set(so->rd, &so->rd_added, true);
+        return;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        sock_event_set(so->wr, &so->wr_added, true);
+        return;
+    }
+    sock_tls_failed(so, e);
+    sock_event_set(so->rd, &so->rd_added, false);
+    sock_event_set(so->wr, &so->wr_added, false);
+    so->tls_handshaking = false;
+    so->error_told = true;
+    sock_report(so, SOCK_EV_ERROR);
+}
+
+/* Begins TLS on the sock; see the header. */
+int sock_start_tls(struct sock *so, SSL *ssl)
+{
+    BIO *bio;
+
+    pthread_once(&sock_bio_once, sock_bio_init);
+    if (sock_bio_method == NULL || (bio = BIO_new(sock_bio_method)) == NULL) {
+        SSL_free(ssl);
+        return -1;
+    }
+    BIO_set_data(bio, so);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(ssl, bio, bio);
+    so->tls = ssl;
+    /* What was read already is the start of the handshake (a peeked ClientHello). */
+    if (evbuffer_get_length(so->in) > 0) {
+        if ((so->tls_pre = evbuffer_new()) == NULL)
+            return -1;
+        evbuffer_add_buffer(so->tls_pre, so->in);
+    }
+    so->tls_handshaking = true;
+    /* The first step runs from the loop, so that its report never lands in the caller. */
+    event_active(so->rd, EV_READ, 1);
+    return 0;
+}
+
+/* The TLS session, or NULL. */
+SSL *sock_tls(const struct sock *so)
+{
+    return so->tls;
+}
+
+/* OpenSSL's first error of the failure, or 0. */
+unsigned long sock_tls_error(const struct sock *so)
+{
+    return so->tls_error;
+}
+
+/* The errno of the failure, or 0. */
+int sock_error(const struct sock *so)
+{
+    return so->error;
+}
+
+/* Ends the sending direction: close_notify first under TLS, then the TCP half-close. */
+void sock_shutdown_write(struct sock *so)
+{
+    if (so->tls != NULL && !so->tls_shut && !so->tls_handshaking && so->error == 0) {
+        so->tls_shut = true;
+        ERR_clear_error();
+        (void)SSL_shutdown(so->tls); /* one try: the alert goes out, or the close does */
+        ERR_clear_error();
+    }
+    (void)shutdown(so->fd, SHUT_WR);
+}
+
 /* Reads once, at most max bytes; see the header. */
 size_t sock_read_now(struct sock *so, size_t max)
 {
@@ -86,6 +371,15 @@ size_t sock_read_now(struct sock *so, size_t max)
     /* After a failed write the receive queue may still hold the peer's answer: read on. */
     if (max == 0 || so->eof)
         return 0;
+    if (so->tls != NULL) {
+        size_t got = sock_tls_read(so, max);
+        /* Records decrypted and kept inside OpenSSL: the epoll will not say so. */
+        if (got > 0 && SSL_has_pending(so->tls))
+            event_active(so->rd, EV_READ, 1);
+        if (got == 0)
+            sock_update_reading(so);
+        return got;
+    }
     nvec = evbuffer_reserve_space(so->in, (ev_ssize_t)max, vec, 2);
     if (nvec < 1) {
         so->error = ENOMEM;
@@ -131,6 +425,10 @@ static void sock_read_cb(evutil_socket_t fd, short what, void *arg)
         sock_report(so, what);
         return;
     }
+    if (so->tls_handshaking) {
+        sock_tls_handshake(so);
+        return;
+    }
     held = evbuffer_get_length(so->in);
     if (so->limit != 0)
         room = held < so->limit ? so->limit - held : 0;
@@ -159,9 +457,12 @@ static void sock_write_cb(evutil_socket_t fd, short what, void *arg)
         sock_report(so, what);
         return;
     }
-    if (so->error == 0 && evbuffer_get_length(so->out) > 0 && evbuffer_write(so->out, so->fd) < 0 &&
-        errno != EAGAIN && errno != EINTR)
-        so->error = errno;
+    if (so->tls_handshaking) {
+        sock_tls_handshake(so);
+        return;
+    }
+    if (so->error == 0 && evbuffer_get_length(so->out) > 0)
+        (void)sock_write_out(so);
     if (so->error != 0) {
         sock_event_set(so->wr, &so->wr_added, false);
         sock_update_reading(so);
@@ -218,6 +519,9 @@ void sock_free(struct sock *so)
         evbuffer_free(so->in);
     if (so->out != NULL)
         evbuffer_free(so->out);
+    if (so->tls_pre != NULL)
+        evbuffer_free(so->tls_pre);
+    SSL_free(so->tls); /* frees its BIO, which only points at the sock */
     close(so->fd);
     free(so);
 }
@@ -266,10 +570,10 @@ void sock_flush(struct sock *so)
 {
     size_t left;
 
-    if (so->raw || so->wr_added || evbuffer_get_length(so->out) == 0)
+    if (so->raw || so->wr_added || so->tls_handshaking || evbuffer_get_length(so->out) == 0)
         return;
-    if (so->error == 0 && evbuffer_write(so->out, so->fd) < 0 && errno != EAGAIN && errno != EINTR)
-        so->error = errno;
+    if (so->error == 0)
+        (void)sock_write_out(so);
     if (so->error != 0) {
         /* Told from the loop: the caller is in the middle of something. */
         event_active(so->wr, EV_WRITE, 1);

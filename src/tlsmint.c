@@ -70,12 +70,15 @@ struct tlsmint *tlsmint_new(X509 *ca_cert, EVP_PKEY *ca_key, size_t cache_max, c
         m->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)m;
     TAILQ_INIT(&m->lru);
     pthread_mutex_init(&m->lock, NULL);
-    if (X509_up_ref(ca_cert) != 1 || (m->ca = ca_cert, EVP_PKEY_up_ref(ca_key) != 1)) {
+    if (X509_up_ref(ca_cert) == 1)
+        m->ca = ca_cert;
+    if (EVP_PKEY_up_ref(ca_key) == 1)
+        m->ca_key = ca_key;
+    if (m->ca == NULL || m->ca_key == NULL) {
         snprintf(err, cap, "cannot take the CA certificate and key (OpenSSL failed)");
         tlsmint_free(m);
         return NULL;
     }
-    m->ca_key = ca_key;
     if ((m->key = EVP_EC_gen("P-256")) == NULL) {
         snprintf(err, cap, "cannot make the key for inspected connections (OpenSSL failed)");
         tlsmint_free(m);

@@ -25,6 +25,7 @@ struct audit_record {
     const char *media_type; /* the response's Content-Type without parameters, or "" or NULL */
     uint64_t duration_ms;   /* from the first byte of the request to the end */
     const char *sni;        /* TLS server name seen in a tunnel, or "" */
+    const char *tls_mode;   /* "splice" or "inspect" for TLS sluice saw, else "" or NULL */
     const char *term;       /* two-character termination code */
     const char *tool;       /* tool id, or "unidentified" */
     const char *id_source;  /* how the tool was identified */

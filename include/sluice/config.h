@@ -52,6 +52,8 @@ struct sluice_config {
     char *geoip_asn_db;
     char *ca_cert;
     char *ca_key;
+    char *tls_upstream_ca;   /* more CAs trusted for inspected origins (PEM), or NULL */
+    uint32_t tls_cert_cache; /* leaves kept for inspected hosts */
     char *audit_path;
     uint32_t audit_sync_ms;         /* fdatasync the trail at most this long after a write */
     uint32_t audit_rotate_mib;      /* rotate the trail past this size; 0: never */

@@ -63,6 +63,9 @@ void metrics_reload_failed(void);
 /* A process lookup answered seconds after it was asked (any thread). */
 void metrics_observe_identification(double seconds);
 
+/* Adds the time one certificate for an inspected host took to make (any thread). */
+void metrics_observe_certificate(double seconds);
+
 /*
  * The index of value in table t, interning it when the table has room; 0, the "other"
  * series, when it is full.  Lock-free when value is known.  Exported for the tests.

@@ -29,6 +29,8 @@ struct request {
     char host[REQUEST_HOST_MAX];     /* normalised host (request_normalize_host) */
     bool host_is_ipv6;               /* host is IPv6 text, written in brackets in Host */
     uint16_t port;                   /* upstream port */
+    bool https;                      /* read inside inspected TLS: the origin's is https, and
+                                        its default port 443 */
     struct http1_span target;        /* the request target as received */
     struct http1_span path;          /* origin-form path and query; len 0 means "/" */
 };

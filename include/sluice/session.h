@@ -5,10 +5,12 @@
  * and acts on the outcome each returns (session_advance).  Everything here runs in one
  * worker's event loop.
  *
- * Where TLS inspection plugs in: a CONNECT's tunnel ends its peek with a PEEKED outcome
- * (session_peeked), before any client byte is relayed; there the session can decide to
- * inspect instead of splicing, and run the same forward path over a sock that speaks TLS
- * to the client.  Nothing below the session needs to know.
+ * Where TLS inspection plugs in: a CONNECT that policy inspects is answered by sluice
+ * itself, its ClientHello read in the HEAD state (the server name checked, h2-only clients
+ * spliced), and the client sock turned to TLS with a certificate for that name; from then
+ * on the connection reads requests exactly as a CONNECT to connect_http_port does, each
+ * decided and forwarded on the one HTTP path, to an upstream sock that speaks verified TLS.
+ * Nothing below the session needs to know: a sock is a sock.
  *
  * Legal state transitions (session_set_state() asserts them):
  *
@@ -48,6 +50,8 @@
 #include "sluice/sock.h"
 #include "sluice/tunnel.h"
 
+struct tls;
+
 /* Where a connection is in its life. */
 enum session_state {
     SESSION_ST_HEAD = 0, /* reading a request head (the first, or the next on keep-alive) */
@@ -80,6 +84,7 @@ struct session_env {
     atomic_uint *open_total;     /* open client connections across all workers */
     struct clientcap *clientcap; /* connections per client address, or NULL: no cap */
     struct proclookup *lookups;  /* the worker's process lookup thread, or NULL: none */
+    struct tls *tls;             /* the TLS layer for inspection, or NULL: no CA configured */
 };
 
 /* How a connection came in: what its listener says of it, and what the worker did. */
@@ -135,6 +140,7 @@ struct exchange {
     const char *error_type;          /* RFC 9209 type of a failure (static), or NULL */
     bool failure_logged;             /* its message is logged already (a block) */
     char term[3];                    /* termination code: TERM_* then TERM_PH_* */
+    const char *tls_mode;            /* "splice" or "inspect" when TLS was seen (static) */
     uint64_t interim_ms;             /* when its last interim record was made, or 0 */
 };
 
@@ -169,6 +175,14 @@ struct session {
                                       where every request read after it goes; owned, or NULL */
     char *tunnel_auth;             /* that CONNECT's Proxy-Authorization, which the requests
                                       inside do not repeat; owned, or NULL */
+    bool hello_wait;               /* an inspected CONNECT was answered: its ClientHello is
+                                      read next (HEAD state, the CONNECT's exchange active) */
+    bool client_tls_handshake;     /* the client's TLS handshake with sluice is under way */
+    bool inspecting;               /* the client's TLS ends here: http_tunnel's requests are
+                                      read from it, and go upstream over TLS */
+    bool splice_after_hello;       /* the ClientHello was read, and the tunnel is spliced */
+    bool upstream_tls_handshake;   /* the upstream's TLS handshake is under way (CONNECT) */
+    char *tls_sni;                 /* the inspected tunnel's server name, or NULL; owned */
     uint32_t linger_discarded;     /* bytes thrown away while lingering */
     size_t linger_left;            /* output left at the last sign of progress while lingering */
     bool linger_shut;              /* lingering: the client was half-closed */

@@ -5,7 +5,9 @@
  * (no write event for a write that completes), and keeps its read and write events added
  * only while they are wanted, so a request and its response cost one read and one write
  * each.  A tunnel can take its events over ("raw" mode) to move bytes with splice(2).
- * TLS, when it comes, is another way of filling the input and draining the output here.
+ * TLS is another way of filling the input and draining the output here: after
+ * sock_start_tls() the input holds what the peer's records decrypt to and the output is
+ * encrypted on its way out, so what speaks HTTP over a sock does not know which it is.
  */
 #ifndef SLUICE_SOCK_H
 #define SLUICE_SOCK_H
@@ -15,12 +17,14 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/types.h>
 
 /* What happened, for the callback (bits). */
 #define SOCK_EV_READ    0x01 /* new bytes are in the input */
 #define SOCK_EV_DRAINED 0x02 /* queued output went out: the output fell to the low mark */
 #define SOCK_EV_EOF     0x04 /* the peer ended its direction; the input holds the rest */
-#define SOCK_EV_ERROR   0x08 /* a read or a write failed */
+#define SOCK_EV_ERROR   0x08 /* a read or a write failed (or the TLS handshake did) */
+#define SOCK_EV_TLS     0x10 /* the TLS handshake is done: reads and writes go through it */
 
 /* The most one read takes (never more, whatever buffer space is free); the relay pauses a
  * reader at this much output too (RELAY_HIGH_WATERMARK). */
@@ -92,5 +96,31 @@ void sock_reset_on_free(struct sock *so);
  * read.
  */
 size_t sock_read_now(struct sock *so, size_t max);
+
+/*
+ * Begins TLS on the sock with ssl (owned from now on, freed with the sock, also on
+ * failure), in the role ssl was set to (SSL_set_accept_state or SSL_set_connect_state).
+ * What the input holds now is taken as the first records (a ClientHello that was peeked
+ * at).  The handshake runs from the loop; its end is reported with SOCK_EV_TLS, its failure
+ * with SOCK_EV_ERROR (sock_tls_error() and sock_error() say why).  Meanwhile nothing is
+ * read into the input and nothing written from the output.  Returns 0, or -1 when out of
+ * memory.  Not for raw mode: a tunnel never carries a TLS sock.
+ */
+int sock_start_tls(struct sock *so, SSL *ssl);
+
+/* The sock's TLS session, or NULL for plain TCP. */
+SSL *sock_tls(const struct sock *so);
+
+/* OpenSSL's first error of a TLS failure (ERR_peek_error()), or 0. */
+unsigned long sock_tls_error(const struct sock *so);
+
+/* The errno of the sock's failure (EPROTO for a TLS one), or 0. */
+int sock_error(const struct sock *so);
+
+/*
+ * Ends the sending direction: under TLS a close_notify first (one try, never waited for),
+ * then the TCP half-close.  Whatever the output holds is not sent.
+ */
+void sock_shutdown_write(struct sock *so);
 
 #endif /* SLUICE_SOCK_H */

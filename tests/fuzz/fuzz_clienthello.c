@@ -1,8 +1,8 @@
 /*
  * libFuzzer target for the ClientHello peek: any bytes, any length, never out of bounds;
  * a prefix is never more complete than the whole; and a hello found in one record gives
- * the same result and name when its message is cut into records of other sizes, as a
- * client may send it.
+ * the same result, name and ALPN offer when its message is cut into records of other
+ * sizes, as a client may send it; an offer's protocols are never claimed without ALPN.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -39,9 +39,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static uint8_t again[CLIENTHELLO_MAX_BYTES];
     static const size_t frags[] = {1, 3, 64, 1000};
     char sni[256], sni_again[256];
-    enum clienthello_result whole = clienthello_parse(data, size, sni, sizeof(sni));
+    unsigned alpn = 0, alpn_again = 0;
+    enum clienthello_result whole = clienthello_parse_alpn(data, size, sni, sizeof(sni), &alpn);
 
     if (whole == CLIENTHELLO_FOUND && strlen(sni) >= sizeof(sni))
+        __builtin_trap();
+    if ((alpn & ~CLIENTHELLO_ALPN_OFFERED) != 0 && (alpn & CLIENTHELLO_ALPN_OFFERED) == 0)
+        __builtin_trap();
+    if (whole != CLIENTHELLO_FOUND && alpn != 0)
         __builtin_trap();
     /* A prefix can never be more complete than the whole. */
     for (size_t cut = 0; cut < size && cut < 64; cut++) {
@@ -62,8 +67,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
             if (n == 0)
                 continue;
-            if (clienthello_parse(again, n, sni_again, sizeof(sni_again)) != CLIENTHELLO_FOUND ||
-                strcmp(sni, sni_again) != 0)
+            if (clienthello_parse_alpn(again, n, sni_again, sizeof(sni_again), &alpn_again) !=
+                    CLIENTHELLO_FOUND ||
+                strcmp(sni, sni_again) != 0 || alpn != alpn_again)
                 __builtin_trap();
         }
     }

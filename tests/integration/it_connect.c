@@ -118,6 +118,7 @@ static int tls_get_in_pieces_sni(int fd, struct tbuf *pending, const char *ca_pa
     struct tbuf resp = {0};
     char buf[16384];
     const char *sni = "origin.test"; /* what the certificate is checked against */
+    char name[256];
     int rc = -1;
     int i;
 
@@ -132,7 +133,8 @@ static int tls_get_in_pieces_sni(int fd, struct tbuf *pending, const char *ca_pa
     SSL_set_bio(ssl, rbio, wbio);
     rbio = NULL; /* owned by ssl now */
     wbio = SSL_get_wbio(ssl);
-    if (SSL_set_tlsext_host_name(ssl, server_name) != 1 || SSL_set1_host(ssl, sni) != 1)
+    snprintf(name, sizeof(name), "%s", server_name); /* the macro takes it without const */
+    if (SSL_set_tlsext_host_name(ssl, name) != 1 || SSL_set1_host(ssl, sni) != 1)
         goto out;
     SSL_set_connect_state(ssl);
     if (pending->len > 0)
@@ -195,7 +197,7 @@ static int send_client_hello(int fd, const char *sni)
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL *ssl = ctx != NULL ? SSL_new(ctx) : NULL;
     BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
-    char *data = NULL;
+    char *data = NULL, name[256];
     long n;
     int rc = -1;
 
@@ -205,7 +207,8 @@ static int send_client_hello(int fd, const char *sni)
         goto out;
     }
     SSL_set_bio(ssl, rbio, wbio);
-    if (SSL_set_tlsext_host_name(ssl, sni) != 1)
+    snprintf(name, sizeof(name), "%s", sni); /* the macro takes it without const */
+    if (SSL_set_tlsext_host_name(ssl, name) != 1)
         goto out;
     SSL_set_connect_state(ssl);
     (void)SSL_do_handshake(ssl); /* wants to read: the ClientHello is in wbio */

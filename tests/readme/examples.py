@@ -11,6 +11,9 @@ beside the commands:
            directory) for `sluice run --isolate`
   demo     sluice with the policy directory /tmp/demo-pol, its tools/demo.yaml being the
            README's yaml block that starts with "id: demo"
+  inspect  sluice as in shipped, with "tls: inspect" added to a copy of the shipped
+           organisation.yaml, its CA made by `sluice ca init` in certs/ (ca.pem, ca.key),
+           and the TLS origin's c.pem trusted for origins (--upstream-ca)
 An HTTP origin (index.html, v1/models) and a TLS origin for "localhost" run in every
 setup. Everything listens on 127.0.0.1 on ports the kernel picks; the README's ports
 (3128 sluice, 8000 the origin, 8443 the TLS origin), its checkout path (/work/main) and
@@ -157,20 +160,31 @@ def main():
         with open(os.path.join(demo_dir, "tools", "demo.yaml"), "w") as f:
             f.write(demo.group(1))
 
+        inspect_dir = os.path.join(work, "inspect-pol")
+        shutil.copytree(os.path.join(src, "policies"), inspect_dir)
+        with open(os.path.join(inspect_dir, "organisation.yaml"), "a") as f:
+            f.write("tls: inspect\n")
+        os.makedirs(os.path.join(work, "certs"))
+        ca = ["--ca-cert", "certs/ca.pem", "--ca-key", "certs/ca.key"]
+        subprocess.run([binary, "ca", "init"] + ca, cwd=work, check=True, capture_output=True)
+
         proxies = {}
         # The shipped setup also has the Unix listener `sluice run --isolate` dials, in the
         # runtime directory that the commands below are given too.
         os.environ["XDG_RUNTIME_DIR"] = work
         for setup, args in (("shipped", ["--config", "proxy/sluice.yaml", "--connect-ports",
                                          "443," + ports["tls"], "--listen", "unix:sluice.sock"]),
-                            ("demo", ["--policy-dir", demo_dir])):
+                            ("demo", ["--policy-dir", demo_dir]),
+                            ("inspect", ["--config", "proxy/sluice.yaml", "--policy-dir",
+                                         inspect_dir, "--connect-ports", "443," + ports["tls"],
+                                         "--upstream-ca", "c.pem"] + ca)):
             proc, port = start_sluice(binary, work, setup, args)
             procs.append(proc)
             proxies[setup] = port
 
         checked = 0
         for setup, lineno, block in blocks(readme):
-            if setup not in ("none", "shipped", "demo"):
+            if setup not in ("none", "shipped", "demo", "inspect"):
                 print("README.md:%d: unknown setup '%s'" % (lineno, setup))
                 failures += 1
                 continue

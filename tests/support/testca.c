@@ -91,9 +91,15 @@ fail:
 /* Builds the pair and writes the CA file. */
 struct testca *testca_new(const char *dir, const char *dns_name, const char *ip)
 {
+    return testca_new_kind(dir, "test-ca.pem", dns_name, ip, TESTCA_GOOD);
+}
+
+/* Builds the pair, the leaf of the given kind, and writes the CA file. */
+struct testca *testca_new_kind(const char *dir, const char *file, const char *dns_name,
+                               const char *ip, enum testca_kind kind)
+{
     struct testca *ca = calloc(1, sizeof(*ca));
     char san[512];
-    size_t len;
     FILE *f;
 
     if (ca == NULL || (dns_name == NULL && ip == NULL))
@@ -105,20 +111,30 @@ struct testca *testca_new(const char *dir, const char *dns_name, const char *ip)
     ca->ca = testca_cert(ca->ca_key, "sluice test CA", NULL);
     if (ca->ca == NULL || X509_sign(ca->ca, ca->ca_key, EVP_sha256()) == 0)
         goto fail;
-    ca->leaf = testca_cert(ca->leaf_key, dns_name != NULL ? dns_name : ip, ca->ca);
+    ca->leaf = testca_cert(ca->leaf_key, dns_name != NULL ? dns_name : ip,
+                           kind == TESTCA_SELF_SIGNED ? NULL : ca->ca);
     if (ca->leaf == NULL)
+        goto fail;
+    if (kind == TESTCA_EXPIRED &&
+        (X509_gmtime_adj(X509_getm_notBefore(ca->leaf), -3 * 86400) == NULL ||
+         X509_gmtime_adj(X509_getm_notAfter(ca->leaf), -86400) == NULL))
         goto fail;
     snprintf(san, sizeof(san), "%s%s%s%s%s", dns_name != NULL ? "DNS:" : "",
              dns_name != NULL ? dns_name : "", dns_name != NULL && ip != NULL ? "," : "",
              ip != NULL ? "IP:" : "", ip != NULL ? ip : "");
-    if (testca_ext(ca->leaf, ca->ca, NID_subject_alt_name, san) != 0 ||
-        X509_sign(ca->leaf, ca->ca_key, EVP_sha256()) == 0)
+    if (testca_ext(ca->leaf, kind == TESTCA_SELF_SIGNED ? ca->leaf : ca->ca, NID_subject_alt_name,
+                   san) != 0 ||
+        X509_sign(ca->leaf, kind == TESTCA_SELF_SIGNED ? ca->leaf_key : ca->ca_key, EVP_sha256()) ==
+            0)
         goto fail;
-    len = strlen(dir) + 32;
-    ca->ca_path = malloc(len);
-    if (ca->ca_path == NULL)
-        goto fail;
-    snprintf(ca->ca_path, len, "%s/test-ca.pem", dir);
+    {
+        size_t dlen = strlen(dir), flen = strlen(file);
+        if ((ca->ca_path = malloc(dlen + flen + 2)) == NULL)
+            goto fail;
+        memcpy(ca->ca_path, dir, dlen);
+        ca->ca_path[dlen] = '/';
+        memcpy(ca->ca_path + dlen + 1, file, flen + 1);
+    }
     f = fopen(ca->ca_path, "w");
     if (f == NULL)
         goto fail;

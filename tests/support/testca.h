@@ -11,11 +11,25 @@
 
 struct testca;
 
+/* What is wrong with the leaf, for tests of certificate checks. */
+enum testca_kind {
+    TESTCA_GOOD = 0,    /* signed by the CA, valid now */
+    TESTCA_EXPIRED,     /* signed by the CA, ended yesterday */
+    TESTCA_SELF_SIGNED, /* signed by its own key, not by the CA */
+};
+
 /*
  * Makes a CA and a leaf for dns_name and the IP literal ip (either may be NULL, not
- * both), and writes the CA certificate as PEM to dir/name-ca.pem.  Returns NULL on failure.
+ * both), and writes the CA certificate as PEM to dir/test-ca.pem.  Returns NULL on failure.
  */
 struct testca *testca_new(const char *dir, const char *dns_name, const char *ip);
+
+/*
+ * The same with a leaf of the given kind, the CA written to dir/file (a name of its own,
+ * so that several can live side by side).
+ */
+struct testca *testca_new_kind(const char *dir, const char *file, const char *dns_name,
+                               const char *ip, enum testca_kind kind);
 
 /* Path of the PEM CA certificate file. */
 const char *testca_ca_path(const struct testca *ca);

@@ -1,0 +1,281 @@
+/* The TLS contexts of inspection; see include/sluice/tls.h. */
+#include "sluice/tls.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+struct tls {
+    struct tlsmint *mint; /* leaves, with the CA */
+    SSL_CTX *server;      /* toward clients */
+    SSL_CTX *client;      /* toward origins */
+};
+
+/* The only protocol offered or taken through inspection: HTTP/1.1 (wire format). */
+static const unsigned char tls_alpn_http11[] = "\x08http/1.1";
+
+/*
+ * Picks http/1.1 from what the client offers.  A client that offers ALPN without it (h2
+ * only) was spliced after the peek, so this refuses what is left with an alert.
+ */
+static int tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                           const unsigned char *in, unsigned int inlen, void *arg)
+{
+    unsigned char *chosen = NULL;
+
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto(&chosen, outlen, tls_alpn_http11, sizeof(tls_alpn_http11) - 1, in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = chosen;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* What both contexts share: TLS 1.2 and up, no renegotiation, buffers freed when idle. */
+static bool tls_common(SSL_CTX *ctx)
+{
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
+                                 SSL_OP_NO_COMPRESSION);
+    /* An idle inspected connection keeps no read or write buffer (about 34 KiB each). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1;
+}
+
+/* Reads the CA certificate and key; returns 0, or -1 with a sentence in err. */
+static int tls_load_ca(const struct tls_config *c, X509 **cert, EVP_PKEY **key, char *err,
+                       size_t cap)
+{
+    FILE *f;
+
+    *cert = NULL;
+    *key = NULL;
+    if ((f = fopen(c->ca_cert, "r")) == NULL) {
+        snprintf(err, cap, "cannot read the CA certificate %s: %s; make the CA with sluice ca init",
+                 c->ca_cert, strerror(errno));
+        return -1;
+    }
+    *cert = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    if (*cert == NULL) {
+        snprintf(err, cap, "the CA certificate %s is not a PEM certificate", c->ca_cert);
+        return -1;
+    }
+    if (X509_check_ca(*cert) != 1) {
+        snprintf(err, cap, "%s is not a CA certificate; make the CA with sluice ca init",
+                 c->ca_cert);
+        return -1;
+    }
+    if (X509_cmp_current_time(X509_get0_notAfter(*cert)) <= 0) {
+        snprintf(err, cap,
+                 "the CA certificate %s has expired; remove it and its key, make a new CA with "
+                 "sluice ca init, and trust the new one",
+                 c->ca_cert);
+        return -1;
+    }
+    if ((f = fopen(c->ca_key, "r")) == NULL) {
+        snprintf(err, cap, "cannot read the CA key %s: %s", c->ca_key, strerror(errno));
+        return -1;
+    }
+    *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (*key == NULL || X509_check_private_key(*cert, *key) != 1) {
+        snprintf(err, cap,
+                 *key == NULL ? "the CA key %s is not a PEM private key"
+                              : "the CA key %s is not the key of the CA certificate; make both "
+                                "again with sluice ca init",
+                 c->ca_key);
+        return -1;
+    }
+    return 0;
+}
+
+/* Loads the CA, makes the contexts. */
+struct tls *tls_new(const struct tls_config *c, char *err, size_t cap)
+{
+    static const unsigned char session_context[] = "sluice inspection";
+    struct tls *t = calloc(1, sizeof(*t));
+    X509 *cert = NULL;
+    EVP_PKEY *key = NULL;
+
+    if (t == NULL) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    if (tls_load_ca(c, &cert, &key, err, cap) < 0 ||
+        (t->mint = tlsmint_new(cert, key, c->cache_max, err, cap)) == NULL)
+        goto fail;
+    t->server = SSL_CTX_new(TLS_server_method());
+    t->client = SSL_CTX_new(TLS_client_method());
+    if (t->server == NULL || t->client == NULL || !tls_common(t->server) ||
+        !tls_common(t->client) ||
+        SSL_CTX_set_session_id_context(t->server, session_context, sizeof(session_context) - 1) !=
+            1 ||
+        SSL_CTX_set_alpn_protos(t->client, tls_alpn_http11, sizeof(tls_alpn_http11) - 1) != 0 ||
+        SSL_CTX_set_default_verify_paths(t->client) != 1) {
+        snprintf(err, cap, "cannot set up TLS (OpenSSL failed)");
+        goto fail;
+    }
+    SSL_CTX_set_alpn_select_cb(t->server, tls_alpn_select, NULL);
+    SSL_CTX_set_verify(t->client, SSL_VERIFY_PEER, NULL);
+    if (c->upstream_ca != NULL &&
+        SSL_CTX_load_verify_locations(t->client, c->upstream_ca, NULL) != 1) {
+        snprintf(err, cap, "cannot read the CA certificates in %s (tls.upstream_ca): not PEM",
+                 c->upstream_ca);
+        goto fail;
+    }
+    X509_free(cert);
+    EVP_PKEY_free(key); /* the minter holds its own reference */
+    return t;
+
+fail:
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    tls_free(t);
+    return NULL;
+}
+
+/* Frees it all. */
+void tls_free(struct tls *t)
+{
+    if (t == NULL)
+        return;
+    SSL_CTX_free(t->server);
+    SSL_CTX_free(t->client);
+    tlsmint_free(t->mint);
+    free(t);
+}
+
+/* Microseconds on the monotonic clock. */
+static uint64_t tls_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* An SSL that terminates a client's TLS for name. */
+SSL *tls_client_side(struct tls *t, const char *name, uint64_t *cert_us)
+{
+    uint64_t start = tls_now_us();
+    bool made = false;
+    X509 *leaf = tlsmint_leaf(t->mint, name, &made);
+    SSL *ssl;
+
+    *cert_us = made ? tls_now_us() - start : 0;
+    if (leaf == NULL)
+        return NULL;
+    ssl = SSL_new(t->server);
+    if (ssl == NULL || SSL_use_certificate(ssl, leaf) != 1 ||
+        SSL_use_PrivateKey(ssl, tlsmint_key(t->mint)) != 1) {
+        SSL_free(ssl);
+        X509_free(leaf);
+        return NULL;
+    }
+    X509_free(leaf); /* the SSL holds its own reference */
+    SSL_set_accept_state(ssl);
+    return ssl;
+}
+
+/* An SSL toward the origin, verified. */
+SSL *tls_upstream_side(struct tls *t, const char *host)
+{
+    unsigned char addr[16];
+    bool is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    SSL *ssl = SSL_new(t->client);
+    char sni[256]; /* SSL_set_tlsext_host_name() takes it without const */
+
+    if (ssl == NULL)
+        return NULL;
+    snprintf(sni, sizeof(sni), "%s", host);
+    if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1
+              : (SSL_set_tlsext_host_name(ssl, sni) != 1 || SSL_set1_host(ssl, host) != 1)) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_connect_state(ssl);
+    return ssl;
+}
+
+/* The check of the origin's certificate that failed, in words. */
+static const char *tls_verify_words(long v)
+{
+    switch (v) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        return "its certificate has expired";
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return "its certificate is not valid yet";
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+        return "its certificate is for another host name (wrong host)";
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return "its certificate is for another address (wrong host)";
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        return "its certificate is self-signed";
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        return "its certificate is not signed by a trusted CA (untrusted)";
+    case X509_V_ERR_CERT_REVOKED:
+        return "its certificate is revoked";
+    default:
+        return NULL;
+    }
+}
+
+/* Why a handshake failed. */
+const char *tls_explain(SSL *ssl, unsigned long ssl_error, int sys_errno, char *out, size_t cap)
+{
+    long v = SSL_is_server(ssl) ? X509_V_OK : SSL_get_verify_result(ssl);
+    const char *words;
+    char detail[160];
+
+    if (v != X509_V_OK) {
+        words = tls_verify_words(v);
+        snprintf(out, cap, "the origin's certificate failed verification: %s (%s)",
+                 words != NULL ? words : "see the code", X509_verify_cert_error_string(v));
+        return "tls_certificate_error";
+    }
+    if (ssl_error != 0 && ERR_GET_LIB(ssl_error) == ERR_LIB_SSL) {
+        const char *reason = ERR_reason_error_string(ssl_error);
+        snprintf(detail, sizeof(detail), "%s", reason != NULL ? reason : "unknown error");
+        snprintf(out, cap, "the TLS handshake failed: %s", detail);
+        return strstr(detail, "alert") != NULL ? "tls_alert_received" : "tls_protocol_error";
+    }
+    if (sys_errno != 0)
+        snprintf(out, cap, "the TLS handshake failed: %s", strerror(sys_errno));
+    else
+        snprintf(out, cap, "the TLS handshake failed: the peer closed the connection");
+    return "tls_protocol_error";
+}
+
+/* A client that refused sluice's certificate. */
+bool tls_client_rejected_cert(unsigned long ssl_error)
+{
+    if (ssl_error == 0 || ERR_GET_LIB(ssl_error) != ERR_LIB_SSL)
+        return false;
+    switch (ERR_GET_REASON(ssl_error)) {
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* What the leaf cache did. */
+void tls_cache_stats(struct tls *t, struct tlsmint_stats *out)
+{
+    tlsmint_stats(t->mint, out);
+}

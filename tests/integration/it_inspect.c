@@ -1,0 +1,611 @@
+/*
+ * TLS inspection end to end, with libcurl (and OpenSSL as a hand-made client where libcurl
+ * cannot say what is needed) trusting only sluice's CA, against loopback HTTPS origins
+ * that have throwaway CAs of their own: the full URL and method in the access line, path
+ * rules and User-Agent identification inside the TLS session, keep-alive, each upstream
+ * certificate failure with its own 502, server-name mismatches, an h2-only client spliced,
+ * the splice and block modes, a client that refuses sluice's certificate, and a policy that
+ * inspects without a CA refused at start.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "itcommon.h"
+
+/* A tool identified by its User-Agent, whose telemetry on /events is blocked. */
+static const char alpha_profile[] = "id: alpha\n"
+                                    "identify: {user_agents: [\"alpha/*\"]}\n"
+                                    "default: allow\n"
+                                    "block_telemetry: true\n"
+                                    "endpoints:\n"
+                                    "  - group: api\n"
+                                    "    hosts: [origin.test]\n"
+                                    "  - group: events\n"
+                                    "    purpose: telemetry\n"
+                                    "    hosts: [origin.test]\n"
+                                    "    paths: [/events]\n";
+
+/* Paths of sluice's own CA, made by `sluice ca init` in the case's directory. */
+struct sluice_ca {
+    char cert[600];
+    char key[600];
+};
+
+/* Makes sluice's CA with its own command. */
+static void make_sluice_ca(struct itcase *t, struct sluice_ca *ca)
+{
+    snprintf(ca->cert, sizeof(ca->cert), "%s/sluice-ca.pem", t->env->dir);
+    snprintf(ca->key, sizeof(ca->key), "%s/sluice-ca.key", t->env->dir);
+    {
+        const char *const args[] = {"ca", "init", "--ca-cert", ca->cert, "--ca-key", ca->key, NULL};
+        struct it_run r = it_run_sluice(t, args);
+        assert_int_equal(r.status, 0);
+        free(r.output);
+    }
+}
+
+/*
+ * Starts sluice with policy org (and the alpha profile), sluice's CA, connect_ports ports,
+ * an audit trail in the case's directory, and, when upstream_ca is not NULL, that file
+ * trusted for origins.
+ */
+static void start_sluice(struct itcase *t, const struct sluice_ca *ca, const char *org,
+                         const char *profile, const char *ports, const char *upstream_ca)
+{
+    static char audit[600];
+    const char *dir = it_write_policy(t, org, "alpha", profile);
+    const char *args[16] = {"--policy-dir",    dir,   "--ca-cert",   ca->cert, "--ca-key", ca->key,
+                            "--connect-ports", ports, "--audit-log", audit};
+    size_t n = 10;
+
+    snprintf(audit, sizeof(audit), "%s/audit.jsonl", t->env->dir);
+    if (upstream_ca != NULL) {
+        args[n++] = "--upstream-ca";
+        args[n++] = upstream_ca;
+    }
+    args[n] = NULL;
+    it_start_proxy(t, args);
+}
+
+/* A libcurl handle that trusts sluice's CA only, as tool alpha. */
+static struct itcurl *alpha_curl(struct itcase *t, const struct sluice_ca *ca)
+{
+    struct itcurl *c = itcurl_new(t->proxy_port);
+
+    assert_non_null(c);
+    curl_easy_setopt(c->h, CURLOPT_CAINFO, ca->cert);
+    curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(c->h, CURLOPT_USERAGENT, "alpha/2.1");
+    return c;
+}
+
+/* Formats the port of origin o. */
+static const char *port_text(struct origin *o, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%u", origin_port(o));
+    return buf;
+}
+
+/*
+ * Inspected: libcurl, trusting only sluice's CA, reaches the HTTPS origin; the access line
+ * has the method, the full https:// URL, tls=inspect and the tool named by the User-Agent
+ * sent inside TLS; a path the tool's telemetry rule blocks gets 403 on the same host (on
+ * the same connection), and never reaches the origin.
+ */
+static void test_inspect_curl(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct itcurl *c;
+    struct tbuf head = {0};
+    char ports[16], url[160], want[200], *line;
+    long verify = -1, connects = -1;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: block\n", alpha_profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    c = alpha_curl(t, &ca);
+    snprintf(url, sizeof(url), "https://origin.test:%u/v1/models?x=1", origin_port(t->origin));
+    if (itcurl_perform(c, url) != CURLE_OK)
+        it_fail_with_log(t, c->errbuf);
+    curl_easy_getinfo(c->h, CURLINFO_SSL_VERIFYRESULT, &verify);
+    assert_int_equal(verify, 0);
+    assert_int_equal(itcurl_status(c), 200);
+    assert_string_equal(tbuf_str(&c->body), "target=/v1/models?x=1\n");
+    /* The same TLS connection: the telemetry path is refused inside it. */
+    snprintf(url, sizeof(url), "https://origin.test:%u/events/batch", origin_port(t->origin));
+    assert_int_equal(itcurl_perform(c, url), CURLE_OK);
+    assert_int_equal(itcurl_status(c), 403);
+    curl_easy_getinfo(c->h, CURLINFO_NUM_CONNECTS, &connects);
+    assert_int_equal(connects, 0);
+    itcurl_free(c);
+
+    snprintf(want, sizeof(want), "target=\"https://origin.test:%u/v1/models?x=1\"",
+             origin_port(t->origin));
+    line = it_access_line(t, want, NULL);
+    it_assert_access_field(line, "method", "GET");
+    it_assert_access_field(line, "status", "200");
+    it_assert_access_field(line, "tls", "inspect");
+    it_assert_access_field(line, "sni", "origin.test");
+    it_assert_access_field(line, "tool", "alpha");
+    it_assert_access_field(line, "id", "user-agent");
+    it_assert_access_field(line, "rule", "allow:api");
+    free(line);
+    line = it_access_line(t, "/events/batch", NULL);
+    it_assert_access_field(line, "status", "403");
+    it_assert_access_field(line, "rule", "telemetry:events");
+    it_assert_access_field(line, "tls", "inspect");
+    free(line);
+    /* The origin saw the allowed request, with the client's User-Agent, and nothing else. */
+    assert_int_equal(origin_requests(t->origin), 1);
+    assert_true(origin_request(t->origin, 0, &head, NULL));
+    assert_non_null(strstr(tbuf_str(&head), "GET /v1/models?x=1 HTTP/1.1\r\n"));
+    assert_non_null(strstr(tbuf_str(&head), "User-Agent: alpha/2.1\r\n"));
+    tbuf_free(&head);
+
+    /* The audit trail has both requests, valid under the schema, as inspected. */
+    assert_true(testenv_stop_proxy(t->env));
+    {
+        static const char check[] =
+            "import json, sys, jsonschema\n"
+            "v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))\n"
+            "recs = [json.loads(l) for l in open(sys.argv[2])]\n"
+            "for r in recs: v.validate(r)\n"
+            "assert len(recs) == 2, recs\n"
+            "assert all(r['sluice']['tls_mode'] == 'inspect' for r in recs), recs\n"
+            "assert all(r['tls']['client']['server_name'] == 'origin.test' for r in recs)\n"
+            "assert recs[0]['url']['full'].startswith('https://origin.test:'), recs[0]\n"
+            "assert recs[0]['url']['path'] == '/v1/models', recs[0]\n"
+            "assert recs[1]['rule']['id'] == 'telemetry:events', recs[1]\n";
+        char cmd[2000];
+        snprintf(cmd, sizeof(cmd),
+                 "/usr/bin/python3 -c \"%s\" '%s/dist/audit-record.schema.json' '%s/audit.jsonl'",
+                 check, SLUICE_SOURCE_DIR, t->env->dir);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+/* One origin whose certificate is wrong in some way, and what the 502 must say. */
+struct bad_origin {
+    const char *name;   /* the certificate's DNS name */
+    const char *cafile; /* where its CA goes */
+    enum testca_kind kind;
+    bool trusted;     /* its CA is in --upstream-ca */
+    const char *says; /* words of the 502's body */
+    struct testca *ca;
+    SSL_CTX *ctx;
+    struct origin *origin;
+};
+
+/*
+ * Every way an origin's certificate can fail verification gets a 502 that names the check
+ * (expired, wrong host, not signed by a trusted CA, self-signed), with error= in the access
+ * line; a good origin next to them passes through the same sluice.
+ */
+static void test_inspect_upstream_failures(void **state)
+{
+    struct itcase *t = *state;
+    struct bad_origin bad[] = {
+        {"origin.test", "expired.pem", TESTCA_EXPIRED, true, "has expired", NULL, NULL, NULL},
+        {"other.test", "wronghost.pem", TESTCA_GOOD, true, "wrong host", NULL, NULL, NULL},
+        {"origin.test", "untrusted.pem", TESTCA_GOOD, false, "untrusted", NULL, NULL, NULL},
+        {"origin.test", "selfsigned.pem", TESTCA_SELF_SIGNED, true, "self-signed", NULL, NULL,
+         NULL},
+    };
+    const size_t nbad = sizeof(bad) / sizeof(bad[0]);
+    struct sluice_ca ca;
+    char ports[200], trust[600], url[160], *line;
+    size_t n = 0;
+    struct tbuf all = {0};
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL); /* the good one */
+    n = (size_t)snprintf(ports, sizeof(ports), "%u", origin_port(t->origin));
+    {
+        size_t len = 0;
+        char *good = tio_read_file(testca_ca_path(t->ca), &len);
+        assert_non_null(good);
+        tbuf_append(&all, good, len);
+        free(good);
+    }
+    for (size_t i = 0; i < nbad; i++) {
+        struct origin_opts o = {.handler = origin_handler_simple};
+        bad[i].ca = testca_new_kind(t->env->dir, bad[i].cafile, bad[i].name, NULL, bad[i].kind);
+        assert_non_null(bad[i].ca);
+        bad[i].ctx = testca_server_ctx(bad[i].ca);
+        assert_non_null(bad[i].ctx);
+        o.tls = bad[i].ctx;
+        bad[i].origin = origin_start(&o);
+        assert_non_null(bad[i].origin);
+        n += (size_t)snprintf(ports + n, sizeof(ports) - n, ",%u", origin_port(bad[i].origin));
+        if (bad[i].trusted) {
+            size_t len = 0;
+            char *pem = tio_read_file(testca_ca_path(bad[i].ca), &len);
+            assert_non_null(pem);
+            tbuf_append(&all, pem, len);
+            free(pem);
+        }
+    }
+    snprintf(trust, sizeof(trust), "%s/origins-ca.pem", t->env->dir);
+    assert_int_equal(tio_write_file(trust, tbuf_str(&all)), 0);
+    tbuf_free(&all);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: block\n", alpha_profile, ports, trust);
+
+    for (size_t i = 0; i < nbad; i++) {
+        struct itcurl *c = alpha_curl(t, &ca);
+        char want[200];
+
+        snprintf(url, sizeof(url), "https://origin.test:%u/x", origin_port(bad[i].origin));
+        if (itcurl_perform(c, url) != CURLE_OK)
+            it_fail_with_log(t, c->errbuf);
+        if (itcurl_status(c) != 502 || strstr(tbuf_str(&c->body), bad[i].says) == NULL) {
+            fprintf(stderr, "%s: status %ld, body: %s\n", bad[i].cafile, itcurl_status(c),
+                    tbuf_str(&c->body));
+            it_fail_with_log(t, "no 502 naming the failed check");
+        }
+        itcurl_free(c);
+        snprintf(want, sizeof(want), "target=\"https://origin.test:%u/x\"",
+                 origin_port(bad[i].origin));
+        line = it_access_line(t, want, NULL);
+        it_assert_access_field(line, "status", "502");
+        it_assert_access_field(line, "error", "tls_certificate_error");
+        free(line);
+        assert_int_equal(origin_requests(bad[i].origin), 0);
+    }
+    {
+        struct itcurl *c = alpha_curl(t, &ca);
+        snprintf(url, sizeof(url), "https://origin.test:%u/fine", origin_port(t->origin));
+        assert_int_equal(itcurl_perform(c, url), CURLE_OK);
+        assert_int_equal(itcurl_status(c), 200);
+        itcurl_free(c);
+    }
+    for (size_t i = 0; i < nbad; i++) {
+        origin_stop(bad[i].origin);
+        SSL_CTX_free(bad[i].ctx);
+        testca_free(bad[i].ca);
+    }
+}
+
+/*
+ * A ClientHello naming another server than the CONNECT's host: refused before any of it
+ * leaves when that server is denied, in inspect mode as in splice mode; inspected on when
+ * policy allows both, with a certificate for the name the client asked for.
+ */
+static void test_inspect_sni_mismatch(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct itcurl *c;
+    char ports[16], url[160], connect_to[160], *line;
+    struct curl_slist *to = NULL;
+    CURLcode rc;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca,
+                 "tls: inspect\nunidentified: allow\ndeny_hosts: [denied.test]\n"
+                 "allow_hosts: []\n",
+                 alpha_profile, port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    /* curl names denied.test in its ClientHello, and CONNECTs to origin.test. */
+    c = alpha_curl(t, &ca);
+    snprintf(connect_to, sizeof(connect_to), "denied.test:%u:origin.test:%u",
+             origin_port(t->origin), origin_port(t->origin));
+    to = curl_slist_append(NULL, connect_to);
+    curl_easy_setopt(c->h, CURLOPT_CONNECT_TO, to);
+    snprintf(url, sizeof(url), "https://denied.test:%u/x", origin_port(t->origin));
+    rc = itcurl_perform(c, url);
+    assert_int_not_equal(rc, CURLE_OK);
+    itcurl_free(c);
+    line = it_access_line(t, "method=CONNECT", "sni=denied.test", NULL);
+    it_assert_access_field(line, "rule", "sni:deny-host");
+    it_assert_access_field(line, "decision", "block");
+    free(line);
+    assert_int_equal(origin_requests(t->origin), 0);
+
+    /* Another name that policy allows: inspected, with a certificate for that name. */
+    c = alpha_curl(t, &ca);
+    snprintf(connect_to, sizeof(connect_to), "alias.test:%u:origin.test:%u", origin_port(t->origin),
+             origin_port(t->origin));
+    curl_slist_free_all(to);
+    to = curl_slist_append(NULL, connect_to);
+    curl_easy_setopt(c->h, CURLOPT_CONNECT_TO, to);
+    snprintf(url, sizeof(url), "https://alias.test:%u/alias", origin_port(t->origin));
+    rc = itcurl_perform(c, url);
+    if (rc != CURLE_OK)
+        it_fail_with_log(t, c->errbuf);
+    /* curl checked a certificate for alias.test; the request inside, whose Host names
+     * alias.test, goes where the CONNECT went and was decided: origin.test. */
+    assert_int_equal(itcurl_status(c), 200);
+    itcurl_free(c);
+    curl_slist_free_all(to);
+    {
+        struct tbuf head = {0};
+        char host[80];
+        assert_true(origin_request(t->origin, 0, &head, NULL));
+        snprintf(host, sizeof(host), "\r\nHost: origin.test:%u\r\n", origin_port(t->origin));
+        assert_non_null(strstr(tbuf_str(&head), host));
+        tbuf_free(&head);
+    }
+    line = it_access_line(t, "/alias", NULL);
+    it_assert_access_field(line, "sni", "alias.test");
+    it_assert_access_field(line, "tls", "inspect");
+    free(line);
+}
+
+/* Sends all of s on the raw socket of rc. */
+static void raw_send(struct rawclient *rc, const char *s)
+{
+    assert_int_equal(rawclient_sends(rc, s), 0);
+}
+
+/*
+ * A client that offers only h2 cannot be inspected yet: the tunnel is spliced, so the
+ * client meets the origin's own certificate, and the record says tls=splice.
+ */
+static void test_inspect_h2_only_spliced(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct rawclient *rc;
+    struct rawresp resp = {0};
+    char ports[16], req[300], buf[512], server_name[] = "origin.test", *line;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    int n, got = 0;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: allow\n", alpha_profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    rc = it_raw(t);
+    snprintf(req, sizeof(req), "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+             origin_port(t->origin));
+    raw_send(rc, req);
+    assert_int_equal(rawclient_response(rc, &resp, true, 5000), 200);
+    rawresp_free(&resp);
+    /* The origin's CA only: sluice's certificate would fail this handshake. */
+    ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    assert_int_equal(SSL_CTX_load_verify_locations(ctx, testca_ca_path(t->ca), NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    assert_int_equal(SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x02h2", 3), 0);
+    ssl = SSL_new(ctx);
+    assert_non_null(ssl);
+    {
+        struct timeval tv = {.tv_sec = 10, .tv_usec = 0}; /* every read below is bounded */
+        assert_int_equal(setsockopt(rc->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    }
+    SSL_set_fd(ssl, rc->fd);
+    SSL_set_tlsext_host_name(ssl, server_name);
+    SSL_set1_host(ssl, "origin.test");
+    if (SSL_connect(ssl) != 1) {
+        ERR_print_errors_fp(stderr);
+        it_fail_with_log(t, "the h2-only client did not meet the origin's own certificate");
+    }
+    snprintf(req, sizeof(req),
+             "GET /spliced HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n");
+    assert_int_equal(SSL_write(ssl, req, (int)strlen(req)), (int)strlen(req));
+    for (int i = 0; i < 100 && (n = SSL_read(ssl, buf + got, (int)sizeof(buf) - 1 - got)) > 0; i++)
+        got += n;
+    buf[got] = '\0';
+    assert_non_null(strstr(buf, "target=/spliced"));
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    rawclient_close(rc);
+    line = it_access_line(t, "method=CONNECT", NULL);
+    it_assert_access_field(line, "tls", "splice");
+    it_assert_access_field(line, "sni", "origin.test");
+    free(line);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "offers only HTTP/2"));
+}
+
+/*
+ * The modes per tool and group: a group that says splice passes the origin's own
+ * certificate through (tls=splice); one that says block refuses the CONNECT with 403.
+ */
+static void test_inspect_modes(void **state)
+{
+    struct itcase *t = *state;
+    static const char profile[] = "id: alpha\n"
+                                  "identify: {proxy_users: [alpha]}\n"
+                                  "default: allow\n"
+                                  "endpoints:\n"
+                                  "  - group: pinned\n"
+                                  "    hosts: [origin.test]\n"
+                                  "    tls: splice\n"
+                                  "  - group: banned\n"
+                                  "    hosts: [localhost]\n"
+                                  "    tls: block\n";
+    struct sluice_ca ca;
+    struct itcurl *c;
+    char ports[16], url[160], proxy[80], *line;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: block\n", profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    c = itcurl_new(t->proxy_port);
+    assert_non_null(c);
+    snprintf(proxy, sizeof(proxy), "http://alpha:x@127.0.0.1:%u", t->proxy_port);
+    curl_easy_setopt(c->h, CURLOPT_PROXY, proxy);
+    curl_easy_setopt(c->h, CURLOPT_CAINFO, testca_ca_path(t->ca)); /* the origin's own CA */
+    snprintf(url, sizeof(url), "https://origin.test:%u/own", origin_port(t->origin));
+    if (itcurl_perform(c, url) != CURLE_OK)
+        it_fail_with_log(t, c->errbuf);
+    assert_int_equal(itcurl_status(c), 200);
+    snprintf(url, sizeof(url), "https://localhost:%u/no", origin_port(t->origin));
+    assert_int_not_equal(itcurl_perform(c, url), CURLE_OK);
+    itcurl_free(c);
+    line = it_access_line(t, "target=\"origin.test:", NULL);
+    it_assert_access_field(line, "tls", "splice");
+    free(line);
+    line = it_access_line(t, "target=\"localhost:", NULL);
+    it_assert_access_field(line, "status", "403");
+    it_assert_access_field(line, "rule", "tls:block:alpha/banned");
+    free(line);
+}
+
+/*
+ * The tunnel is judged again with each request inside it and at a reload: a request whose
+ * User-Agent names a tool whose tunnels are blocked is refused inside an inspected
+ * connection another tool opened, and a reload that blocks the tool's TLS reaches the
+ * keep-alive connection it already has.
+ */
+static void test_inspect_rejudged(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct itcurl *c;
+    char ports[16], url[160], path[700], *line;
+    const char *dir;
+    long connects = -1;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    dir = it_write_policy(t, "tls: inspect\nunidentified: allow\n", "alpha", alpha_profile);
+    snprintf(path, sizeof(path), "%s/tools/beta.yaml", dir);
+    assert_int_equal(
+        tio_write_file(path, "id: beta\nidentify: {user_agents: [\"beta/*\"]}\ntls: block\n"), 0);
+    {
+        const char *args[] = {"--policy-dir",
+                              dir,
+                              "--ca-cert",
+                              ca.cert,
+                              "--ca-key",
+                              ca.key,
+                              "--connect-ports",
+                              port_text(t->origin, ports, sizeof(ports)),
+                              "--upstream-ca",
+                              testca_ca_path(t->ca),
+                              NULL};
+        it_start_proxy(t, args);
+    }
+    c = alpha_curl(t, &ca);
+    snprintf(url, sizeof(url), "https://origin.test:%u/one", origin_port(t->origin));
+    if (itcurl_perform(c, url) != CURLE_OK)
+        it_fail_with_log(t, c->errbuf);
+    assert_int_equal(itcurl_status(c), 200);
+
+    /* The same connection, a request naming beta: beta's tunnels are blocked. */
+    curl_easy_setopt(c->h, CURLOPT_USERAGENT, "beta/1");
+    snprintf(url, sizeof(url), "https://origin.test:%u/beta", origin_port(t->origin));
+    assert_int_equal(itcurl_perform(c, url), CURLE_OK);
+    assert_int_equal(itcurl_status(c), 403);
+    line = it_access_line(t, "/beta\"", NULL);
+    it_assert_access_field(line, "tool", "beta");
+    it_assert_access_field(line, "rule", "tls:block:beta");
+    free(line);
+    /* A refusal closes the connection, as everywhere: alpha opens another. */
+    curl_easy_setopt(c->h, CURLOPT_USERAGENT, "alpha/2.1");
+    snprintf(url, sizeof(url), "https://origin.test:%u/two", origin_port(t->origin));
+    if (itcurl_perform(c, url) != CURLE_OK)
+        it_fail_with_log(t, c->errbuf);
+    assert_int_equal(itcurl_status(c), 200);
+
+    /* A reload blocks alpha's TLS to its api group: the kept connection's next request
+     * is refused, without a new connection. */
+    snprintf(path, sizeof(path), "%s/tools/alpha.yaml", dir);
+    {
+        char profile[sizeof(alpha_profile) + 32];
+        snprintf(profile, sizeof(profile), "%s", alpha_profile);
+        /* alpha_profile's api group is "  - group: api\n    hosts: [origin.test]\n". */
+        assert_non_null(strstr(profile, "    hosts: [origin.test]\n  - group: events"));
+        {
+            char *at = strstr(profile, "  - group: events");
+            char rest[sizeof(profile)];
+            snprintf(rest, sizeof(rest), "%s", at);
+            snprintf(at, sizeof(profile) - (size_t)(at - profile), "    tls: block\n%s", rest);
+        }
+        assert_int_equal(tio_write_file(path, profile), 0);
+    }
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    for (int i = 0;
+         i < 250 && !sluiceproc_log_contains(t->env->proxy, "reloaded: policy generation 2"); i++)
+        tio_sleep_ms(20);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "reloaded: policy generation 2"));
+    snprintf(url, sizeof(url), "https://origin.test:%u/after", origin_port(t->origin));
+    assert_int_equal(itcurl_perform(c, url), CURLE_OK);
+    assert_int_equal(itcurl_status(c), 403);
+    curl_easy_getinfo(c->h, CURLINFO_NUM_CONNECTS, &connects);
+    assert_int_equal(connects, 0);
+    itcurl_free(c);
+    line = it_access_line(t, "/after\"", NULL);
+    it_assert_access_field(line, "tool", "alpha");
+    it_assert_access_field(line, "rule", "tls:block:alpha/api");
+    free(line);
+    assert_int_equal(origin_requests(t->origin), 2);
+}
+
+/*
+ * A client that does not trust sluice's CA (or pins the origin's certificate) aborts the
+ * handshake: the connection closes, nothing reaches the origin, and the log says that the
+ * client refused sluice's certificate.
+ */
+static void test_inspect_client_refuses_cert(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct itcurl *c;
+    char ports[16], url[160], *line;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: allow\n", alpha_profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    c = alpha_curl(t, &ca);
+    curl_easy_setopt(c->h, CURLOPT_CAINFO, testca_ca_path(t->ca)); /* not sluice's */
+    snprintf(url, sizeof(url), "https://origin.test:%u/pinned", origin_port(t->origin));
+    assert_int_equal(itcurl_perform(c, url), CURLE_PEER_FAILED_VERIFICATION);
+    itcurl_free(c);
+    line = it_access_line(t, "method=CONNECT", NULL);
+    it_assert_access_field(line, "tls", "inspect");
+    it_assert_access_field(line, "error", "tls_alert_received");
+    free(line);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "refused sluice's certificate"));
+    assert_int_equal(origin_requests(t->origin), 0);
+}
+
+/* A policy that inspects, and no CA: sluice does not start, and says what to set. */
+static void test_inspect_needs_ca(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = it_write_policy(t, "tls: inspect\n", NULL, NULL);
+    const char *const args[] = {"--policy-dir", dir, "--listen", "127.0.0.1:0", NULL};
+    struct it_run r = it_run_sluice(t, args);
+
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.output, "ca.cert and ca.key"));
+    free(r.output);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_inspect_curl, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_upstream_failures, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_sni_mismatch, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_h2_only_spliced, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_modes, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_rejudged, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_client_refuses_cert, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_needs_ca, it_setup, it_teardown),
+    };
+
+    it_select_cases();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
