@@ -60,7 +60,7 @@ void audit_emit(const struct audit_record *given)
     const struct audit_record red = audit_redacted(given, url), *r = &red;
     char method[64], target[1024], sni[300], offered[300], error[80] = "", pid[24] = "";
     char exe[600], mismatch[300], version[80], uid[24] = "", sha[80] = "", cmd[1600];
-    char chain[600], tls[24] = "";
+    char chain[600], tls[24] = "", set[640] = "";
 
     audit_quoted(offered, sizeof(offered), "offered", r->offered);
     audit_quoted(exe, sizeof(exe), "exe", r->exe);
@@ -78,16 +78,18 @@ void audit_emit(const struct audit_record *given)
         snprintf(error, sizeof(error), " error=%s", r->error);
     if (r->tls_mode != NULL && r->tls_mode[0] != '\0')
         snprintf(tls, sizeof(tls), " tls=%s", r->tls_mode);
+    if (r->set_fields != NULL && r->set_fields[0] != '\0')
+        snprintf(set, sizeof(set), " set_fields=%s", r->set_fields);
     log_escape(method, sizeof(method), r->method, strlen(r->method));
     log_escape(target, sizeof(target), r->target, strlen(r->target));
     log_escape(sni, sizeof(sni), r->sni, strlen(r->sni));
     log_record("access client=%s method=%s target=\"%s\" status=%u sent=%" PRIu64
                " received=%" PRIu64 " ms=%" PRIu64
-               " sni=%s%s term=%s tool=%s%s id=%s%s%s%s%s%s%s%s%s decision=%s rule=%s dst=%s"
+               " sni=%s%s%s term=%s tool=%s%s id=%s%s%s%s%s%s%s%s%s decision=%s rule=%s dst=%s"
                " country=%s asn=%" PRIu32 "%s",
                r->client, method, target, r->status, r->sent, r->received, r->duration_ms,
-               sni[0] != '\0' ? sni : "-", tls, r->term, r->tool, version, r->id_source, offered,
-               pid, uid, exe, sha, cmd, chain, mismatch, r->decision, r->rule, r->dest_ip,
+               sni[0] != '\0' ? sni : "-", tls, set, r->term, r->tool, version, r->id_source,
+               offered, pid, uid, exe, sha, cmd, chain, mismatch, r->decision, r->rule, r->dest_ip,
                r->country, r->asn, error);
     auditlog_record(r);
     squidlog_record(r);

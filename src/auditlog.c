@@ -466,6 +466,7 @@ char *auditlog_format(const struct audit_record *r)
     jb_str(&b, "decision", r->decision);
     jb_str(&b, "termination", r->term);
     jb_str(&b, "tls_mode", r->tls_mode);
+    jb_str(&b, "set_fields", r->set_fields);
     if (r->interim) {
         struct jb_mark m = jb_begin(&b);
         jb_key(&b, "interim");

@@ -75,13 +75,24 @@ static bool forward_is_hop_field(const char *buf, const struct http1_head *h,
     return forward_is_connection_listed(buf, h, name);
 }
 
-/* Appends every end-to-end field of h to out. */
+/*
+ * Copies the fields of h (in buf) to out, but for hop-by-hop ones (an Upgrade kept when
+ * keep_upgrade) and any named by the "Name: value" fields of set[nset], which the caller
+ * writes instead.
+ */
 static void forward_copy_fields(struct evbuffer *out, const char *buf, const struct http1_head *h,
-                                bool keep_upgrade)
+                                bool keep_upgrade, const char *const *set, size_t nset)
 {
     for (uint32_t i = 0; i < h->nfields; i++) {
         const struct http1_field *f = &h->fields[i];
+        bool replaced = false;
         if (forward_is_hop_field(buf, h, f->name, keep_upgrade))
+            continue;
+        /* A field the policy sets is the policy's alone, in any spelling of its name. */
+        for (size_t k = 0; k < nset && !replaced; k++)
+            replaced = f->name.len < strlen(set[k]) && set[k][f->name.len] == ':' &&
+                       strncasecmp(buf + f->name.off, set[k], f->name.len) == 0;
+        if (replaced)
             continue;
         evbuffer_add(out, buf + f->name.off, f->name.len);
         evbuffer_add(out, ": ", 2);
@@ -198,7 +209,11 @@ int forward_prepare(struct forward *f, const char *buf, const struct http1_head 
     if (r->port != (r->https ? 443 : 80))
         evbuffer_add_printf(out, ":%u", r->port);
     evbuffer_add(out, "\r\n", 2);
-    forward_copy_fields(out, buf, h, f->wants_upgrade);
+    forward_copy_fields(out, buf, h, f->wants_upgrade, f->set_fields, f->nset_fields);
+    for (size_t k = 0; k < f->nset_fields; k++) {
+        evbuffer_add(out, f->set_fields[k], strlen(f->set_fields[k]));
+        evbuffer_add(out, "\r\n", 2);
+    }
     if (f->req_body == FORWARD_BODY_CHUNKED)
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
     else if (h->has_content_length)
@@ -371,7 +386,7 @@ static void forward_send_interim(struct forward *f, const char *buf)
     evbuffer_add_printf(out, "HTTP/1.1 %u ", h->status);
     evbuffer_add(out, buf + h->reason.off, h->reason.len);
     evbuffer_add(out, "\r\n", 2);
-    forward_copy_fields(out, buf, h, false);
+    forward_copy_fields(out, buf, h, false, NULL, 0);
     evbuffer_add(out, "\r\n", 2);
     f->received += evbuffer_get_length(out) - before;
 }
@@ -389,7 +404,7 @@ static struct outcome forward_upgrade(struct forward *f, const char *buf)
     evbuffer_add(out, "HTTP/1.1 101 ", 13);
     evbuffer_add(out, buf + h->reason.off, h->reason.len);
     evbuffer_add(out, "\r\n", 2);
-    forward_copy_fields(out, buf, h, true);
+    forward_copy_fields(out, buf, h, true, NULL, 0);
     evbuffer_add(out, "Via: 1.1 sluice\r\nConnection: Upgrade\r\n\r\n", 40);
     f->received += evbuffer_get_length(out) - before;
     f->status = 101;
@@ -503,7 +518,7 @@ static struct outcome forward_send_final_head(struct forward *f, const char *buf
     evbuffer_add_printf(out, "HTTP/1.1 %u ", h->status);
     evbuffer_add(out, buf + h->reason.off, h->reason.len);
     evbuffer_add(out, "\r\n", 2);
-    forward_copy_fields(out, buf, h, false);
+    forward_copy_fields(out, buf, h, false, NULL, 0);
     if (f->resp_body == FORWARD_BODY_LENGTH ||
         (f->resp_body == FORWARD_BODY_NONE && h->has_content_length)) {
         evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", h->content_length);

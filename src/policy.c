@@ -62,7 +62,9 @@ enum policy_key_type {
     PK_COUNTRIES, /* country codes into char[POLICY_MAX_CODES][3] and a count */
     PK_ASNS,      /* AS numbers into uint32_t[POLICY_MAX_CODES] and a count */
     PK_MAPPING,   /* a nested mapping whose keys are fields of the same struct */
-    PK_ENDPOINTS, /* a list of endpoint groups into an owned array and a count */
+    PK_ENDPOINTS, /* a list of mappings by inner (elements of inner->size) into an owned
+                     array and a count */
+    PK_FIELDS,    /* "Name: value" request fields as PK_LIST */
 };
 
 /* What a key asks besides its type. */
@@ -90,15 +92,18 @@ struct policy_key {
 struct policy_mapping {
     const struct policy_key *keys;
     size_t nkeys;
-    const char *shape; /* what a node of this kind is, for "found a list; expected ..." */
-    const char *where; /* "a tool profile", for unknown and missing keys */
-    const char *named; /* "tool profile", before the value of its PK_F_NAME key; or NULL */
+    const char *shape;       /* what a node of this kind is, for "found a list; expected ..." */
+    const char *where;       /* "a tool profile", for unknown and missing keys */
+    const char *named;       /* "tool profile", before the value of its PK_F_NAME key; or NULL */
+    size_t size;             /* the struct of one element, for a list of these (PK_ENDPOINTS) */
+    void (*init)(void *obj); /* sets an element's defaults before its keys are read; or NULL */
 };
 
-#define NKEYS(keys)     (sizeof(keys) / sizeof((keys)[0]))
-#define TOOL(field)     offsetof(struct policy_tool, field)
-#define ENDPOINT(field) offsetof(struct policy_endpoint, field)
-#define ORG(field)      offsetof(struct policy_org, field)
+#define NKEYS(keys)      (sizeof(keys) / sizeof((keys)[0]))
+#define TOOL(field)      offsetof(struct policy_tool, field)
+#define ENDPOINT(field)  offsetof(struct policy_endpoint, field)
+#define ORG(field)       offsetof(struct policy_org, field)
+#define FIELDRULE(field) offsetof(struct policy_header_rule, field)
 
 /* The identify section of a tool profile; its fields are in struct policy_tool. */
 static const struct policy_key identify_keys[] = {
@@ -132,12 +137,36 @@ static const struct policy_key endpoint_keys[] = {
      NULL},
 };
 
+/* A group that does not say is not telemetry. */
+static void endpoint_init(void *obj)
+{
+    ((struct policy_endpoint *)obj)->purpose = POLICY_PURPOSE_OTHER;
+}
+
 static const struct policy_mapping endpoint_mapping = {
     .keys = endpoint_keys,
     .nkeys = NKEYS(endpoint_keys),
     .shape = "a mapping with group, purpose and hosts",
     .where = "an endpoint group",
     .named = "endpoint group",
+    .size = sizeof(struct policy_endpoint),
+    .init = endpoint_init,
+};
+
+/* One entry of the organisation's request_headers. */
+static const struct policy_key header_rule_keys[] = {
+    {"hosts", PK_HOSTS, PK_F_REQUIRED, FIELDRULE(hosts), 0,
+     "a list of host names or *.suffix wildcards", "hosts", NULL},
+    {"set", PK_FIELDS, PK_F_REQUIRED, FIELDRULE(set), FIELDRULE(nset),
+     "a list of 'Name: value' request fields", "fields to set", NULL},
+};
+
+static const struct policy_mapping header_rule_mapping = {
+    .keys = header_rule_keys,
+    .nkeys = NKEYS(header_rule_keys),
+    .shape = "a mapping with hosts and set",
+    .where = "a request_headers entry",
+    .size = sizeof(struct policy_header_rule),
 };
 
 /* A tool profile, the whole of a tools/NAME.yaml file. */
@@ -149,6 +178,7 @@ static const struct policy_key tool_keys[] = {
     {"default", PK_VERDICT, 0, TOOL(default_verdict), 0, "allow, block or report", NULL, NULL},
     {"block_telemetry", PK_BOOL, 0, TOOL(block_telemetry), 0, "true or false", NULL, NULL},
     {"tls", PK_TLS, 0, TOOL(tls), 0, "inspect, splice or block", NULL, NULL},
+    {"splice_pinned", PK_BOOL, 0, TOOL(splice_pinned), 0, "true or false", NULL, NULL},
     {"telemetry_env", PK_ENV, 0, TOOL(telemetry_env), TOOL(ntelemetry_env),
      "a list of NAME=VALUE settings", NULL, NULL},
     {"endpoints", PK_ENDPOINTS, 0, TOOL(endpoints), TOOL(nendpoints), "a list of endpoint groups",
@@ -171,6 +201,9 @@ static const struct policy_key org_keys[] = {
      NULL},
     {"unidentified", PK_VERDICT, 0, ORG(unidentified), 0, "allow, block or report", NULL, NULL},
     {"tls", PK_TLS, 0, ORG(tls), 0, "inspect, splice or block", NULL, NULL},
+    {"splice_pinned", PK_BOOL, 0, ORG(splice_pinned), 0, "true or false", NULL, NULL},
+    {"request_headers", PK_ENDPOINTS, 0, ORG(header_rules), ORG(nheader_rules),
+     "a list of mappings with hosts and set", NULL, &header_rule_mapping},
     {"deny_hosts", PK_HOSTS, 0, ORG(deny_hosts), 0, "a list of host names or *.suffix wildcards",
      NULL, NULL},
     {"allow_hosts", PK_HOSTS, 0, ORG(allow_hosts), 0, "a list of host names or *.suffix wildcards",
@@ -646,10 +679,14 @@ static void take_asns(struct policy_loader *l, const struct policy_key *k, yaml_
 static void walk_mapping(struct policy_loader *l, const struct policy_mapping *m, const char *key,
                          yaml_node_t *n, void *obj);
 
-/* Reads a list of endpoint groups into an owned array of *count groups, each by k->inner. */
-static void take_endpoints(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
-                           struct policy_endpoint **out, size_t *count)
+/*
+ * Reads a list of mappings (endpoint groups, request_headers entries) into an owned array
+ * of *count elements of k->inner->size bytes, each by k->inner.
+ */
+static void take_mappings(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                          void **out, size_t *count)
 {
+    const struct policy_mapping *m = k->inner;
     size_t len;
 
     if (n->type != YAML_SEQUENCE_NODE) {
@@ -657,15 +694,93 @@ static void take_endpoints(struct policy_loader *l, const struct policy_key *k, 
         return;
     }
     len = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    *out = calloc(len > 0 ? len : 1, sizeof(**out));
+    *out = calloc(len > 0 ? len : 1, m->size);
     if (*out == NULL) {
         perr(l, n, "%s: out of memory", k->name);
         return;
     }
     for (size_t i = 0; i < len; i++) {
-        struct policy_endpoint *e = &(*out)[(*count)++];
-        e->purpose = POLICY_PURPOSE_OTHER; /* a group that does not say is not telemetry */
-        walk_mapping(l, k->inner, k->name, pnode(l, n->data.sequence.items.start[i]), e);
+        void *e = (char *)*out + m->size * (*count)++;
+        if (m->init != NULL)
+            m->init(e);
+        walk_mapping(l, m, k->name, pnode(l, n->data.sequence.items.start[i]), e);
+    }
+}
+
+/* True for a byte of an HTTP token (RFC 9110 section 5.6.2). */
+static bool is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/*
+ * Takes a list of request fields to set, each "Name: value": a token name that sluice does
+ * not write itself, and a non-empty value of visible characters, spaces and tabs.  Each is
+ * kept as "Name: value", the value's surrounding blanks removed.
+ */
+static void take_fields(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                        char **out, size_t *count)
+{
+    static const char *const own[] = {
+        "host", "content-length", "transfer-encoding",   "connection", "keep-alive",      "upgrade",
+        "te",   "trailer",        "proxy-authorization", "via",        "proxy-connection"};
+    size_t before = *count;
+
+    if (!take_list(l, k, n, out, count))
+        return;
+    for (size_t i = before; i < *count; i++) {
+        char *f = out[i], *colon = strchr(f, ':'), *v, *end, shown[96];
+        bool ok = colon != NULL && colon > f;
+        /* Errors point at the entry (the list was read whole, or was one value). */
+        yaml_node_t *at =
+            n->type == YAML_SEQUENCE_NODE ? pnode(l, n->data.sequence.items.start[i - before]) : n;
+
+        for (const char *c = f; ok && c < colon; c++)
+            ok = is_tchar((unsigned char)*c);
+        snprintf(shown, sizeof(shown), "%.80s", f);
+        for (char *c = shown; *c != '\0'; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+        if (!ok) {
+            perr(l, at, "%s: '%s' is not a 'Name: value' field (the name an HTTP token)", k->name,
+                 shown);
+            continue;
+        }
+        for (size_t j = 0; j < sizeof(own) / sizeof(own[0]); j++)
+            if ((size_t)(colon - f) == strlen(own[j]) &&
+                strncasecmp(f, own[j], strlen(own[j])) == 0)
+                ok = false;
+        if (!ok) {
+            perr(l, at, "%s: '%s': sluice writes %.*s itself; set another field", k->name, shown,
+                 (int)(colon - f), f);
+            continue;
+        }
+        for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+            ;
+        for (end = v + strlen(v); end > v && (end[-1] == ' ' || end[-1] == '\t'); end--)
+            ;
+        for (const char *c = v; ok && c < end; c++)
+            ok = *c == ' ' || *c == '\t' || ((unsigned char)*c >= 0x21 && *c != 0x7f);
+        if (!ok || end == v) {
+            perr(l, at, "%s: '%s' has %s value; expected visible characters, spaces or tabs",
+                 k->name, shown, end == v ? "an empty" : "a control byte in its");
+            continue;
+        }
+        {
+            size_t nlen = (size_t)(colon - f), vlen = (size_t)(end - v);
+            char *field = malloc(nlen + vlen + 3);
+            if (field == NULL) {
+                perr(l, n, "%s: out of memory", k->name);
+                continue;
+            }
+            memcpy(field, f, nlen);
+            memcpy(field + nlen, ": ", 2);
+            memcpy(field + nlen + 2, v, vlen);
+            field[nlen + 2 + vlen] = '\0';
+            free(out[i]);
+            out[i] = field;
+        }
     }
 }
 
@@ -732,7 +847,10 @@ static void take_value(struct policy_loader *l, const struct policy_key *k, yaml
         walk_mapping(l, k->inner, k->name, n, obj);
         break;
     case PK_ENDPOINTS:
-        take_endpoints(l, k, n, (struct policy_endpoint **)(void *)field, count);
+        take_mappings(l, k, n, (void **)(void *)field, count);
+        break;
+    case PK_FIELDS:
+        take_fields(l, k, n, (char **)(void *)field, count);
         break;
     }
 }
@@ -966,6 +1084,11 @@ static void policy_free(struct policy_snapshot *p)
     free_list(p->org.banned, p->org.nbanned);
     domainset_free(p->org.deny_hosts);
     domainset_free(p->org.allow_hosts);
+    for (size_t i = 0; i < p->org.nheader_rules; i++) {
+        domainset_free(p->org.header_rules[i].hosts);
+        free_list(p->org.header_rules[i].set, p->org.header_rules[i].nset);
+    }
+    free(p->org.header_rules);
     netguard_cidrs_free(p->org.deny_cidrs);
     netguard_cidrs_free(p->org.allow_cidrs);
     geoip_close(p->geoip);
@@ -1425,6 +1548,37 @@ static void decide_request(const struct policy_snapshot *p, const struct policy_
            "unidentified", "");
 }
 
+/* True when an entry of request_headers names host. */
+static bool header_rule_covers(const struct policy_snapshot *p, const char *host)
+{
+    for (size_t i = 0; i < p->org.nheader_rules; i++)
+        if (in_set(p->org.header_rules[i].hosts, host))
+            return true;
+    return false;
+}
+
+/* The fields request_headers sets on a request to host; see the header. */
+size_t policy_request_fields(const struct policy_snapshot *p, const char *host, const char **out,
+                             size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < p->org.nheader_rules; i++) {
+        const struct policy_header_rule *r = &p->org.header_rules[i];
+        if (!in_set(r->hosts, host))
+            continue;
+        for (size_t j = 0; j < r->nset && n < max; j++) {
+            size_t name_len = (size_t)(strchr(r->set[j], ':') - r->set[j]);
+            bool named = false;
+            for (size_t k = 0; k < n && !named; k++)
+                named = strncasecmp(out[k], r->set[j], name_len) == 0 && out[k][name_len] == ':';
+            if (!named)
+                out[n++] = r->set[j];
+        }
+    }
+    return n;
+}
+
 /*
  * The TLS mode of a tunnel the request decision let through: the strictest mode an
  * endpoint group of the tool reaching the host names (block, then inspect, then splice),
@@ -1453,6 +1607,15 @@ static void decide_tls(const struct policy_snapshot *p, const struct policy_quer
         d->tls = p->org.tls != POLICY_TLS_UNSET ? p->org.tls : POLICY_TLS_SPLICE;
         snprintf(d->tls_rule, sizeof(d->tls_rule), "tls:%s", policy_tls_str(d->tls));
     }
+    /* Fields request_headers sets must reach the requests inside: their hosts are never
+     * spliced, not even for a client that refused sluice's certificate. */
+    if (d->tls != POLICY_TLS_BLOCK && header_rule_covers(p, q->host)) {
+        if (d->tls != POLICY_TLS_INSPECT)
+            snprintf(d->tls_rule, sizeof(d->tls_rule), "tls:inspect:request_headers");
+        d->tls = POLICY_TLS_INSPECT;
+        d->must_inspect = true;
+        return;
+    }
     if (d->tls == POLICY_TLS_BLOCK) {
         char rule[sizeof(d->tls_rule)];
         snprintf(rule, sizeof(rule), "%s", d->tls_rule);
@@ -1462,6 +1625,7 @@ static void decide_tls(const struct policy_snapshot *p, const struct policy_quer
                "");
         d->tls = POLICY_TLS_UNSET;
     }
+    d->splice_pinned = p->org.splice_pinned || (t != NULL && t->splice_pinned);
 }
 
 /* Decides a request, and for a CONNECT let through, what happens to the TLS inside. */
@@ -1470,6 +1634,8 @@ void policy_decide(const struct policy_snapshot *p, const struct policy_query *q
 {
     d->tls = POLICY_TLS_UNSET;
     d->tls_rule[0] = '\0';
+    d->splice_pinned = false;
+    d->must_inspect = false;
     decide_request(p, q, d);
     if (q->is_connect && d->verdict != POLICY_BLOCK)
         decide_tls(p, q, d);
@@ -1478,7 +1644,7 @@ void policy_decide(const struct policy_snapshot *p, const struct policy_query *q
 /* True when some scope asks for inspection. */
 bool policy_wants_inspection(const struct policy_snapshot *p)
 {
-    if (p->org.tls == POLICY_TLS_INSPECT)
+    if (p->org.tls == POLICY_TLS_INSPECT || p->org.nheader_rules > 0)
         return true;
     for (size_t i = 0; i < p->ntools; i++) {
         if (p->tools[i].tls == POLICY_TLS_INSPECT)

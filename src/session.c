@@ -36,6 +36,9 @@
 #define SESSION_LINGER_MS 2000
 /* How much a lingering client may still send before it is cut off. */
 #define SESSION_LINGER_MAX (1024 * 1024)
+/* Room for the names of the fields request_headers set, for the record ("a,b"). */
+#define SESSION_SET_NAMES_MAX 512
+
 /* How often the minimum upload rate is checked. */
 #define SESSION_RATE_TICK_MS 1000
 
@@ -178,6 +181,7 @@ static void session_fill_record(struct session *s, struct audit_record *rec_out)
     rec.duration_ms = session_now_ms() - x->start_ms;
     rec.sni = x->tun.sni != NULL ? x->tun.sni : s->tls_sni != NULL ? s->tls_sni : "";
     rec.tls_mode = x->tls_mode != NULL ? x->tls_mode : s->inspecting ? "inspect" : NULL;
+    rec.set_fields = x->set_names;
     rec.term = x->term;
     rec.tool = x->identity.tool != NULL ? x->identity.tool->id : "unidentified";
     rec.id_source = identity_source_str(x->identity.source);
@@ -255,6 +259,7 @@ static void session_reset_exchange(struct session *s)
     forward_reset(&x->fwd);
     tunnel_end(&x->tun);
     free(x->tun.sni); /* an inspected CONNECT's, read before any tunnel began */
+    free(x->set_names);
     memset(x, 0, sizeof(*x));
     tunnel_init(&x->tun);
 }
@@ -766,19 +771,31 @@ static void session_start_tunnel(struct session *s, const char *prefix, bool pee
 
 /*
  * Decides name, the tunnel's server name already normalised, under p as query q's tool:
- * true when it names another host than the CONNECT's and that host is blocked, with the
- * decision in *d under the rule "sni:RULE".
+ * true when it names another host than the CONNECT's and that host is blocked (or, for a
+ * spliced tunnel, must be inspected for request_headers), with the decision in *d under
+ * the rule "sni:RULE".
  */
 static bool session_sni_blocked(const struct session *s, const struct policy_snapshot *p,
                                 const struct policy_query *q, const char *name,
                                 struct policy_decision *d)
 {
     struct policy_query other = *q;
+    /* Spliced: relayed already (a reload), or about to be; not an inspection under way. */
+    bool spliced = s->state == SESSION_ST_TUNNEL || s->x.decision.tls != POLICY_TLS_INSPECT;
 
     if (strcmp(name, s->x.req.host) == 0)
         return false;
     other.host = name;
     policy_decide(p, &other, d);
+    /* A spliced handshake for a host whose requests must carry request_headers' fields
+     * would take them past the fields (a CONNECT to another name of the same servers). */
+    if (d->verdict != POLICY_BLOCK && spliced && d->must_inspect) {
+        d->verdict = POLICY_BLOCK;
+        d->file = p->org.file;
+        d->reason = "request_headers sets fields on this server name, which a spliced tunnel "
+                    "cannot carry; connect to the name itself";
+        snprintf(d->rule, sizeof(d->rule), "tls:must-inspect");
+    }
     if (d->verdict != POLICY_BLOCK)
         return false;
     {
@@ -1514,6 +1531,17 @@ static void session_read_hello(struct session *s)
     }
     if (!session_check_sni(s, x->tun.sni))
         return;
+    if ((alpn & CLIENTHELLO_ALPN_OFFERED) != 0 && (alpn & CLIENTHELLO_ALPN_HTTP11) == 0 &&
+        x->decision.must_inspect) {
+        log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));
+        log_notice("%s: CONNECT %s:%u: the client offers only HTTP/2, and request_headers sets "
+                   "fields on this host, so it cannot be spliced; closed (the client must offer "
+                   "http/1.1)",
+                   s->client_addr, host, x->req.port);
+        x->error_type = "tls_protocol_error";
+        session_close(s, TERM_PROXY, TERM_PH_TUNNEL);
+        return;
+    }
     if ((alpn & CLIENTHELLO_ALPN_OFFERED) != 0 && (alpn & CLIENTHELLO_ALPN_HTTP11) == 0) {
         session_splice_after_hello(
             s, (alpn & CLIENTHELLO_ALPN_H2) != 0 ? "HTTP/2" : "protocols other than HTTP/1.1");
@@ -1583,13 +1611,55 @@ static void session_client_tls(struct session *s, short what)
     }
     err = sock_tls_error(s->client);
     x->error_type = tls_explain(sock_tls(s->client), err, sock_error(s->client), why, sizeof(why));
-    if (tls_client_rejected_cert(err))
-        log_notice("%s: CONNECT %s:%u: the client refused sluice's certificate (%s): it does not "
-                   "trust the local CA (see sluice ca show), or it pins its own certificate",
-                   s->client_addr, host, x->req.port, why);
-    else
+    if (!tls_client_rejected_cert(sock_tls(s->client), err)) {
         log_info("%s: CONNECT %s:%u: %s", s->client_addr, host, x->req.port, why);
+    } else {
+        /* Kept whatever the policy says now: a reload that turns splice_pinned on finds it. */
+        tls_pinned_note(s->env->tls, x->decision.tool, x->req.host);
+        log_notice("%s: CONNECT %s:%u: the client refused sluice's certificate (%s): it does not "
+                   "trust the local CA (see sluice ca show), or it pins its own certificate; %s "
+                   "tool %s's tunnels to this host%s",
+                   s->client_addr, host, x->req.port, why,
+                   x->decision.splice_pinned ? "from now on sluice splices"
+                                             : "splice_pinned: true in the policy would splice",
+                   x->decision.tool,
+                   x->decision.splice_pinned ? ", and no longer inspects them" : "");
+    }
     session_close(s, TERM_CLIENT, TERM_PH_TUNNEL);
+}
+
+/*
+ * Rewrites the request head in buf for the origin (forward_prepare), with the fields the
+ * policy's request_headers sets on its host in place of any the client sent of those
+ * names; their names are kept for the record.  False with *errstr when the request cannot
+ * be forwarded.
+ */
+static bool session_prepare_forward(struct session *s, const char *buf, const char **errstr)
+{
+    struct exchange *x = &s->x;
+    const char *fields[POLICY_MAX_SET_FIELDS];
+    size_t n = policy_request_fields(s->policy, x->req.host, fields, POLICY_MAX_SET_FIELDS);
+    int rc;
+
+    x->fwd.set_fields = fields;
+    x->fwd.nset_fields = n;
+    rc = forward_prepare(&x->fwd, buf, &s->head, &x->req, errstr);
+    x->fwd.set_fields = NULL; /* fields is this frame's; the head holds their copies */
+    x->fwd.nset_fields = 0;
+    if (rc == 0 && n > 0 && (x->set_names = malloc(SESSION_SET_NAMES_MAX)) != NULL) {
+        size_t len = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t name_len = (size_t)(strchr(fields[i], ':') - fields[i]);
+            if (len + name_len + 2 > SESSION_SET_NAMES_MAX)
+                break; /* the rest go unnamed in the record; the fields were still set */
+            if (i > 0)
+                x->set_names[len++] = ',';
+            memcpy(x->set_names + len, fields[i], name_len);
+            len += name_len;
+        }
+        x->set_names[len] = '\0';
+    }
+    return rc == 0;
 }
 
 /* Works out where a complete request goes and hands it on; buf holds the head. */
@@ -1626,11 +1696,22 @@ static void session_dispatch(struct session *s, const char *buf)
     session_refresh_policy(s);
     if (!session_decide(s, buf))
         return;
+    if (x->req.is_connect && x->decision.tls == POLICY_TLS_INSPECT && x->decision.splice_pinned &&
+        s->env->tls != NULL && tls_pinned_seen(s->env->tls, x->decision.tool, x->req.host)) {
+        char host[300];
+        log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));
+        log_notice("%s: CONNECT %s:%u: spliced, not inspected: tool %s refused sluice's "
+                   "certificate for this host before (splice_pinned)",
+                   s->client_addr, host, x->req.port, x->decision.tool);
+        x->decision.tls = POLICY_TLS_SPLICE;
+        snprintf(x->decision.tls_rule, sizeof(x->decision.tls_rule), "tls:pinned:%.100s",
+                 x->decision.tool);
+    }
     if (x->req.is_connect && x->decision.tls == POLICY_TLS_INSPECT) {
         session_open_inspected(s, buf, head_len);
         return;
     }
-    if (!x->req.is_connect && forward_prepare(&x->fwd, buf, &s->head, &x->req, &errstr) < 0) {
+    if (!x->req.is_connect && !session_prepare_forward(s, buf, &errstr)) {
         session_refuse(s, 400, errstr, 0);
         return;
     }
@@ -2071,6 +2152,16 @@ void session_policy_changed(struct session *s)
     }
     if (!blocked && session_tunnel_blocked(s, p, &q, &d)) {
         x->decision = d;
+        blocked = true;
+    }
+    /* A spliced tunnel to a host that request_headers now names cannot carry the fields: it
+     * is closed, and the client's next tunnel is inspected. */
+    if (!blocked && s->state == SESSION_ST_TUNNEL && x->req.is_connect &&
+        x->decision.must_inspect) {
+        snprintf(x->decision.rule, sizeof(x->decision.rule), "tls:must-inspect");
+        x->decision.reason = "request_headers now sets fields on this host, which a spliced "
+                             "tunnel cannot carry; connect again";
+        d = x->decision;
         blocked = true;
     }
     /* A tunnel's server name, when it names another host, is held to the new policy too. */

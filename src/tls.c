@@ -2,6 +2,7 @@
 #include "sluice/tls.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -9,13 +10,22 @@
 #include <arpa/inet.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 struct tls {
     struct tlsmint *mint; /* leaves, with the CA */
     SSL_CTX *server;      /* toward clients */
     SSL_CTX *client;      /* toward origins */
+    /* (tool, host) pairs whose client refused sluice's certificate, as keyed hashes: a
+     * ring, the oldest overwritten first.  The key is random, so a client cannot make
+     * another pair's hash. */
+    pthread_mutex_t pinned_lock;
+    uint64_t pinned[TLS_PINNED_MAX]; /* 0: empty */
+    size_t pinned_next;
+    unsigned char pinned_key[16];
 };
 
 /* The only protocol offered or taken through inspection: HTTP/1.1 (wire format). */
@@ -110,6 +120,11 @@ struct tls *tls_new(const struct tls_config *c, char *err, size_t cap)
         snprintf(err, cap, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&t->pinned_lock, NULL);
+    if (RAND_bytes(t->pinned_key, sizeof(t->pinned_key)) != 1) {
+        snprintf(err, cap, "cannot make a random key (OpenSSL failed)");
+        goto fail;
+    }
     if (tls_load_ca(c, &cert, &key, err, cap) < 0 ||
         (t->mint = tlsmint_new(cert, key, c->cache_max, err, cap)) == NULL)
         goto fail;
@@ -151,6 +166,7 @@ void tls_free(struct tls *t)
     SSL_CTX_free(t->server);
     SSL_CTX_free(t->client);
     tlsmint_free(t->mint);
+    pthread_mutex_destroy(&t->pinned_lock);
     free(t);
 }
 
@@ -259,9 +275,24 @@ const char *tls_explain(SSL *ssl, unsigned long ssl_error, int sys_errno, char *
 }
 
 /* A client that refused sluice's certificate. */
-bool tls_client_rejected_cert(unsigned long ssl_error)
+bool tls_client_rejected_cert(SSL *ssl, unsigned long ssl_error)
 {
-    if (ssl_error == 0 || ERR_GET_LIB(ssl_error) != ERR_LIB_SSL)
+    if (ssl_error == 0 || (ERR_GET_LIB(ssl_error) == ERR_LIB_SSL &&
+                           ERR_GET_REASON(ssl_error) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+        /* No alert: a close right after sluice's flight, as some pinning clients do. */
+        switch (SSL_get_state(ssl)) {
+        case TLS_ST_SW_CERT:
+        case TLS_ST_SW_CERT_VRFY:
+        case TLS_ST_SW_KEY_EXCH:
+        case TLS_ST_SW_SRVR_DONE:
+        case TLS_ST_SW_FINISHED:
+        case TLS_ST_EARLY_DATA:
+            return true;
+        default:
+            return false;
+        }
+    }
+    if (ERR_GET_LIB(ssl_error) != ERR_LIB_SSL)
         return false;
     switch (ERR_GET_REASON(ssl_error)) {
     case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
@@ -272,6 +303,52 @@ bool tls_client_rejected_cert(unsigned long ssl_error)
     default:
         return false;
     }
+}
+
+/* The keyed hash of (tool, host), never 0; 0 when OpenSSL failed. */
+static uint64_t tls_pinned_hash(const struct tls *t, const char *tool, const char *host)
+{
+    char pair[512];
+    unsigned char md[32];
+    size_t len = 0;
+    int n = snprintf(pair, sizeof(pair), "%s\n%s", tool, host);
+    uint64_t h = 0;
+
+    if (n < 0 || (size_t)n >= sizeof(pair) ||
+        EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, t->pinned_key, sizeof(t->pinned_key),
+                  (const unsigned char *)pair, (size_t)n, md, sizeof(md), &len) == NULL ||
+        len < sizeof(h))
+        return 0;
+    memcpy(&h, md, sizeof(h));
+    return h != 0 ? h : 1;
+}
+
+/* Remembers a refusal. */
+void tls_pinned_note(struct tls *t, const char *tool, const char *host)
+{
+    uint64_t h = tls_pinned_hash(t, tool, host);
+
+    if (h == 0 || tls_pinned_seen(t, tool, host))
+        return;
+    pthread_mutex_lock(&t->pinned_lock);
+    t->pinned[t->pinned_next] = h;
+    t->pinned_next = (t->pinned_next + 1) % TLS_PINNED_MAX;
+    pthread_mutex_unlock(&t->pinned_lock);
+}
+
+/* True after a refusal. */
+bool tls_pinned_seen(struct tls *t, const char *tool, const char *host)
+{
+    uint64_t h = tls_pinned_hash(t, tool, host);
+    bool seen = false;
+
+    if (h == 0)
+        return false;
+    pthread_mutex_lock(&t->pinned_lock);
+    for (size_t i = 0; i < TLS_PINNED_MAX && !seen; i++)
+        seen = t->pinned[i] == h;
+    pthread_mutex_unlock(&t->pinned_lock);
+    return seen;
 }
 
 /* What the leaf cache did. */

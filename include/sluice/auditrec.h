@@ -26,6 +26,7 @@ struct audit_record {
     uint64_t duration_ms;   /* from the first byte of the request to the end */
     const char *sni;        /* TLS server name seen in a tunnel, or "" */
     const char *tls_mode;   /* "splice" or "inspect" for TLS sluice saw, else "" or NULL */
+    const char *set_fields; /* names of the request fields the policy set, "a,b", or NULL */
     const char *term;       /* two-character termination code */
     const char *tool;       /* tool id, or "unidentified" */
     const char *id_source;  /* how the tool was identified */

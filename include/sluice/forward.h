@@ -32,6 +32,11 @@ enum forward_body {
 
 /* One exchange being forwarded; embedded in the session's per-request state. */
 struct forward {
+    /* What forward_prepare() writes besides the client's fields: "Name: value" fields that
+     * replace any of the same name (request_headers), set by the caller; not owned. */
+    const char *const *set_fields;
+    size_t nset_fields;
+
     /* The request, from forward_prepare(). */
     struct evbuffer *head; /* the rewritten request head while it may still be sent; owned */
     bool http10;           /* the client spoke HTTP/1.0 */

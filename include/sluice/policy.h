@@ -96,6 +96,18 @@ struct policy_tool {
     struct policy_endpoint *endpoints;
     size_t nendpoints;
     enum policy_tls tls; /* for its tunnels, or UNSET: the organisation's */
+    bool splice_pinned;  /* splice its tunnels to a host whose certificate it refused */
+};
+
+/*
+ * Request fields the organisation sets on every request to some hosts (tenant
+ * restriction): a field of the same name the client sent is dropped.  Hosts so named are
+ * always inspected, so the fields reach HTTPS requests too.
+ */
+struct policy_header_rule {
+    struct domainset *hosts;    /* owned */
+    char *set[POLICY_MAX_LIST]; /* "Name: value", owned */
+    size_t nset;
 };
 
 /* The organisation policy. */
@@ -107,6 +119,9 @@ struct policy_org {
     bool block_identity_mismatch; /* a weaker source naming another tool blocks the request */
     enum policy_verdict unidentified;
     enum policy_tls tls; /* for tunnels no tool or group says more of; UNSET means splice */
+    bool splice_pinned;  /* every tool: splice a host whose certificate the tool refused */
+    struct policy_header_rule *header_rules; /* request_headers; owned */
+    size_t nheader_rules;
     struct domainset *deny_hosts;  /* owned; may be NULL */
     struct domainset *allow_hosts; /* exceptions to deny_hosts; owned; may be NULL */
     uint16_t connect_ports[POLICY_MAX_LIST];
@@ -182,6 +197,10 @@ struct policy_decision {
     const char *reason;  /* one sentence for the client, saying what to do */
     enum policy_tls tls; /* a CONNECT that may go on: SPLICE or INSPECT; else UNSET */
     char tls_rule[128];  /* which scope chose tls: "tls:inspect:<tool>/<group>", ... */
+    bool splice_pinned;  /* inspected: splice instead where the tool refused sluice's
+                            certificate for the host before (organisation's or tool's) */
+    bool must_inspect;   /* request_headers names the host: never spliced, not even for a
+                            client that offers only HTTP/2 or refused the certificate */
 };
 
 /* What the address guard learnt about a dialled address, for the log. */
@@ -252,6 +271,17 @@ struct policy_snapshot *policy_acquire(void);
  * differ.
  */
 unsigned policy_current_generation(void);
+
+/* The most request fields one request is given (request_headers). */
+#define POLICY_MAX_SET_FIELDS 32
+
+/*
+ * The fields request_headers sets on a request to host (normalised): "Name: value" each,
+ * pointing into p, at most max, the first rule's where two set the same name.  Returns how
+ * many.
+ */
+size_t policy_request_fields(const struct policy_snapshot *p, const char *host, const char **out,
+                             size_t max);
 
 /* Name of a TLS mode for logs and the record ("splice", "inspect", "block", "" for UNSET). */
 const char *policy_tls_str(enum policy_tls m);

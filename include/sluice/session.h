@@ -141,6 +141,8 @@ struct exchange {
     bool failure_logged;             /* its message is logged already (a block) */
     char term[3];                    /* termination code: TERM_* then TERM_PH_* */
     const char *tls_mode;            /* "splice" or "inspect" when TLS was seen (static) */
+    char *set_names;                 /* names of the fields request_headers set, "a,b"; owned,
+                                        or NULL */
     uint64_t interim_ms;             /* when its last interim record was made, or 0 */
 };
 

@@ -60,11 +60,24 @@ SSL *tls_upstream_side(struct tls *t, const char *host);
 const char *tls_explain(SSL *ssl, unsigned long ssl_error, int sys_errno, char *out, size_t cap);
 
 /*
- * True when a client's failed handshake looks like a client that does not accept sluice's
- * certificate (it pins its own, or does not trust the CA): an unknown_ca,
- * bad_certificate or certificate_unknown alert.
+ * True when a client's failed handshake (ssl, terminating its TLS) says it does not accept
+ * sluice's certificate -- it pins its own, or does not trust the CA: an unknown_ca,
+ * bad_certificate, certificate_unknown or unsupported_certificate alert, or a close
+ * without an alert once sluice's certificate had gone out.
  */
-bool tls_client_rejected_cert(unsigned long ssl_error);
+bool tls_client_rejected_cert(SSL *ssl, unsigned long ssl_error);
+
+/* How many (tool, host) pairs tls_pinned_note() keeps; the oldest goes first. */
+#define TLS_PINNED_MAX 4096
+
+/*
+ * Remembers that tool (an id, or "unidentified") refused sluice's certificate for host,
+ * until sluice stops, in a set every worker shares.
+ */
+void tls_pinned_note(struct tls *t, const char *tool, const char *host);
+
+/* True when tool refused sluice's certificate for host since sluice started. */
+bool tls_pinned_seen(struct tls *t, const char *tool, const char *host);
 
 /* What the leaf cache did so far. */
 void tls_cache_stats(struct tls *t, struct tlsmint_stats *out);

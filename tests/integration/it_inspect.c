@@ -354,6 +354,40 @@ static void raw_send(struct rawclient *rc, const char *s)
 }
 
 /*
+ * Opens a CONNECT to the origin through sluice (as *rc) and starts TLS on it as a client
+ * that offers only h2 and trusts only the origin's CA.  Returns the SSL (reads bounded by
+ * 10 s) and whether the handshake completed in *ok.
+ */
+static SSL *h2_only_client(struct itcase *t, struct rawclient **rc, SSL_CTX **ctx, bool *ok)
+{
+    struct rawresp resp = {0};
+    char req[300], server_name[] = "origin.test";
+    struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
+    SSL *ssl;
+
+    *rc = it_raw(t);
+    snprintf(req, sizeof(req), "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+             origin_port(t->origin));
+    raw_send(*rc, req);
+    assert_int_equal(rawclient_response(*rc, &resp, true, 5000), 200);
+    rawresp_free(&resp);
+    /* The origin's CA only: sluice's certificate would fail this handshake. */
+    *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(*ctx);
+    assert_int_equal(SSL_CTX_load_verify_locations(*ctx, testca_ca_path(t->ca), NULL), 1);
+    SSL_CTX_set_verify(*ctx, SSL_VERIFY_PEER, NULL);
+    assert_int_equal(SSL_CTX_set_alpn_protos(*ctx, (const unsigned char *)"\x02h2", 3), 0);
+    ssl = SSL_new(*ctx);
+    assert_non_null(ssl);
+    assert_int_equal(setsockopt((*rc)->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    SSL_set_fd(ssl, (*rc)->fd);
+    SSL_set_tlsext_host_name(ssl, server_name);
+    SSL_set1_host(ssl, "origin.test");
+    *ok = SSL_connect(ssl) == 1;
+    return ssl;
+}
+
+/*
  * A client that offers only h2 cannot be inspected yet: the tunnel is spliced, so the
  * client meets the origin's own certificate, and the record says tls=splice.
  */
@@ -362,38 +396,18 @@ static void test_inspect_h2_only_spliced(void **state)
     struct itcase *t = *state;
     struct sluice_ca ca;
     struct rawclient *rc;
-    struct rawresp resp = {0};
-    char ports[16], req[300], buf[512], server_name[] = "origin.test", *line;
+    char ports[16], req[300], buf[512], *line;
     SSL_CTX *ctx;
     SSL *ssl;
     int n, got = 0;
+    bool ok;
 
     make_sluice_ca(t, &ca);
     it_start_tls_origin(t, origin_handler_simple, NULL);
     start_sluice(t, &ca, "tls: inspect\nunidentified: allow\n", alpha_profile,
                  port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
-    rc = it_raw(t);
-    snprintf(req, sizeof(req), "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test\r\n\r\n",
-             origin_port(t->origin));
-    raw_send(rc, req);
-    assert_int_equal(rawclient_response(rc, &resp, true, 5000), 200);
-    rawresp_free(&resp);
-    /* The origin's CA only: sluice's certificate would fail this handshake. */
-    ctx = SSL_CTX_new(TLS_client_method());
-    assert_non_null(ctx);
-    assert_int_equal(SSL_CTX_load_verify_locations(ctx, testca_ca_path(t->ca), NULL), 1);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    assert_int_equal(SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x02h2", 3), 0);
-    ssl = SSL_new(ctx);
-    assert_non_null(ssl);
-    {
-        struct timeval tv = {.tv_sec = 10, .tv_usec = 0}; /* every read below is bounded */
-        assert_int_equal(setsockopt(rc->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-    }
-    SSL_set_fd(ssl, rc->fd);
-    SSL_set_tlsext_host_name(ssl, server_name);
-    SSL_set1_host(ssl, "origin.test");
-    if (SSL_connect(ssl) != 1) {
+    ssl = h2_only_client(t, &rc, &ctx, &ok);
+    if (!ok) {
         ERR_print_errors_fp(stderr);
         it_fail_with_log(t, "the h2-only client did not meet the origin's own certificate");
     }
@@ -554,7 +568,8 @@ static void test_inspect_rejudged(void **state)
 /*
  * A client that does not trust sluice's CA (or pins the origin's certificate) aborts the
  * handshake: the connection closes, nothing reaches the origin, and the log says that the
- * client refused sluice's certificate.
+ * client refused sluice's certificate; without splice_pinned it is inspected (and fails)
+ * again, and the log says what would splice it.
  */
 static void test_inspect_client_refuses_cert(void **state)
 {
@@ -567,17 +582,263 @@ static void test_inspect_client_refuses_cert(void **state)
     it_start_tls_origin(t, origin_handler_simple, NULL);
     start_sluice(t, &ca, "tls: inspect\nunidentified: allow\n", alpha_profile,
                  port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
-    c = alpha_curl(t, &ca);
-    curl_easy_setopt(c->h, CURLOPT_CAINFO, testca_ca_path(t->ca)); /* not sluice's */
     snprintf(url, sizeof(url), "https://origin.test:%u/pinned", origin_port(t->origin));
-    assert_int_equal(itcurl_perform(c, url), CURLE_PEER_FAILED_VERIFICATION);
-    itcurl_free(c);
+    /* Without splice_pinned, the second try is inspected again, and fails again. */
+    for (int i = 0; i < 2; i++) {
+        c = alpha_curl(t, &ca);
+        curl_easy_setopt(c->h, CURLOPT_CAINFO, testca_ca_path(t->ca)); /* not sluice's */
+        assert_int_equal(itcurl_perform(c, url), CURLE_PEER_FAILED_VERIFICATION);
+        itcurl_free(c);
+    }
     line = it_access_line(t, "method=CONNECT", NULL);
     it_assert_access_field(line, "tls", "inspect");
     it_assert_access_field(line, "error", "tls_alert_received");
     free(line);
+    for (int i = 0; i < 250 && sluiceproc_access_count(t->env->proxy, "method=CONNECT",
+                                                       "tls=inspect", NULL) < 2;
+         i++)
+        tio_sleep_ms(20);
+    assert_int_equal(sluiceproc_access_count(t->env->proxy, "method=CONNECT", "tls=inspect", NULL),
+                     2);
     assert_true(sluiceproc_log_contains(t->env->proxy, "refused sluice's certificate"));
+    assert_true(sluiceproc_log_contains(t->env->proxy, "splice_pinned: true in the policy would "
+                                                       "splice"));
     assert_int_equal(origin_requests(t->origin), 0);
+}
+
+/*
+ * Sends a ClientHello for origin.test on fd, waits for the server's first flight (bounded
+ * by 5 s), and closes the connection without an alert, as a client that pins another
+ * certificate may.  Returns the bytes of the flight received.
+ */
+static size_t hello_then_close(int fd)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = ctx != NULL ? SSL_new(ctx) : NULL;
+    BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+    char name[] = "origin.test", buf[8192], *data = NULL;
+    struct timeval tv = {.tv_sec = 5, .tv_usec = 0};
+    long len;
+    ssize_t n;
+    size_t got = 0;
+
+    assert_non_null(ssl);
+    assert_non_null(rbio);
+    assert_non_null(wbio);
+    SSL_set_bio(ssl, rbio, wbio);
+    assert_int_equal(SSL_set_tlsext_host_name(ssl, name), 1);
+    SSL_set_connect_state(ssl);
+    assert_true(SSL_do_handshake(ssl) <= 0); /* it waits for the server */
+    len = BIO_get_mem_data(wbio, &data);
+    assert_true(len > 0);
+    assert_int_equal(send(fd, data, (size_t)len, MSG_NOSIGNAL), len);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    /* The flight: the first read, and whatever follows it within 200 ms. */
+    if ((n = recv(fd, buf, sizeof(buf), 0)) > 0) {
+        got += (size_t)n;
+        tv.tv_sec = 0;
+        tv.tv_usec = 200000;
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+        for (int i = 0; i < 20 && (n = recv(fd, buf, sizeof(buf), 0)) > 0; i++)
+            got += (size_t)n;
+    }
+    shutdown(fd, SHUT_RDWR);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    return got;
+}
+
+/*
+ * splice_pinned: a client that refused sluice's certificate (curl with an alert; a raw
+ * client that closes after sluice's flight, as another tool) gets that host spliced from
+ * then on, with the origin's own certificate, and the log says that it is not inspected.
+ */
+static void test_inspect_pinned_spliced(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct itcurl *c;
+    struct rawclient *rc;
+    struct rawresp resp = {0};
+    char ports[16], url[160], req[300], *line;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: allow\nsplice_pinned: true\n", alpha_profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    snprintf(url, sizeof(url), "https://origin.test:%u/pinned", origin_port(t->origin));
+    for (int round = 0; round < 2; round++) {
+        c = itcurl_new(t->proxy_port); /* unidentified: no User-Agent of a tool */
+        assert_non_null(c);
+        curl_easy_setopt(c->h, CURLOPT_CAINFO, testca_ca_path(t->ca)); /* the origin's CA */
+        if (round == 0) {
+            assert_int_equal(itcurl_perform(c, url), CURLE_PEER_FAILED_VERIFICATION);
+        } else {
+            if (itcurl_perform(c, url) != CURLE_OK)
+                it_fail_with_log(t, c->errbuf);
+            assert_int_equal(itcurl_status(c), 200);
+            assert_string_equal(tbuf_str(&c->body), "target=/pinned\n");
+        }
+        itcurl_free(c);
+    }
+    line = it_access_line(t, "method=CONNECT", "tls=splice", NULL); /* waits for the log */
+    it_assert_access_field(line, "tool", "unidentified");
+    free(line);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "from now on sluice splices tool "
+                                                       "unidentified's tunnels to this host"));
+    assert_true(sluiceproc_log_contains(t->env->proxy, "spliced, not inspected: tool "
+                                                       "unidentified refused"));
+    assert_int_equal(origin_requests(t->origin), 1);
+
+    /* Tool alpha closes after sluice's flight, without an alert: alpha's turn is its own. */
+    rc = it_raw(t);
+    snprintf(req, sizeof(req),
+             "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test\r\nUser-Agent: alpha/9\r\n\r\n",
+             origin_port(t->origin));
+    raw_send(rc, req);
+    assert_int_equal(rawclient_response(rc, &resp, true, 5000), 200);
+    rawresp_free(&resp);
+    assert_true(hello_then_close(rc->fd) > 0);
+    rawclient_close(rc);
+    for (int i = 0;
+         i < 250 && !sluiceproc_log_contains(t->env->proxy, "sluice splices tool alpha's"); i++)
+        tio_sleep_ms(20);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "sluice splices tool alpha's"));
+}
+
+/*
+ * request_headers (tenant restriction): a host it names is inspected even where the tool's
+ * group says splice, and every request to it (keep-alive too) reaches the origin with the
+ * organisation's fields, whatever the client sent under those names in any case; the
+ * access line and the trail name them.  A client offering only HTTP/2 is refused rather
+ * than spliced past them.
+ */
+static void test_inspect_request_headers(void **state)
+{
+    struct itcase *t = *state;
+    static const char profile[] = "id: alpha\n"
+                                  "identify: {user_agents: [\"alpha/*\"]}\n"
+                                  "endpoints:\n"
+                                  "  - {group: api, hosts: [origin.test], tls: splice}\n";
+    struct sluice_ca ca;
+    struct itcurl *c;
+    struct curl_slist *fields = NULL;
+    char ports[16], url[160], *line;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca,
+                 "unidentified: allow\n"
+                 "request_headers:\n"
+                 "  - hosts: [origin.test]\n"
+                 "    set: [\"anthropic-allowed-org-ids: org-acme\", \"x-tenant: acme\"]\n",
+                 profile, port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    c = alpha_curl(t, &ca);
+    fields = curl_slist_append(fields, "Anthropic-Allowed-Org-Ids: org-mine");
+    fields = curl_slist_append(fields, "X-TENANT: mine");
+    fields = curl_slist_append(fields, "x-tenant: mine-too");
+    curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, fields);
+    /* The third spells the host in capitals with a final dot: the same host. */
+    for (int i = 0; i < 3; i++) {
+        snprintf(url, sizeof(url), "https://%s:%u/r%d", i < 2 ? "origin.test" : "ORIGIN.TEST.",
+                 origin_port(t->origin), i);
+        if (itcurl_perform(c, url) != CURLE_OK)
+            it_fail_with_log(t, c->errbuf);
+        assert_int_equal(itcurl_status(c), 200);
+    }
+    itcurl_free(c);
+    curl_slist_free_all(fields);
+    assert_int_equal(origin_requests(t->origin), 3);
+    for (unsigned i = 0; i < 3; i++) {
+        struct tbuf head = {0};
+        const char *h;
+        assert_true(origin_request(t->origin, i, &head, NULL));
+        h = tbuf_str(&head);
+        assert_non_null(strstr(h, "\r\nanthropic-allowed-org-ids: org-acme\r\n"));
+        assert_non_null(strstr(h, "\r\nx-tenant: acme\r\n"));
+        assert_null(strstr(h, "mine"));
+        assert_null(strcasestr(strstr(h, "x-tenant: acme") + 1, "x-tenant"));
+        tbuf_free(&head);
+    }
+    line = it_access_line(t, "/r1\"", NULL);
+    it_assert_access_field(line, "tls", "inspect");
+    it_assert_access_field(line, "set_fields", "anthropic-allowed-org-ids,x-tenant");
+    it_assert_access_field(line, "tool", "alpha");
+    free(line);
+
+    /* HTTP/2 only: not spliced past the fields, refused. */
+    {
+        struct rawclient *rc;
+        SSL_CTX *ctx;
+        bool ok;
+        SSL *ssl = h2_only_client(t, &rc, &ctx, &ok);
+        assert_false(ok);
+        SSL_free(ssl);
+        SSL_CTX_free(ctx);
+        rawclient_close(rc);
+    }
+    for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, "cannot be spliced"); i++)
+        tio_sleep_ms(20);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "cannot be spliced"));
+
+    /* A tunnel to another name (spliced: nothing to set there) whose handshake names the
+     * host: refused, or the fields would be left behind. */
+    c = alpha_curl(t, &ca);
+    snprintf(url, sizeof(url), "origin.test:%u:localhost:%u", origin_port(t->origin),
+             origin_port(t->origin));
+    fields = curl_slist_append(NULL, url);
+    curl_easy_setopt(c->h, CURLOPT_CONNECT_TO, fields);
+    curl_easy_setopt(c->h, CURLOPT_CAINFO, testca_ca_path(t->ca)); /* as if spliced */
+    snprintf(url, sizeof(url), "https://origin.test:%u/fronted", origin_port(t->origin));
+    assert_int_not_equal(itcurl_perform(c, url), CURLE_OK);
+    itcurl_free(c);
+    curl_slist_free_all(fields);
+    line = it_access_line(t, "target=\"localhost:", NULL);
+    it_assert_access_field(line, "rule", "sni:tls:must-inspect");
+    it_assert_access_field(line, "sni", "origin.test");
+    free(line);
+    assert_int_equal(origin_requests(t->origin), 3);
+}
+
+/*
+ * A reload that names a host in request_headers closes the spliced tunnels to it (they
+ * cannot carry the fields), with term=KT and the rule tls:must-inspect.
+ */
+static void test_inspect_request_headers_reload(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct rawclient *rc;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    char ports[16], path[700], buf[64], *line;
+    bool ok;
+    int n = 1;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca, "unidentified: allow\n", alpha_profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    ssl = h2_only_client(t, &rc, &ctx, &ok); /* spliced: the policy inspects nothing */
+    assert_true(ok);
+    snprintf(path, sizeof(path), "%s/policies/organisation.yaml", t->env->dir);
+    assert_int_equal(tio_write_file(path,
+                                    "unidentified: allow\n"
+                                    "request_headers:\n"
+                                    "  - {hosts: [origin.test], set: [\"x-tenant: acme\"]}\n"),
+                     0);
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    /* The tunnel is closed: a read ends (bounded by the socket's 10 s timeout). */
+    for (int i = 0; i < 10 && (n = SSL_read(ssl, buf, sizeof(buf))) > 0; i++)
+        ;
+    assert_true(n <= 0);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    rawclient_close(rc);
+    line = it_access_line(t, "method=CONNECT", "rule=tls:must-inspect", NULL);
+    it_assert_access_field(line, "term", "KT");
+    it_assert_access_field(line, "tls", "splice");
+    free(line);
 }
 
 /* A policy that inspects, and no CA: sluice does not start, and says what to set. */
@@ -603,6 +864,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_modes, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_rejudged, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_client_refuses_cert, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_pinned_spliced, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_request_headers, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_request_headers_reload, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_needs_ca, it_setup, it_teardown),
     };
 

@@ -90,8 +90,8 @@ done < <(sed -nE 's/^\.It Cm ([a-z_.]+).*/\1/p' "$conf5" | sort -u)
 echo "sluice.yaml.5: ${#keys[@]} configuration keys"
 
 # 4. sluice-policy(5): every key of the profile, identify and endpoint tables has an entry
-# under TOOL PROFILE, every key of the organisation table one under ORGANISATION POLICY, and
-# every entry is a key.
+# under TOOL PROFILE, every key of the organisation and request_headers tables one under
+# ORGANISATION POLICY, and every entry is a key.
 # policy_keys TABLE...: the key names of the named policy_key tables of src/policy.c.
 policy_keys() {
   awk -v want="$(IFS='|'; echo "$*")" '
@@ -104,7 +104,7 @@ policy_keys() {
   ' "$src/src/policy.c"
 }
 mapfile -t tkeys < <(policy_keys tool_keys identify_keys endpoint_keys)
-mapfile -t okeys < <(policy_keys org_keys)
+mapfile -t okeys < <(policy_keys org_keys header_rule_keys)
 if [ "${#tkeys[@]}" -lt 10 ] || [ "${#okeys[@]}" -lt 10 ]; then
   echo "cannot read the policy key tables from $src/src/policy.c"
   exit 1

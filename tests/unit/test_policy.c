@@ -593,7 +593,7 @@ static void test_table_unknown_keys(void **state)
     static const struct bad_file cases[] = {
         {"tools/a.yaml", "id: a\ncolour: red\n", 1, 2, 1,
          "unknown key 'colour' in a tool profile; expected one of: id, name, identify, default, "
-         "block_telemetry, tls, telemetry_env, endpoints",
+         "block_telemetry, tls, splice_pinned, telemetry_env, endpoints",
          NULL},
         {"tools/a.yaml", "id: a\nidentify:\n  colour: red\n", 1, 3, 3,
          "unknown key 'colour' in identify; expected one of: proxy_users, user_agents, executables",
@@ -605,13 +605,14 @@ static void test_table_unknown_keys(void **state)
          NULL},
         {"organisation.yaml", "block_telemetry: true\ncolour: red\n", 1, 2, 1,
          "unknown key 'colour' in the organisation policy; expected one of: banned_tools, "
-         "block_telemetry, block_identity_mismatch, unidentified, tls, deny_hosts, allow_hosts, "
+         "block_telemetry, block_identity_mismatch, unidentified, tls, splice_pinned, "
+         "request_headers, deny_hosts, allow_hosts, "
          "connect_ports, deny_addresses, deny_cidrs, allow_cidrs, deny_countries, "
          "allow_countries, deny_asns, allow_asns",
          NULL},
         {"tools/a.yaml", "id: a\n[x]: 1\n", 1, 2, 1,
          "unknown key 'a list' in a tool profile; expected one of: id, name, identify, default, "
-         "block_telemetry, tls, telemetry_env, endpoints",
+         "block_telemetry, tls, splice_pinned, telemetry_env, endpoints",
          NULL},
     };
 
@@ -647,6 +648,7 @@ static void test_tls_modes(void **state)
     put(f, "tools/alpha.yaml",
         "id: alpha\n"
         "tls: inspect\n"
+        "splice_pinned: true\n"
         "endpoints:\n"
         "  - {group: api, hosts: [api.alpha.test]}\n"
         "  - {group: pinned, hosts: [pin.alpha.test], tls: splice}\n"
@@ -662,6 +664,7 @@ static void test_tls_modes(void **state)
     assert_int_equal(d.verdict, POLICY_ALLOW);
     assert_int_equal(d.tls, POLICY_TLS_INSPECT);
     assert_string_equal(d.tls_rule, "tls:inspect:alpha");
+    assert_true(d.splice_pinned);
     decide_connect(f, "alpha", "x.cdn.alpha.test", &d);
     assert_int_equal(d.tls, POLICY_TLS_SPLICE);
     assert_string_equal(d.tls_rule, "tls:splice:alpha/cdn");
@@ -677,6 +680,7 @@ static void test_tls_modes(void **state)
     decide_connect(f, "beta", "api.alpha.test", &d);
     assert_int_equal(d.tls, POLICY_TLS_SPLICE);
     assert_string_equal(d.tls_rule, "tls:splice");
+    assert_false(d.splice_pinned);
     decide_connect(f, NULL, "api.alpha.test", &d);
     assert_int_equal(d.tls, POLICY_TLS_SPLICE);
     /* A tunnel the request rules refuse gets no TLS mode. */
@@ -689,12 +693,13 @@ static void test_tls_modes(void **state)
     policy_unref(f->p);
 
     /* The organisation's mode reaches every tool that says nothing of its own. */
-    put(f, "organisation.yaml", "unidentified: allow\ntls: inspect\n");
+    put(f, "organisation.yaml", "unidentified: allow\ntls: inspect\nsplice_pinned: true\n");
     f->p = load_dir(f->dir, &f->errs);
     assert_non_null(f->p);
     decide_connect(f, "beta", "api.alpha.test", &d);
     assert_int_equal(d.tls, POLICY_TLS_INSPECT);
     assert_string_equal(d.tls_rule, "tls:inspect");
+    assert_true(d.splice_pinned); /* the organisation's, for every tool */
     decide_connect(f, NULL, "api.alpha.test", &d);
     assert_int_equal(d.tls, POLICY_TLS_INSPECT);
     policy_unref(f->p);
@@ -708,6 +713,84 @@ static void test_tls_modes(void **state)
     assert_int_equal(d.verdict, POLICY_BLOCK);
     assert_string_equal(d.rule, "tls:block");
     assert_non_null(strstr(d.file, "organisation.yaml"));
+}
+
+/*
+ * request_headers: the fields for a host, in any spelling of it, the first rule's where
+ * two set one name; its hosts are always inspected (over a group's splice and pinning),
+ * other hosts are not touched; the entries are checked with file, line and column.
+ */
+static void test_request_headers(void **state)
+{
+    struct fixture *f = *state;
+    struct policy_decision d;
+    const char *fields[POLICY_MAX_SET_FIELDS];
+
+    put(f, "tools/alpha.yaml",
+        "id: alpha\n"
+        "splice_pinned: true\n"
+        "endpoints:\n"
+        "  - {group: pinned, hosts: [api.vendor.test], tls: splice}\n"
+        "  - {group: gone, hosts: [banned.vendor.test], tls: block}\n");
+    put(f, "organisation.yaml",
+        "unidentified: allow\n"
+        "request_headers:\n"
+        "  - hosts: [api.vendor.test, \"*.vendor.test\"]\n"
+        "    set: [\"Vendor-Allowed-Org:   org-1  \", \"x-second:two\"]\n"
+        "  - hosts: [api.vendor.test]\n"
+        "    set: [\"VENDOR-allowed-org: org-2\", \"x-third: 3\"]\n");
+    f->p = load_dir(f->dir, &f->errs);
+    assert_non_null(f->p);
+    assert_true(policy_wants_inspection(f->p));
+    assert_int_equal(policy_request_fields(f->p, "api.vendor.test", fields, POLICY_MAX_SET_FIELDS),
+                     3);
+    assert_string_equal(fields[0], "Vendor-Allowed-Org: org-1");
+    assert_string_equal(fields[1], "x-second: two");
+    assert_string_equal(fields[2], "x-third: 3");
+    assert_int_equal(policy_request_fields(f->p, "eu.vendor.test", fields, POLICY_MAX_SET_FIELDS),
+                     2);
+    assert_int_equal(policy_request_fields(f->p, "vendor.test", fields, POLICY_MAX_SET_FIELDS), 0);
+    assert_int_equal(policy_request_fields(f->p, "api.vendor.test", fields, 1), 1);
+
+    /* The group says splice and the tool splices pinned hosts: inspected all the same. */
+    decide_connect(f, "alpha", "api.vendor.test", &d);
+    assert_int_equal(d.tls, POLICY_TLS_INSPECT);
+    assert_true(d.must_inspect);
+    assert_false(d.splice_pinned);
+    assert_string_equal(d.tls_rule, "tls:inspect:request_headers");
+    decide_connect(f, NULL, "eu.vendor.test", &d);
+    assert_int_equal(d.tls, POLICY_TLS_INSPECT);
+    /* block stays block. */
+    decide_connect(f, "alpha", "banned.vendor.test", &d);
+    assert_int_equal(d.verdict, POLICY_BLOCK);
+    decide_connect(f, "alpha", "other.test", &d);
+    assert_int_equal(d.tls, POLICY_TLS_SPLICE);
+    assert_false(d.must_inspect);
+    assert_true(d.splice_pinned);
+}
+
+/* Every malformed request_headers entry is named where it is. */
+static void test_request_headers_errors(void **state)
+{
+    static const struct bad_file cases[] = {
+        {"organisation.yaml", "request_headers:\n  - {hosts: [a.test], set: [\"Host: x\"]}\n", 1, 2,
+         29, "set: 'Host: x': sluice writes Host itself; set another field", NULL},
+        {"organisation.yaml", "request_headers:\n  - {hosts: [a.test], set: [\"a b: x\"]}\n", 1, 2,
+         29, "set: 'a b: x' is not a 'Name: value' field (the name an HTTP token)", NULL},
+        {"organisation.yaml", "request_headers:\n  - {hosts: [a.test], set: [\"x-a:  \"]}\n", 1, 2,
+         29, "set: 'x-a:  ' has an empty value; expected visible characters, spaces or tabs", NULL},
+        {"organisation.yaml", "request_headers:\n  - {hosts: [a.test], set: [\"x-a: \\x01\"]}\n", 1,
+         2, 29,
+         "set: 'x-a: ?' has a control byte in its value; expected visible characters, spaces "
+         "or tabs",
+         NULL},
+        {"organisation.yaml", "request_headers:\n  - {hosts: [a.test]}\n", 1, 2, 5,
+         "a request_headers entry needs fields to set", NULL},
+        {"organisation.yaml", "request_headers:\n  - {set: [\"x-a: 1\"]}\n", 1, 2, 5,
+         "a request_headers entry needs hosts", NULL},
+    };
+
+    expect_bad_files(*state, cases, NCASES(cases));
 }
 
 /* A TLS mode that is not one of the three names the file, line and choices. */
@@ -1366,6 +1449,54 @@ static void test_shipped_policies(void **state)
     expect(f, NULL, false, "GET", "example.com", 80, "/", POLICY_ALLOW, "unidentified");
 }
 
+/*
+ * policies/examples/tenant-restriction.yaml, as the organisation policy beside the shipped
+ * profiles: it loads, sets each vendor's field on its hosts (Claude Code's API, a Copilot
+ * host by its wildcard), inspects them, and touches no other host.
+ */
+static void test_tenant_restriction_example(void **state)
+{
+    struct fixture *f = *state;
+    const char *dir = getenv("SLUICE_SHIPPED_POLICIES");
+    char cmd[1400];
+    const char *fields[POLICY_MAX_SET_FIELDS];
+    struct policy_decision d;
+
+    assert_non_null(dir);
+    snprintf(cmd, sizeof(cmd),
+             "cp -r '%s/tools/.' '%s/tools/' && cp '%s/examples/tenant-restriction.yaml' "
+             "'%s/organisation.yaml'",
+             dir, f->dir, dir, f->dir);
+    assert_int_equal(system(cmd), 0);
+    f->p = load_dir(f->dir, &f->errs);
+    if (f->p == NULL)
+        yamldoc_errors_print(&f->errs, stderr);
+    assert_non_null(f->p);
+    assert_true(f->p->ntools >= 27);
+    assert_non_null(policy_find_tool(f->p, "claude-code"));
+    assert_int_equal(
+        policy_request_fields(f->p, "api.anthropic.com", fields, POLICY_MAX_SET_FIELDS), 1);
+    assert_string_equal(fields[0],
+                        "anthropic-allowed-org-ids: 00000000-0000-0000-0000-000000000000");
+    assert_int_equal(policy_request_fields(f->p, "claude.ai", fields, POLICY_MAX_SET_FIELDS), 1);
+    assert_int_equal(policy_request_fields(f->p, "api.individual.githubcopilot.com", fields,
+                                           POLICY_MAX_SET_FIELDS),
+                     1);
+    assert_non_null(strstr(fields[0], "sec-GitHub-allowed-enterprise: "));
+    assert_int_equal(policy_request_fields(f->p, "api.openai.com", fields, POLICY_MAX_SET_FIELDS),
+                     1);
+    assert_non_null(strstr(fields[0], "OpenAI-Allowed-Organization-Ids: "));
+    assert_int_equal(policy_request_fields(f->p, "example.com", fields, POLICY_MAX_SET_FIELDS), 0);
+    decide_connect(f, "claude-code", "api.anthropic.com", &d);
+    assert_int_equal(d.verdict, POLICY_ALLOW);
+    assert_int_equal(d.tls, POLICY_TLS_INSPECT);
+    assert_true(d.must_inspect);
+    decide_connect(f, "github-copilot", "api.individual.githubcopilot.com", &d);
+    assert_int_equal(d.tls, POLICY_TLS_INSPECT);
+    decide_connect(f, "claude-code", "example.com", &d);
+    assert_int_not_equal(d.tls, POLICY_TLS_INSPECT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1413,6 +1544,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_method_only_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_mode_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_headers_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenant_restriction_example, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
