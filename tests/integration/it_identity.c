@@ -49,31 +49,6 @@ static const char *write_profiles(struct itcase *t)
     return dir;
 }
 
-/* Runs argv (from PATH) to its end within 20 s, output to /dev/null; returns its status. */
-static int run(const char *const argv[])
-{
-    posix_spawn_file_actions_t fa;
-    pid_t pid;
-    int st = -1;
-
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    if (posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)(uintptr_t)argv, environ) != 0) {
-        posix_spawn_file_actions_destroy(&fa);
-        return -1;
-    }
-    posix_spawn_file_actions_destroy(&fa);
-    for (int i = 0; i < 2000; i++) {
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return st;
-        tio_sleep_ms(10);
-    }
-    (void)kill(pid, SIGKILL);
-    (void)waitpid(pid, &st, 0);
-    return -1;
-}
-
 /* GETs path with libcurl from this process, with extra header lines (NULL: none). */
 static void get_self(struct itcase *t, const char *path, const char *header)
 {
@@ -219,7 +194,7 @@ static void test_ancestor_and_interpreter(void **state)
     assert_int_equal(chmod(script, 0755), 0);
     {
         const char *const argv[] = {"/bin/sh", script, NULL};
-        int st = run(argv);
+        int st = it_run_command(argv);
         assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
     line = it_access_line(t, "/from-script\"", NULL);
@@ -244,7 +219,7 @@ static void test_ancestor_and_interpreter(void **state)
              proxy, it_url(t, "/from-python", url, sizeof(url)));
     {
         const char *const argv[] = {"python3", "-c", code, NULL};
-        int st = run(argv);
+        int st = it_run_command(argv);
         assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
     line = it_access_line(t, "/from-python\"", NULL);
@@ -397,7 +372,7 @@ static void test_listener_asks_credentials(void **state)
     {
         const char *const argv[] = {
             "git", "-c", proxy, "ls-remote", it_url(t, "/repo.git", url, sizeof(url)), NULL};
-        (void)run(argv); /* the origin is no git server: the requests are what counts */
+        (void)it_run_command(argv); /* the origin is no git server: the requests are what counts */
     }
     line = it_access_line(t, "/repo.git/info/refs", "status=200", NULL);
     it_assert_access_field(line, "tool", "beta");
@@ -521,7 +496,7 @@ static void test_run_sets_environment(void **state)
                                     "/dev/null",
                                     it_url(t, "/run-curl", url, sizeof(url)),
                                     NULL};
-        int st = run(argv);
+        int st = it_run_command(argv);
         assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
     line = it_access_line(t, "/run-curl\"", NULL);
@@ -544,7 +519,7 @@ static void test_run_sets_environment(void **state)
                                     "-c",
                                     code,
                                     NULL};
-        int st = run(argv);
+        int st = it_run_command(argv);
         assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
     line = it_access_line(t, "/run-python\"", NULL);
@@ -564,7 +539,7 @@ static void test_run_sets_environment(void **state)
                                     "ls-remote",
                                     it_url(t, "/run-git.git", url, sizeof(url)),
                                     NULL};
-        (void)run(argv); /* no git server there: the request is what counts */
+        (void)it_run_command(argv); /* no git server there: the request is what counts */
         line = it_access_line(t, "/run-git.git/info/refs", NULL);
         it_assert_access_field(line, "tool", "beta"); /* sent unasked: no 407 needed */
         free(line);
@@ -593,7 +568,7 @@ static void test_run_sets_environment(void **state)
                                     cache,
                                     NULL};
         snprintf(cache, sizeof(cache), "%s/npm-cache", t->env->dir);
-        (void)run(argv); /* no registry there: the request is what counts */
+        (void)it_run_command(argv); /* no registry there: the request is what counts */
         line = it_access_line(t, "/run-npm\"", NULL);
         it_assert_access_field(line, "tool", "beta");
         it_assert_access_field(line, "id", "proxy-user");
@@ -932,7 +907,10 @@ static void test_run_isolate(void **state)
                  "sleep 0.3\n"
                  /* forked twice: it leaves its parent, not the namespace */
                  "sh -c \"python3 -c 'import time; time.sleep(30)' >/dev/null 2>&1 &\"\n"
-                 "sleep 0.5\n"
+                 /* until it runs (a loaded machine starts python slowly), at most 5 s, then
+                  * past the isolating launcher's recheck interval (100 ms) */
+                 "for i in $(seq 50); do pgrep -f 'python3 -c import time' >/dev/null && break; "
+                 "sleep 0.1; done; sleep 0.3\n"
                  "printf 'GET %s HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' >&3\n"
                  "timeout 5 cat <&3 >/dev/null; exec 3>&-\n"
                  "curl -s -o /dev/null -w 'orphan=%%{http_code}\\n' %s\n",
@@ -974,7 +952,7 @@ static void test_run_isolate(void **state)
         /* The control: the same probe from outside is answered. */
         const char *const argv[] = {"python3", "-c", dns_probe, dnsport, "outside-probe.test",
                                     NULL};
-        assert_int_equal(run(argv), 0);
+        assert_int_equal(it_run_command(argv), 0);
         assert_true(dnsstub_was_asked(t->env->dns, "outside-probe.test"));
     }
     line = it_access_line(t, "/iso-proxied\"", NULL);
@@ -1033,7 +1011,7 @@ static void test_run_isolate_unprivileged(void **state)
     {
         const char *const probe[] = {"setpriv",        "--reuid", "65534", "--regid", "65534",
                                      "--clear-groups", "unshare", "-Urn",  "true",    NULL};
-        if (run(probe) != 0) {
+        if (it_run_command(probe) != 0) {
             print_message("skipped: this kernel forbids unprivileged user namespaces\n");
             skip();
         }
@@ -1083,7 +1061,7 @@ static void test_run_isolate_unprivileged(void **state)
                                     "-c",
                                     script,
                                     NULL};
-        int st = run(argv);
+        int st = it_run_command(argv);
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }

@@ -19,6 +19,8 @@
 
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -841,6 +843,106 @@ static void test_inspect_request_headers_reload(void **state)
     free(line);
 }
 
+/*
+ * sluice run with the CA: python3's urllib and node's tls, given nothing but the
+ * environment run sets (the proxy with the tool's name, SSL_CERT_FILE and
+ * NODE_EXTRA_CA_CERTS naming a bundle with sluice's CA), reach the origin through
+ * inspection, recorded as the tool with their full URLs.
+ */
+static void test_inspect_sluice_run(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    char ports[16], listen[64], cache[600], dir[600], code[1400], *line;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: block\n",
+                 "id: alpha\nidentify: {proxy_users: [alpha]}\n",
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    snprintf(dir, sizeof(dir), "%s/policies", t->env->dir); /* start_sluice's */
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", t->proxy_port);
+    /* The bundle goes to the case's directory, not the user's cache. */
+    snprintf(cache, sizeof(cache), "%s/cache", t->env->dir);
+    assert_int_equal(setenv("XDG_CACHE_HOME", cache, 1), 0);
+    snprintf(code, sizeof(code),
+             "import urllib.request as u\n"
+             "b = u.urlopen('https://origin.test:%u/run-python', timeout=10).read()\n"
+             "assert b == b'target=/run-python\\n', b\n",
+             origin_port(t->origin));
+    {
+        const char *const argv[] = {sluiceproc_bin(),
+                                    "run",
+                                    "--tool",
+                                    "alpha",
+                                    "--listen",
+                                    listen,
+                                    "--policy-dir",
+                                    dir,
+                                    "--ca-cert",
+                                    ca.cert,
+                                    "--",
+                                    "python3",
+                                    "-c",
+                                    code,
+                                    NULL};
+        int st = it_run_command(argv);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    line = it_access_line(t, "/run-python\"", NULL);
+    it_assert_access_field(line, "tool", "alpha");
+    it_assert_access_field(line, "tls", "inspect");
+    free(line);
+    if (access("/usr/bin/node", X_OK) == 0) {
+        /* node's own https has no proxy support: CONNECT by hand, then tls.connect with
+         * the default CAs, which NODE_EXTRA_CA_CERTS extends. */
+        snprintf(code, sizeof(code),
+                 "const http = require('http'), tls = require('tls');\n"
+                 "const p = new URL(process.env.https_proxy);\n"
+                 "const auth = Buffer.from(decodeURIComponent(p.username) + ':' + "
+                 "decodeURIComponent(p.password)).toString('base64');\n"
+                 "const req = http.request({host: p.hostname, port: p.port, method: 'CONNECT',\n"
+                 "  path: 'origin.test:%u', headers: {'Proxy-Authorization': 'Basic ' + auth}});\n"
+                 "req.on('connect', (res, sock) => {\n"
+                 "  if (res.statusCode !== 200) process.exit(2);\n"
+                 "  const s = tls.connect({socket: sock, servername: 'origin.test'}, () =>\n"
+                 "    s.write('GET /run-node HTTP/1.1\\r\\nHost: origin.test\\r\\n"
+                 "Connection: close\\r\\n\\r\\n'));\n"
+                 "  let d = '';\n"
+                 "  s.on('data', c => d += c);\n"
+                 "  s.on('end', () => process.exit(d.startsWith('HTTP/1.1 200') ? 0 : 3));\n"
+                 "  s.on('error', e => { console.error(e.message); process.exit(4); });\n"
+                 "});\n"
+                 "req.on('error', e => { console.error(e.message); process.exit(5); });\n"
+                 "req.end();\n",
+                 origin_port(t->origin));
+        {
+            const char *const argv[] = {sluiceproc_bin(),
+                                        "run",
+                                        "--tool",
+                                        "alpha",
+                                        "--listen",
+                                        listen,
+                                        "--policy-dir",
+                                        dir,
+                                        "--ca-cert",
+                                        ca.cert,
+                                        "--",
+                                        "node",
+                                        "-e",
+                                        code,
+                                        NULL};
+            int st = it_run_command(argv);
+            assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        }
+        line = it_access_line(t, "/run-node\"", NULL);
+        it_assert_access_field(line, "tool", "alpha");
+        it_assert_access_field(line, "tls", "inspect");
+        free(line);
+    }
+    assert_int_equal(unsetenv("XDG_CACHE_HOME"), 0);
+}
+
 /* A policy that inspects, and no CA: sluice does not start, and says what to set. */
 static void test_inspect_needs_ca(void **state)
 {
@@ -867,6 +969,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_pinned_spliced, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_request_headers, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_request_headers_reload, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_sluice_run, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_needs_ca, it_setup, it_teardown),
     };
 

@@ -1,5 +1,8 @@
 /* Fixture and assertions shared by the integration test executables. */
+#include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -10,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -347,6 +351,31 @@ struct it_run it_run_sluice(struct itcase *t, const char *const args[])
     fprintf(stderr, "exit status %d, output:\n%s", r.status, r.output);
     sluiceproc_free(p);
     return r;
+}
+
+/* Runs a command to its end; see the header. */
+int it_run_command(const char *const argv[])
+{
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    int st = -1;
+
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    if (posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)(uintptr_t)argv, environ) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return -1;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < 2000; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return st;
+        tio_sleep_ms(10);
+    }
+    (void)kill(pid, SIGKILL);
+    (void)waitpid(pid, &st, 0);
+    return -1;
 }
 
 /* Narrows the run to $SLUICE_CASE; see the header. */

@@ -115,6 +115,12 @@ struct it_run {
 struct it_run it_run_sluice(struct itcase *t, const char *const args[]);
 
 /*
+ * Runs argv (argv[0] found on PATH) with stdin and stdout on /dev/null, stderr as this
+ * process's, and waits at most 20 s (then kills it).  Returns its wait status, or -1.
+ */
+int it_run_command(const char *const argv[]);
+
+/*
  * Runs only the cases whose name matches $SLUICE_CASE (a cmocka pattern: * and ? wild),
  * when it is set: SLUICE_CASE=test_connect_tunnel_bytes tests/run -R integration_connect.
  */
