@@ -844,6 +844,42 @@ static void test_inspect_request_headers_reload(void **state)
 }
 
 /*
+ * Runs interpreter -e/-c code through sluice run --tool alpha with sluice's CA, expects it
+ * to succeed, and the request for path to be recorded as alpha's, inspected.
+ */
+static void run_as_alpha(struct itcase *t, const struct sluice_ca *ca, const char *interpreter,
+                         const char *code, const char *path)
+{
+    char listen[64], dir[600], want[80], *line;
+    const char *const argv[] = {sluiceproc_bin(),
+                                "run",
+                                "--tool",
+                                "alpha",
+                                "--listen",
+                                listen,
+                                "--policy-dir",
+                                dir,
+                                "--ca-cert",
+                                ca->cert,
+                                "--",
+                                interpreter,
+                                strcmp(interpreter, "node") == 0 ? "-e" : "-c",
+                                code,
+                                NULL};
+    int st;
+
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", t->proxy_port);
+    snprintf(dir, sizeof(dir), "%s/policies", t->env->dir); /* start_sluice's */
+    st = it_run_command(argv);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    snprintf(want, sizeof(want), "%s\"", path);
+    line = it_access_line(t, want, NULL);
+    it_assert_access_field(line, "tool", "alpha");
+    it_assert_access_field(line, "tls", "inspect");
+    free(line);
+}
+
+/*
  * sluice run with the CA: python3's urllib and node's tls, given nothing but the
  * environment run sets (the proxy with the tool's name, SSL_CERT_FILE and
  * NODE_EXTRA_CA_CERTS naming a bundle with sluice's CA), reach the origin through
@@ -853,15 +889,13 @@ static void test_inspect_sluice_run(void **state)
 {
     struct itcase *t = *state;
     struct sluice_ca ca;
-    char ports[16], listen[64], cache[600], dir[600], code[1400], *line;
+    char ports[16], cache[600], code[1400];
 
     make_sluice_ca(t, &ca);
     it_start_tls_origin(t, origin_handler_simple, NULL);
     start_sluice(t, &ca, "tls: inspect\nunidentified: block\n",
                  "id: alpha\nidentify: {proxy_users: [alpha]}\n",
                  port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
-    snprintf(dir, sizeof(dir), "%s/policies", t->env->dir); /* start_sluice's */
-    snprintf(listen, sizeof(listen), "127.0.0.1:%u", t->proxy_port);
     /* The bundle goes to the case's directory, not the user's cache. */
     snprintf(cache, sizeof(cache), "%s/cache", t->env->dir);
     assert_int_equal(setenv("XDG_CACHE_HOME", cache, 1), 0);
@@ -870,29 +904,7 @@ static void test_inspect_sluice_run(void **state)
              "b = u.urlopen('https://origin.test:%u/run-python', timeout=10).read()\n"
              "assert b == b'target=/run-python\\n', b\n",
              origin_port(t->origin));
-    {
-        const char *const argv[] = {sluiceproc_bin(),
-                                    "run",
-                                    "--tool",
-                                    "alpha",
-                                    "--listen",
-                                    listen,
-                                    "--policy-dir",
-                                    dir,
-                                    "--ca-cert",
-                                    ca.cert,
-                                    "--",
-                                    "python3",
-                                    "-c",
-                                    code,
-                                    NULL};
-        int st = it_run_command(argv);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    }
-    line = it_access_line(t, "/run-python\"", NULL);
-    it_assert_access_field(line, "tool", "alpha");
-    it_assert_access_field(line, "tls", "inspect");
-    free(line);
+    run_as_alpha(t, &ca, "python3", code, "/run-python");
     if (access("/usr/bin/node", X_OK) == 0) {
         /* node's own https has no proxy support: CONNECT by hand, then tls.connect with
          * the default CAs, which NODE_EXTRA_CA_CERTS extends. */
@@ -916,29 +928,7 @@ static void test_inspect_sluice_run(void **state)
                  "req.on('error', e => { console.error(e.message); process.exit(5); });\n"
                  "req.end();\n",
                  origin_port(t->origin));
-        {
-            const char *const argv[] = {sluiceproc_bin(),
-                                        "run",
-                                        "--tool",
-                                        "alpha",
-                                        "--listen",
-                                        listen,
-                                        "--policy-dir",
-                                        dir,
-                                        "--ca-cert",
-                                        ca.cert,
-                                        "--",
-                                        "node",
-                                        "-e",
-                                        code,
-                                        NULL};
-            int st = it_run_command(argv);
-            assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-        }
-        line = it_access_line(t, "/run-node\"", NULL);
-        it_assert_access_field(line, "tool", "alpha");
-        it_assert_access_field(line, "tls", "inspect");
-        free(line);
+        run_as_alpha(t, &ca, "node", code, "/run-node");
     }
     assert_int_equal(unsetenv("XDG_CACHE_HOME"), 0);
 }
