@@ -1043,8 +1043,21 @@ static void load_tool_cb(struct policy_loader *l, yaml_node_t *root, void *arg)
 /* load_file() adapter for the organisation policy. */
 static void load_org_cb(struct policy_loader *l, yaml_node_t *root, void *arg)
 {
-    if (root != NULL) /* an empty file keeps the defaults policy_load() set */
-        walk_mapping(l, &org_mapping, NULL, root, arg);
+    const struct policy_org *org = arg;
+    size_t fields = 0;
+
+    if (root == NULL) /* an empty file keeps the defaults policy_load() set */
+        return;
+    walk_mapping(l, &org_mapping, NULL, root, arg);
+    /* One request gets at most POLICY_MAX_SET_FIELDS: more, where entries overlap, would
+     * leave a name neither set nor taken from the client. */
+    for (size_t i = 0; i < org->nheader_rules; i++)
+        fields += org->header_rules[i].nset;
+    if (fields > POLICY_MAX_SET_FIELDS)
+        perr(l, root,
+             "request_headers: %zu fields in all; at most %d (one request could get "
+             "them all)",
+             fields, POLICY_MAX_SET_FIELDS);
 }
 
 /* Frees a string array. */

@@ -780,8 +780,10 @@ static bool session_sni_blocked(const struct session *s, const struct policy_sna
                                 struct policy_decision *d)
 {
     struct policy_query other = *q;
-    /* Spliced: relayed already (a reload), or about to be; not an inspection under way. */
-    bool spliced = s->state == SESSION_ST_TUNNEL || s->x.decision.tls != POLICY_TLS_INSPECT;
+    /* Spliced: relayed already (a reload), or about to be (a CONNECT decided so, or an
+     * inspected one whose client offers HTTP/2 only); not an inspection under way. */
+    bool spliced = s->state == SESSION_ST_TUNNEL || s->x.decision.tls != POLICY_TLS_INSPECT ||
+                   s->splice_after_hello;
 
     if (strcmp(name, s->x.req.host) == 0)
         return false;
@@ -1502,6 +1504,7 @@ static void session_read_hello(struct session *s)
     const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)want);
     char sni[256], host[300];
     unsigned alpn = 0;
+    bool h2_only;
 
     if (len == 0) {
         if (s->client_eof)
@@ -1529,10 +1532,14 @@ static void session_read_hello(struct session *s)
         session_close(s, TERM_RESOURCE, TERM_PH_TUNNEL);
         return;
     }
+    /* HTTP/2 without HTTP/1.1 is spliced (below), so its server name is checked as a
+     * spliced tunnel's: one that request_headers names is refused.  Any other list without
+     * http/1.1 goes on to the handshake, which refuses it: it is never spliced. */
+    h2_only = (alpn & CLIENTHELLO_ALPN_H2) != 0 && (alpn & CLIENTHELLO_ALPN_HTTP11) == 0;
+    s->splice_after_hello = h2_only && !x->decision.must_inspect;
     if (!session_check_sni(s, x->tun.sni))
         return;
-    if ((alpn & CLIENTHELLO_ALPN_OFFERED) != 0 && (alpn & CLIENTHELLO_ALPN_HTTP11) == 0 &&
-        x->decision.must_inspect) {
+    if (h2_only && x->decision.must_inspect) {
         log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));
         log_notice("%s: CONNECT %s:%u: the client offers only HTTP/2, and request_headers sets "
                    "fields on this host, so it cannot be spliced; closed (the client must offer "
@@ -1542,13 +1549,22 @@ static void session_read_hello(struct session *s)
         session_close(s, TERM_PROXY, TERM_PH_TUNNEL);
         return;
     }
-    if ((alpn & CLIENTHELLO_ALPN_OFFERED) != 0 && (alpn & CLIENTHELLO_ALPN_HTTP11) == 0) {
-        session_splice_after_hello(
-            s, (alpn & CLIENTHELLO_ALPN_H2) != 0 ? "HTTP/2" : "protocols other than HTTP/1.1");
+    if (h2_only) {
+        session_splice_after_hello(s, "HTTP/2");
         return;
     }
-    /* The certificate names what the client will check: its server name, else the host. */
-    session_start_client_tls(s, x->tun.sni != NULL ? x->tun.sni : x->req.host);
+    /* The certificate names what the client will check: its server name (normalised, as
+     * session_check_sni() read it: one leaf for every spelling), else the host. */
+    {
+        char name[REQUEST_HOST_MAX];
+        const char *errstr = NULL;
+        bool ipv6;
+        session_start_client_tls(
+            s, x->tun.sni != NULL && request_normalize_host(x->tun.sni, strlen(x->tun.sni), false,
+                                                            name, sizeof(name), &ipv6, &errstr) > 0
+                   ? name
+                   : x->req.host);
+    }
 }
 
 /*
@@ -1614,8 +1630,12 @@ static void session_client_tls(struct session *s, short what)
     if (!tls_client_rejected_cert(sock_tls(s->client), err)) {
         log_info("%s: CONNECT %s:%u: %s", s->client_addr, host, x->req.port, why);
     } else {
-        /* Kept whatever the policy says now: a reload that turns splice_pinned on finds it. */
-        tls_pinned_note(s->env->tls, x->decision.tool, x->req.host);
+        /* Kept whatever the policy says now: a reload that turns splice_pinned on finds it.
+         * Filed under who asked (tool and user), so one user's client cannot turn
+         * inspection off for another's. */
+        char owner[POOL_OWNER_MAX];
+        identity_owner_key(&x->identity, owner, sizeof(owner));
+        tls_pinned_note(s->env->tls, owner, x->req.host);
         log_notice("%s: CONNECT %s:%u: the client refused sluice's certificate (%s): it does not "
                    "trust the local CA (see sluice ca show), or it pins its own certificate; %s "
                    "tool %s's tunnels to this host%s",
@@ -1626,6 +1646,15 @@ static void session_client_tls(struct session *s, short what)
                    x->decision.splice_pinned ? ", and no longer inspects them" : "");
     }
     session_close(s, TERM_CLIENT, TERM_PH_TUNNEL);
+}
+
+/* True when who asks now (tool and user) refused sluice's certificate for the host before. */
+static bool session_pinned_before(const struct session *s)
+{
+    char owner[POOL_OWNER_MAX];
+
+    identity_owner_key(&s->x.identity, owner, sizeof(owner));
+    return tls_pinned_seen(s->env->tls, owner, s->x.req.host);
 }
 
 /*
@@ -1697,7 +1726,7 @@ static void session_dispatch(struct session *s, const char *buf)
     if (!session_decide(s, buf))
         return;
     if (x->req.is_connect && x->decision.tls == POLICY_TLS_INSPECT && x->decision.splice_pinned &&
-        s->env->tls != NULL && tls_pinned_seen(s->env->tls, x->decision.tool, x->req.host)) {
+        s->env->tls != NULL && session_pinned_before(s)) {
         char host[300];
         log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));
         log_notice("%s: CONNECT %s:%u: spliced, not inspected: tool %s refused sluice's "
@@ -2155,9 +2184,11 @@ void session_policy_changed(struct session *s)
         blocked = true;
     }
     /* A spliced tunnel to a host that request_headers now names cannot carry the fields: it
-     * is closed, and the client's next tunnel is inspected. */
-    if (!blocked && s->state == SESSION_ST_TUNNEL && x->req.is_connect &&
-        x->decision.must_inspect) {
+     * is closed (or, still dialling, refused), and the client's next tunnel is inspected.
+     * An inspected CONNECT dials nothing itself: a CONNECT in these states is spliced. */
+    if (!blocked && x->req.is_connect && x->decision.must_inspect &&
+        (s->state == SESSION_ST_TUNNEL || s->state == SESSION_ST_RESOLVE ||
+         s->state == SESSION_ST_CONNECT)) {
         snprintf(x->decision.rule, sizeof(x->decision.rule), "tls:must-inspect");
         x->decision.reason = "request_headers now sets fields on this host, which a spliced "
                              "tunnel cannot carry; connect again";

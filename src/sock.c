@@ -71,8 +71,10 @@ static void sock_update_reading(struct sock *so)
     if (so->raw || so->tls_handshaking)
         return;
     sock_event_set(so->rd, &so->rd_added, on);
-    /* Records OpenSSL decrypted already and holds: the epoll will not say so. */
-    if (on && so->tls != NULL && SSL_has_pending(so->tls))
+    /* Bytes OpenSSL decrypted already and holds: the epoll will not say so.  (Not
+     * SSL_has_pending(), which is also true for a record half received: that would wake
+     * this loop again and again until the rest came.) */
+    if (on && so->tls != NULL && SSL_pending(so->tls) > 0)
         event_active(so->rd, EV_READ, 1);
 }
 
@@ -142,12 +144,22 @@ static int sock_bio_write(BIO *b, const char *data, size_t len, size_t *put)
     return 0;
 }
 
+/*
+ * FLUSH (nothing is held) and EOF: OpenSSL asks whether the socket ended, and only then
+ * takes a close without close_notify as the end of the stream (SSL_OP_IGNORE_UNEXPECTED_EOF)
+ * -- many origins end a close-delimited body so.
+ */
 static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-    (void)b;
+    const struct sock *so = BIO_get_data(b);
+
     (void)num;
     (void)ptr;
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+    if (cmd == BIO_CTRL_FLUSH)
+        return 1;
+    if (cmd == BIO_CTRL_EOF)
+        return so->eof && (so->tls_pre == NULL || evbuffer_get_length(so->tls_pre) == 0);
+    return 0;
 }
 
 static BIO_METHOD *sock_bio_method;
@@ -212,7 +224,7 @@ static size_t sock_tls_read(struct sock *so, size_t max)
             so->eof = true;
         else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
             sock_tls_failed(so, e);
-        else if (so->eof) /* the socket ended inside a record */
+        else if (so->eof) /* not expected (the BIO says EOF): an end never looks like a wait */
             sock_tls_failed(so, SSL_ERROR_SYSCALL);
         break;
     }
@@ -279,7 +291,7 @@ static void sock_tls_handshake(struct sock *so)
         sock_event_set(so->wr, &so->wr_added, false);
         sock_update_reading(so);
         /* Bytes already decrypted wait inside OpenSSL: the epoll will not say so. */
-        if (so->want_read && SSL_has_pending(so->tls))
+        if (so->want_read && SSL_pending(so->tls) > 0)
             event_active(so->rd, EV_READ, 1);
         sock_flush(so);
         sock_report(so, SOCK_EV_TLS);
@@ -374,7 +386,7 @@ size_t sock_read_now(struct sock *so, size_t max)
     if (so->tls != NULL) {
         size_t got = sock_tls_read(so, max);
         /* Records decrypted and kept inside OpenSSL: the epoll will not say so. */
-        if (got > 0 && SSL_has_pending(so->tls))
+        if (got > 0 && SSL_pending(so->tls) > 0)
             event_active(so->rd, EV_READ, 1);
         if (got == 0)
             sock_update_reading(so);

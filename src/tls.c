@@ -19,7 +19,7 @@ struct tls {
     struct tlsmint *mint; /* leaves, with the CA */
     SSL_CTX *server;      /* toward clients */
     SSL_CTX *client;      /* toward origins */
-    /* (tool, host) pairs whose client refused sluice's certificate, as keyed hashes: a
+    /* (owner, host) pairs whose client refused sluice's certificate, as keyed hashes: a
      * ring, the oldest overwritten first.  The key is random, so a client cannot make
      * another pair's hash. */
     pthread_mutex_t pinned_lock;
@@ -305,13 +305,13 @@ bool tls_client_rejected_cert(SSL *ssl, unsigned long ssl_error)
     }
 }
 
-/* The keyed hash of (tool, host), never 0; 0 when OpenSSL failed. */
-static uint64_t tls_pinned_hash(const struct tls *t, const char *tool, const char *host)
+/* The keyed hash of (owner, host), never 0; 0 when OpenSSL failed. */
+static uint64_t tls_pinned_hash(const struct tls *t, const char *owner, const char *host)
 {
-    char pair[512];
+    char pair[512]; /* an owner key (200) and a host name (253) */
     unsigned char md[32];
     size_t len = 0;
-    int n = snprintf(pair, sizeof(pair), "%s\n%s", tool, host);
+    int n = snprintf(pair, sizeof(pair), "%s\n%s", owner, host);
     uint64_t h = 0;
 
     if (n < 0 || (size_t)n >= sizeof(pair) ||
@@ -324,11 +324,11 @@ static uint64_t tls_pinned_hash(const struct tls *t, const char *tool, const cha
 }
 
 /* Remembers a refusal. */
-void tls_pinned_note(struct tls *t, const char *tool, const char *host)
+void tls_pinned_note(struct tls *t, const char *owner, const char *host)
 {
-    uint64_t h = tls_pinned_hash(t, tool, host);
+    uint64_t h = tls_pinned_hash(t, owner, host);
 
-    if (h == 0 || tls_pinned_seen(t, tool, host))
+    if (h == 0 || tls_pinned_seen(t, owner, host))
         return;
     pthread_mutex_lock(&t->pinned_lock);
     t->pinned[t->pinned_next] = h;
@@ -337,9 +337,9 @@ void tls_pinned_note(struct tls *t, const char *tool, const char *host)
 }
 
 /* True after a refusal. */
-bool tls_pinned_seen(struct tls *t, const char *tool, const char *host)
+bool tls_pinned_seen(struct tls *t, const char *owner, const char *host)
 {
-    uint64_t h = tls_pinned_hash(t, tool, host);
+    uint64_t h = tls_pinned_hash(t, owner, host);
     bool seen = false;
 
     if (h == 0)

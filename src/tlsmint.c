@@ -301,7 +301,7 @@ X509 *tlsmint_leaf(struct tlsmint *m, const char *name, bool *made)
         return e->leaf;
     }
     pthread_mutex_unlock(&m->lock);
-    /* Signing takes tens of microseconds: other workers go on meanwhile.  Two may make the
+    /* Making a leaf takes about 170 us: other workers go on meanwhile.  Two may make the
      * same leaf at once; both are used, and the later one replaces the earlier in the
      * cache. */
     if ((leaf = tlsmint_make(m, name, &fresh_until)) == NULL)

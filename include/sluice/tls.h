@@ -71,13 +71,14 @@ bool tls_client_rejected_cert(SSL *ssl, unsigned long ssl_error);
 #define TLS_PINNED_MAX 4096
 
 /*
- * Remembers that tool (an id, or "unidentified") refused sluice's certificate for host,
- * until sluice stops, in a set every worker shares.
+ * Remembers that owner (who asked: a tool id and user, as the pool files them) refused
+ * sluice's certificate for host, until sluice stops or TLS_PINNED_MAX later notes push it
+ * out, in a set every worker shares.
  */
-void tls_pinned_note(struct tls *t, const char *tool, const char *host);
+void tls_pinned_note(struct tls *t, const char *owner, const char *host);
 
-/* True when tool refused sluice's certificate for host since sluice started. */
-bool tls_pinned_seen(struct tls *t, const char *tool, const char *host);
+/* True when owner refused sluice's certificate for host since sluice started. */
+bool tls_pinned_seen(struct tls *t, const char *owner, const char *host);
 
 /* What the leaf cache did so far. */
 void tls_cache_stats(struct tls *t, struct tlsmint_stats *out);

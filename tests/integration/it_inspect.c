@@ -356,11 +356,12 @@ static void raw_send(struct rawclient *rc, const char *s)
 }
 
 /*
- * Opens a CONNECT to the origin through sluice (as *rc) and starts TLS on it as a client
- * that offers only h2 and trusts only the origin's CA.  Returns the SSL (reads bounded by
- * 10 s) and whether the handshake completed in *ok.
+ * Opens a CONNECT to connect_host at the origin's port through sluice (as *rc) and starts
+ * TLS on it for origin.test as a client that offers only h2 and trusts only the origin's
+ * CA.  Returns the SSL (reads bounded by 10 s) and whether the handshake completed in *ok.
  */
-static SSL *h2_only_client(struct itcase *t, struct rawclient **rc, SSL_CTX **ctx, bool *ok)
+static SSL *h2_only_client(struct itcase *t, const char *connect_host, struct rawclient **rc,
+                           SSL_CTX **ctx, bool *ok)
 {
     struct rawresp resp = {0};
     char req[300], server_name[] = "origin.test";
@@ -368,8 +369,8 @@ static SSL *h2_only_client(struct itcase *t, struct rawclient **rc, SSL_CTX **ct
     SSL *ssl;
 
     *rc = it_raw(t);
-    snprintf(req, sizeof(req), "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test\r\n\r\n",
-             origin_port(t->origin));
+    snprintf(req, sizeof(req), "CONNECT %s:%u HTTP/1.1\r\nHost: %s\r\n\r\n", connect_host,
+             origin_port(t->origin), connect_host);
     raw_send(*rc, req);
     assert_int_equal(rawclient_response(*rc, &resp, true, 5000), 200);
     rawresp_free(&resp);
@@ -408,7 +409,7 @@ static void test_inspect_h2_only_spliced(void **state)
     it_start_tls_origin(t, origin_handler_simple, NULL);
     start_sluice(t, &ca, "tls: inspect\nunidentified: allow\n", alpha_profile,
                  port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
-    ssl = h2_only_client(t, &rc, &ctx, &ok);
+    ssl = h2_only_client(t, "origin.test", &rc, &ctx, &ok);
     if (!ok) {
         ERR_print_errors_fp(stderr);
         it_fail_with_log(t, "the h2-only client did not meet the origin's own certificate");
@@ -773,7 +774,7 @@ static void test_inspect_request_headers(void **state)
         struct rawclient *rc;
         SSL_CTX *ctx;
         bool ok;
-        SSL *ssl = h2_only_client(t, &rc, &ctx, &ok);
+        SSL *ssl = h2_only_client(t, "origin.test", &rc, &ctx, &ok);
         assert_false(ok);
         SSL_free(ssl);
         SSL_CTX_free(ctx);
@@ -803,6 +804,38 @@ static void test_inspect_request_headers(void **state)
 }
 
 /*
+ * Where every tunnel is inspected, a client offering only HTTP/2 to another name (which
+ * would be spliced) with a ClientHello naming a request_headers host is refused: the
+ * fields cannot be left behind that way either.
+ */
+static void test_inspect_request_headers_h2_fronted(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct rawclient *rc;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    char ports[16], *line;
+    bool ok;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca,
+                 "tls: inspect\nunidentified: allow\n"
+                 "request_headers:\n  - {hosts: [origin.test], set: [\"x-tenant: acme\"]}\n",
+                 alpha_profile, port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    ssl = h2_only_client(t, "localhost", &rc, &ctx, &ok);
+    assert_false(ok);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    rawclient_close(rc);
+    line = it_access_line(t, "target=\"localhost:", NULL);
+    it_assert_access_field(line, "rule", "sni:tls:must-inspect");
+    free(line);
+    assert_int_equal(origin_requests(t->origin), 0);
+}
+
+/*
  * A reload that names a host in request_headers closes the spliced tunnels to it (they
  * cannot carry the fields), with term=KT and the rule tls:must-inspect.
  */
@@ -821,7 +854,8 @@ static void test_inspect_request_headers_reload(void **state)
     it_start_tls_origin(t, origin_handler_simple, NULL);
     start_sluice(t, &ca, "unidentified: allow\n", alpha_profile,
                  port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
-    ssl = h2_only_client(t, &rc, &ctx, &ok); /* spliced: the policy inspects nothing */
+    ssl =
+        h2_only_client(t, "origin.test", &rc, &ctx, &ok); /* spliced: the policy inspects nothing */
     assert_true(ok);
     snprintf(path, sizeof(path), "%s/policies/organisation.yaml", t->env->dir);
     assert_int_equal(tio_write_file(path,
@@ -933,6 +967,75 @@ static void test_inspect_sluice_run(void **state)
     assert_int_equal(unsetenv("XDG_CACHE_HOME"), 0);
 }
 
+/* CPU clock ticks (user and system) process pid has used so far. */
+static long cpu_ticks(pid_t pid)
+{
+    char path[64], *text, *after;
+    long utime = 0, stime = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    text = tio_read_file(path, NULL);
+    assert_non_null(text);
+    after = strrchr(text, ')'); /* the command name may hold spaces */
+    assert_non_null(after);
+    /* After ") ": state, then fields 4 to 13, then utime and stime (fields 14, 15). */
+    assert_int_equal(
+        sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime),
+        2);
+    free(text);
+    return utime + stime;
+}
+
+/*
+ * A client that sends the first bytes of a TLS record inside an inspected connection and
+ * stops leaves sluice waiting, not spinning: its CPU over the next 1.5 s stays near none.
+ */
+static void test_inspect_half_record_waits(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct rawclient *rc;
+    struct rawresp resp = {0};
+    char ports[16], req[300], server_name[] = "origin.test";
+    struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
+    SSL_CTX *ctx;
+    SSL *ssl;
+    long before, used;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: allow\n", alpha_profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    rc = it_raw(t);
+    snprintf(req, sizeof(req), "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+             origin_port(t->origin));
+    raw_send(rc, req);
+    assert_int_equal(rawclient_response(rc, &resp, true, 5000), 200);
+    rawresp_free(&resp);
+    ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    assert_int_equal(SSL_CTX_load_verify_locations(ctx, ca.cert, NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    ssl = SSL_new(ctx);
+    assert_non_null(ssl);
+    assert_int_equal(setsockopt(rc->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    SSL_set_fd(ssl, rc->fd);
+    SSL_set_tlsext_host_name(ssl, server_name);
+    assert_int_equal(SSL_connect(ssl), 1);
+    /* Three bytes of an application-data record's header, and nothing more. */
+    assert_int_equal(send(rc->fd, "\x17\x03\x03", 3, MSG_NOSIGNAL), 3);
+    tio_sleep_ms(200);
+    before = cpu_ticks(sluiceproc_pid(t->env->proxy));
+    tio_sleep_ms(1500);
+    used = cpu_ticks(sluiceproc_pid(t->env->proxy)) - before;
+    /* A spin would take the whole 1.5 s (150 ticks at 100 Hz). */
+    if (used > 30)
+        fail_msg("sluice used %ld clock ticks in 1.5 s while a record was half sent", used);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    rawclient_close(rc);
+}
+
 /* A policy that inspects, and no CA: sluice does not start, and says what to set. */
 static void test_inspect_needs_ca(void **state)
 {
@@ -958,8 +1061,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_client_refuses_cert, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_pinned_spliced, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_request_headers, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_request_headers_h2_fronted, it_setup,
+                                        it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_request_headers_reload, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_sluice_run, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_half_record_waits, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_needs_ca, it_setup, it_teardown),
     };
 

@@ -789,8 +789,24 @@ static void test_request_headers_errors(void **state)
         {"organisation.yaml", "request_headers:\n  - {set: [\"x-a: 1\"]}\n", 1, 2, 5,
          "a request_headers entry needs hosts", NULL},
     };
+    struct fixture *f = *state;
+    char text[4096];
+    size_t n = (size_t)snprintf(text, sizeof(text), "request_headers:\n");
 
-    expect_bad_files(*state, cases, NCASES(cases));
+    expect_bad_files(f, cases, NCASES(cases));
+    /* 33 fields over three entries (each within its own bound): one request could get
+     * more than it may carry. */
+    for (int r = 0; r < 3; r++) {
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "  - hosts: [a.test]\n    set: [");
+        for (int i = 0; i < 11; i++)
+            n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\"x-%d-%d: v\"", i > 0 ? ", " : "",
+                                  r, i);
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "]\n");
+    }
+    put(f, "organisation.yaml", text);
+    expect_load_error(f, 1, "organisation.yaml", 1, 1,
+                      "request_headers: 33 fields in all; at most 32 (one request could get them "
+                      "all)");
 }
 
 /* A TLS mode that is not one of the three names the file, line and choices. */
