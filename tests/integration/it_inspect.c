@@ -1036,6 +1036,42 @@ static void test_inspect_half_record_waits(void **state)
     rawclient_close(rc);
 }
 
+/* Answers with a body that ends where the connection does, and closes without close_notify. */
+static void close_delimited_handler(struct origin_conn *c)
+{
+    if (oconn_read_head(c, 5000) == 0)
+        return;
+    (void)oconn_writes(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody-until-close\n");
+    SSL_set_quiet_shutdown(c->ssl, 1); /* the close comes without close_notify */
+}
+
+/*
+ * An origin that ends a close-delimited body by closing without close_notify (as many
+ * do): the client gets the whole body and a clean end, not a reset.
+ */
+static void test_inspect_close_without_notify(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct itcurl *c;
+    char ports[16], url[160], *line;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, close_delimited_handler, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: allow\n", alpha_profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    c = alpha_curl(t, &ca);
+    snprintf(url, sizeof(url), "https://origin.test:%u/until-close", origin_port(t->origin));
+    if (itcurl_perform(c, url) != CURLE_OK)
+        it_fail_with_log(t, c->errbuf);
+    assert_int_equal(itcurl_status(c), 200);
+    assert_string_equal(tbuf_str(&c->body), "body-until-close\n");
+    itcurl_free(c);
+    line = it_access_line(t, "/until-close\"", NULL);
+    it_assert_access_field(line, "term", "--");
+    free(line);
+}
+
 /* A policy that inspects, and no CA: sluice does not start, and says what to set. */
 static void test_inspect_needs_ca(void **state)
 {
@@ -1066,6 +1102,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_request_headers_reload, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_sluice_run, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_half_record_waits, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_close_without_notify, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_needs_ca, it_setup, it_teardown),
     };
 
