@@ -179,6 +179,8 @@ static const struct policy_key tool_keys[] = {
     {"block_telemetry", PK_BOOL, 0, TOOL(block_telemetry), 0, "true or false", NULL, NULL},
     {"tls", PK_TLS, 0, TOOL(tls), 0, "inspect, splice or block", NULL, NULL},
     {"splice_pinned", PK_BOOL, 0, TOOL(splice_pinned), 0, "true or false", NULL, NULL},
+    {"refuse_uninspectable", PK_BOOL, 0, TOOL(refuse_uninspectable), 0, "true or false", NULL,
+     NULL},
     {"telemetry_env", PK_ENV, 0, TOOL(telemetry_env), TOOL(ntelemetry_env),
      "a list of NAME=VALUE settings", NULL, NULL},
     {"endpoints", PK_ENDPOINTS, 0, TOOL(endpoints), TOOL(nendpoints), "a list of endpoint groups",
@@ -202,6 +204,7 @@ static const struct policy_key org_keys[] = {
     {"unidentified", PK_VERDICT, 0, ORG(unidentified), 0, "allow, block or report", NULL, NULL},
     {"tls", PK_TLS, 0, ORG(tls), 0, "inspect, splice or block", NULL, NULL},
     {"splice_pinned", PK_BOOL, 0, ORG(splice_pinned), 0, "true or false", NULL, NULL},
+    {"refuse_uninspectable", PK_BOOL, 0, ORG(refuse_uninspectable), 0, "true or false", NULL, NULL},
     {"request_headers", PK_ENDPOINTS, 0, ORG(header_rules), ORG(nheader_rules),
      "a list of mappings with hosts and set", NULL, &header_rule_mapping},
     {"deny_hosts", PK_HOSTS, 0, ORG(deny_hosts), 0, "a list of host names or *.suffix wildcards",
@@ -1620,6 +1623,7 @@ static void decide_tls(const struct policy_snapshot *p, const struct policy_quer
         d->tls = p->org.tls != POLICY_TLS_UNSET ? p->org.tls : POLICY_TLS_SPLICE;
         snprintf(d->tls_rule, sizeof(d->tls_rule), "tls:%s", policy_tls_str(d->tls));
     }
+    d->refuse_uninspectable = p->org.refuse_uninspectable || (t != NULL && t->refuse_uninspectable);
     /* Fields request_headers sets must reach the requests inside: their hosts are never
      * spliced, not even for a client that refused sluice's certificate. */
     if (d->tls != POLICY_TLS_BLOCK && header_rule_covers(p, q->host)) {
@@ -1649,6 +1653,7 @@ void policy_decide(const struct policy_snapshot *p, const struct policy_query *q
     d->tls_rule[0] = '\0';
     d->splice_pinned = false;
     d->must_inspect = false;
+    d->refuse_uninspectable = false;
     decide_request(p, q, d);
     if (q->is_connect && d->verdict != POLICY_BLOCK)
         decide_tls(p, q, d);

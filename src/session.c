@@ -1536,15 +1536,18 @@ static void session_read_hello(struct session *s)
      * spliced tunnel's: one that request_headers names is refused.  Any other list without
      * http/1.1 goes on to the handshake, which refuses it: it is never spliced. */
     h2_only = (alpn & CLIENTHELLO_ALPN_H2) != 0 && (alpn & CLIENTHELLO_ALPN_HTTP11) == 0;
-    s->splice_after_hello = h2_only && !x->decision.must_inspect;
+    s->splice_after_hello =
+        h2_only && !x->decision.must_inspect && !x->decision.refuse_uninspectable;
     if (!session_check_sni(s, x->tun.sni))
         return;
-    if (h2_only && x->decision.must_inspect) {
+    if (h2_only && (x->decision.must_inspect || x->decision.refuse_uninspectable)) {
         log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));
-        log_notice("%s: CONNECT %s:%u: the client offers only HTTP/2, and request_headers sets "
-                   "fields on this host, so it cannot be spliced; closed (the client must offer "
-                   "http/1.1)",
-                   s->client_addr, host, x->req.port);
+        log_notice("%s: CONNECT %s:%u: the client offers only HTTP/2, and %s, so it cannot be "
+                   "spliced; closed (the client must offer http/1.1)",
+                   s->client_addr, host, x->req.port,
+                   x->decision.must_inspect ? "request_headers sets fields on this host"
+                                            : "the policy refuses what it cannot inspect "
+                                              "(refuse_uninspectable)");
         x->error_type = "tls_protocol_error";
         session_close(s, TERM_PROXY, TERM_PH_TUNNEL);
         return;

@@ -95,8 +95,10 @@ struct policy_tool {
     size_t ntelemetry_env;
     struct policy_endpoint *endpoints;
     size_t nendpoints;
-    enum policy_tls tls; /* for its tunnels, or UNSET: the organisation's */
-    bool splice_pinned;  /* splice its tunnels to a host whose certificate it refused */
+    enum policy_tls tls;       /* for its tunnels, or UNSET: the organisation's */
+    bool splice_pinned;        /* splice its tunnels to a host whose certificate it refused */
+    bool refuse_uninspectable; /* refuse, not splice, an inspected tunnel whose client
+                                  offers HTTP/2 only */
 };
 
 /*
@@ -118,8 +120,9 @@ struct policy_org {
     bool block_telemetry; /* telemetry, crash-reporting and feature-flag groups, all tools */
     bool block_identity_mismatch; /* a weaker source naming another tool blocks the request */
     enum policy_verdict unidentified;
-    enum policy_tls tls; /* for tunnels no tool or group says more of; UNSET means splice */
-    bool splice_pinned;  /* every tool: splice a host whose certificate the tool refused */
+    enum policy_tls tls;       /* for tunnels no tool or group says more of; UNSET means splice */
+    bool splice_pinned;        /* every tool: splice a host whose certificate the tool refused */
+    bool refuse_uninspectable; /* every tool: refuse an h2-only client of an inspected tunnel */
     struct policy_header_rule *header_rules; /* request_headers; owned */
     size_t nheader_rules;
     struct domainset *deny_hosts;  /* owned; may be NULL */
@@ -190,17 +193,19 @@ struct policy_query {
 /* The decision and the rule that made it; strings point into the snapshot or are static. */
 struct policy_decision {
     enum policy_verdict verdict;
-    bool bad_request;    /* a block for a malformed request: answered 400, not 403 */
-    const char *tool;    /* tool id, or "unidentified" */
-    const char *file;    /* the policy file holding the rule */
-    char rule[128];      /* "ban", "deny-host", "telemetry:<group>", "allow:<group>", ... */
-    const char *reason;  /* one sentence for the client, saying what to do */
-    enum policy_tls tls; /* a CONNECT that may go on: SPLICE or INSPECT; else UNSET */
-    char tls_rule[128];  /* which scope chose tls: "tls:inspect:<tool>/<group>", ... */
-    bool splice_pinned;  /* inspected: splice instead where the tool refused sluice's
-                            certificate for the host before (organisation's or tool's) */
-    bool must_inspect;   /* request_headers names the host: never spliced, not even for a
-                            client that offers only HTTP/2 or refused the certificate */
+    bool bad_request;          /* a block for a malformed request: answered 400, not 403 */
+    const char *tool;          /* tool id, or "unidentified" */
+    const char *file;          /* the policy file holding the rule */
+    char rule[128];            /* "ban", "deny-host", "telemetry:<group>", "allow:<group>", ... */
+    const char *reason;        /* one sentence for the client, saying what to do */
+    enum policy_tls tls;       /* a CONNECT that may go on: SPLICE or INSPECT; else UNSET */
+    char tls_rule[128];        /* which scope chose tls: "tls:inspect:<tool>/<group>", ... */
+    bool splice_pinned;        /* inspected: splice instead where the tool refused sluice's
+                                  certificate for the host before (organisation's or tool's) */
+    bool must_inspect;         /* request_headers names the host: never spliced, not even for a
+                                  client that offers only HTTP/2 or refused the certificate */
+    bool refuse_uninspectable; /* inspected: a client offering HTTP/2 only is refused rather
+                                  than spliced (organisation's or tool's) */
 };
 
 /* What the address guard learnt about a dialled address, for the log. */

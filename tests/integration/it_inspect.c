@@ -432,6 +432,35 @@ static void test_inspect_h2_only_spliced(void **state)
 }
 
 /*
+ * refuse_uninspectable: an h2-only client of an inspected tunnel is refused rather than
+ * spliced, with a log line that names the setting; nothing reaches the origin.
+ */
+static void test_inspect_h2_only_refused(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct rawclient *rc;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    char ports[16];
+    bool ok;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: allow\nrefuse_uninspectable: true\n",
+                 alpha_profile, port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    ssl = h2_only_client(t, "origin.test", &rc, &ctx, &ok);
+    assert_false(ok);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    rawclient_close(rc);
+    for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, "refuse_uninspectable"); i++)
+        tio_sleep_ms(20);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "(refuse_uninspectable)"));
+    assert_int_equal(origin_accepted(t->origin), 0);
+}
+
+/*
  * The modes per tool and group: a group that says splice passes the origin's own
  * certificate through (tls=splice); one that says block refuses the CONNECT with 403.
  */
@@ -1092,6 +1121,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_upstream_failures, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_sni_mismatch, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_h2_only_spliced, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_h2_only_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_modes, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_rejudged, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_client_refuses_cert, it_setup, it_teardown),

@@ -593,7 +593,7 @@ static void test_table_unknown_keys(void **state)
     static const struct bad_file cases[] = {
         {"tools/a.yaml", "id: a\ncolour: red\n", 1, 2, 1,
          "unknown key 'colour' in a tool profile; expected one of: id, name, identify, default, "
-         "block_telemetry, tls, splice_pinned, telemetry_env, endpoints",
+         "block_telemetry, tls, splice_pinned, refuse_uninspectable, telemetry_env, endpoints",
          NULL},
         {"tools/a.yaml", "id: a\nidentify:\n  colour: red\n", 1, 3, 3,
          "unknown key 'colour' in identify; expected one of: proxy_users, user_agents, executables",
@@ -606,13 +606,13 @@ static void test_table_unknown_keys(void **state)
         {"organisation.yaml", "block_telemetry: true\ncolour: red\n", 1, 2, 1,
          "unknown key 'colour' in the organisation policy; expected one of: banned_tools, "
          "block_telemetry, block_identity_mismatch, unidentified, tls, splice_pinned, "
-         "request_headers, deny_hosts, allow_hosts, "
+         "refuse_uninspectable, request_headers, deny_hosts, allow_hosts, "
          "connect_ports, deny_addresses, deny_cidrs, allow_cidrs, deny_countries, "
          "allow_countries, deny_asns, allow_asns",
          NULL},
         {"tools/a.yaml", "id: a\n[x]: 1\n", 1, 2, 1,
          "unknown key 'a list' in a tool profile; expected one of: id, name, identify, default, "
-         "block_telemetry, tls, splice_pinned, telemetry_env, endpoints",
+         "block_telemetry, tls, splice_pinned, refuse_uninspectable, telemetry_env, endpoints",
          NULL},
     };
 
@@ -665,6 +665,7 @@ static void test_tls_modes(void **state)
     assert_int_equal(d.tls, POLICY_TLS_INSPECT);
     assert_string_equal(d.tls_rule, "tls:inspect:alpha");
     assert_true(d.splice_pinned);
+    assert_false(d.refuse_uninspectable);
     decide_connect(f, "alpha", "x.cdn.alpha.test", &d);
     assert_int_equal(d.tls, POLICY_TLS_SPLICE);
     assert_string_equal(d.tls_rule, "tls:splice:alpha/cdn");
@@ -693,13 +694,15 @@ static void test_tls_modes(void **state)
     policy_unref(f->p);
 
     /* The organisation's mode reaches every tool that says nothing of its own. */
-    put(f, "organisation.yaml", "unidentified: allow\ntls: inspect\nsplice_pinned: true\n");
+    put(f, "organisation.yaml",
+        "unidentified: allow\ntls: inspect\nsplice_pinned: true\nrefuse_uninspectable: true\n");
     f->p = load_dir(f->dir, &f->errs);
     assert_non_null(f->p);
     decide_connect(f, "beta", "api.alpha.test", &d);
     assert_int_equal(d.tls, POLICY_TLS_INSPECT);
     assert_string_equal(d.tls_rule, "tls:inspect");
     assert_true(d.splice_pinned); /* the organisation's, for every tool */
+    assert_true(d.refuse_uninspectable);
     decide_connect(f, NULL, "api.alpha.test", &d);
     assert_int_equal(d.tls, POLICY_TLS_INSPECT);
     policy_unref(f->p);
