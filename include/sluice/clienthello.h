@@ -35,8 +35,8 @@ enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len, char *
 
 /*
  * The same as clienthello_parse(), and on CLIENTHELLO_FOUND *alpn holds CLIENTHELLO_ALPN_*
- * bits (0 otherwise).  Two ALPN extensions, or one that does not parse, make the hello
- * MALFORMED.
+ * bits (0 otherwise).  An ALPN extension that does not parse, or a second one, counts as
+ * no ALPN (0) and does not spoil the hello: its server name is still given.
  */
 enum clienthello_result clienthello_parse_alpn(const uint8_t *buf, size_t len, char *sni,
                                                size_t sni_cap, unsigned *alpn);
