@@ -1101,6 +1101,43 @@ static void test_inspect_close_without_notify(void **state)
     free(line);
 }
 
+/*
+ * A refusal is kept for who refused, tool and user: another user of the same tool is
+ * still inspected (and, trusting only the origin, still refused), while the user who
+ * refused is spliced.
+ */
+static void test_inspect_pinned_per_user(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    char ports[16], url[160], proxy[96];
+    static const char *const users[] = {"alpha", "alpha", "al"};
+    static const CURLcode want[] = {CURLE_PEER_FAILED_VERIFICATION, CURLE_OK,
+                                    CURLE_PEER_FAILED_VERIFICATION};
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: block\nsplice_pinned: true\n",
+                 "id: alpha\nidentify: {proxy_users: [alpha, al]}\n",
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    snprintf(url, sizeof(url), "https://origin.test:%u/who", origin_port(t->origin));
+    for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++) {
+        struct itcurl *c = itcurl_new(t->proxy_port);
+        CURLcode rc;
+        assert_non_null(c);
+        snprintf(proxy, sizeof(proxy), "http://%s:x@127.0.0.1:%u", users[i], t->proxy_port);
+        curl_easy_setopt(c->h, CURLOPT_PROXY, proxy);
+        curl_easy_setopt(c->h, CURLOPT_CAINFO, testca_ca_path(t->ca)); /* the origin's CA */
+        rc = itcurl_perform(c, url);
+        if (rc != want[i]) {
+            fprintf(stderr, "try %zu as %s: curl %d (%s)\n", i, users[i], rc, c->errbuf);
+            it_fail_with_log(t, "a refusal was not kept for its own user alone");
+        }
+        itcurl_free(c);
+    }
+    assert_int_equal(origin_requests(t->origin), 1);
+}
+
 /* A policy that inspects, and no CA: sluice does not start, and says what to set. */
 static void test_inspect_needs_ca(void **state)
 {
@@ -1133,6 +1170,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_sluice_run, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_half_record_waits, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_close_without_notify, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_pinned_per_user, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_needs_ca, it_setup, it_teardown),
     };
 
