@@ -473,38 +473,48 @@ const char *policy_tls_str(enum policy_tls m)
     return (size_t)m < sizeof(tls_names) / sizeof(tls_names[0]) ? tls_names[m] : "?";
 }
 
-/* Parses a TLS mode. */
-static void take_tls(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
-                     enum policy_tls *out)
+/*
+ * Parses one of names[first..count) (what says what they are, for the error), into *out as
+ * its index.  False, with an error, for anything else.
+ */
+static bool take_name(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                      const char *const *names, size_t first, size_t count, const char *what,
+                      size_t *out)
 {
     const char *s = yamldoc_scalar(n);
 
-    for (size_t i = 1; i < sizeof(tls_names) / sizeof(tls_names[0]); i++)
-        if (s != NULL && strcmp(s, tls_names[i]) == 0) {
-            *out = (enum policy_tls)i;
-            return;
+    for (size_t i = first; s != NULL && i < count; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = i;
+            return true;
         }
     if (s != NULL)
-        perr(l, n, "%s: '%s' is not a TLS mode; expected %s", k->name, s, k->expect);
+        perr(l, n, "%s: '%s' is not %s; expected %s", k->name, s, what, k->expect);
     else
         perr(l, n, "%s: expected %s", k->name, k->expect);
+    return false;
+}
+
+/* Parses a TLS mode (never UNSET, whose name is ""). */
+static void take_tls(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                     enum policy_tls *out)
+{
+    size_t i;
+
+    if (take_name(l, k, n, tls_names, 1, sizeof(tls_names) / sizeof(tls_names[0]), "a TLS mode",
+                  &i))
+        *out = (enum policy_tls)i;
 }
 
 /* Parses the name of an endpoint group's purpose. */
 static void take_purpose(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
                          enum policy_purpose *out)
 {
-    const char *s = yamldoc_scalar(n);
+    size_t i;
 
-    for (size_t i = 0; i < sizeof(purpose_names) / sizeof(purpose_names[0]); i++)
-        if (s != NULL && strcmp(s, purpose_names[i]) == 0) {
-            *out = (enum policy_purpose)i;
-            return;
-        }
-    if (s != NULL)
-        perr(l, n, "%s: '%s' is not a purpose; expected %s", k->name, s, k->expect);
-    else
-        perr(l, n, "%s: expected %s", k->name, k->expect);
+    if (take_name(l, k, n, purpose_names, 0, sizeof(purpose_names) / sizeof(purpose_names[0]),
+                  "a purpose", &i))
+        *out = (enum policy_purpose)i;
 }
 
 /* Parses a list of ports. */

@@ -36,6 +36,9 @@
 #define SESSION_LINGER_MS 2000
 /* How much a lingering client may still send before it is cut off. */
 #define SESSION_LINGER_MAX (1024 * 1024)
+/* What a CONNECT that goes on is answered, by sluice or once the upstream is there. */
+static const char session_established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+
 /* Room for the names of the fields request_headers set, for the record ("a,b"). */
 #define SESSION_SET_NAMES_MAX 512
 
@@ -814,21 +817,23 @@ static bool session_sni_blocked(const struct session *s, const struct policy_sna
  * that names one host to sluice and another to the server) is cut off before a byte of it
  * leaves; policy that allows both lets it through.  A ClientHello that names no server
  * (or bytes that are not TLS) leaves nothing more to decide: the CONNECT's host was.
- * Returns true when the tunnel may go on.
+ * Returns true when the tunnel may go on, with the name normalised in name (cap bytes,
+ * REQUEST_HOST_MAX will do), or "" when there is none.
  */
-static bool session_check_sni(struct session *s, const char *sni)
+static bool session_check_sni(struct session *s, const char *sni, char *name, size_t cap)
 {
     struct exchange *x = &s->x;
-    char name[REQUEST_HOST_MAX], shown[300];
+    char shown[300];
     const char *errstr = NULL;
     struct policy_decision d;
     struct policy_query q;
     bool ipv6;
 
+    name[0] = '\0';
     if (sni == NULL)
         return true;
     log_escape(shown, sizeof(shown), sni, strlen(sni));
-    if (request_normalize_host(sni, strlen(sni), false, name, sizeof(name), &ipv6, &errstr) <= 0) {
+    if (request_normalize_host(sni, strlen(sni), false, name, cap, &ipv6, &errstr) <= 0) {
         log_notice("%s: tunnel to %s:%u: the ClientHello names a server that is not a host name "
                    "(%s: %s); closed",
                    s->client_addr, x->req.host, x->req.port, shown, errstr);
@@ -860,10 +865,11 @@ static bool session_check_sni(struct session *s, const char *sni)
 static void session_peeked(struct session *s)
 {
     const struct tunnel *t = &s->x.tun;
+    char name[REQUEST_HOST_MAX];
 
     log_debug("%s: tunnel to %s:%u: ClientHello %s, sni=%s", s->client_addr, s->x.req.host,
               s->x.req.port, clienthello_result_str(t->hello), t->sni != NULL ? t->sni : "-");
-    if (!session_check_sni(s, t->sni))
+    if (!session_check_sni(s, t->sni, name, sizeof(name)))
         return;
     if (t->hello == CLIENTHELLO_FOUND)
         s->x.tls_mode = "splice";
@@ -926,7 +932,6 @@ static void session_rate_cb(evutil_socket_t fd, short what, void *arg)
 /* The upstream is ready: answer CONNECT and tunnel, or send the request on. */
 static void session_upstream_ready(struct session *s)
 {
-    static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
     struct outcome o;
 
     s->x.head_passed = true;
@@ -937,9 +942,9 @@ static void session_upstream_ready(struct session *s)
         return;
     }
     if (s->x.req.is_connect) {
-        s->x.own_bytes += sizeof(established) - 1;
+        s->x.own_bytes += sizeof(session_established) - 1;
         s->x.status = 200;
-        session_start_tunnel(s, established, true);
+        session_start_tunnel(s, session_established, true);
         return;
     }
     session_set_state(s, SESSION_ST_FORWARD);
@@ -1427,6 +1432,33 @@ static bool session_keep_tunnel(struct session *s, const char *buf)
     return true;
 }
 
+/* Answers the CONNECT whose head (head_len bytes) is in the input with 200, by sluice
+ * itself: nothing is dialled for it. */
+static void session_answer_connect(struct session *s, uint32_t head_len)
+{
+    evbuffer_drain(sock_in(s->client), head_len);
+    s->x.head_bytes += head_len;
+    evbuffer_add(sock_out(s->client), session_established, sizeof(session_established) - 1);
+    s->x.own_bytes += sizeof(session_established) - 1;
+    s->x.status = 200;
+    sock_flush(s->client);
+}
+
+/*
+ * From now on the connection carries the requests of the CONNECT it answered (plain, or
+ * inspected): the CONNECT's exchange ends unrecorded -- it sent nothing anywhere, the
+ * requests inside are what is recorded -- and the first of them is read.
+ */
+static void session_read_tunnel_requests(struct session *s)
+{
+    s->x.active = false;
+    session_reset_exchange(s);
+    sock_set_reading(s->client, true);
+    session_timer_arm(s, s->env->settings->timeout_keepalive_ms);
+    if (evbuffer_get_length(sock_in(s->client)) > 0)
+        session_read_head(s);
+}
+
 /*
  * A CONNECT to connect_http_port (80): nothing is dialled.  sluice answers 200 itself and
  * reads what comes through as plain HTTP requests for that host and port, each decided and
@@ -1436,22 +1468,12 @@ static bool session_keep_tunnel(struct session *s, const char *buf)
  */
 static void session_open_http_tunnel(struct session *s, const char *buf, uint32_t head_len)
 {
-    static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-
     if (!session_keep_tunnel(s, buf))
         return;
-    evbuffer_drain(sock_in(s->client), head_len);
-    evbuffer_add(sock_out(s->client), established, sizeof(established) - 1);
-    sock_flush(s->client);
+    session_answer_connect(s, head_len);
     log_info("%s: CONNECT %s:%u is read as plain HTTP (connect_http_port)", s->client_addr,
              s->x.req.host, s->x.req.port);
-    /* The CONNECT itself sent nothing anywhere: the requests inside are what is recorded. */
-    s->x.active = false;
-    session_reset_exchange(s);
-    sock_set_reading(s->client, true);
-    session_timer_arm(s, s->env->settings->timeout_keepalive_ms);
-    if (evbuffer_get_length(sock_in(s->client)) > 0)
-        session_read_head(s);
+    session_read_tunnel_requests(s);
 }
 
 /*
@@ -1502,7 +1524,7 @@ static void session_read_hello(struct session *s)
     size_t len = evbuffer_get_length(in),
            want = len < CLIENTHELLO_MAX_BYTES ? len : CLIENTHELLO_MAX_BYTES;
     const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)want);
-    char sni[256], host[300];
+    char sni[256], host[300], name[REQUEST_HOST_MAX];
     unsigned alpn = 0;
     bool h2_only;
 
@@ -1538,7 +1560,7 @@ static void session_read_hello(struct session *s)
     h2_only = (alpn & CLIENTHELLO_ALPN_H2) != 0 && (alpn & CLIENTHELLO_ALPN_HTTP11) == 0;
     s->splice_after_hello =
         h2_only && !x->decision.must_inspect && !x->decision.refuse_uninspectable;
-    if (!session_check_sni(s, x->tun.sni))
+    if (!session_check_sni(s, x->tun.sni, name, sizeof(name)))
         return;
     if (h2_only && (x->decision.must_inspect || x->decision.refuse_uninspectable)) {
         log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));
@@ -1556,18 +1578,9 @@ static void session_read_hello(struct session *s)
         session_splice_after_hello(s, "HTTP/2");
         return;
     }
-    /* The certificate names what the client will check: its server name (normalised, as
-     * session_check_sni() read it: one leaf for every spelling), else the host. */
-    {
-        char name[REQUEST_HOST_MAX];
-        const char *errstr = NULL;
-        bool ipv6;
-        session_start_client_tls(
-            s, x->tun.sni != NULL && request_normalize_host(x->tun.sni, strlen(x->tun.sni), false,
-                                                            name, sizeof(name), &ipv6, &errstr) > 0
-                   ? name
-                   : x->req.host);
-    }
+    /* The certificate names what the client will check: its server name (normalised: one
+     * leaf for every spelling), else the host. */
+    session_start_client_tls(s, name[0] != '\0' ? name : x->req.host);
 }
 
 /*
@@ -1576,9 +1589,6 @@ static void session_read_hello(struct session *s)
  */
 static void session_open_inspected(struct session *s, const char *buf, uint32_t head_len)
 {
-    static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-    struct exchange *x = &s->x;
-
     if (s->env->tls == NULL) {
         session_fail(s, 503, "proxy_configuration_error", TERM_PROXY, TERM_PH_REQUEST,
                      "policy inspects this host, and sluice has no CA to do it with; set "
@@ -1588,12 +1598,7 @@ static void session_open_inspected(struct session *s, const char *buf, uint32_t 
     if (!session_keep_tunnel(s, buf))
         return;
     s->http_tunnel->https = true;
-    evbuffer_drain(sock_in(s->client), head_len);
-    x->head_bytes += head_len;
-    evbuffer_add(sock_out(s->client), established, sizeof(established) - 1);
-    x->own_bytes += sizeof(established) - 1;
-    x->status = 200;
-    sock_flush(s->client);
+    session_answer_connect(s, head_len);
     s->hello_wait = true;
     if (evbuffer_get_length(sock_in(s->client)) > 0)
         session_read_hello(s);
@@ -1620,12 +1625,7 @@ static void session_client_tls(struct session *s, short what)
         x->tun.sni = NULL;
         log_info("%s: CONNECT %s:%u: inspecting (%s)", s->client_addr, host, x->req.port,
                  x->decision.tls_rule);
-        x->active = false;
-        session_reset_exchange(s);
-        sock_set_reading(s->client, true);
-        session_timer_arm(s, s->env->settings->timeout_keepalive_ms);
-        if (evbuffer_get_length(sock_in(s->client)) > 0)
-            session_read_head(s);
+        session_read_tunnel_requests(s);
         return;
     }
     err = sock_tls_error(s->client);

@@ -289,10 +289,7 @@ static void sock_tls_handshake(struct sock *so)
             evbuffer_free(so->tls_pre); /* OpenSSL took it all */
         so->tls_pre = NULL;
         sock_event_set(so->wr, &so->wr_added, false);
-        sock_update_reading(so);
-        /* Bytes already decrypted wait inside OpenSSL: the epoll will not say so. */
-        if (so->want_read && SSL_pending(so->tls) > 0)
-            event_active(so->rd, EV_READ, 1);
+        sock_update_reading(so); /* also wakes a reader for bytes OpenSSL holds decrypted */
         sock_flush(so);
         sock_report(so, SOCK_EV_TLS);
         return;

@@ -32,8 +32,9 @@ struct tls {
 static const unsigned char tls_alpn_http11[] = "\x08http/1.1";
 
 /*
- * Picks http/1.1 from what the client offers.  A client that offers ALPN without it (h2
- * only) was spliced after the peek, so this refuses what is left with an alert.
+ * Picks http/1.1 from what the client offers.  A client offering h2 without it never gets
+ * here (its tunnel was spliced or refused once its ClientHello was read); any other list
+ * without it is refused here with an alert.
  */
 static int tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                            const unsigned char *in, unsigned int inlen, void *arg)
