@@ -1,0 +1,111 @@
+/*
+ * The capture store: the request bodies (what leaves) and, when asked, the response
+ * bodies that policy's capture setting keeps, for traffic sluice reads (plain HTTP and
+ * inspected TLS).  Each body is one file named by the SHA-256 of its bytes, DIR/ab/abcd...,
+ * so the audit record refers to it by that hash, `sha256sum` checks it, and the same body
+ * sent twice is kept once.  A body is stored as it was sent: a compressed one stays
+ * compressed, and the record names its codings.
+ *
+ * Bounded everywhere: a body is kept up to a bound per message (the rest is counted, and
+ * the record says "truncated"); the bodies held in memory by every session and the queue
+ * together are at most CAPTURE_MEMORY_MAX; the store's files are at most max_bytes in
+ * all, the files written or referenced longest ago removed first.  Files are written by
+ * one thread of the store's own (a temporary file, fdatasync, then rename), so the event
+ * loops never wait on the disk and a crash never leaves half a body under a hash's name.
+ * A body that cannot be kept (memory or queue full, a write failed) is counted lost and
+ * the record says so.
+ */
+#ifndef SLUICE_CAPTURE_H
+#define SLUICE_CAPTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct evp_md_ctx_st;
+
+/* Bytes of bodies held in memory at once, by all sessions and the queue together. */
+#define CAPTURE_MEMORY_MAX (64u * 1024 * 1024)
+/* Bodies waiting for the writer at most, whatever their size. */
+#define CAPTURE_QUEUE 4096
+/* Characters of a SHA-256 in hex, and its NUL. */
+#define CAPTURE_HASH_HEX 65
+/* Bytes of the codings named for a body ("gzip, br"), NUL included. */
+#define CAPTURE_CODINGS_MAX 64
+
+/* How the store is kept. */
+struct capture_options {
+    const char *dir;    /* the store's directory, made (0700) when absent; copied */
+    uint64_t max_bytes; /* the files' sizes in all at most; past it the oldest go */
+};
+
+/* One message body being captured, embedded in the exchange; zero is "not capturing". */
+struct capture_body {
+    bool active;                       /* capture_body_begin() was called */
+    unsigned char *data;               /* the bytes kept so far; owned, counted in memory */
+    size_t len;                        /* of them */
+    size_t cap;                        /* data's allocation */
+    size_t limit;                      /* bytes kept at most */
+    uint64_t seen;                     /* body bytes that went past */
+    bool short_of_memory;              /* kept less than limit: CAPTURE_MEMORY_MAX was reached */
+    struct evp_md_ctx_st *md;          /* the SHA-256 of data, so far; owned */
+    char codings[CAPTURE_CODINGS_MAX]; /* content (then transfer) codings applied, or "" */
+};
+
+/* What the record says of one captured body; filled by capture_body_finish(). */
+struct capture_ref {
+    bool present;                      /* a body was captured (it had at least one byte) */
+    bool lost;                         /* it could not be kept: memory, the queue, or an error */
+    char sha256[CAPTURE_HASH_HEX];     /* the hash of the bytes kept, the file's name */
+    uint64_t bytes;                    /* bytes kept */
+    bool truncated;                    /* the body was longer than what was kept */
+    char codings[CAPTURE_CODINGS_MAX]; /* codings to undo, in the order applied; or "" */
+};
+
+/*
+ * Opens the store at opt->dir (made 0700 when absent), counts what it holds (removing the
+ * oldest files when they exceed opt->max_bytes, and temporary files a crash left) and
+ * starts its writer.  Returns 0, or -1 with a sentence in err.
+ */
+int capture_open(const struct capture_options *opt, char *err, size_t cap);
+
+/* Writes what is queued, stops the writer.  Nothing when not open. */
+void capture_close(void);
+
+/* True when the store is open: the policy's capture setting has somewhere to go. */
+bool capture_enabled(void);
+
+/*
+ * Starts capturing a body into b (which must be zero or reset): up to limit bytes kept,
+ * codings the value of the message's codings as sent (cut to fit), or NULL.  Nothing when
+ * the store is not open or limit is 0.
+ */
+void capture_body_begin(struct capture_body *b, size_t limit, const char *codings);
+
+/* Adds n body bytes at p to b; counts them past the bound.  Nothing when b is NULL or not
+ * active. */
+void capture_body_add(struct capture_body *b, const void *p, size_t n);
+
+/* Adds the first n bytes of buf (not removed) to b, as capture_body_add(). */
+void capture_body_add_evbuffer(struct capture_body *b, struct evbuffer *buf, size_t n);
+
+/*
+ * Ends capturing b: fills *ref (zero when b was not active or saw no byte), hands the
+ * bytes to the writer, and resets b.  Any thread that owns b; never blocks.
+ */
+void capture_body_finish(struct capture_body *b, struct capture_ref *ref);
+
+/* Frees what b holds without keeping it, and makes it zero; safe twice. */
+void capture_body_reset(struct capture_body *b);
+
+/* Bodies that could not be kept so far (any thread). */
+uint64_t capture_lost(void);
+
+/* Bytes the store's files hold now, as the writer counts them (any thread). */
+uint64_t capture_store_bytes(void);
+
+/* Bytes of bodies held in memory now, by sessions and the queue (any thread). */
+uint64_t capture_memory_bytes(void);
+
+#endif /* SLUICE_CAPTURE_H */

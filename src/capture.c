@@ -1,0 +1,551 @@
+/* The capture store of bodies policy asks to keep; see include/sluice/capture.h. */
+#include "sluice/capture.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <openssl/evp.h>
+
+#include "sluice/log.h"
+
+/* The first allocation of a body's bytes; it doubles from there up to the body's bound. */
+#define CAPTURE_FIRST_CAP (16u * 1024)
+/* Eviction removes files until the store holds at most this share of its bound (percent),
+ * so that it does not scan the directory again at the very next body. */
+#define CAPTURE_EVICT_TO_PERCENT 90
+
+/* A body waiting for the writer. */
+struct capture_item {
+    unsigned char *data; /* owned; counted in capture_memory */
+    size_t len;
+    size_t cap; /* data's allocation, as counted */
+    char sha256[CAPTURE_HASH_HEX];
+};
+
+/* The store: its directory, the writer thread and its queue. */
+static struct {
+    bool open;
+    char *dir; /* owned */
+    uint64_t max_bytes;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop; /* under lock: the writer ends once the queue is empty */
+    struct capture_item queue[CAPTURE_QUEUE]; /* a ring, under lock */
+    size_t head, count;
+    uint64_t tmp_seq; /* the writer's: names its temporary files */
+    bool failing;     /* the writer's: its last write failed (logged once) */
+} store = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static atomic_bool capture_is_open;
+static atomic_uint_fast64_t capture_memory;  /* bytes of bodies in memory */
+static atomic_uint_fast64_t capture_lost_n;  /* bodies not kept */
+static atomic_uint_fast64_t capture_on_disk; /* bytes of the store's files */
+static atomic_bool capture_memory_warned;    /* the memory bound was logged once */
+
+static EVP_MD *capture_md;
+static pthread_once_t capture_md_once = PTHREAD_ONCE_INIT;
+
+/* Fetches SHA-256 once for every body's digest. */
+static void capture_md_fetch(void)
+{
+    capture_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* True when name is a body file's: 64 lower-case hex digits. */
+static bool capture_is_hash_name(const char *name)
+{
+    size_t i;
+
+    for (i = 0; name[i] != '\0'; i++)
+        if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+            return false;
+    return i == CAPTURE_HASH_HEX - 1;
+}
+
+/* One file of the store, for eviction. */
+struct capture_file {
+    struct timespec mtime;
+    uint64_t size;
+    char name[CAPTURE_HASH_HEX];
+};
+
+/* Orders files oldest first. */
+static int capture_file_cmp(const void *a, const void *b)
+{
+    const struct capture_file *x = a, *y = b;
+
+    if (x->mtime.tv_sec != y->mtime.tv_sec)
+        return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+        return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* The path of the body file named hash, into out. */
+static void capture_path(const char *hash, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%.2s/%s", store.dir, hash, hash);
+}
+
+/*
+ * Lists the store's body files into a malloc'd array (*n of them) and sums their sizes
+ * into *total.  Returns NULL with *n 0 when there is none or no memory (total still
+ * counted as far as the list went).
+ */
+static struct capture_file *capture_list(size_t *n, uint64_t *total)
+{
+    struct capture_file *files = NULL;
+    size_t cap = 0;
+    DIR *top = opendir(store.dir);
+    struct dirent *d;
+
+    *n = 0;
+    *total = 0;
+    if (top == NULL)
+        return NULL;
+    while ((d = readdir(top)) != NULL) {
+        char sub[PATH_MAX];
+        DIR *dd;
+        struct dirent *e;
+
+        if (strlen(d->d_name) != 2 || strspn(d->d_name, "0123456789abcdef") != 2)
+            continue;
+        snprintf(sub, sizeof(sub), "%s/%s", store.dir, d->d_name);
+        if ((dd = opendir(sub)) == NULL)
+            continue;
+        while ((e = readdir(dd)) != NULL) {
+            struct stat st;
+            if (!capture_is_hash_name(e->d_name) || strncmp(e->d_name, d->d_name, 2) != 0 ||
+                fstatat(dirfd(dd), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                continue;
+            *total += (uint64_t)st.st_size;
+            if (*n == cap) {
+                size_t ncap = cap == 0 ? 1024 : cap * 2;
+                struct capture_file *more = realloc(files, ncap * sizeof(*files));
+                if (more == NULL)
+                    continue; /* counted, not listed: eviction does what it can */
+                files = more;
+                cap = ncap;
+            }
+            files[*n].mtime = st.st_mtim;
+            files[*n].size = (uint64_t)st.st_size;
+            memcpy(files[*n].name, e->d_name, CAPTURE_HASH_HEX);
+            (*n)++;
+        }
+        closedir(dd);
+    }
+    closedir(top);
+    return files;
+}
+
+/*
+ * Counts the store's files again and, when they exceed the bound, removes the oldest
+ * (keep excepted: the body just written) until they hold at most
+ * CAPTURE_EVICT_TO_PERCENT of it.  The writer's, and capture_open()'s before it starts.
+ */
+static void capture_evict(const char *keep)
+{
+    size_t n, removed = 0;
+    uint64_t total, goal = store.max_bytes / 100 * CAPTURE_EVICT_TO_PERCENT;
+    struct capture_file *files = capture_list(&n, &total);
+
+    if (total > store.max_bytes) {
+        qsort(files, n, sizeof(*files), capture_file_cmp);
+        for (size_t i = 0; i < n && total > goal; i++) {
+            char path[PATH_MAX];
+            if (keep != NULL && strcmp(files[i].name, keep) == 0)
+                continue;
+            capture_path(files[i].name, path, sizeof(path));
+            if (unlink(path) == 0 || errno == ENOENT) {
+                total -= files[i].size;
+                removed++;
+            }
+        }
+        log_info("capture store %s: removed the %zu oldest bodies to stay under its bound; it "
+                 "holds %" PRIu64 " bytes",
+                 store.dir, removed, total);
+    }
+    free(files);
+    atomic_store(&capture_on_disk, total);
+}
+
+/* Makes dir (mode) unless it exists as a directory; 0, or -1 with errno. */
+static int capture_mkdir(const char *dir, mode_t mode)
+{
+    struct stat st;
+
+    if (mkdir(dir, mode) == 0)
+        return 0;
+    if (errno == EEXIST && stat(dir, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return 0;
+        errno = ENOTDIR;
+    }
+    return -1;
+}
+
+/* Writes all of data to fd; 0, or -1 with errno. */
+static int capture_write_all(int fd, const unsigned char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, data, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        data += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/*
+ * Stores one body under its hash: a body already there is only marked as used now (it
+ * goes last in eviction order); a new one is written to a temporary file, brought to the
+ * disk and renamed into place.  Returns 0, or -1 with errno.
+ */
+static int capture_store_item(const struct capture_item *it)
+{
+    char path[PATH_MAX], tmp[PATH_MAX], sub[PATH_MAX];
+    struct stat st;
+    int fd;
+
+    capture_path(it->sha256, path, sizeof(path));
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == it->len)
+        return utimensat(AT_FDCWD, path, NULL, 0);
+    snprintf(sub, sizeof(sub), "%s/%.2s", store.dir, it->sha256);
+    if (capture_mkdir(sub, 0700) < 0)
+        return -1;
+    snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%" PRIu64, store.dir, it->sha256, store.tmp_seq++);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -1;
+    if (capture_write_all(fd, it->data, it->len) < 0 || fdatasync(fd) < 0) {
+        int saved = errno;
+        close(fd);
+        unlink(tmp);
+        errno = saved;
+        return -1;
+    }
+    close(fd);
+    if (rename(tmp, path) < 0) {
+        int saved = errno;
+        unlink(tmp);
+        errno = saved;
+        return -1;
+    }
+    if (atomic_fetch_add(&capture_on_disk, it->len) + it->len > store.max_bytes)
+        capture_evict(it->sha256);
+    return 0;
+}
+
+/* The writer: stores queued bodies in order until told to stop and the queue is empty. */
+static void *capture_writer(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&store.lock);
+    for (;;) {
+        struct capture_item it;
+
+        while (store.count == 0 && !store.stop)
+            pthread_cond_wait(&store.wake, &store.lock);
+        if (store.count == 0)
+            break;
+        it = store.queue[store.head];
+        store.head = (store.head + 1) % CAPTURE_QUEUE;
+        store.count--;
+        pthread_mutex_unlock(&store.lock);
+
+        if (capture_store_item(&it) < 0) {
+            atomic_fetch_add(&capture_lost_n, 1);
+            if (!store.failing)
+                log_error("capture store %s: cannot write body %s: %s; bodies are lost until "
+                          "it can be written (sluice_capture_lost_total counts them)",
+                          store.dir, it.sha256, strerror(errno));
+            store.failing = true;
+        } else if (store.failing) {
+            log_notice("capture store %s: bodies are written again", store.dir);
+            store.failing = false;
+        }
+        free(it.data);
+        if (atomic_fetch_sub(&capture_memory, it.cap) - it.cap < CAPTURE_MEMORY_MAX / 2)
+            atomic_store(&capture_memory_warned, false); /* the next shortage is said again */
+
+        pthread_mutex_lock(&store.lock);
+    }
+    pthread_mutex_unlock(&store.lock);
+    return NULL;
+}
+
+/* Removes the temporary files a crash left in DIR/tmp. */
+static void capture_clean_tmp(const char *tmpdir)
+{
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+}
+
+/* Opens the store; see the header. */
+int capture_open(const struct capture_options *opt, char *err, size_t cap)
+{
+    char tmpdir[PATH_MAX];
+    sigset_t all, old;
+    int rc;
+
+    pthread_once(&capture_md_once, capture_md_fetch);
+    if (capture_md == NULL) {
+        snprintf(err, cap, "capture store: OpenSSL has no SHA-256");
+        return -1;
+    }
+    if (capture_mkdir(opt->dir, 0700) < 0) {
+        snprintf(err, cap, "capture store %s: cannot make the directory: %s", opt->dir,
+                 strerror(errno));
+        return -1;
+    }
+    snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", opt->dir);
+    if (capture_mkdir(tmpdir, 0700) < 0 || access(opt->dir, W_OK) < 0) {
+        snprintf(err, cap, "capture store %s: cannot write there: %s", opt->dir, strerror(errno));
+        return -1;
+    }
+    if ((store.dir = strdup(opt->dir)) == NULL) {
+        snprintf(err, cap, "capture store: out of memory");
+        return -1;
+    }
+    capture_clean_tmp(tmpdir);
+    store.max_bytes = opt->max_bytes;
+    store.stop = false;
+    store.head = store.count = 0;
+    store.failing = false;
+    capture_evict(NULL);
+    /* The writer takes no signal: they are the main thread's. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&store.thread, NULL, capture_writer, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(err, cap, "capture store: cannot start its writer: %s", strerror(rc));
+        free(store.dir);
+        store.dir = NULL;
+        return -1;
+    }
+    store.open = true;
+    atomic_store(&capture_is_open, true);
+    return 0;
+}
+
+/* Stops the writer once it has stored what is queued. */
+void capture_close(void)
+{
+    if (!store.open)
+        return;
+    atomic_store(&capture_is_open, false);
+    pthread_mutex_lock(&store.lock);
+    store.stop = true;
+    pthread_cond_signal(&store.wake);
+    pthread_mutex_unlock(&store.lock);
+    pthread_join(store.thread, NULL);
+    store.open = false;
+    free(store.dir);
+    store.dir = NULL;
+}
+
+/* True while the store is open. */
+bool capture_enabled(void)
+{
+    return atomic_load(&capture_is_open);
+}
+
+/* Starts capturing a body; see the header. */
+void capture_body_begin(struct capture_body *b, size_t limit, const char *codings)
+{
+    if (b->active || limit == 0 || !capture_enabled())
+        return;
+    memset(b, 0, sizeof(*b));
+    b->md = EVP_MD_CTX_new();
+    if (b->md == NULL || EVP_DigestInit_ex(b->md, capture_md, NULL) != 1) {
+        EVP_MD_CTX_free(b->md);
+        b->md = NULL;
+        atomic_fetch_add(&capture_lost_n, 1);
+        return;
+    }
+    b->active = true;
+    b->limit = limit;
+    if (codings != NULL)
+        snprintf(b->codings, sizeof(b->codings), "%s", codings);
+}
+
+/*
+ * Makes room in b for want more bytes, within its bound and the memory bound.  Returns
+ * the bytes there is room for now (0 once either bound is reached).
+ */
+static size_t capture_body_room(struct capture_body *b, size_t want)
+{
+    size_t room = b->limit - b->len, ncap;
+    unsigned char *more;
+
+    if (want > room)
+        want = room;
+    if (b->len + want <= b->cap)
+        return want;
+    ncap = b->cap == 0 ? CAPTURE_FIRST_CAP : b->cap;
+    while (ncap < b->len + want)
+        ncap *= 2;
+    if (ncap > b->limit)
+        ncap = b->limit;
+    if (atomic_fetch_add(&capture_memory, ncap - b->cap) + (ncap - b->cap) > CAPTURE_MEMORY_MAX ||
+        (more = realloc(b->data, ncap)) == NULL) {
+        atomic_fetch_sub(&capture_memory, ncap - b->cap);
+        if (!atomic_exchange(&capture_memory_warned, true))
+            log_warn("capture: bodies being captured hold %u MiB, the bound; a body is kept "
+                     "cut short (\"truncated\") until memory is free again",
+                     CAPTURE_MEMORY_MAX >> 20);
+        b->short_of_memory = true;
+        b->limit = b->len; /* nothing more is kept of this body */
+        return 0;
+    }
+    b->data = more;
+    b->cap = ncap;
+    return want;
+}
+
+/*
+ * Counts n more body bytes past b and makes room for those of them it keeps: returns how
+ * many to copy to b->data + b->len (0 when b is NULL, not active, or full).
+ */
+static size_t capture_body_take(struct capture_body *b, size_t n)
+{
+    if (b == NULL || !b->active || n == 0)
+        return 0;
+    b->seen += n;
+    return capture_body_room(b, n);
+}
+
+/* Adds the n bytes just copied to b->data + b->len to what b keeps, and to its digest. */
+static void capture_body_keep(struct capture_body *b, size_t n)
+{
+    EVP_DigestUpdate(b->md, b->data + b->len, n);
+    b->len += n;
+}
+
+/* Adds body bytes; see the header. */
+void capture_body_add(struct capture_body *b, const void *p, size_t n)
+{
+    size_t take = capture_body_take(b, n);
+
+    if (take == 0)
+        return;
+    memcpy(b->data + b->len, p, take);
+    capture_body_keep(b, take);
+}
+
+/* Adds the first n bytes of buf; see the header. */
+void capture_body_add_evbuffer(struct capture_body *b, struct evbuffer *buf, size_t n)
+{
+    size_t take = capture_body_take(b, n);
+    ev_ssize_t got;
+
+    if (take == 0)
+        return;
+    got = evbuffer_copyout(buf, b->data + b->len, take);
+    if (got > 0)
+        capture_body_keep(b, (size_t)got);
+}
+
+/* Frees what b holds; see the header. */
+void capture_body_reset(struct capture_body *b)
+{
+    if (b->data != NULL)
+        atomic_fetch_sub(&capture_memory, b->cap);
+    free(b->data);
+    EVP_MD_CTX_free(b->md);
+    memset(b, 0, sizeof(*b));
+}
+
+/* Puts the hex of the digest md into out. */
+static void capture_hex(const unsigned char *md, char out[CAPTURE_HASH_HEX])
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < 32; i++) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+/* Hands the body to the writer; see the header. */
+void capture_body_finish(struct capture_body *b, struct capture_ref *ref)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    bool queued = false;
+
+    memset(ref, 0, sizeof(*ref));
+    if (!b->active || b->seen == 0) {
+        capture_body_reset(b);
+        return;
+    }
+    ref->present = true;
+    ref->bytes = b->len;
+    ref->truncated = b->seen > b->len;
+    memcpy(ref->codings, b->codings, sizeof(ref->codings));
+    if (b->len > 0 && EVP_DigestFinal_ex(b->md, md, &mdlen) == 1 && mdlen == 32) {
+        struct capture_item it = {.data = b->data, .len = b->len, .cap = b->cap};
+        capture_hex(md, it.sha256);
+        pthread_mutex_lock(&store.lock);
+        if (store.open && !store.stop && store.count < CAPTURE_QUEUE) {
+            store.queue[(store.head + store.count) % CAPTURE_QUEUE] = it;
+            store.count++;
+            pthread_cond_signal(&store.wake);
+            queued = true;
+        }
+        pthread_mutex_unlock(&store.lock);
+        if (queued) {
+            memcpy(ref->sha256, it.sha256, sizeof(ref->sha256));
+            b->data = NULL; /* the writer's now, still counted in memory until it frees it */
+            b->cap = 0;
+        }
+    }
+    if (!queued) {
+        ref->lost = true;
+        atomic_fetch_add(&capture_lost_n, 1);
+    }
+    capture_body_reset(b);
+}
+
+/* Bodies not kept so far. */
+uint64_t capture_lost(void)
+{
+    return atomic_load(&capture_lost_n);
+}
+
+/* Bytes of the store's files. */
+uint64_t capture_store_bytes(void)
+{
+    return atomic_load(&capture_on_disk);
+}
+
+/* Bytes of bodies in memory. */
+uint64_t capture_memory_bytes(void)
+{
+    return atomic_load(&capture_memory);
+}

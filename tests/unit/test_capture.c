@@ -1,0 +1,295 @@
+/*
+ * The capture store on its own: files named by their SHA-256 holding the bytes kept, a
+ * body sent twice kept once, the bound per body, the bound on memory over every body at
+ * once, eviction oldest first (a body sent again counting as new), leftovers of a crash
+ * removed, a store that cannot be made refused with its path, and nothing kept while
+ * the store is closed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+
+#include "sluice/capture.h"
+
+/* A scratch directory per case. */
+struct fixture {
+    char dir[64];
+    char store[128];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/sluice-capture-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->store, sizeof(f->store), "%s/store", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[200];
+
+    capture_close();
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* Opens the store of f with max_bytes; asserts it opened. */
+static void open_store(struct fixture *f, uint64_t max_bytes)
+{
+    const struct capture_options opt = {.dir = f->store, .max_bytes = max_bytes};
+    char err[300];
+
+    if (capture_open(&opt, err, sizeof(err)) != 0)
+        fail_msg("capture_open: %s", err);
+}
+
+/* Captures the len bytes at p as one body (limit bytes kept) into *ref. */
+static void capture(const void *p, size_t len, size_t limit, struct capture_ref *ref)
+{
+    struct capture_body b = {0};
+
+    capture_body_begin(&b, limit, "gzip");
+    capture_body_add(&b, p, len);
+    capture_body_finish(&b, ref);
+}
+
+/* The path of the file of hash in f's store. */
+static const char *file_of(const struct fixture *f, const char *hash, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%.2s/%s", f->store, hash, hash);
+    return out;
+}
+
+/* True when the file of hash is there. */
+static bool stored(const struct fixture *f, const char *hash)
+{
+    char path[300];
+    struct stat st;
+
+    return stat(file_of(f, hash, path, sizeof(path)), &st) == 0;
+}
+
+/* The file of a body is named by its hash and holds its bytes; the record names both. */
+static void test_capture_file_named_by_hash(void **state)
+{
+    struct fixture *f = *state;
+    struct capture_ref ref, again;
+    char path[300], buf[16];
+    FILE *in;
+
+    open_store(f, 1 << 20);
+    capture("hello", 5, 1024, &ref);
+    assert_true(ref.present);
+    assert_false(ref.lost);
+    assert_false(ref.truncated);
+    assert_int_equal(ref.bytes, 5);
+    assert_string_equal(ref.codings, "gzip");
+    assert_string_equal(ref.sha256,
+                        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+    capture("hello", 5, 1024, &again);
+    assert_string_equal(again.sha256, ref.sha256);
+    capture_close(); /* writes what is queued */
+    in = fopen(file_of(f, ref.sha256, path, sizeof(path)), "rb");
+    assert_non_null(in);
+    assert_int_equal(fread(buf, 1, sizeof(buf), in), 5);
+    fclose(in);
+    assert_memory_equal(buf, "hello", 5);
+    assert_int_equal(capture_store_bytes(), 5); /* kept once */
+    assert_int_equal(capture_memory_bytes(), 0);
+}
+
+/*
+ * A body past the bound is kept to it and marked truncated, its hash that of what was
+ * kept; bytes added from an evbuffer are copied, not taken; an empty body is nothing.
+ */
+static void test_capture_bound_per_body(void **state)
+{
+    struct fixture *f = *state;
+    struct capture_body b = {0};
+    struct capture_ref ref, whole;
+    struct evbuffer *buf = evbuffer_new();
+    char data[3000];
+
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)('a' + i % 26);
+    open_store(f, 1 << 20);
+    capture_body_begin(&b, 1000, NULL);
+    evbuffer_add(buf, data, 1500);
+    capture_body_add_evbuffer(&b, buf, 1500);
+    assert_int_equal(evbuffer_get_length(buf), 1500);
+    capture_body_add(&b, data + 1500, 1500);
+    capture_body_finish(&b, &ref);
+    assert_true(ref.present && ref.truncated);
+    assert_int_equal(ref.bytes, 1000);
+    assert_string_equal(ref.codings, "");
+    capture(data, 1000, 1000, &whole);
+    assert_false(whole.truncated);
+    assert_string_equal(whole.sha256, ref.sha256);
+
+    capture_body_begin(&b, 1000, NULL);
+    capture_body_finish(&b, &ref);
+    assert_false(ref.present);
+    evbuffer_free(buf);
+}
+
+/*
+ * Many bodies at once never hold more than CAPTURE_MEMORY_MAX: past it a body is kept
+ * cut short, and the memory comes back when they end.
+ */
+static void test_capture_memory_bound(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 80, MIB = 1 << 20, STEP = 64 * 1024 };
+    struct capture_body *b = calloc(N, sizeof(*b));
+    char *chunk = malloc(STEP);
+    unsigned whole = 0;
+
+    assert_non_null(b);
+    assert_non_null(chunk);
+    memset(chunk, 'x', STEP);
+    open_store(f, 1ull << 30);
+    for (int i = 0; i < N; i++)
+        capture_body_begin(&b[i], MIB, NULL);
+    for (int step = 0; step < MIB / STEP; step++)
+        for (int i = 0; i < N; i++) {
+            capture_body_add(&b[i], chunk, STEP);
+            assert_true(capture_memory_bytes() <= CAPTURE_MEMORY_MAX);
+        }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(b[i].seen, MIB);
+        whole += b[i].len == MIB;
+        assert_true(b[i].len == MIB || b[i].short_of_memory);
+    }
+    assert_true(whole >= 32 && whole <= CAPTURE_MEMORY_MAX / MIB);
+    {
+        struct capture_ref ref;
+        int cut = 0;
+        while (cut < N && b[cut].len == MIB)
+            cut++;
+        if (cut == N)
+            fail_msg("no body was cut short");
+        capture_body_finish(&b[cut], &ref);
+        assert_true(ref.present && ref.truncated);
+    }
+    for (int i = 0; i < N; i++)
+        capture_body_reset(&b[i]);
+    capture_close();
+    assert_int_equal(capture_memory_bytes(), 0);
+    free(chunk);
+    free(b);
+}
+
+/* Sleeps a few milliseconds, so that the next file is newer than the last. */
+static void tick(void)
+{
+    const struct timespec ms = {0, 5 * 1000 * 1000};
+    nanosleep(&ms, NULL);
+}
+
+/*
+ * Past the store's bound the oldest bodies go first, down to 90% of it; a body sent
+ * again counts as new; a start counts what is there and removes a crash's temporary files.
+ */
+static void test_capture_eviction_oldest_first(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 8, SIZE = 20 * 1024 };
+    struct capture_ref ref[N];
+    char data[SIZE], path[300];
+
+    open_store(f, 100 * 1024);
+    for (int i = 0; i < 3; i++) {
+        memset(data, 'a' + i, SIZE);
+        capture(data, SIZE, SIZE, &ref[i]);
+        capture_close(); /* written now, and in order */
+        tick();
+        open_store(f, 100 * 1024);
+    }
+    assert_int_equal(capture_store_bytes(), 3 * SIZE);
+    /* Body 0 again: it is used now, so 1 and 2 are the oldest. */
+    memset(data, 'a', SIZE);
+    capture(data, SIZE, SIZE, &ref[0]);
+    capture_close();
+    tick();
+    /* A crash's temporary file goes at the next start. */
+    snprintf(path, sizeof(path), "%s/tmp/leftover.1", f->store);
+    {
+        FILE *t = fopen(path, "w");
+        assert_non_null(t);
+        fclose(t);
+    }
+    open_store(f, 100 * 1024);
+    assert_int_equal(access(path, F_OK), -1);
+    for (int i = 3; i < N; i++) {
+        memset(data, 'a' + i, SIZE);
+        capture(data, SIZE, SIZE, &ref[i]);
+        capture_close();
+        tick();
+        open_store(f, 100 * 1024);
+    }
+    /* 8 bodies of 20 KiB against 100 KiB: evicted down to 90 KiB as they came. */
+    assert_true(capture_store_bytes() <= 100 * 1024);
+    assert_false(stored(f, ref[1].sha256));
+    assert_false(stored(f, ref[2].sha256));
+    assert_true(stored(f, ref[N - 1].sha256));
+    assert_true(stored(f, ref[N - 2].sha256));
+    for (int i = 3; i < N; i++)
+        if (!stored(f, ref[i].sha256) && stored(f, ref[0].sha256))
+            fail_msg("body %d went before body 0, which was sent again later", i);
+}
+
+/* A store that cannot be made is refused, naming the path; closed, nothing is kept. */
+static void test_capture_refused_and_closed(void **state)
+{
+    struct fixture *f = *state;
+    const struct capture_options opt = {.dir = f->store, .max_bytes = 1 << 20};
+    struct capture_body b = {0};
+    struct capture_ref ref;
+    char err[300];
+    FILE *file = fopen(f->store, "w"); /* a file where the directory should be */
+
+    assert_non_null(file);
+    fclose(file);
+    assert_int_equal(capture_open(&opt, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, f->store));
+    assert_false(capture_enabled());
+    capture_body_begin(&b, 100, NULL);
+    assert_false(b.active);
+    capture_body_add(&b, "x", 1);
+    capture_body_finish(&b, &ref);
+    assert_false(ref.present);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_capture_file_named_by_hash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_bound_per_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_memory_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_eviction_oldest_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_refused_and_closed, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
