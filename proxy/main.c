@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -26,6 +27,7 @@
 #include <openssl/rand.h>
 
 #include "sluice/admin.h"
+#include "sluice/capture.h"
 #include "sluice/cli.h"
 #include "sluice/commands.h"
 #include "sluice/clientcap.h"
@@ -606,6 +608,49 @@ static int open_tls(const struct sluice_config *config, const struct policy_snap
     return 0;
 }
 
+/* The sentence for a policy that captures bodies with no store to keep them in. */
+static const char capture_unconfigured[] =
+    "the policy captures bodies (capture:), and no capture store is configured: set "
+    "audit.capture_dir (--capture-dir) to a directory sluice may write";
+
+/*
+ * Opens the capture store when audit.capture_dir is set, as the user sluice runs as (it
+ * writes there for as long as it runs).  A policy that captures needs it.  Returns 0, or
+ * -1 after logging why sluice cannot start.
+ */
+static int open_capture(const struct sluice_config *config, const struct policy_snapshot *policy)
+{
+    const struct capture_options opt = {.dir = config->capture_dir,
+                                        .max_bytes = (uint64_t)config->capture_mib << 20};
+    char err[PATH_MAX + 200];
+
+    if (config->capture_dir == NULL) {
+        if (!policy_wants_capture(policy))
+            return 0;
+        log_error("%s", capture_unconfigured);
+        return -1;
+    }
+    if (config->audit_path == NULL) {
+        log_error("audit.capture_dir is set and audit.path is not: the audit trail's records "
+                  "are what name the captured bodies; set audit.path (--audit-log) too");
+        return -1;
+    }
+    if ((uint64_t)config->settings.capture_message_kib << 10 > opt.max_bytes / 2) {
+        log_error("audit.capture_message_kib (%u KiB) is more than half of audit.capture_mib "
+                  "(%u MiB): one body could push every other out of the store; raise "
+                  "audit.capture_mib or lower audit.capture_message_kib",
+                  config->settings.capture_message_kib, config->capture_mib);
+        return -1;
+    }
+    if (capture_open(&opt, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    log_notice("capture store: %s, up to %u MiB, %u KiB per body", config->capture_dir,
+               config->capture_mib, config->settings.capture_message_kib);
+    return 0;
+}
+
 /*
  * Sets the secret header names and the key their values are hashed under: the key file's
  * (made when absent) when audit.hash_key names one, else a key made now, good for this
@@ -924,6 +969,11 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
         policy_unref(p);
         p = NULL;
     }
+    if (p != NULL && policy_wants_capture(p) && !capture_enabled()) {
+        log_error("%s, and restart sluice", capture_unconfigured);
+        policy_unref(p);
+        p = NULL;
+    }
     if (p != NULL && cfg->credentials != NULL &&
         (creds = credentials_load(cfg->credentials, &errs)) == NULL) {
         policy_unref(p);
@@ -1057,6 +1107,10 @@ int main(int argc, char **argv)
                             "ca.cert and ca.key (sluice ca init makes them)\n");
             nerrors++;
         }
+        if (policy_wants_capture(policy) && config->capture_dir == NULL) {
+            fprintf(stderr, "sluice: %s\n", capture_unconfigured);
+            nerrors++;
+        }
         if (nerrors > 0) {
             fprintf(stderr, "%u error%s\n", nerrors, nerrors == 1 ? "" : "s");
             goto out_early;
@@ -1172,6 +1226,8 @@ int main(int argc, char **argv)
     if (drop_root(config, &args) < 0)
         goto out;
     if (open_tls(config, policy, &tls) < 0)
+        goto out;
+    if (open_capture(config, policy) < 0)
         goto out;
     if (policy->warning != NULL)
         log_warn("%s", policy->warning);
@@ -1292,6 +1348,9 @@ out:
     if (auditlog_lost() > 0)
         log_error("audit trail: %" PRIu64 " records were lost", auditlog_lost());
     close_audit_sinks();
+    capture_close(); /* the workers are gone: every body is queued; they are stored now */
+    if (capture_lost() > 0)
+        log_error("capture store: %" PRIu64 " bodies were lost", capture_lost());
     exehash_stop();
     listener_close_unix(listen, nlisten);
     policy_install(NULL);

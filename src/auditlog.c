@@ -209,6 +209,37 @@ static void jb_u64(struct jbuf *b, const char *key, uint64_t v)
     jb_end(b, m);
 }
 
+/* A member that is true. */
+static void jb_true(struct jbuf *b, const char *key)
+{
+    struct jb_mark m = jb_begin(b);
+
+    jb_key(b, key);
+    jb_raw(b, "true", 4);
+    jb_end(b, m);
+}
+
+/*
+ * One captured body under key: the hash that names its file in the capture store, the
+ * bytes kept, whether it was longer, the codings a reader undoes; "lost" in place of the
+ * hash when it could not be kept.  Nothing when c is NULL.
+ */
+static void jb_capture(struct jbuf *b, const char *key, const struct capture_ref *c)
+{
+    if (c == NULL || !c->present)
+        return;
+    jb_open(b, key);
+    if (c->lost)
+        jb_true(b, "lost");
+    else
+        jb_str(b, "sha256", c->sha256);
+    jb_u64(b, "bytes", c->bytes);
+    if (c->truncated)
+        jb_true(b, "truncated");
+    jb_str(b, "codings", c->codings);
+    jb_close(b);
+}
+
 /* Starts an array member. */
 static void jb_open_array(struct jbuf *b, const char *key)
 {
@@ -467,15 +498,17 @@ char *auditlog_format(const struct audit_record *r)
     jb_str(&b, "termination", r->term);
     jb_str(&b, "tls_mode", r->tls_mode);
     jb_str(&b, "set_fields", r->set_fields);
-    if (r->interim) {
-        struct jb_mark m = jb_begin(&b);
-        jb_key(&b, "interim");
-        jb_raw(&b, "true", 4);
-        jb_end(&b, m);
-    }
+    if (r->interim)
+        jb_true(&b, "interim");
     jb_str(&b, "error", r->error);
     jb_secrets(&b, "request_secrets", "request_secrets_more", r->req_secrets);
     jb_secrets(&b, "response_secrets", "response_secrets_more", r->resp_secrets);
+    if (r->req_capture != NULL || r->resp_capture != NULL) {
+        jb_open(&b, "capture");
+        jb_capture(&b, "request", r->req_capture);
+        jb_capture(&b, "response", r->resp_capture);
+        jb_close(&b);
+    }
     /* A member left out for room is said, in the frame's own room. */
     if (b.dropped) {
         jb_key_put(&b, "truncated", b.hard);

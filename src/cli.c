@@ -104,7 +104,7 @@ static const char *cli_arg_name(const struct config_key *k)
     case CFG_PORTS:
         return "LIST";
     case CFG_PATH:
-        return (k->flags & CFG_F_DIRECTORY) != 0 ? "DIR" : "FILE";
+        return (k->flags & (CFG_F_DIRECTORY | CFG_F_MAKES_DIR)) != 0 ? "DIR" : "FILE";
     case CFG_LISTENERS:
     case CFG_ADDRESS:
         return "ADDR:PORT";

@@ -175,6 +175,16 @@ const struct config_key config_keys[] = {
     {"audit.keep", CFG_UINT, 1, 1000, "5", CFG_F_RESTART, OFF(audit_keep),
      "a number of files from 1 to 1000", "audit-keep", 0,
      "rotated audit trail files kept, FILE.1 to FILE.N"},
+    {"audit.capture_dir", CFG_PATH, 0, 0, NULL, CFG_F_RESTART | CFG_F_MAKES_DIR, OFF(capture_dir),
+     "the path of the capture store's directory", "capture-dir", 0,
+     "keep the bodies the policy's capture setting asks for here, each in a file named by its "
+     "SHA-256 (made 0700; the user sluice runs as must be able to write it)"},
+    {"audit.capture_mib", CFG_UINT, 1, 1048576, "1024", CFG_F_RESTART, OFF(capture_mib),
+     "a size in MiB from 1 to 1048576", "capture-mib", 0,
+     "the capture store's bodies in all at most; past it the oldest are removed"},
+    {"audit.capture_message_kib", CFG_UINT, 1, 65536, "1024", CFG_F_RESTART,
+     OFF(settings.capture_message_kib), "a size in KiB from 1 to 65536", "capture-message-kib", 0,
+     "bytes of one captured body kept at most; the record says truncated when it was longer"},
     {"admin.listen", CFG_ADDRESS, 0, 0, NULL, CFG_F_RESTART, OFF(admin_listen),
      "ADDR:PORT, e.g. 127.0.0.1:9090", "admin-listen", 0,
      "serve /metrics (Prometheus) and /healthz here; off unless given; loopback only "
@@ -885,6 +895,7 @@ void config_free(struct sluice_config *cfg)
     free(cfg->tls_upstream_ca);
     free(cfg->audit_path);
     free(cfg->audit_hash_key);
+    free(cfg->capture_dir);
     free(cfg->audit_secret_headers);
     free(cfg->squid_log);
     free(cfg->audit_syslog);

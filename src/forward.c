@@ -239,9 +239,14 @@ bool forward_awaiting_response(const struct forward *f)
     return f->req_done && !f->resp_started;
 }
 
-/* Moves n bytes of body data from in to out, re-framed as one chunk when chunk is true. */
-static void forward_move(struct evbuffer *in, struct evbuffer *out, size_t n, bool chunk)
+/*
+ * Moves n bytes of body data from in to out, re-framed as one chunk when chunk is true,
+ * copying them to tee (NULL: none) as they pass.
+ */
+static void forward_move(struct evbuffer *in, struct evbuffer *out, size_t n, bool chunk,
+                         struct capture_body *tee)
 {
+    capture_body_add_evbuffer(tee, in, n);
     if (chunk)
         evbuffer_add_printf(out, "%zx\r\n", n);
     evbuffer_remove_buffer(in, out, n);
@@ -254,7 +259,7 @@ static void forward_move(struct evbuffer *in, struct evbuffer *out, size_t n, bo
  * Returns the bytes consumed from in, or -1 on malformed framing.
  */
 static int64_t forward_dechunk(struct http1_chunked *ch, struct evbuffer *in, struct evbuffer *out,
-                               bool rechunk)
+                               bool rechunk, struct capture_body *tee)
 {
     int64_t total = 0;
 
@@ -270,7 +275,7 @@ static int64_t forward_dechunk(struct http1_chunked *ch, struct evbuffer *in, st
         if (used < 0)
             return -1;
         if (data > 0)
-            forward_move(in, out, data, rechunk);
+            forward_move(in, out, data, rechunk, tee);
         else
             evbuffer_drain(in, (size_t)used);
         total += used;
@@ -296,12 +301,13 @@ static struct outcome forward_relay_request(struct forward *f)
             size_t n = evbuffer_get_length(in);
             if (n > f->req_left)
                 n = (size_t)f->req_left;
+            capture_body_add_evbuffer(f->req_capture, in, n);
             evbuffer_remove_buffer(in, out, n);
             f->req_left -= n;
             f->sent += n;
             f->req_done = f->req_left == 0;
         } else {
-            int64_t used = forward_dechunk(&f->req_chunked, in, out, true);
+            int64_t used = forward_dechunk(&f->req_chunked, in, out, true, f->req_capture);
             if (used < 0)
                 return outcome_fail(400, "http_request_error", TERM_PROXY, TERM_PH_DATA, "%s",
                                     http1_error_str(f->req_chunked.error));
@@ -352,13 +358,15 @@ static struct outcome forward_relay_response(struct forward *f)
             size_t n = evbuffer_get_length(in);
             if (f->resp_body == FORWARD_BODY_LENGTH && n > f->resp_left)
                 n = (size_t)f->resp_left;
+            capture_body_add_evbuffer(f->resp_capture, in, n);
             evbuffer_remove_buffer(in, out, n);
             if (f->resp_body == FORWARD_BODY_LENGTH) {
                 f->resp_left -= n;
                 f->resp_done = f->resp_left == 0;
             }
         } else {
-            int64_t used = forward_dechunk(&f->resp_chunked, in, out, f->resp_rechunk);
+            int64_t used =
+                forward_dechunk(&f->resp_chunked, in, out, f->resp_rechunk, f->resp_capture);
             if (used < 0) {
                 f->received += evbuffer_get_length(out) - before;
                 return outcome_fail(502, "http_protocol_error", TERM_SERVER, TERM_PH_DATA,
@@ -444,6 +452,50 @@ static unsigned forward_other_codings(const char *buf, const struct http1_head *
         }
     }
     return n;
+}
+
+/*
+ * Appends the codings listed in the fields called name of h to out (holding *len bytes of
+ * cap), ", "-separated; skip_chunked leaves chunked out.  A coding that does not fit ends
+ * the list.  False once one did not fit.
+ */
+static bool forward_append_codings(const char *buf, const struct http1_head *h, const char *name,
+                                   bool skip_chunked, char *out, size_t cap, size_t *len)
+{
+    for (uint32_t i = 0; i < h->nfields; i++) {
+        const struct http1_field *fl = &h->fields[i];
+        const char *v = buf + fl->value.off;
+        struct http1_span e;
+        size_t pos = 0;
+
+        if (!http1_span_eq_ci(buf, fl->name, name))
+            continue;
+        while (http1_list_next(v, fl->value.len, &pos, &e)) {
+            size_t sep = *len > 0 ? 2 : 0;
+            if (skip_chunked && e.len == 7 && strncasecmp(v + e.off, "chunked", 7) == 0)
+                continue;
+            if (*len + sep + e.len + 1 > cap)
+                return false;
+            memcpy(out + *len, ", ", sep);
+            memcpy(out + *len + sep, v + e.off, e.len);
+            *len += sep + e.len;
+            out[*len] = '\0';
+        }
+    }
+    return true;
+}
+
+/* The codings applied to a message's body; see the header. */
+void forward_body_codings(const char *buf, const struct http1_head *h, char *out, size_t cap)
+{
+    size_t len = 0;
+
+    if (cap == 0)
+        return;
+    out[0] = '\0';
+    /* As for forward_other_codings(): a final chunked is decoded by sluice, any other kept. */
+    if (forward_append_codings(buf, h, "content-encoding", false, out, cap, &len))
+        forward_append_codings(buf, h, "transfer-encoding", h->chunked, out, cap, &len);
 }
 
 /* Works out how the final response is delimited toward the client and whether to close. */
@@ -537,6 +589,8 @@ static struct outcome forward_send_final_head(struct forward *f, const char *buf
     f->received += evbuffer_get_length(out) - before;
     f->status = h->status;
     forward_note_content_type(f, buf);
+    if (f->resp_capture != NULL && f->resp_body != FORWARD_BODY_NONE)
+        forward_body_codings(buf, h, f->resp_capture->codings, sizeof(f->resp_capture->codings));
     f->resp_head_done = true;
     f->resp_done = f->resp_body == FORWARD_BODY_NONE;
     evbuffer_drain(sock_in(f->upstream), h->head_len);
@@ -746,6 +800,7 @@ static struct outcome forward_upstream_ended(struct forward *f, bool eof)
         /* Close-delimited: everything read so far is the body, and this is its end. */
         struct evbuffer *in = sock_in(f->upstream);
         f->received += evbuffer_get_length(in);
+        capture_body_add_evbuffer(f->resp_capture, in, evbuffer_get_length(in));
         evbuffer_add_buffer(sock_out(f->client), in);
         f->resp_done = true;
         f->upstream_keep = false;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "sluice/auditlog.h"
+#include "sluice/capture.h"
 #include "sluice/policy.h"
 #include "sluice/utf8.h"
 #include "sluice/version.h"
@@ -499,6 +500,16 @@ char *metrics_render(size_t *len)
                        "1 while the audit trail cannot be written (requests then get 503 "
                        "unless audit.fail_open), else 0.",
                        auditlog_failing() ? 1 : 0);
+    metrics_render_one(&t, "sluice_capture_lost_total", "counter",
+                       "Captured bodies that could not be kept: memory or the store's queue "
+                       "was full, or a write failed.",
+                       (int64_t)capture_lost());
+    metrics_render_one(&t, "sluice_capture_store_bytes", "gauge",
+                       "Bytes of captured bodies in the capture store (0 when it is off).",
+                       (int64_t)capture_store_bytes());
+    metrics_render_one(&t, "sluice_capture_memory_bytes", "gauge",
+                       "Bytes of bodies being captured or waiting for the store's writer.",
+                       (int64_t)capture_memory_bytes());
     metrics_render_one(&t, "sluice_policy_generation", "gauge",
                        "Generation of the policy in force: 1 at start, one more per "
                        "successful reload.",

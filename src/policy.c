@@ -53,6 +53,7 @@ enum policy_key_type {
     PK_ENV,       /* "NAME=VALUE" environment settings as PK_LIST */
     PK_VERDICT,   /* allow, block or report into enum policy_verdict */
     PK_TLS,       /* inspect, splice or block into enum policy_tls */
+    PK_CAPTURE,   /* none, requests or requests-and-responses into enum policy_capture */
     PK_BOOL,      /* true or false into bool */
     PK_PURPOSE,   /* one of purpose_names[] into enum policy_purpose */
     PK_PORTS,     /* ports into uint16_t[POLICY_MAX_LIST] and a count */
@@ -133,6 +134,8 @@ static const struct policy_key endpoint_keys[] = {
     {"ports", PK_PORTS, 0, ENDPOINT(ports), ENDPOINT(nports), "a list of values", NULL, NULL},
     {"methods", PK_LIST, 0, ENDPOINT(methods), ENDPOINT(nmethods), "a list of values", NULL, NULL},
     {"tls", PK_TLS, 0, ENDPOINT(tls), 0, "inspect, splice or block", NULL, NULL},
+    {"capture", PK_CAPTURE, 0, ENDPOINT(capture), 0, "none, requests or requests-and-responses",
+     NULL, NULL},
     {"paths", PK_PATHS, 0, ENDPOINT(paths), ENDPOINT(npaths), "a list of path prefixes", NULL,
      NULL},
 };
@@ -178,6 +181,8 @@ static const struct policy_key tool_keys[] = {
     {"default", PK_VERDICT, 0, TOOL(default_verdict), 0, "allow, block or report", NULL, NULL},
     {"block_telemetry", PK_BOOL, 0, TOOL(block_telemetry), 0, "true or false", NULL, NULL},
     {"tls", PK_TLS, 0, TOOL(tls), 0, "inspect, splice or block", NULL, NULL},
+    {"capture", PK_CAPTURE, 0, TOOL(capture), 0, "none, requests or requests-and-responses", NULL,
+     NULL},
     {"splice_pinned", PK_BOOL, 0, TOOL(splice_pinned), 0, "true or false", NULL, NULL},
     {"refuse_uninspectable", PK_BOOL, 0, TOOL(refuse_uninspectable), 0, "true or false", NULL,
      NULL},
@@ -203,6 +208,8 @@ static const struct policy_key org_keys[] = {
      NULL},
     {"unidentified", PK_VERDICT, 0, ORG(unidentified), 0, "allow, block or report", NULL, NULL},
     {"tls", PK_TLS, 0, ORG(tls), 0, "inspect, splice or block", NULL, NULL},
+    {"capture", PK_CAPTURE, 0, ORG(capture), 0, "none, requests or requests-and-responses", NULL,
+     NULL},
     {"splice_pinned", PK_BOOL, 0, ORG(splice_pinned), 0, "true or false", NULL, NULL},
     {"refuse_uninspectable", PK_BOOL, 0, ORG(refuse_uninspectable), 0, "true or false", NULL, NULL},
     {"request_headers", PK_ENDPOINTS, 0, ORG(header_rules), ORG(nheader_rules),
@@ -504,6 +511,25 @@ static void take_tls(struct policy_loader *l, const struct policy_key *k, yaml_n
     if (take_name(l, k, n, tls_names, 1, sizeof(tls_names) / sizeof(tls_names[0]), "a TLS mode",
                   &i))
         *out = (enum policy_tls)i;
+}
+
+static const char *const capture_names[] = {"", "none", "requests", "requests-and-responses"};
+
+/* Name of a capture setting. */
+const char *policy_capture_str(enum policy_capture c)
+{
+    return (size_t)c < sizeof(capture_names) / sizeof(capture_names[0]) ? capture_names[c] : "?";
+}
+
+/* Parses a capture setting (never UNSET, whose name is ""). */
+static void take_capture(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                         enum policy_capture *out)
+{
+    size_t i;
+
+    if (take_name(l, k, n, capture_names, 1, sizeof(capture_names) / sizeof(capture_names[0]),
+                  "a capture setting", &i))
+        *out = (enum policy_capture)i;
 }
 
 /* Parses the name of an endpoint group's purpose. */
@@ -831,6 +857,9 @@ static void take_value(struct policy_loader *l, const struct policy_key *k, yaml
         break;
     case PK_TLS:
         take_tls(l, k, n, (enum policy_tls *)(void *)field);
+        break;
+    case PK_CAPTURE:
+        take_capture(l, k, n, (enum policy_capture *)(void *)field);
         break;
     case PK_BOOL:
         take_bool(l, k, n, (bool *)(void *)field);
@@ -1655,10 +1684,34 @@ static void decide_tls(const struct policy_snapshot *p, const struct policy_quer
     d->splice_pinned = p->org.splice_pinned || (t != NULL && t->splice_pinned);
 }
 
+/*
+ * Which bodies of a request let through are kept: the most any endpoint group of the tool
+ * covering the request asks (its path matched the wide way, as for a block), else the
+ * tool's setting, else the organisation's, else none.
+ */
+static enum policy_capture decide_capture(const struct policy_snapshot *p,
+                                          const struct policy_query *q)
+{
+    const struct policy_tool *t = q->tool;
+    enum policy_capture chosen = POLICY_CAPTURE_UNSET;
+
+    for (size_t i = 0; t != NULL && i < t->nendpoints; i++) {
+        const struct policy_endpoint *e = &t->endpoints[i];
+        if (e->capture > chosen && endpoint_matches(e, q, true))
+            chosen = e->capture;
+    }
+    if (chosen == POLICY_CAPTURE_UNSET && t != NULL)
+        chosen = t->capture;
+    if (chosen == POLICY_CAPTURE_UNSET)
+        chosen = p->org.capture;
+    return chosen == POLICY_CAPTURE_UNSET ? POLICY_CAPTURE_NONE : chosen;
+}
+
 /* Decides a request, and for a CONNECT let through, what happens to the TLS inside. */
 void policy_decide(const struct policy_snapshot *p, const struct policy_query *q,
                    struct policy_decision *d)
 {
+    d->capture = POLICY_CAPTURE_UNSET;
     d->tls = POLICY_TLS_UNSET;
     d->tls_rule[0] = '\0';
     d->splice_pinned = false;
@@ -1667,6 +1720,23 @@ void policy_decide(const struct policy_snapshot *p, const struct policy_query *q
     decide_request(p, q, d);
     if (q->is_connect && d->verdict != POLICY_BLOCK)
         decide_tls(p, q, d);
+    else if (!q->is_connect && d->verdict != POLICY_BLOCK)
+        d->capture = decide_capture(p, q);
+}
+
+/* True when some scope asks for bodies to be captured. */
+bool policy_wants_capture(const struct policy_snapshot *p)
+{
+    if (p->org.capture > POLICY_CAPTURE_NONE)
+        return true;
+    for (size_t i = 0; i < p->ntools; i++) {
+        if (p->tools[i].capture > POLICY_CAPTURE_NONE)
+            return true;
+        for (size_t j = 0; j < p->tools[i].nendpoints; j++)
+            if (p->tools[i].endpoints[j].capture > POLICY_CAPTURE_NONE)
+                return true;
+    }
+    return false;
 }
 
 /* True when some scope asks for inspection. */

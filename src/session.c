@@ -217,6 +217,8 @@ static void session_fill_record(struct session *s, struct audit_record *rec_out)
     rec.user_agent = x->user_agent;
     rec.req_secrets = &x->req_secrets;
     rec.resp_secrets = &x->fwd.resp_secrets;
+    rec.req_capture = x->req_captured.present ? &x->req_captured : NULL;
+    rec.resp_capture = x->resp_captured.present ? &x->resp_captured : NULL;
     *rec_out = rec;
 }
 
@@ -231,6 +233,9 @@ static void session_report(struct session *s)
     x->active = false;
     if (x->term[0] == '\0')
         session_set_term(s, TERM_NORMAL, TERM_PH_NONE);
+    /* The bodies as far as they went: a cut one is kept as what left, and says so. */
+    capture_body_finish(&x->req_capture, &x->req_captured);
+    capture_body_finish(&x->resp_capture, &x->resp_captured);
     session_fill_record(s, &rec);
     audit_emit(&rec);
 }
@@ -263,6 +268,8 @@ static void session_reset_exchange(struct session *s)
     tunnel_end(&x->tun);
     free(x->tun.sni); /* an inspected CONNECT's, read before any tunnel began */
     free(x->set_names);
+    capture_body_reset(&x->req_capture);
+    capture_body_reset(&x->resp_capture);
     memset(x, 0, sizeof(*x));
     tunnel_init(&x->tun);
 }
@@ -1694,6 +1701,30 @@ static bool session_prepare_forward(struct session *s, const char *buf, const ch
     return rc == 0;
 }
 
+/*
+ * Starts copying the bodies policy keeps of the request in buf (its head) as they pass:
+ * the request's for capture: requests, the response's too for requests-and-responses.
+ * Nothing when the store is not open (sluice refuses such a policy at start and reload).
+ */
+static void session_begin_capture(struct session *s, const char *buf)
+{
+    struct exchange *x = &s->x;
+    size_t limit = (size_t)s->env->settings->capture_message_kib << 10;
+    char codings[CAPTURE_CODINGS_MAX];
+
+    if (x->decision.capture < POLICY_CAPTURE_REQUESTS || !capture_enabled())
+        return;
+    if (x->fwd.req_body != FORWARD_BODY_NONE) {
+        forward_body_codings(buf, &s->head, codings, sizeof(codings));
+        capture_body_begin(&x->req_capture, limit, codings);
+        x->fwd.req_capture = &x->req_capture;
+    }
+    if (x->decision.capture == POLICY_CAPTURE_BOTH) {
+        capture_body_begin(&x->resp_capture, limit, NULL);
+        x->fwd.resp_capture = &x->resp_capture;
+    }
+}
+
 /* Works out where a complete request goes and hands it on; buf holds the head. */
 static void session_dispatch(struct session *s, const char *buf)
 {
@@ -1756,6 +1787,8 @@ static void session_dispatch(struct session *s, const char *buf)
                        0);
         return;
     }
+    if (!x->req.is_connect && !x->fwd.wants_upgrade)
+        session_begin_capture(s, buf);
     evbuffer_drain(sock_in(s->client), head_len);
     x->head_bytes += head_len;
     session_reach_upstream(s, !x->req.is_connect && !x->fwd.wants_upgrade);

@@ -32,6 +32,7 @@ void settings_init(struct sluice_settings *s)
     s->upstream_idle_max = 1024;
     s->upstream_idle_per_host = 256;
     s->upstream_idle_ms = 30 * 1000;
+    s->capture_message_kib = 1024;
     s->resolv_conf = "/etc/resolv.conf";
     s->hosts_file = "/etc/hosts";
 }

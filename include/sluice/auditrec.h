@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sluice/capture.h"
 #include "sluice/redact.h"
 
 /* What happened to one request or tunnel; strings are not owned and may be raw bytes. */
@@ -52,6 +53,8 @@ struct audit_record {
     const char *user_agent; /* the User-Agent (cut short), or NULL */
     const struct redact_seen *req_secrets;  /* the request's secret fields, or NULL */
     const struct redact_seen *resp_secrets; /* the response's, or NULL */
+    const struct capture_ref *req_capture;  /* the request body kept (capture.h), or NULL */
+    const struct capture_ref *resp_capture; /* the response body kept, or NULL */
     bool interim; /* the exchange goes on: what it did so far (the audit trail only) */
 };
 

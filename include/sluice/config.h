@@ -60,6 +60,8 @@ struct sluice_config {
     uint32_t audit_keep;            /* rotated trail files kept */
     char *audit_hash_key;           /* the file of the key secrets are hashed with, or NULL */
     char *audit_secret_headers;     /* more secret header names, comma-separated, or NULL */
+    char *capture_dir;              /* the capture store (captured bodies), or NULL: none */
+    uint32_t capture_mib;           /* its files in all at most, in MiB */
     char *squid_log;                /* the Squid-format access log, or NULL */
     char *audit_syslog;             /* the syslog target, or NULL: off */
     uint32_t audit_syslog_facility; /* its facility's code */
@@ -86,10 +88,11 @@ enum config_type {
 };
 
 /* Checks a CFG_PATH value must pass, and what a reload does with a key. */
-#define CFG_F_READABLE  0x1u /* a readable regular file */
-#define CFG_F_DIRECTORY 0x2u /* an existing directory */
-#define CFG_F_RESTART   0x4u /* read once at startup: a reload cannot apply it */
-#define CFG_F_BY_MODE   0x8u /* a CFG_UINT that also takes "auto": set by the mode */
+#define CFG_F_READABLE  0x1u  /* a readable regular file */
+#define CFG_F_DIRECTORY 0x2u  /* an existing directory */
+#define CFG_F_RESTART   0x4u  /* read once at startup: a reload cannot apply it */
+#define CFG_F_BY_MODE   0x8u  /* a CFG_UINT that also takes "auto": set by the mode */
+#define CFG_F_MAKES_DIR 0x10u /* a CFG_PATH of a directory sluice makes when absent */
 
 /*
  * One key of the configuration: its dotted name in the file, type, bounds, default and

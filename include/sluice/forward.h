@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sluice/capture.h"
 #include "sluice/http1.h"
 #include "sluice/outcome.h"
 #include "sluice/redact.h"
@@ -36,6 +37,10 @@ struct forward {
      * replace any of the same name (request_headers), set by the caller; not owned. */
     const char *const *set_fields;
     size_t nset_fields;
+    /* Where the request body and the response body are copied as they pass (capture.h),
+     * or NULL: set by the caller, not owned. */
+    struct capture_body *req_capture;
+    struct capture_body *resp_capture;
 
     /* The request, from forward_prepare(). */
     struct evbuffer *head; /* the rewritten request head while it may still be sent; owned */
@@ -109,6 +114,13 @@ bool forward_awaiting_response(const struct forward *f);
  */
 struct outcome forward_client_event(struct forward *f, short what);
 struct outcome forward_upstream_event(struct forward *f, short what);
+
+/*
+ * Writes into out (capacity cap) the codings applied to the body of the message head h
+ * (in buf) besides chunked, in the order applied: its Content-Encoding values, then its
+ * other Transfer-Encoding codings, ", "-separated (cut at a whole coding), or "".
+ */
+void forward_body_codings(const char *buf, const struct http1_head *h, char *out, size_t cap);
 
 /* Frees what f owns and makes it empty; safe twice. */
 void forward_reset(struct forward *f);

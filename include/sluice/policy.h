@@ -61,6 +61,14 @@ enum policy_tls {
     POLICY_TLS_BLOCK,     /* refuse the tunnel */
 };
 
+/* Which bodies of the requests sluice reads (plain HTTP, inspected TLS) are kept (capture.h). */
+enum policy_capture {
+    POLICY_CAPTURE_UNSET = 0, /* not said here: the wider scope decides (none at the top) */
+    POLICY_CAPTURE_NONE,      /* no body */
+    POLICY_CAPTURE_REQUESTS,  /* request bodies: what leaves the machine */
+    POLICY_CAPTURE_BOTH,      /* request and response bodies */
+};
+
 #define POLICY_MAX_LIST  32
 #define POLICY_MAX_CODES 256 /* countries or ASNs in one list */
 
@@ -74,8 +82,9 @@ struct policy_endpoint {
     char *methods[POLICY_MAX_LIST];
     size_t nmethods; /* 0 = any method */
     char *paths[POLICY_MAX_LIST];
-    size_t npaths;       /* 0 = any path; prefixes otherwise */
-    enum policy_tls tls; /* for tunnels to its hosts, or UNSET: the tool's */
+    size_t npaths;               /* 0 = any path; prefixes otherwise */
+    enum policy_tls tls;         /* for tunnels to its hosts, or UNSET: the tool's */
+    enum policy_capture capture; /* for requests it covers, or UNSET: the tool's */
 };
 
 /* A tool profile: who the tool is, what it may reach, and what happens to the rest. */
@@ -95,10 +104,11 @@ struct policy_tool {
     size_t ntelemetry_env;
     struct policy_endpoint *endpoints;
     size_t nendpoints;
-    enum policy_tls tls;       /* for its tunnels, or UNSET: the organisation's */
-    bool splice_pinned;        /* splice its tunnels to a host whose certificate it refused */
-    bool refuse_uninspectable; /* refuse, not splice, an inspected tunnel whose client
-                                  offers HTTP/2 only */
+    enum policy_tls tls;         /* for its tunnels, or UNSET: the organisation's */
+    enum policy_capture capture; /* for its requests, or UNSET: the organisation's */
+    bool splice_pinned;          /* splice its tunnels to a host whose certificate it refused */
+    bool refuse_uninspectable;   /* refuse, not splice, an inspected tunnel whose client
+                                    offers HTTP/2 only */
 };
 
 /*
@@ -120,9 +130,10 @@ struct policy_org {
     bool block_telemetry; /* telemetry, crash-reporting and feature-flag groups, all tools */
     bool block_identity_mismatch; /* a weaker source naming another tool blocks the request */
     enum policy_verdict unidentified;
-    enum policy_tls tls;       /* for tunnels no tool or group says more of; UNSET means splice */
-    bool splice_pinned;        /* every tool: splice a host whose certificate the tool refused */
-    bool refuse_uninspectable; /* every tool: refuse an h2-only client of an inspected tunnel */
+    enum policy_tls tls;         /* for tunnels no tool or group says more of; UNSET means splice */
+    enum policy_capture capture; /* for requests no tool or group says more of; UNSET: none */
+    bool splice_pinned;          /* every tool: splice a host whose certificate the tool refused */
+    bool refuse_uninspectable;   /* every tool: refuse an h2-only client of an inspected tunnel */
     struct policy_header_rule *header_rules; /* request_headers; owned */
     size_t nheader_rules;
     struct domainset *deny_hosts;  /* owned; may be NULL */
@@ -193,19 +204,21 @@ struct policy_query {
 /* The decision and the rule that made it; strings point into the snapshot or are static. */
 struct policy_decision {
     enum policy_verdict verdict;
-    bool bad_request;          /* a block for a malformed request: answered 400, not 403 */
-    const char *tool;          /* tool id, or "unidentified" */
-    const char *file;          /* the policy file holding the rule */
-    char rule[128];            /* "ban", "deny-host", "telemetry:<group>", "allow:<group>", ... */
-    const char *reason;        /* one sentence for the client, saying what to do */
-    enum policy_tls tls;       /* a CONNECT that may go on: SPLICE or INSPECT; else UNSET */
-    char tls_rule[128];        /* which scope chose tls: "tls:inspect:<tool>/<group>", ... */
-    bool splice_pinned;        /* inspected: splice instead where the tool refused sluice's
-                                  certificate for the host before (organisation's or tool's) */
-    bool must_inspect;         /* request_headers names the host: never spliced, not even for a
-                                  client that offers only HTTP/2 or refused the certificate */
-    bool refuse_uninspectable; /* inspected: a client offering HTTP/2 only is refused rather
-                                  than spliced (organisation's or tool's) */
+    bool bad_request;            /* a block for a malformed request: answered 400, not 403 */
+    const char *tool;            /* tool id, or "unidentified" */
+    const char *file;            /* the policy file holding the rule */
+    char rule[128];              /* "ban", "deny-host", "telemetry:<group>", "allow:<group>", ... */
+    const char *reason;          /* one sentence for the client, saying what to do */
+    enum policy_tls tls;         /* a CONNECT that may go on: SPLICE or INSPECT; else UNSET */
+    char tls_rule[128];          /* which scope chose tls: "tls:inspect:<tool>/<group>", ... */
+    bool splice_pinned;          /* inspected: splice instead where the tool refused sluice's
+                                    certificate for the host before (organisation's or tool's) */
+    bool must_inspect;           /* request_headers names the host: never spliced, not even for a
+                                    client that offers only HTTP/2 or refused the certificate */
+    bool refuse_uninspectable;   /* inspected: a client offering HTTP/2 only is refused rather
+                                    than spliced (organisation's or tool's) */
+    enum policy_capture capture; /* a request let through: which of its bodies are kept (NONE
+                                    to BOTH); UNSET for a CONNECT or a block */
 };
 
 /* What the address guard learnt about a dialled address, for the log. */
@@ -291,7 +304,13 @@ size_t policy_request_fields(const struct policy_snapshot *p, const char *host, 
 /* Name of a TLS mode for logs and the record ("splice", "inspect", "block", "" for UNSET). */
 const char *policy_tls_str(enum policy_tls m);
 
+/* The name of a capture setting as policies write it ("requests"). */
+const char *policy_capture_str(enum policy_capture c);
+
 /* True when some scope of p asks for inspection (the local CA must then be configured). */
 bool policy_wants_inspection(const struct policy_snapshot *p);
+
+/* True when the organisation, a tool or an endpoint group asks for bodies to be captured. */
+bool policy_wants_capture(const struct policy_snapshot *p);
 
 #endif /* SLUICE_POLICY_H */

@@ -33,6 +33,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
+#include "sluice/capture.h"
 #include "sluice/clientcap.h"
 #include "sluice/credentials.h"
 #include "sluice/proclookup.h"
@@ -109,41 +110,46 @@ struct session_pinned {
 
 /* Everything that belongs to one request; reset in one place (session_reset_exchange). */
 struct exchange {
-    bool active;                     /* under way: owes an access line */
-    uint64_t start_ms;               /* when its first byte came (monotonic, ms) */
-    struct request req;              /* what it asks for */
-    char *target;                    /* the target as received, for the log; owned */
-    char *user_agent;                /* its User-Agent, cut at SESSION_UA_MAX, or NULL; owned */
-    struct redact_seen req_secrets;  /* its secret fields, for the record */
-    char *path;                      /* the normalised path policy decided on; owned, or NULL */
-    const char *raw_path;            /* the path as received, inside target; or NULL */
-    const char *plain_path;          /* path without segment parameters, inside path's
-                                        allocation; NULL when it has none */
-    const char *literal_path;        /* path with its dot segments kept, inside path's
-                                        allocation; NULL when it has none */
-    unsigned path_flags;             /* URLPATH_F_* seen while normalising the path */
-    struct identity identity;        /* who asked */
-    struct policy_decision decision; /* what policy said of the request */
-    bool decided;                    /* decision holds it */
-    struct policy_decision refusal;  /* the address guard's refusal, when it refused */
-    bool refused;                    /* the guard, not the request decision, refused */
-    struct policy_dest dest;         /* the address dialled (or refused), country, ASN */
-    bool dest_known;                 /* dest holds it */
-    struct forward fwd;              /* the HTTP relay of this exchange */
-    struct tunnel tun;               /* the byte relay, once it is a tunnel */
-    uint64_t head_bytes;             /* request head bytes taken from the client */
-    bool head_passed;                /* the head went upstream (or opened the tunnel) */
-    uint64_t upload_start_ms;        /* when the request body began to flow, or 0 */
-    uint64_t upload_paused_ms;       /* of the time since, how long sluice held it back */
-    uint64_t own_bytes;              /* bytes of responses sluice wrote itself */
-    unsigned status;                 /* status sent to the client, 0 if none */
-    const char *error_type;          /* RFC 9209 type of a failure (static), or NULL */
-    bool failure_logged;             /* its message is logged already (a block) */
-    char term[3];                    /* termination code: TERM_* then TERM_PH_* */
-    const char *tls_mode;            /* "splice" or "inspect" when TLS was seen (static) */
-    char *set_names;                 /* names of the fields request_headers set, "a,b"; owned,
-                                        or NULL */
-    uint64_t interim_ms;             /* when its last interim record was made, or 0 */
+    bool active;                      /* under way: owes an access line */
+    uint64_t start_ms;                /* when its first byte came (monotonic, ms) */
+    struct request req;               /* what it asks for */
+    char *target;                     /* the target as received, for the log; owned */
+    char *user_agent;                 /* its User-Agent, cut at SESSION_UA_MAX, or NULL; owned */
+    struct redact_seen req_secrets;   /* its secret fields, for the record */
+    char *path;                       /* the normalised path policy decided on; owned, or NULL */
+    const char *raw_path;             /* the path as received, inside target; or NULL */
+    const char *plain_path;           /* path without segment parameters, inside path's
+                                         allocation; NULL when it has none */
+    const char *literal_path;         /* path with its dot segments kept, inside path's
+                                         allocation; NULL when it has none */
+    unsigned path_flags;              /* URLPATH_F_* seen while normalising the path */
+    struct identity identity;         /* who asked */
+    struct policy_decision decision;  /* what policy said of the request */
+    bool decided;                     /* decision holds it */
+    struct policy_decision refusal;   /* the address guard's refusal, when it refused */
+    bool refused;                     /* the guard, not the request decision, refused */
+    struct policy_dest dest;          /* the address dialled (or refused), country, ASN */
+    bool dest_known;                  /* dest holds it */
+    struct forward fwd;               /* the HTTP relay of this exchange */
+    struct tunnel tun;                /* the byte relay, once it is a tunnel */
+    uint64_t head_bytes;              /* request head bytes taken from the client */
+    bool head_passed;                 /* the head went upstream (or opened the tunnel) */
+    uint64_t upload_start_ms;         /* when the request body began to flow, or 0 */
+    uint64_t upload_paused_ms;        /* of the time since, how long sluice held it back */
+    uint64_t own_bytes;               /* bytes of responses sluice wrote itself */
+    unsigned status;                  /* status sent to the client, 0 if none */
+    const char *error_type;           /* RFC 9209 type of a failure (static), or NULL */
+    bool failure_logged;              /* its message is logged already (a block) */
+    char term[3];                     /* termination code: TERM_* then TERM_PH_* */
+    const char *tls_mode;             /* "splice" or "inspect" when TLS was seen (static) */
+    char *set_names;                  /* names of the fields request_headers set, "a,b"; owned,
+                                         or NULL */
+    uint64_t interim_ms;              /* when its last interim record was made, or 0 */
+    struct capture_body req_capture;  /* the request body as it passes, when policy keeps it */
+    struct capture_body resp_capture; /* the response body, likewise */
+    struct capture_ref req_captured;  /* what became of the request body's capture, once
+                                         the exchange is over */
+    struct capture_ref resp_captured; /* and of the response body's */
 };
 
 /* A client connection; on its env's live list, freed by the reaper after session_close(). */

@@ -50,6 +50,7 @@ struct sluice_settings {
     uint32_t audit_interim_ms;       /* interim records of exchanges this long, and every
                                         this long after; 0: none */
     uint32_t audit_fail_open;        /* 1: requests go on while the audit trail cannot be written */
+    uint32_t capture_message_kib;    /* bytes of one captured body kept at most, in KiB */
     const char *resolv_conf;         /* nameservers for evdns; not owned */
     const char *hosts_file;          /* hosts file for evdns; not owned */
 };

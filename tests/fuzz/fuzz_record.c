@@ -272,6 +272,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r.exe_sha256 = "";
     r.req_secrets = &seen;
     r.resp_secrets = &seen;
+    {
+        /* Codings come from the network; the rest from sluice. */
+        static struct capture_ref req, resp;
+        memset(&req, 0, sizeof(req));
+        req.present = true;
+        req.lost = (how & 0x80) != 0;
+        memset(req.sha256, 'a', CAPTURE_HASH_HEX - 1);
+        req.bytes = how * 1000u;
+        req.truncated = (how & 4) != 0;
+        memcpy(req.codings, fields[10], sizeof(req.codings) - 1); /* its last byte stays 0 */
+        resp = req;
+        resp.lost = !req.lost;
+        r.req_capture = (how & 8) != 0 ? &req : NULL;
+        r.resp_capture = &resp;
+    }
 
     body = auditlog_format(&r);
     CHECK(body != NULL);

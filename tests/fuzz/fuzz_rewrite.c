@@ -366,6 +366,45 @@ out:
     forward_reset(&f);
 }
 
+/*
+ * The codings a captured body is labelled with: bounded by the room given, whole codings
+ * only, each one among the head's Content-Encoding and Transfer-Encoding values.
+ */
+static void check_codings(const struct parsed *in)
+{
+    static const size_t caps[] = {1, 8, CAPTURE_CODINGS_MAX};
+
+    for (size_t k = 0; k < sizeof(caps) / sizeof(caps[0]); k++) {
+        char out[CAPTURE_CODINGS_MAX];
+        const char *p = out;
+        size_t len;
+
+        memset(out, 'x', sizeof(out));
+        forward_body_codings(in->buf, &in->h, out, caps[k]);
+        len = strlen(out);
+        CHECK(len < caps[k]);
+        while (*p != '\0') {
+            const char *comma = strstr(p, ", ");
+            size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+            bool found = false;
+            CHECK(n > 0);
+            for (uint32_t i = 0; i < in->h.nfields && !found; i++) {
+                const struct http1_field *f = &in->h.fields[i];
+                const char *v = in->buf + f->value.off;
+                struct http1_span e;
+                size_t pos = 0;
+                if (!http1_span_eq_ci(in->buf, f->name, "content-encoding") &&
+                    !http1_span_eq_ci(in->buf, f->name, "transfer-encoding"))
+                    continue;
+                while (!found && http1_list_next(v, f->value.len, &pos, &e))
+                    found = e.len == n && memcmp(v + e.off, p, n) == 0;
+            }
+            CHECK(found);
+            p += n + (comma != NULL ? 2 : 0);
+        }
+    }
+}
+
 /* Parses the input as a client's request head and, when it would be forwarded, checks
  * the rewritten head. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -383,5 +422,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (request_from_head(in.buf, &in.h, &r, &err) < 0 || r.is_connect)
         return 0;
     check_rewrite(&in, &r);
+    check_codings(&in);
     return 0;
 }

@@ -593,7 +593,8 @@ static void test_table_unknown_keys(void **state)
     static const struct bad_file cases[] = {
         {"tools/a.yaml", "id: a\ncolour: red\n", 1, 2, 1,
          "unknown key 'colour' in a tool profile; expected one of: id, name, identify, default, "
-         "block_telemetry, tls, splice_pinned, refuse_uninspectable, telemetry_env, endpoints",
+         "block_telemetry, tls, capture, splice_pinned, refuse_uninspectable, telemetry_env, "
+         "endpoints",
          NULL},
         {"tools/a.yaml", "id: a\nidentify:\n  colour: red\n", 1, 3, 3,
          "unknown key 'colour' in identify; expected one of: proxy_users, user_agents, executables",
@@ -601,18 +602,19 @@ static void test_table_unknown_keys(void **state)
         {"tools/a.yaml", "id: a\nendpoints:\n  - group: g\n    hosts: [h.test]\n    colour: red\n",
          1, 5, 5,
          "unknown key 'colour' in an endpoint group; expected one of: group, purpose, hosts, "
-         "ports, methods, tls, paths",
+         "ports, methods, tls, capture, paths",
          NULL},
         {"organisation.yaml", "block_telemetry: true\ncolour: red\n", 1, 2, 1,
          "unknown key 'colour' in the organisation policy; expected one of: banned_tools, "
-         "block_telemetry, block_identity_mismatch, unidentified, tls, splice_pinned, "
+         "block_telemetry, block_identity_mismatch, unidentified, tls, capture, splice_pinned, "
          "refuse_uninspectable, request_headers, deny_hosts, allow_hosts, "
          "connect_ports, deny_addresses, deny_cidrs, allow_cidrs, deny_countries, "
          "allow_countries, deny_asns, allow_asns",
          NULL},
         {"tools/a.yaml", "id: a\n[x]: 1\n", 1, 2, 1,
          "unknown key 'a list' in a tool profile; expected one of: id, name, identify, default, "
-         "block_telemetry, tls, splice_pinned, refuse_uninspectable, telemetry_env, endpoints",
+         "block_telemetry, tls, capture, splice_pinned, refuse_uninspectable, telemetry_env, "
+         "endpoints",
          NULL},
     };
 
@@ -820,6 +822,95 @@ static void test_tls_mode_errors(void **state)
          "tls: 'bump' is not a TLS mode; expected inspect, splice or block", NULL},
         {"organisation.yaml", "tls: [inspect]\n", 1, 1, 6, "tls: expected inspect, splice or block",
          NULL},
+    };
+
+    expect_bad_files(*state, cases, NCASES(cases));
+}
+
+/* Decides a request by tool (NULL: none) for method host path into d. */
+static void decide_request_for(struct fixture *f, const char *tool, const char *method,
+                               const char *host, const char *path, struct policy_decision *d)
+{
+    struct policy_query q = {.settings = &f->settings,
+                             .method = method,
+                             .host = host,
+                             .port = 443,
+                             .path = path,
+                             .tool = tool != NULL ? policy_find_tool(f->p, tool) : NULL};
+
+    policy_decide(f->p, &q, d);
+}
+
+/*
+ * Which bodies are captured: the most any of the tool's groups covering the request asks
+ * (its methods and paths counted), else the tool's setting, else the organisation's, else
+ * none; a request refused or a CONNECT gets none to keep.
+ */
+static void test_capture_scopes(void **state)
+{
+    struct fixture *f = *state;
+    struct policy_decision d;
+
+    put(f, "tools/alpha.yaml",
+        "id: alpha\n"
+        "capture: none\n"
+        "endpoints:\n"
+        "  - {group: api, hosts: [api.alpha.test]}\n"
+        "  - {group: chat, hosts: [api.alpha.test], paths: [/v1/messages], "
+        "capture: requests-and-responses}\n"
+        "  - {group: upload, hosts: [api.alpha.test], methods: [PUT], capture: requests}\n");
+    put(f, "tools/beta.yaml", "id: beta\n");
+    put(f, "organisation.yaml",
+        "unidentified: allow\ncapture: requests\n"
+        "deny_hosts: [denied.test]\n");
+    f->p = load_dir(f->dir, &f->errs);
+    assert_non_null(f->p);
+    assert_true(policy_wants_capture(f->p));
+
+    decide_request_for(f, "alpha", "POST", "api.alpha.test", "/v1/messages", &d);
+    assert_int_equal(d.verdict, POLICY_ALLOW);
+    assert_int_equal(d.capture, POLICY_CAPTURE_BOTH);
+    decide_request_for(f, "alpha", "POST", "api.alpha.test", "/v1/messages/batches", &d);
+    assert_int_equal(d.capture, POLICY_CAPTURE_BOTH);
+    decide_request_for(f, "alpha", "PUT", "api.alpha.test", "/files/a", &d);
+    assert_int_equal(d.capture, POLICY_CAPTURE_REQUESTS);
+    /* The tool's own "none" stands against the organisation's "requests". */
+    decide_request_for(f, "alpha", "POST", "api.alpha.test", "/v1/models", &d);
+    assert_int_equal(d.capture, POLICY_CAPTURE_NONE);
+    decide_request_for(f, "alpha", "POST", "api.alpha.test", "/v2/messages", &d);
+    assert_int_equal(d.capture, POLICY_CAPTURE_NONE);
+    /* A tool that says nothing, and no tool at all: the organisation's. */
+    decide_request_for(f, "beta", "POST", "api.alpha.test", "/v1/messages", &d);
+    assert_int_equal(d.capture, POLICY_CAPTURE_REQUESTS);
+    decide_request_for(f, NULL, "POST", "other.test", "/", &d);
+    assert_int_equal(d.capture, POLICY_CAPTURE_REQUESTS);
+    /* Nothing to keep of a refused request or of a tunnel. */
+    decide_request_for(f, "beta", "POST", "denied.test", "/", &d);
+    assert_int_equal(d.verdict, POLICY_BLOCK);
+    assert_int_equal(d.capture, POLICY_CAPTURE_UNSET);
+    decide_connect(f, "alpha", "api.alpha.test", &d);
+    assert_int_equal(d.capture, POLICY_CAPTURE_UNSET);
+    policy_unref(f->p);
+
+    put(f, "organisation.yaml", "unidentified: allow\n");
+    put(f, "tools/alpha.yaml", "id: alpha\n");
+    f->p = load_dir(f->dir, &f->errs);
+    assert_non_null(f->p);
+    assert_false(policy_wants_capture(f->p));
+    decide_request_for(f, "alpha", "POST", "api.alpha.test", "/v1/messages", &d);
+    assert_int_equal(d.capture, POLICY_CAPTURE_NONE);
+}
+
+/* A capture setting is one of its three names; anything else points at the value. */
+static void test_capture_errors(void **state)
+{
+    static const struct bad_file cases[] = {
+        {"tools/a.yaml", "id: a\ncapture: everything\n", 1, 2, 10,
+         "capture: 'everything' is not a capture setting; expected none, requests or "
+         "requests-and-responses",
+         NULL},
+        {"organisation.yaml", "capture: [requests]\n", 1, 1, 10,
+         "capture: expected none, requests or requests-and-responses", NULL},
     };
 
     expect_bad_files(*state, cases, NCASES(cases));
@@ -1563,6 +1654,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_method_only_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_mode_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_scopes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_headers_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenant_restriction_example, setup, teardown),
