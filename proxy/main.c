@@ -614,6 +614,39 @@ static const char capture_unconfigured[] =
     "audit.capture_dir (--capture-dir) to a directory sluice may write";
 
 /*
+ * What stands in the way of keeping the bodies policy asks for, as a sentence in err: a
+ * policy that captures with no store, a store with no audit trail to name its bodies, a
+ * bound per body past half the store.  Returns 0 when nothing does, else -1.  Shared by
+ * the start and sluice check.
+ */
+static int check_capture(const struct sluice_config *config, const struct policy_snapshot *policy,
+                         char *err, size_t cap)
+{
+    if (config->capture_dir == NULL) {
+        if (!policy_wants_capture(policy))
+            return 0;
+        snprintf(err, cap, "%s", capture_unconfigured);
+        return -1;
+    }
+    if (config->audit_path == NULL) {
+        snprintf(err, cap,
+                 "audit.capture_dir is set and audit.path is not: the audit trail's records "
+                 "are what name the captured bodies; set audit.path (--audit-log) too");
+        return -1;
+    }
+    if ((uint64_t)config->settings.capture_message_kib << 10 >
+        ((uint64_t)config->capture_mib << 20) / 2) {
+        snprintf(err, cap,
+                 "audit.capture_message_kib (%u KiB) is more than half of audit.capture_mib "
+                 "(%u MiB): one body could push every other out of the store; raise "
+                 "audit.capture_mib or lower audit.capture_message_kib",
+                 config->settings.capture_message_kib, config->capture_mib);
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * Opens the capture store when audit.capture_dir is set, as the user sluice runs as (it
  * writes there for as long as it runs).  A policy that captures needs it.  Returns 0, or
  * -1 after logging why sluice cannot start.
@@ -622,26 +655,14 @@ static int open_capture(const struct sluice_config *config, const struct policy_
 {
     const struct capture_options opt = {.dir = config->capture_dir,
                                         .max_bytes = (uint64_t)config->capture_mib << 20};
-    char err[PATH_MAX + 200];
+    char err[PATH_MAX + 300];
 
-    if (config->capture_dir == NULL) {
-        if (!policy_wants_capture(policy))
-            return 0;
-        log_error("%s", capture_unconfigured);
+    if (check_capture(config, policy, err, sizeof(err)) < 0) {
+        log_error("%s", err);
         return -1;
     }
-    if (config->audit_path == NULL) {
-        log_error("audit.capture_dir is set and audit.path is not: the audit trail's records "
-                  "are what name the captured bodies; set audit.path (--audit-log) too");
-        return -1;
-    }
-    if ((uint64_t)config->settings.capture_message_kib << 10 > opt.max_bytes / 2) {
-        log_error("audit.capture_message_kib (%u KiB) is more than half of audit.capture_mib "
-                  "(%u MiB): one body could push every other out of the store; raise "
-                  "audit.capture_mib or lower audit.capture_message_kib",
-                  config->settings.capture_message_kib, config->capture_mib);
-        return -1;
-    }
+    if (config->capture_dir == NULL)
+        return 0;
     if (capture_open(&opt, err, sizeof(err)) < 0) {
         log_error("%s", err);
         return -1;
@@ -1107,8 +1128,8 @@ int main(int argc, char **argv)
                             "ca.cert and ca.key (sluice ca init makes them)\n");
             nerrors++;
         }
-        if (policy_wants_capture(policy) && config->capture_dir == NULL) {
-            fprintf(stderr, "sluice: %s\n", capture_unconfigured);
+        if (check_capture(config, policy, message, sizeof(message)) < 0) {
+            fprintf(stderr, "sluice: %s\n", message);
             nerrors++;
         }
         if (nerrors > 0) {

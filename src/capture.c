@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,7 +48,8 @@ static struct {
     size_t head, count;
     uint64_t tmp_seq; /* the writer's: names its temporary files */
     bool failing;     /* the writer's: its last write failed (logged once) */
-} store = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+    int lock_fd;      /* DIR/.lock, flock'd while open: one sluice per store */
+} store = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .lock_fd = -1};
 
 static atomic_bool capture_is_open;
 static atomic_uint_fast64_t capture_memory;  /* bytes of bodies in memory */
@@ -152,17 +154,17 @@ static struct capture_file *capture_list(size_t *n, uint64_t *total)
 }
 
 /*
- * Counts the store's files again and, when they exceed the bound, removes the oldest
- * (keep excepted: the body just written) until they hold at most
- * CAPTURE_EVICT_TO_PERCENT of it.  The writer's, and capture_open()'s before it starts.
+ * Counts the store's files again and, when they exceed limit, removes the oldest (keep
+ * excepted: the body just written) until they hold at most CAPTURE_EVICT_TO_PERCENT of
+ * it.  The writer's, and capture_open()'s before it starts.
  */
-static void capture_evict(const char *keep)
+static void capture_evict(const char *keep, uint64_t limit)
 {
     size_t n, removed = 0;
-    uint64_t total, goal = store.max_bytes / 100 * CAPTURE_EVICT_TO_PERCENT;
+    uint64_t total, goal = limit / 100 * CAPTURE_EVICT_TO_PERCENT;
     struct capture_file *files = capture_list(&n, &total);
 
-    if (total > store.max_bytes) {
+    if (total > limit) {
         qsort(files, n, sizeof(*files), capture_file_cmp);
         for (size_t i = 0; i < n && total > goal; i++) {
             char path[PATH_MAX];
@@ -189,7 +191,7 @@ static int capture_mkdir(const char *dir, mode_t mode)
 
     if (mkdir(dir, mode) == 0)
         return 0;
-    if (errno == EEXIST && stat(dir, &st) == 0) {
+    if (errno == EEXIST && lstat(dir, &st) == 0) {
         if (S_ISDIR(st.st_mode))
             return 0;
         errno = ENOTDIR;
@@ -217,20 +219,21 @@ static int capture_write_all(int fd, const unsigned char *data, size_t len)
  * goes last in eviction order); a new one is written to a temporary file, brought to the
  * disk and renamed into place.  Returns 0, or -1 with errno.
  */
-static int capture_store_item(const struct capture_item *it)
+static int capture_store_once(const struct capture_item *it)
 {
     char path[PATH_MAX], tmp[PATH_MAX], sub[PATH_MAX];
     struct stat st;
     int fd;
 
     capture_path(it->sha256, path, sizeof(path));
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == it->len)
-        return utimensat(AT_FDCWD, path, NULL, 0);
+    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == it->len)
+        return utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW);
     snprintf(sub, sizeof(sub), "%s/%.2s", store.dir, it->sha256);
     if (capture_mkdir(sub, 0700) < 0)
         return -1;
-    snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%" PRIu64, store.dir, it->sha256, store.tmp_seq++);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%ld.%" PRIu64, store.dir, it->sha256, (long)getpid(),
+             store.tmp_seq++);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return -1;
     if (capture_write_all(fd, it->data, it->len) < 0 || fdatasync(fd) < 0) {
@@ -248,8 +251,34 @@ static int capture_store_item(const struct capture_item *it)
         return -1;
     }
     if (atomic_fetch_add(&capture_on_disk, it->len) + it->len > store.max_bytes)
-        capture_evict(it->sha256);
+        capture_evict(it->sha256, store.max_bytes);
     return 0;
+}
+
+/*
+ * Stores one body, mending what can be mended once: directories removed while sluice
+ * runs are made again, and a full disk has the store's oldest bodies removed (down to
+ * CAPTURE_EVICT_TO_PERCENT of what it holds) before the next try.  0, or -1 with errno.
+ */
+static int capture_store_item(const struct capture_item *it)
+{
+    char tmpdir[PATH_MAX];
+
+    if (capture_store_once(it) == 0)
+        return 0;
+    if (errno == ENOENT) {
+        snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", store.dir);
+        if (capture_mkdir(store.dir, 0700) < 0 || capture_mkdir(tmpdir, 0700) < 0)
+            return -1;
+    } else if (errno == ENOSPC || errno == EDQUOT) {
+        uint64_t held = atomic_load(&capture_on_disk);
+        if (held == 0)
+            return -1;
+        capture_evict(NULL, held - 1); /* past "held - 1": down to 90% of it */
+    } else {
+        return -1;
+    }
+    return capture_store_once(it);
 }
 
 /* The writer: stores queued bodies in order until told to stop and the queue is empty. */
@@ -304,6 +333,46 @@ static void capture_clean_tmp(const char *tmpdir)
     closedir(d);
 }
 
+/*
+ * Checks that the store's directory is the running user's alone (the bodies are what the
+ * tools sent) and takes its lock, so that no second sluice writes there.  Returns the
+ * lock's descriptor, or -1 with a sentence in err.
+ */
+static int capture_take_dir(const char *dir, char *err, size_t cap)
+{
+    char lock[PATH_MAX];
+    struct stat st;
+    int fd;
+
+    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, cap, "capture store %s: not a directory", dir);
+        return -1;
+    }
+    if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+        snprintf(err, cap,
+                 "capture store %s: it is owned by uid %ld with mode %03o, and must be the "
+                 "running user's (uid %ld) alone: the bodies are what the tools sent; chown it "
+                 "and chmod 700 it, or name a new directory",
+                 dir, (long)st.st_uid, (unsigned)(st.st_mode & 0777), (long)geteuid());
+        return -1;
+    }
+    snprintf(lock, sizeof(lock), "%s/.lock", dir);
+    fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        snprintf(err, cap, "capture store %s: cannot write there: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, cap,
+                 "capture store %s: another sluice keeps its bodies there (it holds %s); "
+                 "give each its own --capture-dir",
+                 dir, lock);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* Opens the store; see the header. */
 int capture_open(const struct capture_options *opt, char *err, size_t cap)
 {
@@ -321,21 +390,23 @@ int capture_open(const struct capture_options *opt, char *err, size_t cap)
                  strerror(errno));
         return -1;
     }
-    snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", opt->dir);
-    if (capture_mkdir(tmpdir, 0700) < 0 || access(opt->dir, W_OK) < 0) {
-        snprintf(err, cap, "capture store %s: cannot write there: %s", opt->dir, strerror(errno));
+    if ((store.lock_fd = capture_take_dir(opt->dir, err, cap)) < 0)
         return -1;
+    snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", opt->dir);
+    if (capture_mkdir(tmpdir, 0700) < 0 || access(tmpdir, W_OK) < 0) {
+        snprintf(err, cap, "capture store %s: cannot write there: %s", opt->dir, strerror(errno));
+        goto fail;
     }
     if ((store.dir = strdup(opt->dir)) == NULL) {
         snprintf(err, cap, "capture store: out of memory");
-        return -1;
+        goto fail;
     }
-    capture_clean_tmp(tmpdir);
+    capture_clean_tmp(tmpdir); /* ours alone: the lock is held */
     store.max_bytes = opt->max_bytes;
     store.stop = false;
     store.head = store.count = 0;
     store.failing = false;
-    capture_evict(NULL);
+    capture_evict(NULL, store.max_bytes);
     /* The writer takes no signal: they are the main thread's. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -343,13 +414,17 @@ int capture_open(const struct capture_options *opt, char *err, size_t cap)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         snprintf(err, cap, "capture store: cannot start its writer: %s", strerror(rc));
-        free(store.dir);
-        store.dir = NULL;
-        return -1;
+        goto fail;
     }
     store.open = true;
     atomic_store(&capture_is_open, true);
     return 0;
+fail:
+    free(store.dir);
+    store.dir = NULL;
+    close(store.lock_fd); /* and the lock with it */
+    store.lock_fd = -1;
+    return -1;
 }
 
 /* Stops the writer once it has stored what is queued. */
@@ -366,6 +441,8 @@ void capture_close(void)
     store.open = false;
     free(store.dir);
     store.dir = NULL;
+    close(store.lock_fd);
+    store.lock_fd = -1;
 }
 
 /* True while the store is open. */
@@ -419,7 +496,8 @@ static size_t capture_body_room(struct capture_body *b, size_t want)
                      "cut short (\"truncated\") until memory is free again",
                      CAPTURE_MEMORY_MAX >> 20);
         b->short_of_memory = true;
-        b->limit = b->len; /* nothing more is kept of this body */
+        b->limit = b->len;
+        capture_body_seal(b); /* nothing more is kept of this body: what is, goes now */
         return 0;
     }
     b->data = more;
@@ -436,14 +514,19 @@ static size_t capture_body_take(struct capture_body *b, size_t n)
     if (b == NULL || !b->active || n == 0)
         return 0;
     b->seen += n;
-    return capture_body_room(b, n);
+    return b->sealed ? 0 : capture_body_room(b, n);
 }
 
-/* Adds the n bytes just copied to b->data + b->len to what b keeps, and to its digest. */
+/*
+ * Adds the n bytes just copied to b->data + b->len to what b keeps, and to its digest;
+ * a body kept to its bound goes to the writer at once.
+ */
 static void capture_body_keep(struct capture_body *b, size_t n)
 {
     EVP_DigestUpdate(b->md, b->data + b->len, n);
     b->len += n;
+    if (b->len == b->limit)
+        capture_body_seal(b);
 }
 
 /* Adds body bytes; see the header. */
@@ -470,13 +553,22 @@ void capture_body_add_evbuffer(struct capture_body *b, struct evbuffer *buf, siz
         capture_body_keep(b, (size_t)got);
 }
 
-/* Frees what b holds; see the header. */
-void capture_body_reset(struct capture_body *b)
+/* Frees the bytes b keeps and its digest, leaving what it says of them (len, seen). */
+static void capture_body_reset_bytes(struct capture_body *b)
 {
     if (b->data != NULL)
         atomic_fetch_sub(&capture_memory, b->cap);
     free(b->data);
+    b->data = NULL;
+    b->cap = 0;
     EVP_MD_CTX_free(b->md);
+    b->md = NULL;
+}
+
+/* Frees what b holds; see the header. */
+void capture_body_reset(struct capture_body *b)
+{
+    capture_body_reset_bytes(b);
     memset(b, 0, sizeof(*b));
 }
 
@@ -492,25 +584,29 @@ static void capture_hex(const unsigned char *md, char out[CAPTURE_HASH_HEX])
     out[64] = '\0';
 }
 
-/* Hands the body to the writer; see the header. */
-void capture_body_finish(struct capture_body *b, struct capture_ref *ref)
+/* Hands what b kept to the writer; see the header. */
+void capture_body_seal(struct capture_body *b)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     bool queued = false;
 
-    memset(ref, 0, sizeof(*ref));
-    if (!b->active || b->seen == 0) {
-        capture_body_reset(b);
+    if (b == NULL || !b->active || b->sealed || b->seen == 0)
         return;
-    }
-    ref->present = true;
-    ref->bytes = b->len;
-    ref->truncated = b->seen > b->len;
-    memcpy(ref->codings, b->codings, sizeof(ref->codings));
+    b->sealed = true;
     if (b->len > 0 && EVP_DigestFinal_ex(b->md, md, &mdlen) == 1 && mdlen == 32) {
         struct capture_item it = {.data = b->data, .len = b->len, .cap = b->cap};
+        unsigned char *fit;
+
         capture_hex(md, it.sha256);
+        /* What waits for the writer holds the body's bytes, not the room grown for them. */
+        if (it.cap > it.len && (fit = realloc(it.data, it.len)) != NULL) {
+            atomic_fetch_sub(&capture_memory, it.cap - it.len);
+            it.data = fit;
+            it.cap = it.len;
+            b->data = fit;
+            b->cap = it.len;
+        }
         pthread_mutex_lock(&store.lock);
         if (store.open && !store.stop && store.count < CAPTURE_QUEUE) {
             store.queue[(store.head + store.count) % CAPTURE_QUEUE] = it;
@@ -520,14 +616,31 @@ void capture_body_finish(struct capture_body *b, struct capture_ref *ref)
         }
         pthread_mutex_unlock(&store.lock);
         if (queued) {
-            memcpy(ref->sha256, it.sha256, sizeof(ref->sha256));
+            memcpy(b->sha256, it.sha256, sizeof(b->sha256));
             b->data = NULL; /* the writer's now, still counted in memory until it frees it */
             b->cap = 0;
         }
     }
     if (!queued) {
-        ref->lost = true;
+        b->lost = true;
         atomic_fetch_add(&capture_lost_n, 1);
+    }
+    /* Nothing more is kept: later bytes are only counted. */
+    capture_body_reset_bytes(b);
+}
+
+/* Ends capturing b; see the header. */
+void capture_body_finish(struct capture_body *b, struct capture_ref *ref)
+{
+    memset(ref, 0, sizeof(*ref));
+    if (b->active && b->seen > 0) {
+        capture_body_seal(b);
+        ref->present = true;
+        ref->lost = b->lost;
+        memcpy(ref->sha256, b->sha256, sizeof(ref->sha256));
+        ref->bytes = b->len;
+        ref->truncated = b->seen > b->len;
+        memcpy(ref->codings, b->codings, sizeof(ref->codings));
     }
     capture_body_reset(b);
 }

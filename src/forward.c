@@ -306,6 +306,8 @@ static struct outcome forward_relay_request(struct forward *f)
             f->req_left -= n;
             f->sent += n;
             f->req_done = f->req_left == 0;
+            if (f->req_done)
+                capture_body_seal(f->req_capture); /* not held while the response runs */
         } else {
             int64_t used = forward_dechunk(&f->req_chunked, in, out, true, f->req_capture);
             if (used < 0)
@@ -313,6 +315,8 @@ static struct outcome forward_relay_request(struct forward *f)
                                     http1_error_str(f->req_chunked.error));
             f->sent += (uint64_t)used;
             f->req_done = http1_chunked_done(&f->req_chunked);
+            if (f->req_done)
+                capture_body_seal(f->req_capture);
             if (used == 0) {
                 starved = true; /* the rest of a framing line has not arrived */
                 break;
@@ -454,14 +458,19 @@ static unsigned forward_other_codings(const char *buf, const struct http1_head *
     return n;
 }
 
+/* What ends a list of codings that did not fit: a reader knows it cannot decode the body. */
+#define FORWARD_CODINGS_CUT ", ..."
+
 /*
  * Appends the codings listed in the fields called name of h to out (holding *len bytes of
- * cap), ", "-separated; skip_chunked leaves chunked out.  A coding that does not fit ends
- * the list.  False once one did not fit.
+ * cap), ", "-separated; skip_chunked leaves chunked out.  When one does not fit, the list
+ * ends with whole codings and FORWARD_CODINGS_CUT (or "..." alone), and false is returned.
  */
 static bool forward_append_codings(const char *buf, const struct http1_head *h, const char *name,
                                    bool skip_chunked, char *out, size_t cap, size_t *len)
 {
+    const size_t cut = sizeof(FORWARD_CODINGS_CUT) - 1;
+
     for (uint32_t i = 0; i < h->nfields; i++) {
         const struct http1_field *fl = &h->fields[i];
         const char *v = buf + fl->value.off;
@@ -474,8 +483,16 @@ static bool forward_append_codings(const char *buf, const struct http1_head *h, 
             size_t sep = *len > 0 ? 2 : 0;
             if (skip_chunked && e.len == 7 && strncasecmp(v + e.off, "chunked", 7) == 0)
                 continue;
-            if (*len + sep + e.len + 1 > cap)
+            /* Room is kept for the mark, so a cut list can always say so. */
+            if (*len + sep + e.len + cut + 1 > cap) {
+                const char *mark = *len > 0 ? FORWARD_CODINGS_CUT : "...";
+                size_t n = strlen(mark);
+                if (*len + n + 1 <= cap) {
+                    memcpy(out + *len, mark, n + 1);
+                    *len += n;
+                }
                 return false;
+            }
             memcpy(out + *len, ", ", sep);
             memcpy(out + *len + sep, v + e.off, e.len);
             *len += sep + e.len;

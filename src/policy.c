@@ -1634,6 +1634,61 @@ size_t policy_request_fields(const struct policy_snapshot *p, const char *host, 
     return n;
 }
 
+/* The capture setting where no endpoint group says: the tool's, else the organisation's. */
+static enum policy_capture capture_fallback(const struct policy_snapshot *p,
+                                            const struct policy_tool *t)
+{
+    if (t != NULL && t->capture != POLICY_CAPTURE_UNSET)
+        return t->capture;
+    return p->org.capture != POLICY_CAPTURE_UNSET ? p->org.capture : POLICY_CAPTURE_NONE;
+}
+
+/*
+ * Which bodies of a request let through are kept: the most any endpoint group of the tool
+ * covering the request asks, else the tool's setting, else the organisation's, else none.
+ * A group that keeps more than that fallback covers the path the wide way, as a block
+ * does, and one that keeps less the strict way, as an allow does: another spelling of a
+ * path can bring a body under capture, never take it out.
+ */
+static enum policy_capture decide_capture(const struct policy_snapshot *p,
+                                          const struct policy_query *q)
+{
+    const struct policy_tool *t = q->tool;
+    enum policy_capture fallback = capture_fallback(p, t);
+    enum policy_capture chosen = POLICY_CAPTURE_UNSET;
+
+    for (size_t i = 0; t != NULL && i < t->nendpoints; i++) {
+        const struct policy_endpoint *e = &t->endpoints[i];
+        if (e->capture > chosen && endpoint_matches(e, q, e->capture > fallback))
+            chosen = e->capture;
+    }
+    return chosen != POLICY_CAPTURE_UNSET ? chosen : fallback;
+}
+
+/*
+ * True when some request of the tool in a tunnel to q's host and port may have its body
+ * kept: a group reaching them captures (whatever its methods and paths), or the fallback
+ * does.  Such a tunnel, when inspected, is never spliced instead.
+ */
+static bool capture_reaches(const struct policy_snapshot *p, const struct policy_query *q)
+{
+    const struct policy_tool *t = q->tool;
+
+    if (capture_fallback(p, t) > POLICY_CAPTURE_NONE)
+        return true;
+    for (size_t i = 0; t != NULL && i < t->nendpoints; i++) {
+        const struct policy_endpoint *e = &t->endpoints[i];
+        if (e->capture > POLICY_CAPTURE_NONE && in_set(e->hosts, q->host)) {
+            bool port_ok = e->nports == 0;
+            for (size_t k = 0; k < e->nports && !port_ok; k++)
+                port_ok = e->ports[k] == q->port;
+            if (port_ok)
+                return true;
+        }
+    }
+    return false;
+}
+
 /*
  * The TLS mode of a tunnel the request decision let through: the strictest mode an
  * endpoint group of the tool reaching the host names (block, then inspect, then splice),
@@ -1682,29 +1737,12 @@ static void decide_tls(const struct policy_snapshot *p, const struct policy_quer
         d->tls = POLICY_TLS_UNSET;
     }
     d->splice_pinned = p->org.splice_pinned || (t != NULL && t->splice_pinned);
-}
-
-/*
- * Which bodies of a request let through are kept: the most any endpoint group of the tool
- * covering the request asks (its path matched the wide way, as for a block), else the
- * tool's setting, else the organisation's, else none.
- */
-static enum policy_capture decide_capture(const struct policy_snapshot *p,
-                                          const struct policy_query *q)
-{
-    const struct policy_tool *t = q->tool;
-    enum policy_capture chosen = POLICY_CAPTURE_UNSET;
-
-    for (size_t i = 0; t != NULL && i < t->nendpoints; i++) {
-        const struct policy_endpoint *e = &t->endpoints[i];
-        if (e->capture > chosen && endpoint_matches(e, q, true))
-            chosen = e->capture;
+    /* Bodies policy keeps must not leave through a splice the client can ask for (an
+     * HTTP/2-only offer, a refused certificate). */
+    if (d->tls == POLICY_TLS_INSPECT && capture_reaches(p, q)) {
+        d->must_capture = true;
+        d->splice_pinned = false;
     }
-    if (chosen == POLICY_CAPTURE_UNSET && t != NULL)
-        chosen = t->capture;
-    if (chosen == POLICY_CAPTURE_UNSET)
-        chosen = p->org.capture;
-    return chosen == POLICY_CAPTURE_UNSET ? POLICY_CAPTURE_NONE : chosen;
 }
 
 /* Decides a request, and for a CONNECT let through, what happens to the TLS inside. */
@@ -1717,6 +1755,7 @@ void policy_decide(const struct policy_snapshot *p, const struct policy_query *q
     d->splice_pinned = false;
     d->must_inspect = false;
     d->refuse_uninspectable = false;
+    d->must_capture = false;
     decide_request(p, q, d);
     if (q->is_connect && d->verdict != POLICY_BLOCK)
         decide_tls(p, q, d);

@@ -1565,18 +1565,20 @@ static void session_read_hello(struct session *s)
      * spliced tunnel's: one that request_headers names is refused.  Any other list without
      * http/1.1 goes on to the handshake, which refuses it: it is never spliced. */
     h2_only = (alpn & CLIENTHELLO_ALPN_H2) != 0 && (alpn & CLIENTHELLO_ALPN_HTTP11) == 0;
-    s->splice_after_hello =
-        h2_only && !x->decision.must_inspect && !x->decision.refuse_uninspectable;
+    s->splice_after_hello = h2_only && !x->decision.must_inspect && !x->decision.must_capture &&
+                            !x->decision.refuse_uninspectable;
     if (!session_check_sni(s, x->tun.sni, name, sizeof(name)))
         return;
-    if (h2_only && (x->decision.must_inspect || x->decision.refuse_uninspectable)) {
+    if (h2_only && !s->splice_after_hello) {
         log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));
         log_notice("%s: CONNECT %s:%u: the client offers only HTTP/2, and %s, so it cannot be "
                    "spliced; closed (the client must offer http/1.1)",
                    s->client_addr, host, x->req.port,
-                   x->decision.must_inspect ? "request_headers sets fields on this host"
-                                            : "the policy refuses what it cannot inspect "
-                                              "(refuse_uninspectable)");
+                   x->decision.must_inspect   ? "request_headers sets fields on this host"
+                   : x->decision.must_capture ? "the policy keeps bodies sent to this host "
+                                                "(capture)"
+                                              : "the policy refuses what it cannot inspect "
+                                                "(refuse_uninspectable)");
         x->error_type = "tls_protocol_error";
         session_close(s, TERM_PROXY, TERM_PH_TUNNEL);
         return;
@@ -1650,8 +1652,10 @@ static void session_client_tls(struct session *s, short what)
                    "trust the local CA (see sluice ca show), or it pins its own certificate; %s "
                    "tool %s's tunnels to this host%s",
                    s->client_addr, host, x->req.port, why,
-                   x->decision.splice_pinned ? "from now on sluice splices"
-                                             : "splice_pinned: true in the policy would splice",
+                   x->decision.splice_pinned  ? "from now on sluice splices"
+                   : x->decision.must_capture ? "the policy keeps bodies sent to this host "
+                                                "(capture), so sluice never splices"
+                                              : "splice_pinned: true in the policy would splice",
                    x->decision.tool,
                    x->decision.splice_pinned ? ", and no longer inspects them" : "");
     }
@@ -1784,6 +1788,15 @@ static void session_dispatch(struct session *s, const char *buf)
         session_refuse(s, 501,
                        "protocol upgrades (WebSocket) inside inspected TLS are not supported "
                        "yet; set tls: splice for this host in the tool's policy",
+                       0);
+        return;
+    }
+    /* After an upgrade the bytes are frames sluice relays unread: none of them could be kept. */
+    if (x->fwd.wants_upgrade && x->decision.capture >= POLICY_CAPTURE_REQUESTS) {
+        session_refuse(s, 501,
+                       "protocol upgrades (WebSocket) cannot be captured, and the policy keeps "
+                       "the bodies of this request (capture); set capture: none for this "
+                       "endpoint group if its WebSocket traffic may go unrecorded",
                        0);
         return;
     }

@@ -8,12 +8,15 @@
  *
  * Bounded everywhere: a body is kept up to a bound per message (the rest is counted, and
  * the record says "truncated"); the bodies held in memory by every session and the queue
- * together are at most CAPTURE_MEMORY_MAX; the store's files are at most max_bytes in
- * all, the files written or referenced longest ago removed first.  Files are written by
- * one thread of the store's own (a temporary file, fdatasync, then rename), so the event
- * loops never wait on the disk and a crash never leaves half a body under a hash's name.
- * A body that cannot be kept (memory or queue full, a write failed) is counted lost and
- * the record says so.
+ * together are at most CAPTURE_MEMORY_MAX, and a body goes to the writer as soon as it
+ * ends or reaches its bound, not when its exchange ends; the store's files are at most
+ * max_bytes in all, the files written or referenced longest ago removed first.  Files are
+ * written by one thread of the store's own (a temporary file, fdatasync, then rename), so
+ * the event loops never wait on the disk and a crash never leaves half a body under a
+ * hash's name.  A body that cannot be queued (memory or the queue full) is counted lost
+ * and its record says "lost"; one whose write fails (after one more try, directories made
+ * again and, on a full disk, the oldest bodies removed) is counted lost and logged, and
+ * its record names a hash with no file.  One sluice at a time keeps a store (DIR/.lock).
  */
 #ifndef SLUICE_CAPTURE_H
 #define SLUICE_CAPTURE_H
@@ -49,7 +52,10 @@ struct capture_body {
     size_t limit;                      /* bytes kept at most */
     uint64_t seen;                     /* body bytes that went past */
     bool short_of_memory;              /* kept less than limit: CAPTURE_MEMORY_MAX was reached */
-    struct evp_md_ctx_st *md;          /* the SHA-256 of data, so far; owned */
+    bool sealed;                       /* what was kept went to the writer (or was lost) */
+    bool lost;                         /* sealed, and it could not be queued */
+    char sha256[CAPTURE_HASH_HEX];     /* sealed and queued: the hash of what was kept */
+    struct evp_md_ctx_st *md;          /* the SHA-256 of data, so far; owned until sealed */
     char codings[CAPTURE_CODINGS_MAX]; /* content (then transfer) codings applied, or "" */
 };
 
@@ -91,8 +97,15 @@ void capture_body_add(struct capture_body *b, const void *p, size_t n);
 void capture_body_add_evbuffer(struct capture_body *b, struct evbuffer *buf, size_t n);
 
 /*
- * Ends capturing b: fills *ref (zero when b was not active or saw no byte), hands the
- * bytes to the writer, and resets b.  Any thread that owns b; never blocks.
+ * Hands what b kept to the writer now, when its body has ended or its bound is reached
+ * (b does this itself then), so that memory is not held while the exchange goes on; later
+ * bytes are only counted.  Nothing when b is NULL, not active, sealed, or saw no byte.
+ */
+void capture_body_seal(struct capture_body *b);
+
+/*
+ * Ends capturing b: seals it, fills *ref (zero when b was not active or saw no byte) and
+ * resets b.  Any thread that owns b; never blocks.
  */
 void capture_body_finish(struct capture_body *b, struct capture_ref *ref);
 

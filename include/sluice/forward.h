@@ -118,7 +118,8 @@ struct outcome forward_upstream_event(struct forward *f, short what);
 /*
  * Writes into out (capacity cap) the codings applied to the body of the message head h
  * (in buf) besides chunked, in the order applied: its Content-Encoding values, then its
- * other Transfer-Encoding codings, ", "-separated (cut at a whole coding), or "".
+ * other Transfer-Encoding codings, ", "-separated, or "".  A list that does not fit is
+ * cut after a whole coding and ends with ", ..." ("..." when none fits).
  */
 void forward_body_codings(const char *buf, const struct http1_head *h, char *out, size_t cap);
 

@@ -217,6 +217,9 @@ struct policy_decision {
                                     client that offers only HTTP/2 or refused the certificate */
     bool refuse_uninspectable;   /* inspected: a client offering HTTP/2 only is refused rather
                                     than spliced (organisation's or tool's) */
+    bool must_capture;           /* inspected, and policy may keep bodies of requests inside:
+                                    never spliced instead (an HTTP/2-only client is refused,
+                                    splice_pinned does not apply) */
     enum policy_capture capture; /* a request let through: which of its bodies are kept (NONE
                                     to BOTH); UNSET for a CONNECT or a block */
 };

@@ -368,7 +368,8 @@ out:
 
 /*
  * The codings a captured body is labelled with: bounded by the room given, whole codings
- * only, each one among the head's Content-Encoding and Transfer-Encoding values.
+ * only, each one among the head's Content-Encoding and Transfer-Encoding values, a list
+ * cut short ending with "...".
  */
 static void check_codings(const struct parsed *in)
 {
@@ -383,6 +384,12 @@ static void check_codings(const struct parsed *in)
         forward_body_codings(in->buf, &in->h, out, caps[k]);
         len = strlen(out);
         CHECK(len < caps[k]);
+        /* A list cut short says so at its end; what comes before is whole codings. */
+        if (strcmp(out, "...") == 0)
+            len = 0;
+        else if (len >= 5 && strcmp(out + len - 5, ", ...") == 0)
+            len -= 5;
+        out[len] = '\0';
         while (*p != '\0') {
             const char *comma = strstr(p, ", ");
             size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);

@@ -390,6 +390,53 @@ static void test_capture_reload_kept_connection(void **state)
 }
 
 /*
+ * A WebSocket upgrade where policy keeps the request's bodies is refused with a 501 that
+ * says why: the frames after it could not be kept.  The same upgrade where no capture
+ * applies goes on to the origin.
+ */
+static void test_capture_refuses_upgrade(void **state)
+{
+    struct itcase *t = *state;
+    static const char profile[] = "id: alpha\n"
+                                  "identify: {proxy_users: [alpha]}\n"
+                                  "default: allow\n"
+                                  "capture: requests\n"
+                                  "endpoints:\n"
+                                  "  - {group: feed, hosts: [origin.test], paths: [/feed], "
+                                  "capture: none}\n";
+    static const char upgrade[] = "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                                  "Sec-WebSocket-Version: 13\r\n"
+                                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    struct capture_paths p;
+    struct rawclient *rc;
+    struct rawresp r = {0};
+    char head[600];
+
+    start_capture(t, &p, "unidentified: allow\n", profile, NULL);
+    rc = it_raw(t);
+    snprintf(head, sizeof(head),
+             "GET http://origin.test:%u/chat HTTP/1.1\r\nHost: origin.test\r\n" ALPHA_AUTH "%s",
+             origin_port(t->origin), upgrade);
+    assert_int_equal(rawclient_sends(rc, head), 0);
+    assert_int_equal(rawclient_response(rc, &r, false, 8000), 501);
+    assert_non_null(strstr(tbuf_str(&r.body), "cannot be captured"));
+    rawresp_free(&r);
+    rawclient_close(rc);
+    assert_int_equal(origin_requests(t->origin), 0);
+
+    /* Where the group says none, the upgrade goes on (this origin answers it 200). */
+    rc = it_raw(t);
+    snprintf(head, sizeof(head),
+             "GET http://origin.test:%u/feed HTTP/1.1\r\nHost: origin.test\r\n" ALPHA_AUTH "%s",
+             origin_port(t->origin), upgrade);
+    assert_int_equal(rawclient_sends(rc, head), 0);
+    assert_int_equal(rawclient_response(rc, &r, false, 8000), 200);
+    rawresp_free(&r);
+    rawclient_close(rc);
+    assert_int_equal(origin_requests(t->origin), 1);
+}
+
+/*
  * A policy that captures with nowhere to keep the bodies: `sluice check` names the setting
  * to add, and sluice does not start; nor does a store without the audit trail that
  * would name its bodies.
@@ -427,6 +474,15 @@ static void test_capture_needs_store(void **state)
             fail_msg("sluice said: %s", r.output);
         free(r.output);
     }
+    {
+        /* sluice check says so too, before a start would. */
+        const char *const args[] = {"check", "--policy-dir", dir, "--capture-dir", store, NULL};
+        r = it_run_sluice(t, args);
+        assert_int_not_equal(r.status, 0);
+        if (strstr(r.output, "set audit.path (--audit-log) too") == NULL)
+            fail_msg("sluice check said: %s", r.output);
+        free(r.output);
+    }
     snprintf(audit, sizeof(audit), "%s/audit.jsonl", t->env->dir);
     {
         const char *const args[] = {"check", "--policy-dir", dir,   "--capture-dir",
@@ -445,6 +501,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capture_group_responses, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_eviction, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_reload_kept_connection, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_capture_refuses_upgrade, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_needs_store, it_setup, it_teardown),
     };
 

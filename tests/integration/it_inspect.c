@@ -520,6 +520,37 @@ static void test_inspect_h2_only_refused(void **state)
 }
 
 /*
+ * Capture closes the ways out of inspection a client can choose: with capture on and
+ * refuse_uninspectable off, an HTTP/2-only client is refused rather than spliced (its
+ * bodies would leave unkept), and the log says why.
+ */
+static void test_inspect_capture_not_spliced(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct rawclient *rc;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    char ports[16];
+    bool ok;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: allow\ncapture: requests\n", alpha_profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    ssl = h2_only_client(t, "origin.test", &rc, &ctx, &ok);
+    assert_false(ok);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    rawclient_close(rc);
+    for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, "(capture)"); i++)
+        tio_sleep_ms(20);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "the policy keeps bodies sent to this "
+                                                       "host (capture)"));
+    assert_int_equal(origin_accepted(t->origin), 0);
+}
+
+/*
  * The modes per tool and group: a group that says splice passes the origin's own
  * certificate through (tls=splice); one that says block refuses the CONNECT with 403.
  */
@@ -1215,6 +1246,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_inspect_curl, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_capture, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_capture_not_spliced, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_upstream_failures, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_sni_mismatch, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_h2_only_spliced, it_setup, it_teardown),

@@ -879,6 +879,9 @@ static void test_capture_scopes(void **state)
     assert_int_equal(d.capture, POLICY_CAPTURE_NONE);
     decide_request_for(f, "alpha", "POST", "api.alpha.test", "/v2/messages", &d);
     assert_int_equal(d.capture, POLICY_CAPTURE_NONE);
+    /* A tunnel that is inspected where capture may apply is never spliced instead. */
+    decide_connect(f, "beta", "api.alpha.test", &d);
+    assert_false(d.must_capture); /* splice: nothing is read, nothing to keep */
     /* A tool that says nothing, and no tool at all: the organisation's. */
     decide_request_for(f, "beta", "POST", "api.alpha.test", "/v1/messages", &d);
     assert_int_equal(d.capture, POLICY_CAPTURE_REQUESTS);
@@ -890,6 +893,40 @@ static void test_capture_scopes(void **state)
     assert_int_equal(d.capture, POLICY_CAPTURE_UNSET);
     decide_connect(f, "alpha", "api.alpha.test", &d);
     assert_int_equal(d.capture, POLICY_CAPTURE_UNSET);
+    policy_unref(f->p);
+
+    /* A group that keeps less than the tool matches paths the strict way: a dot segment
+     * through its path does not take a body out of capture. */
+    put(f, "organisation.yaml", "unidentified: allow\ntls: inspect\nsplice_pinned: true\n");
+    put(f, "tools/alpha.yaml",
+        "id: alpha\n"
+        "capture: requests\n"
+        "endpoints:\n"
+        "  - {group: health, hosts: [api.alpha.test], paths: [/v1/health], capture: none}\n");
+    f->p = load_dir(f->dir, &f->errs);
+    assert_non_null(f->p);
+    decide_request_for(f, "alpha", "GET", "api.alpha.test", "/v1/health", &d);
+    assert_int_equal(d.capture, POLICY_CAPTURE_NONE);
+    {
+        struct policy_query q = {.settings = &f->settings,
+                                 .method = "POST",
+                                 .host = "api.alpha.test",
+                                 .port = 443,
+                                 .path = "/v1/messages",
+                                 .raw_path = "/v1/health/../messages",
+                                 .literal_path = "/v1/health/../messages",
+                                 .tool = policy_find_tool(f->p, "alpha")};
+        policy_decide(f->p, &q, &d);
+        assert_int_equal(d.capture, POLICY_CAPTURE_REQUESTS);
+    }
+    /* Inspected where the tool captures: never spliced, whatever splice_pinned says. */
+    decide_connect(f, "alpha", "api.alpha.test", &d);
+    assert_int_equal(d.tls, POLICY_TLS_INSPECT);
+    assert_true(d.must_capture);
+    assert_false(d.splice_pinned);
+    decide_connect(f, "beta", "api.alpha.test", &d);
+    assert_false(d.must_capture);
+    assert_true(d.splice_pinned);
     policy_unref(f->p);
 
     put(f, "organisation.yaml", "unidentified: allow\n");
