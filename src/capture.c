@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -23,6 +24,20 @@
 
 /* The first allocation of a body's bytes; it doubles from there up to the body's bound. */
 #define CAPTURE_FIRST_CAP (16u * 1024)
+/* Bodies the writer stores with one wait for the disk. */
+#define CAPTURE_BATCH 256
+/* Bodies the writer remembers having stored or marked as used, so that one sent again and
+ * again (the same small answer to every request) costs no system call within
+ * CAPTURE_RECENT_SECONDS: a direct-mapped table by the hash's first hex digits. */
+#define CAPTURE_RECENT         1024
+#define CAPTURE_RECENT_SECONDS 60
+
+/* A body the writer stored, or marked as used, lately. */
+struct capture_recent {
+    char sha256[CAPTURE_HASH_HEX];
+    uint64_t len;
+    time_t at; /* when, on the monotonic clock; 0: empty */
+};
 /* Eviction removes files until the store holds at most this share of its bound (percent),
  * so that it does not scan the directory again at the very next body. */
 #define CAPTURE_EVICT_TO_PERCENT 90
@@ -49,6 +64,8 @@ static struct {
     uint64_t tmp_seq; /* the writer's: names its temporary files */
     bool failing;     /* the writer's: its last write failed (logged once) */
     int lock_fd;      /* DIR/.lock, flock'd while open: one sluice per store */
+    long pid;         /* this process's, in temporary files' names */
+    struct capture_recent recent[CAPTURE_RECENT]; /* the writer's */
 } store = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .lock_fd = -1};
 
 static atomic_bool capture_is_open;
@@ -165,6 +182,7 @@ static void capture_evict(const char *keep, uint64_t limit)
     struct capture_file *files = capture_list(&n, &total);
 
     if (total > limit) {
+        memset(store.recent, 0, sizeof(store.recent)); /* what it remembers may go now */
         qsort(files, n, sizeof(*files), capture_file_cmp);
         for (size_t i = 0; i < n && total > goal; i++) {
             char path[PATH_MAX];
@@ -214,57 +232,46 @@ static int capture_write_all(int fd, const unsigned char *data, size_t len)
     return 0;
 }
 
-/*
- * Stores one body under its hash: a body already there is only marked as used now (it
- * goes last in eviction order); a new one is written to a temporary file, brought to the
- * disk and renamed into place.  Returns 0, or -1 with errno.
- */
-static int capture_store_once(const struct capture_item *it)
+/* The temporary file of the body queued as the seq-th of this process, into out. */
+static void capture_tmp_path(const struct capture_item *it, uint64_t seq, char *out, size_t cap)
 {
-    char path[PATH_MAX], tmp[PATH_MAX], sub[PATH_MAX];
-    struct stat st;
+    snprintf(out, cap, "%s/tmp/%s.%ld.%" PRIu64, store.dir, it->sha256, store.pid, seq);
+}
+
+/*
+ * Writes a body to its temporary file (not yet brought to the disk).  Returns 0, or -1
+ * with errno and nothing left behind.
+ */
+static int capture_write_tmp(const struct capture_item *it, uint64_t seq)
+{
+    char tmp[PATH_MAX];
     int fd;
 
-    capture_path(it->sha256, path, sizeof(path));
-    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == it->len)
-        return utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW);
-    snprintf(sub, sizeof(sub), "%s/%.2s", store.dir, it->sha256);
-    if (capture_mkdir(sub, 0700) < 0)
-        return -1;
-    snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%ld.%" PRIu64, store.dir, it->sha256, (long)getpid(),
-             store.tmp_seq++);
+    capture_tmp_path(it, seq, tmp, sizeof(tmp));
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return -1;
-    if (capture_write_all(fd, it->data, it->len) < 0 || fdatasync(fd) < 0) {
+    if (capture_write_all(fd, it->data, it->len) < 0 || close(fd) < 0) {
         int saved = errno;
-        close(fd);
+        close(fd); /* EBADF after a failed close: harmless */
         unlink(tmp);
         errno = saved;
         return -1;
     }
-    close(fd);
-    if (rename(tmp, path) < 0) {
-        int saved = errno;
-        unlink(tmp);
-        errno = saved;
-        return -1;
-    }
-    if (atomic_fetch_add(&capture_on_disk, it->len) + it->len > store.max_bytes)
-        capture_evict(it->sha256, store.max_bytes);
     return 0;
 }
 
 /*
- * Stores one body, mending what can be mended once: directories removed while sluice
- * runs are made again, and a full disk has the store's oldest bodies removed (down to
- * CAPTURE_EVICT_TO_PERCENT of what it holds) before the next try.  0, or -1 with errno.
+ * Writes a body's temporary file, mending what can be mended once: the store's
+ * directories removed while sluice runs are made again, and a full disk has the store's
+ * oldest bodies removed (down to CAPTURE_EVICT_TO_PERCENT of what it holds) before the
+ * next try.  0, or -1 with errno.
  */
-static int capture_store_item(const struct capture_item *it)
+static int capture_write_tmp_mended(const struct capture_item *it, uint64_t seq)
 {
     char tmpdir[PATH_MAX];
 
-    if (capture_store_once(it) == 0)
+    if (capture_write_tmp(it, seq) == 0)
         return 0;
     if (errno == ENOENT) {
         snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", store.dir);
@@ -278,40 +285,167 @@ static int capture_store_item(const struct capture_item *it)
     } else {
         return -1;
     }
-    return capture_store_once(it);
+    return capture_write_tmp(it, seq);
 }
 
-/* The writer: stores queued bodies in order until told to stop and the queue is empty. */
+/* Renames a body's temporary file (on the disk by now) to its hash's name.  0, or -1. */
+static int capture_place(const struct capture_item *it, uint64_t seq)
+{
+    char tmp[PATH_MAX], path[PATH_MAX], sub[PATH_MAX];
+
+    capture_tmp_path(it, seq, tmp, sizeof(tmp));
+    capture_path(it->sha256, path, sizeof(path));
+    if (rename(tmp, path) == 0)
+        return 0;
+    /* The first body of its DIR/ab, or the directory was removed: made, then once more. */
+    snprintf(sub, sizeof(sub), "%s/%.2s", store.dir, it->sha256);
+    if (errno == ENOENT && capture_mkdir(sub, 0700) == 0 && rename(tmp, path) == 0)
+        return 0;
+    {
+        int saved = errno;
+        unlink(tmp);
+        errno = saved;
+    }
+    return -1;
+}
+
+/* The slot of the recent table a hash (in hex) goes in. */
+static size_t capture_recent_slot(const char *sha256)
+{
+    size_t slot = 0;
+
+    for (int i = 0; i < 3; i++)
+        slot = slot << 4 | (size_t)(sha256[i] <= '9' ? sha256[i] - '0' : sha256[i] - 'a' + 10);
+    return slot % CAPTURE_RECENT;
+}
+
+/* Remembers that the body of it is in the store as of now (seconds, monotonic). */
+static void capture_remember(const struct capture_item *it, time_t now)
+{
+    struct capture_recent *r = &store.recent[capture_recent_slot(it->sha256)];
+
+    memcpy(r->sha256, it->sha256, sizeof(r->sha256));
+    r->len = it->len;
+    r->at = now > 0 ? now : 1;
+}
+
+/* A body that could not be stored: counted, and the first of a spell logged. */
+static void capture_write_failed(const struct capture_item *it, int err)
+{
+    atomic_fetch_add(&capture_lost_n, 1);
+    if (!store.failing)
+        log_error("capture store %s: cannot write body %s: %s; bodies are lost until it can be "
+                  "written (sluice_capture_lost_total counts them)",
+                  store.dir, it->sha256, strerror(err));
+    store.failing = true;
+}
+
+/*
+ * Stores a batch of bodies: one already there is only marked as used now (it goes last in
+ * eviction order); the others are written to temporary files, brought to the disk with one
+ * syncfs for them all, and renamed into place, so a crash never leaves part of a body
+ * under a hash's name and the disk is waited on once per batch, not once per body.
+ */
+static void capture_store_batch(struct capture_item *items, size_t n)
+{
+    uint64_t first = store.tmp_seq;
+    bool written[CAPTURE_BATCH];
+    size_t nwritten = 0, failed = 0;
+    struct timespec mono;
+
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+
+    store.tmp_seq += n;
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        struct stat st;
+        struct capture_recent *recent;
+
+        bool again = false;
+
+        written[i] = false;
+        /* The same body twice in one batch is written once. */
+        for (size_t k = 0; k < i && !again; k++)
+            again = written[k] && strcmp(items[k].sha256, items[i].sha256) == 0;
+        if (again)
+            continue;
+        recent = &store.recent[capture_recent_slot(items[i].sha256)];
+        if (recent->at != 0 && mono.tv_sec - recent->at < CAPTURE_RECENT_SECONDS &&
+            recent->len == items[i].len && strcmp(recent->sha256, items[i].sha256) == 0)
+            continue; /* stored or marked as used a moment ago */
+        capture_path(items[i].sha256, path, sizeof(path));
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == items[i].len) {
+            (void)utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW);
+            capture_remember(&items[i], mono.tv_sec);
+            continue;
+        }
+        if (capture_write_tmp_mended(&items[i], first + i) < 0) {
+            capture_write_failed(&items[i], errno);
+            failed++;
+            continue;
+        }
+        written[i] = true;
+        nwritten++;
+    }
+    if (nwritten > 0 && syncfs(store.lock_fd) < 0) {
+        int err = errno;
+        for (size_t i = 0; i < n; i++)
+            if (written[i]) {
+                char tmp[PATH_MAX];
+                capture_tmp_path(&items[i], first + i, tmp, sizeof(tmp));
+                unlink(tmp);
+                written[i] = false;
+                capture_write_failed(&items[i], err);
+                failed++;
+            }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!written[i])
+            continue;
+        if (capture_place(&items[i], first + i) < 0) {
+            capture_write_failed(&items[i], errno);
+            failed++;
+            continue;
+        }
+        atomic_fetch_add(&capture_on_disk, items[i].len);
+        capture_remember(&items[i], mono.tv_sec);
+    }
+    if (atomic_load(&capture_on_disk) > store.max_bytes)
+        capture_evict(NULL, store.max_bytes);
+    if (failed == 0 && store.failing) {
+        log_notice("capture store %s: bodies are written again", store.dir);
+        store.failing = false;
+    }
+}
+
+/* The writer: stores queued bodies in batches, in order, until told to stop and empty. */
 static void *capture_writer(void *arg)
 {
+    static struct capture_item batch[CAPTURE_BATCH]; /* the writer's alone */
+
     (void)arg;
     pthread_mutex_lock(&store.lock);
     for (;;) {
-        struct capture_item it;
+        size_t n = 0;
 
         while (store.count == 0 && !store.stop)
             pthread_cond_wait(&store.wake, &store.lock);
         if (store.count == 0)
             break;
-        it = store.queue[store.head];
-        store.head = (store.head + 1) % CAPTURE_QUEUE;
-        store.count--;
+        while (store.count > 0 && n < CAPTURE_BATCH) {
+            batch[n++] = store.queue[store.head];
+            store.head = (store.head + 1) % CAPTURE_QUEUE;
+            store.count--;
+        }
         pthread_mutex_unlock(&store.lock);
 
-        if (capture_store_item(&it) < 0) {
-            atomic_fetch_add(&capture_lost_n, 1);
-            if (!store.failing)
-                log_error("capture store %s: cannot write body %s: %s; bodies are lost until "
-                          "it can be written (sluice_capture_lost_total counts them)",
-                          store.dir, it.sha256, strerror(errno));
-            store.failing = true;
-        } else if (store.failing) {
-            log_notice("capture store %s: bodies are written again", store.dir);
-            store.failing = false;
+        capture_store_batch(batch, n);
+        for (size_t i = 0; i < n; i++) {
+            free(batch[i].data);
+            if (atomic_fetch_sub(&capture_memory, batch[i].cap) - batch[i].cap <
+                CAPTURE_MEMORY_MAX / 2)
+                atomic_store(&capture_memory_warned, false); /* the next shortage is said */
         }
-        free(it.data);
-        if (atomic_fetch_sub(&capture_memory, it.cap) - it.cap < CAPTURE_MEMORY_MAX / 2)
-            atomic_store(&capture_memory_warned, false); /* the next shortage is said again */
 
         pthread_mutex_lock(&store.lock);
     }
@@ -402,6 +536,8 @@ int capture_open(const struct capture_options *opt, char *err, size_t cap)
         goto fail;
     }
     capture_clean_tmp(tmpdir); /* ours alone: the lock is held */
+    store.pid = (long)getpid();
+    memset(store.recent, 0, sizeof(store.recent));
     store.max_bytes = opt->max_bytes;
     store.stop = false;
     store.head = store.count = 0;
@@ -412,6 +548,8 @@ int capture_open(const struct capture_options *opt, char *err, size_t cap)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = pthread_create(&store.thread, NULL, capture_writer, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
+        pthread_setname_np(store.thread, "sluice-capture"); /* for top -H and perf */
     if (rc != 0) {
         snprintf(err, cap, "capture store: cannot start its writer: %s", strerror(rc));
         goto fail;

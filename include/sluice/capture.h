@@ -30,8 +30,9 @@ struct evp_md_ctx_st;
 
 /* Bytes of bodies held in memory at once, by all sessions and the queue together. */
 #define CAPTURE_MEMORY_MAX (64u * 1024 * 1024)
-/* Bodies waiting for the writer at most, whatever their size. */
-#define CAPTURE_QUEUE 4096
+/* Bodies waiting for the writer at most, whatever their size (CAPTURE_MEMORY_MAX bounds
+ * their bytes): a burst of small bodies waits rather than being lost. */
+#define CAPTURE_QUEUE 65536
 /* Characters of a SHA-256 in hex, and its NUL. */
 #define CAPTURE_HASH_HEX 65
 /* Bytes of the codings named for a body ("gzip, br"), NUL included. */
