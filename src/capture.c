@@ -66,6 +66,7 @@ static struct {
     int lock_fd;      /* DIR/.lock, flock'd while open: one sluice per store */
     long pid;         /* this process's, in temporary files' names */
     struct capture_recent recent[CAPTURE_RECENT]; /* the writer's */
+    struct timespec last_stamp;                   /* the writer's: see capture_stamp() */
 } store = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .lock_fd = -1};
 
 static atomic_bool capture_is_open;
@@ -232,6 +233,28 @@ static int capture_write_all(int fd, const unsigned char *data, size_t len)
     return 0;
 }
 
+/*
+ * The time a body is stored or used at, as its file's mtime: the clock, but always later
+ * than the one before, so eviction's order is the writer's order even for bodies stored
+ * within one tick of the file system's coarse clock.
+ */
+static struct timespec capture_stamp(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (now.tv_sec < store.last_stamp.tv_sec ||
+        (now.tv_sec == store.last_stamp.tv_sec && now.tv_nsec <= store.last_stamp.tv_nsec)) {
+        now = store.last_stamp;
+        if (++now.tv_nsec == 1000000000L) {
+            now.tv_sec++;
+            now.tv_nsec = 0;
+        }
+    }
+    store.last_stamp = now;
+    return now;
+}
+
 /* The temporary file of the body queued as the seq-th of this process, into out. */
 static void capture_tmp_path(const struct capture_item *it, uint64_t seq, char *out, size_t cap)
 {
@@ -251,12 +274,19 @@ static int capture_write_tmp(const struct capture_item *it, uint64_t seq)
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return -1;
-    if (capture_write_all(fd, it->data, it->len) < 0 || close(fd) < 0) {
-        int saved = errno;
-        close(fd); /* EBADF after a failed close: harmless */
-        unlink(tmp);
-        errno = saved;
-        return -1;
+    {
+        const struct timespec at = capture_stamp(), times[2] = {at, at};
+        int saved = 0;
+
+        if (capture_write_all(fd, it->data, it->len) < 0 || futimens(fd, times) < 0)
+            saved = errno;
+        if (close(fd) < 0 && saved == 0) /* closed either way: never twice */
+            saved = errno;
+        if (saved != 0) {
+            unlink(tmp);
+            errno = saved;
+            return -1;
+        }
     }
     return 0;
 }
@@ -375,7 +405,8 @@ static void capture_store_batch(struct capture_item *items, size_t n)
             continue; /* stored or marked as used a moment ago */
         capture_path(items[i].sha256, path, sizeof(path));
         if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == items[i].len) {
-            (void)utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW);
+            const struct timespec at = capture_stamp(), times[2] = {at, at};
+            (void)utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW);
             capture_remember(&items[i], mono.tv_sec);
             continue;
         }
