@@ -24,6 +24,9 @@
 
 /* The first allocation of a body's bytes; it doubles from there up to the body's bound. */
 #define CAPTURE_FIRST_CAP (16u * 1024)
+/* Eviction removes files until the store holds at most this share of its bound (percent),
+ * so that it does not scan the directory again at the very next body. */
+#define CAPTURE_EVICT_TO_PERCENT 90
 /* Bodies the writer stores with one wait for the disk. */
 #define CAPTURE_BATCH 256
 /* Bodies the writer remembers having stored or marked as used, so that one sent again and
@@ -38,9 +41,6 @@ struct capture_recent {
     uint64_t len;
     time_t at; /* when, on the monotonic clock; 0: empty */
 };
-/* Eviction removes files until the store holds at most this share of its bound (percent),
- * so that it does not scan the directory again at the very next body. */
-#define CAPTURE_EVICT_TO_PERCENT 90
 
 /* A body waiting for the writer. */
 struct capture_item {
