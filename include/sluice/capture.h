@@ -11,12 +11,13 @@
  * together are at most CAPTURE_MEMORY_MAX, and a body goes to the writer as soon as it
  * ends or reaches its bound, not when its exchange ends; the store's files are at most
  * max_bytes in all, the files written or referenced longest ago removed first.  Files are
- * written by one thread of the store's own (a temporary file, fdatasync, then rename), so
- * the event loops never wait on the disk and a crash never leaves half a body under a
- * hash's name.  A body that cannot be queued (memory or the queue full) is counted lost
- * and its record says "lost"; one whose write fails (after one more try, directories made
- * again and, on a full disk, the oldest bodies removed) is counted lost and logged, and
- * its record names a hash with no file.  One sluice at a time keeps a store (DIR/.lock).
+ * written by one thread of the store's own, in batches (temporary files, one syncfs for
+ * the batch, then a rename each), so the event loops never wait on the disk and a crash
+ * never leaves half a body under a hash's name.  A body that cannot be queued (memory
+ * or the queue full) is counted lost and its record says "lost"; one whose write fails
+ * (after one more try, directories made again and, on a full disk, the oldest bodies
+ * removed) is counted lost and logged, and its record names a hash with no file.  One
+ * sluice at a time keeps a store (DIR/.lock).
  */
 #ifndef SLUICE_CAPTURE_H
 #define SLUICE_CAPTURE_H
