@@ -172,11 +172,11 @@ static struct capture_file *capture_list(size_t *n, uint64_t *total)
 }
 
 /*
- * Counts the store's files again and, when they exceed limit, removes the oldest (keep
- * excepted: the body just written) until they hold at most CAPTURE_EVICT_TO_PERCENT of
- * it.  The writer's, and capture_open()'s before it starts.
+ * Counts the store's files again and, when they exceed limit, removes the oldest until
+ * they hold at most CAPTURE_EVICT_TO_PERCENT of it.  The writer's, and capture_open()'s
+ * before it starts.
  */
-static void capture_evict(const char *keep, uint64_t limit)
+static void capture_evict(uint64_t limit)
 {
     size_t n, removed = 0;
     uint64_t total, goal = limit / 100 * CAPTURE_EVICT_TO_PERCENT;
@@ -187,8 +187,6 @@ static void capture_evict(const char *keep, uint64_t limit)
         qsort(files, n, sizeof(*files), capture_file_cmp);
         for (size_t i = 0; i < n && total > goal; i++) {
             char path[PATH_MAX];
-            if (keep != NULL && strcmp(files[i].name, keep) == 0)
-                continue;
             capture_path(files[i].name, path, sizeof(path));
             if (unlink(path) == 0 || errno == ENOENT) {
                 total -= files[i].size;
@@ -311,7 +309,7 @@ static int capture_write_tmp_mended(const struct capture_item *it, uint64_t seq)
         uint64_t held = atomic_load(&capture_on_disk);
         if (held == 0)
             return -1;
-        capture_evict(NULL, held - 1); /* past "held - 1": down to 90% of it */
+        capture_evict(held - 1); /* past "held - 1": down to 90% of it */
     } else {
         return -1;
     }
@@ -442,7 +440,7 @@ static void capture_store_batch(struct capture_item *items, size_t n)
         capture_remember(&items[i], mono.tv_sec);
     }
     if (atomic_load(&capture_on_disk) > store.max_bytes)
-        capture_evict(NULL, store.max_bytes);
+        capture_evict(store.max_bytes);
     if (failed == 0 && store.failing) {
         log_notice("capture store %s: bodies are written again", store.dir);
         store.failing = false;
@@ -573,7 +571,7 @@ int capture_open(const struct capture_options *opt, char *err, size_t cap)
     store.stop = false;
     store.head = store.count = 0;
     store.failing = false;
-    capture_evict(NULL, store.max_bytes);
+    capture_evict(store.max_bytes);
     /* The writer takes no signal: they are the main thread's. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);

@@ -73,6 +73,7 @@ struct capture_paths {
     char audit[600];
     char store[600];
     char policy[600];
+    char http_port[8]; /* the origin's, as --connect-http-port */
 };
 
 /* Writes len bytes of data to the file name in the case's directory; returns its path. */
@@ -104,14 +105,16 @@ static void fill(char *buf, size_t len, unsigned seed)
 
 /*
  * Starts sluice with an audit trail and a capture store in the case's directory, the
- * organisation policy org and alpha's profile, and more arguments (NULL-terminated).
+ * organisation policy org and alpha's profile, and more arguments (NULL-terminated).  A
+ * CONNECT to the origin's port is read as plain HTTP (--connect-http-port, as node's
+ * undici sends http://), so that the origin can be reached through such a tunnel too.
  */
 static void start_capture(struct itcase *t, struct capture_paths *p, const char *org,
                           const char *profile, const char *const *more)
 {
-    const char *args[24] = {"--audit-log", p->audit,       "--capture-dir",
-                            p->store,      "--policy-dir", p->policy};
-    size_t n = 6;
+    const char *args[24] = {"--audit-log",  p->audit,  "--capture-dir",       p->store,
+                            "--policy-dir", p->policy, "--connect-http-port", p->http_port};
+    size_t n = 8;
 
     snprintf(p->audit, sizeof(p->audit), "%s/audit.jsonl", t->env->dir);
     snprintf(p->store, sizeof(p->store), "%s/captures", t->env->dir);
@@ -120,6 +123,7 @@ static void start_capture(struct itcase *t, struct capture_paths *p, const char 
         args[n++] = more[i];
     args[n] = NULL;
     it_start_origin(t, capture_origin, NULL);
+    snprintf(p->http_port, sizeof(p->http_port), "%u", (unsigned)origin_port(t->origin));
     it_start_proxy(t, args);
 }
 
@@ -444,6 +448,46 @@ static void test_capture_reload_kept_connection(void **state)
 }
 
 /*
+ * Another layer: a body sent inside a CONNECT that sluice reads as plain HTTP (the way
+ * node's undici sends http://), on the tunnel's keep-alive connection, is kept as a
+ * proxied one is.
+ */
+static void test_capture_inside_http_tunnel(void **state)
+{
+    struct itcase *t = *state;
+    struct capture_paths p;
+    struct rawclient *rc;
+    struct rawresp r = {0};
+    char head[400], f_body[700], spec[800];
+    static const char body[] = "{\"prompt\": \"through the tunnel\"}";
+
+    start_capture(t, &p, "unidentified: allow\n", alpha_requests, NULL);
+    rc = it_raw(t);
+    snprintf(head, sizeof(head),
+             "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n" ALPHA_AUTH "\r\n",
+             origin_port(t->origin), origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, head), 0);
+    assert_int_equal(rawclient_response(rc, &r, true, 5000), 200);
+    rawresp_free(&r);
+    for (int i = 0; i < 2; i++) {
+        snprintf(head, sizeof(head),
+                 "POST /tunneled/%d HTTP/1.1\r\nHost: origin.test\r\nContent-Length: %zu\r\n\r\n",
+                 i, strlen(body));
+        assert_int_equal(rawclient_sends(rc, head), 0);
+        assert_int_equal(rawclient_send(rc, body, strlen(body)), 0);
+        assert_int_equal(rawclient_response(rc, &r, false, 5000), 200);
+        rawresp_free(&r);
+    }
+    rawclient_close(rc);
+    write_bytes(t, "tunneled.body", body, strlen(body), f_body, sizeof(f_body));
+    snprintf(spec, sizeof(spec), "/tunneled/1|%s|-|-|-", f_body);
+    {
+        const char *const specs[] = {spec, NULL};
+        check_captures(t, &p, specs);
+    }
+}
+
+/*
  * A WebSocket upgrade where policy keeps the request's bodies is refused with a 501 that
  * says why: the frames after it could not be kept.  The same upgrade where no capture
  * applies goes on to the origin.
@@ -555,6 +599,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capture_group_responses, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_eviction, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_reload_kept_connection, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_capture_inside_http_tunnel, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_refuses_upgrade, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_needs_store, it_setup, it_teardown),
     };

@@ -491,12 +491,12 @@ static void test_inspect_h2_only_spliced(void **state)
 }
 
 /*
- * refuse_uninspectable: an h2-only client of an inspected tunnel is refused rather than
- * spliced, with a log line that names the setting; nothing reaches the origin.
+ * Starts sluice with the organisation policy org and has an h2-only client open an
+ * inspected tunnel: it must be refused rather than spliced, with a log line holding says,
+ * and nothing reaching the origin.
  */
-static void test_inspect_h2_only_refused(void **state)
+static void assert_h2_only_refused(struct itcase *t, const char *org, const char *says)
 {
-    struct itcase *t = *state;
     struct sluice_ca ca;
     struct rawclient *rc;
     SSL_CTX *ctx;
@@ -506,17 +506,29 @@ static void test_inspect_h2_only_refused(void **state)
 
     make_sluice_ca(t, &ca);
     it_start_tls_origin(t, origin_handler_simple, NULL);
-    start_sluice(t, &ca, "tls: inspect\nunidentified: allow\nrefuse_uninspectable: true\n",
-                 alpha_profile, port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    start_sluice(t, &ca, org, alpha_profile, port_text(t->origin, ports, sizeof(ports)),
+                 testca_ca_path(t->ca));
     ssl = h2_only_client(t, "origin.test", &rc, &ctx, &ok);
     assert_false(ok);
     SSL_free(ssl);
     SSL_CTX_free(ctx);
     rawclient_close(rc);
-    for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, "refuse_uninspectable"); i++)
+    for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, says); i++)
         tio_sleep_ms(20);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "(refuse_uninspectable)"));
+    if (!sluiceproc_log_contains(t->env->proxy, says))
+        it_fail_with_log(t, says);
     assert_int_equal(origin_accepted(t->origin), 0);
+}
+
+/*
+ * refuse_uninspectable: an h2-only client of an inspected tunnel is refused rather than
+ * spliced, with a log line that names the setting; nothing reaches the origin.
+ */
+static void test_inspect_h2_only_refused(void **state)
+{
+    assert_h2_only_refused(*state,
+                           "tls: inspect\nunidentified: allow\nrefuse_uninspectable: true\n",
+                           "(refuse_uninspectable)");
 }
 
 /*
@@ -526,28 +538,8 @@ static void test_inspect_h2_only_refused(void **state)
  */
 static void test_inspect_capture_not_spliced(void **state)
 {
-    struct itcase *t = *state;
-    struct sluice_ca ca;
-    struct rawclient *rc;
-    SSL_CTX *ctx;
-    SSL *ssl;
-    char ports[16];
-    bool ok;
-
-    make_sluice_ca(t, &ca);
-    it_start_tls_origin(t, origin_handler_simple, NULL);
-    start_sluice(t, &ca, "tls: inspect\nunidentified: allow\ncapture: requests\n", alpha_profile,
-                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
-    ssl = h2_only_client(t, "origin.test", &rc, &ctx, &ok);
-    assert_false(ok);
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    rawclient_close(rc);
-    for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, "(capture)"); i++)
-        tio_sleep_ms(20);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "the policy keeps bodies sent to this "
-                                                       "host (capture)"));
-    assert_int_equal(origin_accepted(t->origin), 0);
+    assert_h2_only_refused(*state, "tls: inspect\nunidentified: allow\ncapture: requests\n",
+                           "the policy keeps bodies sent to this host (capture)");
 }
 
 /*
