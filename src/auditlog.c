@@ -41,7 +41,8 @@ struct jbuf {
 /* Bytes kept for the frame: every key of an object, its braces, "truncated". */
 #define JB_FRAME_ROOM 1024
 
-/* Appends n bytes within limit; past it, nothing more of the member (over). */
+/* Appends n bytes within limit; past it, nothing more of the member (over).  The line
+ * gets its NUL when it is done (auditlog_format), not after every piece. */
 static void jb_put(struct jbuf *b, const char *s, size_t n, size_t limit)
 {
     if (b->over || b->len + n >= limit) {
@@ -50,7 +51,6 @@ static void jb_put(struct jbuf *b, const char *s, size_t n, size_t limit)
     }
     memcpy(b->p + b->len, s, n);
     b->len += n;
-    b->p[b->len] = '\0';
 }
 
 /* A member's bytes. */
@@ -82,10 +82,31 @@ static void jb_end(struct jbuf *b, struct jb_mark m)
     if (!b->over)
         return;
     b->len = m.len;
-    b->p[b->len] = '\0';
     b->first = m.first;
     b->over = false;
     b->dropped = true;
+}
+
+/* Ones in the lowest bit of each byte of a word, and in the highest. */
+#define JB_LOW_BITS  0x0101010101010101u
+#define JB_HIGH_BITS 0x8080808080808080u
+
+/* Whether one of the eight bytes of v is 0 (the high bit of that byte is set). */
+static uint64_t jb_zero_byte(uint64_t v)
+{
+    return (v - JB_LOW_BITS) & ~v & JB_HIGH_BITS;
+}
+
+/* Whether the eight bytes at s are all plain printable ASCII (0x20 to 0x7e, but '"' and
+ * '\\'): none is 0x80 or more, below 0x20, 0x7f, the quote or the backslash. */
+static bool jb_plain8(const unsigned char *s)
+{
+    uint64_t v;
+
+    memcpy(&v, s, sizeof(v));
+    return ((v | (v - 0x20 * JB_LOW_BITS) | jb_zero_byte(v ^ (0x7f * JB_LOW_BITS)) |
+             jb_zero_byte(v ^ ('"' * JB_LOW_BITS)) | jb_zero_byte(v ^ ('\\' * JB_LOW_BITS))) &
+            JB_HIGH_BITS) == 0;
 }
 
 /*
@@ -97,6 +118,9 @@ static void jb_end(struct jbuf *b, struct jb_mark m)
  */
 static void jb_string(struct jbuf *b, const char *s, size_t len, size_t max)
 {
+    /* The bytes that go in as they are, one bit each: printable ASCII (0x20 to 0x7e) but
+     * the quote (0x22) and the backslash (0x5c). */
+    static const uint64_t plain[4] = {0xfffffffb00000000u, 0x7fffffffefffffffu, 0, 0};
     const unsigned char *u = (const unsigned char *)s;
     char esc[8];
 
@@ -105,10 +129,13 @@ static void jb_string(struct jbuf *b, const char *s, size_t len, size_t max)
     jb_raw(b, "\"", 1);
     while (i < len && b->len - start < max && !b->over) {
         size_t n, run = 0, room = max - (b->len - start);
+        size_t most = len - i < room ? len - i : room;
 
-        /* Plain printable ASCII, the most of every line, goes in one copy. */
-        while (i + run < len && run < room && u[i + run] >= 0x20 && u[i + run] < 0x7f &&
-               u[i + run] != '"' && u[i + run] != '\\')
+        /* Plain printable ASCII, the most of every line, goes in one copy; looked at eight
+         * bytes at a time while they are all plain. */
+        while (run + 8 <= most && jb_plain8(u + i + run))
+            run += 8;
+        while (run < most && (plain[u[i + run] >> 6] >> (u[i + run] & 63) & 1) != 0)
             run++;
         if (run > 0) {
             jb_raw(b, s + i, run);
@@ -141,24 +168,29 @@ static void jb_string(struct jbuf *b, const char *s, size_t len, size_t max)
     jb_raw(b, "\"", 1);
 }
 
+/* A member's key as it is written, quotes and colon included, made when sluice is built. */
+struct jb_key {
+    const char *text;
+    size_t len;
+};
+#define KEY(name) ((struct jb_key){"\"" name "\":", sizeof(name) + 2})
+
 /* Starts a member: the comma, the key; put with the member's bytes or the frame's. */
-static void jb_key_put(struct jbuf *b, const char *key, size_t limit)
+static void jb_key_put(struct jbuf *b, struct jb_key key, size_t limit)
 {
     if (!b->first)
         jb_put(b, ",", 1, limit);
     b->first = false;
-    jb_put(b, "\"", 1, limit);
-    jb_put(b, key, strlen(key), limit);
-    jb_put(b, "\":", 2, limit);
+    jb_put(b, key.text, key.len, limit);
 }
 
-static void jb_key(struct jbuf *b, const char *key)
+static void jb_key(struct jbuf *b, struct jb_key key)
 {
     jb_key_put(b, key, b->cap);
 }
 
 /* An object member: part of the frame, so it opens and closes whatever its members do. */
-static void jb_open(struct jbuf *b, const char *key)
+static void jb_open(struct jbuf *b, struct jb_key key)
 {
     jb_key_put(b, key, b->hard);
     jb_frame(b, "{", 1);
@@ -173,7 +205,7 @@ static void jb_close(struct jbuf *b)
 
 /* A string member of at most about max bytes, left out when value is NULL, empty or "-"
  * (nothing known), or when it does not fit. */
-static void jb_str_max(struct jbuf *b, const char *key, const char *value, size_t max)
+static void jb_str_max(struct jbuf *b, struct jb_key key, const char *value, size_t max)
 {
     struct jb_mark m = jb_begin(b);
 
@@ -189,12 +221,12 @@ static void jb_str_max(struct jbuf *b, const char *key, const char *value, size_
 /* Bytes of a URL member at most. */
 #define AUDITLOG_URL_MAX 4096
 
-static void jb_str(struct jbuf *b, const char *key, const char *value)
+static void jb_str(struct jbuf *b, struct jb_key key, const char *value)
 {
     jb_str_max(b, key, value, JB_STRING_MAX);
 }
 
-static void jb_u64(struct jbuf *b, const char *key, uint64_t v)
+static void jb_u64(struct jbuf *b, struct jb_key key, uint64_t v)
 {
     struct jb_mark m = jb_begin(b);
     char num[24];
@@ -210,7 +242,7 @@ static void jb_u64(struct jbuf *b, const char *key, uint64_t v)
 }
 
 /* A member that is true. */
-static void jb_true(struct jbuf *b, const char *key)
+static void jb_true(struct jbuf *b, struct jb_key key)
 {
     struct jb_mark m = jb_begin(b);
 
@@ -224,24 +256,24 @@ static void jb_true(struct jbuf *b, const char *key)
  * bytes kept, whether it was longer, the codings a reader undoes; "lost" in place of the
  * hash when it could not be kept.  Nothing when c is NULL.
  */
-static void jb_capture(struct jbuf *b, const char *key, const struct capture_ref *c)
+static void jb_capture(struct jbuf *b, struct jb_key key, const struct capture_ref *c)
 {
     if (c == NULL || !c->present)
         return;
     jb_open(b, key);
     if (c->lost)
-        jb_true(b, "lost");
+        jb_true(b, KEY("lost"));
     else
-        jb_str(b, "sha256", c->sha256);
-    jb_u64(b, "bytes", c->bytes);
+        jb_str(b, KEY("sha256"), c->sha256);
+    jb_u64(b, KEY("bytes"), c->bytes);
     if (c->truncated)
-        jb_true(b, "truncated");
-    jb_str(b, "codings", c->codings);
+        jb_true(b, KEY("truncated"));
+    jb_str(b, KEY("codings"), c->codings);
     jb_close(b);
 }
 
 /* Starts an array member. */
-static void jb_open_array(struct jbuf *b, const char *key)
+static void jb_open_array(struct jbuf *b, struct jb_key key)
 {
     jb_key(b, key);
     jb_raw(b, "[", 1);
@@ -258,7 +290,7 @@ static void jb_close_array(struct jbuf *b)
  * The secret fields of one message as an array of {field, scheme, hash} under key (and
  * key_more: how many more there were), or nothing when it had none.
  */
-static void jb_secrets(struct jbuf *b, const char *key, const char *key_more,
+static void jb_secrets(struct jbuf *b, struct jb_key key, struct jb_key key_more,
                        const struct redact_seen *seen)
 {
     char hex[2 * REDACT_HASH_BYTES + 1];
@@ -275,14 +307,14 @@ static void jb_secrets(struct jbuf *b, const char *key, const char *key_more,
 
         jb_raw(b, b->first ? "{" : ",{", b->first ? 1 : 2);
         b->first = true;
-        jb_key(b, "field");
+        jb_key(b, KEY("field"));
         jb_string(b, field, strlen(field), JB_STRING_MAX);
         if (scheme[0] != '\0') {
-            jb_key(b, "scheme");
+            jb_key(b, KEY("scheme"));
             jb_string(b, scheme, strlen(scheme), JB_STRING_MAX);
         }
         redact_hash_hex(seen->item[i].hash, hex);
-        jb_key(b, "hash");
+        jb_key(b, KEY("hash"));
         jb_string(b, hex, strlen(hex), JB_STRING_MAX);
         jb_raw(b, "}", 1);
         b->first = false;
@@ -300,7 +332,7 @@ static void jb_source(struct jbuf *b, const char *client)
     char ip[64];
     size_t len;
 
-    jb_str(b, "address", client);
+    jb_str(b, KEY("address"), client);
     if (colon == NULL)
         return;
     len = (size_t)(colon - client);
@@ -312,8 +344,8 @@ static void jb_source(struct jbuf *b, const char *client)
         return;
     memcpy(ip, client, len);
     ip[len] = '\0';
-    jb_str(b, "ip", ip);
-    jb_u64(b, "port", strtoul(colon + 1, NULL, 10));
+    jb_str(b, KEY("ip"), ip);
+    jb_u64(b, KEY("port"), strtoul(colon + 1, NULL, 10));
 }
 
 /* The trail's file, queue and writer (linewriter.h). */
@@ -358,10 +390,9 @@ static void auditlog_sha256(const char *s, size_t n, char out[AUDITLOG_HASH_HEX]
 }
 
 /* Formats a record up to its chain fields; see the header. */
-char *auditlog_format(const struct audit_record *r)
+const char *auditlog_format(const struct audit_record *r, size_t *len)
 {
-    /* Built in the thread's own room, then copied to an allocation of its size: what
-     * waits in the queue is the line, not the room. */
+    /* Built in the thread's own room; the queue takes a copy of the line alone. */
     static _Thread_local char room[AUDITLOG_LINE_MAX];
     static _Thread_local time_t stamp_sec = -1;
     static _Thread_local char stamp[40];
@@ -371,9 +402,7 @@ char *auditlog_format(const struct audit_record *r)
                      .hard = AUDITLOG_LINE_MAX - 200,
                      .first = true};
     struct timespec now;
-    char *line;
 
-    b.p[0] = '\0';
     clock_gettime(CLOCK_REALTIME, &now);
     if (now.tv_sec != stamp_sec) { /* the date and time, made once a second */
         struct tm tm;
@@ -391,153 +420,164 @@ char *auditlog_format(const struct audit_record *r)
         stamp[n + 4] = '\0';
     }
     jb_raw(&b, "{", 1);
-    jb_str(&b, "@timestamp", stamp);
-    jb_open(&b, "event");
-    jb_str(&b, "action", r->is_connect ? "tunnel" : "http_request");
-    jb_u64(&b, "duration", r->duration_ms * 1000000u); /* ECS: nanoseconds */
+    jb_str(&b, KEY("@timestamp"), stamp);
+    jb_open(&b, KEY("event"));
+    jb_str(&b, KEY("action"), r->is_connect ? "tunnel" : "http_request");
+    jb_u64(&b, KEY("duration"), r->duration_ms * 1000000u); /* ECS: nanoseconds */
     jb_close(&b);
-    jb_open(&b, "source");
+    jb_open(&b, KEY("source"));
     jb_source(&b, r->client);
     jb_close(&b);
-    jb_open(&b, "destination");
-    jb_str(&b, "domain", r->host);
-    jb_str(&b, "ip", r->dest_ip);
+    jb_open(&b, KEY("destination"));
+    jb_str(&b, KEY("domain"), r->host);
+    jb_str(&b, KEY("ip"), r->dest_ip);
     if (r->port != 0)
-        jb_u64(&b, "port", r->port);
+        jb_u64(&b, KEY("port"), r->port);
     if (r->country != NULL && strcmp(r->country, "-") != 0) {
-        jb_open(&b, "geo");
-        jb_str(&b, "country_iso_code", r->country);
+        jb_open(&b, KEY("geo"));
+        jb_str(&b, KEY("country_iso_code"), r->country);
         jb_close(&b);
     }
     if (r->asn != 0) {
-        jb_open(&b, "as");
-        jb_u64(&b, "number", r->asn);
+        jb_open(&b, KEY("as"));
+        jb_u64(&b, KEY("number"), r->asn);
         jb_close(&b);
     }
     jb_close(&b);
     if (!r->is_connect) {
         /* A forwarded request's target is absolute: the full URL, as the client sent it. */
         /* audit.c hid the target's secrets (redact_url). */
-        jb_open(&b, "url");
-        jb_str_max(&b, "original", r->target, AUDITLOG_URL_MAX);
-        jb_str_max(&b, "full", r->target, AUDITLOG_URL_MAX);
+        jb_open(&b, KEY("url"));
+        jb_str_max(&b, KEY("original"), r->target, AUDITLOG_URL_MAX);
+        jb_str_max(&b, KEY("full"), r->target, AUDITLOG_URL_MAX);
         if (r->path != NULL) { /* ECS's path has no query: that is in full, redacted */
             struct jb_mark m = jb_begin(&b);
-            jb_key(&b, "path");
+            jb_key(&b, KEY("path"));
             jb_string(&b, r->path, strcspn(r->path, "?"), AUDITLOG_URL_MAX / 2);
             jb_end(&b, m);
         }
         jb_close(&b);
     }
     if (r->user_agent != NULL) {
-        jb_open(&b, "user_agent");
-        jb_str(&b, "original", r->user_agent);
+        jb_open(&b, KEY("user_agent"));
+        jb_str(&b, KEY("original"), r->user_agent);
         jb_close(&b);
     }
-    jb_open(&b, "http");
-    jb_open(&b, "request");
-    jb_str(&b, "method", r->method);
-    jb_u64(&b, "bytes", r->sent);
+    jb_open(&b, KEY("http"));
+    jb_open(&b, KEY("request"));
+    jb_str(&b, KEY("method"), r->method);
+    jb_u64(&b, KEY("bytes"), r->sent);
     jb_close(&b);
-    jb_open(&b, "response");
+    jb_open(&b, KEY("response"));
     if (r->status != 0)
-        jb_u64(&b, "status_code", r->status);
-    jb_u64(&b, "bytes", r->received);
-    jb_str(&b, "mime_type", r->media_type);
+        jb_u64(&b, KEY("status_code"), r->status);
+    jb_u64(&b, KEY("bytes"), r->received);
+    jb_str(&b, KEY("mime_type"), r->media_type);
     jb_close(&b);
     jb_close(&b);
     if (r->sni != NULL && r->sni[0] != '\0') {
-        jb_open(&b, "tls");
-        jb_open(&b, "client");
-        jb_str(&b, "server_name", r->sni);
+        jb_open(&b, KEY("tls"));
+        jb_open(&b, KEY("client"));
+        jb_str(&b, KEY("server_name"), r->sni);
         jb_close(&b);
         jb_close(&b);
     }
     if (r->user != NULL && r->user[0] != '\0') {
-        jb_open(&b, "user");
-        jb_str(&b, "name", r->user);
+        jb_open(&b, KEY("user"));
+        jb_str(&b, KEY("name"), r->user);
         jb_close(&b);
     }
     if (r->pid != 0) {
-        jb_open(&b, "process");
-        jb_u64(&b, "pid", r->pid);
-        jb_str(&b, "executable", r->exe);
-        jb_str_max(&b, "command_line", r->cmd, 2 * JB_STRING_MAX);
+        jb_open(&b, KEY("process"));
+        jb_u64(&b, KEY("pid"), r->pid);
+        jb_str(&b, KEY("executable"), r->exe);
+        jb_str_max(&b, KEY("command_line"), r->cmd, 2 * JB_STRING_MAX);
         if (r->parent_pid != 0) {
-            jb_open(&b, "parent");
-            jb_u64(&b, "pid", r->parent_pid);
-            jb_str(&b, "executable", r->parent_exe);
+            jb_open(&b, KEY("parent"));
+            jb_u64(&b, KEY("pid"), r->parent_pid);
+            jb_str(&b, KEY("executable"), r->parent_exe);
             jb_close(&b);
         }
         if (r->exe_sha256 != NULL && r->exe_sha256[0] != '\0') {
-            jb_open(&b, "hash");
-            jb_str(&b, "sha256", r->exe_sha256);
+            jb_open(&b, KEY("hash"));
+            jb_str(&b, KEY("sha256"), r->exe_sha256);
             jb_close(&b);
         }
         if (r->uid != UINT32_MAX) {
             char uid[16];
             snprintf(uid, sizeof(uid), "%" PRIu32, r->uid);
-            jb_open(&b, "user");
-            jb_str(&b, "id", uid);
+            jb_open(&b, KEY("user"));
+            jb_str(&b, KEY("id"), uid);
             jb_close(&b);
         }
         jb_close(&b);
     }
-    jb_open(&b, "rule");
-    jb_str(&b, "id", r->rule);
-    jb_str(&b, "ruleset", r->rule_file);
+    jb_open(&b, KEY("rule"));
+    jb_str(&b, KEY("id"), r->rule);
+    jb_str(&b, KEY("ruleset"), r->rule_file);
     jb_close(&b);
-    jb_open(&b, "sluice");
-    jb_str(&b, "tool", r->tool);
-    jb_str(&b, "tool_version", r->version);
-    jb_str(&b, "identity_source", r->id_source);
-    jb_str(&b, "identity_mismatch", r->mismatch);
-    jb_str(&b, "offered_user", r->offered);
-    jb_str(&b, "process_chain", r->chain);
-    jb_str(&b, "decision", r->decision);
-    jb_str(&b, "termination", r->term);
-    jb_str(&b, "tls_mode", r->tls_mode);
-    jb_str(&b, "set_fields", r->set_fields);
+    jb_open(&b, KEY("sluice"));
+    jb_str(&b, KEY("tool"), r->tool);
+    jb_str(&b, KEY("tool_version"), r->version);
+    jb_str(&b, KEY("identity_source"), r->id_source);
+    jb_str(&b, KEY("identity_mismatch"), r->mismatch);
+    jb_str(&b, KEY("offered_user"), r->offered);
+    jb_str(&b, KEY("process_chain"), r->chain);
+    jb_str(&b, KEY("decision"), r->decision);
+    jb_str(&b, KEY("termination"), r->term);
+    jb_str(&b, KEY("tls_mode"), r->tls_mode);
+    jb_str(&b, KEY("set_fields"), r->set_fields);
     if (r->interim)
-        jb_true(&b, "interim");
-    jb_str(&b, "error", r->error);
-    jb_secrets(&b, "request_secrets", "request_secrets_more", r->req_secrets);
-    jb_secrets(&b, "response_secrets", "response_secrets_more", r->resp_secrets);
+        jb_true(&b, KEY("interim"));
+    jb_str(&b, KEY("error"), r->error);
+    jb_secrets(&b, KEY("request_secrets"), KEY("request_secrets_more"), r->req_secrets);
+    jb_secrets(&b, KEY("response_secrets"), KEY("response_secrets_more"), r->resp_secrets);
     if (r->req_capture != NULL || r->resp_capture != NULL) {
-        jb_open(&b, "capture");
-        jb_capture(&b, "request", r->req_capture);
-        jb_capture(&b, "response", r->resp_capture);
+        jb_open(&b, KEY("capture"));
+        jb_capture(&b, KEY("request"), r->req_capture);
+        jb_capture(&b, KEY("response"), r->resp_capture);
         jb_close(&b);
     }
     /* A member left out for room is said, in the frame's own room. */
     if (b.dropped) {
-        jb_key_put(&b, "truncated", b.hard);
+        jb_key_put(&b, KEY("truncated"), b.hard);
         jb_frame(&b, "true", 4);
     }
     /* The writer closes the object with the record's number and the chain. */
     jb_frame(&b, b.first ? "" : ",", b.first ? 0 : 1);
-    if ((line = malloc(b.len + 1)) == NULL)
-        return NULL;
-    memcpy(line, b.p, b.len + 1);
-    return line;
+    b.p[b.len] = '\0';
+    *len = b.len;
+    return b.p;
 }
 
 /* The trail's line of a queued record: its record number and chain added (line hook). */
 static size_t auditlog_line(const char *body, size_t blen, char *out, void *arg)
 {
-    char tail[160];
-    size_t tlen;
+    static const char id_key[] = "\"record_id\":", prev_key[] = "," AUDITLOG_PREV_KEY;
+    char digits[24];
+    size_t at = sizeof(digits), len = blen;
+    uint64_t id = auditlog.next_id;
 
     (void)arg;
-    snprintf(tail, sizeof(tail), "\"record_id\":%" PRIu64 "," AUDITLOG_PREV_KEY "%s\"}}",
-             auditlog.next_id, auditlog.prev);
-    tlen = strlen(tail);
+    do { /* the record id in decimal, made from its last digit */
+        digits[--at] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id > 0);
     memcpy(out, body, blen);
-    memcpy(out + blen, tail, tlen);
-    auditlog_sha256(out, blen + tlen, auditlog.prev);
-    out[blen + tlen] = '\n';
+    memcpy(out + len, id_key, sizeof(id_key) - 1);
+    len += sizeof(id_key) - 1;
+    memcpy(out + len, digits + at, sizeof(digits) - at);
+    len += sizeof(digits) - at;
+    memcpy(out + len, prev_key, sizeof(prev_key) - 1);
+    len += sizeof(prev_key) - 1;
+    memcpy(out + len, auditlog.prev, 64);
+    len += 64;
+    memcpy(out + len, "\"}}", 3);
+    len += 3;
+    auditlog_sha256(out, len, auditlog.prev);
+    out[len] = '\n';
     auditlog.next_id++;
-    return blen + tlen + 1;
+    return len + 1;
 }
 
 /* A batch begins: what its failure goes back to (save hook). */
@@ -644,8 +684,13 @@ size_t auditlog_queue_depth(void)
 /* Queues a record; see the header. */
 void auditlog_record(const struct audit_record *r)
 {
-    if (auditlog_enabled())
-        linewriter_queue(&trail, auditlog_format(r));
+    const char *line;
+    size_t len;
+
+    if (auditlog_enabled()) {
+        line = auditlog_format(r, &len);
+        linewriter_queue(&trail, line, len);
+    }
 }
 
 /* Checks the chain of files; see the header. */

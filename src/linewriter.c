@@ -254,30 +254,50 @@ static void linewriter_take_reopened(struct linewriter *w)
     pthread_mutex_lock(&w->lock);
 }
 
-/* Writes the items taken[0..n), in batches; rotates by size between two lines. */
-static void linewriter_write_taken(struct linewriter *w, size_t n)
+/* Writes one item, its line in the batch; rotates by size between two lines. */
+static void linewriter_write_item(struct linewriter *w, const char *item, size_t len)
 {
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(w->taken[i]);
+    if (w->batch_len + len + LINEWRITER_TAIL_MAX > LINEWRITER_BATCH_BYTES)
+        linewriter_flush(w);
+    if (w->opt.rotate_bytes > 0 && w->size + w->batch_len >= w->opt.rotate_bytes) {
+        linewriter_flush(w);
+        linewriter_rotate(w);
+    }
+    linewriter_append(w, item, len);
+}
 
-        if (len > LINEWRITER_ITEM_MAX) { /* its maker bounds it: not from a client */
-            atomic_fetch_add(&w->lost, 1);
-            if (!atomic_exchange(&w->failing, true))
-                log_error("a line of %zu bytes for the %s %s is longer than %d: it is lost", len,
-                          w->opt.what, w->path, LINEWRITER_ITEM_MAX);
-            free(w->taken[i]);
-            continue;
+/*
+ * Writes the items of the blocks taken from the queue (a list, oldest first), in
+ * batches, then keeps up to LINEWRITER_SPARE_BLOCKS of the blocks for the next items
+ * and frees the rest.
+ */
+static void linewriter_write_blocks(struct linewriter *w, struct linewriter_block *taken)
+{
+    struct linewriter_block *next;
+
+    for (struct linewriter_block *b = taken; b != NULL; b = b->next) {
+        size_t at = 0, len;
+
+        while (at < b->used) {
+            memcpy(&len, b->data + at, sizeof(len));
+            at += sizeof(len);
+            linewriter_write_item(w, b->data + at, len);
+            at += len;
         }
-        if (w->batch_len + len + LINEWRITER_TAIL_MAX > LINEWRITER_BATCH_BYTES)
-            linewriter_flush(w);
-        if (w->opt.rotate_bytes > 0 && w->size + w->batch_len >= w->opt.rotate_bytes) {
-            linewriter_flush(w);
-            linewriter_rotate(w);
-        }
-        linewriter_append(w, w->taken[i], len);
-        free(w->taken[i]);
     }
     linewriter_flush(w);
+    pthread_mutex_lock(&w->lock);
+    for (; taken != NULL; taken = next) {
+        next = taken->next;
+        if (w->spares < LINEWRITER_SPARE_BLOCKS) {
+            taken->next = w->spare;
+            w->spare = taken;
+            w->spares++;
+        } else {
+            free(taken);
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
 }
 
 /*
@@ -290,7 +310,7 @@ static void *linewriter_main(void *arg)
 
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        size_t n;
+        struct linewriter_block *taken;
 
         /* A reopened file takes over between two batches, items waiting or not. */
         if (w->reopen_fd >= 0)
@@ -301,14 +321,12 @@ static void *linewriter_main(void *arg)
         }
         if (w->count == 0) /* stopping, and all written */
             break;
-        n = w->count;
-        for (size_t i = 0; i < n; i++)
-            w->taken[i] = w->queue[(w->head + i) % w->opt.queue];
-        w->head = (w->head + n) % w->opt.queue;
+        taken = w->head;
+        w->head = w->tail = NULL;
         w->count = 0;
-        w->bytes = 0;
+        w->blocks = 0;
         pthread_mutex_unlock(&w->lock);
-        linewriter_write_taken(w, n);
+        linewriter_write_blocks(w, taken);
         if (w->opt.sync_ms == 0 || linewriter_now_ms() - w->synced_ms >= w->opt.sync_ms)
             linewriter_sync(w);
         pthread_mutex_lock(&w->lock);
@@ -318,16 +336,29 @@ static void *linewriter_main(void *arg)
     return NULL;
 }
 
+/* Frees a list of blocks. */
+static void linewriter_free_blocks(struct linewriter_block *list)
+{
+    struct linewriter_block *next;
+
+    for (; list != NULL; list = next) {
+        next = list->next;
+        free(list);
+    }
+}
+
 /* Closes the file and frees what the writer held (it is not running). */
 static void linewriter_release(struct linewriter *w)
 {
     if (w->fd >= 0)
         close(w->fd);
     w->fd = -1;
-    free(w->queue);
-    w->queue = NULL;
-    free(w->taken);
-    w->taken = NULL;
+    linewriter_free_blocks(w->head);
+    w->head = w->tail = NULL;
+    w->count = w->blocks = 0;
+    linewriter_free_blocks(w->spare);
+    w->spare = NULL;
+    w->spares = 0;
     free(w->batch);
     w->batch = NULL;
     free(w->path);
@@ -353,25 +384,23 @@ int linewriter_open(struct linewriter *w, const struct linewriter_options *opt,
         snprintf(err, errcap, "cannot open the %s %s: %s", opt->what, opt->path, strerror(errno));
         return -1;
     }
-    w->queue = calloc(opt->queue, sizeof(*w->queue));
-    w->taken = calloc(opt->queue, sizeof(*w->taken));
+    w->head = w->tail = w->spare = NULL;
+    w->count = w->blocks = w->spares = 0;
     w->batch = malloc(LINEWRITER_BATCH_BYTES);
     w->path = strdup(opt->path);
-    if (w->queue == NULL || w->taken == NULL || w->batch == NULL || w->path == NULL) {
+    if (w->batch == NULL || w->path == NULL) {
         snprintf(err, errcap, "cannot open the %s %s: out of memory", opt->what, opt->path);
         goto fail;
     }
     w->opt.path = w->path;
     linewriter_cut_partial(w);
     w->size = fstat(w->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-    w->head = w->count = 0;
     w->batch_len = 0;
     w->batch_n = 0;
     w->dirty = false;
     w->synced_ms = linewriter_now_ms();
     w->stopping = false;
     w->asleep = false;
-    w->bytes = 0;
     {
         /* Its deadlines on the monotonic clock: a clock step does not stretch them. */
         pthread_condattr_t attr;
@@ -451,31 +480,67 @@ bool linewriter_enabled(struct linewriter *w)
     return atomic_load(&w->enabled);
 }
 
+/*
+ * The block the next item of need bytes goes in, lock held: the queue's last one when it
+ * has room, else a spare or a new one put at the queue's end, while the queue holds less
+ * than LINEWRITER_QUEUE_BYTES of blocks.  NULL: no room, or out of memory.
+ */
+static struct linewriter_block *linewriter_room(struct linewriter *w, size_t need)
+{
+    struct linewriter_block *b = w->tail;
+
+    if (b != NULL && b->used + need <= sizeof(b->data))
+        return b;
+    if ((w->blocks + 1) * sizeof(*b) > LINEWRITER_QUEUE_BYTES)
+        return NULL;
+    if (w->spare != NULL) {
+        b = w->spare;
+        w->spare = b->next;
+        w->spares--;
+    } else if ((b = malloc(sizeof(*b))) == NULL) {
+        return NULL;
+    }
+    b->next = NULL;
+    b->used = 0;
+    if (w->tail != NULL)
+        w->tail->next = b;
+    else
+        w->head = b;
+    w->tail = b;
+    w->blocks++;
+    return b;
+}
+
 /* Queues an item; see the header. */
-void linewriter_queue(struct linewriter *w, char *item)
+void linewriter_queue(struct linewriter *w, const char *item, size_t len)
 {
     bool queued = false, closed = false;
-    size_t len = item != NULL ? strlen(item) : 0;
+    struct linewriter_block *b;
 
-    if (item != NULL) {
-        pthread_mutex_lock(&w->lock);
-        closed = !w->open || w->stopping;
-        if (!closed && w->count < w->opt.queue && w->bytes + len <= LINEWRITER_QUEUE_BYTES) {
-            w->queue[(w->head + w->count) % w->opt.queue] = item;
-            w->count++;
-            w->bytes += len;
-            queued = true;
-            /* The writer comes by on its own while lines flow; a sleeping one, and one
-             * that lets too many gather, is woken. */
-            if (w->asleep || w->count == LINEWRITER_WAKE_AT) {
-                w->asleep = false;
-                pthread_cond_signal(&w->wake);
-            }
-        }
-        pthread_mutex_unlock(&w->lock);
+    if (len > LINEWRITER_ITEM_MAX) { /* its maker bounds it: not from a client */
+        atomic_fetch_add(&w->lost, 1);
+        if (!atomic_exchange(&w->failing, true))
+            log_error("a line of %zu bytes for the %s %s is longer than %d: it is lost", len,
+                      w->opt.what, w->path, LINEWRITER_ITEM_MAX);
+        return;
     }
+    pthread_mutex_lock(&w->lock);
+    closed = !w->open || w->stopping;
+    if (!closed && w->count < w->opt.queue && (b = linewriter_room(w, sizeof(len) + len)) != NULL) {
+        memcpy(b->data + b->used, &len, sizeof(len));
+        memcpy(b->data + b->used + sizeof(len), item, len);
+        b->used += sizeof(len) + len;
+        w->count++;
+        queued = true;
+        /* The writer comes by on its own while lines flow; a sleeping one, and one that
+         * lets too many gather, is woken. */
+        if (w->asleep || w->count == LINEWRITER_WAKE_AT) {
+            w->asleep = false;
+            pthread_cond_signal(&w->wake);
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
     if (!queued) {
-        free(item);
         atomic_fetch_add(&w->lost, 1);
         if (closed) /* the last records of a stop: counted, and said by the one who stops */
             return;

@@ -166,16 +166,13 @@ void squidlog_record(const struct audit_record *r)
     static _Thread_local char room[SQUIDLOG_LINE_MAX];
     struct timespec now;
     size_t n;
-    char *line;
 
     if (!squidlog_enabled())
         return;
     clock_gettime(CLOCK_REALTIME, &now);
-    /* Made in the thread's room and queued at its own size. */
+    /* Made in the thread's room; the queue takes a copy. */
     n = squidlog_format(r, &now, room, sizeof(room));
-    if ((line = malloc(n + 1)) != NULL)
-        memcpy(line, room, n + 1);
-    linewriter_queue(&squid, line);
+    linewriter_queue(&squid, room, n);
 }
 
 uint64_t squidlog_lost(void)

@@ -56,11 +56,12 @@ int auditlog_reopen(char *err, size_t cap);
 bool auditlog_enabled(void);
 
 /*
- * The line of r up to its chain fields, malloc'd (NULL when out of memory): the writer
- * ends it with "record_id":N,"prev_hash":"..."}} and a newline.  Valid JSON so ended,
- * whatever r holds, and at most AUDITLOG_LINE_MAX - 200 bytes.  Any thread.
+ * The line of r up to its chain fields, in the calling thread's own room (good until its
+ * next call), its length in *len: the writer ends it with "record_id":N,"prev_hash":"..."}}
+ * and a newline.  Valid JSON so ended, whatever r holds, NUL-terminated, and at most
+ * AUDITLOG_LINE_MAX - 200 bytes.  Any thread.
  */
-char *auditlog_format(const struct audit_record *r);
+const char *auditlog_format(const struct audit_record *r, size_t *len);
 
 /* Queues one record (any thread).  A record the queue has no room for is counted lost. */
 void auditlog_record(const struct audit_record *r);

@@ -1,6 +1,6 @@
 /*
- * A file that lines are appended to off the event loop: callers on any thread hand an
- * item to a bounded queue and return at once; one writer thread turns the items into
+ * A file that lines are appended to off the event loop: callers on any thread copy an
+ * item into a bounded queue and return at once; one writer thread turns the items into
  * lines, in order, and appends them in batches, each batch with one write(2) of whole
  * lines, so a reader never sees half of one.  Woken by the first item after an idle spell,
  * the writer gathers for LINEWRITER_TICK_MS (or until LINEWRITER_WAKE_AT items wait), so
@@ -34,6 +34,18 @@
 #define LINEWRITER_WAKE_AT 1024
 /* Bytes of items waiting at most, whatever their number: a disk that lags holds no more. */
 #define LINEWRITER_QUEUE_BYTES (64u * 1024 * 1024)
+/* Items wait in blocks of this size, one after another in each (see linewriter_block),
+ * so that queueing one is a copy, not an allocation freed by another thread. */
+#define LINEWRITER_BLOCK_BYTES (64 * 1024)
+/* Empty blocks the writer keeps for the next items rather than freeing them. */
+#define LINEWRITER_SPARE_BLOCKS 8
+
+/* Items queued one after another: each a size_t length, then its bytes. */
+struct linewriter_block {
+    struct linewriter_block *next;
+    size_t used; /* bytes of data taken */
+    char data[LINEWRITER_BLOCK_BYTES];
+};
 
 /*
  * What the writer does with each item, on its thread alone (the hooks may keep state only
@@ -64,21 +76,22 @@ struct linewriter_options {
 /* One file and its writer; a caller's static, set up with LINEWRITER_INIT.  The members
  * are this module's: callers use the functions below. */
 struct linewriter {
-    pthread_mutex_t lock; /* guards the queue, stopping, asleep and reopen_fd */
+    pthread_mutex_t lock; /* guards the queue, the spare blocks, stopping, asleep, reopen_fd */
     pthread_cond_t wake;
     pthread_t thread;
     bool open, stopping;
     bool asleep;   /* the writer waits for an item with no deadline */
     int reopen_fd; /* a file opened again by linewriter_reopen(), for the writer to take */
-    char **queue;  /* a ring of opt.queue items, each malloc'd and owned by the writer */
-    size_t head, count;
-    size_t bytes;                  /* of the items waiting */
+    struct linewriter_block *head, *tail; /* the items waiting, oldest first; owned */
+    size_t count;                         /* items waiting */
+    size_t blocks;                        /* blocks in the queue */
+    struct linewriter_block *spare;       /* empty blocks kept; owned */
+    size_t spares;
     struct linewriter_options opt; /* opt.path is path */
     char *path;                    /* owned */
     /* The writer's alone. */
     int fd;
-    char **taken; /* the items it took from the queue */
-    char *batch;  /* lines put together for one write */
+    char *batch; /* lines put together for one write */
     size_t batch_len;
     unsigned batch_n;
     uint64_t size;      /* bytes in the file now written */
@@ -117,10 +130,10 @@ int linewriter_reopen(struct linewriter *w, char *err, size_t errcap);
 bool linewriter_enabled(struct linewriter *w);
 
 /*
- * Queues item (any thread), taking it (malloc'd; NULL counts a loss, as from a failed
- * allocation).  An item the queue has no room for is freed and counted lost.
+ * Queues a copy of item[0..len) (any thread).  An item the queue has no room for, or
+ * longer than LINEWRITER_ITEM_MAX, is counted lost.
  */
-void linewriter_queue(struct linewriter *w, char *item);
+void linewriter_queue(struct linewriter *w, const char *item, size_t len);
 
 /* True while the last batch failed or the queue was full; a batch written again ends it. */
 bool linewriter_failing(struct linewriter *w);
