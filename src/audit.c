@@ -50,18 +50,20 @@ static struct audit_record audit_redacted(const struct audit_record *r, char url
 }
 
 /*
- * Writes the access line, escaping every field that came from the network, hands the
- * record to each sink that is open (the audit trail, the Squid log, syslog) and counts it
- * for /metrics; every one of them gets the target with its secrets hidden.
+ * Writes the access line of r, escaping every field that came from the network.  It is
+ * the record when no audit trail is open, and then written whatever the level (-q
+ * quietens the diagnostics, not the record).  With the trail open, the trail is the
+ * record and the access line a diagnostic at notice: -q quietens it, so that a busy
+ * sluice does not write each request twice.
  */
-void audit_emit(const struct audit_record *given)
+static void audit_access_line(const struct audit_record *r)
 {
-    char url[AUDIT_URL_MAX];
-    const struct audit_record red = audit_redacted(given, url), *r = &red;
     char method[64], target[1024], sni[300], offered[300], error[80] = "", pid[24] = "";
     char exe[600], mismatch[300], version[80], uid[24] = "", sha[80] = "", cmd[1600];
     char chain[600], tls[24] = "", set[640] = "";
 
+    if (auditlog_enabled() && !log_enabled(LOGL_NOTICE))
+        return;
     audit_quoted(offered, sizeof(offered), "offered", r->offered);
     audit_quoted(exe, sizeof(exe), "exe", r->exe);
     audit_quoted(cmd, sizeof(cmd), "cmd", r->cmd);
@@ -91,6 +93,19 @@ void audit_emit(const struct audit_record *given)
                sni[0] != '\0' ? sni : "-", tls, set, r->term, r->tool, version, r->id_source,
                offered, pid, uid, exe, sha, cmd, chain, mismatch, r->decision, r->rule, r->dest_ip,
                r->country, r->asn, error);
+}
+
+/*
+ * Writes the access line, hands the record to each sink that is open (the audit trail,
+ * the Squid log, syslog) and counts it for /metrics; every one of them gets the target
+ * with its secrets hidden.
+ */
+void audit_emit(const struct audit_record *given)
+{
+    char url[AUDIT_URL_MAX];
+    const struct audit_record red = audit_redacted(given, url), *r = &red;
+
+    audit_access_line(r);
     auditlog_record(r);
     squidlog_record(r);
     syslogsink_record(r);

@@ -8,7 +8,11 @@
 
 #include "sluice/auditrec.h"
 
-/* Reports one finished request or tunnel: the access line, and every sink that is open. */
+/*
+ * Reports one finished request or tunnel: the access line, and every sink that is open.
+ * The access line is written whatever the level while no audit trail is open; with the
+ * trail open it is a diagnostic at notice, which -q quietens.
+ */
 void audit_emit(const struct audit_record *r);
 
 /*

@@ -648,6 +648,50 @@ static void test_fsync_within_a_second(void **state)
     assert_true(testenv_stop_proxy(t->env));
 }
 
+/*
+ * With the trail open, the trail is the record: -q quietens the access lines too, and
+ * the trail still has every request.  Without -q both have it.  (Without a trail, -q
+ * keeps the access lines: it_bypass's test_quiet_keeps_access_lines.)
+ */
+static void test_quiet_with_trail(void **state)
+{
+    struct itcase *t = *state;
+    char path[400], url[128];
+    /* Twice: the test environment starts sluice with -v. */
+    const char *const quiet[] = {"-q", "-q", "--audit-log", path, NULL};
+    const char *const plain[] = {"--audit-log", path, NULL};
+
+    snprintf(path, sizeof(path), "%s/audit.jsonl", t->env->dir);
+    it_start_origin(t, origin_handler_simple, NULL);
+    for (unsigned round = 0; round < 2; round++) {
+        struct itcurl *c;
+        unsigned records = 0;
+
+        it_start_proxy(t, round == 0 ? quiet : plain);
+        c = itcurl_new(t->proxy_port);
+        assert_int_equal(
+            itcurl_perform(c, it_url(t, round == 0 ? "/quiet" : "/loud", url, sizeof(url))),
+            CURLE_OK);
+        itcurl_free(c);
+        for (int i = 0; i < 500 && (records = count_lines(path)) < round + 1; i++)
+            tio_sleep_ms(10);
+        assert_int_equal(records, round + 1);
+        tio_sleep_ms(300); /* held access lines go out within 50 ms */
+        if (round == 0) {
+            assert_false(sluiceproc_log_contains(t->env->proxy, "access client="));
+        } else {
+            char *line = it_access_line(t, "target=\"http://", NULL);
+            assert_non_null(strstr(line, "/loud\""));
+            free(line);
+        }
+        assert_true(testenv_stop_proxy(t->env));
+    }
+    {
+        const char *const files[] = {path, NULL};
+        assert_verifies(t, files, 2);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -657,6 +701,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_record, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_record_paths, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_fsync_within_a_second, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_quiet_with_trail, it_setup, it_teardown),
     };
 
     it_select_cases(); /* SLUICE_CASE=name runs one case */
