@@ -491,7 +491,7 @@ static struct linewriter_block *linewriter_room(struct linewriter *w, size_t nee
 
     if (b != NULL && b->used + need <= sizeof(b->data))
         return b;
-    if ((w->blocks + 1) * sizeof(*b) > LINEWRITER_QUEUE_BYTES)
+    if ((w->blocks + 1) * LINEWRITER_BLOCK_BYTES > LINEWRITER_QUEUE_BYTES)
         return NULL;
     if (w->spare != NULL) {
         b = w->spare;

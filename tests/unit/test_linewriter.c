@@ -128,14 +128,15 @@ static void test_lines_in_order(void **state)
 }
 
 struct reader {
-    const char *fifo, *out;
+    int in; /* the FIFO, opened for reading */
+    const char *out;
 };
 
 /* Copies the FIFO to the file out until every writer has closed it. */
 static void *drain(void *arg)
 {
     struct reader *r = arg;
-    int in = open(r->fifo, O_RDONLY), out = open(r->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int in = r->in, out = open(r->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     char buf[65536];
     ssize_t n;
 
@@ -153,15 +154,15 @@ static void *drain(void *arg)
  * The writer is stuck writing to a FIFO nobody reads.  Items of item_len bytes are queued
  * until many are lost: the queue fills to its bound and no further, so that between
  * bound and max items are kept.  (The writer may have taken a queue's worth before it
- * stuck, and the pipe and its batch hold some: max allows for those.)  Then a reader comes: the
- * file has every item that was not counted lost, whole and in order.
+ * stuck, and the pipe and its batch hold some: max allows for those.)  Then a reader
+ * comes: the file has every item that was not counted lost, whole, in order, once.
  */
 static void fill_stuck_queue(const char *dir, size_t queue, size_t item_len, size_t tries,
                              size_t bound)
 {
     static struct linewriter w;
     char fifo[256], out[256], err[256], *item = malloc(item_len), *text;
-    struct reader r = {fifo, out};
+    struct reader r = {-1, out};
     pthread_t th;
     size_t len, kept, lines = 0;
     const size_t max = 2 * bound + (65536 + LINEWRITER_BATCH_BYTES) / item_len + 2;
@@ -187,15 +188,25 @@ static void fill_stuck_queue(const char *dir, size_t queue, size_t item_len, siz
     kept = tries - (size_t)linewriter_lost(&w);
     assert_true(kept >= bound);
     assert_true(kept <= max);
+    /* Opened here, while the writer holds the FIFO open (so this does not wait), and read
+     * by the thread; blocking again for its reads. */
+    r.in = open(fifo, O_RDONLY | O_NONBLOCK);
+    assert_true(r.in >= 0);
+    assert_int_equal(fcntl(r.in, F_SETFL, 0), 0);
     assert_int_equal(pthread_create(&th, NULL, drain, &r), 0);
     linewriter_close(&w);
     pthread_join(th, NULL);
     text = read_all(out, &len);
-    for (size_t at = 0; at < len; lines++) {
+    for (size_t at = 0, last = 0; at < len; lines++) {
         char *nl = memchr(text + at, '\n', len - at);
+        size_t number = strtoul(text + at, NULL, 10);
+
         assert_non_null(nl);
         assert_int_equal((size_t)(nl - (text + at)) + 1, item_len);
-        assert_int_equal(strtoul(text + at, NULL, 10), lines); /* the first ones, in order */
+        /* In order, none twice (those refused are missing: the queue takes items again
+         * once the writer has taken what it held). */
+        assert_true(lines == 0 || number > last);
+        last = number;
         at = (size_t)(nl - text) + 1;
     }
     assert_int_equal(lines, kept);
