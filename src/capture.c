@@ -618,23 +618,53 @@ bool capture_enabled(void)
     return atomic_load(&capture_is_open);
 }
 
-/* Starts capturing a body; see the header. */
-void capture_body_begin(struct capture_body *b, size_t limit, const char *codings)
+/* Memory ran out for b: it keeps what it has, and no more (said once a shortage). */
+static void capture_body_out_of_memory(struct capture_body *b)
 {
+    if (!atomic_exchange(&capture_memory_warned, true))
+        log_warn("capture: bodies being captured hold %u MiB, the bound; a body that cannot "
+                 "be kept is refused (audit.fail_open: kept cut short, \"truncated\") until "
+                 "memory is free again",
+                 CAPTURE_MEMORY_MAX >> 20);
+    b->short_of_memory = true;
+    b->limit = b->len;
+}
+
+/* Starts capturing a body; see the header. */
+bool capture_body_begin(struct capture_body *b, size_t limit, const char *codings, uint64_t expect)
+{
+    size_t room = expect < limit ? (size_t)expect : limit;
+
     if (b->active || limit == 0 || !capture_enabled())
-        return;
+        return true;
     memset(b, 0, sizeof(*b));
     b->md = EVP_MD_CTX_new();
     if (b->md == NULL || EVP_DigestInit_ex(b->md, capture_md, NULL) != 1) {
         EVP_MD_CTX_free(b->md);
         b->md = NULL;
         atomic_fetch_add(&capture_lost_n, 1);
-        return;
+        return true;
     }
     b->active = true;
     b->limit = limit;
     if (codings != NULL)
         snprintf(b->codings, sizeof(b->codings), "%s", codings);
+    if (expect == CAPTURE_LENGTH_UNKNOWN || room == 0)
+        return true;
+    /* The room the whole body needs, now: later bytes never find memory short. */
+    if (atomic_fetch_add(&capture_memory, room) + room > CAPTURE_MEMORY_MAX ||
+        (b->data = malloc(room)) == NULL) {
+        atomic_fetch_sub(&capture_memory, room);
+        capture_body_out_of_memory(b);
+        return false;
+    }
+    b->cap = room;
+    return true;
+}
+
+bool capture_body_short(const struct capture_body *b)
+{
+    return b != NULL && b->short_of_memory;
 }
 
 /*
@@ -658,12 +688,7 @@ static size_t capture_body_room(struct capture_body *b, size_t want)
     if (atomic_fetch_add(&capture_memory, ncap - b->cap) + (ncap - b->cap) > CAPTURE_MEMORY_MAX ||
         (more = realloc(b->data, ncap)) == NULL) {
         atomic_fetch_sub(&capture_memory, ncap - b->cap);
-        if (!atomic_exchange(&capture_memory_warned, true))
-            log_warn("capture: bodies being captured hold %u MiB, the bound; a body is kept "
-                     "cut short (\"truncated\") until memory is free again",
-                     CAPTURE_MEMORY_MAX >> 20);
-        b->short_of_memory = true;
-        b->limit = b->len;
+        capture_body_out_of_memory(b);
         capture_body_seal(b); /* nothing more is kept of this body: what is, goes now */
         return 0;
     }

@@ -152,7 +152,8 @@ const struct config_key config_keys[] = {
      "user", 0, "when started as root: become this user once the listeners are bound"},
     {"audit.fail_open", CFG_SWITCH, 0, 1, "off", CFG_F_RESTART, OFF(settings.audit_fail_open),
      "on or off", "audit-fail-open", 0,
-     "let requests go on while the audit trail cannot be written (off: they get 503)"},
+     "let requests go on while the audit trail cannot be written, or while a body to "
+     "capture finds no memory (off: they get 503)"},
     {"audit.hash_key", CFG_PATH, 0, 0, NULL, CFG_F_RESTART, OFF(audit_hash_key),
      "the path of the key file", "audit-hash-key", 0,
      "hash secret header values with the key in this file (made when absent), so hashes "

@@ -241,25 +241,34 @@ bool forward_awaiting_response(const struct forward *f)
 
 /*
  * Moves n bytes of body data from in to out, re-framed as one chunk when chunk is true,
- * copying them to tee (NULL: none) as they pass.
+ * copying them to tee (NULL: none) as they pass.  When tee runs short of memory and
+ * hold_short is true, the bytes stay in in: returns false.
  */
-static void forward_move(struct evbuffer *in, struct evbuffer *out, size_t n, bool chunk,
-                         struct capture_body *tee)
+static bool forward_move(struct evbuffer *in, struct evbuffer *out, size_t n, bool chunk,
+                         struct capture_body *tee, bool hold_short)
 {
     capture_body_add_evbuffer(tee, in, n);
+    if (hold_short && capture_body_short(tee))
+        return false;
     if (chunk)
         evbuffer_add_printf(out, "%zx\r\n", n);
     evbuffer_remove_buffer(in, out, n);
     if (chunk)
         evbuffer_add(out, "\r\n", 2);
+    return true;
 }
+
+/* forward_dechunk() stopped: the framing was malformed, or tee was short (hold_short). */
+#define FORWARD_MALFORMED     (-1)
+#define FORWARD_CAPTURE_SHORT (-2)
 
 /*
  * Decodes chunked framing from in and moves the data to out (re-chunked when rechunk).
- * Returns the bytes consumed from in, or -1 on malformed framing.
+ * Returns the bytes consumed from in, FORWARD_MALFORMED, or FORWARD_CAPTURE_SHORT when tee
+ * ran short of memory and hold_short is true (the data it could not keep stays in in).
  */
 static int64_t forward_dechunk(struct http1_chunked *ch, struct evbuffer *in, struct evbuffer *out,
-                               bool rechunk, struct capture_body *tee)
+                               bool rechunk, struct capture_body *tee, bool hold_short)
 {
     int64_t total = 0;
 
@@ -273,10 +282,10 @@ static int64_t forward_dechunk(struct http1_chunked *ch, struct evbuffer *in, st
             break;
         used = http1_chunked_step(ch, vec.iov_base, vec.iov_len, &data);
         if (used < 0)
-            return -1;
-        if (data > 0)
-            forward_move(in, out, data, rechunk, tee);
-        else
+            return FORWARD_MALFORMED;
+        if (data > 0 && !forward_move(in, out, data, rechunk, tee, hold_short))
+            return FORWARD_CAPTURE_SHORT;
+        if (data == 0)
             evbuffer_drain(in, (size_t)used);
         total += used;
         if (used == 0)
@@ -285,6 +294,17 @@ static int64_t forward_dechunk(struct http1_chunked *ch, struct evbuffer *in, st
     if (http1_chunked_done(ch) && rechunk)
         evbuffer_add(out, "0\r\n\r\n", 5);
     return total;
+}
+
+/*
+ * A request body the capture store's memory had no room for: what was sent was kept, the
+ * rest is not sent, and the exchange ends (the upstream gets no more of the body, and is
+ * not kept).
+ */
+static struct outcome forward_capture_short(void)
+{
+    return outcome_fail(503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_DATA, "%s",
+                        CAPTURE_FULL_WHY);
 }
 
 /* Moves request body bytes from the client to the upstream while the upstream keeps up. */
@@ -301,15 +321,18 @@ static struct outcome forward_relay_request(struct forward *f)
             size_t n = evbuffer_get_length(in);
             if (n > f->req_left)
                 n = (size_t)f->req_left;
-            capture_body_add_evbuffer(f->req_capture, in, n);
-            evbuffer_remove_buffer(in, out, n);
+            if (!forward_move(in, out, n, false, f->req_capture, f->capture_fail_closed))
+                return forward_capture_short();
             f->req_left -= n;
             f->sent += n;
             f->req_done = f->req_left == 0;
             if (f->req_done)
                 capture_body_seal(f->req_capture); /* not held while the response runs */
         } else {
-            int64_t used = forward_dechunk(&f->req_chunked, in, out, true, f->req_capture);
+            int64_t used = forward_dechunk(&f->req_chunked, in, out, true, f->req_capture,
+                                           f->capture_fail_closed);
+            if (used == FORWARD_CAPTURE_SHORT)
+                return forward_capture_short();
             if (used < 0)
                 return outcome_fail(400, "http_request_error", TERM_PROXY, TERM_PH_DATA, "%s",
                                     http1_error_str(f->req_chunked.error));
@@ -370,7 +393,7 @@ static struct outcome forward_relay_response(struct forward *f)
             }
         } else {
             int64_t used =
-                forward_dechunk(&f->resp_chunked, in, out, f->resp_rechunk, f->resp_capture);
+                forward_dechunk(&f->resp_chunked, in, out, f->resp_rechunk, f->resp_capture, false);
             if (used < 0) {
                 f->received += evbuffer_get_length(out) - before;
                 return outcome_fail(502, "http_protocol_error", TERM_SERVER, TERM_PH_DATA,

@@ -1709,24 +1709,37 @@ static bool session_prepare_forward(struct session *s, const char *buf, const ch
  * Starts copying the bodies policy keeps of the request in buf (its head) as they pass:
  * the request's for capture: requests, the response's too for requests-and-responses.
  * Nothing when the store is not open (sluice refuses such a policy at start and reload).
+ * What leaves is kept or does not leave: a request body the store's memory has no room
+ * for is refused with 503 before any byte of it is sent, unless audit.fail_open (then it
+ * goes, and its record says what was kept).  Returns false when it refused.
  */
-static void session_begin_capture(struct session *s, const char *buf)
+static bool session_begin_capture(struct session *s, const char *buf)
 {
     struct exchange *x = &s->x;
     size_t limit = (size_t)s->env->settings->capture_message_kib << 10;
     char codings[CAPTURE_CODINGS_MAX];
+    bool fail_closed = !s->env->settings->audit_fail_open;
 
     if (x->decision.capture < POLICY_CAPTURE_REQUESTS || !capture_enabled())
-        return;
+        return true;
     if (x->fwd.req_body != FORWARD_BODY_NONE) {
         forward_body_codings(buf, &s->head, codings, sizeof(codings));
-        capture_body_begin(&x->req_capture, limit, codings);
         x->fwd.req_capture = &x->req_capture;
+        x->fwd.capture_fail_closed = fail_closed;
+        if (!capture_body_begin(&x->req_capture, limit, codings,
+                                x->fwd.req_body == FORWARD_BODY_LENGTH ? x->fwd.req_left
+                                                                       : CAPTURE_LENGTH_UNKNOWN) &&
+            fail_closed) {
+            session_fail(s, 503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_REQUEST,
+                         CAPTURE_FULL_WHY);
+            return false;
+        }
     }
     if (x->decision.capture == POLICY_CAPTURE_BOTH) {
-        capture_body_begin(&x->resp_capture, limit, NULL);
+        capture_body_begin(&x->resp_capture, limit, NULL, CAPTURE_LENGTH_UNKNOWN);
         x->fwd.resp_capture = &x->resp_capture;
     }
+    return true;
 }
 
 /* Works out where a complete request goes and hands it on; buf holds the head. */
@@ -1800,8 +1813,8 @@ static void session_dispatch(struct session *s, const char *buf)
                        0);
         return;
     }
-    if (!x->req.is_connect && !x->fwd.wants_upgrade)
-        session_begin_capture(s, buf);
+    if (!x->req.is_connect && !x->fwd.wants_upgrade && !session_begin_capture(s, buf))
+        return;
     evbuffer_drain(sock_in(s->client), head_len);
     x->head_bytes += head_len;
     session_reach_upstream(s, !x->req.is_connect && !x->fwd.wants_upgrade);

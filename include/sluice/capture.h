@@ -13,8 +13,11 @@
  * max_bytes in all, the files written or referenced longest ago removed first.  Files are
  * written by one thread of the store's own, in batches (temporary files, one syncfs for
  * the batch, then a rename each), so the event loops never wait on the disk and a crash
- * never leaves half a body under a hash's name.  A body that cannot be queued (memory
- * or the queue full) is counted lost and its record says "lost"; one whose write fails
+ * never leaves half a body under a hash's name.  A body of known length takes the
+ * memory it needs when it begins, so that a request body is refused before it leaves
+ * rather than sent uncaptured (capture_body_begin(), capture_body_short(); the caller
+ * refuses).  A body that cannot be queued (memory or the queue full) is counted lost and
+ * its record says "lost"; one whose write fails
  * (after one more try, directories made again and, on a full disk, the oldest bodies
  * removed) is counted lost and logged, and its record names a hash with no file.  One
  * sluice at a time keeps a store (DIR/.lock).
@@ -84,12 +87,30 @@ void capture_close(void);
 /* True when the store is open: the policy's capture setting has somewhere to go. */
 bool capture_enabled(void);
 
+/* What the 503 says of a request body refused because capture memory is full. */
+#define CAPTURE_FULL_WHY                                                                           \
+    "policy keeps this request's body, and the memory for bodies being captured is full "          \
+    "(64 MiB); try again shortly (audit.fail_open sends such bodies on, kept cut short)"
+
+/* A body whose length its head does not give (chunked, or read to the close). */
+#define CAPTURE_LENGTH_UNKNOWN UINT64_MAX
+
 /*
  * Starts capturing a body into b (which must be zero or reset): up to limit bytes kept,
- * codings the value of the message's codings as sent (cut to fit), or NULL.  Nothing when
- * the store is not open or limit is 0.
+ * codings the value of the message's codings as sent (cut to fit), or NULL.  A body whose
+ * length is known (expect; else CAPTURE_LENGTH_UNKNOWN) has room for what it keeps taken
+ * from the memory bound now, so that such a body is either kept to its bound or found
+ * short before any byte of it is sent.  Returns false when that room could not be had:
+ * b then keeps nothing and is short of memory (capture_body_short()).  Nothing, and true,
+ * when the store is not open or limit is 0.
  */
-void capture_body_begin(struct capture_body *b, size_t limit, const char *codings);
+bool capture_body_begin(struct capture_body *b, size_t limit, const char *codings, uint64_t expect);
+
+/*
+ * True when b keeps less of its body than its bound allows because CAPTURE_MEMORY_MAX was
+ * reached: bytes after what it kept go uncaptured.  False for NULL.
+ */
+bool capture_body_short(const struct capture_body *b);
 
 /* Adds n body bytes at p to b; counts them past the bound.  Nothing when b is NULL or not
  * active. */

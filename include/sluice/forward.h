@@ -41,6 +41,9 @@ struct forward {
      * or NULL: set by the caller, not owned. */
     struct capture_body *req_capture;
     struct capture_body *resp_capture;
+    /* A request body req_capture cannot keep (memory short) is not sent on: the exchange
+     * fails with 503 (audit.fail_open off).  Set by the caller. */
+    bool capture_fail_closed;
 
     /* The request, from forward_prepare(). */
     struct evbuffer *head; /* the rewritten request head while it may still be sent; owned */

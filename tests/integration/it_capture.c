@@ -10,6 +10,7 @@
  */
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -109,8 +110,9 @@ static void fill(char *buf, size_t len, unsigned seed)
  * CONNECT to the origin's port is read as plain HTTP (--connect-http-port, as node's
  * undici sends http://), so that the origin can be reached through such a tunnel too.
  */
-static void start_capture(struct itcase *t, struct capture_paths *p, const char *org,
-                          const char *profile, const char *const *more)
+static void start_capture_with(struct itcase *t, struct capture_paths *p, const char *org,
+                               const char *profile, const char *const *more,
+                               origin_handler_fn origin)
 {
     const char *args[24] = {"--audit-log",  p->audit,  "--capture-dir",       p->store,
                             "--policy-dir", p->policy, "--connect-http-port", p->http_port};
@@ -122,9 +124,16 @@ static void start_capture(struct itcase *t, struct capture_paths *p, const char 
     for (size_t i = 0; more != NULL && more[i] != NULL && n < 23; i++)
         args[n++] = more[i];
     args[n] = NULL;
-    it_start_origin(t, capture_origin, NULL);
+    it_start_origin(t, origin, NULL);
     snprintf(p->http_port, sizeof(p->http_port), "%u", (unsigned)origin_port(t->origin));
     it_start_proxy(t, args);
+}
+
+/* start_capture_with() the origin capture_origin. */
+static void start_capture(struct itcase *t, struct capture_paths *p, const char *org,
+                          const char *profile, const char *const *more)
+{
+    start_capture_with(t, p, org, profile, more, capture_origin);
 }
 
 /*
@@ -592,6 +601,146 @@ static void test_capture_needs_store(void **state)
     }
 }
 
+/* Bodies that said "hello" that patient_origin() read whole. */
+static atomic_uint hellos_heard;
+
+/* Answers each request with "ok" once its body is in, waiting up to 30 s for it. */
+static void patient_origin(struct origin_conn *c)
+{
+    while (oconn_read_head(c, 30000) > 0) {
+        struct tbuf body = {0};
+        int rc = oconn_read_body(c, &body, 30000);
+
+        if (rc >= 0 && strcmp(tbuf_str(&body), "hello") == 0)
+            atomic_fetch_add(&hellos_heard, 1);
+        tbuf_free(&body);
+        if (rc < 0 || oconn_respond(c, 200, "Content-Type: text/plain\r\n", "ok", 2) < 0)
+            return;
+    }
+}
+
+/*
+ * Sends a POST of "hello" as tool alpha on a new connection, with a Content-Length or
+ * chunked; returns the status (the response in *r).
+ */
+static int post_hello(struct itcase *t, bool chunked, struct rawresp *r)
+{
+    struct rawclient *rc = it_raw(t);
+    char req[512];
+    int status;
+
+    snprintf(req, sizeof(req),
+             "POST http://origin.test:%u/hello HTTP/1.1\r\nHost: origin.test\r\n" ALPHA_AUTH "%s",
+             origin_port(t->origin),
+             chunked ? "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                     : "Content-Length: 5\r\n\r\nhello");
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    status = rawclient_response(rc, r, false, 8000);
+    rawclient_close(rc);
+    return status;
+}
+
+/*
+ * What leaves is kept, or does not leave.  64 uploads of 1 MiB whose bodies have not come
+ * yet take all the memory for bodies being captured (a body of known length takes its
+ * room when its head comes).  Then a POST with a Content-Length is refused with 503
+ * before it reaches the origin, and so is a chunked one, before its first byte of data
+ * goes on.  Once one upload is gone, the same POST goes through and is kept.  With
+ * --audit-fail-open on, the POST goes on while memory is full, its record saying its body
+ * was lost.
+ */
+static void test_capture_memory_full(void **state)
+{
+    struct itcase *t = *state;
+    /* sluice's memory for bodies being captured: 64 MiB (CAPTURE_MEMORY_MAX, capture.h). */
+    enum { N = 64 };
+    const double full = 64.0 * 1024 * 1024;
+    const char *const closed[] = {"--admin-listen", "127.0.0.1:0", NULL};
+    const char *const open[] = {"--admin-listen", "127.0.0.1:0", "--audit-fail-open", "on", NULL};
+    struct rawclient *held[N];
+    struct capture_paths p;
+
+    for (int round = 0; round < 2; round++) {
+        struct rawresp r = {0};
+        double memory = 0;
+        unsigned accepted;
+
+        atomic_store(&hellos_heard, 0);
+        start_capture_with(t, &p, "unidentified: allow\n", alpha_requests,
+                           round == 0 ? closed : open, patient_origin);
+        for (int i = 0; i < N; i++) {
+            char head[512];
+            held[i] = it_raw(t);
+            snprintf(
+                head, sizeof(head),
+                "POST http://origin.test:%u/upload/%d HTTP/1.1\r\nHost: origin.test\r\n" ALPHA_AUTH
+                "Content-Length: 1048576\r\n\r\n",
+                origin_port(t->origin), i);
+            assert_int_equal(rawclient_sends(held[i], head), 0);
+        }
+        for (int i = 0; i < 200 && (memory = admin_metric(t, "sluice_capture_memory_bytes")) < full;
+             i++)
+            tio_sleep_ms(25);
+        assert_true(memory == full);
+        for (int i = 0; i < 200 && origin_accepted(t->origin) < N; i++)
+            tio_sleep_ms(25);
+        accepted = origin_accepted(t->origin);
+        assert_int_equal(accepted, N);
+        if (round == 0) {
+            char type[64];
+            assert_int_equal(post_hello(t, false, &r), 503);
+            it_assert_sluice_error(&r, 503, type, sizeof(type));
+            assert_non_null(strstr(tbuf_str(&r.body), "memory for bodies being captured is full"));
+            rawresp_free(&r);
+            assert_int_equal(origin_accepted(t->origin), accepted); /* not even a connection */
+            assert_int_equal(post_hello(t, true, &r), 503);
+            rawresp_free(&r);
+            assert_int_equal(atomic_load(&hellos_heard), 0);
+            /* One upload gone: its room comes back, and the POST is kept. */
+            rawclient_close(held[0]);
+            held[0] = NULL;
+            for (int i = 0; i < 200 && admin_metric(t, "sluice_capture_memory_bytes") >= full; i++)
+                tio_sleep_ms(25);
+        }
+        assert_int_equal(post_hello(t, false, &r), 200);
+        rawresp_free(&r);
+        assert_int_equal(atomic_load(&hellos_heard), 1);
+        for (int i = 0; i < N; i++)
+            if (held[i] != NULL)
+                rawclient_close(held[i]);
+        assert_true(testenv_stop_proxy(t->env));
+        {
+            char cmd[1200];
+            const char *const argv[] = {"python3", "-c", cmd, p.audit, NULL};
+            /* The last record of /hello: kept in round 0, lost in round 1; in round 0 the
+             * two refused before it say 503 and name sluice's resource as the end. */
+            snprintf(cmd, sizeof(cmd),
+                     "import json, sys\n"
+                     "recs = [json.loads(l) for l in open(sys.argv[1])]\n"
+                     "hello = [r for r in recs if r.get('url', {}).get('path') == '/hello']\n"
+                     "cap = hello[-1]['sluice']['capture']['request']\n"
+                     "assert %d == 0 or cap.get('lost') is True, cap\n"
+                     "assert %d == 1 or (cap['bytes'] == 5 and 'lost' not in cap), cap\n"
+                     "refused = hello[:-1] if %d == 0 else []\n"
+                     "assert len(refused) == (2 if %d == 0 else 0), hello\n"
+                     "assert all(r['http']['response']['status_code'] == 503 and "
+                     "r['sluice']['termination'][0] == 'R' for r in refused), refused\n"
+                     "print('round', %d, 'records hold:', cap)\n",
+                     round, round, round, round, round);
+            if (it_run_command(argv) != 0)
+                fail_msg("the records of the POSTs to /hello are not what they should be");
+        }
+        origin_stop(t->origin); /* the next round starts its own, and writes its policy */
+        t->origin = NULL;
+        {
+            char from[400], to[400];
+            snprintf(from, sizeof(from), "%s/policies", t->env->dir);
+            snprintf(to, sizeof(to), "%s/policies-%d", t->env->dir, round);
+            assert_int_equal(rename(from, to), 0);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -601,6 +750,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capture_reload_kept_connection, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_inside_http_tunnel, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_refuses_upgrade, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_capture_memory_full, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_needs_store, it_setup, it_teardown),
     };
 
