@@ -52,9 +52,10 @@ static struct audit_record audit_redacted(const struct audit_record *r, char url
 /*
  * Writes the access line of r, escaping every field that came from the network.  It is
  * the record when no audit trail is open, and then written whatever the level (-q
- * quietens the diagnostics, not the record).  With the trail open, the trail is the
- * record and the access line a diagnostic at notice: -q quietens it, so that a busy
- * sluice does not write each request twice.
+ * quietens the diagnostics, not the record).  With the trail open and written, the trail
+ * is the record and the access line a diagnostic at notice: -q quietens it, so that a
+ * busy sluice does not write each request twice.  While the trail fails (its records
+ * lost: audit.fail_open, or a refusal's own record) the access line is the record again.
  */
 static void audit_access_line(const struct audit_record *r)
 {
@@ -62,7 +63,7 @@ static void audit_access_line(const struct audit_record *r)
     char exe[600], mismatch[300], version[80], uid[24] = "", sha[80] = "", cmd[1600];
     char chain[600], tls[24] = "", set[640] = "";
 
-    if (auditlog_enabled() && !log_enabled(LOGL_NOTICE))
+    if (auditlog_enabled() && !auditlog_failing() && !log_enabled(LOGL_NOTICE))
         return;
     audit_quoted(offered, sizeof(offered), "offered", r->offered);
     audit_quoted(exe, sizeof(exe), "exe", r->exe);

@@ -622,9 +622,10 @@ bool capture_enabled(void)
 static void capture_body_out_of_memory(struct capture_body *b)
 {
     if (!atomic_exchange(&capture_memory_warned, true))
-        log_warn("capture: bodies being captured hold %u MiB, the bound; a body that cannot "
-                 "be kept is refused (audit.fail_open: kept cut short, \"truncated\") until "
-                 "memory is free again",
+        log_warn("capture: bodies being captured hold %u MiB, the bound; until memory is free "
+                 "again, request bodies that find none are not sent on (503; with "
+                 "audit.fail_open they go, kept cut short) and response bodies are kept cut "
+                 "short (\"truncated\")",
                  CAPTURE_MEMORY_MAX >> 20);
     b->short_of_memory = true;
     b->limit = b->len;
@@ -633,32 +634,21 @@ static void capture_body_out_of_memory(struct capture_body *b)
 /* Starts capturing a body; see the header. */
 bool capture_body_begin(struct capture_body *b, size_t limit, const char *codings, uint64_t expect)
 {
-    size_t room = expect < limit ? (size_t)expect : limit;
-
     if (b->active || limit == 0 || !capture_enabled())
         return true;
     memset(b, 0, sizeof(*b));
+    b->active = true;
+    /* A body whose length is known never grows its room past that length. */
+    b->limit = expect < limit ? (size_t)expect : limit;
+    if (codings != NULL)
+        snprintf(b->codings, sizeof(b->codings), "%s", codings);
     b->md = EVP_MD_CTX_new();
     if (b->md == NULL || EVP_DigestInit_ex(b->md, capture_md, NULL) != 1) {
         EVP_MD_CTX_free(b->md);
         b->md = NULL;
-        atomic_fetch_add(&capture_lost_n, 1);
-        return true;
-    }
-    b->active = true;
-    b->limit = limit;
-    if (codings != NULL)
-        snprintf(b->codings, sizeof(b->codings), "%s", codings);
-    if (expect == CAPTURE_LENGTH_UNKNOWN || room == 0)
-        return true;
-    /* The room the whole body needs, now: later bytes never find memory short. */
-    if (atomic_fetch_add(&capture_memory, room) + room > CAPTURE_MEMORY_MAX ||
-        (b->data = malloc(room)) == NULL) {
-        atomic_fetch_sub(&capture_memory, room);
-        capture_body_out_of_memory(b);
+        capture_body_out_of_memory(b); /* keeps nothing: its record says lost */
         return false;
     }
-    b->cap = room;
     return true;
 }
 

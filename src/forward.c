@@ -263,15 +263,16 @@ static bool forward_move(struct evbuffer *in, struct evbuffer *out, size_t n, bo
 #define FORWARD_CAPTURE_SHORT (-2)
 
 /*
- * Decodes chunked framing from in and moves the data to out (re-chunked when rechunk).
- * Returns the bytes consumed from in, FORWARD_MALFORMED, or FORWARD_CAPTURE_SHORT when tee
- * ran short of memory and hold_short is true (the data it could not keep stays in in).
+ * Decodes chunked framing from in and moves the data to out (re-chunked when rechunk);
+ * *consumed is the bytes of in it took, whatever it returns.  Returns 0, FORWARD_MALFORMED,
+ * or FORWARD_CAPTURE_SHORT when tee ran short of memory and hold_short is true (the data
+ * it could not keep stays in in).
  */
-static int64_t forward_dechunk(struct http1_chunked *ch, struct evbuffer *in, struct evbuffer *out,
-                               bool rechunk, struct capture_body *tee, bool hold_short)
+static int forward_dechunk(struct http1_chunked *ch, struct evbuffer *in, struct evbuffer *out,
+                           bool rechunk, struct capture_body *tee, bool hold_short,
+                           int64_t *consumed)
 {
-    int64_t total = 0;
-
+    *consumed = 0;
     while (!http1_chunked_done(ch) && evbuffer_get_length(in) > 0 &&
            evbuffer_get_length(out) < RELAY_HIGH_WATERMARK) {
         struct evbuffer_iovec vec;
@@ -287,13 +288,13 @@ static int64_t forward_dechunk(struct http1_chunked *ch, struct evbuffer *in, st
             return FORWARD_CAPTURE_SHORT;
         if (data == 0)
             evbuffer_drain(in, (size_t)used);
-        total += used;
+        *consumed += used;
         if (used == 0)
             break;
     }
     if (http1_chunked_done(ch) && rechunk)
         evbuffer_add(out, "0\r\n\r\n", 5);
-    return total;
+    return 0;
 }
 
 /*
@@ -329,14 +330,16 @@ static struct outcome forward_relay_request(struct forward *f)
             if (f->req_done)
                 capture_body_seal(f->req_capture); /* not held while the response runs */
         } else {
-            int64_t used = forward_dechunk(&f->req_chunked, in, out, true, f->req_capture,
-                                           f->capture_fail_closed);
-            if (used == FORWARD_CAPTURE_SHORT)
+            int64_t used;
+            int rc = forward_dechunk(&f->req_chunked, in, out, true, f->req_capture,
+                                     f->capture_fail_closed, &used);
+
+            f->sent += (uint64_t)used; /* what went before a failure went on */
+            if (rc == FORWARD_CAPTURE_SHORT)
                 return forward_capture_short();
-            if (used < 0)
+            if (rc < 0)
                 return outcome_fail(400, "http_request_error", TERM_PROXY, TERM_PH_DATA, "%s",
                                     http1_error_str(f->req_chunked.error));
-            f->sent += (uint64_t)used;
             f->req_done = http1_chunked_done(&f->req_chunked);
             if (f->req_done)
                 capture_body_seal(f->req_capture);
@@ -392,9 +395,10 @@ static struct outcome forward_relay_response(struct forward *f)
                 f->resp_done = f->resp_left == 0;
             }
         } else {
-            int64_t used =
-                forward_dechunk(&f->resp_chunked, in, out, f->resp_rechunk, f->resp_capture, false);
-            if (used < 0) {
+            int64_t used;
+            int rc = forward_dechunk(&f->resp_chunked, in, out, f->resp_rechunk, f->resp_capture,
+                                     false, &used);
+            if (rc < 0) {
                 f->received += evbuffer_get_length(out) - before;
                 return outcome_fail(502, "http_protocol_error", TERM_SERVER, TERM_PH_DATA,
                                     "the upstream sent an invalid chunked body (%s)",

@@ -254,6 +254,17 @@ static void linewriter_take_reopened(struct linewriter *w)
     pthread_mutex_lock(&w->lock);
 }
 
+/* Frees a list of blocks. */
+static void linewriter_free_blocks(struct linewriter_block *list)
+{
+    struct linewriter_block *next;
+
+    for (; list != NULL; list = next) {
+        next = list->next;
+        free(list);
+    }
+}
+
 /* Writes one item, its line in the batch; rotates by size between two lines. */
 static void linewriter_write_item(struct linewriter *w, const char *item, size_t len)
 {
@@ -287,17 +298,14 @@ static void linewriter_write_blocks(struct linewriter *w, struct linewriter_bloc
     }
     linewriter_flush(w);
     pthread_mutex_lock(&w->lock);
-    for (; taken != NULL; taken = next) {
+    for (; taken != NULL && w->spares < LINEWRITER_SPARE_BLOCKS; taken = next) {
         next = taken->next;
-        if (w->spares < LINEWRITER_SPARE_BLOCKS) {
-            taken->next = w->spare;
-            w->spare = taken;
-            w->spares++;
-        } else {
-            free(taken);
-        }
+        taken->next = w->spare;
+        w->spare = taken;
+        w->spares++;
     }
     pthread_mutex_unlock(&w->lock);
+    linewriter_free_blocks(taken); /* the rest, outside the lock */
 }
 
 /*
@@ -334,17 +342,6 @@ static void *linewriter_main(void *arg)
     pthread_mutex_unlock(&w->lock);
     linewriter_sync(w);
     return NULL;
-}
-
-/* Frees a list of blocks. */
-static void linewriter_free_blocks(struct linewriter_block *list)
-{
-    struct linewriter_block *next;
-
-    for (; list != NULL; list = next) {
-        next = list->next;
-        free(list);
-    }
 }
 
 /* Closes the file and frees what the writer held (it is not running). */
@@ -519,9 +516,10 @@ void linewriter_queue(struct linewriter *w, const char *item, size_t len)
 
     if (len > LINEWRITER_ITEM_MAX) { /* its maker bounds it: not from a client */
         atomic_fetch_add(&w->lost, 1);
+        /* opt.what is static storage: read without the lock, unlike the path. */
         if (!atomic_exchange(&w->failing, true))
-            log_error("a line of %zu bytes for the %s %s is longer than %d: it is lost", len,
-                      w->opt.what, w->path, LINEWRITER_ITEM_MAX);
+            log_error("a line of %zu bytes for the %s is longer than %d: it is lost", len,
+                      w->opt.what, LINEWRITER_ITEM_MAX);
         return;
     }
     pthread_mutex_lock(&w->lock);

@@ -1709,9 +1709,10 @@ static bool session_prepare_forward(struct session *s, const char *buf, const ch
  * Starts copying the bodies policy keeps of the request in buf (its head) as they pass:
  * the request's for capture: requests, the response's too for requests-and-responses.
  * Nothing when the store is not open (sluice refuses such a policy at start and reload).
- * What leaves is kept or does not leave: a request body the store's memory has no room
- * for is refused with 503 before any byte of it is sent, unless audit.fail_open (then it
- * goes, and its record says what was kept).  Returns false when it refused.
+ * What leaves is kept or does not leave: a request body that finds no memory as it comes
+ * is not sent on past what was kept (forward.c answers 503), and one that cannot be kept
+ * at all is refused here, unless audit.fail_open (then it goes, and its record says what
+ * was kept).  Returns false when it refused.
  */
 static bool session_begin_capture(struct session *s, const char *buf)
 {

@@ -13,14 +13,13 @@
  * max_bytes in all, the files written or referenced longest ago removed first.  Files are
  * written by one thread of the store's own, in batches (temporary files, one syncfs for
  * the batch, then a rename each), so the event loops never wait on the disk and a crash
- * never leaves half a body under a hash's name.  A body of known length takes the
- * memory it needs when it begins, so that a request body is refused before it leaves
- * rather than sent uncaptured (capture_body_begin(), capture_body_short(); the caller
- * refuses).  A body that cannot be queued (memory or the queue full) is counted lost and
- * its record says "lost"; one whose write fails
- * (after one more try, directories made again and, on a full disk, the oldest bodies
- * removed) is counted lost and logged, and its record names a hash with no file.  One
- * sluice at a time keeps a store (DIR/.lock).
+ * never leaves half a body under a hash's name.  A body that finds no memory is short
+ * (capture_body_short()): the caller does not send a request body's later bytes on, so
+ * that what leaves is kept or does not leave.  A body that cannot be queued (memory or the queue
+ * full) is counted lost and its record says "lost"; one whose write fails (after one more try,
+ * directories made again and, on a full disk, the oldest bodies removed) is counted lost and
+ * logged, and its record names a hash with no file.  One sluice at a time keeps a store
+ * (DIR/.lock).
  */
 #ifndef SLUICE_CAPTURE_H
 #define SLUICE_CAPTURE_H
@@ -97,12 +96,12 @@ bool capture_enabled(void);
 
 /*
  * Starts capturing a body into b (which must be zero or reset): up to limit bytes kept,
- * codings the value of the message's codings as sent (cut to fit), or NULL.  A body whose
- * length is known (expect; else CAPTURE_LENGTH_UNKNOWN) has room for what it keeps taken
- * from the memory bound now, so that such a body is either kept to its bound or found
- * short before any byte of it is sent.  Returns false when that room could not be had:
- * b then keeps nothing and is short of memory (capture_body_short()).  Nothing, and true,
- * when the store is not open or limit is 0.
+ * codings the value of the message's codings as sent (cut to fit), or NULL; expect is the
+ * body's length when its head gives it (its room never grows past that), else
+ * CAPTURE_LENGTH_UNKNOWN.  Memory is taken as bytes come, never for bytes only promised,
+ * so a head that claims a large body and sends nothing costs nothing.  Returns false when
+ * b cannot keep anything (out of memory for its digest): it is then short of memory
+ * (capture_body_short()).  Nothing, and true, when the store is not open or limit is 0.
  */
 bool capture_body_begin(struct capture_body *b, size_t limit, const char *codings, uint64_t expect);
 

@@ -32,7 +32,8 @@
 /* How long the writer gathers items after the first, and how many wake it at once. */
 #define LINEWRITER_TICK_MS 20
 #define LINEWRITER_WAKE_AT 1024
-/* Bytes of items waiting at most, whatever their number: a disk that lags holds no more. */
+/* Bytes of blocks of items waiting at most, whatever their number: a disk that lags holds
+ * no more in the queue (the writer holds at most as much again, what it took last). */
 #define LINEWRITER_QUEUE_BYTES (64u * 1024 * 1024)
 /* Items wait in blocks of this size, one after another in each (see linewriter_block),
  * so that queueing one is a copy, not an allocation freed by another thread. */

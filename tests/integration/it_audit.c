@@ -650,8 +650,9 @@ static void test_fsync_within_a_second(void **state)
 
 /*
  * With the trail open, the trail is the record: -q quietens the access lines too, and
- * the trail still has every request.  Without -q both have it.  (Without a trail, -q
- * keeps the access lines: it_bypass's test_quiet_keeps_access_lines.)
+ * the trail still has every request.  Without -q both have it.  A trail that cannot be
+ * written (/dev/full) with --audit-fail-open on is no record: -q keeps the access lines
+ * then.  (Without a trail, -q keeps them: it_bypass's test_quiet_keeps_access_lines.)
  */
 static void test_quiet_with_trail(void **state)
 {
@@ -689,6 +690,29 @@ static void test_quiet_with_trail(void **state)
     {
         const char *const files[] = {path, NULL};
         assert_verifies(t, files, 2);
+    }
+    {
+        const char *const failing[] = {"-q", "-q", "--audit-log", "/dev/full", "--audit-fail-open",
+                                       "on", NULL};
+        struct itcurl *c;
+        char *line;
+
+        it_start_proxy(t, failing);
+        for (int k = 0; k < 2; k++) { /* the second comes after the first batch failed */
+            c = itcurl_new(t->proxy_port);
+            assert_int_equal(
+                itcurl_perform(c, it_url(t, k == 0 ? "/full" : "/full-again", url, sizeof(url))),
+                CURLE_OK);
+            itcurl_free(c);
+            if (k == 0)
+                for (int i = 0; i < 100 && !sluiceproc_log_contains(t->env->proxy,
+                                                                    "cannot write the audit trail");
+                     i++)
+                    tio_sleep_ms(10);
+        }
+        line = it_access_line(t, "target=\"http://", "/full-again\"", NULL);
+        free(line);
+        assert_true(testenv_stop_proxy(t->env));
     }
 }
 

@@ -205,16 +205,16 @@ static void test_capture_memory_bound(void **state)
 }
 
 /*
- * A body whose length is known takes the room it needs when it begins: 64 bodies of
- * 1 MiB take CAPTURE_MEMORY_MAX, the next is refused at once (false: nothing of it kept,
- * short of memory, its record "lost"), and once one ends there is room for it again.  A
- * body of unknown length then finds memory short in its middle, and says so.  A body
- * longer than its bound takes the bound.
+ * Memory follows the bytes that come, never the bytes a head promises: 64 bodies that
+ * announce 1 MiB take nothing until their bytes come; with 600 KiB each they hold all of
+ * CAPTURE_MEMORY_MAX, and the next body is short of memory at its first byte (nothing
+ * kept, its record "lost") while those go on to their end whole.  Once one ends, there is
+ * room again.  A known length bounds the room: "hello" of 5 bytes is sealed at 5, whole.
  */
-static void test_capture_room_taken_first(void **state)
+static void test_capture_memory_follows_bytes(void **state)
 {
     struct fixture *f = *state;
-    enum { N = CAPTURE_MEMORY_MAX >> 20, MIB = 1 << 20 };
+    enum { N = CAPTURE_MEMORY_MAX >> 20, MIB = 1 << 20, SENT = 600 * 1024 };
     struct capture_body *b = calloc(N + 2, sizeof(*b));
     char *mib = malloc(MIB);
     struct capture_ref ref;
@@ -223,31 +223,35 @@ static void test_capture_room_taken_first(void **state)
     assert_non_null(mib);
     memset(mib, 'm', MIB);
     open_store(f, 1ull << 30);
-    for (int i = 0; i < N; i++) {
-        /* A 2 MiB body takes its 1 MiB bound, not its length. */
+    for (int i = 0; i < N; i++)
         assert_true(capture_body_begin(&b[i], MIB, NULL, i == 0 ? 2u * MIB : MIB));
+    assert_int_equal(capture_memory_bytes(), 0);
+    for (int i = 0; i < N; i++) {
+        capture_body_add(&b[i], mib, SENT);
         assert_false(capture_body_short(&b[i]));
     }
     assert_int_equal(capture_memory_bytes(), CAPTURE_MEMORY_MAX);
-    assert_false(capture_body_begin(&b[N], MIB, NULL, 1));
+    assert_true(capture_body_begin(&b[N], MIB, NULL, 5));
+    capture_body_add(&b[N], "hello", 5);
     assert_true(capture_body_short(&b[N]));
-    capture_body_add(&b[N], "x", 1);
     assert_int_equal(b[N].len, 0);
     capture_body_finish(&b[N], &ref);
     assert_true(ref.present && ref.lost);
-    assert_int_equal(capture_memory_bytes(), CAPTURE_MEMORY_MAX);
-    /* Those that began are kept whole: the room was theirs. */
-    capture_body_add(&b[1], mib, MIB);
-    assert_int_equal(b[1].len, MIB);
+    /* Those under way have their room: each goes on to its bound. */
+    capture_body_add(&b[1], mib, MIB - SENT);
     assert_false(capture_body_short(&b[1]));
-    /* One that ends gives its room back (once the writer has its bytes, as here). */
-    capture_body_reset(&b[2]);
-    assert_true(capture_body_begin(&b[2], MIB, NULL, 1000));
-    /* A chunked body finds no room in its middle. */
-    assert_true(capture_body_begin(&b[N + 1], MIB, NULL, CAPTURE_LENGTH_UNKNOWN));
-    capture_body_add(&b[N + 1], mib, MIB);
-    assert_true(capture_body_short(&b[N + 1]));
-    assert_true(b[N + 1].len < MIB);
+    capture_body_finish(&b[1], &ref); /* its bytes go to the writer, and their memory */
+    assert_true(ref.present && !ref.lost && !ref.truncated && ref.bytes == MIB);
+    for (int i = 0; i < 400 && capture_memory_bytes() > CAPTURE_MEMORY_MAX - MIB; i++) {
+        const struct timespec ms = {0, 5 * 1000 * 1000};
+        nanosleep(&ms, NULL); /* the writer frees the memory of what it wrote */
+    }
+    assert_true(capture_body_begin(&b[N + 1], MIB, NULL, 5));
+    capture_body_add(&b[N + 1], "hello", 5);
+    assert_false(capture_body_short(&b[N + 1]));
+    assert_true(b[N + 1].sealed); /* its length reached: sealed at once */
+    capture_body_finish(&b[N + 1], &ref);
+    assert_true(ref.present && !ref.lost && !ref.truncated && ref.bytes == 5);
     assert_false(capture_body_short(NULL));
     for (int i = 0; i < N + 2; i++)
         capture_body_reset(&b[i]);
@@ -395,7 +399,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capture_file_named_by_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_bound_per_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_memory_bound, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_capture_room_taken_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_memory_follows_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_eviction_oldest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_mends_and_locks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_refused_and_closed, setup, teardown),

@@ -164,8 +164,8 @@ static void fill_stuck_queue(const char *dir, size_t queue, size_t item_len, siz
     char fifo[256], out[256], err[256], *item = malloc(item_len), *text;
     struct reader r = {-1, out};
     pthread_t th;
-    size_t len, kept, lines = 0;
-    const size_t max = 2 * bound + (65536 + LINEWRITER_BATCH_BYTES) / item_len + 2;
+    size_t len, kept, lines = 0, max;
+    int pipe_size;
     const struct linewriter_options opt = {.path = fifo, .what = "test FIFO", .queue = queue};
 
     assert_non_null(item);
@@ -176,6 +176,12 @@ static void fill_stuck_queue(const char *dir, size_t queue, size_t item_len, siz
     /* The writer opens it for reading too: its open does not wait for a reader, and its
      * writes wait once the pipe is full rather than fail. */
     assert_int_equal(linewriter_open(&w, &opt, "test-writer", err, sizeof(err)), 0);
+    /* Opened while the writer holds the FIFO open (so this does not wait); read later. */
+    r.in = open(fifo, O_RDONLY | O_NONBLOCK);
+    assert_true(r.in >= 0);
+    pipe_size = fcntl(r.in, F_GETPIPE_SZ);
+    assert_true(pipe_size > 0);
+    max = 2 * bound + ((size_t)pipe_size + LINEWRITER_BATCH_BYTES) / item_len + 2;
     for (size_t i = 0; i < tries; i++) {
         char num[24];
         size_t n = (size_t)snprintf(num, sizeof(num), "%zu ", i);
@@ -188,11 +194,7 @@ static void fill_stuck_queue(const char *dir, size_t queue, size_t item_len, siz
     kept = tries - (size_t)linewriter_lost(&w);
     assert_true(kept >= bound);
     assert_true(kept <= max);
-    /* Opened here, while the writer holds the FIFO open (so this does not wait), and read
-     * by the thread; blocking again for its reads. */
-    r.in = open(fifo, O_RDONLY | O_NONBLOCK);
-    assert_true(r.in >= 0);
-    assert_int_equal(fcntl(r.in, F_SETFL, 0), 0);
+    assert_int_equal(fcntl(r.in, F_SETFL, 0), 0); /* the reader's reads wait */
     assert_int_equal(pthread_create(&th, NULL, drain, &r), 0);
     linewriter_close(&w);
     pthread_join(th, NULL);
