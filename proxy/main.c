@@ -116,14 +116,14 @@ static const struct command commands[] = {
      "answers to.\n"},
     {"help", "[COMMAND]", "this text, or what COMMAND does",
      "Prints the usage, or with a COMMAND what that command does.\n"},
-    {"tools", "[show ID|which PID]", "list the tool profiles, show one, or name a process's",
+    {"tools", "[show ID|which PID]", "list or show tool profiles; name a PID's tool",
      "Loads the policy directory as sluice would, then: without an argument, lists every\n"
      "tool profile and how many ways each source recognises it; \"show ID\" prints one\n"
      "profile (proxy users, executables and user agent patterns, groups); \"which PID\"\n"
      "says which tool the running process PID would be by its executable, command line\n"
      "and ancestors, the pattern and profile that say so, and the chain.  Exits 0, 1 when\n"
      "no such profile or no tool matched, 2 for a malformed command line.\n"},
-    {"env", "--tool ID", "print the environment that sends a tool through sluice",
+    {"env", "--tool ID", "print the environment that routes a tool here",
      "Prints, as export lines for a shell, what `sluice run` sets: HTTP_PROXY, HTTPS_PROXY,\n"
      "ALL_PROXY and their lower-case forms pointing at sluice's first listener with the\n"
      "tool id as user name and a password part ($SLUICE_TOKEN, else \"x\"), NO_PROXY\n"
@@ -156,7 +156,7 @@ static const struct command commands[] = {
      "fingerprint and validity, and the key's mode, owner and whether it is the\n"
      "certificate's.  Exits 0, 1 when the CA cannot be made or is not usable (said, with\n"
      "what to do), 2 for a malformed command line.\n"},
-    {"passwd", "NAME", "print a credentials file line for proxy user NAME",
+    {"passwd", "NAME", "print a credentials line for proxy user NAME",
      "Prints, on standard output, the line of the credentials file (auth.credentials,\n"
      "--credentials) for proxy user NAME: the token's salted scrypt hash, never the token.\n"
      "The token is the first line of standard input; when standard input is a terminal or\n"
@@ -165,13 +165,24 @@ static const struct command commands[] = {
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+/* Where a command's summary starts in the usage: after "       sluice " and 20 more. */
+#define USAGE_SUMMARY_COLUMN 34
+
 /* Prints the usage text. */
 static void usage(const struct cli *c, FILE *out)
 {
     fprintf(out, "usage: sluice %-20srun the proxy\n", "[options]");
-    for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "       sluice %s %-*s%s\n", commands[i].name,
-                (int)(19 - strlen(commands[i].name)), commands[i].args, commands[i].summary);
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const struct command *cmd = &commands[i];
+        int width = 19 - (int)strlen(cmd->name);
+
+        /* A synopsis that would run into its summary puts the summary on a line of its own. */
+        if ((int)strlen(cmd->args) < width)
+            fprintf(out, "       sluice %s %-*s%s\n", cmd->name, width, cmd->args, cmd->summary);
+        else
+            fprintf(out, "       sluice %s %s\n%*s%s\n", cmd->name, cmd->args, USAGE_SUMMARY_COLUMN,
+                    "", cmd->summary);
+    }
     fputs("\nAn egress-filtering HTTP/HTTPS forward proxy for developer tools.\n\noptions:\n", out);
     cli_usage(c, out);
 }

@@ -590,7 +590,10 @@ static void test_mistyped_option_one_line(void **state)
     }
 }
 
-/* --help names the commands; "sluice help check" says what check does. */
+/*
+ * --help names the commands, each synopsis apart from its summary, in lines of at most
+ * 79 columns; "sluice help check" says what check does.
+ */
 static void test_help_names_commands(void **state)
 {
     struct itcase *t = *state;
@@ -604,6 +607,16 @@ static void test_help_names_commands(void **state)
     assert_says(&r, "       sluice check [options]");
     assert_says(&r, "       sluice help [COMMAND]");
     assert_says(&r, "--policy-dir DIR");
+    /* A long synopsis has its summary on the next line, not run into it. */
+    assert_says(&r, "       sluice audit verify FILE...\n                                  check");
+    for (const char *line = r.output; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+
+        if (len > 79)
+            fail_msg("a --help line of %zu columns: %.*s", len, (int)len, line);
+        line += len + (end != NULL);
+    }
     free(r.output);
     {
         const char *const args[] = {"help", "check", NULL};
