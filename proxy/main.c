@@ -151,11 +151,12 @@ static const struct command commands[] = {
     {"ca", "init|show", "make the local CA, or show it",
      "\"init\" makes the local certificate authority that TLS inspection signs with: an EC\n"
      "P-256 key at ca.key (--ca-key; mode 0600, never overwritten) and a self-signed CA\n"
-     "certificate for it at ca.cert (--ca-cert), valid for ten years.  With --if-absent it\n"
-     "does nothing when both are there.  \"show\" prints the certificate's subject, SHA-256\n"
-     "fingerprint and validity, and the key's mode, owner and whether it is the\n"
-     "certificate's.  Exits 0, 1 when the CA cannot be made or is not usable (said, with\n"
-     "what to do), 2 for a malformed command line.\n"},
+     "certificate for it at ca.cert (--ca-cert), valid for ten years, making the\n"
+     "directories on the way (0700) when missing.  With --if-absent it does nothing when\n"
+     "both are there.  \"show\" prints the certificate's subject, SHA-256 fingerprint and\n"
+     "validity, and the key's mode, owner and whether it is the certificate's.  Exits 0, 1\n"
+     "when the CA cannot be made or is not usable (said, with what to do), 2 for a\n"
+     "malformed command line.\n"},
     {"passwd", "NAME", "print a credentials line for proxy user NAME",
      "Prints, on standard output, the line of the credentials file (auth.credentials,\n"
      "--credentials) for proxy user NAME: the token's salted scrypt hash, never the token.\n"

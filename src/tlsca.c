@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -76,6 +78,25 @@ fail:
     return NULL;
 }
 
+/*
+ * Makes the directories that lead to path, mode 0700, where they are missing (mkdir -p
+ * of its directory): a CA asked for in ~/.config/sluice/ needs no step before.  A
+ * directory that cannot be made is said when the file cannot be created in it.
+ */
+static void tlsca_make_dirs(const char *path)
+{
+    char dir[PATH_MAX];
+
+    if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+        return;
+    for (char *slash = strchr(dir + 1, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+            return;
+        *slash = '/';
+    }
+}
+
 /* Opens path for writing, created exclusively with mode; a FILE, or NULL with errno. */
 static FILE *tlsca_create_file(const char *path, mode_t mode)
 {
@@ -113,6 +134,8 @@ int tlsca_create(const char *cert_path, const char *key_path, char *err, size_t 
         snprintf(err, cap, "cannot make the CA's key and certificate (OpenSSL failed)");
         goto out;
     }
+    tlsca_make_dirs(key_path);
+    tlsca_make_dirs(cert_path);
     if ((kf = tlsca_create_file(key_path, 0600)) == NULL) {
         snprintf(err, cap, "cannot create the CA key %s: %s", key_path, strerror(errno));
         goto out;

@@ -1081,7 +1081,8 @@ static void test_unknown_user_refused(void **state)
 
 /*
  * sluice ca init makes a CA that OpenSSL takes for one (an EC P-256 key, mode 0600; a
- * self-signed CA:TRUE certificate with keyCertSign), never overwrites one, and with
+ * self-signed CA:TRUE certificate with keyCertSign), in directories it makes (0700) when
+ * they are missing, never overwrites one, and with
  * --if-absent leaves it as it is; sluice ca show gives the fingerprint OpenSSL gives, and
  * refuses a key others may read or one that is not the certificate's.
  */
@@ -1099,8 +1100,9 @@ static void test_ca_init_show(void **state)
     struct stat st;
     FILE *p;
 
-    snprintf(cert, sizeof(cert), "%s/ca.pem", t->env->dir);
-    snprintf(key, sizeof(key), "%s/ca.key", t->env->dir);
+    /* In directories that are not there yet: init makes them, 0700. */
+    snprintf(cert, sizeof(cert), "%s/config/sluice/ca.pem", t->env->dir);
+    snprintf(key, sizeof(key), "%s/config/sluice/ca.key", t->env->dir);
     snprintf(other, sizeof(other), "%s/other.key", t->env->dir);
     r = it_run_sluice(t, bare);
     assert_int_equal(r.status, 2);
@@ -1111,6 +1113,9 @@ static void test_ca_init_show(void **state)
     assert_int_equal(r.status, 0);
     assert_says(&r, "created the local CA");
     free(r.output);
+    snprintf(cmd, sizeof(cmd), "%s/config/sluice", t->env->dir);
+    assert_int_equal(stat(cmd, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
     assert_int_equal(stat(key, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     assert_int_equal(stat(cert, &st), 0);
