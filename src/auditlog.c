@@ -13,6 +13,7 @@
 
 #include <openssl/evp.h>
 
+#include "sluice/hex.h"
 #include "sluice/linewriter.h"
 #include "sluice/log.h"
 #include "sluice/utf8.h"
@@ -371,7 +372,6 @@ static void auditlog_md_fetch(void)
 /* SHA-256 of n bytes as hex into out. */
 static void auditlog_sha256(const char *s, size_t n, char out[AUDITLOG_HASH_HEX])
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char md[32];
     unsigned int mdlen = 0;
 
@@ -382,11 +382,7 @@ static void auditlog_sha256(const char *s, size_t n, char out[AUDITLOG_HASH_HEX]
         out[64] = '\0';
         return;
     }
-    for (size_t i = 0; i < sizeof(md); i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[64] = '\0';
+    hex_lower(md, sizeof(md), out);
 }
 
 /* Formats a record up to its chain fields; see the header. */

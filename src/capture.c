@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 #include <openssl/evp.h>
 
+#include "sluice/hex.h"
 #include "sluice/log.h"
 
 /* The first allocation of a body's bytes; it doubles from there up to the body's bound. */
@@ -754,18 +755,6 @@ void capture_body_reset(struct capture_body *b)
     memset(b, 0, sizeof(*b));
 }
 
-/* Puts the hex of the digest md into out. */
-static void capture_hex(const unsigned char *md, char out[CAPTURE_HASH_HEX])
-{
-    static const char digits[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 /* Hands what b kept to the writer; see the header. */
 void capture_body_seal(struct capture_body *b)
 {
@@ -780,7 +769,7 @@ void capture_body_seal(struct capture_body *b)
         struct capture_item it = {.data = b->data, .len = b->len, .cap = b->cap};
         unsigned char *fit;
 
-        capture_hex(md, it.sha256);
+        hex_lower(md, 32, it.sha256);
         /* What waits for the writer holds the body's bytes, not the room grown for them. */
         if (it.cap > it.len && (fit = realloc(it.data, it.len)) != NULL) {
             atomic_fetch_sub(&capture_memory, it.cap - it.len);

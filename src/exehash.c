@@ -11,6 +11,8 @@
 
 #include <openssl/evp.h>
 
+#include "sluice/hex.h"
+
 /* One executable whose hash is known. */
 struct exehash_entry {
     struct exehash_key key;
@@ -63,7 +65,6 @@ static struct exehash_entry *exehash_find(const struct exehash_key *key)
 /* SHA-256 of what fd reads, up to EXEHASH_MAX_BYTES, as hex.  False on a read error. */
 static bool exehash_fd(int fd, char hex[EXEHASH_HEX])
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char buf[65536], md[32];
     unsigned int mdlen = 0;
     uint64_t total = 0;
@@ -79,11 +80,7 @@ static bool exehash_fd(int fd, char hex[EXEHASH_HEX])
     EVP_MD_CTX_free(ctx);
     if (!ok)
         return false;
-    for (size_t i = 0; i < sizeof(md); i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
+    hex_lower(md, sizeof(md), hex);
     return true;
 }
 

@@ -15,6 +15,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "sluice/hex.h"
+
 /* Fields that carry credentials whatever the configuration adds. */
 static const char *const redact_default_names[] = {
     "authorization",   "proxy-authorization",  "cookie",        "set-cookie",     "x-api-key",
@@ -237,13 +239,7 @@ const char *redact_scheme(uint8_t i)
 
 void redact_hash_hex(const uint8_t hash[REDACT_HASH_BYTES], char out[2 * REDACT_HASH_BYTES + 1])
 {
-    static const char digits[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < REDACT_HASH_BYTES; i++) {
-        out[2 * i] = digits[hash[i] >> 4];
-        out[2 * i + 1] = digits[hash[i] & 15];
-    }
-    out[2 * REDACT_HASH_BYTES] = '\0';
+    hex_lower(hash, REDACT_HASH_BYTES, out);
 }
 
 /* True when a parameter's name is a secret's; see the header. */
