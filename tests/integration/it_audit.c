@@ -277,7 +277,7 @@ static void test_kill9_under_load(void **state)
         free(r.output);
     }
     it_start_proxy(t, args);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "a line cut short"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "a line cut short", 2000));
     {
         struct itcurl *c = itcurl_new(t->proxy_port);
         assert_int_equal(itcurl_perform(c, it_url(t, "/after-cut", url, sizeof(url))), CURLE_OK);

@@ -529,7 +529,7 @@ static void test_audit_fail_closed(void **state)
              i++)
             tio_sleep_ms(20);
         assert_true(
-            sluiceproc_log_contains(t->env->proxy, "cannot write the audit trail /dev/full"));
+            sluiceproc_log_wait(t->env->proxy, "cannot write the audit trail /dev/full", 2000));
         c = itcurl_new(t->proxy_port);
         assert_int_equal(itcurl_perform(c, it_url(t, "/second", url, sizeof(url))), CURLE_OK);
         if (open_mode) {
@@ -666,7 +666,7 @@ static void test_policy_dir_without_profiles(void **state)
         const char *const args[] = {"--policy-dir", tools, NULL};
         it_start_proxy(t, args);
     }
-    assert_true(sluiceproc_log_contains(t->env->proxy, " warn policy directory "));
+    assert_true(sluiceproc_log_wait(t->env->proxy, " warn policy directory ", 2000));
     it_assert_serves(t);
 }
 

@@ -323,7 +323,7 @@ static void test_connect_sni_other_host(void **state)
     for (int i = 0;
          i < 250 && !sluiceproc_log_contains(t->env->proxy, "reloaded: policy generation 3"); i++)
         tio_sleep_ms(20);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "reloaded: policy generation 3"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "reloaded: policy generation 3", 2000));
 
     rc = raw_connect_tunnel(t, origin_port(t->origin));
     assert_int_equal(tls_get_in_pieces(rc->fd, &rc->in, testca_ca_path(t->ca), 4096), 0);

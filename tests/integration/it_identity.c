@@ -324,8 +324,10 @@ static void test_credentials_verified(void **state)
     assert_int_equal(get_as_user(t, "/none", NULL, 0, NULL), 407);
     assert_int_equal(get_as_user(t, "/swapped", "other:s3cret-token", 0, NULL), 407);
     assert_int_equal(origin_requests(t->origin), 1);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "the proxy credentials are not valid "
-                                                       "for user beta"));
+    assert_true(sluiceproc_log_wait(t->env->proxy,
+                                    "the proxy credentials are not valid "
+                                    "for user beta",
+                                    2000));
     assert_false(sluiceproc_log_contains(t->env->proxy, "guess"));
     assert_false(sluiceproc_log_contains(t->env->proxy, "s3cret"));
     tbuf_free(&head);
@@ -821,7 +823,7 @@ static void test_credentials_reload(void **state)
     for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, "reloaded: 1 proxy user");
          i++)
         tio_sleep_ms(20);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "reloaded: 1 proxy user"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "reloaded: 1 proxy user", 2000));
     assert_int_equal(get_as_user(t, "/revoked", "beta:old-token", 0, NULL), 407);
     assert_int_equal(get_as_user(t, "/renewed", "beta:new-token", 0, NULL), 200);
     assert_int_equal(origin_requests(t->origin), 2);
@@ -1149,8 +1151,8 @@ static void test_lookup_off_loop(void **state)
     it_assert_access_field(line, "error", "proxy_internal_error");
     it_assert_access_field(line, "status", "503");
     free(line);
-    assert_true(sluiceproc_log_contains(t->env->proxy,
-                                        "could not find the process behind this connection"));
+    assert_true(sluiceproc_log_wait(t->env->proxy,
+                                    "could not find the process behind this connection", 2000));
     assert_int_equal(origin_requests(t->origin), 0);
 }
 

@@ -487,7 +487,7 @@ static void test_inspect_h2_only_spliced(void **state)
     it_assert_access_field(line, "tls", "splice");
     it_assert_access_field(line, "sni", "origin.test");
     free(line);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "offers only HTTP/2"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "offers only HTTP/2", 2000));
 }
 
 /*
@@ -665,7 +665,7 @@ static void test_inspect_rejudged(void **state)
     for (int i = 0;
          i < 250 && !sluiceproc_log_contains(t->env->proxy, "reloaded: policy generation 2"); i++)
         tio_sleep_ms(20);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "reloaded: policy generation 2"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "reloaded: policy generation 2", 2000));
     snprintf(url, sizeof(url), "https://origin.test:%u/after", origin_port(t->origin));
     assert_int_equal(itcurl_perform(c, url), CURLE_OK);
     assert_int_equal(itcurl_status(c), 403);
@@ -714,9 +714,11 @@ static void test_inspect_client_refuses_cert(void **state)
         tio_sleep_ms(20);
     assert_int_equal(sluiceproc_access_count(t->env->proxy, "method=CONNECT", "tls=inspect", NULL),
                      2);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "refused sluice's certificate"));
-    assert_true(sluiceproc_log_contains(t->env->proxy, "splice_pinned: true in the policy would "
-                                                       "splice"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "refused sluice's certificate", 2000));
+    assert_true(sluiceproc_log_wait(t->env->proxy,
+                                    "splice_pinned: true in the policy would "
+                                    "splice",
+                                    2000));
     assert_int_equal(origin_requests(t->origin), 0);
 }
 
@@ -787,6 +789,12 @@ static void test_inspect_pinned_spliced(void **state)
         curl_easy_setopt(c->h, CURLOPT_CAINFO, testca_ca_path(t->ca)); /* the origin's CA */
         if (round == 0) {
             assert_int_equal(itcurl_perform(c, url), CURLE_PEER_FAILED_VERIFICATION);
+            /* curl is done once it sent its alert; sluice notes the refusal when it reads
+             * the alert, which can come after the next CONNECT on another worker. */
+            assert_true(sluiceproc_log_wait(t->env->proxy,
+                                            "from now on sluice splices tool "
+                                            "unidentified's tunnels to this host",
+                                            5000));
         } else {
             if (itcurl_perform(c, url) != CURLE_OK)
                 it_fail_with_log(t, c->errbuf);
@@ -798,10 +806,14 @@ static void test_inspect_pinned_spliced(void **state)
     line = it_access_line(t, "method=CONNECT", "tls=splice", NULL); /* waits for the log */
     it_assert_access_field(line, "tool", "unidentified");
     free(line);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "from now on sluice splices tool "
-                                                       "unidentified's tunnels to this host"));
-    assert_true(sluiceproc_log_contains(t->env->proxy, "spliced, not inspected: tool "
-                                                       "unidentified refused"));
+    assert_true(sluiceproc_log_wait(t->env->proxy,
+                                    "from now on sluice splices tool "
+                                    "unidentified's tunnels to this host",
+                                    2000));
+    assert_true(sluiceproc_log_wait(t->env->proxy,
+                                    "spliced, not inspected: tool "
+                                    "unidentified refused",
+                                    2000));
     assert_int_equal(origin_requests(t->origin), 1);
 
     /* Tool alpha closes after sluice's flight, without an alert: alpha's turn is its own. */
@@ -817,7 +829,7 @@ static void test_inspect_pinned_spliced(void **state)
     for (int i = 0;
          i < 250 && !sluiceproc_log_contains(t->env->proxy, "sluice splices tool alpha's"); i++)
         tio_sleep_ms(20);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "sluice splices tool alpha's"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "sluice splices tool alpha's", 2000));
 }
 
 /*
@@ -893,7 +905,7 @@ static void test_inspect_request_headers(void **state)
     }
     for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, "cannot be spliced"); i++)
         tio_sleep_ms(20);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "cannot be spliced"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "cannot be spliced", 2000));
 
     /* A tunnel to another name (spliced: nothing to set there) whose handshake names the
      * host: refused, or the fields would be left behind. */

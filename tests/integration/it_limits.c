@@ -282,7 +282,7 @@ static void test_per_client_cap(void **state)
     assert_non_null(strstr(tbuf_str(&r.body), "this client holds as many connections"));
     rawresp_free(&r);
     rawclient_close(rc);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "client 127.0.0.1 holds 3 connections"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "client 127.0.0.1 holds 3 connections", 2000));
 
     rc = it_raw_from("127.0.0.2", t->proxy_port); /* another client is not held back */
     assert_int_equal(raw_get_on(t, rc, &r), 200);

@@ -243,7 +243,7 @@ static void test_balancer_without_header_closed(void **state)
                                                                        "must come first");
          i++)
         tio_sleep_ms(20);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "PROXY protocol header must come first"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "PROXY protocol header must come first", 2000));
     assert_int_equal(origin_requests(t->origin), 0);
 }
 

@@ -200,8 +200,8 @@ static void test_reload_under_load(void **state)
     snprintf(path, sizeof(path), "%s/policies/organisation.yaml", t->env->dir);
     assert_int_equal(tio_write_file(path, "unidentified: block\ncolour: blue\n"), 0);
     reload_and_wait(t, "policy generation 2 stays in force");
-    assert_true(sluiceproc_log_contains(t->env->proxy, "alpha.yaml:2:10: default: 'maybe'"));
-    assert_true(sluiceproc_log_contains(t->env->proxy, "organisation.yaml:2:1: unknown key"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "alpha.yaml:2:10: default: 'maybe'", 2000));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "organisation.yaml:2:1: unknown key", 2000));
     before = sluiceproc_access_count(t->env->proxy, "rule=allow:api-v2", NULL);
     assert_true(wait_lines(t, before + 30, "rule=allow:api-v2", NULL));
     atomic_store(&stop, true);
@@ -339,7 +339,7 @@ static void test_reload_closes_banned_tunnel(void **state)
     it_assert_access_field(line, "decision", "block");
     it_assert_access_field(line, "status", "200");
     free(line);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "after the policy reload"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "after the policy reload", 2000));
 
     snprintf(req, sizeof(req), "GET /still HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
              origin_port(t->origin));
@@ -457,7 +457,7 @@ static void test_reload_reaches_requests_in_flight(void **state)
     it_assert_access_field(line, "rule", "deny-host");
     free(line);
     assert_int_equal(origin_requests(t->origin), 1);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "after the policy reload"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "after the policy reload", 2000));
     rawclient_close(waiting);
     rawclient_close(resolving);
     rawclient_close(slow_head);
@@ -494,16 +494,17 @@ static void test_reload_config_file(void **state)
         const char *const args[] = {"--config", path, "--max-connections", "500", NULL};
         it_start_proxy(t, args);
     }
-    assert_true(sluiceproc_log_contains(t->env->proxy, "up to 500 connections"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "up to 500 connections", 2000));
     it_assert_serves(t);
 
     write_config(path, "gateway", "5s", 200);
     reload_and_wait(t, "reloaded: policy generation 2");
-    assert_true(sluiceproc_log_contains(
-        t->env->proxy, "reload: timeouts.head changed; it applies only after a restart"));
-    assert_true(sluiceproc_log_contains(t->env->proxy,
-                                        "reload: limits.max_connections_per_client changed "
-                                        "with the mode (it is auto)"));
+    assert_true(sluiceproc_log_wait(
+        t->env->proxy, "reload: timeouts.head changed; it applies only after a restart", 2000));
+    assert_true(sluiceproc_log_wait(t->env->proxy,
+                                    "reload: limits.max_connections_per_client changed "
+                                    "with the mode (it is auto)",
+                                    2000));
     assert_false(sluiceproc_log_contains(t->env->proxy, "limits.max_connections changed"));
 
     /* Gateway mode: loopback is an inward address, refused before it is dialled. */

@@ -116,10 +116,10 @@ static void test_graceful_shutdown(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
     it_expect_access(t, "status=200", "/slow", NULL);
     /* The count in it is a snapshot (a probe of the start may still be open): not asserted. */
+    assert_true(sluiceproc_log_wait(t->env->proxy,
+                                    "received SIGTERM: no new connections; draining ", 2000));
     assert_true(
-        sluiceproc_log_contains(t->env->proxy, "received SIGTERM: no new connections; draining "));
-    assert_true(
-        sluiceproc_log_contains(t->env->proxy, " for up to 5 s (SIGTERM again stops at once)"));
+        sluiceproc_log_wait(t->env->proxy, " for up to 5 s (SIGTERM again stops at once)", 2000));
 }
 
 /* Sends a head and half the body, then waits for the proxy to go (at most 30 s). */
@@ -159,10 +159,11 @@ static void test_second_signal_stops_at_once(void **state)
     for (int i = 0;
          i < 60 && !sluiceproc_log_contains(t->env->proxy, "draining: 1 connection open, "); i++)
         tio_sleep_ms(50);
-    assert_true(sluiceproc_log_contains(t->env->proxy,
-                                        "draining 1 connection for up to 30 s (SIGTERM again "
-                                        "stops at once)"));
-    assert_true(sluiceproc_log_contains(t->env->proxy, "s left (SIGTERM or Ctrl-C again stops"));
+    assert_true(sluiceproc_log_wait(t->env->proxy,
+                                    "draining 1 connection for up to 30 s (SIGTERM again "
+                                    "stops at once)",
+                                    2000));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "s left (SIGTERM or Ctrl-C again stops", 2000));
     t0 = tio_now_ms();
     assert_int_equal(sluiceproc_signal(t->env->proxy, SIGINT), 0);
     if (!sluiceproc_wait_exit(t->env->proxy, 5000))
@@ -172,8 +173,8 @@ static void test_second_signal_stops_at_once(void **state)
     st = sluiceproc_status(t->env->proxy);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
-    assert_true(sluiceproc_log_contains(
-        t->env->proxy, "received SIGINT again: closing the 1 connection left now"));
+    assert_true(sluiceproc_log_wait(
+        t->env->proxy, "received SIGINT again: closing the 1 connection left now", 2000));
     line = it_access_line(t, "/stalled", NULL);
     it_assert_access_field(line, "term", "D-");
     free(line);
@@ -218,7 +219,7 @@ static void test_drain_timeout_expires(void **state)
     it_assert_access_field(line, "term", "D-");
     it_assert_access_field(line, "status", "200");
     free(line);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "sluice stopped"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "sluice stopped", 2000));
     assert_true(rc->eof || rawclient_wait_closed(rc, 2000));
     rawclient_close(rc);
 }

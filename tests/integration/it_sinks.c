@@ -268,7 +268,7 @@ static void test_squid_log_reopen(void **state)
     for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, "reopened the Squid log");
          i++)
         tio_sleep_ms(20);
-    assert_true(sluiceproc_log_contains(t->env->proxy, "reopened the Squid log"));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "reopened the Squid log", 2000));
     it_assert_serves(t);
     assert_true(testenv_stop_proxy(t->env));
     text = tio_read_file(path, NULL);

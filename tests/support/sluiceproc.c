@@ -363,6 +363,21 @@ bool sluiceproc_log_contains(struct sluiceproc *p, const char *s)
     return found;
 }
 
+/* Polls the log every 10 ms; see the header. */
+bool sluiceproc_log_wait(struct sluiceproc *p, const char *s, int timeout_ms)
+{
+    uint64_t end = tio_now_ms() + (uint64_t)timeout_ms;
+
+    for (int i = 0; i < TIO_MAX_ITER; i++) {
+        if (sluiceproc_log_contains(p, s))
+            return true;
+        if (tio_now_ms() >= end)
+            return false;
+        tio_sleep_ms(10);
+    }
+    return false;
+}
+
 /* Looks for the sanitizers' report headers. */
 bool sluiceproc_sanitizer_report(struct sluiceproc *p)
 {

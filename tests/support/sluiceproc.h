@@ -80,6 +80,13 @@ unsigned sluiceproc_access_count(struct sluiceproc *p, ...) __attribute__((senti
 /* True when the log holds s anywhere, right now. */
 bool sluiceproc_log_contains(struct sluiceproc *p, const char *s);
 
+/*
+ * Waits at most timeout_ms until the log holds s: a worker holds its lines for up to
+ * 50 ms before it writes them, so a line can be late, and later than another worker's
+ * line about something that came after it.  True when it does.
+ */
+bool sluiceproc_log_wait(struct sluiceproc *p, const char *s, int timeout_ms);
+
 /* True when the log holds an AddressSanitizer, LeakSanitizer or UBSan report. */
 bool sluiceproc_sanitizer_report(struct sluiceproc *p);
 
