@@ -651,13 +651,16 @@ static bool spell(const struct reading *h, unsigned how, char *out, size_t cap)
             out[i] = '\0';
             return true;
         case 3:
-            snprintf(out, cap, "%s.", h->name);
+            o = strlen(h->name);
+            if (o + 2 > cap)
+                return false; /* cut short, it would be another name */
+            memcpy(out, h->name, o);
+            memcpy(out + o, ".", 2);
             return true;
-        default:
-            if (dot == NULL)
-                return false;
-            snprintf(out, cap, "*.%s", dot + 1);
-            return true;
+        default: {
+            int n = dot != NULL ? snprintf(out, cap, "*.%s", dot + 1) : -1;
+            return n > 0 && (size_t)n < cap;
+        }
         }
     case HK_V4:
         switch (how % 9) {

@@ -188,6 +188,7 @@ static void run_path_cases(struct itcase *t, const char *user, const struct path
         int want = c->status != 0 ? c->status : 200;
         int st = get_path_as(t, user, c->path, &r);
         char *line, token[600];
+        size_t tlen;
 
         if (st != want)
             fail_msg("%s %s: expected %d, got %d:\n%s%s", user, c->path, want, st,
@@ -198,10 +199,15 @@ static void run_path_cases(struct itcase *t, const char *user, const struct path
             continue;
         }
         /* The log writes a '\' as "\\"; the path here has no other byte it escapes. */
-        snprintf(token, sizeof(token), "target=\"http://origin.test:%u", origin_port(t->origin));
-        for (const char *p = c->path; *p != '\0' && strlen(token) + 4 < sizeof(token); p++)
-            strncat(token, *p == '\\' ? "\\\\" : p, *p == '\\' ? 2 : 1);
-        strcat(token, "\"");
+        tlen = (size_t)snprintf(token, sizeof(token), "target=\"http://origin.test:%u",
+                                origin_port(t->origin));
+        for (const char *p = c->path; *p != '\0' && tlen + 4 < sizeof(token); p++) {
+            if (*p == '\\')
+                token[tlen++] = '\\';
+            token[tlen++] = *p;
+        }
+        token[tlen++] = '"';
+        token[tlen] = '\0';
         line = it_access_line(t, token, NULL);
         it_assert_access_field(line, "rule", c->rule);
         it_assert_access_field(line, "decision", "block");

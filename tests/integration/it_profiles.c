@@ -114,7 +114,9 @@ static const char *proxy_auth_field(const char *user, char *out, size_t cap)
         out[o++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
         out[o++] = i + 2 < n ? b64[v & 63] : '=';
     }
-    snprintf(out + o, cap - o, "\r\n");
+    if (o + 3 > cap)
+        fail_msg("proxy_auth_field: %zu bytes are too few for user %s", cap, user);
+    memcpy(out + o, "\r\n", 3);
     return out;
 }
 
