@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 #include <openssl/evp.h>
 
+#include "sluice/clientcap.h"
 #include "sluice/hex.h"
 #include "sluice/log.h"
 
@@ -619,10 +620,13 @@ bool capture_enabled(void)
     return atomic_load(&capture_is_open);
 }
 
-/* Memory ran out for b: it keeps what it has, and no more (said once a shortage). */
+/*
+ * Memory ran out for b: it keeps what it has, and no more (the global bound is said once a
+ * shortage; a client's share is said by the 503 and the access line of its request).
+ */
 static void capture_body_out_of_memory(struct capture_body *b)
 {
-    if (!atomic_exchange(&capture_memory_warned, true))
+    if (!b->short_of_share && !atomic_exchange(&capture_memory_warned, true))
         log_warn("capture: bodies being captured hold %u MiB, the bound; until memory is free "
                  "again, request bodies that find none are not sent on (503; with "
                  "audit.fail_open they go, kept cut short) and response bodies are kept cut "
@@ -633,12 +637,14 @@ static void capture_body_out_of_memory(struct capture_body *b)
 }
 
 /* Starts capturing a body; see the header. */
-bool capture_body_begin(struct capture_body *b, size_t limit, const char *codings, uint64_t expect)
+bool capture_body_begin(struct capture_body *b, size_t limit, const char *codings, uint64_t expect,
+                        const struct capture_share *share)
 {
     if (b->active || limit == 0 || !capture_enabled())
         return true;
     memset(b, 0, sizeof(*b));
     b->active = true;
+    b->share = share != NULL && share->clients != NULL ? share : NULL;
     /* A body whose length is known never grows its room past that length. */
     b->limit = expect < limit ? (size_t)expect : limit;
     if (codings != NULL)
@@ -656,6 +662,33 @@ bool capture_body_begin(struct capture_body *b, size_t limit, const char *coding
 bool capture_body_short(const struct capture_body *b)
 {
     return b != NULL && b->short_of_memory;
+}
+
+const char *capture_body_short_why(const struct capture_body *b)
+{
+    return b != NULL && b->short_of_share ? CAPTURE_SHARE_WHY : CAPTURE_FULL_WHY;
+}
+
+/* Charges grow more bytes of b's room to its client's share; false when it holds it. */
+static bool capture_share_charge(struct capture_body *b, size_t grow)
+{
+    if (b->share == NULL)
+        return true;
+    if (!clientcap_charge(b->share->clients, b->share->client, grow, CAPTURE_CLIENT_SHARE)) {
+        b->short_of_share = true;
+        return false;
+    }
+    b->share_held += grow;
+    return true;
+}
+
+/* Gives back what b charged to its client's share, down to keep bytes. */
+static void capture_share_refund(struct capture_body *b, size_t keep)
+{
+    if (b->share == NULL || b->share_held <= keep)
+        return;
+    clientcap_refund(b->share->clients, b->share->client, b->share_held - keep);
+    b->share_held = keep;
 }
 
 /*
@@ -676,9 +709,15 @@ static size_t capture_body_room(struct capture_body *b, size_t want)
         ncap *= 2;
     if (ncap > b->limit)
         ncap = b->limit;
+    if (!capture_share_charge(b, ncap - b->cap)) {
+        capture_body_out_of_memory(b);
+        capture_body_seal(b);
+        return 0;
+    }
     if (atomic_fetch_add(&capture_memory, ncap - b->cap) + (ncap - b->cap) > CAPTURE_MEMORY_MAX ||
         (more = realloc(b->data, ncap)) == NULL) {
         atomic_fetch_sub(&capture_memory, ncap - b->cap);
+        capture_share_refund(b, b->cap);
         capture_body_out_of_memory(b);
         capture_body_seal(b); /* nothing more is kept of this body: what is, goes now */
         return 0;
@@ -744,6 +783,7 @@ static void capture_body_reset_bytes(struct capture_body *b)
     free(b->data);
     b->data = NULL;
     b->cap = 0;
+    capture_share_refund(b, 0);
     EVP_MD_CTX_free(b->md);
     b->md = NULL;
 }
@@ -773,6 +813,7 @@ void capture_body_seal(struct capture_body *b)
         /* What waits for the writer holds the body's bytes, not the room grown for them. */
         if (it.cap > it.len && (fit = realloc(it.data, it.len)) != NULL) {
             atomic_fetch_sub(&capture_memory, it.cap - it.len);
+            capture_share_refund(b, it.len);
             it.data = fit;
             it.cap = it.len;
             b->data = fit;
@@ -790,6 +831,7 @@ void capture_body_seal(struct capture_body *b)
             memcpy(b->sha256, it.sha256, sizeof(b->sha256));
             b->data = NULL; /* the writer's now, still counted in memory until it frees it */
             b->cap = 0;
+            capture_share_refund(b, 0); /* the client no longer holds it */
         }
     }
     if (!queued) {

@@ -10,11 +10,12 @@
 /* Buckets of the table; a chain per bucket, so the count of clients is not bounded here. */
 #define CLIENTCAP_BUCKETS 4096
 
-/* One client address and how many connections it holds; freed when that drops to 0. */
+/* One client address and what it holds; freed when it holds nothing. */
 struct clientcap_entry {
     struct clientcap_entry *next;
     struct netguard_addr key; /* IPv4, or an IPv6 /64 with the rest zeroed */
-    uint32_t count;
+    uint32_t count;           /* connections */
+    uint64_t bytes;           /* shared memory charged (clientcap_charge) */
 };
 
 /* The table, guarded by one lock: an accept and a close each take it once. */
@@ -86,6 +87,28 @@ static struct clientcap_entry *clientcap_find(struct clientcap *c, const struct 
     return *l;
 }
 
+/* The entry for key, made when there is none; NULL when out of memory.  Under the lock. */
+static struct clientcap_entry *clientcap_entry(struct clientcap *c, const struct netguard_addr *key,
+                                               struct clientcap_entry ***link)
+{
+    struct clientcap_entry *e = clientcap_find(c, key, link);
+
+    if (e == NULL && (e = calloc(1, sizeof(*e))) != NULL) {
+        e->key = *key;
+        **link = e;
+    }
+    return e;
+}
+
+/* Frees e, which *link points at, once it holds nothing.  Under the lock. */
+static void clientcap_drop_empty(struct clientcap_entry *e, struct clientcap_entry **link)
+{
+    if (e->count == 0 && e->bytes == 0) {
+        *link = e->next;
+        free(e);
+    }
+}
+
 /* Counts a connection unless the client holds the cap. */
 bool clientcap_take(struct clientcap *c, const struct sockaddr *sa)
 {
@@ -96,17 +119,12 @@ bool clientcap_take(struct clientcap *c, const struct sockaddr *sa)
     if (!clientcap_key(sa, &key))
         return true; /* a Unix socket is one local client: the global cap bounds it */
     pthread_mutex_lock(&c->lock);
-    e = clientcap_find(c, &key, &link);
-    if (e == NULL && (e = calloc(1, sizeof(*e))) != NULL) {
-        e->key = key;
-        *link = e;
-    }
+    e = clientcap_entry(c, &key, &link);
     if (e != NULL && e->count < c->max) {
         e->count++;
         ok = true;
-    } else if (e != NULL && e->count == 0) {
-        *link = e->next; /* a cap of 0 takes nothing; keep no entry for it */
-        free(e);
+    } else if (e != NULL) {
+        clientcap_drop_empty(e, link); /* a cap of 0 takes nothing; keep no entry for it */
     }
     pthread_mutex_unlock(&c->lock);
     return ok;
@@ -122,9 +140,47 @@ void clientcap_release(struct clientcap *c, const struct sockaddr *sa)
         return;
     pthread_mutex_lock(&c->lock);
     e = clientcap_find(c, &key, &link);
-    if (e != NULL && e->count > 0 && --e->count == 0) {
-        *link = e->next;
-        free(e);
+    if (e != NULL && e->count > 0) {
+        e->count--;
+        clientcap_drop_empty(e, link);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Charges shared memory to the client unless it would hold more than max. */
+bool clientcap_charge(struct clientcap *c, const struct sockaddr *sa, uint64_t bytes, uint64_t max)
+{
+    struct netguard_addr key;
+    struct clientcap_entry *e, **link;
+    bool ok = false;
+
+    if (!clientcap_key(sa, &key))
+        return true; /* a Unix socket is one local client: the global bound bounds it */
+    pthread_mutex_lock(&c->lock);
+    e = clientcap_entry(c, &key, &link);
+    if (e != NULL && bytes <= max && e->bytes <= max - bytes) {
+        e->bytes += bytes;
+        ok = true;
+    } else if (e != NULL) {
+        clientcap_drop_empty(e, link);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+/* Gives back charged memory. */
+void clientcap_refund(struct clientcap *c, const struct sockaddr *sa, uint64_t bytes)
+{
+    struct netguard_addr key;
+    struct clientcap_entry *e, **link;
+
+    if (bytes == 0 || !clientcap_key(sa, &key))
+        return;
+    pthread_mutex_lock(&c->lock);
+    e = clientcap_find(c, &key, &link);
+    if (e != NULL) {
+        e->bytes = e->bytes > bytes ? e->bytes - bytes : 0;
+        clientcap_drop_empty(e, link);
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -142,6 +198,23 @@ uint32_t clientcap_count(struct clientcap *c, const struct sockaddr *sa)
     e = clientcap_find(c, &key, &link);
     if (e != NULL)
         n = e->count;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+/* Shared memory the client holds. */
+uint64_t clientcap_bytes(struct clientcap *c, const struct sockaddr *sa)
+{
+    struct netguard_addr key;
+    struct clientcap_entry *e, **link;
+    uint64_t n = 0;
+
+    if (!clientcap_key(sa, &key))
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    e = clientcap_find(c, &key, &link);
+    if (e != NULL)
+        n = e->bytes;
     pthread_mutex_unlock(&c->lock);
     return n;
 }

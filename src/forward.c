@@ -302,10 +302,10 @@ static int forward_dechunk(struct http1_chunked *ch, struct evbuffer *in, struct
  * rest is not sent, and the exchange ends (the upstream gets no more of the body, and is
  * not kept).
  */
-static struct outcome forward_capture_short(void)
+static struct outcome forward_capture_short(const struct forward *f)
 {
     return outcome_fail(503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_DATA, "%s",
-                        CAPTURE_FULL_WHY);
+                        capture_body_short_why(f->req_capture));
 }
 
 /* Moves request body bytes from the client to the upstream while the upstream keeps up. */
@@ -323,7 +323,7 @@ static struct outcome forward_relay_request(struct forward *f)
             if (n > f->req_left)
                 n = (size_t)f->req_left;
             if (!forward_move(in, out, n, false, f->req_capture, f->capture_fail_closed))
-                return forward_capture_short();
+                return forward_capture_short(f);
             f->req_left -= n;
             f->sent += n;
             f->req_done = f->req_left == 0;
@@ -336,7 +336,7 @@ static struct outcome forward_relay_request(struct forward *f)
 
             f->sent += (uint64_t)used; /* what went before a failure went on */
             if (rc == FORWARD_CAPTURE_SHORT)
-                return forward_capture_short();
+                return forward_capture_short(f);
             if (rc < 0)
                 return outcome_fail(400, "http_request_error", TERM_PROXY, TERM_PH_DATA, "%s",
                                     http1_error_str(f->req_chunked.error));

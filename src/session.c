@@ -1723,13 +1723,17 @@ static bool session_begin_capture(struct session *s, const char *buf)
 
     if (x->decision.capture < POLICY_CAPTURE_REQUESTS || !capture_enabled())
         return true;
+    /* Clients are counted (gateway mode): each keeps to its share of the memory. */
+    s->capture_share.clients = s->cap_held ? s->env->clientcap : NULL;
+    s->capture_share.client = &s->client_sa.sa;
     if (x->fwd.req_body != FORWARD_BODY_NONE) {
         forward_body_codings(buf, &s->head, codings, sizeof(codings));
         x->fwd.req_capture = &x->req_capture;
         x->fwd.capture_fail_closed = fail_closed;
         if (!capture_body_begin(&x->req_capture, limit, codings,
                                 x->fwd.req_body == FORWARD_BODY_LENGTH ? x->fwd.req_left
-                                                                       : CAPTURE_LENGTH_UNKNOWN) &&
+                                                                       : CAPTURE_LENGTH_UNKNOWN,
+                                &s->capture_share) &&
             fail_closed) {
             session_fail(s, 503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_REQUEST,
                          CAPTURE_FULL_WHY);
@@ -1737,7 +1741,8 @@ static bool session_begin_capture(struct session *s, const char *buf)
         }
     }
     if (x->decision.capture == POLICY_CAPTURE_BOTH) {
-        capture_body_begin(&x->resp_capture, limit, NULL, CAPTURE_LENGTH_UNKNOWN);
+        capture_body_begin(&x->resp_capture, limit, NULL, CAPTURE_LENGTH_UNKNOWN,
+                           &s->capture_share);
         x->fwd.resp_capture = &x->resp_capture;
     }
     return true;

@@ -8,8 +8,9 @@
  *
  * Bounded everywhere: a body is kept up to a bound per message (the rest is counted, and
  * the record says "truncated"); the bodies held in memory by every session and the queue
- * together are at most CAPTURE_MEMORY_MAX, and a body goes to the writer as soon as it
- * ends or reaches its bound, not when its exchange ends; the store's files are at most
+ * together are at most CAPTURE_MEMORY_MAX, those one client's sessions hold at most
+ * CAPTURE_CLIENT_SHARE when clients are counted (gateway mode), and a body goes to the writer as
+ * soon as it ends or reaches its bound, not when its exchange ends; the store's files are at most
  * max_bytes in all, the files written or referenced longest ago removed first.  Files are
  * written by one thread of the store's own, in batches (temporary files, one syncfs for
  * the batch, then a rename each), so the event loops never wait on the disk and a crash
@@ -28,11 +29,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct clientcap;
 struct evbuffer;
 struct evp_md_ctx_st;
+struct sockaddr;
 
 /* Bytes of bodies held in memory at once, by all sessions and the queue together. */
 #define CAPTURE_MEMORY_MAX (64u * 1024 * 1024)
+/* Bytes of that one client's sessions hold at most while their bodies are captured, when
+ * clients are counted: a client that sends many bodies and stops half way through each
+ * cannot take the memory the others' bodies need. */
+#define CAPTURE_CLIENT_SHARE (CAPTURE_MEMORY_MAX / 4)
 /* Bodies waiting for the writer at most, whatever their size (CAPTURE_MEMORY_MAX bounds
  * their bytes): a burst of small bodies waits rather than being lost. */
 #define CAPTURE_QUEUE 65536
@@ -47,6 +54,12 @@ struct capture_options {
     uint64_t max_bytes; /* the files' sizes in all at most; past it the oldest go */
 };
 
+/* Whom a body's memory is charged to besides the global bound: its client. */
+struct capture_share {
+    struct clientcap *clients;     /* borrowed: the count of what each client holds */
+    const struct sockaddr *client; /* borrowed: the client's address */
+};
+
 /* One message body being captured, embedded in the exchange; zero is "not capturing". */
 struct capture_body {
     bool active;                       /* capture_body_begin() was called */
@@ -55,7 +68,10 @@ struct capture_body {
     size_t cap;                        /* data's allocation */
     size_t limit;                      /* bytes kept at most */
     uint64_t seen;                     /* body bytes that went past */
-    bool short_of_memory;              /* kept less than limit: CAPTURE_MEMORY_MAX was reached */
+    bool short_of_memory;              /* kept less than limit: a memory bound was reached */
+    bool short_of_share;               /* that bound was its client's share */
+    const struct capture_share *share; /* borrowed, or NULL: outlives b */
+    size_t share_held;                 /* bytes of cap charged to the share */
     bool sealed;                       /* what was kept went to the writer (or was lost) */
     bool lost;                         /* sealed, and it could not be queued */
     char sha256[CAPTURE_HASH_HEX];     /* sealed and queued: the hash of what was kept */
@@ -90,6 +106,11 @@ bool capture_enabled(void);
 #define CAPTURE_FULL_WHY                                                                           \
     "policy keeps this request's body, and the memory for bodies being captured is full "          \
     "(64 MiB); try again shortly (audit.fail_open sends such bodies on, kept cut short)"
+/* What it says when the memory is the client's share. */
+#define CAPTURE_SHARE_WHY                                                                          \
+    "policy keeps this request's body, and this client's bodies being captured already hold "      \
+    "its share of the memory for them (16 MiB); try again when its other uploads have ended "      \
+    "(audit.fail_open sends such bodies on, kept cut short)"
 
 /* A body whose length its head does not give (chunked, or read to the close). */
 #define CAPTURE_LENGTH_UNKNOWN UINT64_MAX
@@ -98,18 +119,23 @@ bool capture_enabled(void);
  * Starts capturing a body into b (which must be zero or reset): up to limit bytes kept,
  * codings the value of the message's codings as sent (cut to fit), or NULL; expect is the
  * body's length when its head gives it (its room never grows past that), else
- * CAPTURE_LENGTH_UNKNOWN.  Memory is taken as bytes come, never for bytes only promised,
+ * CAPTURE_LENGTH_UNKNOWN; share, when not NULL, is charged what b holds, within
+ * CAPTURE_CLIENT_SHARE.  Memory is taken as bytes come, never for bytes only promised,
  * so a head that claims a large body and sends nothing costs nothing.  Returns false when
  * b cannot keep anything (out of memory for its digest): it is then short of memory
  * (capture_body_short()).  Nothing, and true, when the store is not open or limit is 0.
  */
-bool capture_body_begin(struct capture_body *b, size_t limit, const char *codings, uint64_t expect);
+bool capture_body_begin(struct capture_body *b, size_t limit, const char *codings, uint64_t expect,
+                        const struct capture_share *share);
 
 /*
  * True when b keeps less of its body than its bound allows because CAPTURE_MEMORY_MAX was
  * reached: bytes after what it kept go uncaptured.  False for NULL.
  */
 bool capture_body_short(const struct capture_body *b);
+
+/* What a 503 says of b when it is short: CAPTURE_SHARE_WHY or CAPTURE_FULL_WHY. */
+const char *capture_body_short_why(const struct capture_body *b);
 
 /* Adds n body bytes at p to b; counts them past the bound.  Nothing when b is NULL or not
  * active. */

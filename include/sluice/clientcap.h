@@ -1,7 +1,9 @@
 /*
- * How many connections each client address holds, across all workers, so that in gateway
- * mode one client cannot take every connection slot.  An IPv6 client is counted by its
- * /64, which is what one host or one home usually gets.  Thread-safe.
+ * How many connections each client address holds, and how many bytes of memory sluice
+ * shares between clients (the bodies being captured), across all workers, so that in
+ * gateway mode one client cannot take every connection slot, nor that memory.  An IPv6
+ * client is counted by its /64, which is what one host or one home usually gets.
+ * Thread-safe.
  */
 #ifndef SLUICE_CLIENTCAP_H
 #define SLUICE_CLIENTCAP_H
@@ -30,5 +32,18 @@ void clientcap_release(struct clientcap *c, const struct sockaddr *sa);
 
 /* Connections sa's client holds now. */
 uint32_t clientcap_count(struct clientcap *c, const struct sockaddr *sa);
+
+/*
+ * Charges bytes of shared memory to sa's client when it then holds at most max; false
+ * (nothing charged) when it would hold more, or when its count cannot be kept (out of
+ * memory).  A client with no address family of its own (a Unix socket) is not counted.
+ */
+bool clientcap_charge(struct clientcap *c, const struct sockaddr *sa, uint64_t bytes, uint64_t max);
+
+/* Gives back bytes a clientcap_charge() that said true charged to sa's client. */
+void clientcap_refund(struct clientcap *c, const struct sockaddr *sa, uint64_t bytes);
+
+/* Bytes of shared memory sa's client holds now. */
+uint64_t clientcap_bytes(struct clientcap *c, const struct sockaddr *sa);
 
 #endif /* SLUICE_CLIENTCAP_H */

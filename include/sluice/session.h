@@ -169,8 +169,9 @@ struct session {
     uint32_t timer_ms;                     /* length of the inactivity bound being enforced */
     char client_addr[64];                  /* "ip:port" of the client, for the log */
     union netguard_sockaddr client_sa;     /* the client's address, counted in env->clientcap */
-    bool cap_held;     /* client_sa is counted in env->clientcap (release it at close) */
-    bool proxy_header; /* a PROXY protocol header from a trusted balancer comes first */
+    bool cap_held; /* client_sa is counted in env->clientcap (release it at close) */
+    struct capture_share capture_share; /* the client's share, which its captured bodies use */
+    bool proxy_header;             /* a PROXY protocol header from a trusted balancer comes first */
     struct proclookup_record proc; /* the local process behind the connection, when known */
     struct proclookup_job *lookup; /* its lookup while under way, or NULL */
     bool head_waiting;             /* the first head is complete and waits for the lookup */

@@ -620,12 +620,12 @@ static void patient_origin(struct origin_conn *c)
 }
 
 /*
- * Sends a POST of "hello" as tool alpha on a new connection, with a Content-Length or
- * chunked; returns the status (the response in *r).
+ * Sends a POST of "hello" as tool alpha on a new connection from src_ip (NULL: the
+ * default), with a Content-Length or chunked; returns the status (the response in *r).
  */
-static int post_hello(struct itcase *t, bool chunked, struct rawresp *r)
+static int post_hello_from(struct itcase *t, const char *src_ip, bool chunked, struct rawresp *r)
 {
-    struct rawclient *rc = it_raw(t);
+    struct rawclient *rc = src_ip != NULL ? it_raw_from(src_ip, t->proxy_port) : it_raw(t);
     char req[512];
     int status;
 
@@ -638,6 +638,12 @@ static int post_hello(struct itcase *t, bool chunked, struct rawresp *r)
     status = rawclient_response(rc, r, false, 8000);
     rawclient_close(rc);
     return status;
+}
+
+/* post_hello_from() from the default address. */
+static int post_hello(struct itcase *t, bool chunked, struct rawresp *r)
+{
+    return post_hello_from(t, NULL, chunked, r);
 }
 
 /*
@@ -751,6 +757,88 @@ static void test_capture_memory_full(void **state)
     free(sent);
 }
 
+/*
+ * When clients are counted (gateway mode, or --max-connections-per-client), one client's
+ * bodies being captured hold at most a quarter of the memory (16 MiB).  16 uploads from
+ * 127.0.0.1 that stop after 600 KiB take its share; its next POST gets 503 saying so and
+ * its body never reaches the origin, while a POST from 127.0.0.2 goes through and is
+ * kept.  Once one of its uploads is gone, 127.0.0.1's POST goes through too.  (In local
+ * mode nobody is counted: test_capture_memory_full's one client takes all 64 MiB.)
+ */
+static void test_capture_client_share(void **state)
+{
+    struct itcase *t = *state;
+    enum { N = 16, SENT = 600 * 1024 };
+    const double share = 16.0 * 1024 * 1024;
+    const char *const args[] = {"--admin-listen", "127.0.0.1:0", "--max-connections-per-client",
+                                "256", NULL};
+    struct rawclient *held[N];
+    struct capture_paths p;
+    struct rawresp r = {0};
+    char *sent = malloc(SENT);
+    double memory = 0;
+
+    assert_non_null(sent);
+    memset(sent, 'u', SENT);
+    atomic_store(&hellos_heard, 0);
+    start_capture_with(t, &p, "unidentified: allow\n", alpha_requests, args, patient_origin);
+    for (int i = 0; i < N; i++) {
+        char head[512];
+        held[i] = it_raw(t);
+        snprintf(head, sizeof(head),
+                 "POST http://origin.test:%u/upload/%d HTTP/1.1\r\nHost: origin.test\r\n" ALPHA_AUTH
+                 "Content-Length: 2097152\r\n\r\n",
+                 origin_port(t->origin), i);
+        assert_int_equal(rawclient_sends(held[i], head), 0);
+        assert_int_equal(rawclient_send(held[i], sent, SENT), 0);
+    }
+    for (int i = 0; i < 200 && (memory = admin_metric(t, "sluice_capture_memory_bytes")) < share;
+         i++)
+        tio_sleep_ms(25);
+    assert_true(memory == share);
+    for (int i = 0; i < 200 && origin_accepted(t->origin) < N; i++)
+        tio_sleep_ms(25);
+    assert_int_equal(post_hello(t, false, &r), 503);
+    assert_non_null(strstr(tbuf_str(&r.body), "its share of the memory"));
+    rawresp_free(&r);
+    assert_int_equal(post_hello(t, true, &r), 503);
+    rawresp_free(&r);
+    assert_int_equal(atomic_load(&hellos_heard), 0);
+    /* Another client is not held back by the first one's uploads. */
+    assert_int_equal(post_hello_from(t, "127.0.0.2", false, &r), 200);
+    rawresp_free(&r);
+    assert_int_equal(atomic_load(&hellos_heard), 1);
+    /* One of its uploads gone: the first client has room again. */
+    rawclient_close(held[0]);
+    held[0] = NULL;
+    for (int i = 0; i < 200 && admin_metric(t, "sluice_capture_memory_bytes") >= share; i++)
+        tio_sleep_ms(25);
+    assert_int_equal(post_hello(t, false, &r), 200);
+    rawresp_free(&r);
+    assert_int_equal(atomic_load(&hellos_heard), 2);
+    for (int i = 1; i < N; i++)
+        rawclient_close(held[i]);
+    assert_true(testenv_stop_proxy(t->env));
+    {
+        char cmd[1000];
+        const char *const argv[] = {"python3", "-c", cmd, p.audit, NULL};
+        /* The records of /hello: two refused with 503 (R), then two kept. */
+        snprintf(cmd, sizeof(cmd),
+                 "import json, sys\n"
+                 "recs = [json.loads(l) for l in open(sys.argv[1])]\n"
+                 "hello = [r for r in recs if r.get('url', {}).get('path') == '/hello']\n"
+                 "st = [r['http']['response']['status_code'] for r in hello]\n"
+                 "assert st == [503, 503, 200, 200], st\n"
+                 "assert all(r['sluice']['termination'][0] == 'R' for r in hello[:2]), hello\n"
+                 "assert hello[2]['source']['ip'] == '127.0.0.2', hello[2]['source']\n"
+                 "assert all(r['sluice']['capture']['request']['bytes'] == 5 for r in "
+                 "hello[2:]), hello\n");
+        if (it_run_command(argv) != 0)
+            fail_msg("the records of the POSTs to /hello are not what they should be");
+    }
+    free(sent);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -761,6 +849,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capture_inside_http_tunnel, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_refuses_upgrade, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_memory_full, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_capture_client_share, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_needs_store, it_setup, it_teardown),
     };
 

@@ -1,7 +1,8 @@
 /*
  * The capture store on its own: files named by their SHA-256 holding the bytes kept, a
  * body sent twice kept once, the bound per body, the bound on memory over every body at
- * once, eviction oldest first (a body sent again counting as new), leftovers of a crash
+ * once and one client's share of it, eviction oldest first (a body sent again counting
+ * as new), leftovers of a crash
  * removed, a store that cannot be made refused with its path, and nothing kept while
  * the store is closed.
  */
@@ -17,10 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <cmocka.h>
 #include <event2/buffer.h>
 
 #include "sluice/capture.h"
+#include "sluice/clientcap.h"
 
 /* A scratch directory per case. */
 struct fixture {
@@ -70,7 +73,7 @@ static void capture(const void *p, size_t len, size_t limit, struct capture_ref 
 {
     struct capture_body b = {0};
 
-    capture_body_begin(&b, limit, "gzip", CAPTURE_LENGTH_UNKNOWN);
+    capture_body_begin(&b, limit, "gzip", CAPTURE_LENGTH_UNKNOWN, NULL);
     capture_body_add(&b, p, len);
     capture_body_finish(&b, ref);
 }
@@ -135,7 +138,7 @@ static void test_capture_bound_per_body(void **state)
     for (size_t i = 0; i < sizeof(data); i++)
         data[i] = (char)('a' + i % 26);
     open_store(f, 1 << 20);
-    capture_body_begin(&b, 1000, NULL, CAPTURE_LENGTH_UNKNOWN);
+    capture_body_begin(&b, 1000, NULL, CAPTURE_LENGTH_UNKNOWN, NULL);
     evbuffer_add(buf, data, 1500);
     capture_body_add_evbuffer(&b, buf, 1500);
     assert_int_equal(evbuffer_get_length(buf), 1500);
@@ -151,7 +154,7 @@ static void test_capture_bound_per_body(void **state)
     assert_false(whole.truncated);
     assert_string_equal(whole.sha256, ref.sha256);
 
-    capture_body_begin(&b, 1000, NULL, CAPTURE_LENGTH_UNKNOWN);
+    capture_body_begin(&b, 1000, NULL, CAPTURE_LENGTH_UNKNOWN, NULL);
     capture_body_finish(&b, &ref);
     assert_false(ref.present);
     evbuffer_free(buf);
@@ -174,7 +177,7 @@ static void test_capture_memory_bound(void **state)
     memset(chunk, 'x', STEP);
     open_store(f, 1ull << 30);
     for (int i = 0; i < N; i++)
-        capture_body_begin(&b[i], MIB, NULL, CAPTURE_LENGTH_UNKNOWN);
+        capture_body_begin(&b[i], MIB, NULL, CAPTURE_LENGTH_UNKNOWN, NULL);
     for (int step = 0; step < MIB / STEP; step++)
         for (int i = 0; i < N; i++) {
             capture_body_add(&b[i], chunk, STEP);
@@ -224,14 +227,14 @@ static void test_capture_memory_follows_bytes(void **state)
     memset(mib, 'm', MIB);
     open_store(f, 1ull << 30);
     for (int i = 0; i < N; i++)
-        assert_true(capture_body_begin(&b[i], MIB, NULL, i == 0 ? 2u * MIB : MIB));
+        assert_true(capture_body_begin(&b[i], MIB, NULL, i == 0 ? 2u * MIB : MIB, NULL));
     assert_int_equal(capture_memory_bytes(), 0);
     for (int i = 0; i < N; i++) {
         capture_body_add(&b[i], mib, SENT);
         assert_false(capture_body_short(&b[i]));
     }
     assert_int_equal(capture_memory_bytes(), CAPTURE_MEMORY_MAX);
-    assert_true(capture_body_begin(&b[N], MIB, NULL, 5));
+    assert_true(capture_body_begin(&b[N], MIB, NULL, 5, NULL));
     capture_body_add(&b[N], "hello", 5);
     assert_true(capture_body_short(&b[N]));
     assert_int_equal(b[N].len, 0);
@@ -246,7 +249,7 @@ static void test_capture_memory_follows_bytes(void **state)
         const struct timespec ms = {0, 5 * 1000 * 1000};
         nanosleep(&ms, NULL); /* the writer frees the memory of what it wrote */
     }
-    assert_true(capture_body_begin(&b[N + 1], MIB, NULL, 5));
+    assert_true(capture_body_begin(&b[N + 1], MIB, NULL, 5, NULL));
     capture_body_add(&b[N + 1], "hello", 5);
     assert_false(capture_body_short(&b[N + 1]));
     assert_true(b[N + 1].sealed); /* its length reached: sealed at once */
@@ -272,6 +275,80 @@ static void tick(void)
  * Past the store's bound the oldest bodies go first, down to 90% of it; a body sent
  * again counts as new; a start counts what is there and removes a crash's temporary files.
  */
+/* Fills *sin with 192.0.2.last. */
+static const struct sockaddr *client_of(struct sockaddr_in *sin, unsigned last)
+{
+    memset(sin, 0, sizeof(*sin));
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(0xc0000200u | last);
+    return (const struct sockaddr *)sin;
+}
+
+/*
+ * A client's share: 16 bodies of client A that stop after 600 KiB of 1 MiB hold its
+ * share (16 MiB, a quarter of the memory); its next body is short at its first byte
+ * (nothing kept, "lost", the 503 names the share), while client B's body is kept whole
+ * and a body with no share is kept too.  Once one of A's bodies ends, A has room again;
+ * when all end, the share and the memory are back to 0.
+ */
+static void test_capture_client_share(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = CAPTURE_CLIENT_SHARE >> 20, MIB = 1 << 20, SENT = 600 * 1024 };
+    struct clientcap *clients = clientcap_new(256);
+    struct sockaddr_in a_sin, b_sin;
+    const struct capture_share a = {clients, client_of(&a_sin, 1)};
+    const struct capture_share b_share = {clients, client_of(&b_sin, 2)};
+    struct capture_body *b = calloc(N + 3, sizeof(*b));
+    char *mib = malloc(MIB);
+    struct capture_ref ref;
+
+    assert_non_null(clients);
+    assert_non_null(b);
+    assert_non_null(mib);
+    memset(mib, 's', MIB);
+    open_store(f, 1ull << 30);
+    for (int i = 0; i < N; i++) {
+        assert_true(capture_body_begin(&b[i], MIB, NULL, MIB, &a));
+        capture_body_add(&b[i], mib, SENT);
+        assert_false(capture_body_short(&b[i]));
+    }
+    assert_int_equal(clientcap_bytes(clients, a.client), CAPTURE_CLIENT_SHARE);
+    assert_true(capture_body_begin(&b[N], MIB, NULL, 5, &a));
+    capture_body_add(&b[N], "hello", 5);
+    assert_true(capture_body_short(&b[N]));
+    assert_string_equal(capture_body_short_why(&b[N]), CAPTURE_SHARE_WHY);
+    capture_body_finish(&b[N], &ref);
+    assert_true(ref.present && ref.lost);
+    /* Another client, and a body charged to no client, are not held back. */
+    assert_true(capture_body_begin(&b[N + 1], MIB, NULL, MIB, &b_share));
+    capture_body_add(&b[N + 1], mib, MIB);
+    assert_false(capture_body_short(&b[N + 1]));
+    capture_body_finish(&b[N + 1], &ref);
+    assert_true(ref.present && !ref.lost && !ref.truncated && ref.bytes == MIB);
+    assert_int_equal(clientcap_bytes(clients, b_share.client), 0); /* the writer's now */
+    assert_true(capture_body_begin(&b[N + 2], MIB, NULL, 5, NULL));
+    capture_body_add(&b[N + 2], "world", 5);
+    assert_false(capture_body_short(&b[N + 2]));
+    assert_string_equal(capture_body_short_why(&b[N + 2]), CAPTURE_FULL_WHY);
+    /* One of A's ends: its share has room for a body again. */
+    capture_body_finish(&b[0], &ref);
+    assert_true(ref.present && !ref.lost && ref.bytes == SENT); /* it ended there */
+    assert_int_equal(clientcap_bytes(clients, a.client), CAPTURE_CLIENT_SHARE - MIB);
+    capture_body_reset(&b[N]);
+    assert_true(capture_body_begin(&b[N], MIB, NULL, 5, &a));
+    capture_body_add(&b[N], "again", 5);
+    assert_false(capture_body_short(&b[N]));
+    for (int i = 0; i < N + 3; i++)
+        capture_body_reset(&b[i]);
+    assert_int_equal(clientcap_bytes(clients, a.client), 0);
+    capture_close();
+    assert_int_equal(capture_memory_bytes(), 0);
+    clientcap_free(clients);
+    free(mib);
+    free(b);
+}
+
 static void test_capture_eviction_oldest_first(void **state)
 {
     struct fixture *f = *state;
@@ -386,7 +463,7 @@ static void test_capture_refused_and_closed(void **state)
     assert_int_equal(capture_open(&opt, err, sizeof(err)), -1);
     assert_non_null(strstr(err, f->store));
     assert_false(capture_enabled());
-    capture_body_begin(&b, 100, NULL, CAPTURE_LENGTH_UNKNOWN);
+    capture_body_begin(&b, 100, NULL, CAPTURE_LENGTH_UNKNOWN, NULL);
     assert_false(b.active);
     capture_body_add(&b, "x", 1);
     capture_body_finish(&b, &ref);
@@ -400,6 +477,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capture_bound_per_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_memory_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_memory_follows_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_client_share, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_eviction_oldest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_mends_and_locks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_refused_and_closed, setup, teardown),

@@ -1,4 +1,4 @@
-/* Unit tests for src/clientcap.c: connections counted per client address. */
+/* Unit tests for src/clientcap.c: connections and shared memory counted per client address. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -86,12 +86,53 @@ static void test_cap_zero(void **state)
     clientcap_free(c);
 }
 
+/*
+ * Shared memory: a client is charged up to max, not a byte more, apart from its
+ * connections and from other clients; an IPv6 /64 is one client; a refund gives room
+ * back; what a client holds outlives its connections and is gone once refunded.
+ */
+static void test_bytes_per_address(void **state)
+{
+    struct clientcap *c = clientcap_new(1);
+    struct sockaddr_storage a, b;
+    const struct sockaddr *a1 = addr_of(&a, "192.0.2.1", 1000);
+
+    (void)state;
+    assert_true(clientcap_take(c, a1));
+    assert_true(clientcap_charge(c, a1, 10, 16));
+    assert_true(clientcap_charge(c, a1, 6, 16));
+    assert_false(clientcap_charge(c, a1, 1, 16));
+    assert_int_equal(clientcap_bytes(c, a1), 16);
+    assert_true(clientcap_charge(c, addr_of(&b, "192.0.2.2", 1), 16, 16));
+    assert_false(clientcap_charge(c, addr_of(&b, "192.0.2.2", 1), 1, 16));
+    assert_false(clientcap_charge(c, addr_of(&b, "192.0.2.3", 1), 17, 16)); /* alone too big */
+    assert_int_equal(clientcap_bytes(c, &(struct sockaddr){.sa_family = AF_INET}), 0);
+    assert_false(clientcap_charge(c, addr_of(&b, "192.0.2.3", 1), UINT64_MAX, UINT64_MAX - 1));
+    assert_false(clientcap_take(c, a1)); /* bytes take no connection slot, nor give one */
+    clientcap_release(c, a1);
+    assert_int_equal(clientcap_bytes(c, a1), 16); /* still held after its connections */
+    clientcap_refund(c, a1, 10);
+    assert_true(clientcap_charge(c, a1, 10, 16));
+    clientcap_refund(c, a1, 20); /* one too many: no underflow */
+    assert_int_equal(clientcap_bytes(c, a1), 0);
+    assert_true(clientcap_charge(c, addr_of(&a, "2001:db8:1:2::1", 1), 8, 16));
+    assert_false(clientcap_charge(c, addr_of(&a, "2001:db8:1:2:ffff::9", 1), 9, 16));
+    assert_true(clientcap_charge(c, addr_of(&a, "2001:db8:1:3::1", 1), 9, 16));
+    clientcap_refund(c, addr_of(&a, "2001:db8:1:2::7", 1), 8);
+    assert_int_equal(clientcap_bytes(c, addr_of(&a, "2001:db8:1:2::1", 1)), 0);
+    clientcap_refund(c, addr_of(&a, "2001:db8:1:3::1", 1), 9);
+    clientcap_refund(c, addr_of(&b, "192.0.2.2", 1), 16);
+    assert_int_equal(clientcap_bytes(c, addr_of(&b, "192.0.2.2", 1)), 0);
+    clientcap_free(c); /* LeakSanitizer: every entry went when it held nothing */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cap_per_address),
         cmocka_unit_test(test_ipv6_by_prefix),
         cmocka_unit_test(test_cap_zero),
+        cmocka_unit_test(test_bytes_per_address),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
