@@ -1801,15 +1801,6 @@ static void session_dispatch(struct session *s, const char *buf)
         session_refuse(s, 400, errstr, 0);
         return;
     }
-    /* An inspected connection cannot become a tunnel: its bytes are TLS records sluice
-     * makes, and the tunnel relays the sockets' own. */
-    if (s->inspecting && x->fwd.wants_upgrade) {
-        session_refuse(s, 501,
-                       "protocol upgrades (WebSocket) inside inspected TLS are not supported "
-                       "yet; set tls: splice for this host in the tool's policy",
-                       0);
-        return;
-    }
     /* After an upgrade the bytes are frames sluice relays unread: none of them could be kept. */
     if (x->fwd.wants_upgrade && x->decision.capture >= POLICY_CAPTURE_REQUESTS) {
         session_refuse(s, 501,

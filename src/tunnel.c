@@ -296,6 +296,92 @@ static int tunnel_dir_open(struct tunnel_dir *d, struct sock *from, struct sock 
     return d->buf != NULL ? 0 : -1;
 }
 
+/*
+ * Buffered: once d's source ended and its destination took everything, passes the end on
+ * (close_notify, then the half-close).  DONE once both ends were passed on.
+ */
+static struct outcome tunnel_buffered_settle(struct tunnel *t, struct tunnel_dir *d)
+{
+    struct tunnel_dir *other = d == &t->up ? &t->down : &t->up;
+
+    if (d->eof && !d->shut && evbuffer_get_length(sock_out(d->to_sock)) == 0) {
+        d->shut = true;
+        sock_shutdown_write(d->to_sock);
+    }
+    return outcome_of(d->shut && other->shut ? OUTCOME_DONE : OUTCOME_MORE);
+}
+
+/*
+ * Buffered: moves what d's source holds to its destination's output and writes it;
+ * reading the source pauses while that output holds the high watermark.
+ */
+static struct outcome tunnel_buffered_move(struct tunnel *t, struct tunnel_dir *d,
+                                           struct relay_flow *f)
+{
+    struct evbuffer *in = sock_in(d->from_sock);
+    size_t n = evbuffer_get_length(in);
+
+    if (n > 0) {
+        d->bytes += n;
+        evbuffer_add_buffer(sock_out(d->to_sock), in);
+        sock_flush(d->to_sock);
+        (void)relay_flow_room(f);
+    }
+    return tunnel_buffered_settle(t, d);
+}
+
+/* Buffered: one event of a sock, which is the source of one direction and the
+ * destination of the other. */
+static struct outcome tunnel_buffered_event(struct tunnel *t, struct sock *so, short what)
+{
+    bool is_client = so == t->up.from_sock;
+    struct tunnel_dir *from = is_client ? &t->up : &t->down; /* so is its source */
+    struct tunnel_dir *into = is_client ? &t->down : &t->up; /* so is its destination */
+    struct outcome o;
+
+    if ((what & SOCK_EV_ERROR) != 0)
+        return tunnel_failed(from->from_side);
+    if ((what & SOCK_EV_DRAINED) != 0) {
+        (void)relay_flow_resume(is_client ? &t->down_flow : &t->up_flow);
+        o = tunnel_buffered_settle(t, into);
+        if (o.kind != OUTCOME_MORE)
+            return o;
+    }
+    if ((what & SOCK_EV_EOF) != 0)
+        from->eof = true;
+    return tunnel_buffered_move(t, from, is_client ? &t->up_flow : &t->down_flow);
+}
+
+/* tunnel_begin() for socks of which one speaks TLS: their buffers carry the bytes. */
+static struct outcome tunnel_begin_buffered(struct tunnel *t, const struct tunnel_ctx *ctx,
+                                            struct sock *client, struct sock *upstream,
+                                            const char *prefix)
+{
+    struct outcome o;
+
+    t->buffered = true;
+    t->up.from_sock = t->down.to_sock = client;
+    t->up.to_sock = t->down.from_sock = upstream;
+    t->up.from_side = t->down.to_side = TERM_CLIENT;
+    t->up.to_side = t->down.from_side = TERM_SERVER;
+    relay_flow_init(&t->up_flow, client, upstream);
+    relay_flow_init(&t->down_flow, upstream, client);
+    sock_setcb(client, ctx->cb, ctx->arg);
+    sock_setcb(upstream, ctx->cb, ctx->arg);
+    /* Each read takes at most SOCK_READ_MAX and goes straight on; the flows bound what
+     * waits for the other side. */
+    sock_set_read_limit(client, 0);
+    sock_set_read_limit(upstream, 0);
+    sock_set_reading(client, true);
+    sock_set_reading(upstream, true);
+    if (prefix != NULL)
+        evbuffer_add(sock_out(client), prefix, strlen(prefix));
+    o = tunnel_buffered_move(t, &t->down, &t->down_flow);
+    if (o.kind != OUTCOME_MORE)
+        return o;
+    return tunnel_buffered_move(t, &t->up, &t->up_flow);
+}
+
 /* Turns two socks into a tunnel; see the header. */
 struct outcome tunnel_begin(struct tunnel *t, const struct tunnel_ctx *ctx, struct sock *client,
                             struct sock *upstream, const char *prefix, bool peek)
@@ -304,6 +390,8 @@ struct outcome tunnel_begin(struct tunnel *t, const struct tunnel_ctx *ctx, stru
 
     t->started = true;
     t->pipes = ctx->pipes;
+    if (sock_tls(client) != NULL || sock_tls(upstream) != NULL)
+        return tunnel_begin_buffered(t, ctx, client, upstream, prefix);
     if (tunnel_dir_open(&t->up, client, upstream, TERM_CLIENT, TERM_SERVER) < 0 ||
         tunnel_dir_open(&t->down, upstream, client, TERM_SERVER, TERM_CLIENT) < 0)
         return outcome_fail(503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_TUNNEL,
@@ -361,6 +449,8 @@ struct outcome tunnel_proceed(struct tunnel *t)
 /* Dispatches one event to its direction. */
 struct outcome tunnel_on_event(struct tunnel *t, struct sock *so, short what)
 {
+    if (t->buffered)
+        return tunnel_buffered_event(t, so, what);
     /* A sock has one event for reading and one for writing: each brings one kind. */
     if ((what & EV_READ) != 0)
         return tunnel_readable(t, so == t->up.from_sock ? &t->up : &t->down,

@@ -5,7 +5,10 @@
  * take more; an end of stream is passed on as a half-close once the bytes before it are
  * written; the tunnel is done when both directions have ended.  The client's first bytes
  * can be held back and examined (a TLS ClientHello and its server name) before any of
- * them is relayed.  Every step returns an outcome to the session.
+ * them is relayed.  Between socks that speak TLS (an upgrade inside an inspected
+ * connection), the bytes are the records' contents: they go through the socks' buffers,
+ * one relay_flow each way, and an end is passed on as close_notify and a half-close.
+ * Every step returns an outcome to the session.
  */
 #ifndef SLUICE_TUNNEL_H
 #define SLUICE_TUNNEL_H
@@ -16,6 +19,7 @@
 #include "sluice/clienthello.h"
 #include "sluice/outcome.h"
 #include "sluice/pipes.h"
+#include "sluice/relay.h"
 #include "sluice/sock.h"
 
 /* One direction of a tunnel; the socks are borrowed, the buffer and pipe are owned. */
@@ -46,6 +50,9 @@ struct tunnel {
     bool holding;                  /* the peek is over; tunnel_proceed() was not called yet */
     enum clienthello_result hello; /* what the peek found */
     char *sni;                     /* the server name the ClientHello asked for, or NULL; owned */
+    bool buffered;                 /* a side speaks TLS: bytes go through the socks' buffers */
+    struct relay_flow up_flow;     /* buffered: client -> upstream */
+    struct relay_flow down_flow;   /* buffered: upstream -> client */
 };
 
 /* What tunnel_begin() needs; nothing in it is owned. */
@@ -60,7 +67,8 @@ void tunnel_init(struct tunnel *t);
 
 /*
  * Turns the two connected socks into a tunnel: both go to raw mode with ctx->cb as their
- * callback; what they hold is relayed first: to the client, its queued output and then
+ * callback (or, when either speaks TLS, stay buffered with ctx->cb as their callback: no
+ * peek then); what they hold is relayed first: to the client, its queued output and then
  * prefix (e.g. the CONNECT's 200, or NULL); to the upstream, its queued output and then
  * the client's unread input.  With peek, the client's first
  * bytes are held until they show a whole ClientHello or are not TLS; the outcome is then
@@ -75,7 +83,7 @@ struct outcome tunnel_proceed(struct tunnel *t);
 
 /*
  * One tunnel event (the sock and what, EV_READ, with EV_CLOSED once the peer shut its
- * side, or EV_WRITE, as ctx->cb got them): moves
+ * side, or EV_WRITE; the SOCK_EV_ flags when buffered; as ctx->cb got them): moves
  * bytes.  MORE; DONE once both directions ended and everything was written; PEEKED (see
  * tunnel_begin); CLOSE when a side failed (with a reset toward the client when the
  * upstream did).

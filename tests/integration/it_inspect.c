@@ -4,8 +4,8 @@
  * that have throwaway CAs of their own: the full URL and method in the access line, path
  * rules and User-Agent identification inside the TLS session, keep-alive, each upstream
  * certificate failure with its own 502, server-name mismatches, an h2-only client spliced,
- * the splice and block modes, a client that refuses sluice's certificate, and a policy that
- * inspects without a CA refused at start.
+ * the splice and block modes, a client that refuses sluice's certificate, WebSocket inside
+ * an inspected tunnel, and a policy that inspects without a CA refused at start.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -25,6 +25,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "httpmsg.h"
 #include "itcommon.h"
 
 /* A tool identified by its User-Agent, whose telemetry on /events is blocked. */
@@ -1245,6 +1246,217 @@ static void test_inspect_needs_ca(void **state)
     free(r.output);
 }
 
+/* Answers a WebSocket upgrade with 101 and a greeting, then echoes what comes. */
+static void ws_echo_handler(struct origin_conn *c)
+{
+    char buf[16384];
+
+    if (oconn_read_head(c, 10000) == 0 ||
+        !httpmsg_field_has_token(c->head.data, c->head.len, "Upgrade", "websocket"))
+        return;
+    if (oconn_writes(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+                        "hello-from-origin") != 0)
+        return;
+    for (int i = 0; i < 100000 && !origin_stopping(c->origin); i++) {
+        ssize_t n = oconn_read(c, buf, sizeof(buf), 10000);
+
+        if (n <= 0 || oconn_write(c, buf, (size_t)n) != 0)
+            return;
+    }
+}
+
+/*
+ * Opens a CONNECT to origin.test through sluice as tool alpha (as *rc) and starts TLS on it
+ * as a client that trusts only sluice's CA; returns the SSL (reads bounded by 10 s), handshake
+ * done.
+ */
+static SSL *inspected_client(struct itcase *t, const struct sluice_ca *ca, struct rawclient **rc,
+                             SSL_CTX **ctx)
+{
+    struct rawresp resp = {0};
+    char req[300], server_name[] = "origin.test";
+    struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
+    SSL *ssl;
+
+    *rc = it_raw(t);
+    snprintf(req, sizeof(req),
+             "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test\r\nUser-Agent: alpha/3\r\n\r\n",
+             origin_port(t->origin));
+    raw_send(*rc, req);
+    assert_int_equal(rawclient_response(*rc, &resp, true, 5000), 200);
+    rawresp_free(&resp);
+    *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(*ctx);
+    assert_int_equal(SSL_CTX_load_verify_locations(*ctx, ca->cert, NULL), 1);
+    SSL_CTX_set_verify(*ctx, SSL_VERIFY_PEER, NULL);
+    ssl = SSL_new(*ctx);
+    assert_non_null(ssl);
+    assert_int_equal(setsockopt((*rc)->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    SSL_set_fd(ssl, (*rc)->fd);
+    SSL_set_tlsext_host_name(ssl, server_name);
+    SSL_set1_host(ssl, "origin.test");
+    assert_int_equal(SSL_connect(ssl), 1);
+    return ssl;
+}
+
+/* Reads exactly len bytes from ssl into buf; false when the stream ends or fails first. */
+static bool ssl_read_exact(SSL *ssl, char *buf, size_t len)
+{
+    size_t got = 0, n;
+
+    for (int i = 0; i < 100000 && got < len; i++) {
+        if (SSL_read_ex(ssl, buf + got, len - got, &n) != 1)
+            return false;
+        got += n;
+    }
+    return got == len;
+}
+
+/* Reads a response head from ssl (up to its blank line, byte by byte) into head. */
+static void ssl_read_head(SSL *ssl, char *head, size_t cap)
+{
+    size_t len = 0;
+
+    while (len + 1 < cap && (len < 4 || memcmp(head + len - 4, "\r\n\r\n", 4) != 0))
+        assert_true(ssl_read_exact(ssl, head + len++, 1));
+    head[len] = '\0';
+}
+
+/* Sends an upgrade to WebSocket on path as tool alpha; returns the response head. */
+static void ws_upgrade(struct itcase *t, SSL *ssl, const char *path, char *head, size_t cap)
+{
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: origin.test:%u\r\nUser-Agent: alpha/3\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     path, origin_port(t->origin));
+
+    assert_int_equal(SSL_write(ssl, req, n), n);
+    ssl_read_head(ssl, head, cap);
+}
+
+/*
+ * WebSocket inside an inspected tunnel: the upgrade is decided like any request inside
+ * (the tool's telemetry path gets 403 and never reaches the origin), and an allowed one
+ * gets the origin's 101 through, then bytes flow both ways through both TLS sessions:
+ * the greeting that came with the 101, then 1 MiB echoed in 64 KiB steps.  The client's
+ * close_notify ends the tunnel in order ("--"), and its record names the 101 and the
+ * bytes.
+ */
+static void test_inspect_websocket(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct rawclient *rc;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    char ports[16], head[2048], *line;
+    enum { STEP = 64 * 1024, STEPS = 16 };
+    char *out = malloc(STEP), *in = malloc(STEP);
+
+    assert_non_null(out);
+    assert_non_null(in);
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, ws_echo_handler, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: block\n", alpha_profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+
+    ssl = inspected_client(t, &ca, &rc, &ctx);
+    ws_upgrade(t, ssl, "/events/ws", head, sizeof(head));
+    assert_non_null(strstr(head, "HTTP/1.1 403 "));
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    rawclient_close(rc);
+    assert_int_equal(origin_requests(t->origin), 0);
+
+    ssl = inspected_client(t, &ca, &rc, &ctx);
+    ws_upgrade(t, ssl, "/ws", head, sizeof(head));
+    if (strncmp(head, "HTTP/1.1 101 ", 13) != 0)
+        fail_msg("expected 101, got: %s", head);
+    assert_true(httpmsg_field_has_token(head, strlen(head), "Upgrade", "websocket"));
+    assert_true(ssl_read_exact(ssl, in, 17));
+    assert_memory_equal(in, "hello-from-origin", 17);
+    for (int step = 0; step < STEPS; step++) {
+        for (int i = 0; i < STEP; i++)
+            out[i] = (char)(i * 31 + step);
+        assert_int_equal(SSL_write(ssl, out, STEP), STEP);
+        assert_true(ssl_read_exact(ssl, in, STEP));
+        assert_memory_equal(in, out, STEP);
+    }
+    assert_int_equal(SSL_shutdown(ssl), 0); /* our close_notify; the tunnel passes it on */
+    line = it_access_line(t, "/ws\"", "status=101", NULL);
+    it_assert_access_field(line, "tls", "inspect");
+    it_assert_access_field(line, "tool", "alpha");
+    it_assert_access_field(line, "term", "--");
+    {
+        char sent[32];
+        it_access_field(line, "sent", sent, sizeof(sent));
+        if (strtoull(sent, NULL, 10) < (unsigned long long)STEP * STEPS)
+            fail_msg("sent=%s is short of the %d bytes echoed: %s", sent, STEP * STEPS, line);
+    }
+    free(line);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    rawclient_close(rc);
+    free(out);
+    free(in);
+}
+
+/*
+ * A WebSocket client inside an inspected tunnel that sends and never reads, to an origin
+ * that echoes: sluice stops reading each side while the other cannot take more, so its
+ * memory stays bounded (a few hundred KiB each way, not the 64 MiB offered) and the
+ * client is held back by TCP.
+ */
+static void test_inspect_websocket_bounded(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct rawclient *rc;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    char ports[16], head[2048];
+    enum { STEP = 64 * 1024, OFFER = 64 * 1024 * 1024 };
+    char *out = malloc(STEP);
+    struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
+    size_t sent = 0;
+    long before, after;
+
+    assert_non_null(out);
+    memset(out, 'w', STEP);
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, ws_echo_handler, NULL);
+    /* A small sanitizer quarantine, so that freed memory leaves RSS (as in it_memory). */
+    {
+        char *saved = it_asan_small_quarantine();
+        start_sluice(t, &ca, "tls: inspect\nunidentified: block\n", alpha_profile,
+                     port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+        it_asan_restore(saved);
+    }
+    ssl = inspected_client(t, &ca, &rc, &ctx);
+    ws_upgrade(t, ssl, "/ws", head, sizeof(head));
+    assert_non_null(strstr(head, "HTTP/1.1 101 "));
+    before = sluiceproc_status_kib(t->env->proxy, "VmRSS");
+    assert_int_equal(setsockopt(rc->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+    while (sent < OFFER && SSL_write(ssl, out, STEP) == STEP)
+        sent += STEP;
+    after = sluiceproc_status_kib(t->env->proxy, "VmRSS");
+    if (sent >= OFFER)
+        fail_msg("all %d bytes went in while nobody read the echo", OFFER);
+    if (after - before > 16 * 1024)
+        fail_msg("sluice grew from %ld to %ld KiB with %zu bytes held back", before, after, sent);
+    print_message("sent %zu bytes before the client was held back; sluice %ld -> %ld KiB\n", sent,
+                  before, after);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    rawclient_close(rc);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1267,6 +1479,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_half_record_waits, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_close_without_notify, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_pinned_per_user, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_websocket, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_websocket_bounded, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_needs_ca, it_setup, it_teardown),
     };
 

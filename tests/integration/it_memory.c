@@ -35,17 +35,10 @@ struct flood {
 /* Starts the proxy with a small sanitizer quarantine, so freed memory leaves RSS. */
 static void start_proxy_measured(struct itcase *t, const char *const args[])
 {
-    const char *asan = getenv("ASAN_OPTIONS");
-    char opts[512];
+    char *saved = it_asan_small_quarantine();
 
-    snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=4", asan != NULL ? asan : "",
-             asan != NULL && asan[0] != '\0' ? ":" : "");
-    setenv("ASAN_OPTIONS", opts, 1);
     it_start_proxy(t, args);
-    if (asan != NULL)
-        setenv("ASAN_OPTIONS", asan, 1);
-    else
-        unsetenv("ASAN_OPTIONS");
+    it_asan_restore(saved);
 }
 
 /*

@@ -404,3 +404,26 @@ struct rawclient *it_raw_from(const char *src_ip, uint16_t port)
     rc->fd = fd;
     return rc;
 }
+
+/* Appends quarantine_size_mb=4 to ASAN_OPTIONS; see the header. */
+char *it_asan_small_quarantine(void)
+{
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *saved = asan != NULL ? strdup(asan) : NULL;
+    char opts[512];
+
+    snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=4", asan != NULL ? asan : "",
+             asan != NULL && asan[0] != '\0' ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+    return saved;
+}
+
+/* Restores ASAN_OPTIONS; see the header. */
+void it_asan_restore(char *saved)
+{
+    if (saved != NULL)
+        setenv("ASAN_OPTIONS", saved, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(saved);
+}

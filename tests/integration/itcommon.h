@@ -37,6 +37,16 @@ int it_setup(void **state);
 /* cmocka teardown: stops origins and the proxy; fails when sluice did not exit cleanly. */
 int it_teardown(void **state);
 
+/*
+ * Makes a sluice started from now on keep a small sanitizer quarantine (4 MiB), so that
+ * freed memory leaves RSS and a test can measure what sluice holds.  Returns what
+ * ASAN_OPTIONS was (malloc'd, or NULL), for it_asan_restore().
+ */
+char *it_asan_small_quarantine(void);
+
+/* Puts ASAN_OPTIONS back as it_asan_small_quarantine() found it, and frees saved. */
+void it_asan_restore(char *saved);
+
 /* Starts the proxy with the given extra args (NULL-terminated or NULL); fails the case if not. */
 void it_start_proxy(struct itcase *t, const char *const args[]);
 
