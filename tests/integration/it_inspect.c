@@ -1345,7 +1345,7 @@ static void ws_upgrade(struct itcase *t, SSL *ssl, const char *path, char *head,
  * gets the origin's 101 through, then bytes flow both ways through both TLS sessions:
  * the greeting that came with the 101, then 1 MiB echoed in 64 KiB steps.  The client's
  * close_notify ends the tunnel in order ("--"), and its record names the 101 and the
- * bytes.
+ * bytes.  A reload that denies the host closes an open WebSocket (KT, rule deny-host).
  */
 static void test_inspect_websocket(void **state)
 {
@@ -1399,6 +1399,30 @@ static void test_inspect_websocket(void **state)
             fail_msg("sent=%s is short of the %d bytes echoed: %s", sent, STEP * STEPS, line);
     }
     free(line);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    rawclient_close(rc);
+
+    /* A ban reaches an open WebSocket: a reload that denies the host closes it. */
+    ssl = inspected_client(t, &ca, &rc, &ctx);
+    ws_upgrade(t, ssl, "/ws-kept", head, sizeof(head));
+    assert_non_null(strstr(head, "HTTP/1.1 101 "));
+    assert_true(ssl_read_exact(ssl, in, 17));
+    {
+        char path[700];
+        snprintf(path, sizeof(path), "%s/policies/organisation.yaml", t->env->dir);
+        assert_int_equal(tio_write_file(path, "tls: inspect\nunidentified: block\n"
+                                              "deny_hosts: [origin.test]\n"),
+                         0);
+    }
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    assert_true(sluiceproc_log_wait(t->env->proxy, "reloaded: policy generation 2", 5000));
+    line = it_access_line(t, "/ws-kept\"", "status=101", NULL);
+    it_assert_access_field(line, "decision", "block");
+    it_assert_access_field(line, "rule", "deny-host");
+    it_assert_access_field(line, "term", "KT");
+    free(line);
+    assert_false(ssl_read_exact(ssl, in, 1)); /* closed */
     SSL_free(ssl);
     SSL_CTX_free(ctx);
     rawclient_close(rc);
