@@ -44,6 +44,7 @@ struct sock {
     struct evbuffer *tls_pre; /* records read before TLS began, given to OpenSSL first */
     bool tls_handshaking;     /* the handshake is under way: both events drive it */
     bool tls_shut;            /* close_notify was sent */
+    bool tls_cut;             /* the peer closed the connection with no close_notify */
     unsigned long tls_error;  /* OpenSSL's first error of a failure, or 0 */
 };
 
@@ -220,9 +221,12 @@ static size_t sock_tls_read(struct sock *so, size_t max)
         }
         evbuffer_commit_space(so->in, &vec, 0);
         e = SSL_get_error(so->tls, r);
-        if (e == SSL_ERROR_ZERO_RETURN)
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            /* The BIO read the connection's end before OpenSSL said "end": there was no
+             * close_notify (SSL_OP_IGNORE_UNEXPECTED_EOF makes that an end too). */
+            so->tls_cut = so->eof;
             so->eof = true;
-        else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+        } else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
             sock_tls_failed(so, e);
         else if (so->eof) /* not expected (the BIO says EOF): an end never looks like a wait */
             sock_tls_failed(so, SSL_ERROR_SYSCALL);
@@ -356,6 +360,24 @@ int sock_error(const struct sock *so)
     return so->error;
 }
 
+/* True once the end of stream was read. */
+bool sock_eof(const struct sock *so)
+{
+    return so->eof;
+}
+
+/* True when the peer sent close_notify, or for plain TCP. */
+bool sock_ended_cleanly(const struct sock *so)
+{
+    return so->tls == NULL || !so->tls_cut;
+}
+
+/* The TCP half-close, without close_notify. */
+void sock_shutdown_write_bare(struct sock *so)
+{
+    (void)shutdown(so->fd, SHUT_WR);
+}
+
 /* Ends the sending direction: close_notify first under TLS, then the TCP half-close. */
 void sock_shutdown_write(struct sock *so)
 {
@@ -377,7 +399,11 @@ size_t sock_read_now(struct sock *so, size_t max)
     ssize_t n;
     int nvec;
 
-    /* After a failed write the receive queue may still hold the peer's answer: read on. */
+    /* After a failed write the receive queue may still hold the peer's answer: read on.
+     * After the end, reading stops: a level-triggered readiness would come again and
+     * again. */
+    if (so->eof)
+        sock_update_reading(so);
     if (max == 0 || so->eof)
         return 0;
     if (so->tls != NULL) {
@@ -446,6 +472,10 @@ static void sock_read_cb(evutil_socket_t fd, short what, void *arg)
     if (sock_read_now(so, room) > 0) {
         if (so->limit != 0 && evbuffer_get_length(so->in) >= so->limit)
             sock_update_reading(so);
+        /* TLS can give bytes and then the end, or a failure, in one read: those are told
+         * in the next loop round, also when the owner stops reading meanwhile. */
+        if (so->eof || (so->error != 0 && !so->error_told))
+            event_active(so->rd, EV_READ, 1);
         sock_report(so, SOCK_EV_READ);
     } else if (so->error != 0 && !so->error_told) {
         so->error_told = true;

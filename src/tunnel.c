@@ -306,7 +306,11 @@ static struct outcome tunnel_buffered_settle(struct tunnel *t, struct tunnel_dir
 
     if (d->eof && !d->shut && evbuffer_get_length(sock_out(d->to_sock)) == 0) {
         d->shut = true;
-        sock_shutdown_write(d->to_sock);
+        /* An end without close_notify goes on as one: a cut stream still looks cut. */
+        if (sock_ended_cleanly(d->from_sock))
+            sock_shutdown_write(d->to_sock);
+        else
+            sock_shutdown_write_bare(d->to_sock);
     }
     return outcome_of(d->shut && other->shut ? OUTCOME_DONE : OUTCOME_MORE);
 }
@@ -327,6 +331,10 @@ static struct outcome tunnel_buffered_move(struct tunnel *t, struct tunnel_dir *
         sock_flush(d->to_sock);
         (void)relay_flow_room(f);
     }
+    /* The end is taken from the sock, not only from its report: it may have come before
+     * the tunnel began, or with the last bytes. */
+    if (sock_eof(d->from_sock))
+        d->eof = true;
     return tunnel_buffered_settle(t, d);
 }
 
@@ -376,6 +384,11 @@ static struct outcome tunnel_begin_buffered(struct tunnel *t, const struct tunne
     sock_set_reading(upstream, true);
     if (prefix != NULL)
         evbuffer_add(sock_out(client), prefix, strlen(prefix));
+    /* A side that failed while the exchange ran was told to it, not to the tunnel. */
+    if (sock_error(upstream) != 0)
+        return tunnel_failed(TERM_SERVER);
+    if (sock_error(client) != 0)
+        return tunnel_failed(TERM_CLIENT);
     o = tunnel_buffered_move(t, &t->down, &t->down_flow);
     if (o.kind != OUTCOME_MORE)
         return o;

@@ -104,7 +104,7 @@ size_t sock_read_now(struct sock *so, size_t max);
  * at).  The handshake runs from the loop; its end is reported with SOCK_EV_TLS, its failure
  * with SOCK_EV_ERROR (sock_tls_error() and sock_error() say why).  Meanwhile nothing is
  * read into the input and nothing written from the output.  Returns 0, or -1 when out of
- * memory.  Not for raw mode: a tunnel never carries a TLS sock.
+ * memory.  Not for raw mode: a tunnel between TLS socks keeps them buffered.
  */
 int sock_start_tls(struct sock *so, SSL *ssl);
 
@@ -117,10 +117,21 @@ unsigned long sock_tls_error(const struct sock *so);
 /* The errno of the sock's failure (EPROTO for a TLS one), or 0. */
 int sock_error(const struct sock *so);
 
+/* True once the peer's end of stream was read (what came before it may still be in the
+ * input). */
+bool sock_eof(const struct sock *so);
+
+/* True when the peer's end was a close_notify, or the sock is plain TCP: false for a TLS
+ * stream the peer ended by closing the connection alone (cut short, or careless). */
+bool sock_ended_cleanly(const struct sock *so);
+
 /*
  * Ends the sending direction: under TLS a close_notify first (one try, never waited for),
  * then the TCP half-close.  Whatever the output holds is not sent.
  */
 void sock_shutdown_write(struct sock *so);
+
+/* The TCP half-close alone, without close_notify: passes on an end that came without one. */
+void sock_shutdown_write_bare(struct sock *so);
 
 #endif /* SLUICE_SOCK_H */

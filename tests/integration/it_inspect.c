@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1433,8 +1434,9 @@ static void test_inspect_websocket(void **state)
 /*
  * A WebSocket client inside an inspected tunnel that sends and never reads, to an origin
  * that echoes: sluice stops reading each side while the other cannot take more, so its
- * memory stays bounded (a few hundred KiB each way, not the 64 MiB offered) and the
- * client is held back by TCP.
+ * memory stays bounded (the relay holds at most about 512 KiB each way; the bound here,
+ * 16 MiB, leaves room for the sanitizer's allocator) rather than taking the 64 MiB
+ * offered, and the client is held back by TCP.
  */
 static void test_inspect_websocket_bounded(void **state)
 {
@@ -1481,6 +1483,81 @@ static void test_inspect_websocket_bounded(void **state)
     free(out);
 }
 
+/*
+ * Answers a WebSocket upgrade with 101, a greeting and "bye" at once, and ends: with
+ * close_notify and the close right behind them, or (while the atomic_int at c->arg is
+ * not 0) with the close alone.
+ */
+static void ws_bye_handler(struct origin_conn *c)
+{
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    if (atomic_load((atomic_int *)c->arg) != 0)
+        SSL_set_quiet_shutdown(c->ssl, 1);
+    (void)oconn_writes(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\n"
+                          "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+                          "hello-from-originbye");
+}
+
+/*
+ * The origin ends a WebSocket right after its 101 (its last bytes, the end and maybe the
+ * 101 in one read): the client gets the bytes, then the end as the origin gave it
+ * (close_notify; or, when the origin closed without one, a stream that looks cut), while
+ * sluice waits without spinning for the client to end its side; then the exchange ends.
+ */
+static void test_inspect_websocket_origin_ends(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    char ports[16], head[2048], in[32], want[64];
+    static atomic_int quiet;
+
+    atomic_store(&quiet, 0);
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, ws_bye_handler, &quiet);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: block\n", alpha_profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    for (int round = 0; round < 2; round++) {
+        struct rawclient *rc;
+        SSL_CTX *ctx;
+        SSL *ssl;
+        size_t n = 0;
+        long before, used;
+        char *line;
+        int r, err;
+
+        atomic_store(&quiet, round);
+        ssl = inspected_client(t, &ca, &rc, &ctx);
+        snprintf(want, sizeof(want), "/bye-%d", round);
+        ws_upgrade(t, ssl, want, head, sizeof(head));
+        if (strncmp(head, "HTTP/1.1 101 ", 13) != 0)
+            fail_msg("expected 101, got: %s", head);
+        assert_true(ssl_read_exact(ssl, in, 20));
+        assert_memory_equal(in, "hello-from-originbye", 20);
+        r = SSL_read_ex(ssl, in, sizeof(in), &n);
+        err = SSL_get_error(ssl, r);
+        if (round == 0 && err != SSL_ERROR_ZERO_RETURN)
+            fail_msg("round 0: expected close_notify, got SSL error %d", err);
+        if (round == 1 && (err == SSL_ERROR_ZERO_RETURN || err == SSL_ERROR_WANT_READ))
+            fail_msg("round 1: the origin's cut end came on as %s",
+                     err == SSL_ERROR_ZERO_RETURN ? "a close_notify" : "nothing (a wait)");
+        /* The client keeps its side open: sluice waits, and does not spin. */
+        before = cpu_ticks(sluiceproc_pid(t->env->proxy));
+        tio_sleep_ms(1500);
+        used = cpu_ticks(sluiceproc_pid(t->env->proxy)) - before;
+        if (used > 30)
+            fail_msg("sluice used %ld clock ticks in 1.5 s after the origin's end", used);
+        SSL_free(ssl);
+        SSL_CTX_free(ctx);
+        rawclient_close(rc);
+        snprintf(want, sizeof(want), "/bye-%d\"", round);
+        line = it_access_line(t, want, "status=101", NULL);
+        it_assert_access_field(line, "tls", "inspect");
+        free(line);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1505,6 +1582,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_pinned_per_user, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_websocket, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_websocket_bounded, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_websocket_origin_ends, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_needs_ca, it_setup, it_teardown),
     };
 
