@@ -2254,6 +2254,17 @@ void session_policy_changed(struct session *s)
         d = x->decision;
         blocked = true;
     }
+    /* The frames after an upgrade are relayed unread: where the new policy keeps what is
+     * sent (capture), the upgraded connection cannot go on, as it could not have begun. */
+    if (!blocked && s->state == SESSION_ST_TUNNEL && !x->req.is_connect &&
+        x->decision.capture >= POLICY_CAPTURE_REQUESTS) {
+        snprintf(x->decision.rule, sizeof(x->decision.rule), "capture:upgrade");
+        x->decision.reason = "the policy now keeps the bodies sent to this endpoint (capture), "
+                             "and the frames of an upgraded connection cannot be kept; "
+                             "capture: none for its endpoint group lets it go on unrecorded";
+        d = x->decision;
+        blocked = true;
+    }
     /* A tunnel's server name, when it names another host, is held to the new policy too. */
     if (!blocked && s->state == SESSION_ST_TUNNEL && x->tun.sni != NULL) {
         char name[REQUEST_HOST_MAX];

@@ -1346,7 +1346,8 @@ static void ws_upgrade(struct itcase *t, SSL *ssl, const char *path, char *head,
  * gets the origin's 101 through, then bytes flow both ways through both TLS sessions:
  * the greeting that came with the 101, then 1 MiB echoed in 64 KiB steps.  The client's
  * close_notify ends the tunnel in order ("--"), and its record names the 101 and the
- * bytes.  A reload that denies the host closes an open WebSocket (KT, rule deny-host).
+ * bytes.  A reload that keeps what the tool sends (capture) closes an open WebSocket (KT,
+ * rule capture:upgrade), and so does one that denies the host (rule deny-host).
  */
 static void test_inspect_websocket(void **state)
 {
@@ -1404,6 +1405,36 @@ static void test_inspect_websocket(void **state)
     SSL_CTX_free(ctx);
     rawclient_close(rc);
 
+    /* A reload that keeps what alpha sends (capture) closes an open WebSocket: its frames
+     * could not be kept. */
+    ssl = inspected_client(t, &ca, &rc, &ctx);
+    ws_upgrade(t, ssl, "/ws-captured", head, sizeof(head));
+    assert_non_null(strstr(head, "HTTP/1.1 101 "));
+    assert_true(ssl_read_exact(ssl, in, 17));
+    {
+        char path[700], profile[sizeof(alpha_profile) + 32];
+        snprintf(path, sizeof(path), "%s/policies/tools/alpha.yaml", t->env->dir);
+        snprintf(profile, sizeof(profile), "%scapture: requests\n", alpha_profile);
+        assert_int_equal(tio_write_file(path, profile), 0);
+    }
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    assert_true(sluiceproc_log_wait(t->env->proxy, "reloaded: policy generation 2", 5000));
+    line = it_access_line(t, "/ws-captured\"", "status=101", NULL);
+    it_assert_access_field(line, "rule", "capture:upgrade");
+    it_assert_access_field(line, "term", "KT");
+    free(line);
+    assert_false(ssl_read_exact(ssl, in, 1)); /* closed */
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    rawclient_close(rc);
+    {
+        char path[700];
+        snprintf(path, sizeof(path), "%s/policies/tools/alpha.yaml", t->env->dir);
+        assert_int_equal(tio_write_file(path, alpha_profile), 0);
+    }
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    assert_true(sluiceproc_log_wait(t->env->proxy, "reloaded: policy generation 3", 5000));
+
     /* A ban reaches an open WebSocket: a reload that denies the host closes it. */
     ssl = inspected_client(t, &ca, &rc, &ctx);
     ws_upgrade(t, ssl, "/ws-kept", head, sizeof(head));
@@ -1417,7 +1448,7 @@ static void test_inspect_websocket(void **state)
                          0);
     }
     assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
-    assert_true(sluiceproc_log_wait(t->env->proxy, "reloaded: policy generation 2", 5000));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "reloaded: policy generation 4", 5000));
     line = it_access_line(t, "/ws-kept\"", "status=101", NULL);
     it_assert_access_field(line, "decision", "block");
     it_assert_access_field(line, "rule", "deny-host");
