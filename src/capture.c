@@ -664,6 +664,15 @@ bool capture_body_short(const struct capture_body *b)
     return b != NULL && b->short_of_memory;
 }
 
+uint64_t capture_client_share(uint32_t max_conns)
+{
+    uint64_t share = (uint64_t)CAPTURE_MEMORY_MAX / 1024 * max_conns;
+
+    if (share < CAPTURE_MEMORY_MAX / 4)
+        return CAPTURE_MEMORY_MAX / 4;
+    return share < CAPTURE_MEMORY_MAX ? share : CAPTURE_MEMORY_MAX;
+}
+
 const char *capture_body_short_why(const struct capture_body *b)
 {
     return b != NULL && b->short_of_share ? CAPTURE_SHARE_WHY : CAPTURE_FULL_WHY;
@@ -674,7 +683,7 @@ static bool capture_share_charge(struct capture_body *b, size_t grow)
 {
     if (b->share == NULL)
         return true;
-    if (!clientcap_charge(b->share->clients, b->share->client, grow, CAPTURE_CLIENT_SHARE)) {
+    if (!clientcap_charge(b->share->clients, b->share->client, grow, b->share->max)) {
         b->short_of_share = true;
         return false;
     }

@@ -1726,6 +1726,7 @@ static bool session_begin_capture(struct session *s, const char *buf)
     /* Clients are counted (gateway mode): each keeps to its share of the memory. */
     s->capture_share.clients = s->cap_held ? s->env->clientcap : NULL;
     s->capture_share.client = &s->client_sa.sa;
+    s->capture_share.max = capture_client_share(s->env->settings->max_conns_per_client);
     if (x->fwd.req_body != FORWARD_BODY_NONE) {
         forward_body_codings(buf, &s->head, codings, sizeof(codings));
         x->fwd.req_capture = &x->req_capture;

@@ -8,8 +8,8 @@
  *
  * Bounded everywhere: a body is kept up to a bound per message (the rest is counted, and
  * the record says "truncated"); the bodies held in memory by every session and the queue
- * together are at most CAPTURE_MEMORY_MAX, those one client's sessions hold at most
- * CAPTURE_CLIENT_SHARE when clients are counted (gateway mode), and a body goes to the writer as
+ * together are at most CAPTURE_MEMORY_MAX, those one client's sessions hold at most its
+ * share when clients are counted (gateway mode), and a body goes to the writer as
  * soon as it ends or reaches its bound, not when its exchange ends; the store's files are at most
  * max_bytes in all, the files written or referenced longest ago removed first.  Files are
  * written by one thread of the store's own, in batches (temporary files, one syncfs for
@@ -36,10 +36,14 @@ struct sockaddr;
 
 /* Bytes of bodies held in memory at once, by all sessions and the queue together. */
 #define CAPTURE_MEMORY_MAX (64u * 1024 * 1024)
-/* Bytes of that one client's sessions hold at most while their bodies are captured, when
- * clients are counted: a client that sends many bodies and stops half way through each
- * cannot take the memory the others' bodies need. */
-#define CAPTURE_CLIENT_SHARE (CAPTURE_MEMORY_MAX / 4)
+/*
+ * Bytes of that one client's sessions hold at most while their bodies are captured, when
+ * clients are counted with a cap of max_conns connections each, so that a client that
+ * sends many bodies and stops half way through each cannot take the memory the others'
+ * bodies need: a quarter (16 MiB) at the default cap of 256, growing with the cap to all
+ * of it at 1024, for an address that many users share (a NAT) and was given more.
+ */
+uint64_t capture_client_share(uint32_t max_conns);
 /* Bodies waiting for the writer at most, whatever their size (CAPTURE_MEMORY_MAX bounds
  * their bytes): a burst of small bodies waits rather than being lost. */
 #define CAPTURE_QUEUE 65536
@@ -58,6 +62,7 @@ struct capture_options {
 struct capture_share {
     struct clientcap *clients;     /* borrowed: the count of what each client holds */
     const struct sockaddr *client; /* borrowed: the client's address */
+    uint64_t max;                  /* the client's share: capture_client_share() */
 };
 
 /* One message body being captured, embedded in the exchange; zero is "not capturing". */
@@ -109,7 +114,7 @@ bool capture_enabled(void);
 /* What it says when the memory is the client's share. */
 #define CAPTURE_SHARE_WHY                                                                          \
     "policy keeps this request's body, and this client's bodies being captured already hold "      \
-    "its share of the memory for them (16 MiB); try again when its other uploads have ended "      \
+    "its share of the memory for them; try again when its other uploads have ended "               \
     "(audit.fail_open sends such bodies on, kept cut short)"
 
 /* A body whose length its head does not give (chunked, or read to the close). */
@@ -120,7 +125,7 @@ bool capture_enabled(void);
  * codings the value of the message's codings as sent (cut to fit), or NULL; expect is the
  * body's length when its head gives it (its room never grows past that), else
  * CAPTURE_LENGTH_UNKNOWN; share, when not NULL, is charged what b holds, within
- * CAPTURE_CLIENT_SHARE.  Memory is taken as bytes come, never for bytes only promised,
+ * share->max.  Memory is taken as bytes come, never for bytes only promised,
  * so a head that claims a large body and sends nothing costs nothing.  Returns false when
  * b cannot keep anything (out of memory for its digest): it is then short of memory
  * (capture_body_short()).  Nothing, and true, when the store is not open or limit is 0.

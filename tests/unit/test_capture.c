@@ -294,11 +294,11 @@ static const struct sockaddr *client_of(struct sockaddr_in *sin, unsigned last)
 static void test_capture_client_share(void **state)
 {
     struct fixture *f = *state;
-    enum { N = CAPTURE_CLIENT_SHARE >> 20, MIB = 1 << 20, SENT = 600 * 1024 };
+    enum { N = 16, MIB = 1 << 20, SENT = 600 * 1024, SHARE = N * MIB };
     struct clientcap *clients = clientcap_new(256);
     struct sockaddr_in a_sin, b_sin;
-    const struct capture_share a = {clients, client_of(&a_sin, 1)};
-    const struct capture_share b_share = {clients, client_of(&b_sin, 2)};
+    const struct capture_share a = {clients, client_of(&a_sin, 1), capture_client_share(256)};
+    const struct capture_share b_share = {clients, client_of(&b_sin, 2), SHARE};
     struct capture_body *b = calloc(N + 3, sizeof(*b));
     char *mib = malloc(MIB);
     struct capture_ref ref;
@@ -313,7 +313,8 @@ static void test_capture_client_share(void **state)
         capture_body_add(&b[i], mib, SENT);
         assert_false(capture_body_short(&b[i]));
     }
-    assert_int_equal(clientcap_bytes(clients, a.client), CAPTURE_CLIENT_SHARE);
+    assert_int_equal(a.max, SHARE); /* a quarter, at the default cap */
+    assert_int_equal(clientcap_bytes(clients, a.client), SHARE);
     assert_true(capture_body_begin(&b[N], MIB, NULL, 5, &a));
     capture_body_add(&b[N], "hello", 5);
     assert_true(capture_body_short(&b[N]));
@@ -334,7 +335,7 @@ static void test_capture_client_share(void **state)
     /* One of A's ends: its share has room for a body again. */
     capture_body_finish(&b[0], &ref);
     assert_true(ref.present && !ref.lost && ref.bytes == SENT); /* it ended there */
-    assert_int_equal(clientcap_bytes(clients, a.client), CAPTURE_CLIENT_SHARE - MIB);
+    assert_int_equal(clientcap_bytes(clients, a.client), SHARE - MIB);
     capture_body_reset(&b[N]);
     assert_true(capture_body_begin(&b[N], MIB, NULL, 5, &a));
     capture_body_add(&b[N], "again", 5);
@@ -347,6 +348,11 @@ static void test_capture_client_share(void **state)
     clientcap_free(clients);
     free(mib);
     free(b);
+    /* The share grows with the cap on connections per client, within the whole. */
+    assert_int_equal(capture_client_share(1), CAPTURE_MEMORY_MAX / 4);
+    assert_int_equal(capture_client_share(512), CAPTURE_MEMORY_MAX / 2);
+    assert_int_equal(capture_client_share(1024), CAPTURE_MEMORY_MAX);
+    assert_int_equal(capture_client_share(1000000), CAPTURE_MEMORY_MAX);
 }
 
 static void test_capture_eviction_oldest_first(void **state)
