@@ -368,8 +368,11 @@ static struct outcome forward_finish_if_done(struct forward *f)
         f->close_after = true;
         f->upstream_keep = false;
     }
+    /* Bytes past the response, or an end read with it (TLS can give both in one read,
+     * and the end is told only later): not for another request. */
     if (evbuffer_get_length(sock_in(f->upstream)) > 0 ||
-        evbuffer_get_length(sock_out(f->upstream)) > 0)
+        evbuffer_get_length(sock_out(f->upstream)) > 0 || sock_eof(f->upstream) ||
+        sock_error(f->upstream) != 0)
         f->upstream_keep = false;
     return outcome_of(OUTCOME_DONE);
 }
@@ -742,6 +745,8 @@ static struct outcome forward_relay_upstream(struct forward *f)
     return forward_finish_if_done(f);
 }
 
+static struct outcome forward_upstream_ended(struct forward *f, bool eof);
+
 /*
  * Moves what can move both ways and writes it; repeats (a bounded number of times) while
  * an output drained at once and its flow has input waiting.
@@ -761,6 +766,10 @@ static struct outcome forward_pump(struct forward *f)
         if (!forward_flush(f))
             break;
     }
+    /* The upstream ended behind bytes that waited for the client: now they are gone. */
+    if (o.kind == OUTCOME_MORE && f->upstream_ended && !f->resp_done &&
+        evbuffer_get_length(sock_in(f->upstream)) == 0)
+        return forward_upstream_ended(f, f->upstream_ended_eof);
     return o;
 }
 
@@ -864,17 +873,29 @@ static struct outcome forward_upstream_ended(struct forward *f, bool eof)
 /* Something happened on the upstream: bytes, room, its end, or a failure. */
 struct outcome forward_upstream_event(struct forward *f, short what)
 {
-    if ((what & SOCK_EV_ERROR) != 0)
-        return forward_upstream_ended(f, false);
+    bool eof = (what & SOCK_EV_ERROR) == 0;
+    struct outcome o;
+
     if ((what & SOCK_EV_DRAINED) != 0)
         relay_flow_resume(&f->req_flow);
-    if ((what & SOCK_EV_EOF) != 0) {
-        struct outcome o = forward_pump(f); /* what came before the end goes first */
-        if (o.kind != OUTCOME_MORE || f->resp_done)
-            return o;
-        return forward_upstream_ended(f, true);
+    if ((what & (SOCK_EV_EOF | SOCK_EV_ERROR)) == 0)
+        return forward_pump(f);
+    if (!eof && !f->resp_head_done)
+        return forward_upstream_ended(f, false); /* a head cut short may be salvaged */
+    o = forward_pump(f);                         /* what came before the end goes first */
+    if (o.kind != OUTCOME_MORE || f->resp_done)
+        return o;
+    /* A client slower than the origin: the last bytes wait for room (a TLS read can bring
+     * them and the end at once), and the end waits behind them.  A close-delimited body
+     * takes them all at its end. */
+    if (f->resp_head_done && evbuffer_get_length(sock_in(f->upstream)) > 0 &&
+        f->resp_body != FORWARD_BODY_CLOSE) {
+        f->upstream_ended = true;
+        f->upstream_ended_eof = eof;
+        f->upstream_keep = false;
+        return outcome_of(OUTCOME_MORE);
     }
-    return forward_pump(f);
+    return forward_upstream_ended(f, eof);
 }
 
 /* Something happened on the client: body bytes, room, its end, or a failure. */

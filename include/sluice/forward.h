@@ -82,6 +82,8 @@ struct forward {
     unsigned interim;                /* interim responses seen */
     uint64_t interim_bytes;          /* their heads' bytes */
     bool upstream_keep;              /* the upstream connection may be used again */
+    bool upstream_ended;             /* its end or failure came while bytes before it wait */
+    bool upstream_ended_eof;         /* that was an end of stream, not a failure */
     bool close_after;                /* close the client connection after this response */
     unsigned status;                 /* status sent to the client, 0 if none */
     char content_type[64];           /* the final response's media type (no parameters), or "" */

@@ -1589,6 +1589,107 @@ static void test_inspect_websocket_origin_ends(void **state)
     }
 }
 
+/* Byte i of the big body. */
+static char big_byte(size_t i)
+{
+    return (char)('a' + (i * 7 + i / 251) % 26);
+}
+
+/*
+ * Answers /big-length-KIB or /big-chunked-KIB with that many KiB, with a Content-Length or
+ * chunked, all at once, then ends at once with close_notify: the end arrives while the
+ * body still waits for a slow client.
+ */
+static void big_then_close_handler(struct origin_conn *c)
+{
+    enum { CHUNK = 16 * 1024 };
+    bool chunked;
+    const char *kib;
+    size_t big;
+    char *body, head[200];
+
+    if (oconn_read_head(c, 10000) == 0 || (kib = strstr(c->head.data, "/big-")) == NULL)
+        return;
+    chunked = strncmp(kib, "/big-chunked-", 13) == 0;
+    big = (size_t)strtoul(kib + (chunked ? 13 : 12), NULL, 10) * 1024;
+    if (big == 0 || big % CHUNK != 0 || (body = malloc(big)) == NULL)
+        return;
+    for (size_t i = 0; i < big; i++)
+        body[i] = big_byte(i);
+    if (!chunked) {
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", big);
+        if (oconn_writes(c, head) == 0)
+            (void)oconn_write(c, body, big);
+    } else if (oconn_writes(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                               "Connection: close\r\n\r\n") == 0) {
+        for (size_t off = 0; off < big; off += CHUNK)
+            if (oconn_writes(c, "4000\r\n") != 0 || oconn_write(c, body + off, CHUNK) != 0 ||
+                oconn_writes(c, "\r\n") != 0)
+                break;
+        (void)oconn_writes(c, "0\r\n\r\n");
+    }
+    free(body);
+}
+
+/* Gives a client socket a small receive buffer, so that what it has not read waits in
+ * sluice rather than in the kernel. */
+static int small_rcvbuf(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    int size = 16 * 1024;
+
+    (void)arg;
+    (void)purpose;
+    return setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) == 0 ? CURL_SOCKOPT_OK
+                                                                           : CURL_SOCKOPT_ERROR;
+}
+
+/*
+ * An origin that sends a whole response and its end at once, to a client that reads at
+ * 1 MiB/s into a small receive buffer: the end comes while the body waits in sluice for
+ * the client (a chunked body is decoded only as far as the client has room), and waits
+ * behind it.  The client gets every byte and a clean end, with a Content-Length and
+ * chunked; the access line says the exchange ended normally.
+ */
+static void test_inspect_slow_client_origin_ends(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    char ports[16], url[160], path[64];
+    /* Sizes in KiB: where the last read (the end with it) leaves bytes behind depends on
+     * where the reads fall, so several are tried. */
+    const unsigned sizes[] = {2048, 2048, 4096};
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, big_then_close_handler, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: block\n", alpha_profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        struct itcurl *c = alpha_curl(t, &ca);
+        char *line;
+        size_t bad = 0;
+
+        curl_easy_setopt(c->h, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)(8 * 1024 * 1024));
+        curl_easy_setopt(c->h, CURLOPT_SOCKOPTFUNCTION, small_rcvbuf);
+        snprintf(path, sizeof(path), k == 0 ? "/big-length-%u" : "/big-chunked-%u", sizes[k]);
+        snprintf(url, sizeof(url), "https://origin.test:%u%s", origin_port(t->origin), path);
+        if (itcurl_perform(c, url) != CURLE_OK)
+            it_fail_with_log(t, c->errbuf);
+        assert_int_equal(itcurl_status(c), 200);
+        if (c->body.len != (size_t)sizes[k] * 1024)
+            fail_msg("%s: %zu bytes of %u KiB", path, c->body.len, sizes[k]);
+        for (size_t i = 0; i < c->body.len; i++)
+            bad += c->body.data[i] != big_byte(i);
+        assert_int_equal(bad, 0);
+        itcurl_free(c);
+        snprintf(url, sizeof(url), "%s\"", path);
+        line = it_access_line(t, url, NULL);
+        it_assert_access_field(line, "status", "200");
+        it_assert_access_field(line, "term", "--");
+        free(line);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1614,6 +1715,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_websocket, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_websocket_bounded, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_websocket_origin_ends, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_slow_client_origin_ends, it_setup,
+                                        it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_needs_ca, it_setup, it_teardown),
     };
 
