@@ -670,7 +670,7 @@ uint64_t capture_client_share(uint32_t max_conns)
 
     if (share < CAPTURE_MEMORY_MAX / 4)
         return CAPTURE_MEMORY_MAX / 4;
-    return share < CAPTURE_MEMORY_MAX ? share : CAPTURE_MEMORY_MAX;
+    return share < CAPTURE_MEMORY_MAX / 2 ? share : CAPTURE_MEMORY_MAX / 2;
 }
 
 const char *capture_body_short_why(const struct capture_body *b)

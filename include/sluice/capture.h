@@ -40,8 +40,9 @@ struct sockaddr;
  * Bytes of that one client's sessions hold at most while their bodies are captured, when
  * clients are counted with a cap of max_conns connections each, so that a client that
  * sends many bodies and stops half way through each cannot take the memory the others'
- * bodies need: a quarter (16 MiB) at the default cap of 256, growing with the cap to all
- * of it at 1024, for an address that many users share (a NAT) and was given more.
+ * bodies need: a quarter (16 MiB) at the default cap of 256, growing with the cap to half
+ * (32 MiB) at 512, for an address that many users share (a NAT) and was given more; never
+ * more, so that one address leaves room for the others.
  */
 uint64_t capture_client_share(uint32_t max_conns);
 /* Bodies waiting for the writer at most, whatever their size (CAPTURE_MEMORY_MAX bounds

@@ -60,7 +60,9 @@ struct evbuffer *sock_out(struct sock *so);
 /*
  * Wants reads (on) or not.  While on, each readiness reads once, at most limit - what the
  * input holds (limit 0: SOCK_READ_MAX), and reading stops by itself while the input holds
- * limit, resuming when it is drained below it.
+ * limit, resuming when it is drained below it.  An end or a failure that a TLS read
+ * brought with bytes is told in the next loop round even while off (SOCK_EV_EOF with the
+ * input still holding those bytes, or SOCK_EV_ERROR), so that it is never lost.
  */
 void sock_set_reading(struct sock *so, bool on);
 

@@ -350,9 +350,10 @@ static void test_capture_client_share(void **state)
     free(b);
     /* The share grows with the cap on connections per client, within the whole. */
     assert_int_equal(capture_client_share(1), CAPTURE_MEMORY_MAX / 4);
+    assert_int_equal(capture_client_share(384), CAPTURE_MEMORY_MAX / 8 * 3);
     assert_int_equal(capture_client_share(512), CAPTURE_MEMORY_MAX / 2);
-    assert_int_equal(capture_client_share(1024), CAPTURE_MEMORY_MAX);
-    assert_int_equal(capture_client_share(1000000), CAPTURE_MEMORY_MAX);
+    assert_int_equal(capture_client_share(1024), CAPTURE_MEMORY_MAX / 2);
+    assert_int_equal(capture_client_share(1000000), CAPTURE_MEMORY_MAX / 2);
 }
 
 static void test_capture_eviction_oldest_first(void **state)
