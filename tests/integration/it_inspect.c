@@ -1112,6 +1112,54 @@ static long cpu_ticks(pid_t pid)
 }
 
 /*
+ * Opens a CONNECT to origin.test through sluice as tool alpha (as *rc) and starts TLS on it
+ * as a client that trusts only sluice's CA; returns the SSL (reads bounded by 10 s), handshake
+ * done.
+ */
+static SSL *inspected_client(struct itcase *t, const struct sluice_ca *ca, struct rawclient **rc,
+                             SSL_CTX **ctx)
+{
+    struct rawresp resp = {0};
+    char req[300], server_name[] = "origin.test";
+    struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
+    SSL *ssl;
+
+    *rc = it_raw(t);
+    snprintf(req, sizeof(req),
+             "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test\r\nUser-Agent: alpha/3\r\n\r\n",
+             origin_port(t->origin));
+    raw_send(*rc, req);
+    assert_int_equal(rawclient_response(*rc, &resp, true, 5000), 200);
+    rawresp_free(&resp);
+    *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(*ctx);
+    assert_int_equal(SSL_CTX_load_verify_locations(*ctx, ca->cert, NULL), 1);
+    SSL_CTX_set_verify(*ctx, SSL_VERIFY_PEER, NULL);
+    ssl = SSL_new(*ctx);
+    assert_non_null(ssl);
+    assert_int_equal(setsockopt((*rc)->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    SSL_set_fd(ssl, (*rc)->fd);
+    SSL_set_tlsext_host_name(ssl, server_name);
+    SSL_set1_host(ssl, "origin.test");
+    assert_int_equal(SSL_connect(ssl), 1);
+    return ssl;
+}
+
+/*
+ * Fails unless sluice takes at most 30 clock ticks over the next 1.5 s (a spin would take
+ * all 150 at 100 Hz): it waits, and does not spin, while what.
+ */
+static void assert_waits_without_spin(struct itcase *t, const char *what)
+{
+    long before = cpu_ticks(sluiceproc_pid(t->env->proxy)), used;
+
+    tio_sleep_ms(1500);
+    used = cpu_ticks(sluiceproc_pid(t->env->proxy)) - before;
+    if (used > 30)
+        fail_msg("sluice used %ld clock ticks in 1.5 s while %s", used, what);
+}
+
+/*
  * A client that sends the first bytes of a TLS record inside an inspected connection and
  * stops leaves sluice waiting, not spinning: its CPU over the next 1.5 s stays near none.
  */
@@ -1120,42 +1168,19 @@ static void test_inspect_half_record_waits(void **state)
     struct itcase *t = *state;
     struct sluice_ca ca;
     struct rawclient *rc;
-    struct rawresp resp = {0};
-    char ports[16], req[300], server_name[] = "origin.test";
-    struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
+    char ports[16];
     SSL_CTX *ctx;
     SSL *ssl;
-    long before, used;
 
     make_sluice_ca(t, &ca);
     it_start_tls_origin(t, origin_handler_simple, NULL);
     start_sluice(t, &ca, "tls: inspect\nunidentified: allow\n", alpha_profile,
                  port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
-    rc = it_raw(t);
-    snprintf(req, sizeof(req), "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test\r\n\r\n",
-             origin_port(t->origin));
-    raw_send(rc, req);
-    assert_int_equal(rawclient_response(rc, &resp, true, 5000), 200);
-    rawresp_free(&resp);
-    ctx = SSL_CTX_new(TLS_client_method());
-    assert_non_null(ctx);
-    assert_int_equal(SSL_CTX_load_verify_locations(ctx, ca.cert, NULL), 1);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    ssl = SSL_new(ctx);
-    assert_non_null(ssl);
-    assert_int_equal(setsockopt(rc->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-    SSL_set_fd(ssl, rc->fd);
-    SSL_set_tlsext_host_name(ssl, server_name);
-    assert_int_equal(SSL_connect(ssl), 1);
+    ssl = inspected_client(t, &ca, &rc, &ctx);
     /* Three bytes of an application-data record's header, and nothing more. */
     assert_int_equal(send(rc->fd, "\x17\x03\x03", 3, MSG_NOSIGNAL), 3);
     tio_sleep_ms(200);
-    before = cpu_ticks(sluiceproc_pid(t->env->proxy));
-    tio_sleep_ms(1500);
-    used = cpu_ticks(sluiceproc_pid(t->env->proxy)) - before;
-    /* A spin would take the whole 1.5 s (150 ticks at 100 Hz). */
-    if (used > 30)
-        fail_msg("sluice used %ld clock ticks in 1.5 s while a record was half sent", used);
+    assert_waits_without_spin(t, "a record was half sent");
     SSL_free(ssl);
     SSL_CTX_free(ctx);
     rawclient_close(rc);
@@ -1266,40 +1291,6 @@ static void ws_echo_handler(struct origin_conn *c)
         if (n <= 0 || oconn_write(c, buf, (size_t)n) != 0)
             return;
     }
-}
-
-/*
- * Opens a CONNECT to origin.test through sluice as tool alpha (as *rc) and starts TLS on it
- * as a client that trusts only sluice's CA; returns the SSL (reads bounded by 10 s), handshake
- * done.
- */
-static SSL *inspected_client(struct itcase *t, const struct sluice_ca *ca, struct rawclient **rc,
-                             SSL_CTX **ctx)
-{
-    struct rawresp resp = {0};
-    char req[300], server_name[] = "origin.test";
-    struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
-    SSL *ssl;
-
-    *rc = it_raw(t);
-    snprintf(req, sizeof(req),
-             "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test\r\nUser-Agent: alpha/3\r\n\r\n",
-             origin_port(t->origin));
-    raw_send(*rc, req);
-    assert_int_equal(rawclient_response(*rc, &resp, true, 5000), 200);
-    rawresp_free(&resp);
-    *ctx = SSL_CTX_new(TLS_client_method());
-    assert_non_null(*ctx);
-    assert_int_equal(SSL_CTX_load_verify_locations(*ctx, ca->cert, NULL), 1);
-    SSL_CTX_set_verify(*ctx, SSL_VERIFY_PEER, NULL);
-    ssl = SSL_new(*ctx);
-    assert_non_null(ssl);
-    assert_int_equal(setsockopt((*rc)->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-    SSL_set_fd(ssl, (*rc)->fd);
-    SSL_set_tlsext_host_name(ssl, server_name);
-    SSL_set1_host(ssl, "origin.test");
-    assert_int_equal(SSL_connect(ssl), 1);
-    return ssl;
 }
 
 /* Reads exactly len bytes from ssl into buf; false when the stream ends or fails first. */
@@ -1554,7 +1545,6 @@ static void test_inspect_websocket_origin_ends(void **state)
         SSL_CTX *ctx;
         SSL *ssl;
         size_t n = 0;
-        long before, used;
         char *line;
         int r, err;
 
@@ -1574,11 +1564,7 @@ static void test_inspect_websocket_origin_ends(void **state)
             fail_msg("round 1: the origin's cut end came on as %s",
                      err == SSL_ERROR_ZERO_RETURN ? "a close_notify" : "nothing (a wait)");
         /* The client keeps its side open: sluice waits, and does not spin. */
-        before = cpu_ticks(sluiceproc_pid(t->env->proxy));
-        tio_sleep_ms(1500);
-        used = cpu_ticks(sluiceproc_pid(t->env->proxy)) - before;
-        if (used > 30)
-            fail_msg("sluice used %ld clock ticks in 1.5 s after the origin's end", used);
+        assert_waits_without_spin(t, "the client kept its side open after the origin's end");
         SSL_free(ssl);
         SSL_CTX_free(ctx);
         rawclient_close(rc);
