@@ -850,6 +850,52 @@ static void test_client_abort_mid_body(void **state)
     tbuf_free(&got);
 }
 
+/* Answers 413 at once, before the body, and resets the connection. */
+static void early_reset_handler(struct origin_conn *c)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+    if (oconn_read_head(c, 10000) == 0)
+        return;
+    (void)oconn_writes(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n"
+                          "Connection: close\r\n\r\n");
+    oconn_sleep(c, 100);
+    (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+/*
+ * An origin that answers before the request body is in and then resets the connection:
+ * the client gets the answer and the connection is closed at once (the rest of its body
+ * has nowhere to go), not left until a timeout.
+ */
+static void test_early_answer_then_reset(void **state)
+{
+    struct itcase *t = *state;
+    struct rawclient *rc;
+    struct rawresp r = {0};
+    char req[256], chunk[65536];
+
+    memset(chunk, 'b', sizeof(chunk));
+    it_start_origin(t, early_reset_handler, NULL);
+    it_start_proxy(t, NULL);
+    rc = it_raw(t);
+    snprintf(req, sizeof(req),
+             "POST http://origin.test:%u/upload HTTP/1.1\r\nHost: x\r\n"
+             "Content-Length: 67108864\r\n\r\n",
+             origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_int_equal(rawclient_send(rc, chunk, sizeof(chunk)), 0);
+    assert_int_equal(rawclient_response(rc, &r, false, 5000), 413);
+    rawresp_free(&r);
+    /* More body after the reset: it finds no upstream, and the connection ends. */
+    for (int i = 0; i < 16 && send(rc->fd, chunk, sizeof(chunk), MSG_NOSIGNAL | MSG_DONTWAIT) > 0;
+         i++)
+        tio_sleep_ms(20);
+    assert_true(rawclient_wait_closed(rc, 5000));
+    rawclient_close(rc);
+    it_expect_access(t, "/upload", "status=413", NULL);
+}
+
 /* Two listeners, one IPv6: both in the ready file, both serve. */
 static void test_ipv6_and_two_listeners(void **state)
 {
@@ -1330,6 +1376,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_origin_close_client_keepalive, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_requests, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_access_log_byte_counts, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_early_answer_then_reset, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_transfer_codings_kept, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_body_then_half_close, it_setup, it_teardown),
     };
