@@ -883,12 +883,8 @@ struct outcome forward_upstream_event(struct forward *f, short what)
     if (!eof && !f->resp_head_done)
         return forward_upstream_ended(f, false); /* a head cut short may be salvaged */
     o = forward_pump(f);                         /* what came before the end goes first */
-    if (o.kind != OUTCOME_MORE)
+    if (o.kind != OUTCOME_MORE) /* a whole response is DONE (forward_finish_if_done) */
         return o;
-    /* A failure after a whole response ends the exchange (its failure was told once, and
-     * the rest of a request body has nowhere to go); an end leaves the request going on. */
-    if (f->resp_done)
-        return eof ? o : forward_upstream_ended(f, false);
     /* A client slower than the origin: the last bytes wait for room (a TLS read can bring
      * them and the end at once), and the end waits behind them.  A close-delimited body
      * takes them all at its end. */
