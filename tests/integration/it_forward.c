@@ -538,7 +538,7 @@ static void trickle_handler(struct origin_conn *c)
                         "b\r\ndata: one\n\n\r\n") != 0)
         return;
     atomic_store(&s->first_sent_ms, tio_now_ms());
-    if (!oconn_sleep(c, 1000))
+    if (!oconn_sleep(c, 2000))
         return;
     atomic_store(&s->second_sent_ms, tio_now_ms());
     (void)oconn_writes(c, "b\r\ndata: two\n\n\r\n0\r\n\r\n");
@@ -568,7 +568,9 @@ static void test_event_stream_trickle(void **state)
             (long long)(c->first_body_ms - first_sent), (long long)(second_sent - first_sent));
     assert_true(c->first_body_ms != 0);
     assert_true(c->first_body_ms < second_sent);
-    assert_true(c->first_body_ms - first_sent < 700);
+    /* Well before the second (2 s later), with room for a loaded machine (CI runs two
+     * suites at once on two cores). */
+    assert_true(c->first_body_ms - first_sent < 1500);
     itcurl_free(c);
 }
 
