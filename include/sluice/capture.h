@@ -9,9 +9,9 @@
  * Bounded everywhere: a body is kept up to a bound per message (the rest is counted, and
  * the record says "truncated"); the bodies held in memory by every session and the queue
  * together are at most CAPTURE_MEMORY_MAX, those one client's sessions hold at most its
- * share when clients are counted (gateway mode), and a body goes to the writer as
- * soon as it ends or reaches its bound, not when its exchange ends; the store's files are at most
- * max_bytes in all, the files written or referenced longest ago removed first.  Files are
+ * share when clients are counted (gateway mode), and a body goes to the writer as soon
+ * as it ends or reaches its bound, not when its exchange ends; the store's files are at
+ * most max_bytes in all, the files written or referenced longest ago removed first.  Files are
  * written by one thread of the store's own, in batches (temporary files, one syncfs for
  * the batch, then a rename each), so the event loops never wait on the disk and a crash
  * never leaves half a body under a hash's name.  A body that finds no memory is short
@@ -135,8 +135,9 @@ bool capture_body_begin(struct capture_body *b, size_t limit, const char *coding
                         const struct capture_share *share);
 
 /*
- * True when b keeps less of its body than its bound allows because CAPTURE_MEMORY_MAX was
- * reached: bytes after what it kept go uncaptured.  False for NULL.
+ * True when b keeps less of its body than its bound allows because a memory bound was
+ * reached (CAPTURE_MEMORY_MAX, or its client's share): bytes after what it kept go
+ * uncaptured.  False for NULL.
  */
 bool capture_body_short(const struct capture_body *b);
 
