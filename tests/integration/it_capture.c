@@ -647,6 +647,42 @@ static int post_hello(struct itcase *t, bool chunked, struct rawresp *r)
 }
 
 /*
+ * Opens n uploads as tool alpha that announce 2 MiB and stop after 600 KiB (each holding
+ * 1 MiB of capture memory: the room grows by doubling), and waits until /metrics says the
+ * bodies being captured hold memory bytes and the origin accepted n connections.
+ * Returns the origin's accepted connections.
+ */
+static unsigned hold_uploads(struct itcase *t, struct rawclient **held, int n, double memory)
+{
+    enum { SENT = 600 * 1024 };
+    char *sent = malloc(SENT);
+    double now = 0;
+    unsigned accepted;
+
+    assert_non_null(sent);
+    memset(sent, 'u', SENT);
+    for (int i = 0; i < n; i++) {
+        char head[512];
+        held[i] = it_raw(t);
+        snprintf(head, sizeof(head),
+                 "POST http://origin.test:%u/upload/%d HTTP/1.1\r\nHost: origin.test\r\n" ALPHA_AUTH
+                 "Content-Length: 2097152\r\n\r\n",
+                 origin_port(t->origin), i);
+        assert_int_equal(rawclient_sends(held[i], head), 0);
+        assert_int_equal(rawclient_send(held[i], sent, SENT), 0);
+    }
+    free(sent);
+    for (int i = 0; i < 200 && (now = admin_metric(t, "sluice_capture_memory_bytes")) < memory; i++)
+        tio_sleep_ms(25);
+    assert_true(now == memory);
+    for (int i = 0; i < 200 && origin_accepted(t->origin) < (unsigned)n; i++)
+        tio_sleep_ms(25);
+    accepted = origin_accepted(t->origin);
+    assert_int_equal(accepted, n);
+    return accepted;
+}
+
+/*
  * What leaves is kept, or does not leave.  64 uploads of 2 MiB that stop after 600 KiB
  * take all the memory for bodies being captured (1 MiB each: the room grows by doubling,
  * up to the bound per body).  Then a POST with a Content-Length gets 503 and its body
@@ -665,39 +701,14 @@ static void test_capture_memory_full(void **state)
     const char *const open[] = {"--admin-listen", "127.0.0.1:0", "--audit-fail-open", "on", NULL};
     struct rawclient *held[N];
     struct capture_paths p;
-    enum { SENT = 600 * 1024 };
-    char *sent = malloc(SENT);
-
-    assert_non_null(sent);
-    memset(sent, 'u', SENT);
-
     for (int round = 0; round < 2; round++) {
         struct rawresp r = {0};
-        double memory = 0;
         unsigned accepted;
 
         atomic_store(&hellos_heard, 0);
         start_capture_with(t, &p, "unidentified: allow\n", alpha_requests,
                            round == 0 ? closed : open, patient_origin);
-        for (int i = 0; i < N; i++) {
-            char head[512];
-            held[i] = it_raw(t);
-            snprintf(
-                head, sizeof(head),
-                "POST http://origin.test:%u/upload/%d HTTP/1.1\r\nHost: origin.test\r\n" ALPHA_AUTH
-                "Content-Length: 2097152\r\n\r\n",
-                origin_port(t->origin), i);
-            assert_int_equal(rawclient_sends(held[i], head), 0);
-            assert_int_equal(rawclient_send(held[i], sent, SENT), 0);
-        }
-        for (int i = 0; i < 200 && (memory = admin_metric(t, "sluice_capture_memory_bytes")) < full;
-             i++)
-            tio_sleep_ms(25);
-        assert_true(memory == full);
-        for (int i = 0; i < 200 && origin_accepted(t->origin) < N; i++)
-            tio_sleep_ms(25);
-        accepted = origin_accepted(t->origin);
-        assert_int_equal(accepted, N);
+        accepted = hold_uploads(t, held, N, full);
         if (round == 0) {
             char type[64];
             assert_int_equal(post_hello(t, false, &r), 503);
@@ -754,7 +765,6 @@ static void test_capture_memory_full(void **state)
             assert_int_equal(rename(from, to), 0);
         }
     }
-    free(sent);
 }
 
 /*
@@ -768,36 +778,17 @@ static void test_capture_memory_full(void **state)
 static void test_capture_client_share(void **state)
 {
     struct itcase *t = *state;
-    enum { N = 16, SENT = 600 * 1024 };
+    enum { N = 16 };
     const double share = 16.0 * 1024 * 1024;
     const char *const args[] = {"--admin-listen", "127.0.0.1:0", "--max-connections-per-client",
                                 "256", NULL};
     struct rawclient *held[N];
     struct capture_paths p;
     struct rawresp r = {0};
-    char *sent = malloc(SENT);
-    double memory = 0;
 
-    assert_non_null(sent);
-    memset(sent, 'u', SENT);
     atomic_store(&hellos_heard, 0);
     start_capture_with(t, &p, "unidentified: allow\n", alpha_requests, args, patient_origin);
-    for (int i = 0; i < N; i++) {
-        char head[512];
-        held[i] = it_raw(t);
-        snprintf(head, sizeof(head),
-                 "POST http://origin.test:%u/upload/%d HTTP/1.1\r\nHost: origin.test\r\n" ALPHA_AUTH
-                 "Content-Length: 2097152\r\n\r\n",
-                 origin_port(t->origin), i);
-        assert_int_equal(rawclient_sends(held[i], head), 0);
-        assert_int_equal(rawclient_send(held[i], sent, SENT), 0);
-    }
-    for (int i = 0; i < 200 && (memory = admin_metric(t, "sluice_capture_memory_bytes")) < share;
-         i++)
-        tio_sleep_ms(25);
-    assert_true(memory == share);
-    for (int i = 0; i < 200 && origin_accepted(t->origin) < N; i++)
-        tio_sleep_ms(25);
+    (void)hold_uploads(t, held, N, share);
     assert_int_equal(post_hello(t, false, &r), 503);
     assert_non_null(strstr(tbuf_str(&r.body), "its share of the memory"));
     rawresp_free(&r);
@@ -836,7 +827,6 @@ static void test_capture_client_share(void **state)
         if (it_run_command(argv) != 0)
             fail_msg("the records of the POSTs to /hello are not what they should be");
     }
-    free(sent);
 }
 
 int main(void)

@@ -410,6 +410,14 @@ static void test_inspect_sni_mismatch(void **state)
     free(line);
 }
 
+/* Frees a hand-made TLS client: its session, its context and its connection. */
+static void tls_client_close(SSL *ssl, SSL_CTX *ctx, struct rawclient *rc)
+{
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    rawclient_close(rc);
+}
+
 /* Sends all of s on the raw socket of rc. */
 static void raw_send(struct rawclient *rc, const char *s)
 {
@@ -482,9 +490,7 @@ static void test_inspect_h2_only_spliced(void **state)
         got += n;
     buf[got] = '\0';
     assert_non_null(strstr(buf, "target=/spliced"));
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    rawclient_close(rc);
+    tls_client_close(ssl, ctx, rc);
     line = it_access_line(t, "method=CONNECT", NULL);
     it_assert_access_field(line, "tls", "splice");
     it_assert_access_field(line, "sni", "origin.test");
@@ -512,9 +518,7 @@ static void assert_h2_only_refused(struct itcase *t, const char *org, const char
                  testca_ca_path(t->ca));
     ssl = h2_only_client(t, "origin.test", &rc, &ctx, &ok);
     assert_false(ok);
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    rawclient_close(rc);
+    tls_client_close(ssl, ctx, rc);
     for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, says); i++)
         tio_sleep_ms(20);
     if (!sluiceproc_log_contains(t->env->proxy, says))
@@ -901,9 +905,7 @@ static void test_inspect_request_headers(void **state)
         bool ok;
         SSL *ssl = h2_only_client(t, "origin.test", &rc, &ctx, &ok);
         assert_false(ok);
-        SSL_free(ssl);
-        SSL_CTX_free(ctx);
-        rawclient_close(rc);
+        tls_client_close(ssl, ctx, rc);
     }
     for (int i = 0; i < 250 && !sluiceproc_log_contains(t->env->proxy, "cannot be spliced"); i++)
         tio_sleep_ms(20);
@@ -951,9 +953,7 @@ static void test_inspect_request_headers_h2_fronted(void **state)
                  alpha_profile, port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
     ssl = h2_only_client(t, "localhost", &rc, &ctx, &ok);
     assert_false(ok);
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    rawclient_close(rc);
+    tls_client_close(ssl, ctx, rc);
     line = it_access_line(t, "target=\"localhost:", NULL);
     it_assert_access_field(line, "rule", "sni:tls:must-inspect");
     free(line);
@@ -993,9 +993,7 @@ static void test_inspect_request_headers_reload(void **state)
     for (int i = 0; i < 10 && (n = SSL_read(ssl, buf, sizeof(buf))) > 0; i++)
         ;
     assert_true(n <= 0);
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    rawclient_close(rc);
+    tls_client_close(ssl, ctx, rc);
     line = it_access_line(t, "method=CONNECT", "rule=tls:must-inspect", NULL);
     it_assert_access_field(line, "term", "KT");
     it_assert_access_field(line, "tls", "splice");
@@ -1181,9 +1179,7 @@ static void test_inspect_half_record_waits(void **state)
     assert_int_equal(send(rc->fd, "\x17\x03\x03", 3, MSG_NOSIGNAL), 3);
     tio_sleep_ms(200);
     assert_waits_without_spin(t, "a record was half sent");
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    rawclient_close(rc);
+    tls_client_close(ssl, ctx, rc);
 }
 
 /* Answers with a body that ends where the connection does, and closes without close_notify. */
@@ -1272,6 +1268,11 @@ static void test_inspect_needs_ca(void **state)
     free(r.output);
 }
 
+/* An origin's answer to a WebSocket upgrade (for the key tests send). */
+#define WS_101                                                                                     \
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"            \
+    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+
 /* Answers a WebSocket upgrade with 101 and a greeting, then echoes what comes. */
 static void ws_echo_handler(struct origin_conn *c)
 {
@@ -1280,10 +1281,7 @@ static void ws_echo_handler(struct origin_conn *c)
     if (oconn_read_head(c, 10000) == 0 ||
         !httpmsg_field_has_token(c->head.data, c->head.len, "Upgrade", "websocket"))
         return;
-    if (oconn_writes(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                        "Connection: Upgrade\r\n"
-                        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
-                        "hello-from-origin") != 0)
+    if (oconn_writes(c, WS_101 "hello-from-origin") != 0)
         return;
     for (int i = 0; i < 100000 && !origin_stopping(c->origin); i++) {
         ssize_t n = oconn_read(c, buf, sizeof(buf), 10000);
@@ -1361,9 +1359,7 @@ static void test_inspect_websocket(void **state)
     ssl = inspected_client(t, &ca, &rc, &ctx);
     ws_upgrade(t, ssl, "/events/ws", head, sizeof(head));
     assert_non_null(strstr(head, "HTTP/1.1 403 "));
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    rawclient_close(rc);
+    tls_client_close(ssl, ctx, rc);
     assert_int_equal(origin_requests(t->origin), 0);
 
     ssl = inspected_client(t, &ca, &rc, &ctx);
@@ -1392,9 +1388,7 @@ static void test_inspect_websocket(void **state)
             fail_msg("sent=%s is short of the %d bytes echoed: %s", sent, STEP * STEPS, line);
     }
     free(line);
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    rawclient_close(rc);
+    tls_client_close(ssl, ctx, rc);
 
     /* A reload that keeps what alpha sends (capture) closes an open WebSocket: its frames
      * could not be kept. */
@@ -1415,9 +1409,7 @@ static void test_inspect_websocket(void **state)
     it_assert_access_field(line, "term", "KT");
     free(line);
     assert_false(ssl_read_exact(ssl, in, 1)); /* closed */
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    rawclient_close(rc);
+    tls_client_close(ssl, ctx, rc);
     {
         char path[700];
         snprintf(path, sizeof(path), "%s/policies/tools/alpha.yaml", t->env->dir);
@@ -1446,9 +1438,7 @@ static void test_inspect_websocket(void **state)
     it_assert_access_field(line, "term", "KT");
     free(line);
     assert_false(ssl_read_exact(ssl, in, 1)); /* closed */
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    rawclient_close(rc);
+    tls_client_close(ssl, ctx, rc);
     free(out);
     free(in);
 }
@@ -1499,9 +1489,7 @@ static void test_inspect_websocket_bounded(void **state)
         fail_msg("sluice grew from %ld to %ld KiB with %zu bytes held back", before, after, sent);
     print_message("sent %zu bytes before the client was held back; sluice %ld -> %ld KiB\n", sent,
                   before, after);
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    rawclient_close(rc);
+    tls_client_close(ssl, ctx, rc);
     free(out);
 }
 
@@ -1516,10 +1504,7 @@ static void ws_bye_handler(struct origin_conn *c)
         return;
     if (atomic_load((atomic_int *)c->arg) != 0)
         SSL_set_quiet_shutdown(c->ssl, 1);
-    (void)oconn_writes(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                          "Connection: Upgrade\r\n"
-                          "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
-                          "hello-from-originbye");
+    (void)oconn_writes(c, WS_101 "hello-from-originbye");
 }
 
 /*
@@ -1565,9 +1550,7 @@ static void test_inspect_websocket_origin_ends(void **state)
                      err == SSL_ERROR_ZERO_RETURN ? "a close_notify" : "nothing (a wait)");
         /* The client keeps its side open: sluice waits, and does not spin. */
         assert_waits_without_spin(t, "the client kept its side open after the origin's end");
-        SSL_free(ssl);
-        SSL_CTX_free(ctx);
-        rawclient_close(rc);
+        tls_client_close(ssl, ctx, rc);
         snprintf(want, sizeof(want), "/bye-%d\"", round);
         line = it_access_line(t, want, "status=101", NULL);
         it_assert_access_field(line, "tls", "inspect");
