@@ -543,6 +543,75 @@ static void test_capture_refuses_upgrade(void **state)
     assert_int_equal(origin_requests(t->origin), 1);
 }
 
+/* Answers a WebSocket upgrade with 101, then echoes what comes. */
+static void ws_echo_origin(struct origin_conn *c)
+{
+    char buf[4096];
+
+    if (oconn_read_head(c, 10000) == 0 ||
+        oconn_writes(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n") != 0)
+        return;
+    for (int i = 0; i < 1000 && !origin_stopping(c->origin); i++) {
+        ssize_t n = oconn_read(c, buf, sizeof(buf), 10000);
+        if (n <= 0 || oconn_write(c, buf, (size_t)n) != 0)
+            return;
+    }
+}
+
+/*
+ * Another layer, a reload: a plain WebSocket that capture did not cover when it opened
+ * (its group says none) is closed when a reload makes capture cover it (KT, rule
+ * capture:upgrade), as an inspected one is (it_inspect): its frames could not be kept.
+ */
+static void test_capture_reload_closes_websocket(void **state)
+{
+    struct itcase *t = *state;
+    static const char feed_none[] = "id: alpha\n"
+                                    "identify: {proxy_users: [alpha]}\n"
+                                    "default: allow\n"
+                                    "capture: requests\n"
+                                    "endpoints:\n"
+                                    "  - {group: feed, hosts: [origin.test], paths: [/feed], "
+                                    "capture: none}\n";
+    static const char feed_kept[] = "id: alpha\n"
+                                    "identify: {proxy_users: [alpha]}\n"
+                                    "default: allow\n"
+                                    "capture: requests\n";
+    struct capture_paths p;
+    struct rawclient *rc;
+    struct rawresp r = {0};
+    struct tbuf got = {0};
+    char head[600], path[700], *line;
+
+    start_capture_with(t, &p, "unidentified: allow\n", feed_none, NULL, ws_echo_origin);
+    rc = it_raw(t);
+    snprintf(head, sizeof(head),
+             "GET http://origin.test:%u/feed HTTP/1.1\r\nHost: origin.test\r\n" ALPHA_AUTH
+             "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+             origin_port(t->origin));
+    assert_int_equal(rawclient_sends(rc, head), 0);
+    assert_int_equal(rawclient_response(rc, &r, true, 8000), 101);
+    rawresp_free(&r);
+    assert_int_equal(rawclient_sends(rc, "ping"), 0);
+    assert_int_equal(rawclient_read_exact(rc, &got, 4, 5000), 4);
+    assert_memory_equal(got.data, "ping", 4);
+    tbuf_free(&got);
+
+    snprintf(path, sizeof(path), "%s/tools/alpha.yaml", p.policy);
+    assert_int_equal(tio_write_file(path, feed_kept), 0);
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    assert_true(sluiceproc_log_wait(t->env->proxy, "reloaded: policy generation 2", 5000));
+    line = it_access_line(t, "/feed\"", "status=101", NULL);
+    it_assert_access_field(line, "rule", "capture:upgrade");
+    it_assert_access_field(line, "term", "KT");
+    free(line);
+    assert_true(rawclient_wait_closed(rc, 5000));
+    rawclient_close(rc);
+}
+
 /*
  * A policy that captures with nowhere to keep the bodies: `sluice check` names the setting
  * to add, and sluice does not start; nor does a store without the audit trail that
@@ -838,6 +907,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capture_reload_kept_connection, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_inside_http_tunnel, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_refuses_upgrade, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_capture_reload_closes_websocket, it_setup,
+                                        it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_memory_full, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_client_share, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_capture_needs_store, it_setup, it_teardown),
