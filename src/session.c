@@ -29,6 +29,7 @@
 #include "sluice/procid.h"
 #include "sluice/proclookup.h"
 #include "sluice/proxyproto.h"
+#include "sluice/redact.h"
 #include "sluice/tls.h"
 #include "sluice/urlpath.h"
 
@@ -1044,7 +1045,7 @@ static void session_dial_connected(struct session *s)
  */
 static void session_upstream_tls(struct session *s, short what)
 {
-    char why[300], what_text[640], host[300];
+    char why[300], what_text[640], host[300], url[1024], shown[1024];
     const char *type;
 
     s->upstream_tls_handshake = false;
@@ -1056,8 +1057,15 @@ static void session_upstream_tls(struct session *s, short what)
                        why, sizeof(why));
     log_escape(host, sizeof(host), s->x.req.host, strlen(s->x.req.host));
     snprintf(what_text, sizeof(what_text), "TLS to %s:%u: %s", host, s->x.req.port, why);
-    log_notice("%s: %s %s: %s", s->client_addr, s->x.req.method, s->x.target ? s->x.target : "-",
-               what_text);
+    /* The target as every record shows it: its secrets hidden (a query's api_key), and
+     * escaped. */
+    if (s->x.target != NULL) {
+        size_t n = redact_url(s->x.target, strlen(s->x.target), url, sizeof(url));
+        log_escape(shown, sizeof(shown), url, n);
+    } else {
+        snprintf(shown, sizeof(shown), "-");
+    }
+    log_notice("%s: %s %s: %s", s->client_addr, s->x.req.method, shown, what_text);
     s->x.failure_logged = true;
     session_drop_upstream(s);
     session_fail(s, 502, type, TERM_SERVER, TERM_PH_CONNECT, what_text);

@@ -258,7 +258,8 @@ struct bad_origin {
 /*
  * Every way an origin's certificate can fail verification gets a 502 that names the check
  * (expired, wrong host, not signed by a trusted CA, self-signed), with error= in the access
- * line; a good origin next to them passes through the same sluice.
+ * line; a good origin next to them passes through the same sluice.  The target's secrets
+ * (an api_key in the query) are hidden in the failure's log line as in every record.
  */
 static void test_inspect_upstream_failures(void **state)
 {
@@ -313,7 +314,8 @@ static void test_inspect_upstream_failures(void **state)
         struct itcurl *c = alpha_curl(t, &ca);
         char want[200];
 
-        snprintf(url, sizeof(url), "https://origin.test:%u/x", origin_port(bad[i].origin));
+        snprintf(url, sizeof(url), "https://origin.test:%u/x?api_key=SK-SECRET-%zu&q=1",
+                 origin_port(bad[i].origin), i);
         if (itcurl_perform(c, url) != CURLE_OK)
             it_fail_with_log(t, c->errbuf);
         if (itcurl_status(c) != 502 || strstr(tbuf_str(&c->body), bad[i].says) == NULL) {
@@ -322,14 +324,20 @@ static void test_inspect_upstream_failures(void **state)
             it_fail_with_log(t, "no 502 naming the failed check");
         }
         itcurl_free(c);
-        snprintf(want, sizeof(want), "target=\"https://origin.test:%u/x\"",
+        snprintf(want, sizeof(want), "target=\"https://origin.test:%u/x?api_key=<redacted>&q=1\"",
                  origin_port(bad[i].origin));
         line = it_access_line(t, want, NULL);
         it_assert_access_field(line, "status", "502");
         it_assert_access_field(line, "error", "tls_certificate_error");
         free(line);
         assert_int_equal(origin_requests(bad[i].origin), 0);
+        snprintf(want, sizeof(want), "GET https://origin.test:%u/x?api_key=<redacted>&q=1: TLS to",
+                 origin_port(bad[i].origin));
+        if (!sluiceproc_log_wait(t->env->proxy, want, 5000))
+            it_fail_with_log(t, "no log line for the failed TLS, with the target's secret hidden");
     }
+    if (sluiceproc_log_contains(t->env->proxy, "SK-SECRET"))
+        it_fail_with_log(t, "a query's api_key reached the log in clear");
     {
         struct itcurl *c = alpha_curl(t, &ca);
         snprintf(url, sizeof(url), "https://origin.test:%u/fine", origin_port(t->origin));
