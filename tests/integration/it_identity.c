@@ -1103,7 +1103,9 @@ static void test_lookup_off_loop(void **state)
     int base;
 
     it_start_origin(t, origin_handler_simple, NULL);
-    assert_int_equal(setenv("SLUICE_TEST_LOOKUP_DELAY_MS", "1500", 1), 0);
+    /* The reload below must land while the lookup waits: 4 s leaves room for a loaded
+     * machine, well inside the 10 s head timeout. */
+    assert_int_equal(setenv("SLUICE_TEST_LOOKUP_DELAY_MS", "4000", 1), 0);
     {
         const char *const args[] = {"--policy-dir", dir, "-w", "1", NULL};
         it_start_proxy(t, args);
