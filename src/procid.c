@@ -394,6 +394,28 @@ static void procid_append(char *out, size_t cap, size_t *at, const char *text, s
     out[*at] = '\0';
 }
 
+/* Appends user:PASSWORD (curl's -u) with the password hidden; false when it has no ':'. */
+static bool procid_append_userpass(char *out, size_t cap, size_t *at, const char *userpass)
+{
+    static const char hidden[] = REDACT_HIDDEN;
+    const char *c = strchr(userpass, ':');
+
+    if (c == NULL)
+        return false;
+    procid_append(out, cap, at, userpass, (size_t)(c - userpass) + 1);
+    procid_append(out, cap, at, hidden, sizeof(hidden) - 1);
+    return true;
+}
+
+/* Appends parameters (form data, NAME=VALUE&...) with secret values hidden (redact). */
+static void procid_append_params(char *out, size_t cap, size_t *at, const char *params, size_t len)
+{
+    char shown[1024];
+    size_t n = redact_params(params, len, shown, sizeof(shown));
+
+    procid_append(out, cap, at, shown, n);
+}
+
 /* The command line, secrets redacted; see the header. */
 void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
 {
@@ -403,7 +425,7 @@ void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
 
     out[0] = '\0';
     for (size_t off = 0; off < proc->args_len; off += strlen(proc->args + off) + 1) {
-        const char *arg = proc->args + off, *eq = strchr(arg, '='), *colon;
+        const char *arg = proc->args + off, *eq = strchr(arg, '='), *colon = strchr(arg, ':');
         size_t len = strlen(arg);
 
         if (off > 0)
@@ -415,27 +437,43 @@ void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
         }
         /* curl -u USER:PASSWORD, -U, --user, --proxy-user: the user stays. */
         if (next_userpass) {
-            const char *c = strchr(arg, ':');
             next_userpass = false;
-            if (c != NULL) {
-                procid_append(out, cap, &at, arg, (size_t)(c - arg) + 1);
-                procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
+            if (procid_append_userpass(out, cap, &at, arg))
                 continue;
-            }
         }
-        /* NAME=VALUE and --name=VALUE: the name says whether the value is a secret. */
-        if (eq != NULL && redact_secret_name(arg, (size_t)(eq - arg))) {
-            procid_append(out, cap, &at, arg, (size_t)(eq - arg) + 1);
-            procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
+        /* The same joined: -uUSER:PASSWORD, --user=USER:PASSWORD. */
+        if ((arg[0] == '-' && (arg[1] == 'u' || arg[1] == 'U') && arg[2] != '\0' && arg[2] != '-' &&
+             colon != NULL) ||
+            strncmp(arg, "--user=", 7) == 0 || strncmp(arg, "--proxy-user=", 13) == 0) {
+            size_t opt = arg[1] == '-' ? (size_t)(eq - arg) + 1 : 2;
+            procid_append(out, cap, &at, arg, opt);
+            if (!procid_append_userpass(out, cap, &at, arg + opt))
+                procid_append(out, cap, &at, arg + opt, len - opt);
             continue;
         }
-        /* A header given whole (curl -H "Authorization: Bearer ..."), not a URL's scheme. */
-        if ((colon = strchr(arg, ':')) != NULL && colon > arg && colon[1] != '/' &&
+        /* A header given whole (curl -H "Authorization: Basic dXNlcg=="), not a URL's scheme:
+         * its value may hold '=' too, so it is looked at first. */
+        if (colon != NULL && colon > arg && (eq == NULL || colon < eq) && colon[1] != '/' &&
             memchr(arg, '/', (size_t)(colon - arg)) == NULL &&
             redact_secret_name(arg, (size_t)(colon - arg))) {
             procid_append(out, cap, &at, arg, (size_t)(colon - arg) + 1);
             procid_append(out, cap, &at, " ", 1);
             procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
+            continue;
+        }
+        /* NAME=VALUE and --name=VALUE: the name says whether the value is a secret; an
+         * option's value, and a bare NAME=VALUE&NAME=VALUE (form data), may be parameters
+         * with secrets of their own.  A URL is left to the next step. */
+        if (eq != NULL && strstr(arg, "://") == NULL) {
+            if (redact_secret_name(arg, (size_t)(eq - arg))) {
+                procid_append(out, cap, &at, arg, (size_t)(eq - arg) + 1);
+                procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
+            } else if (arg[0] == '-') {
+                procid_append(out, cap, &at, arg, (size_t)(eq - arg) + 1);
+                procid_append_params(out, cap, &at, eq + 1, len - (size_t)(eq - arg) - 1);
+            } else {
+                procid_append_params(out, cap, &at, arg, len);
+            }
             continue;
         }
         /* A URL, where it starts (after "--url=", say): its user information and its

@@ -31,11 +31,11 @@ static const char *const redact_schemes[] = {
 #define REDACT_SCHEME_OTHER 8
 
 /* Words that make a parameter's or option's name a secret's, anywhere in it. */
-static const char *const redact_secret_words[] = {"token",   "secret",  "passw",    "key",
-                                                  "auth",    "cred",    "bearer",   "cookie",
-                                                  "session", "private", "signature"};
+static const char *const redact_secret_words[] = {
+    "token",  "secret",  "passw",   "key",       "auth", "cred",  "bearer",
+    "cookie", "session", "private", "signature", "jwt",  "sessid"};
 /* Names that are a secret's only when they are the whole name. */
-static const char *const redact_secret_exact[] = {"pass", "pwd", "sig", "code"};
+static const char *const redact_secret_exact[] = {"pass", "pwd", "sig", "code", "sid"};
 
 /* Set once by redact_configure(), read by every thread after. */
 static struct {
@@ -314,6 +314,48 @@ static bool redact_put(char *out, size_t cap, size_t *at, const char *s, size_t 
     return false;
 }
 
+/*
+ * Appends the parameters p[0..end) (p starts one; '&', ';' or '#' ends one) with the
+ * values of those named like secrets hidden; false once out is full.
+ */
+static bool redact_put_params(const char *p, const char *end, char *out, size_t cap, size_t *at)
+{
+    for (;;) {
+        const char *param_end = p, *eq;
+
+        while (param_end < end && *param_end != '&' && *param_end != ';' && *param_end != '#')
+            param_end++;
+        eq = memchr(p, '=', (size_t)(param_end - p));
+        if (eq != NULL && redact_secret_param(p, (size_t)(eq - p))) {
+            if (!redact_put(out, cap, at, p, (size_t)(eq - p) + 1) ||
+                !redact_put(out, cap, at, REDACT_HIDDEN, sizeof(REDACT_HIDDEN) - 1))
+                return false;
+        } else if (!redact_put(out, cap, at, p, (size_t)(param_end - p))) {
+            return false;
+        }
+        if (param_end == end)
+            return true;
+        if (!redact_put(out, cap, at, param_end, 1)) /* the '&', ';' or '#' after it */
+            return false;
+        p = param_end + 1;
+    }
+}
+
+/* Copies a parameter list with its secrets hidden; see the header. */
+size_t redact_params(const char *params, size_t len, char *out, size_t cap)
+{
+    size_t at = 0;
+
+    if (cap < 4) {
+        if (cap > 0)
+            out[0] = '\0';
+        return 0;
+    }
+    out[0] = '\0';
+    redact_put_params(params, params + len, out, cap, &at);
+    return at;
+}
+
 /* Copies a URL with its secrets hidden; see the header. */
 size_t redact_url(const char *url, size_t len, char *out, size_t cap)
 {
@@ -358,24 +400,9 @@ size_t redact_url(const char *url, size_t len, char *out, size_t cap)
      * parameter. */
     for (params = p; params < end && *params != '?' && *params != '#'; params++)
         ;
-    if (!redact_put(out, cap, &at, p, (size_t)(params - p)))
+    if (!redact_put(out, cap, &at, p, (size_t)(params - p)) || params == end ||
+        !redact_put(out, cap, &at, params, 1)) /* the '?' or '#' */
         return at;
-    for (p = params; p < end;) {
-        const char *param_end = p + 1, *eq;
-
-        if (!redact_put(out, cap, &at, p, 1)) /* the '?', '#', '&' or ';' before it */
-            return at;
-        while (param_end < end && *param_end != '&' && *param_end != ';' && *param_end != '#')
-            param_end++;
-        eq = memchr(p + 1, '=', (size_t)(param_end - p - 1));
-        if (eq != NULL && redact_secret_param(p + 1, (size_t)(eq - p - 1))) {
-            if (!redact_put(out, cap, &at, p + 1, (size_t)(eq - p)) ||
-                !redact_put(out, cap, &at, REDACT_HIDDEN, sizeof(REDACT_HIDDEN) - 1))
-                return at;
-        } else if (!redact_put(out, cap, &at, p + 1, (size_t)(param_end - p - 1))) {
-            return at;
-        }
-        p = param_end;
-    }
+    redact_put_params(params + 1, end, out, cap, &at);
     return at;
 }

@@ -76,8 +76,8 @@ void redact_hash_hex(const uint8_t hash[REDACT_HASH_BYTES], char out[2 * REDACT_
 
 /*
  * True when a parameter or option named name (len bytes) holds a secret: its name has one
- * of the words token, secret, passw, key, auth, cred, bearer, cookie, session, private or
- * signature, or is pass, pwd, sig or code, in any case.
+ * of the words token, secret, passw, key, auth, cred, bearer, cookie, session, private,
+ * signature, jwt or sessid, or is pass, pwd, sig, code or sid, in any case.
  */
 bool redact_secret_name(const char *name, size_t len);
 
@@ -92,5 +92,12 @@ bool redact_secret_name(const char *name, size_t len);
  * Returns the length written.
  */
 size_t redact_url(const char *url, size_t len, char *out, size_t cap);
+
+/*
+ * Copies a parameter list params[0..len) (NAME=VALUE joined by '&' or ';', as a form's data
+ * or a query without its '?') into out like redact_url() copies a query.  Returns the
+ * length written.
+ */
+size_t redact_params(const char *params, size_t len, char *out, size_t cap);
 
 #endif /* SLUICE_REDACT_H */

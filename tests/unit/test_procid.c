@@ -52,6 +52,28 @@ static void test_command_line_redacted(void **state)
         "git clone https://me:<redacted>@git.example/r.git");
     assert_string_equal(shown((const char *[]){"tool", "--Password", "pw", NULL}),
                         "tool --Password <redacted>");
+    /* curl's attached forms: -uUSER:PASSWORD, --user=USER:PASSWORD. */
+    assert_string_equal(shown((const char *[]){"curl", "-ualice:pw1", "https://h/", NULL}),
+                        "curl -ualice:<redacted> https://h/");
+    assert_string_equal(shown((const char *[]){"curl", "-Ubob:pw2", NULL}),
+                        "curl -Ubob:<redacted>");
+    assert_string_equal(shown((const char *[]){"curl", "--user=alice:pw3", NULL}),
+                        "curl --user=alice:<redacted>");
+    assert_string_equal(shown((const char *[]){"curl", "--proxy-user=alice:pw4", NULL}),
+                        "curl --proxy-user=alice:<redacted>");
+    /* Form data: every parameter is looked at, not only the first. */
+    assert_string_equal(shown((const char *[]){"curl", "-d", "user=bob&password=pw5", NULL}),
+                        "curl -d user=bob&password=<redacted>");
+    assert_string_equal(shown((const char *[]){"curl", "--data=user=bob&token=t6", NULL}),
+                        "curl --data=user=bob&token=<redacted>");
+    assert_string_equal(shown((const char *[]){"curl", "--data=password=pw7", NULL}),
+                        "curl --data=password=<redacted>");
+    /* A header whose value holds '=' (base64 padding) is hidden whole. */
+    assert_string_equal(
+        shown((const char *[]){"curl", "-H", "Authorization: Basic dXNlcjpwYXNz==", NULL}),
+        "curl -H Authorization: <redacted>");
+    assert_string_equal(shown((const char *[]){"curl", "https://h/?jwt=a&sid=b&side=1", NULL}),
+                        "curl https://h/?jwt=<redacted>&sid=<redacted>&side=1");
     /* Nothing secret: left alone, a port in a URL included. */
     assert_string_equal(
         shown((const char *[]){"curl", "-v", "https://h:8443/a?b=c", "--max-time", "5", NULL}),
@@ -59,6 +81,8 @@ static void test_command_line_redacted(void **state)
     /* An '@' in a path is no password. */
     assert_string_equal(shown((const char *[]){"npm", "i", "https://h/@scope/p:1", NULL}),
                         "npm i https://h/@scope/p:1");
+    assert_string_equal(shown((const char *[]){"make", "CC=gcc", "-ux", "a=b&c=d", NULL}),
+                        "make CC=gcc -ux a=b&c=d");
 }
 
 /* A long command line is cut with "..." and never overruns. */
