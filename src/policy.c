@@ -1518,14 +1518,36 @@ static void decide_request(const struct policy_snapshot *p, const struct policy_
     const char *tool = t != NULL ? t->id : "unidentified";
     const char *org = p->org.file;
 
-    /* 1. A banned tool goes nowhere. */
-    for (size_t i = 0; t != NULL && i < p->org.nbanned; i++)
-        if (strcmp(p->org.banned[i], t->id) == 0) {
+    /* 1. A banned tool goes nowhere: the one the request is decided as, and one running
+     * behind the connection when a stronger source (a tool's listener, another tool's
+     * credentials) named the request otherwise. */
+    for (size_t i = 0; i < p->org.nbanned; i++) {
+        if (t != NULL && strcmp(p->org.banned[i], t->id) == 0) {
             decide(d, POLICY_BLOCK, tool, org,
                    "this tool is banned by the organisation policy; ask your administrator",
                    "ban:", t->id);
             return;
         }
+        if (q->process_tool != NULL && strcmp(p->org.banned[i], q->process_tool) == 0) {
+            decide(d, POLICY_BLOCK, tool, org,
+                   "a tool the organisation policy bans runs behind this connection; ask your "
+                   "administrator",
+                   "ban:", q->process_tool);
+            return;
+        }
+    }
+    /* A local client whose process could not be seen may be a banned tool hiding (a
+     * connection made by a child that has exited, a process with more descriptors than the
+     * look reads in its bound): not let out where a ban relies on seeing it, nor through
+     * the Unix listener, where nothing else names the client. */
+    if (q->process_unseen && (p->org.nbanned > 0 || q->unix_client)) {
+        decide(d, POLICY_BLOCK, tool, org,
+               "the local process behind this connection could not be looked at (it exited, is "
+               "hidden from sluice, or holds too many descriptors to find in time), and a banned "
+               "tool could hide so; connect from the process that sends, or run sluice as root",
+               "identity-unverified", "");
+        return;
+    }
     /* What was not seen under an isolating launcher may be a banned tool: not let out. */
     if (q->identity_unverified) {
         decide(d, POLICY_BLOCK, tool, org,

@@ -335,6 +335,7 @@ static void session_lookup_done(struct proclookup_record *r, void *arg)
     proclookup_record_clear(&s->proc);
     s->proc = *r;
     memset(r, 0, sizeof(*r)); /* moved: the strings are s's now */
+    s->process_unseen = s->proc.pid <= 0;
     /* A reload while the lookup ran: the process is matched again under the new policy,
      * as a reload does for every known process. */
     if (s->proc.pid > 0 && (p = policy_acquire()) != NULL) {
@@ -382,8 +383,10 @@ static void session_find_process(struct session *s, evutil_socket_t fd, const st
         return;
     if (peer->sa_family == AF_UNIX) {
         /* The kernel names the peer of a Unix socket: no lookup, nothing it could forge. */
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) < 0 || cred.pid <= 0)
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) < 0 || cred.pid <= 0) {
+            s->process_unseen = true;
             return;
+        }
         s->lookup = proclookup_submit(s->env->lookups, s->policy, NULL, NULL, cred.pid,
                                       session_lookup_done, s);
         s->lookup_refused = s->lookup == NULL;
@@ -415,6 +418,7 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
     if (s->policy == NULL)
         goto fail;
     s->state = SESSION_ST_HEAD;
+    s->unix_client = sa->sa_family == AF_UNIX;
     session_format_addr(sa, s->client_addr, sizeof(s->client_addr));
     if (sa->sa_family == AF_INET6)
         s->client_sa.sin6 = *(const struct sockaddr_in6 *)(const void *)sa;
@@ -1239,6 +1243,9 @@ static void session_query(const struct session *s, const struct policy_tool *too
     q->path_flags = x->path_flags;
     q->identity_mismatch = x->identity.mismatch;
     q->identity_unverified = s->proc.isolated && s->proc.unverified;
+    q->process_tool = s->proc.tool;
+    q->process_unseen = s->process_unseen;
+    q->unix_client = s->unix_client;
 }
 
 /*

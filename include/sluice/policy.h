@@ -199,6 +199,12 @@ struct policy_query {
     const char *identity_mismatch; /* "SOURCE:TOOL" a weaker source named, or NULL / "" */
     bool identity_unverified;      /* through an isolating launcher whose processes could not all
                                       be looked at for a banned tool */
+    const char *process_tool;      /* the tool the client's process chain names (a banned one
+                                      first), or NULL; a banned one is refused whatever named
+                                      the request */
+    bool process_unseen;           /* a local client whose process could not be found (gone,
+                                      hidden from sluice, past the look's bound) */
+    bool unix_client;              /* the client came over a Unix socket (the isolate relay) */
 };
 
 /* The decision and the rule that made it; strings point into the snapshot or are static. */

@@ -179,6 +179,9 @@ struct session {
                                       family (AF_UNIX, or client_sa's), or 0 for none */
     bool lookup_refused;           /* the lookup could not be queued: the first request is
                                       refused (503), never let out unidentified */
+    bool unix_client;              /* the client came over a Unix socket */
+    bool process_unseen;           /* the lookup ran and found no process (gone, hidden, past
+                                      its bound): policy refuses where that matters */
     uint32_t requests;             /* requests started on this connection */
     struct request *http_tunnel;   /* after a CONNECT to connect_http_port: its host and port,
                                       where every request read after it goes; owned, or NULL */

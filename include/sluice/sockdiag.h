@@ -48,7 +48,7 @@ int sockdiag_tcp_socket(const struct sockaddr *local, const struct sockaddr *rem
 /*
  * Like sockdiag_holder(), but quicker for a connection's client: the processes in
  * hints[0..nhints) are looked at first (the ones that held the last sockets), then only
- * the processes of user uid, newest first, for at most 10 ms.  Returns 0 with *pid, or -1 (none
+ * the processes of user uid, newest first, for at most 50 ms.  Returns 0 with *pid, or -1 (none
  * found in time).
  */
 int sockdiag_holder_of_user(uint64_t inode, uint32_t uid, const pid_t *hints, size_t nhints,
