@@ -107,6 +107,50 @@ static const char *const identity_interpreters[] = {
     "ruby*", "perl*",  "sh",   "bash", "dash",   "zsh",      "ksh",      "fish"};
 
 /*
+ * Interpreters' options whose value is the next argument, by interpreter: node's modules
+ * to load first and its settings, python's warning and implementation options, ruby's
+ * library directory, library and directory to run in, a shell's options.  Spelled joined
+ * (--require=X, -rX) they are one argument already.  Per interpreter, since one's option
+ * with a value is another's flag (python -O, bash -O).
+ */
+static const struct {
+    const char *interpreter; /* a pattern of identity_interpreters */
+    const char *options;     /* space-separated */
+} identity_value_options[] = {
+    {"node", "-r --require --import --loader --experimental-loader -C --conditions --title "
+             "--env-file"},
+    {"nodejs", "-r --require --import --loader --experimental-loader -C --conditions --title "
+               "--env-file"},
+    {"bun", "-r --preload --env-file --cwd"},
+    {"python*", "-W -X"},
+    {"pypy*", "-W -X"},
+    {"ruby*", "-I -r -C"},
+    {"*sh", "-o -O"},
+};
+
+/* True when arg is an option of the interpreter named base whose value comes next. */
+static bool identity_option_takes_value(const char *base, const char *arg)
+{
+    size_t len = strlen(arg);
+
+    if (arg[0] != '-')
+        return false;
+    for (size_t i = 0; i < sizeof(identity_value_options) / sizeof(identity_value_options[0]);
+         i++) {
+        const char *o = identity_value_options[i].options;
+        if (fnmatch(identity_value_options[i].interpreter, base, 0) != 0)
+            continue;
+        while ((o = strstr(o, arg)) != NULL) {
+            bool starts = o == identity_value_options[i].options || o[-1] == ' ';
+            if (starts && (o[len] == ' ' || o[len] == '\0'))
+                return true;
+            o += len;
+        }
+    }
+    return false;
+}
+
+/*
  * True when proc's executable path is whole and its own: not cut at the buffer's end (a
  * long path could then end in anything) nor a deleted file's leftover name.
  */
@@ -147,6 +191,14 @@ static const char *identity_script_of(const struct procid_proc *proc)
         if (strcmp(arg, "-c") == 0 || strcmp(arg, "-e") == 0 || strcmp(arg, "-m") == 0 ||
             strcmp(arg, "-p") == 0 || strcmp(arg, "--eval") == 0 || strcmp(arg, "--print") == 0)
             return NULL;
+        /* An option whose value is the next argument (node -r X, python -W X): the value
+         * is not the script, which comes after it. */
+        if (identity_option_takes_value(base, arg)) {
+            off += len + 1;
+            if (off >= proc->args_len)
+                return NULL;
+            continue;
+        }
         if (arg[0] == '-')
             continue;
         /* /proc's answer was cut at the buffer's end: an argument reaching it may be too. */

@@ -386,6 +386,35 @@ static void test_identity_process(void **state)
     chain_add(&chain, "/usr/bin/curl", NULL);
     chain_add(&chain, "/usr/bin/bash", NULL);
     assert_null(match_process(f->p, &chain, &depth));
+
+    /* An option's value before the script is not taken for it (node -r X cli.js), per
+     * interpreter: python's -O and bash's -x take none. */
+    {
+        static const char *const node_r[] = {"node", "-r", "/tmp/preload.js",
+                                             "/opt/tool/lib/cli.js", NULL};
+        static const char *const node_req[] = {
+            "node", "--require", "/tmp/p.js", "--title", "x", "/opt/tool/lib/cli.js", NULL};
+        static const char *const py_w[] = {
+            "python3", "-O", "-W", "ignore", "/home/u/bin/wrapped.sh", NULL};
+        static const char *const sh_o[] = {"bash", "-x", "-o", "pipefail", "/home/u/bin/wrapped.sh",
+                                           NULL};
+        static const char *const node_r_last[] = {"node", "-r", NULL};
+        const char *const *cases[] = {node_r, node_req, py_w, sh_o};
+        const char *exes[] = {"/usr/bin/node", "/usr/bin/node", "/usr/bin/python3.11",
+                              "/usr/bin/bash"};
+        const char *want[] = {"cli", "cli", "wrap", "wrap"};
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            memset(&chain, 0, sizeof(chain));
+            chain_add(&chain, exes[i], cases[i]);
+            t = match_process(f->p, &chain, &depth);
+            assert_non_null(t);
+            assert_string_equal(t->id, want[i]);
+        }
+        memset(&chain, 0, sizeof(chain));
+        chain_add(&chain, "/usr/bin/node", node_r_last);
+        assert_null(match_process(f->p, &chain, &depth));
+    }
 }
 
 /*
@@ -1594,6 +1623,25 @@ static void test_shipped_policies(void **state)
            "telemetry:telemetry");
     expect(f, "go", true, "CONNECT", "gitlab.example.org", 443, NULL, POLICY_ALLOW, "default");
     expect(f, NULL, false, "GET", "example.com", 80, "/", POLICY_ALLOW, "unidentified");
+    /* Claude Code as each installer lays it out: /proc names a link's target. */
+    {
+        static const char *const node_cli[] = {
+            "node", "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js", NULL};
+        const char *exes[] = {"/usr/local/bin/claude",
+                              "/home/u/.local/share/claude/versions/2.1.201", "/usr/bin/node"};
+        const char *const *args[] = {NULL, NULL, node_cli};
+        size_t depth;
+
+        for (size_t i = 0; i < sizeof(exes) / sizeof(exes[0]); i++) {
+            struct procid chain = {0};
+            const struct policy_tool *t;
+
+            chain_add(&chain, exes[i], args[i]);
+            t = match_process(f->p, &chain, &depth);
+            assert_non_null(t);
+            assert_string_equal(t->id, "claude-code");
+        }
+    }
 }
 
 /*
