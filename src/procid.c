@@ -331,6 +331,15 @@ int procid_of_process(pid_t pid, uint64_t start, struct procid *out)
     return procid_of_pid(pid, out) == 0 && out->start == start ? 0 : -1;
 }
 
+/* True when pid's command line is still the one proc read. */
+static bool procid_same_args(pid_t pid, const struct procid_proc *proc)
+{
+    char args[PROCID_MAX_ARGS];
+    ssize_t n = procid_read(pid, "cmdline", args, sizeof(args) - 1);
+
+    return n >= 0 && (size_t)n == proc->args_len && memcmp(args, proc->args, (size_t)n) == 0;
+}
+
 /* Remembers pid as a recent holder, unless it is one already. */
 static void procid_hint(struct procid_cache *cache, pid_t pid)
 {
@@ -358,9 +367,12 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
     procid_hint(cache, pid);
     parent = procid_stat(pid, &start, comm, sizeof(comm));
     for (size_t i = 0; i < PROCID_MAX_CHAINS; i++)
-        /* A process keeps its pid and start time across execve(), not its name. */
+        /* A process keeps its pid and start time across execve(), and its name when the
+         * new program's file has the same (perl running perl): its command line too
+         * says it is the same program as before. */
         if (cache->chains[i].pid == pid && cache->chains[i].start == start && start != 0 &&
-            strcmp(cache->chains[i].comm, comm) == 0) {
+            strcmp(cache->chains[i].comm, comm) == 0 &&
+            procid_same_args(pid, &cache->chains[i].chain.chain[0])) {
             *out = cache->chains[i].chain; /* the same process as before, not a new one */
             return 0;
         }

@@ -1077,6 +1077,52 @@ static void test_run_isolate_unprivileged(void **state)
     assert_int_equal(origin_requests(t->origin), 1);
 }
 
+/* Perl code that asks sluice on port for url over a new connection and prints the status. */
+static void perl_get(char *out, size_t cap, unsigned port, const char *url)
+{
+    snprintf(out, cap,
+             "use IO::Socket::INET; my $s = IO::Socket::INET->new(\"127.0.0.1:%u\") or die; "
+             "print $s \"GET %s HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n\"; "
+             "my $r = <$s>; print $r; close $s;",
+             port, url);
+}
+
+/*
+ * A process that execs another program keeps its pid, its start time and, when the new
+ * program's file has the same name (perl running perl), its name: the lookup's cache of
+ * chains must not give the old program's tool (and command line) to the new one.  perl -e
+ * asks once (as its parent's tool), then execs perl on a script the profile "wrapped"
+ * names (mytool.sh).
+ */
+static void test_exec_not_cached(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = write_profiles(t);
+    const char *const args[] = {"--policy-dir", dir, "-w", "1", NULL};
+    char script[600], code[1400], get[600], url[128], cmd[700], *line;
+
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    snprintf(script, sizeof(script), "%s/mytool.sh", t->env->dir);
+    perl_get(get, sizeof(get), t->proxy_port, it_url(t, "/after-exec", url, sizeof(url)));
+    assert_int_equal(tio_write_file(script, get), 0);
+    perl_get(get, sizeof(get), t->proxy_port, it_url(t, "/before-exec", url, sizeof(url)));
+    snprintf(code, sizeof(code), "%s exec \"perl\", \"%s\";", get, script);
+    {
+        const char *const argv[] = {"/usr/bin/perl", "-e", code, NULL};
+        int st = it_run_command(argv);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    line = it_access_line(t, "/before-exec\"", NULL);
+    it_assert_access_field(line, "tool", "self"); /* its parent, this test, is "self" */
+    free(line);
+    line = it_access_line(t, "/after-exec\"", NULL);
+    it_assert_access_field(line, "tool", "wrapped");
+    assert_non_null(it_access_field(line, "cmd", cmd, sizeof(cmd)));
+    assert_non_null(strstr(cmd, "mytool.sh"));
+    free(line);
+}
+
 /*
  * A banned tool running behind the connection is refused whatever named the request: here
  * a listener bound to another tool.  Before, only the tool the request was decided as was
@@ -1305,6 +1351,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_isolate, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_lookup_off_loop, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_ban_outranks_listener, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_exec_not_cached, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_unseen_process_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_run_isolate_unprivileged, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_reload_names_process_of_open_tunnel, it_setup,
