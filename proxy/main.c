@@ -145,9 +145,14 @@ static const struct command commands[] = {
     {"audit", "verify FILE...", "check the chain of audit trail files",
      "Reads audit trail files (audit.path, --audit-log), in the order given, a later one\n"
      "continuing the one before, and checks that each record carries the SHA-256 of the\n"
-     "line before it.  Prints how many records hold, or the file and line where the chain\n"
-     "breaks (a line changed, removed or moved), and exits 0, 1 at a break, 2 when a file\n"
-     "cannot be read or the command line is malformed.\n"},
+     "line before it and a record_id one past its, and that record 1 follows no line.\n"
+     "Prints how many records hold, from which record to which, and the last line's\n"
+     "SHA-256, or the file and line where the chain breaks (a line changed, added,\n"
+     "removed or moved).  Exits 0, 1 at a break, 2 when a file cannot be read or the\n"
+     "command line is malformed, 3 when the chain holds but starts past record 1 (the\n"
+     "records before it are in a file not given, or were removed).  Records removed from\n"
+     "the end cannot be told from the files: compare the last one with a copy kept\n"
+     "elsewhere.\n"},
     {"ca", "init|show", "make the local CA, or show it",
      "\"init\" makes the local certificate authority that TLS inspection signs with: an EC\n"
      "P-256 key at ca.key (--ca-key; mode 0600, never overwritten) and a self-signed CA\n"

@@ -689,25 +689,60 @@ void auditlog_record(const struct audit_record *r)
     }
 }
 
+/*
+ * The chain fields at the end of a trail line (len bytes, no newline): its record id into
+ * *id and where its prev_hash's 64 hex digits start into *prev.  False when the line does
+ * not end in "record_id":N,"prev_hash":"<64 hex>"}} as the writer ends every line.
+ */
+static bool auditlog_chain_fields(const char *line, size_t len, uint64_t *id, const char **prev)
+{
+    static const char id_key[] = "\"record_id\":", prev_key[] = "," AUDITLOG_PREV_KEY;
+    const size_t tail = sizeof(prev_key) - 1 + 64 + 3;
+    const char *digits, *key;
+    uint64_t v = 0;
+
+    if (len < tail + sizeof(id_key) || memcmp(line + len - 3, "\"}}", 3) != 0)
+        return false;
+    key = line + len - tail;
+    if (memcmp(key, prev_key, sizeof(prev_key) - 1) != 0)
+        return false;
+    *prev = key + sizeof(prev_key) - 1;
+    for (size_t i = 0; i < 64; i++)
+        if ((*prev)[i] == '\0' || strchr("0123456789abcdef", (*prev)[i]) == NULL)
+            return false;
+    digits = key;
+    while (digits > line && digits[-1] >= '0' && digits[-1] <= '9')
+        digits--;
+    if (digits == key || key - digits > 19 || (size_t)(digits - line) < sizeof(id_key) - 1 ||
+        memcmp(digits - (sizeof(id_key) - 1), id_key, sizeof(id_key) - 1) != 0)
+        return false;
+    for (const char *d = digits; d < key; d++)
+        v = v * 10 + (uint64_t)(*d - '0');
+    *id = v;
+    return true;
+}
+
 /* Checks the chain of files; see the header. */
 int auditlog_verify(char *const *paths, size_t n, FILE *out)
 {
-    char prev[AUDITLOG_HASH_HEX] = "", *line = NULL;
+    static const char zeros[] = "0000000000000000000000000000000000000000000000000000000000000000";
+    char prev[AUDITLOG_HASH_HEX] = "", first_prev[AUDITLOG_HASH_HEX] = "", *line = NULL;
     size_t cap = 0, total = 0;
-    bool have_prev = false;
+    uint64_t first_id = 0, last_id = 0;
+    FILE *in = NULL;
 
     for (size_t f = 0; f < n; f++) {
-        FILE *in = fopen(paths[f], "r");
         ssize_t len;
         size_t lineno = 0;
 
-        if (in == NULL) {
+        if ((in = fopen(paths[f], "r")) == NULL) {
             fprintf(out, "%s: cannot read: %s\n", paths[f], strerror(errno));
             free(line);
             return 2;
         }
         while ((len = getline(&line, &cap, in)) > 0) {
-            const char *key;
+            const char *at;
+            uint64_t id;
 
             lineno++;
             if (line[len - 1] != '\n') {
@@ -716,37 +751,72 @@ int auditlog_verify(char *const *paths, size_t n, FILE *out)
                         "while writing it, and removes it when it next opens the file; the "
                         "%zu records before it hold\n",
                         paths[f], lineno, total);
-                fclose(in);
-                free(line);
-                return 1;
+                goto fail;
             }
             line[--len] = '\0';
-            key = strstr(line, AUDITLOG_PREV_KEY);
-            if (key == NULL || strlen(key) != strlen(AUDITLOG_PREV_KEY) + 64 + 3) {
-                fprintf(out, "%s:%zu: not an audit record (no prev_hash at its end)\n", paths[f],
-                        lineno);
-                fclose(in);
-                free(line);
-                return 1;
+            if (!auditlog_chain_fields(line, (size_t)len, &id, &at)) {
+                fprintf(out,
+                        "%s:%zu: not an audit record (no record_id and prev_hash at its end)\n",
+                        paths[f], lineno);
+                goto fail;
             }
-            if (have_prev && strncmp(key + strlen(AUDITLOG_PREV_KEY), prev, 64) != 0) {
+            if (total == 0) {
+                /* Record 1 begins the chain: nothing comes before it. */
+                if (id == 1 && strncmp(at, zeros, 64) != 0) {
+                    fprintf(out,
+                            "%s:%zu: the chain breaks here: record 1 has a prev_hash that is not "
+                            "zeros, so it was not the first record written (it was edited)\n",
+                            paths[f], lineno);
+                    goto fail;
+                }
+                first_id = id;
+                memcpy(first_prev, at, 64);
+                first_prev[64] = '\0';
+            } else if (id != last_id + 1) {
+                fprintf(out,
+                        "%s:%zu: the chain breaks here: its record_id is %" PRIu64
+                        " and the one before it is %" PRIu64 " (records were %s there)\n",
+                        paths[f], lineno, id, last_id,
+                        id > last_id + 1 ? "removed, or this one was added"
+                                         : "repeated, moved or added");
+                goto fail;
+            } else if (strncmp(at, prev, 64) != 0) {
                 fprintf(out,
                         "%s:%zu: the chain breaks here: its prev_hash is not the hash of the "
                         "line before it (a line was changed, removed or moved there)\n",
                         paths[f], lineno);
-                fclose(in);
-                free(line);
-                return 1;
+                goto fail;
             }
             auditlog_sha256(line, (size_t)len, prev);
-            have_prev = true;
+            last_id = id;
             total++;
         }
         fclose(in);
     }
     free(line);
-    fprintf(out, "%zu records, the chain holds\n", total);
+    if (total == 0) {
+        fprintf(out, "0 records: nothing to check\n");
+        return 0;
+    }
+    if (first_id != 1) {
+        fprintf(out,
+                "%zu record%s, the chain holds from record %" PRIu64 " to record %" PRIu64
+                " (the last line's SHA-256: %s), but it starts at record %" PRIu64
+                " (prev_hash %s): the records before it are in another file, or were removed; "
+                "give the earlier files too\n",
+                total, total == 1 ? "" : "s", first_id, last_id, prev, first_id, first_prev);
+        return 3;
+    }
+    fprintf(out,
+            "%zu record%s, the chain holds from record 1 to record %" PRIu64
+            " (the last line's SHA-256: %s)\n",
+            total, total == 1 ? "" : "s", last_id, prev);
     return 0;
+
+fail:
+    fclose(in);
+    free(line);
+    return 1;
 }
 
 /* Opens the trail's path again; see the header. */

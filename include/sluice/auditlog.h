@@ -81,8 +81,13 @@ size_t auditlog_queue_depth(void);
 
 /*
  * Checks the chain of the files paths[0..n), in order (a later file continues the one
- * before it), reporting on out.  Returns 0 when every line follows the one before it, 1
- * at the first break (named by file and line), 2 when a file cannot be read.
+ * before it), reporting on out: each line's prev_hash is the SHA-256 of the line before
+ * it and its record_id is one more than that line's, and record 1's prev_hash is zeros.
+ * Returns 0 when every line follows the one before it from record 1, 3 when they do but
+ * the first line is past record 1 (the earlier records are elsewhere, or were removed),
+ * 1 at the first break (named by file and line), 2 when a file cannot be read.  Records
+ * removed from the end, or the last one changed, cannot be told from the files: the
+ * summary names the last record and its line's hash, to compare with a copy elsewhere.
  */
 int auditlog_verify(char *const *paths, size_t n, FILE *out);
 

@@ -112,11 +112,13 @@ static unsigned count_lines(const char *path)
     return n;
 }
 
-/* Runs sluice audit verify on files (NULL-terminated); asserts "N records, the chain holds". */
-static void assert_verifies(struct itcase *t, const char *const *files, unsigned want)
+/*
+ * Runs sluice audit verify on files (NULL-terminated); asserts its exit status and that it
+ * says says.
+ */
+static void expect_verify(struct itcase *t, const char *const *files, int status, const char *says)
 {
     const char *v[16] = {"audit", "verify"};
-    char says[64];
     struct it_run r;
     size_t n = 2;
 
@@ -124,10 +126,45 @@ static void assert_verifies(struct itcase *t, const char *const *files, unsigned
         v[n++] = files[i];
     v[n] = NULL;
     r = it_run_sluice(t, v);
-    snprintf(says, sizeof(says), "%u records, the chain holds", want);
-    if (r.status != 0 || strstr(r.output, says) == NULL)
-        fail_msg("sluice audit verify said (status %d): %s; wanted: %s", r.status, r.output, says);
+    if (r.status != status || strstr(r.output, says) == NULL)
+        fail_msg("sluice audit verify said (status %d): %s; wanted (status %d): %s", r.status,
+                 r.output, status, says);
     free(r.output);
+}
+
+/* Runs sluice audit verify on files (NULL-terminated); asserts "N records, the chain holds". */
+static void assert_verifies(struct itcase *t, const char *const *files, unsigned want)
+{
+    char says[80];
+
+    snprintf(says, sizeof(says), "%u record%s, the chain holds from record 1 to record %u", want,
+             want == 1 ? "" : "s", want);
+    expect_verify(t, files, 0, says);
+}
+
+/* One GET of path through the proxy, answered 200. */
+static void get_ok(struct itcase *t, const char *path)
+{
+    struct itcurl *c = itcurl_new(t->proxy_port);
+    char url[128];
+
+    assert_int_equal(itcurl_perform(c, it_url(t, path, url, sizeof(url))), CURLE_OK);
+    assert_int_equal(itcurl_status(c), 200);
+    itcurl_free(c);
+}
+
+/* Runs a shell command line; asserts that it succeeds. */
+static void shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void shell(const char *fmt, ...)
+{
+    char cmd[2000];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    if (system(cmd) != 0)
+        fail_msg("failed: %s", cmd);
 }
 
 /*
@@ -716,6 +753,83 @@ static void test_quiet_with_trail(void **state)
     }
 }
 
+/*
+ * What verify can tell from the files alone: record_id goes up by one from line to line,
+ * across the files given, so a record removed at the start of a later file, one appended
+ * with the right prev_hash, or files given in the wrong order break the chain where they
+ * show; record 1 has a prev_hash of zeros; a trail that starts past record 1 (its head
+ * removed, or a file emptied while sluice ran) holds, but verify says where it starts and
+ * exits 3, not 0.
+ */
+static void test_verify_gaps(void **state)
+{
+    struct itcase *t = *state;
+    char path[400], bad[420], a[420], b[420];
+    const char *const args[] = {"--audit-log", path, NULL};
+    const char *const one[] = {bad, NULL};
+
+    snprintf(path, sizeof(path), "%s/audit.jsonl", t->env->dir);
+    snprintf(bad, sizeof(bad), "%s/bad.jsonl", t->env->dir);
+    snprintf(a, sizeof(a), "%s/a.jsonl", t->env->dir);
+    snprintf(b, sizeof(b), "%s/b.jsonl", t->env->dir);
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    for (int i = 1; i <= 4; i++) {
+        char p[16];
+        snprintf(p, sizeof(p), "/r%d", i);
+        get_ok(t, p);
+    }
+    assert_true(testenv_stop_proxy(t->env));
+    {
+        const char *const files[] = {path, NULL};
+        assert_verifies(t, files, 4);
+    }
+
+    /* The first two removed: what is left holds, from record 3, and verify says so. */
+    shell("tail -n +3 '%s' > '%s'", path, bad);
+    expect_verify(t, one, 3, "2 records, the chain holds from record 3 to record 4");
+    expect_verify(t, one, 3, "but it starts at record 3 (prev_hash ");
+    expect_verify(t, one, 3, "give the earlier files too");
+    /* A forged record appended, its prev_hash the hash of the last line. */
+    shell("python3 -c 'import hashlib, re, sys\n"
+          "lines = open(sys.argv[1]).read().splitlines()\n"
+          "h = hashlib.sha256(lines[-1].encode()).hexdigest()\n"
+          "f = re.sub(\"\\\"prev_hash\\\":\\\"[0-9a-f]{64}\", \"\\\"prev_hash\\\":\\\"\" + h, "
+          "lines[-1].replace(\"/r4\", \"/forged\"))\n"
+          "f = re.sub(\"\\\"record_id\\\":[0-9]+\", \"\\\"record_id\\\":42\", f)\n"
+          "open(sys.argv[2], \"w\").write(\"\\n\".join(lines + [f]) + \"\\n\")' '%s' '%s'",
+          path, bad);
+    expect_verify(t, one, 1,
+                  "bad.jsonl:5: the chain breaks here: its record_id is 42 and the one before it "
+                  "is 4");
+    /* Record 1 edited to name a line before it. */
+    shell("sed '1s/\"prev_hash\":\"0000/\"prev_hash\":\"abcd/' '%s' > '%s'", path, bad);
+    expect_verify(t, one, 1, "bad.jsonl:1: the chain breaks here: record 1 has a prev_hash");
+    /* Two files: in order they hold as one chain; the other way round they do not. */
+    shell("head -n 2 '%s' > '%s' && tail -n +3 '%s' > '%s'", path, a, path, b);
+    {
+        const char *const in_order[] = {a, b, NULL}, *const reversed[] = {b, a, NULL};
+        assert_verifies(t, in_order, 4);
+        expect_verify(t, reversed, 1,
+                      "a.jsonl:1: the chain breaks here: its record_id is 1 and the one before it "
+                      "is 4");
+    }
+
+    /* The trail emptied while sluice runs: the next record holds alone, from record 6. */
+    it_start_proxy(t, args);
+    get_ok(t, "/r5");
+    for (int i = 0; i < 250 && count_lines(path) < 5; i++)
+        tio_sleep_ms(20);
+    assert_int_equal(count_lines(path), 5);
+    assert_int_equal(truncate(path, 0), 0);
+    get_ok(t, "/r6");
+    assert_true(testenv_stop_proxy(t->env));
+    {
+        const char *const files[] = {path, NULL};
+        expect_verify(t, files, 3, "1 record, the chain holds from record 6 to record 6");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -726,6 +840,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_record_paths, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_fsync_within_a_second, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_quiet_with_trail, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_verify_gaps, it_setup, it_teardown),
     };
 
     it_select_cases(); /* SLUICE_CASE=name runs one case */
