@@ -1251,7 +1251,6 @@ int main(int argc, char **argv)
             log_error("%s", message);
             goto out;
         }
-        log_notice("audit trail: %s", config->audit_path);
     }
     /* The admin listener is bound while root may still bind where it goes. */
     if (config->admin_listen != NULL &&

@@ -653,13 +653,32 @@ int auditlog_open(const struct auditlog_options *opt, char *err, size_t cap)
     auditlog_continue(rfd);
     if (rfd >= 0)
         close(rfd);
-    return linewriter_open(&trail, &lw, "sluice-audit", err, cap);
+    if (linewriter_open(&trail, &lw, "sluice-audit", err, cap) < 0)
+        return -1;
+    /* Where the chain stands, in the log too: a copy of it kept elsewhere shows a trail
+     * whose end was cut off (verify prints the same for the file). */
+    if (auditlog.next_id == 1)
+        log_notice("audit trail: %s; a new chain, from record 1", opt->path);
+    else
+        log_notice("audit trail: %s; the chain goes on after record %" PRIu64
+                   ", whose line's SHA-256 is %s",
+                   opt->path, auditlog.next_id - 1, auditlog.prev);
+    return 0;
 }
 
 /* Closes the trail; see the header. */
 void auditlog_close(void)
 {
-    linewriter_close(&trail);
+    bool was_open = linewriter_enabled(&trail);
+
+    linewriter_close(&trail); /* the writer has stopped: its chain is ours to read */
+    if (!was_open)
+        return;
+    if (auditlog.next_id == 1)
+        log_notice("audit trail closed: no record in it");
+    else
+        log_notice("audit trail closed: the last record is %" PRIu64 ", whose line's SHA-256 is %s",
+                   auditlog.next_id - 1, auditlog.prev);
 }
 
 bool auditlog_enabled(void)

@@ -36,12 +36,15 @@ struct auditlog_options {
 
 /*
  * Opens opt->path for appending (created 0600), reads its last line to continue the chain
- * (cutting off a line a crash left unfinished), and starts the writer.  Returns 0, or -1
- * with a sentence in err.
+ * (cutting off a line a crash left unfinished), starts the writer and logs the chain's
+ * last record and its line's hash.  Returns 0, or -1 with a sentence in err.
  */
 int auditlog_open(const struct auditlog_options *opt, char *err, size_t cap);
 
-/* Writes what is queued, stops the writer and closes the file.  Nothing when not open. */
+/*
+ * Writes what is queued, stops the writer, closes the file and logs the chain's last
+ * record and its line's hash.  Nothing when not open.
+ */
 void auditlog_close(void);
 
 /*

@@ -153,6 +153,19 @@ static void get_ok(struct itcase *t, const char *path)
     itcurl_free(c);
 }
 
+/* The SHA-256 of the last line of the file at path (its newline left out), in hex. */
+static void last_line_hash(const char *path, char hash[65])
+{
+    char cmd[600];
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd), "tail -n 1 '%s' | tr -d '\\n' | sha256sum", path);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_int_equal(fscanf(p, "%64s", hash), 1);
+    assert_int_equal(pclose(p), 0);
+}
+
 /* Runs a shell command line; asserts that it succeeds. */
 static void shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void shell(const char *fmt, ...)
@@ -759,12 +772,13 @@ static void test_quiet_with_trail(void **state)
  * with the right prev_hash, or files given in the wrong order break the chain where they
  * show; record 1 has a prev_hash of zeros; a trail that starts past record 1 (its head
  * removed, or a file emptied while sluice ran) holds, but verify says where it starts and
- * exits 3, not 0.
+ * exits 3, not 0.  What no chain shows, its end, the log anchors: it names the last record
+ * and its line's hash when sluice opens the trail and when it stops, as verify does.
  */
 static void test_verify_gaps(void **state)
 {
     struct itcase *t = *state;
-    char path[400], bad[420], a[420], b[420];
+    char path[400], bad[420], a[420], b[420], head[65], says[200];
     const char *const args[] = {"--audit-log", path, NULL};
     const char *const one[] = {bad, NULL};
 
@@ -774,15 +788,24 @@ static void test_verify_gaps(void **state)
     snprintf(b, sizeof(b), "%s/b.jsonl", t->env->dir);
     it_start_origin(t, origin_handler_simple, NULL);
     it_start_proxy(t, args);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "a new chain, from record 1"));
     for (int i = 1; i <= 4; i++) {
         char p[16];
         snprintf(p, sizeof(p), "/r%d", i);
         get_ok(t, p);
     }
+    /* The log names the last record and its line's hash, as verify does. */
+    (void)sluiceproc_stop(t->env->proxy, 10000);
+    last_line_hash(path, head);
+    snprintf(says, sizeof(says),
+             "audit trail closed: the last record is 4, whose line's SHA-256 is %s", head);
+    assert_true(sluiceproc_log_contains(t->env->proxy, says));
     assert_true(testenv_stop_proxy(t->env));
     {
         const char *const files[] = {path, NULL};
         assert_verifies(t, files, 4);
+        snprintf(says, sizeof(says), "(the last line's SHA-256: %s)", head);
+        expect_verify(t, files, 0, says);
     }
 
     /* The first two removed: what is left holds, from record 3, and verify says so. */
@@ -817,6 +840,9 @@ static void test_verify_gaps(void **state)
 
     /* The trail emptied while sluice runs: the next record holds alone, from record 6. */
     it_start_proxy(t, args);
+    snprintf(says, sizeof(says), "the chain goes on after record 4, whose line's SHA-256 is %s",
+             head);
+    assert_true(sluiceproc_log_contains(t->env->proxy, says));
     get_ok(t, "/r5");
     for (int i = 0; i < 250 && count_lines(path) < 5; i++)
         tio_sleep_ms(20);
