@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -352,6 +354,10 @@ static void jb_source(struct jbuf *b, const char *client)
 /* The trail's file, queue and writer (linewriter.h). */
 static struct linewriter trail = LINEWRITER_INIT;
 
+/* DIR/.NAME.lock beside the trail DIR/NAME, flock'd while the trail is open (-1: none):
+ * one sluice per trail, or two would fork its chain.  It holds the holder's pid. */
+static int auditlog_lock_fd = -1;
+
 /* The chain: the writer's alone (the line hooks run on it), and set before it starts. */
 static struct {
     char prev[AUDITLOG_HASH_HEX];       /* the hash of the last line written */
@@ -635,6 +641,85 @@ static void auditlog_continue(int fd)
     free(buf);
 }
 
+/* The lock file's path for the trail at path into out: DIR/.NAME.lock.  False when it
+ * does not fit. */
+static bool auditlog_lock_path(const char *path, char *out, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dir = slash != NULL ? (size_t)(slash - path) + 1 : 0, name = strlen(path) - dir;
+
+    if (dir + 1 + name + 5 + 1 > cap)
+        return false;
+    memcpy(out, path, dir);
+    out[dir] = '.';
+    memcpy(out + dir + 1, path + dir, name);
+    memcpy(out + dir + 1 + name, ".lock", 6);
+    return true;
+}
+
+/*
+ * Takes the trail's lock, held until auditlog_close(), so that no second sluice appends
+ * to it (two writers fork the chain: two records with one record_id).  The lock is a file
+ * of its own, beside the trail, so that it stays when logrotate moves the trail or SIGUSR1
+ * reopens it; hidden, so that a logrotate glob of the whole directory passes it by.  A trail
+ * that is not a regular file (a pipe, /dev/stdout) has none.  Returns 0, or -1 with a
+ * sentence in err naming the holder.
+ */
+static int auditlog_take_lock(const char *path, char *err, size_t cap)
+{
+    char lock[PATH_MAX], pid[32];
+    struct stat st;
+    ssize_t n;
+    int fd;
+
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return 0;
+    if (!auditlog_lock_path(path, lock, sizeof(lock))) {
+        snprintf(err, cap, "the audit trail's path is too long for its lock beside it: %s", path);
+        return -1;
+    }
+    fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        snprintf(err, cap,
+                 "cannot make the audit trail's lock %s: %s (it keeps a second sluice from "
+                 "writing %s; sluice must be able to write in its directory)",
+                 lock, strerror(errno), path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        long holder = 0;
+
+        if ((n = pread(fd, pid, sizeof(pid) - 1, 0)) > 0) {
+            pid[n] = '\0';
+            holder = strtol(pid, NULL, 10);
+        }
+        if (holder > 0)
+            snprintf(pid, sizeof(pid), " (pid %ld)", holder);
+        else
+            pid[0] = '\0';
+        snprintf(err, cap,
+                 "the audit trail %s is being written by another sluice%s, which holds %s: "
+                 "stop that sluice first (one that is draining holds it until it exits), or "
+                 "give each sluice its own --audit-log; two would fork the trail's chain",
+                 path, pid, lock);
+        close(fd);
+        return -1;
+    }
+    n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        log_warn("cannot write the pid into the audit trail's lock %s: %s", lock, strerror(errno));
+    auditlog_lock_fd = fd;
+    return 0;
+}
+
+/* Lets the trail's lock go. */
+static void auditlog_drop_lock(void)
+{
+    if (auditlog_lock_fd >= 0)
+        close(auditlog_lock_fd); /* the lock goes with it; the file stays for the next */
+    auditlog_lock_fd = -1;
+}
+
 /* Opens the trail; see the header. */
 int auditlog_open(const struct auditlog_options *opt, char *err, size_t cap)
 {
@@ -647,14 +732,20 @@ int auditlog_open(const struct auditlog_options *opt, char *err, size_t cap)
         .keep = opt->keep,
         .hooks = {.line = auditlog_line, .save = auditlog_save, .restore = auditlog_restore},
     };
-    int rfd = open(opt->path, O_RDONLY | O_CLOEXEC);
+    int rfd;
 
+    /* Taken before the last line is read: no other sluice appends after it. */
+    if (auditlog_take_lock(opt->path, err, cap) < 0)
+        return -1;
     /* The chain goes on from the file's last line, before the writer starts. */
+    rfd = open(opt->path, O_RDONLY | O_CLOEXEC);
     auditlog_continue(rfd);
     if (rfd >= 0)
         close(rfd);
-    if (linewriter_open(&trail, &lw, "sluice-audit", err, cap) < 0)
+    if (linewriter_open(&trail, &lw, "sluice-audit", err, cap) < 0) {
+        auditlog_drop_lock();
         return -1;
+    }
     /* Where the chain stands, in the log too: a copy of it kept elsewhere shows a trail
      * whose end was cut off (verify prints the same for the file). */
     if (auditlog.next_id == 1)
@@ -674,6 +765,7 @@ void auditlog_close(void)
     linewriter_close(&trail); /* the writer has stopped: its chain is ours to read */
     if (!was_open)
         return;
+    auditlog_drop_lock(); /* every record is written: the next sluice may go on */
     if (auditlog.next_id == 1)
         log_notice("audit trail closed: no record in it");
     else

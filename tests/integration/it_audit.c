@@ -856,6 +856,57 @@ static void test_verify_gaps(void **state)
     }
 }
 
+/*
+ * One sluice per trail: a second one given the same --audit-log while the first runs
+ * exits 1 at start, naming the trail, the first one's pid and the lock, and saying what to
+ * do; the lock stays with the first across a logrotate move and SIGUSR1.  Once the first
+ * has stopped (systemd's restart: stop, then start), a new one takes the trail and goes
+ * on with the chain.
+ */
+static void test_one_writer_per_trail(void **state)
+{
+    struct itcase *t = *state;
+    char path[400], moved[420], says[1400], lock[420];
+    const char *const args[] = {"--audit-log", path, NULL};
+    const char *const second[] = {"--listen", "127.0.0.1:0", "--audit-log", path, NULL};
+
+    snprintf(path, sizeof(path), "%s/audit.jsonl", t->env->dir);
+    snprintf(moved, sizeof(moved), "%s.1", path);
+    snprintf(lock, sizeof(lock), "%s/.audit.jsonl.lock", t->env->dir);
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    get_ok(t, "/first");
+    snprintf(says, sizeof(says),
+             "the audit trail %s is being written by another sluice (pid %d), which holds %s: "
+             "stop that sluice first",
+             path, (int)sluiceproc_pid(t->env->proxy), lock);
+    for (int round = 0; round < 2; round++) {
+        struct it_run r = it_run_sluice(t, second);
+
+        assert_int_equal(r.status, 1);
+        if (strstr(r.output, says) == NULL)
+            fail_msg("the second sluice said: %s; wanted: %s", r.output, says);
+        free(r.output);
+        if (round == 1)
+            break;
+        /* logrotate moves the trail and sends SIGUSR1: the first keeps the lock. */
+        for (int i = 0; i < 250 && count_lines(path) < 1; i++)
+            tio_sleep_ms(20);
+        assert_int_equal(rename(path, moved), 0);
+        assert_int_equal(sluiceproc_signal(t->env->proxy, SIGUSR1), 0);
+        assert_true(sluiceproc_log_wait(t->env->proxy, "reopened the audit trail", 5000));
+    }
+    get_ok(t, "/second");
+    assert_true(testenv_stop_proxy(t->env));
+    it_start_proxy(t, args);
+    get_ok(t, "/third");
+    assert_true(testenv_stop_proxy(t->env));
+    {
+        const char *const files[] = {moved, path, NULL};
+        assert_verifies(t, files, 3);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -867,6 +918,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fsync_within_a_second, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_quiet_with_trail, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_verify_gaps, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_one_writer_per_trail, it_setup, it_teardown),
     };
 
     it_select_cases(); /* SLUICE_CASE=name runs one case */
