@@ -354,9 +354,17 @@ static void jb_source(struct jbuf *b, const char *client)
 /* The trail's file, queue and writer (linewriter.h). */
 static struct linewriter trail = LINEWRITER_INIT;
 
-/* DIR/.NAME.lock beside the trail DIR/NAME, flock'd while the trail is open (-1: none):
- * one sluice per trail, or two would fork its chain.  It holds the holder's pid. */
+/*
+ * DIR/.NAME.lock beside the trail DIR/NAME, flock'd while the trail is open (-1: none):
+ * one sluice per trail, or two would fork its chain.  It holds the holder's pid on a line,
+ * then the chain's head, "RECORD_ID SHA256\n" (AUDITLOG_HEAD_LEN bytes, the id in 20
+ * digits), written after every batch: a restart that finds the trail new or empty (moved
+ * by logrotate, rotated by size) goes on from it.  The writer's alone while it runs.
+ */
 static int auditlog_lock_fd = -1;
+static off_t auditlog_head_at; /* where the head starts in the lock file: past the pid */
+static bool auditlog_head_failed;
+#define AUDITLOG_HEAD_LEN (20 + 1 + 64 + 1)
 
 /* The chain: the writer's alone (the line hooks run on it), and set before it starts. */
 static struct {
@@ -665,9 +673,10 @@ static bool auditlog_lock_path(const char *path, char *out, size_t cap)
  * that is not a regular file (a pipe, /dev/stdout) has none.  Returns 0, or -1 with a
  * sentence in err naming the holder.
  */
-static int auditlog_take_lock(const char *path, char *err, size_t cap)
+static int auditlog_take_lock(const char *path, uint64_t *head_id, char head[AUDITLOG_HASH_HEX],
+                              char *err, size_t cap)
 {
-    char lock[PATH_MAX], pid[32];
+    char lock[PATH_MAX], pid[32], held[128];
     struct stat st;
     ssize_t n;
     int fd;
@@ -705,18 +714,55 @@ static int auditlog_take_lock(const char *path, char *err, size_t cap)
         close(fd);
         return -1;
     }
+    /* The head the last holder kept: "PID\nRECORD_ID SHA256\n". */
+    *head_id = 0;
+    if ((n = pread(fd, held, sizeof(held) - 1, 0)) > 0) {
+        char *nl, *end;
+        uint64_t id;
+
+        held[n] = '\0';
+        if ((nl = strchr(held, '\n')) != NULL && (id = strtoull(nl + 1, &end, 10)) > 0 &&
+            end == nl + 21 && *end == ' ' && strspn(end + 1, "0123456789abcdef") == 64 &&
+            end[65] == '\n') {
+            *head_id = id;
+            memcpy(head, end + 1, 64);
+            head[64] = '\0';
+        }
+    }
     n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
         log_warn("cannot write the pid into the audit trail's lock %s: %s", lock, strerror(errno));
+    auditlog_head_at = n;
     auditlog_lock_fd = fd;
     return 0;
+}
+
+/* Keeps the chain's head in the lock file, after each batch written (written hook). */
+static void auditlog_keep_head(void *arg)
+{
+    char head[AUDITLOG_HEAD_LEN + 1];
+
+    (void)arg;
+    if (auditlog_lock_fd < 0)
+        return;
+    snprintf(head, sizeof(head), "%020" PRIu64 " %s\n", auditlog.next_id - 1, auditlog.prev);
+    if (pwrite(auditlog_lock_fd, head, AUDITLOG_HEAD_LEN, auditlog_head_at) != AUDITLOG_HEAD_LEN &&
+        !auditlog_head_failed) {
+        auditlog_head_failed = true; /* said once */
+        log_warn("cannot keep the audit trail's last record in its lock file: %s; a restart "
+                 "that finds the trail moved or empty starts a new chain",
+                 strerror(errno));
+    }
 }
 
 /* Lets the trail's lock go. */
 static void auditlog_drop_lock(void)
 {
-    if (auditlog_lock_fd >= 0)
+    if (auditlog_lock_fd >= 0) {
+        if (fdatasync(auditlog_lock_fd) < 0 && errno != EINVAL)
+            log_warn("cannot sync the audit trail's lock file: %s", strerror(errno));
         close(auditlog_lock_fd); /* the lock goes with it; the file stays for the next */
+    }
     auditlog_lock_fd = -1;
 }
 
@@ -730,18 +776,33 @@ int auditlog_open(const struct auditlog_options *opt, char *err, size_t cap)
         .sync_ms = opt->sync_ms,
         .rotate_bytes = opt->rotate_bytes,
         .keep = opt->keep,
-        .hooks = {.line = auditlog_line, .save = auditlog_save, .restore = auditlog_restore},
+        .hooks = {.line = auditlog_line,
+                  .save = auditlog_save,
+                  .restore = auditlog_restore,
+                  .written = auditlog_keep_head},
     };
+    char kept[AUDITLOG_HASH_HEX];
+    uint64_t kept_id = 0;
+    bool from_lock = false;
     int rfd;
 
     /* Taken before the last line is read: no other sluice appends after it. */
-    if (auditlog_take_lock(opt->path, err, cap) < 0)
+    if (auditlog_take_lock(opt->path, &kept_id, kept, err, cap) < 0)
         return -1;
-    /* The chain goes on from the file's last line, before the writer starts. */
+    /* The chain goes on from the file's last line, before the writer starts; from the head
+     * the lock file kept when the file is new or empty (logrotate moved it, or it was
+     * rotated by size, before the restart). */
     rfd = open(opt->path, O_RDONLY | O_CLOEXEC);
     auditlog_continue(rfd);
     if (rfd >= 0)
         close(rfd);
+    if (auditlog.next_id == 1 && kept_id > 0) {
+        auditlog.next_id = kept_id + 1;
+        memcpy(auditlog.prev, kept, sizeof(auditlog.prev));
+        from_lock = true;
+    }
+    auditlog_head_failed = false;
+    auditlog_keep_head(NULL); /* kept again after the new pid, before the writer starts */
     if (linewriter_open(&trail, &lw, "sluice-audit", err, cap) < 0) {
         auditlog_drop_lock();
         return -1;
@@ -752,8 +813,10 @@ int auditlog_open(const struct auditlog_options *opt, char *err, size_t cap)
         log_notice("audit trail: %s; a new chain, from record 1", opt->path);
     else
         log_notice("audit trail: %s; the chain goes on after record %" PRIu64
-                   ", whose line's SHA-256 is %s",
-                   opt->path, auditlog.next_id - 1, auditlog.prev);
+                   ", whose line's SHA-256 is %s%s",
+                   opt->path, auditlog.next_id - 1, auditlog.prev,
+                   from_lock ? " (that record is in an earlier file: this one is new or empty)"
+                             : "");
     return 0;
 }
 

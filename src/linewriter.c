@@ -175,6 +175,8 @@ static void linewriter_flush(struct linewriter *w)
     if (n == (ssize_t)w->batch_len) {
         w->size += w->batch_len;
         w->dirty = true;
+        if (w->opt.hooks.written != NULL)
+            w->opt.hooks.written(w->opt.hooks.arg);
         if (atomic_exchange(&w->failing, false))
             log_notice("the %s %s is written again; %" PRIu64 " records were lost", w->opt.what,
                        w->path, (uint64_t)atomic_load(&w->lost));

@@ -5,8 +5,9 @@
  * batches of whole lines (linewriter.h), so writing never blocks an event loop and a
  * reader never sees half a line.  Each record carries the SHA-256 of the line
  * before it (sluice.prev_hash) and a sequence number (sluice.record_id), continued across
- * restarts from the file's last line: an edited, deleted or reordered line breaks the
- * chain, and auditlog_verify() says where.
+ * restarts from the file's last line, or, when the file is new or empty (logrotate moved
+ * it), from the last record kept in the lock file beside it: an edited, deleted or
+ * reordered line breaks the chain, and auditlog_verify() says where.
  */
 #ifndef SLUICE_AUDITLOG_H
 #define SLUICE_AUDITLOG_H
@@ -35,9 +36,11 @@ struct auditlog_options {
 };
 
 /*
- * Opens opt->path for appending (created 0600), reads its last line to continue the chain
- * (cutting off a line a crash left unfinished), starts the writer and logs the chain's
- * last record and its line's hash.  Returns 0, or -1 with a sentence in err.
+ * Takes the lock DIR/.NAME.lock beside opt->path (DIR/NAME), held until auditlog_close(),
+ * opens opt->path for appending (created 0600), reads its last line to continue the chain
+ * (cutting off a line a crash left unfinished; the lock file's last record when there is
+ * none), starts the writer and logs the chain's last record and its line's hash.  Returns
+ * 0, or -1 with a sentence in err (another sluice holds the lock: its pid is named).
  */
 int auditlog_open(const struct auditlog_options *opt, char *err, size_t cap);
 

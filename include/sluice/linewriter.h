@@ -54,12 +54,14 @@ struct linewriter_block {
  * (len bytes) to out, which has room for len + LINEWRITER_TAIL_MAX bytes, and returns
  * its length, newline included; NULL writes the item as it is (it holds its newline).
  * save is called before the first line of a batch, restore when that batch could not be
- * written, so that state the lines carried goes back to what the file holds.
+ * written, so that state the lines carried goes back to what the file holds; written
+ * after a batch was written whole, so that state can be kept where the file is not.
  */
 struct linewriter_hooks {
     size_t (*line)(const char *item, size_t len, char *out, void *arg);
     void (*save)(void *arg);
     void (*restore)(void *arg);
+    void (*written)(void *arg);
     void *arg;
 };
 

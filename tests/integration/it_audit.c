@@ -226,10 +226,16 @@ static void test_rotation_under_load(void **state)
         assert_verifies(t, files, ok);
     }
 
-    /* logrotate's way: moved, then SIGUSR1, with the clients running. */
+    /* logrotate's way: moved, then SIGUSR1, with the clients running.  A new chain: the
+     * files gone, and the lock file that keeps the chain's head too. */
     assert_int_equal(unlink(p2), 0);
     assert_int_equal(unlink(p1), 0);
     assert_int_equal(unlink(path), 0);
+    {
+        char lock[420];
+        snprintf(lock, sizeof(lock), "%s/.audit.jsonl.lock", t->env->dir);
+        assert_int_equal(unlink(lock), 0);
+    }
     it_start_proxy(t, plain);
     load_start(t, l, th, &stop, 600);
     for (int i = 0; i < 500 && count_lines(path) < 200; i++)
@@ -907,6 +913,59 @@ static void test_one_writer_per_trail(void **state)
     }
 }
 
+/*
+ * The chain survives a restart that finds the trail new: logrotate moved it and sent
+ * SIGUSR1 (an empty file reopened) and sluice restarted before the next record; logrotate
+ * moved it (dateext) and sluice restarted before any SIGUSR1 (no file at all).  Each time
+ * the next record goes on from the last one, in the older file, and verify holds across
+ * the files, from record 1.
+ */
+static void test_chain_across_rotation_and_restart(void **state)
+{
+    struct itcase *t = *state;
+    char path[400], moved1[420], moved2[420];
+    const char *const args[] = {"--audit-log", path, NULL};
+
+    snprintf(path, sizeof(path), "%s/audit.jsonl", t->env->dir);
+    snprintf(moved1, sizeof(moved1), "%s.1", path);
+    snprintf(moved2, sizeof(moved2), "%s-20261206", path);
+    it_start_origin(t, origin_handler_simple, NULL);
+
+    /* Moved, SIGUSR1, restarted before the next record. */
+    it_start_proxy(t, args);
+    get_ok(t, "/a");
+    get_ok(t, "/b");
+    for (int i = 0; i < 250 && count_lines(path) < 2; i++)
+        tio_sleep_ms(20);
+    assert_int_equal(rename(path, moved1), 0);
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGUSR1), 0);
+    assert_true(sluiceproc_log_wait(t->env->proxy, "reopened the audit trail", 5000));
+    assert_true(testenv_stop_proxy(t->env));
+    it_start_proxy(t, args);
+    assert_true(sluiceproc_log_contains(t->env->proxy, "the chain goes on after record 2"));
+    get_ok(t, "/c");
+    assert_true(testenv_stop_proxy(t->env));
+    {
+        const char *const files[] = {moved1, path, NULL};
+        assert_verifies(t, files, 3);
+    }
+
+    /* Moved with a date, restarted before any SIGUSR1: the old sluice wrote on to the
+     * moved file, and the new one finds none. */
+    it_start_proxy(t, args);
+    assert_int_equal(rename(path, moved2), 0);
+    get_ok(t, "/d");
+    assert_true(testenv_stop_proxy(t->env));
+    assert_int_equal(access(path, F_OK), -1);
+    it_start_proxy(t, args);
+    get_ok(t, "/e");
+    assert_true(testenv_stop_proxy(t->env));
+    {
+        const char *const files[] = {moved1, moved2, path, NULL};
+        assert_verifies(t, files, 5);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -919,6 +978,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quiet_with_trail, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_verify_gaps, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_one_writer_per_trail, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_chain_across_rotation_and_restart, it_setup,
+                                        it_teardown),
     };
 
     it_select_cases(); /* SLUICE_CASE=name runs one case */
