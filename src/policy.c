@@ -405,7 +405,7 @@ static void take_paths(struct policy_loader *l, const struct policy_key *k, yaml
         yaml_node_t *at =
             n->type == YAML_SEQUENCE_NODE ? pnode(l, n->data.sequence.items.start[i - first]) : n;
         size_t len;
-        char *norm, flags_text[96];
+        char *norm, flags_text[128];
         unsigned flags = 0;
 
         /* A request carries only printable ASCII in its target (http1.c): "/ü" or "/a b"
@@ -424,7 +424,7 @@ static void take_paths(struct policy_loader *l, const struct policy_key *k, yaml
             urlpath_flags_format(flags, flags_text, sizeof(flags_text));
             perr(l, at,
                  "%s: '%s' is not a plain path prefix (%s); expected a path that starts with "
-                 "'/', without dot segments above the root, encoded '/' or '\\', or '%%00'",
+                 "one '/', without dot segments above the root, encoded '/' or '\\', or '%%00'",
                  k->name, out[i], out[i][0] != '/' ? "no leading '/'" : flags_text);
             free(norm);
             continue;

@@ -1337,7 +1337,7 @@ static bool session_decide(struct session *s, const char *buf)
             x->decision = tunnel;
     }
     if (x->decision.bad_request) {
-        char what[600], flags[96];
+        char what[600], flags[128];
         urlpath_flags_format(x->path_flags, flags, sizeof(flags));
         snprintf(what, sizeof(what),
                  "the request path can mean different things to different servers (%s), and "

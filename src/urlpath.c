@@ -43,8 +43,8 @@ enum seg_kind {
 
 /* Flag names, in bit order. */
 static const char *const flag_names[] = {
-    "encoded-slash", "backslash",   "nul",          "above-root",
-    "dot-param",     "bad-percent", "empty-dotdot", "overlong",
+    "encoded-slash", "backslash",    "nul",      "above-root",      "dot-param",
+    "bad-percent",   "empty-dotdot", "overlong", "leading-slashes",
 };
 
 /* The value of hex digit c, or -1 when c is not one. */
@@ -263,6 +263,10 @@ int urlpath_normalize(const char *in, size_t len, char *out, size_t cap, unsigne
     unsigned seen = 0, again = 0;
 
     plen = path_walk(in, start, qpos, NULL, 0, &seen);
+    /* The walk merges the empty first segment like any other; a parser that reads the
+     * target as a URL reference takes the segment after it for a host name. */
+    if (qpos >= 2 && in[0] == '/' && in[1] == '/')
+        seen |= URLPATH_F_LEADING_SLASHES;
     total = plen + (len - qpos);
     if (flags != NULL)
         *flags |= seen;

@@ -3,7 +3,7 @@
  * matched against, and the ways a path can mean different things to different servers.
  *
  * A rule on the raw target is fooled by spelling: "/v1/../admin" and "/v1/%2e%2e/admin"
- * start with "/v1/", "/%74elemetry", "//telemetry" and "/x/../telemetry" do not start
+ * start with "/v1/", "/%74elemetry", "/./telemetry" and "/x/../telemetry" do not start
  * with "/telemetry".  The proxy matches rules on urlpath_normalize()'s output and refuses
  * (400) a target for which it reports any URLPATH_AMBIGUOUS flag: there, origin servers
  * disagree on what the path is, so no single normal form is right for all of them.
@@ -28,13 +28,18 @@ enum urlpath_flag {
                                           slashes are merged first, "/a/b" under RFC 3986 */
     URLPATH_F_OVERLONG = 1u << 7,      /* overlong UTF-8 (%C0%AE, %E0%80%AE): old decoders read
                                           the ASCII character it spells, '.' or '/' */
+    URLPATH_F_LEADING_SLASHES = 1u << 8, /* a path that starts with "//": a path to servers
+                                            that merge slashes, a "//host/path" reference
+                                            to WHATWG parsers (Node's new URL(target, base))
+                                            and Python's urlsplit, which route "/path" */
 };
 
 /* Every flag: the proxy refuses a target with any of them. */
-#define URLPATH_AMBIGUOUS ((unsigned)((1u << 8) - 1))
+#define URLPATH_AMBIGUOUS ((unsigned)((1u << 9) - 1))
 
 /* The flags whose cause normalising removes: they never come back from normalised output. */
-#define URLPATH_RESOLVED ((unsigned)(URLPATH_F_ABOVE_ROOT | URLPATH_F_EMPTY_DOTDOT))
+#define URLPATH_RESOLVED                                                                           \
+    ((unsigned)(URLPATH_F_ABOVE_ROOT | URLPATH_F_EMPTY_DOTDOT | URLPATH_F_LEADING_SLASHES))
 
 /*
  * Normalises the origin-form target in[0..len) -- a path, optionally followed by "?query"
@@ -53,7 +58,9 @@ enum urlpath_flag {
  *    ("/a/b/.." -> "/a/", "/a/." -> "/a/"); "...", ".hidden", "..;x" and "..%2F" are not
  *    dot segments;
  *  - empty segments are dropped before dot segments are resolved, so repeated slashes
- *    collapse ("//a///b" -> "/a/b", "/a//../b" -> "/b"); a trailing slash is kept;
+ *    collapse ("//a///b" -> "/a/b", "/a//../b" -> "/b"); a trailing slash is kept; a
+ *    path that starts with "//" is URLPATH_F_LEADING_SLASHES (repeated slashes further
+ *    in are not: no parser reads an authority there);
  *  - the query ('?' onwards) is copied unchanged and not inspected.
  * Every ambiguity seen in the path is ORed into *flags (when flags is not NULL), also for
  * segments that a ".." then removes and also when -1 is returned.
@@ -100,8 +107,8 @@ int urlpath_strip_params(const char *in, size_t len, char *out, size_t cap);
  * Writes the names of every flag in flags, comma-separated ("encoded-slash,above-root"),
  * or "none", into out[0..cap) for messages and audit records.  The names are
  * "encoded-slash", "backslash", "nul", "above-root", "dot-param", "bad-percent",
- * "empty-dotdot" and "overlong"; unknown bits are left out.  Truncates but always
- * NUL-terminates when cap > 0; returns the length of the full text.
+ * "empty-dotdot", "overlong" and "leading-slashes"; unknown bits are left out.  Truncates but
+ * always NUL-terminates when cap > 0; returns the length of the full text.
  */
 size_t urlpath_flags_format(unsigned flags, char *out, size_t cap);
 

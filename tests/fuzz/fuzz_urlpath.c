@@ -198,6 +198,8 @@ static void check_flags_seen(const char *in, size_t plen, unsigned flags)
             CHECK(flags & URLPATH_F_BAD_PERCENT);
     if (plen >= 3 && in[0] == '/' && in[1] == '.' && in[2] == '.' && (plen == 3 || in[3] == '/'))
         CHECK(flags & URLPATH_F_ABOVE_ROOT);
+    if (plen >= 2 && in[0] == '/' && in[1] == '/')
+        CHECK(flags & URLPATH_F_LEADING_SLASHES);
 }
 
 /*

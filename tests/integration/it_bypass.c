@@ -226,7 +226,8 @@ static void test_path_spellings(void **state)
     static const struct path_case allow_cases[] = {
         {"/v1/x", 0, NULL},
         {"/%761/x", 0, NULL},
-        {"//v1/x", 0, NULL},
+        {"/v1//x", 0, NULL},
+        {"/v1///x/", 0, NULL},
         {"/v1/./x", 0, NULL},
         {"/v1/a/../x", 0, NULL},
         {"/v1/../admin", 403, "default"},
@@ -251,6 +252,11 @@ static void test_path_spellings(void **state)
         {"/v1//../admin", 400, "ambiguous-path:api"},
         {"/v1/%c0%ae%c0%ae/admin", 400, "ambiguous-path:api"},
         {"/v1/%zz", 400, "ambiguous-path:api"},
+        /* Node's new URL(target, base) and Python's urlsplit read "//v1" as a host. */
+        {"//v1/x", 400, "ambiguous-path:api"},
+        {"//v1/admin", 400, "ambiguous-path:api"},
+        {"///v1/admin", 400, "ambiguous-path:api"},
+        {"//v1/?q=1", 400, "ambiguous-path:api"},
     };
     static const struct path_case block_cases[] = {
         {"/ok", 0, NULL},
@@ -258,8 +264,8 @@ static void test_path_spellings(void **state)
         {"/telemetry", 403, "telemetry:events"},
         {"/%74elemetry", 403, "telemetry:events"},
         {"/%74%65lemetry/x", 403, "telemetry:events"},
-        {"//telemetry", 403, "telemetry:events"},
-        {"///telemetry", 403, "telemetry:events"},
+        {"/telemetry//x", 403, "telemetry:events"},
+        {"/x//telemetry", 0, NULL},
         {"/./telemetry", 403, "telemetry:events"},
         {"/%2e/telemetry", 403, "telemetry:events"},
         {"/x/../telemetry", 403, "telemetry:events"},
@@ -268,6 +274,10 @@ static void test_path_spellings(void **state)
         {"/TELEMETRY", 403, "telemetry:events"},
         {"/Telemetry/x", 403, "telemetry:events"},
         {"/../telemetry", 400, "ambiguous-path:events"},
+        {"//telemetry", 400, "ambiguous-path:events"},
+        {"///telemetry", 400, "ambiguous-path:events"},
+        {"//x/telemetry", 400, "ambiguous-path:events"},
+        {"//x/api/events", 400, "ambiguous-path:events"},
         {"/x%2f..%2ftelemetry", 400, "ambiguous-path:events"},
         {"/;x/telemetry", 400, "ambiguous-path:events"},
         {"/telemetry;jsessionid=1", 403, "telemetry:events"},
@@ -309,6 +319,13 @@ static void test_path_spellings(void **state)
     it_start_proxy(t, args);
     run_path_cases(t, "alpha", allow_cases, sizeof(allow_cases) / sizeof(allow_cases[0]));
     run_path_cases(t, "beta", block_cases, sizeof(block_cases) / sizeof(block_cases[0]));
+    /* The 400 says which ambiguity it saw. */
+    {
+        struct rawresp r = {0};
+        assert_int_equal(get_path_as(t, "beta", "//x/telemetry", &r), 400);
+        assert_non_null(strstr(tbuf_str(&r.body), "(leading-slashes)"));
+        rawresp_free(&r);
+    }
 }
 
 /* Answers every request on a keep-alive connection with "conn=<accept index>". */

@@ -187,6 +187,51 @@ static void test_inspect_curl(void **state)
 }
 
 /*
+ * Inside inspection, a path that starts with "//" is refused with 400 where a path rule
+ * applies, as in plain HTTP: a WHATWG parser (Node's new URL(target, base)) routes
+ * "//x/events" as "/events", which the telemetry rule on /events would never see.
+ * Slashes repeated further in are only collapsed; the origin sees that request alone.
+ */
+static void test_inspect_leading_slashes(void **state)
+{
+    static const char *const refused[] = {"//x/events", "//events", "///events"};
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    struct itcurl *c;
+    char ports[16], url[160], *line;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: block\n", alpha_profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        c = alpha_curl(t, &ca);
+        curl_easy_setopt(c->h, CURLOPT_PATH_AS_IS, 1L);
+        snprintf(url, sizeof(url), "https://origin.test:%u%s", origin_port(t->origin), refused[i]);
+        if (itcurl_perform(c, url) != CURLE_OK)
+            it_fail_with_log(t, c->errbuf);
+        if (itcurl_status(c) != 400)
+            fail_msg("%s: expected 400, got %ld", refused[i], itcurl_status(c));
+        assert_non_null(strstr(tbuf_str(&c->body), "(leading-slashes)"));
+        itcurl_free(c);
+        snprintf(url, sizeof(url), ":%u%s\"", origin_port(t->origin), refused[i]);
+        line = it_access_line(t, url, NULL);
+        it_assert_access_field(line, "status", "400");
+        it_assert_access_field(line, "tls", "inspect");
+        it_assert_access_field(line, "rule", "ambiguous-path:events");
+        free(line);
+    }
+    c = alpha_curl(t, &ca);
+    curl_easy_setopt(c->h, CURLOPT_PATH_AS_IS, 1L);
+    snprintf(url, sizeof(url), "https://origin.test:%u/x//events", origin_port(t->origin));
+    if (itcurl_perform(c, url) != CURLE_OK)
+        it_fail_with_log(t, c->errbuf);
+    assert_int_equal(itcurl_status(c), 200);
+    itcurl_free(c);
+    assert_int_equal(origin_requests(t->origin), 1);
+}
+
+/*
  * Body capture inside inspected TLS: a POST through the decrypted tunnel keeps its body
  * and, for requests-and-responses, the origin's answer, in the capture store, named by
  * the record of the inspected request; a GET on the same connection keeps nothing.
@@ -1671,6 +1716,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_inspect_curl, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_leading_slashes, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_capture, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_capture_not_spliced, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_upstream_failures, it_setup, it_teardown),

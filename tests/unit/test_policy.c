@@ -983,8 +983,8 @@ static void test_capture_errors(void **state)
 }
 
 /*
- * A path rule must be a plain path: no dot segment above the root, encoded '/', NUL or
- * missing '/'; the error points at the entry.
+ * A path rule must be a plain path: no dot segment above the root, encoded '/', NUL,
+ * missing '/' or "//" at the start; the error points at the entry.
  */
 static void test_path_rules_plain(void **state)
 {
@@ -992,17 +992,22 @@ static void test_path_rules_plain(void **state)
         {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g, hosts: [h.test], paths: [v1/]}\n", 1, 3,
          41,
          "paths: 'v1/' is not a plain path prefix (no leading '/'); expected a path that starts "
-         "with '/', without dot segments above the root, encoded '/' or '\\', or '%00'",
+         "with one '/', without dot segments above the root, encoded '/' or '\\', or '%00'",
          NULL},
         {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g, hosts: [h.test], paths: [/v1/%2fx]}\n",
          1, 3, 41,
          "paths: '/v1/%2fx' is not a plain path prefix (encoded-slash); expected a path that "
-         "starts with '/', without dot segments above the root, encoded '/' or '\\', or '%00'",
+         "starts with one '/', without dot segments above the root, encoded '/' or '\\', or '%00'",
          NULL},
         {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g, hosts: [h.test], paths: [/../v1]}\n", 1,
          3, 41,
          "paths: '/../v1' is not a plain path prefix (above-root); expected a path that starts "
-         "with '/', without dot segments above the root, encoded '/' or '\\', or '%00'",
+         "with one '/', without dot segments above the root, encoded '/' or '\\', or '%00'",
+         NULL},
+        {"tools/a.yaml", "id: a\nendpoints:\n  - {group: g, hosts: [h.test], paths: [//v1/]}\n", 1,
+         3, 41,
+         "paths: '//v1/' is not a plain path prefix (leading-slashes); expected a path that starts "
+         "with one '/', without dot segments above the root, encoded '/' or '\\', or '%00'",
          NULL},
     };
 

@@ -37,6 +37,7 @@ struct path_case {
 #define F_BADPCT URLPATH_F_BAD_PERCENT
 #define F_EMPTY  URLPATH_F_EMPTY_DOTDOT
 #define F_OVER   URLPATH_F_OVERLONG
+#define F_LEAD   URLPATH_F_LEADING_SLASHES
 
 static const struct path_case cases[] = {
     /* Plain paths, and what is not a path at all. */
@@ -131,16 +132,27 @@ static const struct path_case cases[] = {
     ROW("/a/b../c", "/a/b../c", 0),
     ROW("/a/.%2e%2e", "/a/...", 0),
     /* Repeated slashes. */
-    ROW("//telemetry", "/telemetry", 0),
-    ROW("//a///b", "/a/b", 0),
     ROW("/a//", "/a/", 0),
-    ROW("///", "/", 0),
+    ROW("/x//telemetry", "/x/telemetry", 0),
     ROW("/a/..//b", "/b", 0),
     ROW("/a//./b", "/a/b", 0),
     ROW("/a//../b", "/b", F_EMPTY),
     ROW("/telemetry//../x", "/x", F_EMPTY),
     ROW("/a//b/../../c", "/c", F_EMPTY),
-    ROW("//../a", "/a", F_EMPTY | F_ABOVE),
+    ROW("//../a", "/a", F_EMPTY | F_ABOVE | F_LEAD),
+    /* A path that starts with "//": a URL parser reads "//v1/admin" as host v1, path /admin. */
+    ROW("//telemetry", "/telemetry", F_LEAD),
+    ROW("//v1/admin", "/v1/admin", F_LEAD),
+    ROW("//x/telemetry", "/x/telemetry", F_LEAD),
+    ROW("///telemetry", "/telemetry", F_LEAD),
+    ROW("//a///b", "/a/b", F_LEAD),
+    ROW("///", "/", F_LEAD),
+    ROW("//", "/", F_LEAD),
+    ROW("//?q", "/?q", F_LEAD),
+    ROW("//%2e%2e/x", "/x", F_EMPTY | F_ABOVE | F_LEAD),
+    ROW("/%2F/x", "/%2F/x", F_ESLASH),
+    ROW("/?//x", "/?//x", 0),
+    ROW("/.//x", "/x", 0),
     /* Path parameters on dot or empty segments. */
     ROW("/v1/..;/admin", "/v1/..;/admin", F_PARAM),
     ROW("/v1/..;jsessionid=1/admin", "/v1/..;jsessionid=1/admin", F_PARAM),
@@ -272,6 +284,7 @@ static void test_fixed_point_kept_flags(void **state)
         {"/%G0", F_BADPCT},
         {"/%%34%31", 0},
         {"/a//../b", 0},
+        {"//v1/admin", 0},
         {"/%c0%ae", F_OVER},
         {"/a%2Fb/../c", 0},
         {"/a/..;x/../b", 0},
@@ -376,7 +389,7 @@ static void test_flags_format(void **state)
     assert_string_equal(buf, "encoded-slash,above-root");
     urlpath_flags_format(URLPATH_AMBIGUOUS, buf, sizeof(buf));
     assert_string_equal(buf, "encoded-slash,backslash,nul,above-root,dot-param,bad-percent,"
-                             "empty-dotdot,overlong");
+                             "empty-dotdot,overlong,leading-slashes");
     urlpath_flags_format(1u << 20, buf, sizeof(buf));
     assert_string_equal(buf, "none");
     assert_int_equal(urlpath_flags_format(URLPATH_F_BACKSLASH, buf, 5), 9);
