@@ -1454,19 +1454,30 @@ static bool path_has_prefix(const struct policy_query *q, const char *prefix, bo
            (q->literal_path != NULL && strncasecmp(q->literal_path, prefix, n) == 0);
 }
 
-/* True when the endpoint's hosts, ports and methods cover the request (paths aside). */
-static bool endpoint_reaches(const struct policy_endpoint *e, const struct policy_query *q)
+/*
+ * True when the endpoint's hosts and ports cover the request's host and port, whatever
+ * its methods and paths: what a group says of a tunnel (tls, capture) holds for the host.
+ */
+static bool endpoint_covers_host(const struct policy_endpoint *e, const struct policy_query *q)
 {
-    bool port_ok = e->nports == 0, method_ok = e->nmethods == 0;
+    bool port_ok = e->nports == 0;
 
     if (!in_set(e->hosts, q->host))
         return false;
     for (size_t i = 0; i < e->nports && !port_ok; i++)
         port_ok = e->ports[i] == q->port;
+    return port_ok;
+}
+
+/* True when the endpoint's hosts, ports and methods cover the request (paths aside). */
+static bool endpoint_reaches(const struct policy_endpoint *e, const struct policy_query *q)
+{
+    bool method_ok = e->nmethods == 0;
+
     for (size_t i = 0; i < e->nmethods && !method_ok; i++)
         method_ok =
             !q->is_connect && q->method != NULL && strcasecmp(e->methods[i], q->method) == 0;
-    return port_ok && method_ok;
+    return method_ok && endpoint_covers_host(e, q);
 }
 
 /*
@@ -1700,21 +1711,18 @@ static bool capture_reaches(const struct policy_snapshot *p, const struct policy
         return true;
     for (size_t i = 0; t != NULL && i < t->nendpoints; i++) {
         const struct policy_endpoint *e = &t->endpoints[i];
-        if (e->capture > POLICY_CAPTURE_NONE && in_set(e->hosts, q->host)) {
-            bool port_ok = e->nports == 0;
-            for (size_t k = 0; k < e->nports && !port_ok; k++)
-                port_ok = e->ports[k] == q->port;
-            if (port_ok)
-                return true;
-        }
+        if (e->capture > POLICY_CAPTURE_NONE && endpoint_covers_host(e, q))
+            return true;
     }
     return false;
 }
 
 /*
  * The TLS mode of a tunnel the request decision let through: the strictest mode an
- * endpoint group of the tool reaching the host names (block, then inspect, then splice),
- * else the tool's, else the organisation's, else splice.  Names the scope in d->tls_rule.
+ * endpoint group of the tool covering the host and port names (block, then inspect, then
+ * splice), else the tool's, else the organisation's, else splice.  Names the scope in
+ * d->tls_rule.  A group's methods and paths do not count: a CONNECT shows neither, and
+ * they are what inspection is there to judge.
  */
 static void decide_tls(const struct policy_snapshot *p, const struct policy_query *q,
                        struct policy_decision *d)
@@ -1724,7 +1732,7 @@ static void decide_tls(const struct policy_snapshot *p, const struct policy_quer
 
     for (size_t i = 0; t != NULL && i < t->nendpoints; i++) {
         const struct policy_endpoint *e = &t->endpoints[i];
-        if (e->tls != POLICY_TLS_UNSET && endpoint_reaches(e, q) &&
+        if (e->tls != POLICY_TLS_UNSET && endpoint_covers_host(e, q) &&
             (chosen == NULL || e->tls > chosen->tls))
             chosen = e;
     }

@@ -648,6 +648,83 @@ static void test_inspect_modes(void **state)
 }
 
 /*
+ * A group's tls holds for its hosts whatever methods it lists (a CONNECT shows none): a
+ * telemetry group on POST /telemetry with tls: inspect turns inspection on, so the POST is
+ * refused inside and a GET goes through inspected; tls: block on a group limited to GET
+ * refuses the CONNECT.
+ */
+static void test_inspect_group_with_methods(void **state)
+{
+    struct itcase *t = *state;
+    static const char profile[] = "id: alpha\n"
+                                  "identify: {proxy_users: [alpha]}\n"
+                                  "default: allow\n"
+                                  "block_telemetry: true\n"
+                                  "endpoints:\n"
+                                  "  - group: events\n"
+                                  "    purpose: telemetry\n"
+                                  "    hosts: [origin.test]\n"
+                                  "    methods: [POST]\n"
+                                  "    paths: [/telemetry]\n"
+                                  "    tls: inspect\n"
+                                  "  - group: banned\n"
+                                  "    hosts: [localhost]\n"
+                                  "    methods: [GET]\n"
+                                  "    tls: block\n";
+    struct sluice_ca ca;
+    struct itcurl *c;
+    struct tbuf head = {0};
+    char ports[16], url[160], proxy[80], want[200], *line;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca, "unidentified: block\n", profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    c = itcurl_new(t->proxy_port);
+    assert_non_null(c);
+    snprintf(proxy, sizeof(proxy), "http://alpha:x@127.0.0.1:%u", t->proxy_port);
+    curl_easy_setopt(c->h, CURLOPT_PROXY, proxy);
+    curl_easy_setopt(c->h, CURLOPT_CAINFO, ca.cert); /* only sluice's CA: inspected or fails */
+    snprintf(url, sizeof(url), "https://origin.test:%u/telemetry", origin_port(t->origin));
+    curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, "event=1");
+    if (itcurl_perform(c, url) != CURLE_OK)
+        it_fail_with_log(t, c->errbuf);
+    assert_int_equal(itcurl_status(c), 403);
+    curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
+    snprintf(url, sizeof(url), "https://origin.test:%u/ok", origin_port(t->origin));
+    if (itcurl_perform(c, url) != CURLE_OK)
+        it_fail_with_log(t, c->errbuf);
+    assert_int_equal(itcurl_status(c), 200);
+    snprintf(url, sizeof(url), "https://localhost:%u/no", origin_port(t->origin));
+    assert_int_not_equal(itcurl_perform(c, url), CURLE_OK);
+    itcurl_free(c);
+
+    assert_true(sluiceproc_log_wait(t->env->proxy, "inspecting (tls:inspect:alpha/events)", 5000));
+    snprintf(want, sizeof(want), "target=\"https://origin.test:%u/telemetry\"",
+             origin_port(t->origin));
+    line = it_access_line(t, want, NULL);
+    it_assert_access_field(line, "method", "POST");
+    it_assert_access_field(line, "status", "403");
+    it_assert_access_field(line, "tls", "inspect");
+    it_assert_access_field(line, "rule", "telemetry:events");
+    free(line);
+    line = it_access_line(t, "/ok\"", NULL);
+    it_assert_access_field(line, "status", "200");
+    it_assert_access_field(line, "tls", "inspect");
+    free(line);
+    line = it_access_line(t, "target=\"localhost:", NULL);
+    it_assert_access_field(line, "method", "CONNECT");
+    it_assert_access_field(line, "status", "403");
+    it_assert_access_field(line, "rule", "tls:block:alpha/banned");
+    free(line);
+    /* The origin saw the GET, never the POST. */
+    assert_int_equal(origin_requests(t->origin), 1);
+    assert_true(origin_request(t->origin, 0, &head, NULL));
+    assert_non_null(strstr(tbuf_str(&head), "GET /ok HTTP/1.1\r\n"));
+    tbuf_free(&head);
+}
+
+/*
  * The tunnel is judged again with each request inside it and at a reload: a request whose
  * User-Agent names a tool whose tunnels are blocked is refused inside an inspected
  * connection another tool opened, and a reload that blocks the tool's TLS reaches the
@@ -1724,6 +1801,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_h2_only_spliced, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_h2_only_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_modes, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_group_with_methods, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_rejudged, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_client_refuses_cert, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_pinned_spliced, it_setup, it_teardown),

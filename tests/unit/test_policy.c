@@ -750,6 +750,48 @@ static void test_tls_modes(void **state)
 }
 
 /*
+ * A group's tls holds for every tunnel to its hosts and ports, whatever methods and paths
+ * it lists (a CONNECT shows neither): a telemetry group on POST /telemetry inspects, a
+ * group limited to GET blocks, and capture on such a group keeps the tunnel inspected.
+ * A group's ports still count.
+ */
+static void test_tls_modes_group_methods(void **state)
+{
+    struct fixture *f = *state;
+    struct policy_decision d;
+
+    put(f, "tools/alpha.yaml",
+        "id: alpha\n"
+        "default: allow\n"
+        "block_telemetry: true\n"
+        "endpoints:\n"
+        "  - {group: events, purpose: telemetry, hosts: [ev.alpha.test], methods: [POST],\n"
+        "     paths: [/telemetry], tls: inspect, capture: requests}\n"
+        "  - {group: nope, hosts: [gone.alpha.test], methods: [GET], tls: block}\n"
+        "  - {group: other, hosts: [port.alpha.test], ports: [8443], methods: [GET],\n"
+        "     tls: block}\n");
+    put(f, "organisation.yaml", "unidentified: allow\n");
+    f->p = load_dir(f->dir, &f->errs);
+    assert_non_null(f->p);
+    decide_connect(f, "alpha", "ev.alpha.test", &d);
+    assert_int_equal(d.verdict, POLICY_ALLOW);
+    assert_string_equal(d.rule, "default");
+    assert_int_equal(d.tls, POLICY_TLS_INSPECT);
+    assert_string_equal(d.tls_rule, "tls:inspect:alpha/events");
+    assert_true(d.must_capture);
+    decide_connect(f, "alpha", "gone.alpha.test", &d);
+    assert_int_equal(d.verdict, POLICY_BLOCK);
+    assert_string_equal(d.rule, "tls:block:alpha/nope");
+    decide_connect(f, "alpha", "port.alpha.test", &d); /* port 443, the group's is 8443 */
+    assert_int_equal(d.verdict, POLICY_ALLOW);
+    assert_int_equal(d.tls, POLICY_TLS_SPLICE);
+    /* Inside, the group's methods and paths decide as before. */
+    expect(f, "alpha", false, "POST", "ev.alpha.test", 443, "/telemetry", POLICY_BLOCK,
+           "telemetry:events");
+    expect(f, "alpha", false, "GET", "ev.alpha.test", 443, "/telemetry", POLICY_ALLOW, "default");
+}
+
+/*
  * request_headers: the fields for a host, in any spelling of it, the first rule's where
  * two set one name; its hosts are always inspected (over a group's splice and pinning),
  * other hosts are not touched; the entries are checked with file, line and column.
@@ -1743,6 +1785,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_org_block_telemetry_purposes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_method_only_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_modes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_modes_group_methods, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_mode_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_scopes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_errors, setup, teardown),
