@@ -55,30 +55,71 @@ static bool ch_vector(struct ch_reader *r, size_t n, struct ch_reader *sub)
     return ch_skip(r, len);
 }
 
-/* Copies a server_name host_name into sni if it is a plausible DNS name. */
-static void ch_copy_host(const uint8_t *name, size_t len, char *sni, size_t sni_cap)
+/* True for the bytes a host name in a server_name may hold. */
+static bool ch_is_host_byte(uint8_t ch)
 {
-    sni[0] = '\0';
-    if (len == 0 || len >= sni_cap || len > 253)
-        return;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t ch = name[i];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_';
-        if (!ok) {
-            sni[0] = '\0';
-            return;
-        }
-        sni[i] = (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
-    }
-    sni[len] = '\0';
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '.' || ch == '_';
 }
 
 /*
- * Reads a server_name extension's body: the host_name entry, if any, into sni.  Every
- * entry must be whole, with at most one of each name type (RFC 6066 section 3).
+ * Writes a host_name that is not a host name into sni for the record: bytes other than
+ * host-name bytes and ':' as %XX; when that does not fit, as much as does at a whole item,
+ * then "...".
  */
-static bool ch_parse_server_name(struct ch_reader *body, char *sni, size_t sni_cap)
+static void ch_show_bad_host(const uint8_t *name, size_t len, char *sni, size_t sni_cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t need = 0, limit, o = 0;
+
+    for (size_t i = 0; i < len; i++)
+        need += ch_is_host_byte(name[i]) || name[i] == ':' ? 1 : 3;
+    limit = need < sni_cap ? need : sni_cap >= 4 ? sni_cap - 4 : 0;
+    for (size_t i = 0; i < len; i++) {
+        bool plain = ch_is_host_byte(name[i]) || name[i] == ':';
+        if (o + (plain ? 1 : 3) > limit)
+            break;
+        if (plain) {
+            sni[o++] = (char)name[i];
+        } else {
+            sni[o++] = '%';
+            sni[o++] = hex[name[i] >> 4];
+            sni[o++] = hex[name[i] & 0xf];
+        }
+    }
+    if (need >= sni_cap && sni_cap >= 4) {
+        memcpy(sni + o, "...", 3);
+        o += 3;
+    }
+    sni[o] = '\0';
+}
+
+/*
+ * Copies a server_name host_name into sni, lower-cased, when it is a plausible DNS name
+ * that fits; otherwise writes it escaped (ch_show_bad_host) and returns false.
+ */
+static bool ch_copy_host(const uint8_t *name, size_t len, char *sni, size_t sni_cap)
+{
+    bool ok = len > 0 && len < sni_cap && len <= 253;
+
+    for (size_t i = 0; i < len && ok; i++)
+        ok = ch_is_host_byte(name[i]);
+    if (!ok) {
+        ch_show_bad_host(name, len, sni, sni_cap);
+        return false;
+    }
+    for (size_t i = 0; i < len; i++)
+        sni[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    sni[len] = '\0';
+    return true;
+}
+
+/*
+ * Reads a server_name extension's body: the host_name entry, if any, into sni, setting
+ * *bad_name when it is not a host name.  Every entry must be whole, with at most one of
+ * each name type (RFC 6066 section 3).
+ */
+static bool ch_parse_server_name(struct ch_reader *body, char *sni, size_t sni_cap, bool *bad_name)
 {
     struct ch_reader list;
     bool have_host = false;
@@ -95,7 +136,7 @@ static bool ch_parse_server_name(struct ch_reader *body, char *sni, size_t sni_c
             if (have_host)
                 return false;
             have_host = true;
-            ch_copy_host(name.p, name.left, sni, sni_cap);
+            *bad_name = !ch_copy_host(name.p, name.left, sni, sni_cap);
         }
     }
     return true;
@@ -132,7 +173,7 @@ static enum clienthello_result ch_parse_body(struct ch_reader *r, char *sni, siz
                                              unsigned *alpn)
 {
     struct ch_reader vec, exts;
-    bool have_sni = false, have_alpn = false;
+    bool have_sni = false, have_alpn = false, bad_name = false;
 
     /* legacy_version, random, legacy_session_id, cipher_suites, compression_methods */
     if (!ch_skip(r, 2 + 32) || !ch_vector(r, 1, &vec) || !ch_vector(r, 2, &vec) ||
@@ -159,11 +200,12 @@ static enum clienthello_result ch_parse_body(struct ch_reader *r, char *sni, siz
         }
         if (type != TLS_EXT_SERVER_NAME)
             continue;
-        if (have_sni || !ch_parse_server_name(&body, sni, sni_cap))
+        if (have_sni || !ch_parse_server_name(&body, sni, sni_cap, &bad_name))
             return CLIENTHELLO_MALFORMED;
         have_sni = true;
     }
-    return CLIENTHELLO_FOUND;
+    /* A name sluice cannot read is not taken for no name: the server reads one. */
+    return bad_name ? CLIENTHELLO_BAD_NAME : CLIENTHELLO_FOUND;
 }
 
 /* Gathers the handshake message from consecutive records, then parses it. */
@@ -225,11 +267,10 @@ enum clienthello_result clienthello_parse_alpn(const uint8_t *buf, size_t len, c
     r.p = msg + 4;
     r.left = need - 4;
     result = ch_parse_body(&r, sni, sni_cap, alpn);
-    if (result != CLIENTHELLO_FOUND) {
-        if (sni_cap > 0)
-            sni[0] = '\0'; /* a name read before the fault is not one to act on */
+    if (result != CLIENTHELLO_FOUND)
         *alpn = 0;
-    }
+    if (result != CLIENTHELLO_FOUND && result != CLIENTHELLO_BAD_NAME && sni_cap > 0)
+        sni[0] = '\0'; /* a name read before the fault is not one to act on */
     return result;
 }
 
@@ -245,6 +286,8 @@ const char *clienthello_result_str(enum clienthello_result r)
         return "not-tls";
     case CLIENTHELLO_MALFORMED:
         return "malformed";
+    case CLIENTHELLO_BAD_NAME:
+        return "bad-name";
     }
     return "?";
 }

@@ -827,29 +827,38 @@ static bool session_sni_blocked(const struct session *s, const struct policy_sna
  * The server name a tunnel's ClientHello gives, when it is not the CONNECT's host, is
  * decided too: a tunnel to an allowed host carrying a handshake for a denied one (a client
  * that names one host to sluice and another to the server) is cut off before a byte of it
- * leaves; policy that allows both lets it through.  A ClientHello that names no server
- * (or bytes that are not TLS) leaves nothing more to decide: the CONNECT's host was.
- * Returns true when the tunnel may go on, with the name normalised in name (cap bytes,
- * REQUEST_HOST_MAX will do), or "" when there is none.
+ * leaves; policy that allows both lets it through.  A name that is not a host name (hello
+ * CLIENTHELLO_BAD_NAME, sni then its escaped spelling, or one request_normalize_host
+ * refuses) cannot be decided, and the server may read it as some host: cut off too.  A
+ * ClientHello that names no server (or bytes that are not TLS) leaves nothing more to
+ * decide: the CONNECT's host was.  Returns true when the tunnel may go on, with the name
+ * normalised in name (cap bytes, REQUEST_HOST_MAX will do), or "" when there is none.
  */
-static bool session_check_sni(struct session *s, const char *sni, char *name, size_t cap)
+static bool session_check_sni(struct session *s, enum clienthello_result hello, const char *sni,
+                              char *name, size_t cap)
 {
     struct exchange *x = &s->x;
-    char shown[300];
-    const char *errstr = NULL;
+    char shown[300], host[300];
+    const char *errstr = "it holds a byte no host name has, or is longer than 253 bytes";
     struct policy_decision d;
     struct policy_query q;
     bool ipv6;
 
     name[0] = '\0';
-    if (sni == NULL)
+    if (sni == NULL && hello != CLIENTHELLO_BAD_NAME)
         return true;
-    log_escape(shown, sizeof(shown), sni, strlen(sni));
-    if (request_normalize_host(sni, strlen(sni), false, name, cap, &ipv6, &errstr) <= 0) {
+    if (sni == NULL)
+        errstr = "it is empty";
+    log_escape(shown, sizeof(shown), sni != NULL ? sni : "", sni != NULL ? strlen(sni) : 0);
+    if (hello == CLIENTHELLO_BAD_NAME ||
+        request_normalize_host(sni, strlen(sni), false, name, cap, &ipv6, &errstr) <= 0) {
+        log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));
         log_notice("%s: tunnel to %s:%u: the ClientHello names a server that is not a host name "
-                   "(%s: %s); closed",
-                   s->client_addr, x->req.host, x->req.port, shown, errstr);
+                   "(%s: %s); closed before any of it left",
+                   s->client_addr, host, x->req.port, shown, errstr);
+        name[0] = '\0';
         x->error_type = "tls_protocol_error";
+        x->tun.up.bytes = 0; /* the ClientHello was held, never relayed */
         session_close(s, TERM_PROXY, TERM_PH_TUNNEL);
         return false;
     }
@@ -881,7 +890,7 @@ static void session_peeked(struct session *s)
 
     log_debug("%s: tunnel to %s:%u: ClientHello %s, sni=%s", s->client_addr, s->x.req.host,
               s->x.req.port, clienthello_result_str(t->hello), t->sni != NULL ? t->sni : "-");
-    if (!session_check_sni(s, t->sni, name, sizeof(name)))
+    if (!session_check_sni(s, t->hello, t->sni, name, sizeof(name)))
         return;
     if (t->hello == CLIENTHELLO_FOUND)
         s->x.tls_mode = "splice";
@@ -1563,7 +1572,7 @@ static void session_read_hello(struct session *s)
     if (x->tun.hello == CLIENTHELLO_NEED_MORE && !s->client_eof)
         return; /* the head timeout bounds the wait */
     s->hello_wait = false;
-    if (x->tun.hello != CLIENTHELLO_FOUND) {
+    if (x->tun.hello != CLIENTHELLO_FOUND && x->tun.hello != CLIENTHELLO_BAD_NAME) {
         log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));
         log_notice("%s: CONNECT %s:%u is inspected, and the client sent no TLS ClientHello "
                    "(%s); closed",
@@ -1582,7 +1591,7 @@ static void session_read_hello(struct session *s)
     h2_only = (alpn & CLIENTHELLO_ALPN_H2) != 0 && (alpn & CLIENTHELLO_ALPN_HTTP11) == 0;
     s->splice_after_hello = h2_only && !x->decision.must_inspect && !x->decision.must_capture &&
                             !x->decision.refuse_uninspectable;
-    if (!session_check_sni(s, x->tun.sni, name, sizeof(name)))
+    if (!session_check_sni(s, x->tun.hello, x->tun.sni, name, sizeof(name)))
         return;
     if (h2_only && !s->splice_after_hello) {
         log_escape(host, sizeof(host), x->req.host, strlen(x->req.host));

@@ -201,8 +201,9 @@ static bool tunnel_peek_done(struct tunnel *t)
         return false;
     if (t->hello == CLIENTHELLO_NEED_MORE)
         t->hello = CLIENTHELLO_MALFORMED; /* it ended, or grew too big, before it was whole */
-    /* Kept on the heap: a tunnel lives long, and most names are short. */
-    if (t->hello == CLIENTHELLO_FOUND && sni[0] != '\0')
+    /* Kept on the heap: a tunnel lives long, and most names are short.  A name that is not
+     * a host name is kept escaped, for the record of the tunnel it closes. */
+    if ((t->hello == CLIENTHELLO_FOUND || t->hello == CLIENTHELLO_BAD_NAME) && sni[0] != '\0')
         t->sni = strdup(sni);
     t->peeking = false;
     return true;

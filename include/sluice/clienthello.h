@@ -17,13 +17,20 @@ enum clienthello_result {
     CLIENTHELLO_FOUND,         /* a complete ClientHello; sni holds the name or "" */
     CLIENTHELLO_NOT_TLS,       /* the first bytes are not a TLS handshake record */
     CLIENTHELLO_MALFORMED,     /* a TLS handshake that does not parse as a ClientHello */
+    CLIENTHELLO_BAD_NAME,      /* a complete ClientHello whose server name is not a host
+                                  name: sni holds it escaped, for the record */
 };
 
 /*
  * Examines buf[0..len), the first bytes a client sent into a tunnel.  On
  * CLIENTHELLO_FOUND, sni (capacity sni_cap >= 1) holds the host_name of the server_name
- * extension, lower-cased, or "" when there is none or it does not fit or is not a valid
- * host name.  Reads at most CLIENTHELLO_MAX_BYTES.
+ * extension, lower-cased, or "" when there is none.  A host_name that is empty, longer
+ * than 253 bytes or than sni_cap - 1, or holds a byte other than a letter, a digit, '-',
+ * '.' or '_' (a port "vm:1", a space, an IP literal "::1" that RFC 6066 does not allow)
+ * gives CLIENTHELLO_BAD_NAME instead, and sni holds it as sent, with every byte other
+ * than a letter, a digit, '-', '.', '_' or ':' written %XX ("vm%20", "a%00b"), cut to fit
+ * and then ending in "..."; it is never a host name to act on, only to show.  Reads at
+ * most CLIENTHELLO_MAX_BYTES.
  */
 enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len, char *sni,
                                           size_t sni_cap);
@@ -35,8 +42,9 @@ enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len, char *
 
 /*
  * The same as clienthello_parse(), and on CLIENTHELLO_FOUND *alpn holds CLIENTHELLO_ALPN_*
- * bits (0 otherwise).  An ALPN extension that does not parse, or a second one, counts as
- * no ALPN (0) and does not spoil the hello: its server name is still given.
+ * bits (0 otherwise, CLIENTHELLO_BAD_NAME included).  An ALPN extension that does not
+ * parse, or a second one, counts as no ALPN (0) and does not spoil the hello: its server
+ * name is still given.
  */
 enum clienthello_result clienthello_parse_alpn(const uint8_t *buf, size_t len, char *sni,
                                                size_t sni_cap, unsigned *alpn);

@@ -3,6 +3,8 @@
  * a prefix is never more complete than the whole; and a hello found in one record gives
  * the same result, name and ALPN offer when its message is cut into records of other
  * sizes, as a client may send it; an offer's protocols are never claimed without ALPN.
+ * A name found is a lower-case host name; one that is not (CLIENTHELLO_BAD_NAME) is shown
+ * with nothing but letters, digits, '-', '.', '_', ':' and %XX escapes.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +13,21 @@
 #include "sluice/clienthello.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* True when every byte of sni is one a name of result r may be shown with. */
+static int sni_bytes_ok(enum clienthello_result r, const char *sni)
+{
+    for (const char *p = sni; *p != '\0'; p++) {
+        char c = *p;
+        int ok =
+            (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+        if (r == CLIENTHELLO_BAD_NAME)
+            ok = ok || (c >= 'A' && c <= 'Z') || c == ':' || c == '%';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
 
 /*
  * Writes the first record's handshake message (msg_len bytes at data + 5) again as
@@ -42,7 +59,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned alpn = 0, alpn_again = 0;
     enum clienthello_result whole = clienthello_parse_alpn(data, size, sni, sizeof(sni), &alpn);
 
-    if (whole == CLIENTHELLO_FOUND && strlen(sni) >= sizeof(sni))
+    if ((whole == CLIENTHELLO_FOUND || whole == CLIENTHELLO_BAD_NAME) &&
+        (strlen(sni) >= sizeof(sni) || !sni_bytes_ok(whole, sni)))
+        __builtin_trap();
+    if (whole != CLIENTHELLO_FOUND && whole != CLIENTHELLO_BAD_NAME && sni[0] != '\0')
         __builtin_trap();
     if ((alpn & ~CLIENTHELLO_ALPN_OFFERED) != 0 && (alpn & CLIENTHELLO_ALPN_OFFERED) == 0)
         __builtin_trap();
@@ -54,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r == CLIENTHELLO_NOT_TLS && whole != CLIENTHELLO_NOT_TLS)
             __builtin_trap();
     }
-    if (whole != CLIENTHELLO_FOUND || size < 9)
+    if ((whole != CLIENTHELLO_FOUND && whole != CLIENTHELLO_BAD_NAME) || size < 9)
         return 0;
     {
         size_t rec_len = ((size_t)data[3] << 8) | data[4];
@@ -68,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (n == 0)
                 continue;
             if (clienthello_parse_alpn(again, n, sni_again, sizeof(sni_again), &alpn_again) !=
-                    CLIENTHELLO_FOUND ||
+                    whole ||
                 strcmp(sni, sni_again) != 0 || alpn != alpn_again)
                 __builtin_trap();
         }

@@ -331,6 +331,67 @@ static void test_connect_sni_other_host(void **state)
     it_expect_access(t, "method=CONNECT", "sni=origin.test", "decision=allow", NULL);
 }
 
+/*
+ * A ClientHello whose server name is there but is not a host name ("denied.test:443", a
+ * trailing space, a '/') is not taken for "no server name", which would leave the tunnel
+ * unchecked while the server reads some name from it: the tunnel is closed before the
+ * ClientHello leaves (the origin never answers a request), term=PT, and the record shows
+ * the name as sent, escaped.
+ */
+static void test_connect_sni_not_a_host_name(void **state)
+{
+    static const struct {
+        const char *sent, *shown;
+    } names[] = {
+        {"denied.test:443", "denied.test:443"},
+        {"denied.test ", "denied.test%20"},
+        {"Origin.Test:1", "Origin.Test:1"},
+        {"origin.test/x", "origin.test%2Fx"},
+    };
+    struct itcase *t = *state;
+    const char *dir =
+        it_write_policy(t, "deny_hosts: [denied.test]\nunidentified: allow\n", NULL, NULL);
+    char ports[16], log_text[200], token[100], sent[16];
+    struct rawclient *rc;
+
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--connect-ports", origin_port_arg(t, ports, sizeof(ports)),
+                                    "--policy-dir", dir, NULL};
+        it_start_proxy(t, args);
+    }
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char *line;
+
+        rc = raw_connect_tunnel(t, origin_port(t->origin));
+        if (tls_get_in_pieces_sni(rc->fd, &rc->in, testca_ca_path(t->ca), 4096, names[i].sent) == 0)
+            fail_msg("'%s': the handshake went through to the origin", names[i].shown);
+        assert_true(rawclient_wait_closed(rc, 5000));
+        rawclient_close(rc);
+        snprintf(token, sizeof(token), "sni=%s ", names[i].shown);
+        line = it_access_line(t, "method=CONNECT", token, NULL);
+        it_assert_access_field(line, "term", "PT");
+        it_assert_access_field(line, "error", "tls_protocol_error");
+        /* The CONNECT's head, which counts as passed once the tunnel opens; the ClientHello
+         * sluice held does not count. */
+        snprintf(sent, sizeof(sent), "%d",
+                 snprintf(log_text, sizeof(log_text),
+                          "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
+                          origin_port(t->origin), origin_port(t->origin)));
+        it_assert_access_field(line, "sent", sent);
+        free(line);
+        snprintf(log_text, sizeof(log_text),
+                 "the ClientHello names a server that is not a host name (%s: ", names[i].shown);
+        assert_true(sluiceproc_log_wait(t->env->proxy, log_text, 5000));
+    }
+    assert_int_equal(origin_requests(t->origin), 0);
+    /* The CONNECT's own name still goes through. */
+    rc = raw_connect_tunnel(t, origin_port(t->origin));
+    assert_int_equal(tls_get_in_pieces(rc->fd, &rc->in, testca_ca_path(t->ca), 4096), 0);
+    rawclient_close(rc);
+    assert_int_equal(origin_requests(t->origin), 1);
+}
+
 /* CONNECT to a port outside --connect-ports is refused with 403 and never connected. */
 static void test_connect_port_denied(void **state)
 {
@@ -793,6 +854,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_sni_logged_split_hello, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_port_denied, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_sni_other_host, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_sni_not_a_host_name, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_tunnel_bytes, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_tunnel_half_close, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_tunnel_upstream_reset, it_setup, it_teardown),

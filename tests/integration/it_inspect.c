@@ -513,6 +513,85 @@ static SSL *h2_only_client(struct itcase *t, const char *connect_host, struct ra
 }
 
 /*
+ * Opens a CONNECT to connect_host at the origin's port and starts TLS on it naming sni, as
+ * a client that trusts ca_path and checks for origin.test.  Returns true when the
+ * handshake completed (with whoever answered it).
+ */
+static bool tls_names(struct itcase *t, const char *connect_host, const char *ca_path,
+                      const char *sni)
+{
+    struct rawclient *rc = it_raw(t);
+    struct rawresp resp = {0};
+    struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
+    char req[300], name[256];
+    SSL_CTX *ctx;
+    SSL *ssl;
+    bool ok;
+
+    snprintf(req, sizeof(req), "CONNECT %s:%u HTTP/1.1\r\nHost: %s\r\n\r\n", connect_host,
+             origin_port(t->origin), connect_host);
+    raw_send(rc, req);
+    assert_int_equal(rawclient_response(rc, &resp, true, 5000), 200);
+    rawresp_free(&resp);
+    ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    assert_int_equal(SSL_CTX_load_verify_locations(ctx, ca_path, NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    ssl = SSL_new(ctx);
+    assert_non_null(ssl);
+    assert_int_equal(setsockopt(rc->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    SSL_set_fd(ssl, rc->fd);
+    snprintf(name, sizeof(name), "%s", sni); /* the macro takes it without const */
+    assert_int_equal(SSL_set_tlsext_host_name(ssl, name), 1);
+    SSL_set1_host(ssl, "origin.test");
+    ok = SSL_connect(ssl) == 1;
+    tls_client_close(ssl, ctx, rc);
+    return ok;
+}
+
+/*
+ * A ClientHello naming a server that is not a host name closes the tunnel before it
+ * leaves, spliced or inspected; it was taken for "no name", and then a host that
+ * request_headers must inspect went through a spliced tunnel to 127.0.0.1 as
+ * "origin.test:443", and an inspected one went on with a certificate for the CONNECT's
+ * host.  The record shows the name as sent, escaped.
+ */
+static void test_inspect_sni_not_a_host_name(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    char ports[16], *line;
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    start_sluice(t, &ca,
+                 "unidentified: allow\n"
+                 "request_headers:\n"
+                 "  - {hosts: [origin.test], set: [\"x-tenant: acme\"]}\n",
+                 alpha_profile, port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    /* Spliced (127.0.0.1 is not inspected): the origin's own certificate would answer. */
+    assert_false(tls_names(t, "127.0.0.1", testca_ca_path(t->ca), "origin.test:443"));
+    line = it_access_line(t, "method=CONNECT", "sni=origin.test:443 ", NULL);
+    it_assert_access_field(line, "term", "PT");
+    it_assert_access_field(line, "error", "tls_protocol_error");
+    free(line);
+    /* Inspected (request_headers): sluice's certificate would answer. */
+    assert_false(tls_names(t, "origin.test", ca.cert, "origin.test\t"));
+    line = it_access_line(t, "method=CONNECT", "sni=origin.test%09 ", NULL);
+    it_assert_access_field(line, "term", "PT");
+    it_assert_access_field(line, "error", "tls_protocol_error");
+    free(line);
+    assert_true(sluiceproc_log_wait(t->env->proxy,
+                                    "the ClientHello names a server that is not a host name "
+                                    "(origin.test%09: ",
+                                    5000));
+    assert_int_equal(origin_requests(t->origin), 0);
+    /* The names themselves go on: spliced to the origin, and inspected. */
+    assert_true(tls_names(t, "127.0.0.1", testca_ca_path(t->ca), "127.0.0.1"));
+    assert_true(tls_names(t, "origin.test", ca.cert, "origin.test"));
+}
+
+/*
  * A client that offers only h2 cannot be inspected yet: the tunnel is spliced, so the
  * client meets the origin's own certificate, and the record says tls=splice.
  */
@@ -1798,6 +1877,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_capture_not_spliced, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_upstream_failures, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_sni_mismatch, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_sni_not_a_host_name, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_h2_only_spliced, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_h2_only_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_modes, it_setup, it_teardown),

@@ -243,8 +243,9 @@ static void map_client_hello(const uint8_t *buf, size_t len, struct ch_map *m)
 /*
  * Every byte of a ClientHello flipped in turn gives the result its role calls for: a
  * value nothing depends on leaves the name as it was; a flipped extension type leaves it
- * unless the type became server_name's; the server_name type or name_type flipped, or a
- * name byte made non-ASCII, gives no name.  ASan watches every read.
+ * unless the type became server_name's; the server_name type or name_type flipped gives
+ * no name; a name byte made non-ASCII gives CLIENTHELLO_BAD_NAME, the name shown with
+ * that byte as %XX.  ASan watches every read.
  */
 static void test_flipped_bytes(void **state)
 {
@@ -276,9 +277,20 @@ static void test_flipped_bytes(void **state)
             want = "b.test";
             break;
         case ROLE_SNITYPE:
-        case ROLE_SNINAME:
             want = "";
             break;
+        case ROLE_SNINAME: {
+            char shown[32];
+            size_t at = 0;
+            while (m.role[i - at - 1] == ROLE_SNINAME)
+                at++;
+            snprintf(shown, sizeof(shown), "%.*s%%%02X%s", (int)at, "b.test", bad[i],
+                     "b.test" + at + 1);
+            assert_int_equal(clienthello_parse(bad, len, sni, sizeof(sni)), CLIENTHELLO_BAD_NAME);
+            assert_string_equal(sni, shown);
+            checked++;
+            continue;
+        }
         default:
             continue; /* lengths and frames: test_lengths_past_their_container */
         }
@@ -413,7 +425,7 @@ static void test_empty_record(void **state)
     assert_int_equal(clienthello_parse(rec, sizeof(rec), sni, sizeof(sni)), CLIENTHELLO_MALFORMED);
 }
 
-/* A name longer than the caller's buffer is reported as no name. */
+/* A name longer than the caller's buffer is not taken for no name: it is shown, cut. */
 static void test_sni_too_long_for_buffer(void **state)
 {
     uint8_t buf[4096];
@@ -421,8 +433,101 @@ static void test_sni_too_long_for_buffer(void **state)
     size_t len = make_client_hello("long-name.example.com", buf, sizeof(buf));
 
     (void)state;
+    assert_int_equal(clienthello_parse(buf, len, sni, sizeof(sni)), CLIENTHELLO_BAD_NAME);
+    assert_string_equal(sni, "long...");
+}
+
+/*
+ * A server name that is present but not a host name is CLIENTHELLO_BAD_NAME, never "no
+ * name" (which leaves a tunnel to go on unchecked): a port, a space, an IP literal, a
+ * control byte, a NUL, more than 253 bytes, nothing at all.  The name is shown as sent,
+ * every byte but letters, digits, '-', '.', '_' and ':' as %XX, cut to fit with "...".
+ */
+static void test_bad_names(void **state)
+{
+    static const struct {
+        const char *name, *shown;
+    } cases[] = {
+        {"vm:1", "vm:1"},
+        {"vm ", "vm%20"},
+        {"VM:443", "VM:443"},
+        {"::1", "::1"},
+        {"[::1]", "%5B::1%5D"},
+        {"a\x01"
+         "b",
+         "a%01b"},
+        {"a/b", "a%2Fb"},
+        {"100%", "100%25"},
+        {"caf\xc3\xa9", "caf%C3%A9"},
+        {"a\"b\\c", "a%22b%5Cc"},
+        {"host\r\nX", "host%0D%0AX"},
+    };
+    uint8_t buf[4096];
+    char sni[256], name[300];
+    unsigned alpn = 9;
+    size_t len, at = 0;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        len = make_client_hello(cases[i].name, buf, sizeof(buf));
+        if (clienthello_parse_alpn(buf, len, sni, sizeof(sni), &alpn) != CLIENTHELLO_BAD_NAME ||
+            strcmp(sni, cases[i].shown) != 0)
+            fail_msg("'%s': result %d, shown '%s', expected bad-name '%s'", cases[i].shown,
+                     (int)clienthello_parse(buf, len, sni, sizeof(sni)), sni, cases[i].shown);
+        assert_int_equal(alpn, 0);
+    }
+    assert_string_equal(clienthello_result_str(CLIENTHELLO_BAD_NAME), "bad-name");
+
+    /* A NUL inside the name (OpenSSL takes a C string, so it is put in afterwards). */
+    len = make_client_hello("a.test", buf, sizeof(buf));
+    for (size_t i = 0; i + 6 <= len && at == 0; i++)
+        if (memcmp(buf + i, "a.test", 6) == 0)
+            at = i;
+    assert_true(at > 0);
+    buf[at + 1] = '\0';
+    assert_int_equal(clienthello_parse(buf, len, sni, sizeof(sni)), CLIENTHELLO_BAD_NAME);
+    assert_string_equal(sni, "a%00test");
+    /* The same hello with an empty host name: the name taken out, every length around
+     * it (record, handshake, extensions, server_name, its list, the name) made smaller. */
+    {
+        static struct ch_map m;
+        size_t ext_len_at = 0;
+
+        buf[at + 1] = '.';
+        map_client_hello(buf, len, &m);
+        for (size_t k = 0; k < m.nlens && ext_len_at == 0; k++)
+            if (m.lens[k].width == 2 && m.lens[k].off + 2 + m.lens[k].room == len &&
+                m.lens[k].room == map_uint(buf, m.lens[k].off, 2))
+                ext_len_at = m.lens[k].off; /* the first to run to the end: the extensions' */
+        assert_true(ext_len_at != 0);
+        memmove(buf + at, buf + at + 6, len - at - 6);
+        len -= 6;
+        put_uint(buf, 3, 2, len - 5);
+        put_uint(buf, 6, 3, len - 9);
+        put_uint(buf, ext_len_at, 2, map_uint(buf, ext_len_at, 2) - 6);
+        put_uint(buf, at - 7, 2, map_uint(buf, at - 7, 2) - 6); /* server_name */
+        put_uint(buf, at - 5, 2, map_uint(buf, at - 5, 2) - 6); /* its list */
+        put_uint(buf, at - 2, 2, 0);                            /* the name */
+        assert_int_equal(clienthello_parse(buf, len, sni, sizeof(sni)), CLIENTHELLO_BAD_NAME);
+        assert_string_equal(sni, "");
+    }
+
+    /* 253 bytes is a host name; 254 is not, and the shown name is cut to fit. */
+    memset(name, 'a', sizeof(name));
+    for (size_t i = 63; i < 253; i += 64)
+        name[i] = '.';
+    name[253] = '\0';
+    len = make_client_hello(name, buf, sizeof(buf));
     assert_int_equal(clienthello_parse(buf, len, sni, sizeof(sni)), CLIENTHELLO_FOUND);
-    assert_string_equal(sni, "");
+    assert_string_equal(sni, name);
+    name[253] = 'a';
+    name[254] = '\0';
+    len = make_client_hello(name, buf, sizeof(buf));
+    assert_int_equal(clienthello_parse(buf, len, sni, sizeof(sni)), CLIENTHELLO_BAD_NAME);
+    assert_string_equal(sni, name);
+    len = make_client_hello("a b c d e f g h", buf, sizeof(buf));
+    assert_int_equal(clienthello_parse(buf, len, sni, 12), CLIENTHELLO_BAD_NAME);
+    assert_string_equal(sni, "a%20b%20...");
 }
 
 /* ALPN: what is offered is told apart -- h2 only, both, http/1.1 only, none. */
@@ -499,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_two_names_malformed),
         cmocka_unit_test(test_empty_record),
         cmocka_unit_test(test_sni_too_long_for_buffer),
+        cmocka_unit_test(test_bad_names),
         cmocka_unit_test(test_alpn_offers),
         cmocka_unit_test(test_alpn_malformed),
     };
