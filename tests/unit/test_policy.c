@@ -1149,6 +1149,48 @@ static void test_path_decisions(void **state)
     assert_string_equal(d.rule, "telemetry:ev");
 }
 
+/*
+ * A group whose only rule is capture judges paths too: a path that servers read in
+ * different ways ("//x/upload": host x, path /upload to a WHATWG parser) is refused where
+ * it covers the host and method, so the body cannot leave uncaptured under another
+ * reading; another method, or another host, is not its business.
+ */
+static void test_ambiguous_path_capture_group(void **state)
+{
+    struct fixture *f = *state;
+    struct policy_query q = {.settings = &f->settings,
+                             .method = "POST",
+                             .host = "cap.alpha.test",
+                             .port = 443,
+                             .path = "/x/upload",
+                             .raw_path = "//x/upload",
+                             .path_flags = URLPATH_F_LEADING_SLASHES};
+    struct policy_decision d;
+
+    put(f, "tools/alpha.yaml",
+        "id: alpha\n"
+        "default: allow\n"
+        "endpoints:\n"
+        "  - {group: up, hosts: [cap.alpha.test], methods: [POST], paths: [/upload],\n"
+        "     capture: requests}\n");
+    put(f, "organisation.yaml", "unidentified: allow\n");
+    f->p = load_dir(f->dir, &f->errs);
+    assert_non_null(f->p);
+    q.tool = policy_find_tool(f->p, "alpha");
+    policy_decide(f->p, &q, &d);
+    assert_int_equal(d.verdict, POLICY_BLOCK);
+    assert_true(d.bad_request);
+    assert_string_equal(d.rule, "ambiguous-path:up");
+    q.method = "GET";
+    policy_decide(f->p, &q, &d);
+    assert_false(d.bad_request);
+    assert_string_equal(d.rule, "default");
+    q.method = "POST";
+    q.host = "other.alpha.test";
+    policy_decide(f->p, &q, &d);
+    assert_false(d.bad_request);
+}
+
 /* A key given twice in each kind of mapping is an error at the second one. */
 static void test_table_repeated_keys(void **state)
 {
@@ -1786,6 +1828,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_method_only_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_modes_group_methods, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ambiguous_path_capture_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_mode_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_scopes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_errors, setup, teardown),
