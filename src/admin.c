@@ -5,64 +5,96 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
+#include "sluice/http1.h"
 #include "sluice/listener.h"
+#include "sluice/log.h"
 #include "sluice/metrics.h"
 
-/* Methods evhttp hands to the callback: the ones it knows, so each gets 405, not 501. */
-#define ADMIN_KNOWN_METHODS                                                                        \
-    (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |     \
-     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
+/* Header fields of one request at most. */
+#define ADMIN_MAX_FIELDS 64
 
-/* The listener, its server and its thread; owned by the program. */
+struct admin;
+
+/*
+ * One client connection: its head is read into in (bounded), answered, and the next head
+ * read after the answer went out, so a client that sends ahead and never reads holds one
+ * head and one answer, whatever it sends.  Owned by its admin's list.
+ */
+struct admin_conn {
+    TAILQ_ENTRY(admin_conn) entry;
+    struct admin *a;
+    evutil_socket_t fd;      /* owned */
+    struct event *ev;        /* reading, then writing; each bounded by ADMIN_TIMEOUT_S */
+    struct evbuffer *out;    /* the answer being written; owned */
+    bool close_after;        /* the answer is the last on this connection */
+    size_t in_len;           /* bytes of in used */
+    char in[ADMIN_MAX_HEAD]; /* a head, and what came after it */
+};
+TAILQ_HEAD(admin_conns, admin_conn);
+
+/* The listener, its connections and its thread; owned by the program. */
 struct admin {
-    struct listener_addr addr; /* as bound, port included */
-    int fd;                    /* the listening socket until evhttp takes it, else -1 */
-    struct event_base *base;   /* the thread's loop; owned */
-    struct evhttp *http;       /* owned; holds the socket once it took it */
+    struct listener_addr addr;       /* as bound, port included */
+    int fd;                          /* the listening socket until the listener takes it */
+    struct event_base *base;         /* the thread's loop; owned */
+    struct evconnlistener *listener; /* owned; holds the socket */
+    struct event *resume;            /* accepting again after a failure; owned */
+    struct admin_conns conns;        /* open connections (the thread's alone) */
+    unsigned nconns;
     pthread_t thread;
     bool started; /* the thread runs and must be joined */
     admin_health_fn health;
     void *health_arg;
 };
 
-/* Sets the fields every answer carries: the type, no caching, who answers. */
-static void admin_headers(struct evhttp_request *req, const char *type)
+/* Accepting again, unless the connections are at their cap or a failure's pause runs. */
+static void admin_accept_more(struct admin *a)
 {
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-
-    evhttp_add_header(h, "Content-Type", type);
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    evhttp_add_header(h, "Server", "sluice");
+    if (a->nconns < ADMIN_MAX_CONNS && !evtimer_pending(a->resume, NULL))
+        evconnlistener_enable(a->listener);
 }
 
-/* Answers with status, reason and a short text body (one line). */
-static void admin_reply_text(struct evhttp_request *req, int status, const char *reason,
-                             const char *text)
+/* Closes and frees c; one more connection may come. */
+static void admin_conn_free(struct admin_conn *c)
 {
-    struct evbuffer *body = evbuffer_new();
+    struct admin *a = c->a;
 
-    admin_headers(req, "text/plain; charset=utf-8");
-    if (body == NULL) {
-        evhttp_send_error(req, 500, "Internal Server Error");
-        return;
-    }
-    evbuffer_add_printf(body, "%s\n", text);
-    evhttp_send_reply(req, status, reason, body);
-    evbuffer_free(body);
+    TAILQ_REMOVE(&a->conns, c, entry);
+    a->nconns--;
+    if (c->ev != NULL)
+        event_free(c->ev);
+    if (c->out != NULL)
+        evbuffer_free(c->out);
+    evutil_closesocket(c->fd);
+    free(c);
+    admin_accept_more(a);
 }
 
-/* Frees the rendered text once evhttp has sent it. */
+static void admin_conn_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Waits for what (EV_READ or EV_WRITE) on c, for ADMIN_TIMEOUT_S at most. */
+static void admin_conn_wait(struct admin_conn *c, short what)
+{
+    const struct timeval limit = {ADMIN_TIMEOUT_S, 0};
+
+    event_del(c->ev);
+    event_assign(c->ev, c->a->base, c->fd, what | EV_PERSIST, admin_conn_cb, c);
+    event_add(c->ev, &limit);
+}
+
+/* Frees the rendered text once it has been written. */
 static void admin_free_text_cb(const void *data, size_t len, void *arg)
 {
     (void)len;
@@ -70,66 +102,219 @@ static void admin_free_text_cb(const void *data, size_t len, void *arg)
     free((void *)(uintptr_t)data);
 }
 
-/* GET /metrics: the text format, rendered now. */
-static void admin_metrics(struct evhttp_request *req)
+/*
+ * Queues the answer: status, type, body (len bytes, or text when len is 0; body is taken
+ * and freed after the write when take is true), with the fields every answer carries.  A
+ * HEAD request gets the fields alone.
+ */
+static void admin_answer(struct admin_conn *c, int status, const char *reason, const char *type,
+                         const char *extra, char *body, size_t len, bool take, bool head_only)
 {
-    struct evbuffer *body = evbuffer_new();
-    size_t len = 0;
-    char *text = metrics_render(&len);
-
-    if (body == NULL || text == NULL ||
-        evbuffer_add_reference(body, text, len, admin_free_text_cb, NULL) < 0) {
-        free(text);
-        if (body != NULL)
-            evbuffer_free(body);
-        admin_reply_text(req, 500, "Internal Server Error", "out of memory");
-        return;
+    evbuffer_drain(c->out, evbuffer_get_length(c->out));
+    evbuffer_add_printf(c->out,
+                        "HTTP/1.1 %d %s\r\n"
+                        "Content-Type: %s\r\n"
+                        "Cache-Control: no-store\r\n"
+                        "Server: sluice\r\n"
+                        "%s"
+                        "Content-Length: %zu\r\n"
+                        "%s"
+                        "\r\n",
+                        status, reason, type, extra != NULL ? extra : "", len,
+                        c->close_after ? "Connection: close\r\n" : "");
+    if (head_only) {
+        if (take)
+            free(body);
+    } else if (!take) {
+        evbuffer_add(c->out, body, len);
+    } else if (evbuffer_add_reference(c->out, body, len, admin_free_text_cb, NULL) < 0) {
+        free(body);
+        c->close_after = true; /* a short answer: it ends the connection */
     }
-    admin_headers(req, "text/plain; version=0.0.4; charset=utf-8");
-    evhttp_send_reply(req, 200, "OK", body);
-    evbuffer_free(body);
+    admin_conn_wait(c, EV_WRITE);
 }
 
-/* GET /healthz: 200 ok, or 503 and why. */
-static void admin_healthz(struct admin *a, struct evhttp_request *req)
+/* A one-line text answer. */
+static void admin_answer_text(struct admin_conn *c, int status, const char *reason,
+                              const char *extra, const char *line, bool head_only)
 {
-    char why[512] = "unhealthy";
+    char body[600];
+    int n = snprintf(body, sizeof(body), "%s\n", line);
 
-    if (a->health == NULL || a->health(why, sizeof(why), a->health_arg))
-        admin_reply_text(req, 200, "OK", "ok");
-    else
-        admin_reply_text(req, 503, "Service Unavailable", why);
+    admin_answer(c, status, reason, "text/plain; charset=utf-8", extra, body,
+                 n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0, false, head_only);
 }
 
-/* True when the request's path (its query aside) is exactly path. */
-static bool admin_path_is(const char *uri, const char *path)
+/* True when the target (its query aside) is exactly path. */
+static bool admin_path_is(const char *target, size_t len, const char *path)
 {
     size_t n = strlen(path);
 
-    return strncmp(uri, path, n) == 0 && (uri[n] == '\0' || uri[n] == '?');
+    return len >= n && memcmp(target, path, n) == 0 && (len == n || target[n] == '?');
 }
 
-/* Every request: the method, then the path. */
-static void admin_request_cb(struct evhttp_request *req, void *arg)
+/* Answers the request whose head h is at the start of c->in. */
+static void admin_serve(struct admin_conn *c, const struct http1_head *h)
 {
-    struct admin *a = arg;
-    enum evhttp_cmd_type method = evhttp_request_get_command(req);
-    const char *uri = evhttp_request_get_uri(req);
+    struct admin *a = c->a;
+    const char *method = c->in + h->method.off, *target = c->in + h->target.off;
+    bool get = h->method.len == 3 && memcmp(method, "GET", 3) == 0;
+    bool head = h->method.len == 4 && memcmp(method, "HEAD", 4) == 0;
 
-    if (uri == NULL)
-        uri = "";
-    if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-        admin_reply_text(req, 405, "Method Not Allowed",
-                         "sluice's admin listener answers GET and HEAD only");
+    c->close_after = h->conn_close || (h->version_minor == 0 && !h->conn_keep_alive);
+    if (!get && !head) {
+        c->close_after = c->close_after || h->has_content_length || h->has_transfer_encoding;
+        admin_answer_text(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n",
+                          "sluice's admin listener answers GET and HEAD only", false);
+    } else if ((h->has_content_length && h->content_length > 0) || h->has_transfer_encoding) {
+        c->close_after = true; /* its body is not read */
+        admin_answer_text(c, 413, "Payload Too Large", NULL,
+                          "sluice's admin listener takes no request body", head);
+    } else if (admin_path_is(target, h->target.len, "/metrics")) {
+        size_t len = 0;
+        char *text = metrics_render(&len);
+
+        if (text == NULL)
+            admin_answer_text(c, 500, "Internal Server Error", NULL, "out of memory", head);
+        else
+            admin_answer(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, text, len,
+                         true, head);
+    } else if (admin_path_is(target, h->target.len, "/healthz")) {
+        char why[512] = "unhealthy";
+
+        if (a->health == NULL || a->health(why, sizeof(why), a->health_arg))
+            admin_answer_text(c, 200, "OK", NULL, "ok", head);
+        else
+            admin_answer_text(c, 503, "Service Unavailable", NULL, why, head);
+    } else {
+        admin_answer_text(c, 404, "Not Found", NULL,
+                          "not found: sluice serves /metrics and /healthz", head);
+    }
+}
+
+/*
+ * Reads and parses what c->in holds: an answer is queued for a whole head (which is
+ * then taken from c->in), or for a malformed or oversized one; nothing when more must
+ * come.
+ */
+static void admin_conn_parse(struct admin_conn *c)
+{
+    struct http1_limits lim = {
+        .max_line = ADMIN_MAX_HEAD, .max_head = ADMIN_MAX_HEAD, .max_fields = ADMIN_MAX_FIELDS};
+    struct http1_field fields[ADMIN_MAX_FIELDS];
+    struct http1_head h;
+    struct http1_parser p;
+    int64_t n;
+
+    http1_parser_init(&p, HTTP1_REQUEST, &lim, &h, fields, ADMIN_MAX_FIELDS);
+    n = http1_parse_head(&p, c->in, c->in_len);
+    if (n > 0) {
+        admin_serve(c, &h);
+        memmove(c->in, c->in + n, c->in_len - (size_t)n);
+        c->in_len -= (size_t)n;
         return;
     }
-    if (admin_path_is(uri, "/metrics"))
-        admin_metrics(req);
-    else if (admin_path_is(uri, "/healthz"))
-        admin_healthz(a, req);
+    if (n == 0 && c->in_len < ADMIN_MAX_HEAD)
+        return;
+    c->close_after = true;
+    if (n == 0 || p.error == HTTP1_E_HEAD_TOO_LARGE || p.error == HTTP1_E_LINE_TOO_LONG ||
+        p.error == HTTP1_E_TOO_MANY_FIELDS)
+        admin_answer_text(c, 431, "Request Header Fields Too Large", NULL,
+                          "sluice's admin listener takes a request head of 8 KiB at most", false);
     else
-        admin_reply_text(req, 404, "Not Found", "not found: sluice serves /metrics and /healthz");
+        admin_answer_text(c, 400, "Bad Request", NULL, http1_error_str(p.error), false);
+}
+
+/* c's socket is ready, or its time ran out. */
+static void admin_conn_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct admin_conn *c = arg;
+
+    if ((what & EV_TIMEOUT) != 0) {
+        admin_conn_free(c);
+        return;
+    }
+    if ((what & EV_WRITE) != 0) {
+        if (evbuffer_write(c->out, fd) < 0 && errno != EAGAIN && errno != EINTR) {
+            admin_conn_free(c);
+            return;
+        }
+        if (evbuffer_get_length(c->out) > 0)
+            return;
+        if (c->close_after) {
+            /* Unread bytes would turn the close into a reset that can overtake the
+             * answer: the client is told the end, and what it still sends is not read. */
+            shutdown(fd, SHUT_WR);
+            admin_conn_free(c);
+            return;
+        }
+        admin_conn_wait(c, EV_READ);
+        if (c->in_len > 0) /* the next head came with the last one: answered now */
+            admin_conn_parse(c);
+        return;
+    }
+    {
+        ssize_t got = recv(fd, c->in + c->in_len, ADMIN_MAX_HEAD - c->in_len, 0);
+
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+            admin_conn_free(c);
+            return;
+        }
+        if (got > 0) {
+            c->in_len += (size_t)got;
+            admin_conn_parse(c);
+        }
+    }
+}
+
+/* A connection came: served, and at the cap accepting stops until one goes. */
+static void admin_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                            int salen, void *arg)
+{
+    struct admin *a = arg;
+    struct admin_conn *c = calloc(1, sizeof(*c));
+
+    (void)sa;
+    (void)salen;
+    if (c == NULL || (c->out = evbuffer_new()) == NULL ||
+        (c->ev = event_new(a->base, fd, EV_READ | EV_PERSIST, admin_conn_cb, c)) == NULL) {
+        if (c != NULL && c->out != NULL)
+            evbuffer_free(c->out);
+        free(c);
+        evutil_closesocket(fd);
+        return;
+    }
+    c->a = a;
+    c->fd = fd;
+    TAILQ_INSERT_TAIL(&a->conns, c, entry);
+    if (++a->nconns >= ADMIN_MAX_CONNS)
+        evconnlistener_disable(l);
+    admin_conn_wait(c, EV_READ);
+}
+
+/*
+ * accept() failed for want of a descriptor, or memory: accepting pauses for a second,
+ * said once, rather than failing again at every loop round.
+ */
+static void admin_accept_failed_cb(struct evconnlistener *l, void *arg)
+{
+    struct admin *a = arg;
+    const struct timeval second = {1, 0};
+    int err = EVUTIL_SOCKET_ERROR();
+
+    evconnlistener_disable(l);
+    if (!evtimer_pending(a->resume, NULL))
+        log_warn("admin listener %s: cannot accept a connection: %s; pausing it for a second",
+                 a->addr.text, evutil_socket_error_to_string(err));
+    evtimer_add(a->resume, &second);
+}
+
+/* The pause after a failure is over. */
+static void admin_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    admin_accept_more(arg);
 }
 
 /* Opens the listening socket for a->addr, writing the port picked back; -1 with err. */
@@ -167,6 +352,7 @@ struct admin *admin_open(const char *address, char *err, size_t cap)
         return NULL;
     }
     a->fd = -1;
+    TAILQ_INIT(&a->conns);
     if (listener_parse(address, &a->addr, &errstr) < 0 || a->addr.ss.ss_family == AF_UNIX) {
         snprintf(err, cap, "admin listener %s: %s", address,
                  errstr != NULL && a->addr.ss.ss_family != AF_UNIX
@@ -177,21 +363,20 @@ struct admin *admin_open(const char *address, char *err, size_t cap)
     if (admin_bind(a, err, cap) < 0)
         goto fail;
     a->base = event_base_new();
-    a->http = a->base != NULL ? evhttp_new(a->base) : NULL;
-    if (a->http == NULL) {
+    a->resume = a->base != NULL ? evtimer_new(a->base, admin_resume_cb, a) : NULL;
+    /* Disabled until the thread starts; the listener owns the socket from here on. */
+    a->listener =
+        a->resume != NULL
+            ? evconnlistener_new(a->base, admin_accept_cb, a,
+                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
+                                 -1, a->fd)
+            : NULL;
+    if (a->listener == NULL) {
         snprintf(err, cap, "admin listener %s: cannot set up its server", address);
         goto fail;
     }
-    evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEAD);
-    evhttp_set_max_body_size(a->http, 0); /* GET and HEAD carry none */
-    evhttp_set_timeout(a->http, ADMIN_TIMEOUT_S);
-    evhttp_set_allowed_methods(a->http, ADMIN_KNOWN_METHODS);
-    evhttp_set_gencb(a->http, admin_request_cb, a);
-    if (evhttp_accept_socket_with_handle(a->http, a->fd) == NULL) {
-        snprintf(err, cap, "admin listener %s: cannot accept on it", address);
-        goto fail;
-    }
-    a->fd = -1; /* evhttp's now: evhttp_free() closes it */
+    a->fd = -1;
+    evconnlistener_set_error_cb(a->listener, admin_accept_failed_cb);
     return a;
 
 fail:
@@ -216,6 +401,7 @@ int admin_start(struct admin *a, admin_health_fn health, void *arg, char *err, s
 
     a->health = health;
     a->health_arg = arg;
+    evconnlistener_enable(a->listener);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = pthread_create(&a->thread, NULL, admin_main, a);
@@ -244,8 +430,12 @@ void admin_free(struct admin *a)
         pthread_join(a->thread, NULL);
         a->started = false;
     }
-    if (a->http != NULL)
-        evhttp_free(a->http);
+    while (!TAILQ_EMPTY(&a->conns))
+        admin_conn_free(TAILQ_FIRST(&a->conns));
+    if (a->listener != NULL)
+        evconnlistener_free(a->listener);
+    if (a->resume != NULL)
+        event_free(a->resume);
     if (a->base != NULL)
         event_base_free(a->base);
     if (a->fd >= 0)

@@ -1,13 +1,19 @@
 /*
- * The admin listener: a small HTTP server, libevent's evhttp on an event_base and a
- * thread of its own, so a scrape never runs on a worker's loop and a stuck worker cannot
- * stop a health check from saying so.  It serves GET and HEAD of two paths:
+ * The admin listener: a small HTTP/1.1 server on an event_base and a thread of its own,
+ * so a scrape never runs on a worker's loop and a stuck worker cannot stop a health check
+ * from saying so.  Heads are read with the proxy's own parser (http1.h).  It serves GET
+ * and HEAD of two paths:
  *
  *   /metrics  every counter in the Prometheus text format (metrics.h)
  *   /healthz  200 "ok" while the program says it is healthy, else 503 and the reason
  *
- * Other paths get 404, other methods 405 (with Allow), a request head past 8 KiB or any
- * body is refused, and a connection idle or slow for 10 s is closed.
+ * Other paths get 404, other methods 405 (with Allow), a malformed head 400, a head past
+ * 8 KiB 431, a body 413, and a connection idle or slow for 10 s is closed.  Requests are
+ * answered one at a time, and nothing is read while an answer goes out: a client that
+ * sends ahead (pipelined requests whose answers it does not read) has one head and one
+ * answer held, and the rest waits in its socket.  At most 64 connections are open at once
+ * (more wait in the listen queue), and running out of descriptors pauses accepting for a
+ * second, said once.
  */
 #ifndef SLUICE_ADMIN_H
 #define SLUICE_ADMIN_H
@@ -19,6 +25,8 @@
 #define ADMIN_MAX_HEAD 8192
 /* Seconds a connection may take to send a request or read a response. */
 #define ADMIN_TIMEOUT_S 10
+/* Connections open at once at most. */
+#define ADMIN_MAX_CONNS 64
 
 /*
  * Asked by the admin thread for each /healthz: true when healthy, else false with one

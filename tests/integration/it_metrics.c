@@ -13,12 +13,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "itcommon.h"
+
+/* Connections test_admin_bounded opens at once: past the admin listener's cap of 64. */
+#define ADMIN_CONNS_TRIED 100
 
 /* Scrapes at most this long for a gauge to reach its value. */
 #define WAIT_MS 5000
@@ -330,6 +340,140 @@ static void test_reload_counted(void **state)
     assert_int_equal(scrape_sample(t, "sluice_policy_reload_failures_total"), 1);
 }
 
+/* A TCP connection to 127.0.0.1:port, non-blocking; fails the case if not. */
+static int admin_connect_nb(struct itcase *t, uint16_t port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+        it_fail_with_log(t, "cannot connect to the admin listener");
+    assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    return fd;
+}
+
+/*
+ * What one client can make the admin listener hold is bounded: pipelined scrapes whose
+ * answers it never reads wait in the socket, not in sluice's memory (it took 1 MB of
+ * memory for each MB sent before), and past 64 connections at once the rest wait in the
+ * listen queue, answered as the first ones go, so they cannot take every descriptor.
+ */
+static void test_admin_bounded(void **state)
+{
+    struct itcase *t = *state;
+    const char *args[] = {"--admin-listen", "127.0.0.1:0", NULL};
+    static const char scrape[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    char *saved = it_asan_small_quarantine();
+    char burst[64 * 1024];
+    size_t sent = 0;
+    long before, after;
+    int fd, fds, held[ADMIN_CONNS_TRIED];
+    struct rawresp r = {0};
+
+    it_start_proxy(t, args);
+    it_asan_restore(saved);
+    for (size_t i = 0; i + sizeof(scrape) - 1 <= sizeof(burst); i += sizeof(scrape) - 1)
+        memcpy(burst + i, scrape, sizeof(scrape) - 1);
+    assert_int_equal(admin_get(t, "/metrics", &r), 200); /* warm */
+    rawresp_free(&r);
+    before = sluiceproc_status_kib(t->env->proxy, "VmRSS");
+    fd = admin_connect_nb(t, admin_port(t));
+    /* Sends until the socket takes no more for 2 s, or 64 MB went: bounded both ways. */
+    for (int idle_ms = 0; idle_ms < 2000 && sent < 64u * 1024 * 1024;) {
+        ssize_t n =
+            send(fd, burst, sizeof(burst) - sizeof(burst) % (sizeof(scrape) - 1), MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+            idle_ms = 0;
+        } else {
+            assert_true(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+            tio_sleep_ms(50);
+            idle_ms += 50;
+        }
+    }
+    after = sluiceproc_status_kib(t->env->proxy, "VmRSS");
+    fprintf(stderr, "sent %zu KiB of pipelined scrapes; sluice grew %ld KiB\n", sent / 1024,
+            after - before);
+    assert_true(after - before < 16 * 1024);
+    assert_true(sent < 64u * 1024 * 1024);
+    close(fd);
+
+    /* Connections past the cap wait: a scrape on the last gets its answer once others go. */
+    fds = sluiceproc_fd_count(t->env->proxy);
+    for (int i = 0; i < ADMIN_CONNS_TRIED; i++)
+        held[i] = admin_connect_nb(t, admin_port(t));
+    tio_sleep_ms(300);
+    assert_true(sluiceproc_fd_count(t->env->proxy) - fds <= 64);
+    assert_int_equal(send(held[ADMIN_CONNS_TRIED - 1], scrape, sizeof(scrape) - 1, MSG_NOSIGNAL),
+                     (ssize_t)(sizeof(scrape) - 1));
+    tio_sleep_ms(300);
+    {
+        char got[16];
+        assert_true(recv(held[ADMIN_CONNS_TRIED - 1], got, sizeof(got), 0) < 0);
+    }
+    for (int i = 0; i < ADMIN_CONNS_TRIED - 1; i++)
+        close(held[i]);
+    {
+        char got[16] = "";
+        int flags = fcntl(held[ADMIN_CONNS_TRIED - 1], F_GETFL);
+        struct timeval tv = {.tv_sec = 5};
+        assert_int_equal(fcntl(held[ADMIN_CONNS_TRIED - 1], F_SETFL, flags & ~O_NONBLOCK), 0);
+        assert_int_equal(
+            setsockopt(held[ADMIN_CONNS_TRIED - 1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+        assert_true(recv(held[ADMIN_CONNS_TRIED - 1], got, sizeof(got) - 1, 0) > 0);
+        assert_int_equal(strncmp(got, "HTTP/1.1 200", 12), 0);
+    }
+    close(held[ADMIN_CONNS_TRIED - 1]);
+    assert_int_equal(admin_get(t, "/healthz", &r), 200);
+    rawresp_free(&r);
+}
+
+/*
+ * Out of descriptors (sluice's open-file limit lowered to a few more than it holds): the admin
+ * listener pauses for a second and says so once each time, rather than logging every failed accept
+ * at every loop round (700,000 lines a second before), and serves again once descriptors are free.
+ */
+static void test_admin_out_of_descriptors(void **state)
+{
+    struct itcase *t = *state;
+    const char *args[] = {"--admin-listen", "127.0.0.1:0", "-w", "1", NULL};
+    struct rlimit low;
+    struct rawresp r = {0};
+    int held[ADMIN_CONNS_TRIED], n = 0;
+    char *log;
+    size_t lines = 0;
+
+    it_start_proxy(t, args);
+    /* sluice raises its own limit when it starts: lowered after, to a few more than it
+     * holds now. */
+    low.rlim_cur = low.rlim_max = (rlim_t)sluiceproc_fd_count(t->env->proxy) + 8;
+    assert_int_equal(prlimit(sluiceproc_pid(t->env->proxy), RLIMIT_NOFILE, &low, NULL), 0);
+    for (n = 0; n < ADMIN_CONNS_TRIED; n++)
+        held[n] = admin_connect_nb(t, admin_port(t));
+    assert_true(sluiceproc_log_wait(t->env->proxy, "cannot accept a connection", 5000));
+    tio_sleep_ms(2500);
+    log = tio_read_file(sluiceproc_log_path(t->env->proxy), NULL);
+    assert_non_null(log);
+    for (const char *p = log; (p = strstr(p, "cannot accept a connection")) != NULL; p++)
+        lines++;
+    free(log);
+    fprintf(stderr, "%zu lines about failed accepts in about 3 s\n", lines);
+    assert_true(lines >= 1 && lines <= 6);
+    while (n > 0)
+        close(held[--n]);
+    {
+        int status = admin_get(t, "/healthz", &r);
+        for (int i = 0; i < 50 && status != 200; i++) {
+            rawresp_free(&r);
+            tio_sleep_ms(100);
+            status = admin_get(t, "/healthz", &r);
+        }
+        assert_int_equal(status, 200);
+    }
+    rawresp_free(&r);
+}
+
 /* /healthz, 404, 405, HEAD; an oversized head and a body are refused, and it goes on. */
 static void test_admin_http(void **state)
 {
@@ -435,6 +579,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_connection_gauge, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_reload_counted, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_admin_http, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_bounded, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_out_of_descriptors, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_healthz_audit_failing, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_off_and_loopback_only, it_setup, it_teardown),
     };
