@@ -890,6 +890,22 @@ static void session_peeked(struct session *s)
 
     log_debug("%s: tunnel to %s:%u: ClientHello %s, sni=%s", s->client_addr, s->x.req.host,
               s->x.req.port, clienthello_result_str(t->hello), t->sni != NULL ? t->sni : "-");
+    /* A TLS handshake sluice cannot read (two server_name extensions, a vector cut short)
+     * may still be read by the server, some way sluice did not decide on: not relayed.
+     * What is not TLS at all goes on, as a tunnel may carry any protocol. */
+    if (t->hello == CLIENTHELLO_MALFORMED) {
+        char host[300];
+
+        log_escape(host, sizeof(host), s->x.req.host, strlen(s->x.req.host));
+        log_notice("%s: tunnel to %s:%u: its first bytes are a TLS handshake that does not read "
+                   "as one ClientHello (a server name given twice, a length that does not add "
+                   "up); closed before any of it left",
+                   s->client_addr, host, s->x.req.port);
+        s->x.error_type = "tls_protocol_error";
+        s->x.tun.up.bytes = 0; /* the ClientHello was held, never relayed */
+        session_close(s, TERM_PROXY, TERM_PH_TUNNEL);
+        return;
+    }
     if (!session_check_sni(s, t->hello, t->sni, name, sizeof(name)))
         return;
     if (t->hello == CLIENTHELLO_FOUND)

@@ -392,6 +392,88 @@ static void test_connect_sni_not_a_host_name(void **state)
     assert_int_equal(origin_requests(t->origin), 1);
 }
 
+/* Appends a server_name extension for name to b. */
+static void hello_sni_ext(struct tbuf *b, const char *name)
+{
+    size_t n = strlen(name);
+    unsigned char h[9] = {0x00,
+                          0x00,
+                          (unsigned char)((n + 5) >> 8),
+                          (unsigned char)(n + 5),
+                          (unsigned char)((n + 3) >> 8),
+                          (unsigned char)(n + 3),
+                          0x00,
+                          (unsigned char)(n >> 8),
+                          (unsigned char)n};
+    tbuf_append(b, (const char *)h, sizeof(h));
+    tbuf_append(b, name, n);
+}
+
+/*
+ * A ClientHello with two server_name extensions, one for the CONNECT's host and one for a
+ * denied host: sluice cannot tell which one a server reads, so the tunnel is closed before
+ * the hello leaves (term=PT), rather than relayed with neither name decided.
+ */
+static void test_connect_hello_two_names(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir =
+        it_write_policy(t, "deny_hosts: [denied.test]\nunidentified: allow\n", NULL, NULL);
+    char ports[16], sent[16], head[200];
+    struct tbuf exts = {0}, hello = {0};
+    struct rawclient *rc;
+    char *line;
+
+    hello_sni_ext(&exts, "origin.test");
+    hello_sni_ext(&exts, "denied.test");
+    {
+        /* ClientHello body: version, random, no session id, one suite, null compression. */
+        unsigned char body[2 + 32 + 1 + 4 + 2] = {0x03, 0x03};
+        size_t blen = sizeof(body) + 2 + exts.len, rlen = 4 + blen;
+        unsigned char rec[9] = {0x16,
+                                0x03,
+                                0x01,
+                                (unsigned char)(rlen >> 8),
+                                (unsigned char)rlen,
+                                0x01,
+                                0x00,
+                                (unsigned char)(blen >> 8),
+                                (unsigned char)blen};
+        unsigned char elen[2] = {(unsigned char)(exts.len >> 8), (unsigned char)exts.len};
+
+        body[34] = 0;                     /* session id */
+        body[35] = 0x00, body[36] = 0x02; /* cipher suites: 2 bytes */
+        body[37] = 0x13, body[38] = 0x01; /* TLS_AES_128_GCM_SHA256 */
+        body[39] = 0x01, body[40] = 0x00; /* one compression method: null */
+        tbuf_append(&hello, (const char *)rec, sizeof(rec));
+        tbuf_append(&hello, (const char *)body, sizeof(body));
+        tbuf_append(&hello, (const char *)elen, sizeof(elen));
+        tbuf_append(&hello, exts.data, exts.len);
+    }
+    it_start_tls_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--connect-ports", origin_port_arg(t, ports, sizeof(ports)),
+                                    "--policy-dir", dir, NULL};
+        it_start_proxy(t, args);
+    }
+    rc = raw_connect_tunnel(t, origin_port(t->origin));
+    assert_int_equal(write(rc->fd, hello.data, hello.len), (ssize_t)hello.len);
+    assert_true(rawclient_wait_closed(rc, 5000));
+    rawclient_close(rc);
+    line = it_access_line(t, "method=CONNECT", NULL);
+    it_assert_access_field(line, "term", "PT");
+    it_assert_access_field(line, "error", "tls_protocol_error");
+    snprintf(sent, sizeof(sent), "%d",
+             snprintf(head, sizeof(head),
+                      "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
+                      origin_port(t->origin), origin_port(t->origin)));
+    it_assert_access_field(line, "sent", sent); /* the hello was held, not relayed */
+    free(line);
+    assert_true(sluiceproc_log_wait(t->env->proxy, "does not read as one ClientHello", 5000));
+    tbuf_free(&exts);
+    tbuf_free(&hello);
+}
+
 /* CONNECT to a port outside --connect-ports is refused with 403 and never connected. */
 static void test_connect_port_denied(void **state)
 {
@@ -855,6 +937,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_port_denied, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_sni_other_host, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_sni_not_a_host_name, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_hello_two_names, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_tunnel_bytes, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_tunnel_half_close, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_connect_tunnel_upstream_reset, it_setup, it_teardown),
