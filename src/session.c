@@ -824,6 +824,25 @@ static bool session_sni_blocked(const struct session *s, const struct policy_sna
 }
 
 /*
+ * The host of a server name spelled "host:port" (a port of 1 to 5 digits, up to 65535,
+ * and no other ':') into out (cap bytes): true, or false for any other spelling.
+ */
+static bool session_sni_without_port(const char *sni, char *out, size_t cap)
+{
+    const char *colon = strrchr(sni, ':');
+    size_t digits = colon != NULL ? strlen(colon + 1) : 0, host;
+    unsigned long port;
+
+    if (colon == NULL || colon == sni || digits == 0 || digits > 5 ||
+        strspn(colon + 1, "0123456789") != digits || (port = strtoul(colon + 1, NULL, 10)) == 0 ||
+        port > 65535 || (host = (size_t)(colon - sni)) >= cap || memchr(sni, ':', host) != NULL)
+        return false; /* an IPv6 literal stays what it is: no host name */
+    memcpy(out, sni, host);
+    out[host] = '\0';
+    return true;
+}
+
+/*
  * The server name a tunnel's ClientHello gives, when it is not the CONNECT's host, is
  * decided too: a tunnel to an allowed host carrying a handshake for a denied one (a client
  * that names one host to sluice and another to the server) is cut off before a byte of it
@@ -838,7 +857,7 @@ static bool session_check_sni(struct session *s, enum clienthello_result hello, 
                               char *name, size_t cap)
 {
     struct exchange *x = &s->x;
-    char shown[300], host[300];
+    char shown[300], host[300], without_port[REQUEST_HOST_MAX];
     const char *errstr = "it holds a byte no host name has, or is longer than 253 bytes";
     struct policy_decision d;
     struct policy_query q;
@@ -847,6 +866,14 @@ static bool session_check_sni(struct session *s, enum clienthello_result hello, 
     name[0] = '\0';
     if (sni == NULL && hello != CLIENTHELLO_BAD_NAME)
         return true;
+    /* "host:port": Go programs that put a URL's host into tls.Config.ServerName (hey, say)
+     * send the port too, and a server that matches names (nginx) drops it: decided on the
+     * host, as such a server reads it.  The record keeps the name as sent. */
+    if (hello == CLIENTHELLO_BAD_NAME && sni != NULL &&
+        session_sni_without_port(sni, without_port, sizeof(without_port))) {
+        hello = CLIENTHELLO_FOUND;
+        sni = without_port;
+    }
     if (sni == NULL)
         errstr = "it is empty";
     log_escape(shown, sizeof(shown), sni != NULL ? sni : "", sni != NULL ? strlen(sni) : 0);
@@ -908,7 +935,8 @@ static void session_peeked(struct session *s)
     }
     if (!session_check_sni(s, t->hello, t->sni, name, sizeof(name)))
         return;
-    if (t->hello == CLIENTHELLO_FOUND)
+    /* A bad name that passed is a host with its port (session_check_sni()). */
+    if (t->hello == CLIENTHELLO_FOUND || t->hello == CLIENTHELLO_BAD_NAME)
         s->x.tls_mode = "splice";
     session_advance(s, tunnel_proceed(&s->x.tun));
 }

@@ -332,27 +332,29 @@ static void test_connect_sni_other_host(void **state)
 }
 
 /*
- * A ClientHello whose server name is there but is not a host name ("denied.test:443", a
- * trailing space, a '/') is not taken for "no server name", which would leave the tunnel
- * unchecked while the server reads some name from it: the tunnel is closed before the
- * ClientHello leaves (the origin never answers a request), term=PT, and the record shows
- * the name as sent, escaped.
+ * A ClientHello whose server name is there but is not a host name (a trailing space, a
+ * '/') is not taken for "no server name", which would leave the tunnel unchecked while the
+ * server reads some name from it: the tunnel is closed before the ClientHello leaves (the
+ * origin never answers a request), term=PT, and the record shows the name as sent,
+ * escaped.  A name with a port ("host:443", as Go programs like hey send) is decided on
+ * its host, as a server that matches names reads it: closed for a denied host, relayed
+ * for an allowed one, the record keeping the name as sent.
  */
 static void test_connect_sni_not_a_host_name(void **state)
 {
     static const struct {
         const char *sent, *shown;
     } names[] = {
-        {"denied.test:443", "denied.test:443"},
         {"denied.test ", "denied.test%20"},
-        {"Origin.Test:1", "Origin.Test:1"},
         {"origin.test/x", "origin.test%2Fx"},
+        {"denied.test:443x", "denied.test:443x"},
     };
     struct itcase *t = *state;
     const char *dir =
         it_write_policy(t, "deny_hosts: [denied.test]\nunidentified: allow\n", NULL, NULL);
     char ports[16], log_text[200], token[100], sent[16];
     struct rawclient *rc;
+    char *line;
 
     it_start_tls_origin(t, origin_handler_simple, NULL);
     {
@@ -361,8 +363,6 @@ static void test_connect_sni_not_a_host_name(void **state)
         it_start_proxy(t, args);
     }
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        char *line;
-
         rc = raw_connect_tunnel(t, origin_port(t->origin));
         if (tls_get_in_pieces_sni(rc->fd, &rc->in, testca_ca_path(t->ca), 4096, names[i].sent) == 0)
             fail_msg("'%s': the handshake went through to the origin", names[i].shown);
@@ -385,11 +385,31 @@ static void test_connect_sni_not_a_host_name(void **state)
         assert_true(sluiceproc_log_wait(t->env->proxy, log_text, 5000));
     }
     assert_int_equal(origin_requests(t->origin), 0);
+    /* A denied host with a port: decided on the host, and closed. */
+    rc = raw_connect_tunnel(t, origin_port(t->origin));
+    if (tls_get_in_pieces_sni(rc->fd, &rc->in, testca_ca_path(t->ca), 4096, "denied.test:443") == 0)
+        fail_msg("denied.test:443: the handshake went through to the origin");
+    rawclient_close(rc);
+    line = it_access_line(t, "method=CONNECT", "sni=denied.test:443 ", NULL);
+    it_assert_access_field(line, "term", "PT");
+    it_assert_access_field(line, "rule", "sni:deny-host");
+    free(line);
+    assert_int_equal(origin_requests(t->origin), 0);
+    /* An allowed one with a port goes through, spliced, its name recorded as sent. */
+    rc = raw_connect_tunnel(t, origin_port(t->origin));
+    assert_int_equal(
+        tls_get_in_pieces_sni(rc->fd, &rc->in, testca_ca_path(t->ca), 4096, "Origin.Test:1"), 0);
+    rawclient_close(rc);
+    assert_int_equal(origin_requests(t->origin), 1);
+    line = it_access_line(t, "method=CONNECT", "sni=Origin.Test:1 ", NULL);
+    it_assert_access_field(line, "tls", "splice");
+    it_assert_access_field(line, "decision", "allow");
+    free(line);
     /* The CONNECT's own name still goes through. */
     rc = raw_connect_tunnel(t, origin_port(t->origin));
     assert_int_equal(tls_get_in_pieces(rc->fd, &rc->in, testca_ca_path(t->ca), 4096), 0);
     rawclient_close(rc);
-    assert_int_equal(origin_requests(t->origin), 1);
+    assert_int_equal(origin_requests(t->origin), 2);
 }
 
 /* Appends a server_name extension for name to b. */

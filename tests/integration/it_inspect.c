@@ -554,7 +554,9 @@ static bool tls_names(struct itcase *t, const char *connect_host, const char *ca
  * leaves, spliced or inspected; it was taken for "no name", and then a host that
  * request_headers must inspect went through a spliced tunnel to 127.0.0.1 as
  * "origin.test:443", and an inspected one went on with a certificate for the CONNECT's
- * host.  The record shows the name as sent, escaped.
+ * host.  "origin.test:443" is now decided as origin.test (a name with its port), which
+ * must be inspected, so the spliced tunnel is refused.  The record shows the name as
+ * sent, escaped.
  */
 static void test_inspect_sni_not_a_host_name(void **state)
 {
@@ -569,9 +571,15 @@ static void test_inspect_sni_not_a_host_name(void **state)
                  "request_headers:\n"
                  "  - {hosts: [origin.test], set: [\"x-tenant: acme\"]}\n",
                  alpha_profile, port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
-    /* Spliced (127.0.0.1 is not inspected): the origin's own certificate would answer. */
+    /* Spliced (127.0.0.1 is not inspected): the origin's own certificate would answer.
+     * With a port, the name is decided on its host, which request_headers names. */
     assert_false(tls_names(t, "127.0.0.1", testca_ca_path(t->ca), "origin.test:443"));
     line = it_access_line(t, "method=CONNECT", "sni=origin.test:443 ", NULL);
+    it_assert_access_field(line, "term", "PT");
+    it_assert_access_field(line, "rule", "sni:tls:must-inspect");
+    free(line);
+    assert_false(tls_names(t, "127.0.0.1", testca_ca_path(t->ca), "origin.test/"));
+    line = it_access_line(t, "method=CONNECT", "sni=origin.test%2F ", NULL);
     it_assert_access_field(line, "term", "PT");
     it_assert_access_field(line, "error", "tls_protocol_error");
     free(line);
