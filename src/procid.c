@@ -331,12 +331,20 @@ int procid_of_process(pid_t pid, uint64_t start, struct procid *out)
     return procid_of_pid(pid, out) == 0 && out->start == start ? 0 : -1;
 }
 
-/* True when pid's command line is still the one proc read. */
-static bool procid_same_args(pid_t pid, const struct procid_proc *proc)
+/*
+ * True when pid still runs the program proc read: the same executable (an execve through
+ * a link named like the old program keeps the name) and the same command line.
+ */
+static bool procid_same_program(pid_t pid, const struct procid_proc *proc)
 {
-    char args[PROCID_MAX_ARGS];
-    ssize_t n = procid_read(pid, "cmdline", args, sizeof(args) - 1);
+    char args[PROCID_MAX_ARGS], exe[PROCID_MAX_EXE], path[64];
+    ssize_t n;
 
+    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
+    n = readlink(path, exe, sizeof(exe) - 1);
+    if (n < 0 || (size_t)n != strlen(proc->exe) || memcmp(exe, proc->exe, (size_t)n) != 0)
+        return false;
+    n = procid_read(pid, "cmdline", args, sizeof(args) - 1);
     return n >= 0 && (size_t)n == proc->args_len && memcmp(args, proc->args, (size_t)n) == 0;
 }
 
@@ -368,11 +376,11 @@ int procid_lookup(struct procid_cache *cache, const struct sockaddr *peer,
     parent = procid_stat(pid, &start, comm, sizeof(comm));
     for (size_t i = 0; i < PROCID_MAX_CHAINS; i++)
         /* A process keeps its pid and start time across execve(), and its name when the
-         * new program's file has the same (perl running perl): its command line too
-         * says it is the same program as before. */
+         * new program's file has the same (perl running perl, or a link so named): its
+         * executable and command line too say it is the same program as before. */
         if (cache->chains[i].pid == pid && cache->chains[i].start == start && start != 0 &&
             strcmp(cache->chains[i].comm, comm) == 0 &&
-            procid_same_args(pid, &cache->chains[i].chain.chain[0])) {
+            procid_same_program(pid, &cache->chains[i].chain.chain[0])) {
             *out = cache->chains[i].chain; /* the same process as before, not a new one */
             return 0;
         }
@@ -428,6 +436,58 @@ static void procid_append_params(char *out, size_t cap, size_t *at, const char *
     procid_append(out, cap, at, shown, n);
 }
 
+/*
+ * Appends a value an argument carries (all of it, or what follows "NAME="), its secrets
+ * hidden: a header given whole ("Authorization: Basic dXNlcg==", whose value may hold '='
+ * too) whose name is a secret's; else the URL in it, with what comes before read as
+ * parameters ("user=bob&password=pw&next=https://..."); else parameters (form data).
+ */
+static void procid_append_value(char *out, size_t cap, size_t *at, const char *v, size_t len)
+{
+    static const char hidden[] = REDACT_HIDDEN;
+    const char *colon = memchr(v, ':', len), *scheme = NULL;
+
+    if (colon != NULL && colon > v && (size_t)(colon - v) + 1 < len && colon[1] != '/' &&
+        memchr(v, '/', (size_t)(colon - v)) == NULL &&
+        memchr(v, '=', (size_t)(colon - v)) == NULL && redact_secret_name(v, (size_t)(colon - v))) {
+        procid_append(out, cap, at, v, (size_t)(colon - v) + 1);
+        procid_append(out, cap, at, " ", 1);
+        procid_append(out, cap, at, hidden, sizeof(hidden) - 1);
+        return;
+    }
+    for (size_t i = 0; i + 3 <= len && scheme == NULL; i++)
+        if (memcmp(v + i, "://", 3) == 0)
+            scheme = v + i;
+    if (scheme != NULL) {
+        char url[1024];
+        size_t n;
+
+        /* Back over the scheme's letters to where the URL starts. */
+        while (scheme > v && (isalnum((unsigned char)scheme[-1]) || scheme[-1] == '+' ||
+                              scheme[-1] == '-' || scheme[-1] == '.'))
+            scheme--;
+        procid_append_params(out, cap, at, v, (size_t)(scheme - v));
+        n = redact_url(scheme, len - (size_t)(scheme - v), url, sizeof(url));
+        procid_append(out, cap, at, url, n);
+        return;
+    }
+    procid_append_params(out, cap, at, v, len);
+}
+
+/* True when arg is a cluster of short options ("-fsSu") whose last letter is u or U:
+ * curl then reads the next argument as USER:PASSWORD. */
+static bool procid_cluster_ends_in_user(const char *arg)
+{
+    size_t len = strlen(arg);
+
+    if (len < 2 || arg[0] != '-' || arg[1] == '-' || (arg[len - 1] != 'u' && arg[len - 1] != 'U'))
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (!isalpha((unsigned char)arg[i]))
+            return false;
+    return true;
+}
+
 /* The command line, secrets redacted; see the header. */
 void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
 {
@@ -438,6 +498,7 @@ void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
     out[0] = '\0';
     for (size_t off = 0; off < proc->args_len; off += strlen(proc->args + off) + 1) {
         const char *arg = proc->args + off, *eq = strchr(arg, '='), *colon = strchr(arg, ':');
+        const char *scheme = strstr(arg, "://");
         size_t len = strlen(arg);
 
         if (off > 0)
@@ -447,7 +508,7 @@ void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
             next_secret = false;
             continue;
         }
-        /* curl -u USER:PASSWORD, -U, --user, --proxy-user: the user stays. */
+        /* curl -u USER:PASSWORD, -U, --user, --proxy-user, -fsSu: the user stays. */
         if (next_userpass) {
             next_userpass = false;
             if (procid_append_userpass(out, cap, &at, arg))
@@ -463,52 +524,28 @@ void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
                 procid_append(out, cap, &at, arg + opt, len - opt);
             continue;
         }
-        /* A header given whole (curl -H "Authorization: Basic dXNlcg=="), not a URL's scheme:
-         * its value may hold '=' too, so it is looked at first. */
-        if (colon != NULL && colon > arg && (eq == NULL || colon < eq) && colon[1] != '/' &&
-            memchr(arg, '/', (size_t)(colon - arg)) == NULL &&
-            redact_secret_name(arg, (size_t)(colon - arg))) {
-            procid_append(out, cap, &at, arg, (size_t)(colon - arg) + 1);
-            procid_append(out, cap, &at, " ", 1);
-            procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
-            continue;
-        }
-        /* NAME=VALUE and --name=VALUE: the name says whether the value is a secret; an
-         * option's value, and a bare NAME=VALUE&NAME=VALUE (form data), may be parameters
-         * with secrets of their own.  A URL is left to the next step. */
-        if (eq != NULL && strstr(arg, "://") == NULL) {
-            if (redact_secret_name(arg, (size_t)(eq - arg))) {
-                procid_append(out, cap, &at, arg, (size_t)(eq - arg) + 1);
+        /* NAME=VALUE and --name=VALUE (the '=' before any URL or header in it): the name
+         * says whether the value is a secret; if not, the value may hold secrets of its
+         * own (git -c http.extraHeader="Authorization: ...", --data=a=1&token=...). */
+        if (eq != NULL && eq > arg && (scheme == NULL || eq < scheme) &&
+            (colon == NULL || eq < colon)) {
+            procid_append(out, cap, &at, arg, (size_t)(eq - arg) + 1);
+            if (redact_secret_name(arg, (size_t)(eq - arg)))
                 procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
-            } else if (arg[0] == '-') {
-                procid_append(out, cap, &at, arg, (size_t)(eq - arg) + 1);
-                procid_append_params(out, cap, &at, eq + 1, len - (size_t)(eq - arg) - 1);
-            } else {
-                procid_append_params(out, cap, &at, arg, len);
-            }
-            continue;
-        }
-        /* A URL, where it starts (after "--url=", say): its user information and its
-         * parameters named like secrets. */
-        if ((colon = strstr(arg, "://")) != NULL) {
-            const char *start = colon;
-            char url[1024];
-            size_t n;
-            while (start > arg && (isalnum((unsigned char)start[-1]) || start[-1] == '+' ||
-                                   start[-1] == '-' || start[-1] == '.'))
-                start--;
-            procid_append(out, cap, &at, arg, (size_t)(start - arg));
-            n = redact_url(start, len - (size_t)(start - arg), url, sizeof(url));
-            procid_append(out, cap, &at, url, n);
+            else
+                procid_append_value(out, cap, &at, eq + 1, len - (size_t)(eq - arg) - 1);
             continue;
         }
         if (strcmp(arg, "-u") == 0 || strcmp(arg, "-U") == 0 || strcmp(arg, "--user") == 0 ||
-            strcmp(arg, "--proxy-user") == 0)
+            strcmp(arg, "--proxy-user") == 0 || procid_cluster_ends_in_user(arg))
             next_userpass = true;
         /* --password VALUE, -p VALUE is too common to tell; long options only. */
         if (arg[0] == '-' && arg[1] == '-' && eq == NULL && redact_secret_name(arg + 2, len - 2))
             next_secret = true;
-        procid_append(out, cap, &at, arg, len);
+        if (arg[0] == '-' && eq == NULL)
+            procid_append(out, cap, &at, arg, len); /* an option's name */
+        else
+            procid_append_value(out, cap, &at, arg, len);
     }
 }
 

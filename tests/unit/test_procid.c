@@ -74,6 +74,22 @@ static void test_command_line_redacted(void **state)
         "curl -H Authorization: <redacted>");
     assert_string_equal(shown((const char *[]){"curl", "https://h/?jwt=a&sid=b&side=1", NULL}),
                         "curl https://h/?jwt=<redacted>&sid=<redacted>&side=1");
+    /* A header or a URL inside NAME=VALUE; a cluster of curl's options ending in -u. */
+    assert_string_equal(
+        shown((const char *[]){"git", "-c", "http.extraHeader=Authorization: Bearer t8", "clone",
+                               NULL}),
+        "git -c http.extraHeader=Authorization: <redacted> clone");
+    assert_string_equal(
+        shown((const char *[]){"wget", "--header=Authorization: Basic dXNlcjpw==", NULL}),
+        "wget --header=Authorization: <redacted>");
+    assert_string_equal(
+        shown((const char *[]){"curl", "-d", "client_secret=s9&redirect_uri=https://app/cb", NULL}),
+        "curl -d client_secret=<redacted>");
+    assert_string_equal(shown((const char *[]){
+                            "curl", "-d", "user=bob&password=p10&next=https://x/?token=t", NULL}),
+                        "curl -d user=bob&password=<redacted>&next=https://x/?token=<redacted>");
+    assert_string_equal(shown((const char *[]){"curl", "-fsSu", "alice:p11", NULL}),
+                        "curl -fsSu alice:<redacted>");
     /* Nothing secret: left alone, a port in a URL included. */
     assert_string_equal(
         shown((const char *[]){"curl", "-v", "https://h:8443/a?b=c", "--max-time", "5", NULL}),
