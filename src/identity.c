@@ -107,47 +107,76 @@ static const char *const identity_interpreters[] = {
     "ruby*", "perl*",  "sh",   "bash", "dash",   "zsh",      "ksh",      "fish"};
 
 /*
- * Interpreters' options whose value is the next argument, by interpreter: node's modules
- * to load first and its settings, python's warning and implementation options, ruby's
- * library directory, library and directory to run in, a shell's options.  Spelled joined
- * (--require=X, -rX) they are one argument already.  Per interpreter, since one's option
- * with a value is another's flag (python -O, bash -O).
+ * How an interpreter reads its options, as far as finding the script goes: the options
+ * whose value is the next argument (node -r X, python -W X), and in a cluster of short
+ * options ("-sW X", "-eo pipefail") the letters that take a value and those that give the
+ * code inline (python -c, node -e, sh -c) or on standard input (sh -s).  Per interpreter,
+ * since one's option with a value is another's flag (python -O, bash -O).
  */
 static const struct {
     const char *interpreter; /* a pattern of identity_interpreters */
-    const char *options;     /* space-separated */
-} identity_value_options[] = {
-    {"node", "-r --require --import --loader --experimental-loader -C --conditions --title "
-             "--env-file"},
-    {"nodejs", "-r --require --import --loader --experimental-loader -C --conditions --title "
-               "--env-file"},
-    {"bun", "-r --preload --env-file --cwd"},
-    {"python*", "-W -X"},
-    {"pypy*", "-W -X"},
-    {"ruby*", "-I -r -C"},
-    {"*sh", "-o -O"},
+    const char *options;     /* long or short options with a value, space-separated */
+    const char *value_letters, *code_letters;
+} identity_option_rules[] = {
+    {"node",
+     "-r --require --import --loader --experimental-loader -C --conditions --title "
+     "--env-file",
+     "rC", "ep"},
+    {"nodejs",
+     "-r --require --import --loader --experimental-loader -C --conditions --title "
+     "--env-file",
+     "rC", "ep"},
+    {"bun", "-r --preload --env-file --cwd", "r", "e"},
+    {"deno", "", "", ""},
+    {"python*", "-W -X --check-hash-based-pycs", "WX", "cm"},
+    {"pypy*", "-W -X --check-hash-based-pycs", "WX", "cm"},
+    {"ruby*", "-I -r -C", "IrC", "e"},
+    {"perl*", "", "", "eE"},
+    {"*sh", "-o -O --rcfile --init-file", "oO", "cs"},
 };
 
-/* True when arg is an option of the interpreter named base whose value comes next. */
-static bool identity_option_takes_value(const char *base, const char *arg)
+/* What arg (an option) means for finding the script. */
+enum identity_option {
+    IDENTITY_OPT_FLAG,  /* nothing: the script comes later */
+    IDENTITY_OPT_VALUE, /* the next argument is its value, not the script */
+    IDENTITY_OPT_CODE,  /* the code is inline or on standard input: no script file */
+};
+
+/* What option arg of the interpreter named base means (identity_option_rules). */
+static enum identity_option identity_option_of(const char *base, const char *arg)
 {
     size_t len = strlen(arg);
 
-    if (arg[0] != '-')
-        return false;
-    for (size_t i = 0; i < sizeof(identity_value_options) / sizeof(identity_value_options[0]);
-         i++) {
-        const char *o = identity_value_options[i].options;
-        if (fnmatch(identity_value_options[i].interpreter, base, 0) != 0)
+    if (strcmp(arg, "-") == 0 || strcmp(arg, "--eval") == 0 || strcmp(arg, "--print") == 0)
+        return IDENTITY_OPT_CODE;
+    for (size_t i = 0; i < sizeof(identity_option_rules) / sizeof(identity_option_rules[0]); i++) {
+        const char *o = identity_option_rules[i].options;
+
+        if (fnmatch(identity_option_rules[i].interpreter, base, 0) != 0)
             continue;
         while ((o = strstr(o, arg)) != NULL) {
-            bool starts = o == identity_value_options[i].options || o[-1] == ' ';
+            bool starts = o == identity_option_rules[i].options || o[-1] == ' ';
             if (starts && (o[len] == ' ' || o[len] == '\0'))
-                return true;
+                return IDENTITY_OPT_VALUE;
             o += len;
         }
+        /* A cluster of short options: the first letter with a value takes the rest, or
+         * the next argument when it is the last. */
+        if (arg[1] != '-') {
+            for (size_t k = 1; k < len; k++) {
+                if (strchr(identity_option_rules[i].code_letters, arg[k]) != NULL)
+                    return IDENTITY_OPT_CODE;
+                if (strchr(identity_option_rules[i].value_letters, arg[k]) != NULL)
+                    return k == len - 1 ? IDENTITY_OPT_VALUE : IDENTITY_OPT_FLAG;
+            }
+        }
+        return IDENTITY_OPT_FLAG;
     }
-    return false;
+    /* An interpreter without rules: python's and node's inline code letters alone. */
+    return strcmp(arg, "-c") == 0 || strcmp(arg, "-e") == 0 || strcmp(arg, "-m") == 0 ||
+                   strcmp(arg, "-p") == 0
+               ? IDENTITY_OPT_CODE
+               : IDENTITY_OPT_FLAG;
 }
 
 /*
@@ -187,20 +216,19 @@ static const char *identity_script_of(const struct procid_proc *proc)
         const char *arg = proc->args + off;
         size_t len = strlen(arg);
 
-        /* Code given inline (sh -c, node -e, python -c or -m) is no script file. */
-        if (strcmp(arg, "-c") == 0 || strcmp(arg, "-e") == 0 || strcmp(arg, "-m") == 0 ||
-            strcmp(arg, "-p") == 0 || strcmp(arg, "--eval") == 0 || strcmp(arg, "--print") == 0)
-            return NULL;
-        /* An option whose value is the next argument (node -r X, python -W X): the value
-         * is not the script, which comes after it. */
-        if (identity_option_takes_value(base, arg)) {
-            off += len + 1;
-            if (off >= proc->args_len)
+        if (arg[0] == '-') {
+            switch (identity_option_of(base, arg)) {
+            case IDENTITY_OPT_CODE: /* sh -c, node -e, python -, sh -s: no script file */
                 return NULL;
-            continue;
+            case IDENTITY_OPT_VALUE: /* node -r X, python -sW X: X is not the script */
+                off += len + 1;
+                if (off >= proc->args_len)
+                    return NULL;
+                continue;
+            case IDENTITY_OPT_FLAG:
+                continue;
+            }
         }
-        if (arg[0] == '-')
-            continue;
         /* /proc's answer was cut at the buffer's end: an argument reaching it may be too. */
         if (proc->args_len >= sizeof(proc->args) - 1 && off + len >= proc->args_len)
             return NULL;

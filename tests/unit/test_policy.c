@@ -415,6 +415,40 @@ static void test_identity_process(void **state)
         chain_add(&chain, "/usr/bin/node", node_r_last);
         assert_null(match_process(f->p, &chain, &depth));
     }
+    /* Clusters of short options, and code that comes inline or on standard input
+     * whatever file name follows it. */
+    {
+        static const char *const py_cluster[] = {"python3", "-sW", "ignore",
+                                                 "/home/u/bin/wrapped.sh", NULL};
+        static const char *const sh_cluster[] = {"bash", "-eo", "pipefail",
+                                                 "/home/u/bin/wrapped.sh", NULL};
+        static const char *const py_stdin[] = {"python3", "-", "/home/u/bin/wrapped.sh", NULL};
+        static const char *const sh_stdin[] = {"bash", "-s", "/home/u/bin/wrapped.sh", NULL};
+        static const char *const node_pe[] = {"node", "-pe", "1", "/opt/tool/lib/cli.js", NULL};
+        static const char *const sh_rc[] = {"bash", "--rcfile", "/home/u/bin/wrapped.sh",
+                                            "/tmp/other.sh", NULL};
+
+        memset(&chain, 0, sizeof(chain));
+        chain_add(&chain, "/usr/bin/python3", py_cluster);
+        assert_non_null(t = match_process(f->p, &chain, &depth));
+        assert_string_equal(t->id, "wrap");
+        memset(&chain, 0, sizeof(chain));
+        chain_add(&chain, "/usr/bin/bash", sh_cluster);
+        assert_non_null(t = match_process(f->p, &chain, &depth));
+        assert_string_equal(t->id, "wrap");
+        memset(&chain, 0, sizeof(chain));
+        chain_add(&chain, "/usr/bin/python3", py_stdin);
+        assert_null(match_process(f->p, &chain, &depth));
+        memset(&chain, 0, sizeof(chain));
+        chain_add(&chain, "/usr/bin/bash", sh_stdin);
+        assert_null(match_process(f->p, &chain, &depth));
+        memset(&chain, 0, sizeof(chain));
+        chain_add(&chain, "/usr/bin/node", node_pe);
+        assert_null(match_process(f->p, &chain, &depth));
+        memset(&chain, 0, sizeof(chain));
+        chain_add(&chain, "/usr/bin/bash", sh_rc);
+        assert_null(match_process(f->p, &chain, &depth));
+    }
 }
 
 /*
