@@ -2336,12 +2336,15 @@ void session_policy_changed(struct session *s)
     }
     /* A tunnel's server name, when it names another host, is held to the new policy too. */
     if (!blocked && s->state == SESSION_ST_TUNNEL && x->tun.sni != NULL) {
-        char name[REQUEST_HOST_MAX];
-        const char *errstr = NULL;
+        char name[REQUEST_HOST_MAX], without_port[REQUEST_HOST_MAX];
+        const char *errstr = NULL, *sni = x->tun.sni;
         struct policy_decision sd;
         bool ipv6;
-        if (request_normalize_host(x->tun.sni, strlen(x->tun.sni), false, name, sizeof(name), &ipv6,
-                                   &errstr) > 0 &&
+        /* A name sent with its port was decided on its host (session_check_sni()). */
+        if (session_sni_without_port(sni, without_port, sizeof(without_port)))
+            sni = without_port;
+        if (request_normalize_host(sni, strlen(sni), false, name, sizeof(name), &ipv6, &errstr) >
+                0 &&
             session_sni_blocked(s, p, &q, name, &sd)) {
             x->decision = sd; /* only a block replaces the CONNECT host's decision */
             d = sd;

@@ -267,7 +267,8 @@ static void test_connect_sni_logged_split_hello(void **state)
  * The server name in a tunnel's ClientHello is decided too when it is not the CONNECT's
  * host: a tunnel to origin.test carrying a handshake for a denied host is closed before
  * the ClientHello leaves (rule sni:deny-host); one for a host policy allows goes through,
- * and so does the CONNECT's own name.
+ * and so does the CONNECT's own name.  A reload holds open tunnels' names to the new
+ * policy, a name sent with its port ("third.test:443") too.
  */
 static void test_connect_sni_other_host(void **state)
 {
@@ -329,6 +330,19 @@ static void test_connect_sni_other_host(void **state)
     assert_int_equal(tls_get_in_pieces(rc->fd, &rc->in, testca_ca_path(t->ca), 4096), 0);
     rawclient_close(rc);
     it_expect_access(t, "method=CONNECT", "sni=origin.test", "decision=allow", NULL);
+
+    /* The same over a reload for a name sent with its port: decided on its host. */
+    rc = raw_connect_tunnel(t, origin_port(t->origin));
+    assert_int_equal(send_client_hello(rc->fd, "third.test:443"), 0);
+    assert_true(
+        sluiceproc_log_wait(t->env->proxy, "for third.test, which policy allows too", 5000));
+    assert_int_equal(
+        tio_write_file(file, "deny_hosts: [denied.test, third.test]\nunidentified: allow\n"), 0);
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    assert_true(rawclient_wait_closed(rc, 5000));
+    rawclient_close(rc);
+    it_expect_access(t, "method=CONNECT", "sni=third.test:443", "decision=block",
+                     "rule=sni:deny-host", NULL);
 }
 
 /*
