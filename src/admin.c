@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -24,6 +25,10 @@
 
 /* Header fields of one request at most. */
 #define ADMIN_MAX_FIELDS 64
+/* After the last answer: how long, and how much, what the client still sends is read
+ * and dropped, so that closing does not reset the connection under the answer. */
+#define ADMIN_LINGER_MS    2000
+#define ADMIN_LINGER_BYTES (64 * 1024)
 
 struct admin;
 
@@ -36,9 +41,13 @@ struct admin_conn {
     TAILQ_ENTRY(admin_conn) entry;
     struct admin *a;
     evutil_socket_t fd;      /* owned */
-    struct event *ev;        /* reading, then writing; each bounded by ADMIN_TIMEOUT_S */
+    struct event *ev;        /* reading, then writing, until deadline_ms */
     struct evbuffer *out;    /* the answer being written; owned */
+    uint64_t deadline_ms;    /* a head must have come, or the answer gone, by then */
     bool close_after;        /* the answer is the last on this connection */
+    bool keep_alive_10;      /* an HTTP/1.0 client asked to keep the connection */
+    bool lingering;          /* the last answer went: what comes is read and dropped */
+    size_t lingered;         /* bytes dropped so far */
     size_t in_len;           /* bytes of in used */
     char in[ADMIN_MAX_HEAD]; /* a head, and what came after it */
 };
@@ -51,6 +60,7 @@ struct admin {
     struct event_base *base;         /* the thread's loop; owned */
     struct evconnlistener *listener; /* owned; holds the socket */
     struct event *resume;            /* accepting again after a failure; owned */
+    struct event *stop;              /* breaks the loop, from any thread; owned */
     struct admin_conns conns;        /* open connections (the thread's alone) */
     unsigned nconns;
     pthread_t thread;
@@ -84,13 +94,26 @@ static void admin_conn_free(struct admin_conn *c)
 
 static void admin_conn_cb(evutil_socket_t fd, short what, void *arg);
 
-/* Waits for what (EV_READ or EV_WRITE) on c, for ADMIN_TIMEOUT_S at most. */
+/* The monotonic clock in ms. */
+static uint64_t admin_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * Waits for what (EV_READ or EV_WRITE) on c until c->deadline_ms: a deadline, not an idle
+ * time, so that a client sending a byte now and then cannot hold a connection for long.
+ */
 static void admin_conn_wait(struct admin_conn *c, short what)
 {
-    const struct timeval limit = {ADMIN_TIMEOUT_S, 0};
+    uint64_t now = admin_now_ms(), left = c->deadline_ms > now ? c->deadline_ms - now : 1;
+    const struct timeval limit = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
 
     event_del(c->ev);
-    event_assign(c->ev, c->a->base, c->fd, what | EV_PERSIST, admin_conn_cb, c);
+    event_assign(c->ev, c->a->base, c->fd, what, admin_conn_cb, c);
     event_add(c->ev, &limit);
 }
 
@@ -121,7 +144,9 @@ static void admin_answer(struct admin_conn *c, int status, const char *reason, c
                         "%s"
                         "\r\n",
                         status, reason, type, extra != NULL ? extra : "", len,
-                        c->close_after ? "Connection: close\r\n" : "");
+                        c->close_after     ? "Connection: close\r\n"
+                        : c->keep_alive_10 ? "Connection: keep-alive\r\n"
+                                           : "");
     if (head_only) {
         if (take)
             free(body);
@@ -131,6 +156,7 @@ static void admin_answer(struct admin_conn *c, int status, const char *reason, c
         free(body);
         c->close_after = true; /* a short answer: it ends the connection */
     }
+    c->deadline_ms = admin_now_ms() + ADMIN_TIMEOUT_S * 1000u;
     admin_conn_wait(c, EV_WRITE);
 }
 
@@ -162,6 +188,7 @@ static void admin_serve(struct admin_conn *c, const struct http1_head *h)
     bool head = h->method.len == 4 && memcmp(method, "HEAD", 4) == 0;
 
     c->close_after = h->conn_close || (h->version_minor == 0 && !h->conn_keep_alive);
+    c->keep_alive_10 = h->version_minor == 0 && !c->close_after;
     if (!get && !head) {
         c->close_after = c->close_after || h->has_content_length || h->has_transfer_encoding;
         admin_answer_text(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n",
@@ -225,13 +252,39 @@ static void admin_conn_parse(struct admin_conn *c)
         admin_answer_text(c, 400, "Bad Request", NULL, http1_error_str(p.error), false);
 }
 
-/* c's socket is ready, or its time ran out. */
+/*
+ * The last answer went: the client is told the end (FIN), and what it still sends is read
+ * and dropped for a while, since closing with bytes unread would reset the connection and
+ * could take the answer with it.
+ */
+static void admin_conn_linger(struct admin_conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    c->lingering = true;
+    c->deadline_ms = admin_now_ms() + ADMIN_LINGER_MS;
+    admin_conn_wait(c, EV_READ);
+}
+
+/* c's socket is ready, or its deadline passed. */
 static void admin_conn_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct admin_conn *c = arg;
 
-    if ((what & EV_TIMEOUT) != 0) {
+    if ((what & EV_TIMEOUT) != 0 || admin_now_ms() >= c->deadline_ms) {
         admin_conn_free(c);
+        return;
+    }
+    if (c->lingering) {
+        char drop[4096];
+        ssize_t got = recv(fd, drop, sizeof(drop), 0);
+
+        if (got > 0)
+            c->lingered += (size_t)got;
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR) ||
+            c->lingered >= ADMIN_LINGER_BYTES)
+            admin_conn_free(c);
+        else
+            admin_conn_wait(c, EV_READ);
         return;
     }
     if ((what & EV_WRITE) != 0) {
@@ -239,17 +292,18 @@ static void admin_conn_cb(evutil_socket_t fd, short what, void *arg)
             admin_conn_free(c);
             return;
         }
-        if (evbuffer_get_length(c->out) > 0)
-            return;
-        if (c->close_after) {
-            /* Unread bytes would turn the close into a reset that can overtake the
-             * answer: the client is told the end, and what it still sends is not read. */
-            shutdown(fd, SHUT_WR);
-            admin_conn_free(c);
+        if (evbuffer_get_length(c->out) > 0) {
+            admin_conn_wait(c, EV_WRITE);
             return;
         }
+        if (c->close_after) {
+            admin_conn_linger(c);
+            return;
+        }
+        /* The next head has ADMIN_TIMEOUT_S to come whole, from now. */
+        c->deadline_ms = admin_now_ms() + ADMIN_TIMEOUT_S * 1000u;
         admin_conn_wait(c, EV_READ);
-        if (c->in_len > 0) /* the next head came with the last one: answered now */
+        if (c->in_len > 0) /* it came with the last one: answered now */
             admin_conn_parse(c);
         return;
     }
@@ -262,8 +316,10 @@ static void admin_conn_cb(evutil_socket_t fd, short what, void *arg)
         }
         if (got > 0) {
             c->in_len += (size_t)got;
-            admin_conn_parse(c);
+            admin_conn_parse(c); /* may queue an answer: it then waits to write */
         }
+        if (!event_pending(c->ev, EV_WRITE, NULL))
+            admin_conn_wait(c, EV_READ);
     }
 }
 
@@ -286,6 +342,7 @@ static void admin_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct
     }
     c->a = a;
     c->fd = fd;
+    c->deadline_ms = admin_now_ms() + ADMIN_TIMEOUT_S * 1000u;
     TAILQ_INSERT_TAIL(&a->conns, c, entry);
     if (++a->nconns >= ADMIN_MAX_CONNS)
         evconnlistener_disable(l);
@@ -315,6 +372,14 @@ static void admin_resume_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     admin_accept_more(arg);
+}
+
+/* Asked to stop (admin_free(), from another thread): the loop ends. */
+static void admin_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
 }
 
 /* Opens the listening socket for a->addr, writing the port picked back; -1 with err. */
@@ -364,9 +429,10 @@ struct admin *admin_open(const char *address, char *err, size_t cap)
         goto fail;
     a->base = event_base_new();
     a->resume = a->base != NULL ? evtimer_new(a->base, admin_resume_cb, a) : NULL;
+    a->stop = a->base != NULL ? event_new(a->base, -1, 0, admin_stop_cb, a->base) : NULL;
     /* Disabled until the thread starts; the listener owns the socket from here on. */
     a->listener =
-        a->resume != NULL
+        a->resume != NULL && a->stop != NULL
             ? evconnlistener_new(a->base, admin_accept_cb, a,
                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
                                  -1, a->fd)
@@ -426,7 +492,9 @@ void admin_free(struct admin *a)
     if (a == NULL)
         return;
     if (a->started) {
-        event_base_loopbreak(a->base); /* thread-safe: libevent's locks are on */
+        /* Not event_base_loopbreak() from here: a loop not yet entered would forget it;
+         * an active event waits for the loop.  Thread-safe: libevent's locks are on. */
+        event_active(a->stop, 0, 0);
         pthread_join(a->thread, NULL);
         a->started = false;
     }
@@ -436,6 +504,8 @@ void admin_free(struct admin *a)
         evconnlistener_free(a->listener);
     if (a->resume != NULL)
         event_free(a->resume);
+    if (a->stop != NULL)
+        event_free(a->stop);
     if (a->base != NULL)
         event_base_free(a->base);
     if (a->fd >= 0)

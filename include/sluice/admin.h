@@ -8,7 +8,10 @@
  *   /healthz  200 "ok" while the program says it is healthy, else 503 and the reason
  *
  * Other paths get 404, other methods 405 (with Allow), a malformed head 400, a head past
- * 8 KiB 431, a body 413, and a connection idle or slow for 10 s is closed.  Requests are
+ * 8 KiB 431, a body 413.  A head must come whole within 10 s of the connection or of the
+ * answer before it, and an answer go out within 10 s, however the bytes trickle; after
+ * the last answer, what the client still sends is read and dropped for up to 2 s (64 KiB),
+ * so that closing does not reset the connection under the answer.  Requests are
  * answered one at a time, and nothing is read while an answer goes out: a client that
  * sends ahead (pipelined requests whose answers it does not read) has one head and one
  * answer held, and the rest waits in its socket.  At most 64 connections are open at once
@@ -23,7 +26,7 @@
 
 /* Bytes of a request head at most (request line and fields). */
 #define ADMIN_MAX_HEAD 8192
-/* Seconds a connection may take to send a request or read a response. */
+/* Seconds a connection may take to send a request head, or to read an answer. */
 #define ADMIN_TIMEOUT_S 10
 /* Connections open at once at most. */
 #define ADMIN_MAX_CONNS 64

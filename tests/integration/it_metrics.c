@@ -430,6 +430,69 @@ static void test_admin_bounded(void **state)
 }
 
 /*
+ * A head trickled a byte every 300 ms is cut off 10 s after the connection opened, not
+ * kept as long as bytes keep coming (each byte used to start the 10 s anew); and a
+ * request with a large body gets its 405 whole, the body read and dropped after it
+ * rather than the connection reset under the answer.
+ */
+static void test_admin_deadlines(void **state)
+{
+    struct itcase *t = *state;
+    const char *args[] = {"--admin-listen", "127.0.0.1:0", NULL};
+    static const char head[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: ";
+    uint64_t start = tio_now_ms();
+    char got[64] = "";
+    int fd;
+
+    it_start_proxy(t, args);
+    fd = admin_connect_nb(t, admin_port(t));
+    for (size_t i = 0; tio_now_ms() - start < 14000; i++) {
+        char c = i < sizeof(head) - 1 ? head[i] : 'a';
+        if (send(fd, &c, 1, MSG_NOSIGNAL) != 1)
+            break; /* closed by sluice */
+        if (recv(fd, got, sizeof(got), 0) == 0)
+            break;
+        tio_sleep_ms(300);
+    }
+    fprintf(stderr, "the trickled head was cut off after %llu ms\n",
+            (unsigned long long)(tio_now_ms() - start));
+    assert_true(tio_now_ms() - start < 12500);
+    close(fd);
+
+    fd = admin_connect_nb(t, admin_port(t));
+    {
+        static const char post[] = "POST /metrics HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Length: 1048576\r\n\r\n";
+        char body[16384], resp[256];
+        size_t sent = 0, have = 0;
+        struct timeval tv = {.tv_sec = 5};
+        int flags = fcntl(fd, F_GETFL);
+
+        memset(body, 'b', sizeof(body));
+        assert_int_equal(fcntl(fd, F_SETFL, flags & ~O_NONBLOCK), 0);
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+        assert_int_equal(send(fd, post, sizeof(post) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(post) - 1);
+        while (sent < 256 * 1024) {
+            ssize_t n = send(fd, body, sizeof(body), MSG_NOSIGNAL);
+            if (n <= 0)
+                break;
+            sent += (size_t)n;
+        }
+        while (have < sizeof(resp) - 1) {
+            ssize_t n = recv(fd, resp + have, sizeof(resp) - 1 - have, 0);
+            if (n <= 0)
+                break;
+            have += (size_t)n;
+        }
+        resp[have] = '\0';
+        fprintf(stderr, "sent %zu bytes of body; the answer: %.12s\n", sent, resp);
+        assert_int_equal(strncmp(resp, "HTTP/1.1 405", 12), 0);
+    }
+    close(fd);
+}
+
+/*
  * Out of descriptors (sluice's open-file limit lowered to a few more than it holds): the admin
  * listener pauses for a second and says so once each time, rather than logging every failed accept
  * at every loop round (700,000 lines a second before), and serves again once descriptors are free.
@@ -580,6 +643,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_counted, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_admin_http, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_admin_bounded, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_admin_deadlines, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_admin_out_of_descriptors, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_healthz_audit_failing, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_off_and_loopback_only, it_setup, it_teardown),
