@@ -729,10 +729,14 @@ static int auditlog_take_lock(const char *path, uint64_t *head_id, char head[AUD
             head[64] = '\0';
         }
     }
+    /* The new pid with the head kept, in one write, then cut to that length: a crash
+     * between the two leaves the head there still. */
     n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
-        log_warn("cannot write the pid into the audit trail's lock %s: %s", lock, strerror(errno));
     auditlog_head_at = n;
+    n = *head_id > 0 ? snprintf(held, sizeof(held), "%s%020" PRIu64 " %s\n", pid, *head_id, head)
+                     : snprintf(held, sizeof(held), "%s", pid);
+    if (pwrite(fd, held, (size_t)n, 0) != n || ftruncate(fd, n) < 0)
+        log_warn("cannot write the pid into the audit trail's lock %s: %s", lock, strerror(errno));
     auditlog_lock_fd = fd;
     return 0;
 }
