@@ -342,6 +342,8 @@ static bool procid_same_program(pid_t pid, const struct procid_proc *proc)
 
     snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
     n = readlink(path, exe, sizeof(exe) - 1);
+    if (n < 0 && proc->exe[0] == '\0')
+        n = 0; /* hidden then and now (another user's process): the command line tells */
     if (n < 0 || (size_t)n != strlen(proc->exe) || memcmp(exe, proc->exe, (size_t)n) != 0)
         return false;
     n = procid_read(pid, "cmdline", args, sizeof(args) - 1);
@@ -436,21 +438,44 @@ static void procid_append_params(char *out, size_t cap, size_t *at, const char *
     procid_append(out, cap, at, shown, n);
 }
 
+/* True when v[0..len) is a header given whole ("Authorization: Basic ...", its value
+ * may hold '=') whose name is a secret's; *colon then points at its ':'. */
+static bool procid_secret_header(const char *v, size_t len, const char **colon)
+{
+    const char *c = memchr(v, ':', len);
+
+    *colon = c;
+    return c != NULL && c > v && (size_t)(c - v) + 1 < len && c[1] != '/' &&
+           memchr(v, '/', (size_t)(c - v)) == NULL && memchr(v, '=', (size_t)(c - v)) == NULL &&
+           redact_secret_name(v, (size_t)(c - v));
+}
+
 /*
- * Appends a value an argument carries (all of it, or what follows "NAME="), its secrets
- * hidden: a header given whole ("Authorization: Basic dXNlcg==", whose value may hold '='
- * too) whose name is a secret's; else the URL in it, with what comes before read as
- * parameters ("user=bob&password=pw&next=https://..."); else parameters (form data).
+ * Appends a value an argument carries (all of it, or what follows "NAME=" or a short
+ * option's letter), its secrets hidden: a header given whole whose name is a secret's,
+ * also after the last '=' (git -c "http.https://h/.extraheader=Authorization: ..."); else
+ * the URL in it, with what comes before read as parameters ("a=1&token=t&next=https://...");
+ * else parameters (form data, cookies).
  */
 static void procid_append_value(char *out, size_t cap, size_t *at, const char *v, size_t len)
 {
     static const char hidden[] = REDACT_HIDDEN;
-    const char *colon = memchr(v, ':', len), *scheme = NULL;
+    const char *colon, *scheme = NULL, *last_eq = NULL;
 
-    if (colon != NULL && colon > v && (size_t)(colon - v) + 1 < len && colon[1] != '/' &&
-        memchr(v, '/', (size_t)(colon - v)) == NULL &&
-        memchr(v, '=', (size_t)(colon - v)) == NULL && redact_secret_name(v, (size_t)(colon - v))) {
+    if (procid_secret_header(v, len, &colon)) {
         procid_append(out, cap, at, v, (size_t)(colon - v) + 1);
+        procid_append(out, cap, at, " ", 1);
+        procid_append(out, cap, at, hidden, sizeof(hidden) - 1);
+        return;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (v[i] == '=')
+            last_eq = v + i;
+    if (last_eq != NULL && last_eq > v &&
+        procid_secret_header(last_eq + 1, len - (size_t)(last_eq + 1 - v), &colon)) {
+        procid_append_value(out, cap, at, v, (size_t)(last_eq - v));
+        procid_append(out, cap, at, "=", 1);
+        procid_append(out, cap, at, last_eq + 1, (size_t)(colon - last_eq));
         procid_append(out, cap, at, " ", 1);
         procid_append(out, cap, at, hidden, sizeof(hidden) - 1);
         return;
@@ -462,10 +487,13 @@ static void procid_append_value(char *out, size_t cap, size_t *at, const char *v
         char url[1024];
         size_t n;
 
-        /* Back over the scheme's letters to where the URL starts. */
+        /* Back over the scheme to where the URL starts: a letter, then letters, digits,
+         * '+', '-' or '.'. */
         while (scheme > v && (isalnum((unsigned char)scheme[-1]) || scheme[-1] == '+' ||
                               scheme[-1] == '-' || scheme[-1] == '.'))
             scheme--;
+        while (*scheme != ':' && !isalpha((unsigned char)*scheme))
+            scheme++;
         procid_append_params(out, cap, at, v, (size_t)(scheme - v));
         n = redact_url(scheme, len - (size_t)(scheme - v), url, sizeof(url));
         procid_append(out, cap, at, url, n);
@@ -474,18 +502,61 @@ static void procid_append_value(char *out, size_t cap, size_t *at, const char *v
     procid_append_params(out, cap, at, v, len);
 }
 
-/* True when arg is a cluster of short options ("-fsSu") whose last letter is u or U:
- * curl then reads the next argument as USER:PASSWORD. */
-static bool procid_cluster_ends_in_user(const char *arg)
+/*
+ * For curl's command line, where in a cluster of short options ("-fsSu", "-fsSuuser:pw")
+ * the letter u or U is that takes USER:PASSWORD (the rest of the cluster, or the next
+ * argument when it ends there): its offset, or 0 for none.
+ */
+static size_t procid_cluster_user(const char *arg)
 {
-    size_t len = strlen(arg);
+    /* curl's options that take no value: a letter of another ends the cluster, its value
+     * being the rest (-HAuthorization: ... is -H's). */
+    static const char flags[] = "fsSLkviIOnqRjgGlMNZ0123456";
 
-    if (len < 2 || arg[0] != '-' || arg[1] == '-' || (arg[len - 1] != 'u' && arg[len - 1] != 'U'))
-        return false;
-    for (size_t i = 1; i < len; i++)
-        if (!isalpha((unsigned char)arg[i]))
-            return false;
-    return true;
+    for (size_t i = 1; arg[0] == '-' && arg[i] != '\0'; i++) {
+        if (arg[i] == 'u' || arg[i] == 'U')
+            return i;
+        if (strchr(flags, arg[i]) == NULL)
+            return 0;
+    }
+    return 0;
+}
+
+/* True when the program (argv[0]) is named name, with or without a directory. */
+static bool procid_program_is(const struct procid_proc *proc, const char *name)
+{
+    const char *base = strrchr(proc->args, '/');
+
+    base = base != NULL ? base + 1 : proc->args;
+    return proc->args_len > 0 && strcmp(base, name) == 0;
+}
+
+/* True when an argument after the program is exactly word. */
+static bool procid_has_arg(const struct procid_proc *proc, const char *word)
+{
+    for (size_t off = strlen(proc->args) + 1; off < proc->args_len;
+         off += strlen(proc->args + off) + 1)
+        if (strcmp(proc->args + off, word) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Programs whose short -p takes a password: mysql's -pPASSWORD, and -p PASSWORD in a
+ * registry login (docker login; docker run -p is a port).
+ */
+static bool procid_short_p_is_password(const struct procid_proc *proc)
+{
+    static const char *const mysql[] = {"mysql", "mariadb", "mysqldump", "mysqladmin"};
+    static const char *const login[] = {"docker", "podman", "buildah", "skopeo", "helm"};
+
+    for (size_t i = 0; i < sizeof(mysql) / sizeof(mysql[0]); i++)
+        if (procid_program_is(proc, mysql[i]))
+            return true;
+    for (size_t i = 0; i < sizeof(login) / sizeof(login[0]); i++)
+        if (procid_program_is(proc, login[i]))
+            return procid_has_arg(proc, "login");
+    return false;
 }
 
 /* The command line, secrets redacted; see the header. */
@@ -494,12 +565,13 @@ void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
     static const char hidden[] = REDACT_HIDDEN;
     size_t at = 0;
     bool next_secret = false, next_userpass = false;
+    bool curl = procid_program_is(proc, "curl"), short_p = procid_short_p_is_password(proc);
 
     out[0] = '\0';
     for (size_t off = 0; off < proc->args_len; off += strlen(proc->args + off) + 1) {
         const char *arg = proc->args + off, *eq = strchr(arg, '='), *colon = strchr(arg, ':');
         const char *scheme = strstr(arg, "://");
-        size_t len = strlen(arg);
+        size_t len = strlen(arg), user = 0;
 
         if (off > 0)
             procid_append(out, cap, &at, " ", 1);
@@ -514,14 +586,33 @@ void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
             if (procid_append_userpass(out, cap, &at, arg))
                 continue;
         }
-        /* The same joined: -uUSER:PASSWORD, --user=USER:PASSWORD. */
-        if ((arg[0] == '-' && (arg[1] == 'u' || arg[1] == 'U') && arg[2] != '\0' && arg[2] != '-' &&
-             colon != NULL) ||
-            strncmp(arg, "--user=", 7) == 0 || strncmp(arg, "--proxy-user=", 13) == 0) {
-            size_t opt = arg[1] == '-' ? (size_t)(eq - arg) + 1 : 2;
-            procid_append(out, cap, &at, arg, opt);
-            if (!procid_append_userpass(out, cap, &at, arg + opt))
-                procid_append(out, cap, &at, arg + opt, len - opt);
+        /* The same joined: --user=USER:PASSWORD, -uUSER:PASSWORD, and in a cluster of
+         * curl's options -fsSuUSER:PASSWORD. */
+        if (strncmp(arg, "--user=", 7) == 0 || strncmp(arg, "--proxy-user=", 13) == 0) {
+            procid_append(out, cap, &at, arg, (size_t)(eq - arg) + 1);
+            if (!procid_append_userpass(out, cap, &at, eq + 1))
+                procid_append(out, cap, &at, eq + 1, len - (size_t)(eq - arg) - 1);
+            continue;
+        }
+        if (arg[0] == '-' && arg[1] != '-')
+            user = arg[1] == 'u' || arg[1] == 'U' ? 1 : curl ? procid_cluster_user(arg) : 0;
+        if (user > 0 && arg[user + 1] == '\0') {
+            next_userpass = true;
+            procid_append(out, cap, &at, arg, len);
+            continue;
+        }
+        if (user > 0 && arg[user + 1] != '-' && strchr(arg + user + 1, ':') != NULL) {
+            procid_append(out, cap, &at, arg, user + 1);
+            procid_append_userpass(out, cap, &at, arg + user + 1);
+            continue;
+        }
+        /* docker login -p PASSWORD, mysql -pPASSWORD. */
+        if (short_p && arg[0] == '-' && arg[1] == 'p') {
+            procid_append(out, cap, &at, arg, 2);
+            if (arg[2] != '\0')
+                procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
+            else
+                next_secret = true;
             continue;
         }
         /* NAME=VALUE and --name=VALUE (the '=' before any URL or header in it): the name
@@ -536,16 +627,19 @@ void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
                 procid_append_value(out, cap, &at, eq + 1, len - (size_t)(eq - arg) - 1);
             continue;
         }
-        if (strcmp(arg, "-u") == 0 || strcmp(arg, "-U") == 0 || strcmp(arg, "--user") == 0 ||
-            strcmp(arg, "--proxy-user") == 0 || procid_cluster_ends_in_user(arg))
-            next_userpass = true;
-        /* --password VALUE, -p VALUE is too common to tell; long options only. */
-        if (arg[0] == '-' && arg[1] == '-' && eq == NULL && redact_secret_name(arg + 2, len - 2))
-            next_secret = true;
-        if (arg[0] == '-' && eq == NULL)
+        if (arg[0] == '-' && arg[1] == '-') {
+            /* --password VALUE: long options only; -p VALUE is too common to tell. */
+            if (redact_secret_name(arg + 2, len - 2))
+                next_secret = true;
             procid_append(out, cap, &at, arg, len); /* an option's name */
-        else
+        } else if (arg[0] == '-' && len > 2) {
+            /* A short option with its value joined (curl -H"Authorization: ...",
+             * -xhttp://user:pw@proxy), or a cluster of flags, read as a value. */
+            procid_append(out, cap, &at, arg, 2);
+            procid_append_value(out, cap, &at, arg + 2, len - 2);
+        } else {
             procid_append_value(out, cap, &at, arg, len);
+        }
     }
 }
 

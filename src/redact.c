@@ -279,6 +279,11 @@ static bool redact_secret_param(const char *q, size_t len)
     char name[256];
     size_t n = 0;
 
+    /* A cookie's name after "; ", a form's after "& ": the blanks are no part of it. */
+    while (len > 0 && (*q == ' ' || *q == '\t')) {
+        q++;
+        len--;
+    }
     for (size_t i = 0; i < len && n < sizeof(name); i++) {
         int hi, lo;
         if (q[i] == '%' && i + 2 < len && (hi = redact_hex(q[i + 1])) >= 0 &&

@@ -90,6 +90,28 @@ static void test_command_line_redacted(void **state)
                         "curl -d user=bob&password=<redacted>&next=https://x/?token=<redacted>");
     assert_string_equal(shown((const char *[]){"curl", "-fsSu", "alice:p11", NULL}),
                         "curl -fsSu alice:<redacted>");
+    /* Joined to a short option, in git's per-URL header key, in a cookie, and the short
+     * -p of programs where it is a password. */
+    assert_string_equal(
+        shown((const char *[]){"curl", "-HAuthorization: Bearer t12", "-xhttp://u:p13@px:3128",
+                               "-fsSuuser:p14", NULL}),
+        "curl -HAuthorization: <redacted> -xhttp://u:<redacted>@px:3128 -fsSuuser:<redacted>");
+    assert_string_equal(
+        shown((const char *[]){"git", "-c",
+                               "http.https://github.com/.extraheader=AUTHORIZATION: basic eC1h",
+                               "fetch", NULL}),
+        "git -c http.https://github.com/.extraheader=AUTHORIZATION: <redacted> fetch");
+    assert_string_equal(shown((const char *[]){"curl", "-b", "lang=en; sid=p15", NULL}),
+                        "curl -b lang=en; sid=<redacted>");
+    assert_string_equal(shown((const char *[]){"mysql", "-uroot", "-pp16", "db", NULL}),
+                        "mysql -uroot -p<redacted> db");
+    assert_string_equal(
+        shown((const char *[]){"docker", "login", "-u", "bob", "-p", "p17", "ghcr.io", NULL}),
+        "docker login -u bob -p <redacted> ghcr.io");
+    assert_string_equal(shown((const char *[]){"docker", "run", "-p", "8080:80", "img", NULL}),
+                        "docker run -p 8080:80 img");
+    assert_string_equal(shown((const char *[]){"rsync", "-avu", "host:/src", "/dst", NULL}),
+                        "rsync -avu host:/src /dst");
     /* Nothing secret: left alone, a port in a URL included. */
     assert_string_equal(
         shown((const char *[]){"curl", "-v", "https://h:8443/a?b=c", "--max-time", "5", NULL}),
