@@ -119,19 +119,22 @@ static const struct {
     const char *value_letters, *code_letters;
 } identity_option_rules[] = {
     {"node",
-     "-r --require --import --loader --experimental-loader -C --conditions --title "
-     "--env-file",
+     "-r --require --import --loader --experimental-loader -C --conditions --title --env-file "
+     "--redirect-warnings --disable-warning --report-dir --diagnostic-dir --icu-data-dir "
+     "--openssl-config --input-type",
      "rC", "ep"},
     {"nodejs",
-     "-r --require --import --loader --experimental-loader -C --conditions --title "
-     "--env-file",
+     "-r --require --import --loader --experimental-loader -C --conditions --title --env-file "
+     "--redirect-warnings --disable-warning --report-dir --diagnostic-dir --icu-data-dir "
+     "--openssl-config --input-type",
      "rC", "ep"},
-    {"bun", "-r --preload --env-file --cwd", "r", "e"},
+    {"bun", "-r --preload --env-file --cwd", "r", "ep"},
     {"deno", "", "", ""},
     {"python*", "-W -X --check-hash-based-pycs", "WX", "cm"},
     {"pypy*", "-W -X --check-hash-based-pycs", "WX", "cm"},
-    {"ruby*", "-I -r -C", "IrC", "e"},
-    {"perl*", "", "", "eE"},
+    {"ruby*", "-I -r -C -E --enable --disable --encoding", "IrCE", "e"},
+    {"perl*", "-I", "I", "eE"},
+    {"fish", "-C --init-command", "C", "c"},
     {"*sh", "-o -O --rcfile --init-file", "oO", "cs"},
 };
 
@@ -147,7 +150,10 @@ static enum identity_option identity_option_of(const char *base, const char *arg
 {
     size_t len = strlen(arg);
 
-    if (strcmp(arg, "-") == 0 || strcmp(arg, "--eval") == 0 || strcmp(arg, "--print") == 0)
+    /* Code on standard input, or given inline; node --run runs a package.json script. */
+    if (strcmp(arg, "-") == 0 || strcmp(arg, "--eval") == 0 || strcmp(arg, "--print") == 0 ||
+        strncmp(arg, "--eval=", 7) == 0 || strncmp(arg, "--print=", 8) == 0 ||
+        strcmp(arg, "--run") == 0 || strncmp(arg, "--run=", 6) == 0)
         return IDENTITY_OPT_CODE;
     for (size_t i = 0; i < sizeof(identity_option_rules) / sizeof(identity_option_rules[0]); i++) {
         const char *o = identity_option_rules[i].options;
@@ -216,7 +222,8 @@ static const char *identity_script_of(const struct procid_proc *proc)
         const char *arg = proc->args + off;
         size_t len = strlen(arg);
 
-        if (arg[0] == '-') {
+        /* A shell's options also start with '+' (+o NAME, +x). */
+        if (arg[0] == '-' || (arg[0] == '+' && arg[1] != '\0' && fnmatch("*sh", base, 0) == 0)) {
             switch (identity_option_of(base, arg)) {
             case IDENTITY_OPT_CODE: /* sh -c, node -e, python -, sh -s: no script file */
                 return NULL;

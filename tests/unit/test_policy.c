@@ -449,6 +449,34 @@ static void test_identity_process(void **state)
         chain_add(&chain, "/usr/bin/bash", sh_rc);
         assert_null(match_process(f->p, &chain, &depth));
     }
+    /* More of the same, per interpreter: values of long options, code given with '=',
+     * a shell's '+' options. */
+    {
+        static const char *const node_redirect[] = {"node", "--redirect-warnings", "/tmp/w",
+                                                    "/opt/tool/lib/cli.js", NULL};
+        static const char *const sh_plus[] = {"bash", "+O", "extglob", "/home/u/bin/wrapped.sh",
+                                              NULL};
+        static const char *const perl_i[] = {"perl", "-I", "/tmp/lib", "/home/u/bin/wrapped.sh",
+                                             NULL};
+        static const char *const node_eval[] = {"node", "--eval=1", "/opt/tool/lib/cli.js", NULL};
+        static const char *const bun_p[] = {"bun", "-p", "0//opt/tool/lib/cli.js", NULL};
+        const char *const *named[] = {node_redirect, sh_plus, perl_i};
+        const char *named_exe[] = {"/usr/bin/node", "/usr/bin/bash", "/usr/bin/perl"};
+        const char *named_id[] = {"cli", "wrap", "wrap"};
+
+        for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+            memset(&chain, 0, sizeof(chain));
+            chain_add(&chain, named_exe[i], named[i]);
+            assert_non_null(t = match_process(f->p, &chain, &depth));
+            assert_string_equal(t->id, named_id[i]);
+        }
+        memset(&chain, 0, sizeof(chain));
+        chain_add(&chain, "/usr/bin/node", node_eval);
+        assert_null(match_process(f->p, &chain, &depth));
+        memset(&chain, 0, sizeof(chain));
+        chain_add(&chain, "/usr/local/bin/bun", bun_p);
+        assert_null(match_process(f->p, &chain, &depth));
+    }
 }
 
 /*
