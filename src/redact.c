@@ -346,17 +346,21 @@ static bool redact_put_params(const char *p, const char *end, char *out, size_t 
     }
 }
 
+/* Starts out (cap bytes) empty; false when it has no room for "..." and a NUL. */
+static bool redact_out_init(char *out, size_t cap)
+{
+    if (cap > 0)
+        out[0] = '\0';
+    return cap >= 4;
+}
+
 /* Copies a parameter list with its secrets hidden; see the header. */
 size_t redact_params(const char *params, size_t len, char *out, size_t cap)
 {
     size_t at = 0;
 
-    if (cap < 4) {
-        if (cap > 0)
-            out[0] = '\0';
+    if (!redact_out_init(out, cap))
         return 0;
-    }
-    out[0] = '\0';
     redact_put_params(params, params + len, out, cap, &at);
     return at;
 }
@@ -367,12 +371,8 @@ size_t redact_url(const char *url, size_t len, char *out, size_t cap)
     const char *end = url + len, *p = url, *scheme, *auth = NULL, *params;
     size_t at = 0;
 
-    if (cap < 4) {
-        if (cap > 0)
-            out[0] = '\0';
+    if (!redact_out_init(out, cap))
         return 0;
-    }
-    out[0] = '\0';
     /* The authority: after "scheme://" when the URL starts with a scheme, else the start of
      * a target that is not a path (CONNECT's host:port), up to a path, query or fragment. */
     scheme = url;
