@@ -253,6 +253,40 @@ static size_t path_walk(const char *in, size_t start, size_t end, char *dst, siz
     return total;
 }
 
+/*
+ * True when the path in[start..end) (start just past its first '/'), its dot segments
+ * resolved as RFC 3986 section 5.2.4 does (empty segments kept), starts with an empty
+ * segment that more follows: "/.//v1/admin" and "/a/..//v1/admin" become "//v1/admin",
+ * which a server that resolves dots and then reads the target as a URL reference takes
+ * for the host v1.  The resolved path is kept as a stack of "empty" marks, bounded: a
+ * path with more segments than it holds is not looked at (such depth is no one's prefix).
+ */
+static bool path_resolves_to_leading_slashes(const char *in, size_t start, size_t end)
+{
+    bool empty[256];
+    size_t depth = 0;
+    unsigned ignored = 0;
+
+    for (size_t s = start; s <= end;) {
+        size_t e = s;
+        enum seg_kind kind;
+
+        while (e < end && in[e] != '/')
+            e++;
+        seg_scan(in, s, e, NULL, &kind, &ignored);
+        if (kind == SEG_DOTDOT) {
+            if (depth > 0)
+                depth--;
+        } else if (kind != SEG_DOT) {
+            if (depth == sizeof(empty) / sizeof(empty[0]))
+                return false;
+            empty[depth++] = kind == SEG_EMPTY;
+        }
+        s = e + 1;
+    }
+    return depth > 1 && empty[0];
+}
+
 /* Normalises a request target for policy matching. */
 int urlpath_normalize(const char *in, size_t len, char *out, size_t cap, unsigned *flags)
 {
@@ -265,7 +299,8 @@ int urlpath_normalize(const char *in, size_t len, char *out, size_t cap, unsigne
     plen = path_walk(in, start, qpos, NULL, 0, &seen);
     /* The walk merges the empty first segment like any other; a parser that reads the
      * target as a URL reference takes the segment after it for a host name. */
-    if (qpos >= 2 && in[0] == '/' && in[1] == '/')
+    if ((qpos >= 2 && in[0] == '/' && in[1] == '/') ||
+        (start == 1 && path_resolves_to_leading_slashes(in, 1, qpos)))
         seen |= URLPATH_F_LEADING_SLASHES;
     total = plen + (len - qpos);
     if (flags != NULL)

@@ -134,7 +134,7 @@ static const struct path_case cases[] = {
     /* Repeated slashes. */
     ROW("/a//", "/a/", 0),
     ROW("/x//telemetry", "/x/telemetry", 0),
-    ROW("/a/..//b", "/b", 0),
+    ROW("/a/..//b", "/b", F_LEAD), /* "//b" once resolved: see below */
     ROW("/a//./b", "/a/b", 0),
     ROW("/a//../b", "/b", F_EMPTY),
     ROW("/telemetry//../x", "/x", F_EMPTY),
@@ -152,7 +152,15 @@ static const struct path_case cases[] = {
     ROW("//%2e%2e/x", "/x", F_EMPTY | F_ABOVE | F_LEAD),
     ROW("/%2F/x", "/%2F/x", F_ESLASH),
     ROW("/?//x", "/?//x", 0),
-    ROW("/.//x", "/x", 0),
+    /* ... or comes to it once its dot segments are resolved (RFC 3986 5.2.4). */
+    ROW("/.//x", "/x", F_LEAD),
+    ROW("/a/..//v1/admin", "/v1/admin", F_LEAD),
+    ROW("/%2e//telemetry", "/telemetry", F_LEAD),
+    ROW("/a/%2E%2e//x", "/x", F_LEAD),
+    ROW("/a/..//", "/", F_LEAD),
+    ROW("/./x", "/x", 0),
+    ROW("/v1/.//x", "/v1/x", 0),
+    ROW("/a/../b//c", "/b/c", 0),
     /* Path parameters on dot or empty segments. */
     ROW("/v1/..;/admin", "/v1/..;/admin", F_PARAM),
     ROW("/v1/..;jsessionid=1/admin", "/v1/..;jsessionid=1/admin", F_PARAM),
