@@ -257,6 +257,9 @@ static void test_path_spellings(void **state)
         {"//v1/admin", 400, "ambiguous-path:api"},
         {"///v1/admin", 400, "ambiguous-path:api"},
         {"//v1/?q=1", 400, "ambiguous-path:api"},
+        /* ... and so does a server that resolves the dots first. */
+        {"/.//v1/admin", 400, "ambiguous-path:api"},
+        {"/x/..//v1/admin", 400, "ambiguous-path:api"},
     };
     static const struct path_case block_cases[] = {
         {"/ok", 0, NULL},
@@ -278,6 +281,8 @@ static void test_path_spellings(void **state)
         {"///telemetry", 400, "ambiguous-path:events"},
         {"//x/telemetry", 400, "ambiguous-path:events"},
         {"//x/api/events", 400, "ambiguous-path:events"},
+        {"/.//x/telemetry", 400, "ambiguous-path:events"},
+        {"/%2e//telemetry", 400, "ambiguous-path:events"},
         {"/x%2f..%2ftelemetry", 400, "ambiguous-path:events"},
         {"/;x/telemetry", 400, "ambiguous-path:events"},
         {"/telemetry;jsessionid=1", 403, "telemetry:events"},
