@@ -450,9 +450,84 @@ static bool procid_secret_header(const char *v, size_t len, const char **colon)
            redact_secret_name(v, (size_t)(c - v));
 }
 
+/* The end of the JSON string that starts at v[i] (a '"'): the index past its closing
+ * quote, or len when it does not close. */
+static size_t procid_json_string_end(const char *v, size_t len, size_t i)
+{
+    for (i++; i < len; i++) {
+        if (v[i] == '\\')
+            i++;
+        else if (v[i] == '"')
+            return i + 1;
+    }
+    return len;
+}
+
+/* The end of the JSON value that starts at v[i]: a string, an object or array (nested,
+ * to its close), or a token (a number, true...); len when it does not end. */
+static size_t procid_json_value_end(const char *v, size_t len, size_t i)
+{
+    size_t depth = 0;
+
+    if (i < len && v[i] == '"')
+        return procid_json_string_end(v, len, i);
+    if (i >= len || (v[i] != '{' && v[i] != '['))
+        return i + strcspn(v + i, ",}] \t\n") < len ? i + strcspn(v + i, ",}] \t\n") : len;
+    while (i < len) {
+        if (v[i] == '"') {
+            i = procid_json_string_end(v, len, i);
+            continue;
+        }
+        if (v[i] == '{' || v[i] == '[')
+            depth++;
+        else if ((v[i] == '}' || v[i] == ']') && --depth == 0)
+            return i + 1;
+        i++;
+    }
+    return len;
+}
+
+/*
+ * Appends a JSON text (curl -d '{"user":"bob","password":"..."}') with the value of every
+ * member named like a secret hidden: a string as "<redacted>", anything else as
+ * <redacted>.  The rest is copied as it is.
+ */
+static void procid_append_json(char *out, size_t cap, size_t *at, const char *v, size_t len)
+{
+    static const char hidden[] = REDACT_HIDDEN;
+    size_t i = 0, from = 0;
+
+    while (i < len) {
+        size_t end, k;
+
+        if (v[i] != '"') {
+            i++;
+            continue;
+        }
+        end = procid_json_string_end(v, len, i);
+        for (k = end; k < len && (v[k] == ' ' || v[k] == '\t' || v[k] == '\n'); k++)
+            ;
+        if (k >= len || v[k] != ':' || end - i < 2 || !redact_secret_name(v + i + 1, end - i - 2)) {
+            i = end;
+            continue;
+        }
+        /* A member named like a secret: its name and the ':' stay, its value goes. */
+        for (k++; k < len && (v[k] == ' ' || v[k] == '\t' || v[k] == '\n'); k++)
+            ;
+        procid_append(out, cap, at, v + from, k - from);
+        if (k < len && v[k] == '"')
+            procid_append(out, cap, at, "\"" REDACT_HIDDEN "\"", sizeof(hidden) + 1);
+        else
+            procid_append(out, cap, at, hidden, sizeof(hidden) - 1);
+        i = from = procid_json_value_end(v, len, k);
+    }
+    procid_append(out, cap, at, v + from, len - from);
+}
+
 /*
  * Appends a value an argument carries (all of it, or what follows "NAME=" or a short
- * option's letter), its secrets hidden: a header given whole whose name is a secret's,
+ * option's letter), its secrets hidden: a JSON text's members named like secrets; a
+ * header given whole whose name is a secret's,
  * also after the last '=' (git -c "http.https://h/.extraheader=Authorization: ..."); else
  * the URL in it, with what comes before read as parameters ("a=1&token=t&next=https://...");
  * else parameters (form data, cookies).
@@ -462,6 +537,10 @@ static void procid_append_value(char *out, size_t cap, size_t *at, const char *v
     static const char hidden[] = REDACT_HIDDEN;
     const char *colon, *scheme = NULL, *last_eq = NULL;
 
+    if (len > 0 && (v[0] == '{' || v[0] == '[')) {
+        procid_append_json(out, cap, at, v, len);
+        return;
+    }
     if (procid_secret_header(v, len, &colon)) {
         procid_append(out, cap, at, v, (size_t)(colon - v) + 1);
         procid_append(out, cap, at, " ", 1);

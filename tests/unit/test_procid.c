@@ -112,6 +112,17 @@ static void test_command_line_redacted(void **state)
                         "docker run -p 8080:80 img");
     assert_string_equal(shown((const char *[]){"rsync", "-avu", "host:/src", "/dst", NULL}),
                         "rsync -avu host:/src /dst");
+    /* JSON bodies: members named like secrets, strings or not, nested or escaped. */
+    assert_string_equal(
+        shown((const char *[]){"curl", "-d",
+                               "{\"user\":\"bob\", \"password\" : \"p\\\"18\", \"n\":1, "
+                               "\"auth\":{\"api_key\":19}, \"pin\":[1]}",
+                               NULL}),
+        "curl -d {\"user\":\"bob\", \"password\" : \"<redacted>\", \"n\":1, "
+        "\"auth\":<redacted>, \"pin\":[1]}");
+    assert_string_equal(
+        shown((const char *[]){"curl", "--data-raw", "[{\"token\":\"t20\"}]", NULL}),
+        "curl --data-raw [{\"token\":\"<redacted>\"}]");
     /* Nothing secret: left alone, a port in a URL included. */
     assert_string_equal(
         shown((const char *[]){"curl", "-v", "https://h:8443/a?b=c", "--max-time", "5", NULL}),

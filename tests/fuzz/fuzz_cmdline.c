@@ -1,0 +1,75 @@
+/*
+ * libFuzzer target for procid_command_line(): a local process chooses its own arguments,
+ * and they go into every record of its requests.  The input, cut at NUL bytes, is the
+ * argument list as /proc gives it (at most PROCID_MAX_ARGS bytes).  The line it makes into
+ * small capacities (1 to 64, where a cut happens) and into one of 1024 is NUL-terminated
+ * inside the capacity; and in the large one, the argument after "--password" (a value of 8 bytes or
+ * more, found once in the input) never shows.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "sluice/procid.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Stops the fuzzer with a crash the moment an invariant breaks. */
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            __builtin_trap();                                                                      \
+    } while (0)
+
+/* How many times s (n bytes) is in data. */
+static size_t occurrences(const uint8_t *data, size_t size, const char *s, size_t n)
+{
+    size_t count = 0;
+
+    for (const uint8_t *p = data; (p = memmem(p, size - (size_t)(p - data), s, n)) != NULL; p++)
+        count++;
+    return count;
+}
+
+/* The value after an argument "--password", when it is one to look for; NULL otherwise. */
+static const char *planted(const struct procid_proc *p, const uint8_t *data, size_t size)
+{
+    for (size_t off = 0; off < p->args_len; off += strlen(p->args + off) + 1) {
+        size_t next = off + strlen(p->args + off) + 1;
+
+        if (strcmp(p->args + off, "--password") != 0 || next >= p->args_len)
+            continue;
+        /* Short, or found more than once: it may show as another argument, rightly. */
+        if (strlen(p->args + next) < 8 ||
+            occurrences(data, size, p->args + next, strlen(p->args + next)) != 1)
+            return NULL;
+        return p->args + next;
+    }
+    return NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct procid_proc p;
+    static const size_t caps[] = {1, 2, 3, 4, 5, 6, 8, 11, 16, 24, 33, 64};
+    char out[1024];
+    const char *secret;
+
+    memset(&p, 0, sizeof(p));
+    p.args_len = size < sizeof(p.args) - 1 ? size : sizeof(p.args) - 1;
+    memcpy(p.args, data, p.args_len);
+    if (p.args_len > 0 && p.args[p.args_len - 1] != '\0')
+        p.args[p.args_len++] = '\0'; /* /proc ends the last argument with a NUL too */
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+        size_t cap = caps[i];
+        memset(out, 'x', sizeof(out));
+        procid_command_line(&p, out, cap);
+        CHECK(memchr(out, '\0', cap) != NULL);
+        CHECK(out[cap] == 'x');
+    }
+    procid_command_line(&p, out, sizeof(out));
+    CHECK(memchr(out, '\0', sizeof(out)) != NULL);
+    secret = planted(&p, data, size);
+    CHECK(secret == NULL || strlen(out) >= sizeof(out) - 4 || strstr(out, secret) == NULL);
+    return 0;
+}
