@@ -258,8 +258,8 @@ static size_t path_walk(const char *in, size_t start, size_t end, char *dst, siz
  * resolved as RFC 3986 section 5.2.4 does (empty segments kept), starts with an empty
  * segment that more follows: "/.//v1/admin" and "/a/..//v1/admin" become "//v1/admin",
  * which a server that resolves dots and then reads the target as a URL reference takes
- * for the host v1.  The resolved path is kept as a stack of "empty" marks, bounded: a
- * path with more segments than it holds is not looked at (such depth is no one's prefix).
+ * for the host v1.  The resolved path is a stack of "empty" marks of which the first 256
+ * are kept: deeper ones are only counted, as only the first and the depth are asked.
  */
 static bool path_resolves_to_leading_slashes(const char *in, size_t start, size_t end)
 {
@@ -278,9 +278,9 @@ static bool path_resolves_to_leading_slashes(const char *in, size_t start, size_
             if (depth > 0)
                 depth--;
         } else if (kind != SEG_DOT) {
-            if (depth == sizeof(empty) / sizeof(empty[0]))
-                return false;
-            empty[depth++] = kind == SEG_EMPTY;
+            if (depth < sizeof(empty) / sizeof(empty[0]))
+                empty[depth] = kind == SEG_EMPTY;
+            depth++;
         }
         s = e + 1;
     }

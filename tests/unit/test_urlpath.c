@@ -241,6 +241,35 @@ static void test_table(void **state)
         check_case(&cases[i]);
 }
 
+/*
+ * A path that comes to "//" once resolved is flagged however deep it goes after: 300
+ * segments past "/.//v1/admin" (more than the marks the check keeps), and 300 that ".."
+ * takes back, are no way around it.
+ */
+static void test_leading_slashes_deep(void **state)
+{
+    static char in[4096], out[4096];
+    size_t n = 0;
+    unsigned flags = 0;
+
+    (void)state;
+    n += (size_t)snprintf(in + n, sizeof(in) - n, "/.//v1/admin");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(in + n, sizeof(in) - n, "/x");
+    assert_true(urlpath_normalize(in, n, out, sizeof(out), &flags) > 0);
+    assert_true((flags & URLPATH_F_LEADING_SLASHES) != 0);
+    n = 0;
+    flags = 0;
+    n += (size_t)snprintf(in + n, sizeof(in) - n, "/.//v1");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(in + n, sizeof(in) - n, "/x");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(in + n, sizeof(in) - n, "/..");
+    n += (size_t)snprintf(in + n, sizeof(in) - n, "/admin");
+    assert_true(urlpath_normalize(in, n, out, sizeof(out), &flags) > 0);
+    assert_true((flags & URLPATH_F_LEADING_SLASHES) != 0);
+}
+
 /* The table is as large as the contract asks and has no row twice. */
 static void test_table_size(void **state)
 {
@@ -474,6 +503,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_leading_slashes_deep),
         cmocka_unit_test(test_table_size),
         cmocka_unit_test(test_fixed_point),
         cmocka_unit_test(test_fixed_point_kept_flags),
