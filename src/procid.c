@@ -654,10 +654,14 @@ void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
 
         if (off > 0)
             procid_append(out, cap, &at, " ", 1);
+        /* The value of an option named like a secret, unless it is another long option:
+         * a flag (--password-stdin) named so must not eat the --password after it. */
         if (next_secret) {
-            procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
             next_secret = false;
-            continue;
+            if (!(arg[0] == '-' && arg[1] == '-' && arg[2] != '\0')) {
+                procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
+                continue;
+            }
         }
         /* curl -u USER:PASSWORD, -U, --user, --proxy-user, -fsSu: the user stays. */
         if (next_userpass) {
