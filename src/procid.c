@@ -654,14 +654,13 @@ void procid_command_line(const struct procid_proc *proc, char *out, size_t cap)
 
         if (off > 0)
             procid_append(out, cap, &at, " ", 1);
-        /* The value of an option named like a secret, unless it is another long option:
-         * a flag (--password-stdin) named so must not eat the --password after it. */
+        /* The value of an option named like a secret, hidden whatever it looks like (a
+         * password may start with "--").  When it is itself a long option named so (a
+         * flag, --password-stdin, before --password PW), the next one is hidden too. */
         if (next_secret) {
-            next_secret = false;
-            if (!(arg[0] == '-' && arg[1] == '-' && arg[2] != '\0')) {
-                procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
-                continue;
-            }
+            next_secret = arg[0] == '-' && arg[1] == '-' && redact_secret_name(arg + 2, len - 2);
+            procid_append(out, cap, &at, hidden, sizeof(hidden) - 1);
+            continue;
         }
         /* curl -u USER:PASSWORD, -U, --user, --proxy-user, -fsSu: the user stays. */
         if (next_userpass) {

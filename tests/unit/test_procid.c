@@ -112,10 +112,13 @@ static void test_command_line_redacted(void **state)
                         "docker run -p 8080:80 img");
     assert_string_equal(shown((const char *[]){"rsync", "-avu", "host:/src", "/dst", NULL}),
                         "rsync -avu host:/src /dst");
-    /* A flag named like a secret does not eat the option after it (found by fuzz_cmdline). */
+    /* A flag named like a secret before --password PW, and a password that starts with
+     * "--" (found by fuzz_cmdline): neither value shows. */
     assert_string_equal(
         shown((const char *[]){"tool", "--password-stdin", "--password", "p21", NULL}),
-        "tool --password-stdin --password <redacted>");
+        "tool --password-stdin <redacted> <redacted>");
+    assert_string_equal(shown((const char *[]){"tool", "--password", "--p22-secret", "x", NULL}),
+                        "tool --password <redacted> <redacted>");
     /* JSON bodies: members named like secrets, strings or not, nested or escaped. */
     assert_string_equal(
         shown((const char *[]){"curl", "-d",
