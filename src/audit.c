@@ -34,17 +34,22 @@ static void audit_quoted(char *out, size_t cap, const char *name, const char *va
 #define AUDIT_URL_MAX 4096
 
 /*
- * r with its target's secrets hidden (redact_url: secret query parameters, a URL's
- * password) in url, so that no report, the access line, the trail, the Squid log or
- * syslog, ever has them.
+ * r with its target's secrets hidden (redact_url: secret query parameters and segment
+ * parameters, a URL's password) in url, and its path's in path, so that no report, the
+ * access line, the trail, the Squid log or syslog, ever has them.
  */
-static struct audit_record audit_redacted(const struct audit_record *r, char url[AUDIT_URL_MAX])
+static struct audit_record audit_redacted(const struct audit_record *r, char url[AUDIT_URL_MAX],
+                                          char path[AUDIT_URL_MAX])
 {
     struct audit_record out = *r;
 
     if (r->target != NULL) {
         redact_url(r->target, strlen(r->target), url, AUDIT_URL_MAX);
         out.target = url;
+    }
+    if (r->path != NULL) {
+        redact_url(r->path, strlen(r->path), path, AUDIT_URL_MAX);
+        out.path = path;
     }
     return out;
 }
@@ -103,8 +108,8 @@ static void audit_access_line(const struct audit_record *r)
  */
 void audit_emit(const struct audit_record *given)
 {
-    char url[AUDIT_URL_MAX];
-    const struct audit_record red = audit_redacted(given, url), *r = &red;
+    char url[AUDIT_URL_MAX], path[AUDIT_URL_MAX];
+    const struct audit_record red = audit_redacted(given, url, path), *r = &red;
 
     audit_access_line(r);
     auditlog_record(r);
@@ -115,8 +120,8 @@ void audit_emit(const struct audit_record *given)
 
 void audit_emit_interim(const struct audit_record *r)
 {
-    char url[AUDIT_URL_MAX];
-    const struct audit_record red = audit_redacted(r, url);
+    char url[AUDIT_URL_MAX], path[AUDIT_URL_MAX];
+    const struct audit_record red = audit_redacted(r, url, path);
 
     auditlog_record(&red);
 }

@@ -346,6 +346,35 @@ static bool redact_put_params(const char *p, const char *end, char *out, size_t 
     }
 }
 
+/*
+ * Appends the path p[0..end) with the values of its segment parameters named like
+ * secrets hidden (/app;jsessionid=...): a parameter starts at ';' and ends at the next
+ * '/' or ';'.  False once out is full.
+ */
+static bool redact_put_path(const char *p, const char *end, char *out, size_t cap, size_t *at)
+{
+    const char *semi;
+
+    while ((semi = memchr(p, ';', (size_t)(end - p))) != NULL) {
+        const char *param = semi + 1, *param_end = param, *eq;
+
+        while (param_end < end && *param_end != '/' && *param_end != ';')
+            param_end++;
+        eq = memchr(param, '=', (size_t)(param_end - param));
+        if (!redact_put(out, cap, at, p, (size_t)(param - p)))
+            return false;
+        if (eq != NULL && redact_secret_param(param, (size_t)(eq - param))) {
+            if (!redact_put(out, cap, at, param, (size_t)(eq - param) + 1) ||
+                !redact_put(out, cap, at, REDACT_HIDDEN, sizeof(REDACT_HIDDEN) - 1))
+                return false;
+        } else if (!redact_put(out, cap, at, param, (size_t)(param_end - param))) {
+            return false;
+        }
+        p = param_end;
+    }
+    return redact_put(out, cap, at, p, (size_t)(end - p));
+}
+
 /* Starts out (cap bytes) empty; false when it has no room for "..." and a NUL. */
 static bool redact_out_init(char *out, size_t cap)
 {
@@ -405,7 +434,7 @@ size_t redact_url(const char *url, size_t len, char *out, size_t cap)
      * parameter. */
     for (params = p; params < end && *params != '?' && *params != '#'; params++)
         ;
-    if (!redact_put(out, cap, &at, p, (size_t)(params - p)) || params == end ||
+    if (!redact_put_path(p, params, out, cap, &at) || params == end ||
         !redact_put(out, cap, &at, params, 1)) /* the '?' or '#' */
         return at;
     redact_put_params(params + 1, end, out, cap, &at);

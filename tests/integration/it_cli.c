@@ -445,8 +445,10 @@ static void test_audit_secrets(void **state)
         "r = recs[0][\"sluice\"][\"response_secrets\"]\n"
         "assert [s[\"field\"] for s in r] == [\"set-cookie\"], r\n"
         "u = recs[0][\"url\"]\n"
-        "assert u[\"full\"].endswith(\"/s?q=1&api_key=<redacted>&%74oken=<redacted>\"), u\n"
-        "assert u[\"path\"] == \"/s\", u\n"
+        "assert "
+        "u[\"full\"].endswith(\"/"
+        "s;jsessionid=<redacted>?q=1&api_key=<redacted>&%74oken=<redacted>\"), u\n"
+        "assert u[\"path\"] == \"/s;jsessionid=<redacted>\", u\n"
         "assert recs[0][\"user_agent\"][\"original\"] == \"sluice-test/1\"\n"
         "p = recs[0][\"process\"]\n"
         "assert p[\"parent\"][\"pid\"] > 1 and p[\"parent\"][\"pid\"] != p[\"pid\"], p\n"
@@ -471,7 +473,8 @@ static void test_audit_secrets(void **state)
             itcurl_add_header(c, "User-Agent: sluice-test/1");
             assert_int_equal(
                 itcurl_perform(
-                    c, it_url(t, "/s?q=1&api_key=SECRET-Q1&%74oken=SECRET-Q2", url, sizeof(url))),
+                    c, it_url(t, "/s;jsessionid=SECRET-J?q=1&api_key=SECRET-Q1&%74oken=SECRET-Q2",
+                              url, sizeof(url))),
                 CURLE_OK);
             assert_int_equal(itcurl_status(c), 200);
             itcurl_free(c);
@@ -495,7 +498,8 @@ static void test_audit_secrets(void **state)
     /* The Squid log has the request, its query's secrets hidden as in the trail. */
     text = tio_read_file(squid, NULL);
     assert_non_null(text);
-    assert_non_null(strstr(text, "/s?q=1&api_key=<redacted>&%74oken=<redacted>"));
+    assert_non_null(
+        strstr(text, "/s;jsessionid=<redacted>?q=1&api_key=<redacted>&%74oken=<redacted>"));
     assert_null(strstr(text, "SECRET"));
     free(text);
     assert_int_equal(run_python(check, path), 0);

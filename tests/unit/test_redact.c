@@ -71,6 +71,11 @@ static void test_url_spellings(void **state)
         {"/p?token=S1&u=http://a:b@h", "/p?token=<redacted>&u=http://a:b@h"},
         {"http://h/p?token=S1&u=http://a:b@h", "http://h/p?token=<redacted>&u=http://a:b@h"},
         {"http://user:S1@h:80/p?key=S2", "http://user:<redacted>@h:80/p?key=<redacted>"},
+        /* Segment parameters in the path: the servlet session, say. */
+        {"http://h/app;jsessionid=S1/x?y=1", "http://h/app;jsessionid=<redacted>/x?y=1"},
+        {"/a;v=1;sessionid=S1;x/b", "/a;v=1;sessionid=<redacted>;x/b"},
+        {"/a;token=S1", "/a;token=<redacted>"},
+        {"/a;;b=1/c;", "/a;;b=1/c;"},
         /* Kept as they are: nothing secret in them. */
         {"http://h/p?q=token", "http://h/p?q=token"},
         {"http://h/token/p?page=2", "http://h/token/p?page=2"},
