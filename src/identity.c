@@ -248,30 +248,28 @@ static const char *identity_script_of(const struct procid_proc *proc)
     return NULL;
 }
 
+/* The first of t's executables patterns that path matches, or NULL (path NULL too). */
+static const char *identity_pattern_of(const struct policy_tool *t, const char *path)
+{
+    for (size_t k = 0; path != NULL && k < t->nexecutables; k++)
+        if (fnmatch(t->executables[k], path, 0) == 0)
+            return t->executables[k];
+    return NULL;
+}
+
 /* The first of t's executables patterns that matches proc's executable, or NULL. */
 static const char *identity_exe_pattern(const struct policy_tool *t, const struct procid_proc *proc)
 {
-    for (size_t k = 0; identity_exe_known(proc) && k < t->nexecutables; k++)
-        if (fnmatch(t->executables[k], proc->exe, 0) == 0)
-            return t->executables[k];
-    return NULL;
+    return identity_exe_known(proc) ? identity_pattern_of(t, proc->exe) : NULL;
 }
 
-/* The first of t's executables patterns that matches the script proc runs, or NULL. */
-static const char *identity_script_pattern(const struct policy_tool *t,
-                                           const struct procid_proc *proc)
-{
-    const char *script = identity_script_of(proc);
-
-    for (size_t k = 0; script != NULL && k < t->nexecutables; k++)
-        if (fnmatch(t->executables[k], script, 0) == 0)
-            return t->executables[k];
-    return NULL;
-}
-
-/* Which pattern of t matches proc, and what it matched; see the header. */
-const char *identity_process_pattern(const struct policy_tool *t, const struct procid_proc *proc,
-                                     const char **what)
+/*
+ * Which pattern of t matches proc, by its executable, else by script (what
+ * identity_script_of(proc) gave: read once per process by the callers that try every
+ * tool), and what it matched.
+ */
+static const char *identity_match_one(const struct policy_tool *t, const struct procid_proc *proc,
+                                      const char *script, const char **what)
 {
     const char *pattern = identity_exe_pattern(t, proc);
 
@@ -279,10 +277,17 @@ const char *identity_process_pattern(const struct policy_tool *t, const struct p
         *what = proc->exe;
         return pattern;
     }
-    pattern = identity_script_pattern(t, proc);
+    pattern = identity_pattern_of(t, script);
     if (pattern != NULL)
-        *what = identity_script_of(proc);
+        *what = script;
     return pattern;
+}
+
+/* Which pattern of t matches proc, and what it matched; see the header. */
+const char *identity_process_pattern(const struct policy_tool *t, const struct procid_proc *proc,
+                                     const char **what)
+{
+    return identity_match_one(t, proc, identity_script_of(proc), what);
 }
 
 /* True when the organisation bans t. */
@@ -304,11 +309,11 @@ struct identity_walk {
 static bool identity_visit_descendant(const struct procid_proc *proc, void *arg)
 {
     struct identity_walk *w = arg;
-    const char *what;
+    const char *what, *script = identity_script_of(proc);
 
     for (size_t i = 0; i < w->p->ntools; i++)
         if (identity_banned(w->p, &w->p->tools[i]) &&
-            identity_process_pattern(&w->p->tools[i], proc, &what) != NULL) {
+            identity_match_one(&w->p->tools[i], proc, script, &what) != NULL) {
             w->banned = &w->p->tools[i];
             return true;
         }
@@ -331,16 +336,17 @@ void identity_match_process(const struct policy_snapshot *p, struct procid *chai
     int found;
 
     memset(m, 0, sizeof(*m));
-    for (size_t d = 0; d < chain->nchain; d++)
-        for (size_t i = 0; i < p->ntools; i++) {
-            const char *what;
+    for (size_t d = 0; d < chain->nchain && p->org.nbanned > 0; d++) {
+        const char *what, *script = identity_script_of(&chain->chain[d]);
+
+        for (size_t i = 0; i < p->ntools; i++)
             if (identity_banned(p, &p->tools[i]) &&
-                identity_process_pattern(&p->tools[i], &chain->chain[d], &what) != NULL) {
+                identity_match_one(&p->tools[i], &chain->chain[d], script, &what) != NULL) {
                 m->tool = &p->tools[i];
                 m->depth = d;
                 return;
             }
-        }
+    }
     /* A launcher whose way up was not seen whole may sit under another: it names nothing. */
     found = procid_outer_launcher(chain, &launcher);
     if (found == 1 && procid_isolate_tool(&launcher, id, sizeof(id)) &&
@@ -370,14 +376,17 @@ void identity_match_process(const struct policy_snapshot *p, struct procid *chai
     }
     m->tool = NULL;
     for (size_t d = 0; d < chain->nchain; d++) {
+        const char *script;
+
         for (size_t i = 0; i < p->ntools; i++)
             if (identity_exe_pattern(&p->tools[i], &chain->chain[d]) != NULL) {
                 m->tool = &p->tools[i];
                 m->depth = d;
                 return;
             }
-        for (size_t i = 0; i < p->ntools; i++)
-            if (identity_script_pattern(&p->tools[i], &chain->chain[d]) != NULL) {
+        script = identity_script_of(&chain->chain[d]);
+        for (size_t i = 0; script != NULL && i < p->ntools; i++)
+            if (identity_pattern_of(&p->tools[i], script) != NULL) {
                 m->tool = &p->tools[i];
                 m->depth = d;
                 return;
