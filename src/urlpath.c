@@ -299,8 +299,13 @@ int urlpath_normalize(const char *in, size_t len, char *out, size_t cap, unsigne
     plen = path_walk(in, start, qpos, NULL, 0, &seen);
     /* The walk merges the empty first segment like any other; a parser that reads the
      * target as a URL reference takes the segment after it for a host name. */
+    /* Resolving dot segments can only bring an empty segment (a "//" in the target) to
+     * the front when there is a dot segment, spelled with '.' or '%': most paths have
+     * neither, and take no second pass. */
     if ((qpos >= 2 && in[0] == '/' && in[1] == '/') ||
-        (start == 1 && path_resolves_to_leading_slashes(in, 1, qpos)))
+        (start == 1 && memmem(in, qpos, "//", 2) != NULL &&
+         (memchr(in, '.', qpos) != NULL || memchr(in, '%', qpos) != NULL) &&
+         path_resolves_to_leading_slashes(in, 1, qpos)))
         seen |= URLPATH_F_LEADING_SLASHES;
     total = plen + (len - qpos);
     if (flags != NULL)
