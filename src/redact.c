@@ -320,24 +320,32 @@ static bool redact_put(char *out, size_t cap, size_t *at, const char *s, size_t 
 }
 
 /*
+ * Appends one parameter p[0..end) ("name=value", or anything else), its value hidden when
+ * its name is a secret's; false once out is full.
+ */
+static bool redact_put_param(const char *p, const char *end, char *out, size_t cap, size_t *at)
+{
+    const char *eq = memchr(p, '=', (size_t)(end - p));
+
+    if (eq != NULL && redact_secret_param(p, (size_t)(eq - p)))
+        return redact_put(out, cap, at, p, (size_t)(eq - p) + 1) &&
+               redact_put(out, cap, at, REDACT_HIDDEN, sizeof(REDACT_HIDDEN) - 1);
+    return redact_put(out, cap, at, p, (size_t)(end - p));
+}
+
+/*
  * Appends the parameters p[0..end) (p starts one; '&', ';' or '#' ends one) with the
  * values of those named like secrets hidden; false once out is full.
  */
 static bool redact_put_params(const char *p, const char *end, char *out, size_t cap, size_t *at)
 {
     for (;;) {
-        const char *param_end = p, *eq;
+        const char *param_end = p;
 
         while (param_end < end && *param_end != '&' && *param_end != ';' && *param_end != '#')
             param_end++;
-        eq = memchr(p, '=', (size_t)(param_end - p));
-        if (eq != NULL && redact_secret_param(p, (size_t)(eq - p))) {
-            if (!redact_put(out, cap, at, p, (size_t)(eq - p) + 1) ||
-                !redact_put(out, cap, at, REDACT_HIDDEN, sizeof(REDACT_HIDDEN) - 1))
-                return false;
-        } else if (!redact_put(out, cap, at, p, (size_t)(param_end - p))) {
+        if (!redact_put_param(p, param_end, out, cap, at))
             return false;
-        }
         if (param_end == end)
             return true;
         if (!redact_put(out, cap, at, param_end, 1)) /* the '&', ';' or '#' after it */
@@ -356,20 +364,13 @@ static bool redact_put_path(const char *p, const char *end, char *out, size_t ca
     const char *semi;
 
     while ((semi = memchr(p, ';', (size_t)(end - p))) != NULL) {
-        const char *param = semi + 1, *param_end = param, *eq;
+        const char *param = semi + 1, *param_end = param;
 
         while (param_end < end && *param_end != '/' && *param_end != ';')
             param_end++;
-        eq = memchr(param, '=', (size_t)(param_end - param));
-        if (!redact_put(out, cap, at, p, (size_t)(param - p)))
+        if (!redact_put(out, cap, at, p, (size_t)(param - p)) ||
+            !redact_put_param(param, param_end, out, cap, at))
             return false;
-        if (eq != NULL && redact_secret_param(param, (size_t)(eq - param))) {
-            if (!redact_put(out, cap, at, param, (size_t)(eq - param) + 1) ||
-                !redact_put(out, cap, at, REDACT_HIDDEN, sizeof(REDACT_HIDDEN) - 1))
-                return false;
-        } else if (!redact_put(out, cap, at, param, (size_t)(param_end - param))) {
-            return false;
-        }
         p = param_end;
     }
     return redact_put(out, cap, at, p, (size_t)(end - p));
