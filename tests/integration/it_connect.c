@@ -227,6 +227,13 @@ static int tls_get_in_pieces(int fd, struct tbuf *pending, const char *ca_path, 
     return tls_get_in_pieces_sni(fd, pending, ca_path, piece, "origin.test");
 }
 
+/* The CONNECT head raw_connect_tunnel() sends for port, into buf; returns its length. */
+static int connect_head(uint16_t port, char *buf, size_t cap)
+{
+    return snprintf(buf, cap, "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
+                    port, port);
+}
+
 /* Opens a tunnel with a raw CONNECT and checks the 200; returns the client. */
 static struct rawclient *raw_connect_tunnel(struct itcase *t, uint16_t port)
 {
@@ -234,8 +241,7 @@ static struct rawclient *raw_connect_tunnel(struct itcase *t, uint16_t port)
     struct rawresp r = {0};
     char req[256];
 
-    snprintf(req, sizeof(req), "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
-             port, port);
+    connect_head(port, req, sizeof(req));
     assert_int_equal(rawclient_sends(rc, req), 0);
     assert_int_equal(rawclient_response(rc, &r, true, 10000), 200);
     assert_true(strncmp(r.head.data, "HTTP/1.1 200", 12) == 0);
@@ -389,9 +395,7 @@ static void test_connect_sni_not_a_host_name(void **state)
         /* The CONNECT's head, which counts as passed once the tunnel opens; the ClientHello
          * sluice held does not count. */
         snprintf(sent, sizeof(sent), "%d",
-                 snprintf(log_text, sizeof(log_text),
-                          "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
-                          origin_port(t->origin), origin_port(t->origin)));
+                 connect_head(origin_port(t->origin), log_text, sizeof(log_text)));
         it_assert_access_field(line, "sent", sent);
         free(line);
         snprintf(log_text, sizeof(log_text),
@@ -497,10 +501,7 @@ static void test_connect_hello_two_names(void **state)
     line = it_access_line(t, "method=CONNECT", NULL);
     it_assert_access_field(line, "term", "PT");
     it_assert_access_field(line, "error", "tls_protocol_error");
-    snprintf(sent, sizeof(sent), "%d",
-             snprintf(head, sizeof(head),
-                      "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
-                      origin_port(t->origin), origin_port(t->origin)));
+    snprintf(sent, sizeof(sent), "%d", connect_head(origin_port(t->origin), head, sizeof(head)));
     it_assert_access_field(line, "sent", sent); /* the hello was held, not relayed */
     free(line);
     assert_true(sluiceproc_log_wait(t->env->proxy, "does not read as one ClientHello", 5000));
@@ -519,8 +520,7 @@ static void test_connect_port_denied(void **state)
     it_start_origin(t, echo_handler, NULL);
     it_start_proxy(t, NULL); /* default list: 443 only */
     rc = it_raw(t);
-    snprintf(req, sizeof(req), "CONNECT origin.test:%u HTTP/1.1\r\nHost: origin.test:%u\r\n\r\n",
-             origin_port(t->origin), origin_port(t->origin));
+    connect_head(origin_port(t->origin), req, sizeof(req));
     assert_int_equal(rawclient_sends(rc, req), 0);
     assert_int_equal(rawclient_response(rc, &r, false, 10000), 403);
     it_assert_sluice_error(&r, 403, NULL, 0);
