@@ -1468,6 +1468,10 @@ static void test_inspect_pinned_per_user(void **state)
             it_fail_with_log(t, "a refusal was not kept for its own user alone");
         }
         itcurl_free(c);
+        /* curl gives up on sending its alert; sluice keeps the refusal when it reads it,
+         * and writes the access line just after: the next try waits for that. */
+        if (i == 0)
+            free(it_access_line(t, "method=CONNECT", "error=tls_alert_received", NULL));
     }
     assert_int_equal(origin_requests(t->origin), 1);
 }
