@@ -80,6 +80,7 @@ static struct {
     atomic_uint_fast64_t blocked[METRICS_MAX_RULES + 1];
     atomic_uint_fast64_t errors[METRICS_MAX_ERRORS + 1];
     atomic_uint_fast64_t connections, tunnels, reload_failures;
+    atomic_uint_fast64_t upstream_handshakes[2]; /* [resumed] */
     atomic_int_fast64_t open_connections, open_tunnels;
     struct metrics_histogram identification;
     struct metrics_histogram certificate;
@@ -253,6 +254,12 @@ void metrics_tunnel_closed(void)
 void metrics_reload_failed(void)
 {
     atomic_fetch_add_explicit(&metrics.reload_failures, 1, memory_order_relaxed);
+}
+
+void metrics_count_upstream_handshake(bool resumed)
+{
+    atomic_fetch_add_explicit(&metrics.upstream_handshakes[resumed ? 1 : 0], 1,
+                              memory_order_relaxed);
 }
 
 /* Adds one observation to histogram h. */
@@ -518,6 +525,15 @@ char *metrics_render(size_t *len)
                        "Reloads (SIGHUP) refused because the configuration, a policy or the "
                        "credentials were invalid; the previous policy stayed in force.",
                        (int64_t)atomic_load(&metrics.reload_failures));
+    mt_family(&t, "sluice_tls_upstream_handshakes_total", "counter",
+              "TLS handshakes with origins (inspected requests) that succeeded, by whether they "
+              "resumed a session an earlier connection of the same tool and user to the same "
+              "host left.");
+    for (int resumed = 0; resumed < 2; resumed++)
+        mt_printf(&t, "sluice_tls_upstream_handshakes_total{resumed=\"%s\"} %" PRIu64 "\n",
+                  resumed ? "true" : "false",
+                  (uint64_t)atomic_load_explicit(&metrics.upstream_handshakes[resumed],
+                                                 memory_order_relaxed));
     metrics_render_histogram(&t, "sluice_identification_duration_seconds",
                              "Time from asking which local process is behind a loopback or "
                              "Unix client connection (socket, /proc, ancestors, executable) to "

@@ -1082,8 +1082,13 @@ static void session_dial_connected(struct session *s)
     sock_setcb(s->upstream, session_upstream_cb, s);
     s->upstream_reused = false;
     if (s->inspecting && !s->x.req.is_connect) {
-        /* Verified TLS to the origin first; session_upstream_tls() goes on from its end. */
-        SSL *ssl = tls_upstream_side(s->env->tls, s->x.req.host);
+        /* Verified TLS to the origin first; session_upstream_tls() goes on from its end.
+         * It resumes only a session left by the same owner for the same host and port. */
+        char owner[POOL_OWNER_MAX];
+        SSL *ssl;
+
+        session_owner_key(s, owner, sizeof(owner));
+        ssl = tls_upstream_side(s->env->tls, s->x.req.host, s->x.req.port, owner);
         if (ssl == NULL || sock_start_tls(s->upstream, ssl) < 0) {
             session_fail(s, 503, "proxy_internal_error", TERM_RESOURCE, TERM_PH_CONNECT,
                          "out of memory while starting TLS upstream");
@@ -1107,6 +1112,7 @@ static void session_upstream_tls(struct session *s, short what)
 
     s->upstream_tls_handshake = false;
     if ((what & SOCK_EV_TLS) != 0) {
+        metrics_count_upstream_handshake(SSL_session_reused(sock_tls(s->upstream)) == 1);
         session_upstream_ready(s);
         return;
     }

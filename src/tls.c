@@ -15,10 +15,13 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "sluice/tlsresume.h"
+
 struct tls {
-    struct tlsmint *mint; /* leaves, with the CA */
-    SSL_CTX *server;      /* toward clients */
-    SSL_CTX *client;      /* toward origins */
+    struct tlsmint *mint;     /* leaves, with the CA */
+    SSL_CTX *server;          /* toward clients */
+    SSL_CTX *client;          /* toward origins */
+    struct tlsresume *resume; /* sessions toward origins, to resume */
     /* (owner, host) pairs whose client refused sluice's certificate, as keyed hashes: a
      * ring, the oldest overwritten first.  The key is random, so a client cannot make
      * another pair's hash. */
@@ -48,6 +51,42 @@ static int tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *o
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     *out = chosen;
     return SSL_TLSEXT_ERR_OK;
+}
+
+/* The SSL ex_data index of an upstream SSL's resumption key (malloc'd, freed with it). */
+static int tls_resume_key_index = -1;
+static pthread_once_t tls_resume_key_once = PTHREAD_ONCE_INIT;
+
+/* Frees a resumption key with its SSL. */
+static void tls_resume_key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                                void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    free(ptr);
+}
+
+/* Makes the index, once per process. */
+static void tls_resume_key_init(void)
+{
+    tls_resume_key_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_resume_key_free);
+}
+
+/*
+ * OpenSSL has a session (or a TLS 1.3 ticket) from an origin: a copy is filed under the
+ * key its SSL was made with.  Returns 0: OpenSSL keeps its reference.
+ */
+static int tls_session_new_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    struct tls *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    const char *key = tls_resume_key_index >= 0 ? SSL_get_ex_data(ssl, tls_resume_key_index) : NULL;
+
+    if (t != NULL && t->resume != NULL && key != NULL)
+        tlsresume_put(t->resume, key, sess);
+    return 0;
 }
 
 /* What both contexts share: TLS 1.2 and up, no renegotiation, buffers freed when idle. */
@@ -142,6 +181,17 @@ struct tls *tls_new(const struct tls_config *c, char *err, size_t cap)
     }
     SSL_CTX_set_alpn_select_cb(t->server, tls_alpn_select, NULL);
     SSL_CTX_set_verify(t->client, SSL_VERIFY_PEER, NULL);
+    /* Sessions toward origins live in the store (tlsresume), filed by who asked and where;
+     * OpenSSL's own cache is not keyed that way, so it keeps none. */
+    pthread_once(&tls_resume_key_once, tls_resume_key_init);
+    if (tls_resume_key_index < 0 || (t->resume = tlsresume_new()) == NULL ||
+        SSL_CTX_set_app_data(t->client, t) != 1) {
+        snprintf(err, cap, "cannot set up TLS (out of memory)");
+        goto fail;
+    }
+    SSL_CTX_set_session_cache_mode(t->client,
+                                   SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(t->client, tls_session_new_cb);
     if (c->upstream_ca != NULL &&
         SSL_CTX_load_verify_locations(t->client, c->upstream_ca, NULL) != 1) {
         snprintf(err, cap, "cannot read the CA certificates in %s (tls.upstream_ca): not PEM",
@@ -166,6 +216,7 @@ void tls_free(struct tls *t)
         return;
     SSL_CTX_free(t->server);
     SSL_CTX_free(t->client);
+    tlsresume_free(t->resume);
     tlsmint_free(t->mint);
     pthread_mutex_destroy(&t->pinned_lock);
     free(t);
@@ -203,13 +254,15 @@ SSL *tls_client_side(struct tls *t, const char *name, uint64_t *cert_us)
     return ssl;
 }
 
-/* An SSL toward the origin, verified. */
-SSL *tls_upstream_side(struct tls *t, const char *host)
+/* An SSL toward the origin, verified, resuming a session filed under the same key. */
+SSL *tls_upstream_side(struct tls *t, const char *host, unsigned port, const char *owner)
 {
     unsigned char addr[16];
     bool is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
     SSL *ssl = SSL_new(t->client);
     char sni[256]; /* SSL_set_tlsext_host_name() takes it without const */
+    char *key = NULL;
+    SSL_SESSION *sess;
 
     if (ssl == NULL)
         return NULL;
@@ -218,6 +271,18 @@ SSL *tls_upstream_side(struct tls *t, const char *host)
               : (SSL_set_tlsext_host_name(ssl, sni) != 1 || SSL_set1_host(ssl, host) != 1)) {
         SSL_free(ssl);
         return NULL;
+    }
+    /* The whole owner, host and port, never cut short: two owners whose keys share a long
+     * prefix never share a session. */
+    if (asprintf(&key, "%s\n%s\n%u", owner, host, port) < 0)
+        key = NULL;
+    if (key != NULL && SSL_set_ex_data(ssl, tls_resume_key_index, key) != 1) {
+        free(key);
+        key = NULL;
+    }
+    if (key != NULL && (sess = tlsresume_take(t->resume, key)) != NULL) {
+        (void)SSL_set_session(ssl, sess); /* takes its own reference */
+        SSL_SESSION_free(sess);
     }
     SSL_set_connect_state(ssl);
     return ssl;

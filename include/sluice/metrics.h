@@ -66,6 +66,9 @@ void metrics_observe_identification(double seconds);
 /* Adds the time one certificate for an inspected host took to make (any thread). */
 void metrics_observe_certificate(double seconds);
 
+/* Counts one TLS handshake with an origin that succeeded: resumed or full (any thread). */
+void metrics_count_upstream_handshake(bool resumed);
+
 /*
  * The index of value in table t, interning it when the table has room; 0, the "other"
  * series, when it is full.  Lock-free when value is known.  Exported for the tests.

@@ -45,11 +45,13 @@ void tls_free(struct tls *t);
 SSL *tls_client_side(struct tls *t, const char *name, uint64_t *cert_us);
 
 /*
- * A client-side SSL toward the origin host (a normalised host name, or an IP literal):
- * verified against the trust store, its name (SSL_set1_host) or address checked, SNI sent
- * for a name, ALPN http/1.1.  NULL on failure.
+ * A client-side SSL toward the origin host (a normalised host name, or an IP literal) and
+ * port: verified against the trust store, its name (SSL_set1_host) or address checked,
+ * SNI sent for a name, ALPN http/1.1.  It resumes the session an earlier connection for
+ * the same owner (the pool's owner key: tool and user), host and port left, if any, and
+ * leaves its own for the next (see tlsresume.h).  NULL on failure.
  */
-SSL *tls_upstream_side(struct tls *t, const char *host);
+SSL *tls_upstream_side(struct tls *t, const char *host, unsigned port, const char *owner);
 
 /*
  * Says why a handshake failed, in one sentence for the client and the log: the check of

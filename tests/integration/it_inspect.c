@@ -1476,6 +1476,79 @@ static void test_inspect_pinned_per_user(void **state)
     assert_int_equal(origin_requests(t->origin), 1);
 }
 
+/* Answers one request with whether its TLS handshake resumed a session, and closes. */
+static void resumed_handler(struct origin_conn *c)
+{
+    char answer[160];
+    bool resumed = SSL_session_reused(c->ssl) == 1;
+
+    if (oconn_read_head(c, 5000) == 0)
+        return;
+    snprintf(answer, sizeof(answer),
+             "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+             resumed ? 11 : 10, resumed ? "resumed=yes" : "resumed=no");
+    (void)oconn_writes(c, answer);
+}
+
+/*
+ * One inspected request in a tunnel of its own to host, as alpha (and proxy user user
+ * when not NULL): the status, with the body into body (capacity cap).
+ */
+static long resumed_get(struct itcase *t, const struct sluice_ca *ca, const char *host,
+                        const char *user, char *body, size_t cap)
+{
+    struct itcurl *c = alpha_curl(t, ca);
+    char url[200], proxy[96];
+    long status;
+
+    if (user != NULL) {
+        snprintf(proxy, sizeof(proxy), "http://%s:x@127.0.0.1:%u", user, t->proxy_port);
+        curl_easy_setopt(c->h, CURLOPT_PROXY, proxy);
+    }
+    snprintf(url, sizeof(url), "https://%s:%u/resumed", host, origin_port(t->origin));
+    if (itcurl_perform(c, url) != CURLE_OK)
+        it_fail_with_log(t, c->errbuf);
+    status = itcurl_status(c);
+    snprintf(body, cap, "%s", tbuf_str(&c->body));
+    itcurl_free(c);
+    return status;
+}
+
+/*
+ * A new connection to an origin resumes the TLS session an earlier one left, for the same
+ * tool and user, host and port only: another user's connection makes a full handshake
+ * (a ticket would link the two), and a host name the origin's certificate does not cover
+ * still fails verification (a session from origin.test must not skip it).
+ */
+static void test_inspect_upstream_resumed(void **state)
+{
+    struct itcase *t = *state;
+    struct sluice_ca ca;
+    char ports[16], body[256];
+
+    make_sluice_ca(t, &ca);
+    it_start_tls_origin(t, resumed_handler, NULL);
+    start_sluice(t, &ca, "tls: inspect\nunidentified: block\n", alpha_profile,
+                 port_text(t->origin, ports, sizeof(ports)), testca_ca_path(t->ca));
+    assert_int_equal(resumed_get(t, &ca, "origin.test", NULL, body, sizeof(body)), 200);
+    assert_string_equal(body, "resumed=no");
+    assert_int_equal(resumed_get(t, &ca, "origin.test", NULL, body, sizeof(body)), 200);
+    assert_string_equal(body, "resumed=yes");
+    /* Handed out once (TLS 1.3): the resumed connection left a fresh one. */
+    assert_int_equal(resumed_get(t, &ca, "origin.test", NULL, body, sizeof(body)), 200);
+    assert_string_equal(body, "resumed=yes");
+    /* Another user of the same tool. */
+    assert_int_equal(resumed_get(t, &ca, "origin.test", "bob", body, sizeof(body)), 200);
+    assert_string_equal(body, "resumed=no");
+    /* The same origin under a name its certificate does not cover. */
+    assert_int_equal(resumed_get(t, &ca, "localhost", NULL, body, sizeof(body)), 502);
+    assert_non_null(strstr(body, "wrong host"));
+    /* Under an address its certificate covers: a host of its own, a full handshake. */
+    assert_int_equal(resumed_get(t, &ca, "127.0.0.1", NULL, body, sizeof(body)), 200);
+    assert_string_equal(body, "resumed=no");
+    assert_int_equal(origin_requests(t->origin), 5);
+}
+
 /* A policy that inspects, and no CA: sluice does not start, and says what to set. */
 static void test_inspect_needs_ca(void **state)
 {
@@ -1910,6 +1983,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inspect_websocket_origin_ends, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_slow_client_origin_ends, it_setup,
                                         it_teardown),
+        cmocka_unit_test_setup_teardown(test_inspect_upstream_resumed, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_inspect_needs_ca, it_setup, it_teardown),
     };
 

@@ -188,6 +188,9 @@ static void test_counts(void **state)
     metrics_reload_failed();
     metrics_observe_identification(0.0003);
     metrics_observe_identification(0.002);
+    metrics_count_upstream_handshake(false);
+    metrics_count_upstream_handshake(true);
+    metrics_count_upstream_handshake(true);
     text = render();
     assert_non_null(strstr(
         text, "sluice_requests_total{tool=\"claude-code\",decision=\"allow\",kind=\"http\"} 3\n"));
@@ -209,6 +212,8 @@ static void test_counts(void **state)
     assert_non_null(strstr(text, "\nsluice_open_connections 1\n"));
     assert_non_null(strstr(text, "\nsluice_open_tunnels 1\n"));
     assert_non_null(strstr(text, "\nsluice_policy_reload_failures_total 1\n"));
+    assert_non_null(strstr(text, "sluice_tls_upstream_handshakes_total{resumed=\"false\"} 1\n"));
+    assert_non_null(strstr(text, "sluice_tls_upstream_handshakes_total{resumed=\"true\"} 2\n"));
     assert_non_null(
         strstr(text, "sluice_identification_duration_seconds_bucket{le=\"0.00025\"} 0\n"));
     assert_non_null(
