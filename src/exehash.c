@@ -84,6 +84,20 @@ static bool exehash_fd(int fd, char hex[EXEHASH_HEX])
     return true;
 }
 
+/* Keeps hex as key's hash, in the oldest slot, unless it is kept already; under lock. */
+static void exehash_keep(const struct exehash_key *key, const char hex[EXEHASH_HEX])
+{
+    struct exehash_entry *e;
+
+    if (exehash_find(key) != NULL)
+        return;
+    e = &exehash.cache[exehash.next];
+    e->key = *key;
+    memcpy(e->hex, hex, sizeof(e->hex));
+    e->used = true;
+    exehash.next = (exehash.next + 1) % EXEHASH_CACHE;
+}
+
 /* The hashing thread: takes the oldest job, hashes it outside the lock, keeps the hash. */
 static void *exehash_main(void *arg)
 {
@@ -106,13 +120,8 @@ static void *exehash_main(void *arg)
         ok = exehash_fd(job.fd, hex);
         close(job.fd);
         pthread_mutex_lock(&exehash.lock);
-        if (ok && exehash_find(&job.key) == NULL) {
-            struct exehash_entry *e = &exehash.cache[exehash.next];
-            e->key = job.key;
-            memcpy(e->hex, hex, sizeof(e->hex));
-            e->used = true;
-            exehash.next = (exehash.next + 1) % EXEHASH_CACHE;
-        }
+        if (ok)
+            exehash_keep(&job.key, hex);
     }
     pthread_mutex_unlock(&exehash.lock);
     return NULL;
@@ -158,30 +167,38 @@ void exehash_stop(void)
     pthread_mutex_unlock(&exehash.lock);
 }
 
-/* Looks up, or queues, a process's executable; see the header. */
-bool exehash_of_pid(pid_t pid, struct exehash_key *key, char hex[EXEHASH_HEX])
+/* Which file pid runs; see the header. */
+bool exehash_key_of_pid(pid_t pid, struct exehash_key *key)
 {
     char path[64];
     struct stat st;
-    struct exehash_entry *e;
-    bool queued = false;
-    int fd;
 
     memset(key, 0, sizeof(*key));
     snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
     if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
         return false;
     *key = exehash_key_of(&st);
-    pthread_mutex_lock(&exehash.lock);
-    if ((e = exehash_find(key)) != NULL) {
-        memcpy(hex, e->hex, EXEHASH_HEX);
-        pthread_mutex_unlock(&exehash.lock);
+    return true;
+}
+
+/* Looks up, or queues, a process's executable; see the header. */
+bool exehash_of_pid(pid_t pid, struct exehash_key *key, char hex[EXEHASH_HEX])
+{
+    char path[64];
+    struct stat st;
+    bool queued = false;
+    int fd;
+
+    if (!exehash_key_of_pid(pid, key))
+        return false;
+    if (exehash_known(key, hex))
         return true;
-    }
+    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
+    pthread_mutex_lock(&exehash.lock);
     for (size_t i = 0; i < exehash.nqueue; i++)
         queued = queued || exehash_same(&exehash.queue[i].key, key);
     pthread_mutex_unlock(&exehash.lock);
-    if (queued || (uint64_t)st.st_size > EXEHASH_MAX_BYTES)
+    if (queued || key->size > EXEHASH_MAX_BYTES)
         return false;
     /* The descriptor keeps the very file for the thread, whatever the process does next;
      * fstat() checks it is still the file just looked at (no exec in between). */
@@ -222,6 +239,39 @@ bool exehash_known(const struct exehash_key *key, char hex[EXEHASH_HEX])
     }
     pthread_mutex_unlock(&exehash.lock);
     return found;
+}
+
+/* The kept hash of a process's executable, or one made now; see the header. */
+bool exehash_of_pid_now(pid_t pid, struct exehash_key *key, char hex[EXEHASH_HEX])
+{
+    char path[64];
+    struct stat st;
+    struct exehash_key now;
+    bool ok;
+    int fd;
+
+    if (!exehash_key_of_pid(pid, key))
+        return false;
+    if (exehash_known(key, hex))
+        return true;
+    if (key->size > EXEHASH_MAX_BYTES)
+        return false;
+    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return false;
+    /* The very file looked at: an exec in between would give another. */
+    ok = fstat(fd, &st) == 0;
+    if (ok) {
+        now = exehash_key_of(&st);
+        ok = exehash_same(&now, key) && exehash_fd(fd, hex);
+    }
+    close(fd);
+    if (ok) {
+        pthread_mutex_lock(&exehash.lock);
+        exehash_keep(key, hex);
+        pthread_mutex_unlock(&exehash.lock);
+    }
+    return ok;
 }
 
 /* Hashes a process's executable in this thread; see the header. */

@@ -8,6 +8,8 @@
 
 #include <openssl/evp.h>
 
+#include "sluice/toolhash.h"
+
 /* Longest Proxy-Authorization value looked at. */
 #define IDENTITY_MAX_AUTH 512
 
@@ -103,8 +105,11 @@ static const struct policy_tool *identity_match_user_agent(const struct policy_s
 
 /* Interpreters whose script, not themselves, is the program (node running a CLI's .js). */
 static const char *const identity_interpreters[] = {
-    "node",  "nodejs", "deno", "bun",  "python", "python2*", "python3*", "pypy*",
-    "ruby*", "perl*",  "sh",   "bash", "dash",   "zsh",      "ksh",      "fish"};
+    "node", "nodejs", "deno", "bun", "python", "python2*", "python3*", "pypy*", "ruby*", "perl*",
+    "sh", "bash", "dash", "zsh", "ksh", "fish",
+    /* The dynamic loader runs the program named after its options: `ld-linux-x86-64.so.2
+     * /opt/tool/bin/tool` shows the loader as the executable. */
+    "ld-*.so*", "ld.so"};
 
 /*
  * How an interpreter reads its options, as far as finding the script goes: the options
@@ -136,6 +141,14 @@ static const struct {
     {"perl*", "-I", "I", "eE"},
     {"fish", "-C --init-command", "C", "c"},
     {"*sh", "-o -O --rcfile --init-file", "oO", "cs"},
+    {"ld-*.so*",
+     "--library-path --preload --audit --argv0 --inhibit-rpath --glibc-hwcaps-prepend "
+     "--glibc-hwcaps-mask",
+     "", ""},
+    {"ld.so",
+     "--library-path --preload --audit --argv0 --inhibit-rpath --glibc-hwcaps-prepend "
+     "--glibc-hwcaps-mask",
+     "", ""},
 };
 
 /* What arg (an option) means for finding the script. */
@@ -263,31 +276,85 @@ static const char *identity_exe_pattern(const struct policy_tool *t, const struc
     return identity_exe_known(proc) ? identity_pattern_of(t, proc->exe) : NULL;
 }
 
+/* What identity_process_pattern() returns for a match by the executable's content. */
+const char identity_by_sha256[] = "its SHA-256 (identify: sha256)";
+const char identity_by_learned_sha256[] = "its SHA-256 (learned: a copy of a file that "
+                                          "matched by its path)";
+
 /*
- * Which pattern of t matches proc, by its executable, else by script (what
- * identity_script_of(proc) gave: read once per process by the callers that try every
- * tool), and what it matched.
+ * What a process offers to be matched by, worked out once per process by the callers
+ * that try every tool: the script an interpreter runs (identity_script_of()), and the tool
+ * its executable's content was learned as for the chain's user (toolhash.h), if any.
+ */
+struct identity_offer {
+    const char *script;
+    char learned[TOOLHASH_TOOL_MAX]; /* "" when none */
+};
+
+/* Fills what proc offers; uid is the chain's user (UINT32_MAX: unknown). */
+static void identity_offer_of(const struct procid_proc *proc, uint32_t uid,
+                              struct identity_offer *o)
+{
+    o->script = identity_script_of(proc);
+    o->learned[0] = '\0';
+    if (proc->sha256[0] != '\0' && uid != UINT32_MAX &&
+        !toolhash_lookup(uid, proc->sha256, o->learned, sizeof(o->learned)))
+        o->learned[0] = '\0';
+}
+
+/*
+ * How t knows proc by its executable's content: identity_by_sha256 when t lists its
+ * SHA-256, identity_by_learned_sha256 when it was learned as t; else NULL.
+ */
+static const char *identity_hash_match(const struct policy_tool *t, const struct procid_proc *proc,
+                                       const struct identity_offer *o)
+{
+    if (proc->sha256[0] == '\0')
+        return NULL;
+    for (size_t k = 0; k < t->nsha256; k++)
+        if (strcmp(t->sha256[k], proc->sha256) == 0)
+            return identity_by_sha256;
+    return strcmp(o->learned, t->id) == 0 ? identity_by_learned_sha256 : NULL;
+}
+
+/*
+ * Which pattern of t matches proc, by its executable's path, else its content, else by
+ * the script it runs, and what it matched (the executable path, or the script).
  */
 static const char *identity_match_one(const struct policy_tool *t, const struct procid_proc *proc,
-                                      const char *script, const char **what)
+                                      const struct identity_offer *o, const char **what)
 {
     const char *pattern = identity_exe_pattern(t, proc);
 
+    if (pattern == NULL)
+        pattern = identity_hash_match(t, proc, o);
     if (pattern != NULL) {
         *what = proc->exe;
         return pattern;
     }
-    pattern = identity_pattern_of(t, script);
+    pattern = identity_pattern_of(t, o->script);
     if (pattern != NULL)
-        *what = script;
+        *what = o->script;
     return pattern;
 }
 
 /* Which pattern of t matches proc, and what it matched; see the header. */
 const char *identity_process_pattern(const struct policy_tool *t, const struct procid_proc *proc,
-                                     const char **what)
+                                     uint32_t uid, const char **what)
 {
-    return identity_match_one(t, proc, identity_script_of(proc), what);
+    struct identity_offer o;
+
+    identity_offer_of(proc, uid, &o);
+    return identity_match_one(t, proc, &o, what);
+}
+
+/* Whether a lookup should hash an executable now; see the header. */
+bool identity_wants_hash(const struct policy_snapshot *p, uint32_t uid, uint64_t size)
+{
+    for (size_t i = 0; i < p->ntools; i++)
+        if (p->tools[i].nsha256 > 0)
+            return true;
+    return uid != UINT32_MAX && toolhash_size_learned(uid, size);
 }
 
 /* True when the organisation bans t. */
@@ -309,11 +376,15 @@ struct identity_walk {
 static bool identity_visit_descendant(const struct procid_proc *proc, void *arg)
 {
     struct identity_walk *w = arg;
-    const char *what, *script = identity_script_of(proc);
+    struct identity_offer o;
+    const char *what;
 
+    /* A descendant is described without its executable's hash (the walk may run on a
+     * worker's loop): paths and scripts only. */
+    identity_offer_of(proc, UINT32_MAX, &o);
     for (size_t i = 0; i < w->p->ntools; i++)
         if (identity_banned(w->p, &w->p->tools[i]) &&
-            identity_match_one(&w->p->tools[i], proc, script, &what) != NULL) {
+            identity_match_one(&w->p->tools[i], proc, &o, &what) != NULL) {
             w->banned = &w->p->tools[i];
             return true;
         }
@@ -337,11 +408,13 @@ void identity_match_process(const struct policy_snapshot *p, struct procid *chai
 
     memset(m, 0, sizeof(*m));
     for (size_t d = 0; d < chain->nchain && p->org.nbanned > 0; d++) {
-        const char *what, *script = identity_script_of(&chain->chain[d]);
+        struct identity_offer o;
+        const char *what;
 
+        identity_offer_of(&chain->chain[d], chain->uid, &o);
         for (size_t i = 0; i < p->ntools; i++)
             if (identity_banned(p, &p->tools[i]) &&
-                identity_match_one(&p->tools[i], &chain->chain[d], script, &what) != NULL) {
+                identity_match_one(&p->tools[i], &chain->chain[d], &o, &what) != NULL) {
                 m->tool = &p->tools[i];
                 m->depth = d;
                 return;
@@ -376,7 +449,7 @@ void identity_match_process(const struct policy_snapshot *p, struct procid *chai
     }
     m->tool = NULL;
     for (size_t d = 0; d < chain->nchain; d++) {
-        const char *script;
+        struct identity_offer o;
 
         for (size_t i = 0; i < p->ntools; i++)
             if (identity_exe_pattern(&p->tools[i], &chain->chain[d]) != NULL) {
@@ -384,9 +457,20 @@ void identity_match_process(const struct policy_snapshot *p, struct procid *chai
                 m->depth = d;
                 return;
             }
-        script = identity_script_of(&chain->chain[d]);
-        for (size_t i = 0; script != NULL && i < p->ntools; i++)
-            if (identity_pattern_of(&p->tools[i], script) != NULL) {
+        identity_offer_of(&chain->chain[d], chain->uid, &o);
+        /* By content: a digest a profile lists, before one learned (which names one tool). */
+        for (size_t i = 0; i < p->ntools; i++)
+            if (identity_hash_match(&p->tools[i], &chain->chain[d], &o) == identity_by_sha256) {
+                m->tool = &p->tools[i];
+                m->depth = d;
+                return;
+            }
+        if (o.learned[0] != '\0' && (m->tool = policy_find_tool(p, o.learned)) != NULL) {
+            m->depth = d;
+            return;
+        }
+        for (size_t i = 0; o.script != NULL && i < p->ntools; i++)
+            if (identity_pattern_of(&p->tools[i], o.script) != NULL) {
                 m->tool = &p->tools[i];
                 m->depth = d;
                 return;

@@ -10,6 +10,7 @@
  */
 #include "sluice/policy.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -51,6 +52,7 @@ enum policy_key_type {
     PK_LIST,      /* non-empty values (or one) into char *[POLICY_MAX_LIST] and a count */
     PK_PATHS,     /* path prefixes as PK_LIST, each in its normalised form (urlpath.h) */
     PK_ENV,       /* "NAME=VALUE" environment settings as PK_LIST */
+    PK_SHA256,    /* SHA-256 digests as PK_LIST: 64 hex digits each, kept in lower case */
     PK_VERDICT,   /* allow, block or report into enum policy_verdict */
     PK_TLS,       /* inspect, splice or block into enum policy_tls */
     PK_CAPTURE,   /* none, requests or requests-and-responses into enum policy_capture */
@@ -114,6 +116,7 @@ static const struct policy_key identify_keys[] = {
      NULL},
     {"executables", PK_LIST, 0, TOOL(executables), TOOL(nexecutables), "a list of values", NULL,
      NULL},
+    {"sha256", PK_SHA256, 0, TOOL(sha256), TOOL(nsha256), "a list of SHA-256 digests", NULL, NULL},
 };
 
 static const struct policy_mapping identify_mapping = {
@@ -352,6 +355,32 @@ static void take_env(struct policy_loader *l, const struct policy_key *k, yaml_n
             perr(l, n, "%s: '%s' is not a NAME=VALUE setting (NAME in upper case, digits and _)",
                  k->name, shown);
         }
+    }
+}
+
+/* A list of SHA-256 digests: 64 hex digits each, kept in lower case. */
+static void take_sha256(struct policy_loader *l, const struct policy_key *k, yaml_node_t *n,
+                        char **out, size_t *count)
+{
+    size_t before = *count;
+
+    if (!take_list(l, k, n, out, count))
+        return;
+    for (size_t i = before; i < *count; i++) {
+        char *d = out[i];
+        size_t len = strlen(d), hex = strspn(d, "0123456789abcdefABCDEF");
+
+        if (len != 64 || hex != 64) {
+            char shown[96];
+            snprintf(shown, sizeof(shown), "%.80s", d);
+            perr(l, n,
+                 "%s: '%s' is not a SHA-256 digest (64 hex digits, as sha256sum prints; "
+                 "sluice tools which PID prints a running tool's)",
+                 k->name, shown);
+            continue;
+        }
+        for (size_t c = 0; c < len; c++)
+            d[c] = (char)tolower((unsigned char)d[c]);
     }
 }
 
@@ -852,6 +881,9 @@ static void take_value(struct policy_loader *l, const struct policy_key *k, yaml
     case PK_ENV:
         take_env(l, k, n, (char **)(void *)field, count);
         break;
+    case PK_SHA256:
+        take_sha256(l, k, n, (char **)(void *)field, count);
+        break;
     case PK_VERDICT:
         take_verdict(l, k, n, (enum policy_verdict *)(void *)field);
         break;
@@ -1118,6 +1150,7 @@ static void tool_clear(struct policy_tool *t)
     free_list(t->proxy_users, t->nproxy_users);
     free_list(t->user_agents, t->nuser_agents);
     free_list(t->executables, t->nexecutables);
+    free_list(t->sha256, t->nsha256);
     free_list(t->telemetry_env, t->ntelemetry_env);
     for (size_t i = 0; i < t->nendpoints; i++) {
         struct policy_endpoint *e = &t->endpoints[i];

@@ -12,6 +12,7 @@
 
 #include "sluice/identity.h"
 #include "sluice/metrics.h"
+#include "sluice/toolhash.h"
 
 /* Bytes of a command line or chain kept for the record. */
 #define PROCLOOKUP_TEXT (PROCID_MAX_ARGS + 64)
@@ -27,13 +28,53 @@ void proclookup_record_clear(struct proclookup_record *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* Fills each process's executable hash in chain, as proclookup_record_match() says. */
+static void proclookup_hash_chain(const struct policy_snapshot *p, struct procid *chain,
+                                  bool may_wait)
+{
+    for (size_t i = 0; i < chain->nchain; i++) {
+        struct procid_proc *proc = &chain->chain[i];
+        struct exehash_key key;
+        bool known = false;
+
+        if (exehash_key_of_pid(proc->pid, &key))
+            known = may_wait && identity_wants_hash(p, chain->uid, key.size)
+                        ? exehash_of_pid_now(proc->pid, &key, proc->sha256)
+                        : exehash_known(&key, proc->sha256);
+        if (!known)
+            proc->sha256[0] = '\0';
+    }
+}
+
+/*
+ * After a match by the executable's path: its hash, when known, names the same tool for
+ * the same user from now on (a copy under another name).  Never from an isolating
+ * launcher (sluice itself) nor from a match by script or content.
+ */
+static void proclookup_learn(const struct procid *chain, const struct identity_process_match *m,
+                             const struct proclookup_record *r)
+{
+    const struct procid_proc *who;
+    const char *what = NULL, *pattern;
+
+    if (m->tool == NULL || m->isolated || m->depth >= chain->nchain || chain->uid == UINT32_MAX ||
+        r->sha256[0] == '\0')
+        return;
+    who = &chain->chain[m->depth];
+    pattern = identity_process_pattern(m->tool, who, chain->uid, &what);
+    if (pattern != NULL && what == who->exe && pattern != identity_by_sha256 &&
+        pattern != identity_by_learned_sha256)
+        toolhash_learn(chain->uid, r->sha256, r->exe_key.size, m->tool->id);
+}
+
 /* Matches a chain into a record; see the header. */
 void proclookup_record_match(struct proclookup_record *r, const struct policy_snapshot *p,
-                             struct procid *chain, uint64_t now_ms)
+                             struct procid *chain, uint64_t now_ms, bool may_wait)
 {
     struct identity_process_match m;
     const struct procid_proc *who;
 
+    proclookup_hash_chain(p, chain, may_wait);
     identity_match_process(p, chain, &m);
     who = procid_nth(chain, m.tool != NULL ? m.depth : 0);
     free(r->tool);
@@ -46,6 +87,7 @@ void proclookup_record_match(struct proclookup_record *r, const struct policy_sn
     r->generation = p->generation;
     if (!exehash_of_pid(who->pid, &r->exe_key, r->sha256))
         r->sha256[0] = '\0';
+    proclookup_learn(chain, &m, r);
 }
 
 /* Fills a record from a chain; see the header. */
@@ -67,7 +109,7 @@ void proclookup_record_fill(struct proclookup_record *r, const struct policy_sna
         if (chain->chain[1].exe[0] != '\0')
             r->parent_exe = strdup(chain->chain[1].exe);
     }
-    proclookup_record_match(r, p, chain, now_ms);
+    proclookup_record_match(r, p, chain, now_ms, true);
 }
 
 /* One connection's lookup: what to look for, and what was found. */

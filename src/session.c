@@ -2246,7 +2246,7 @@ static void session_rematch_process(struct session *s, const struct policy_snaps
 
     if (s->proc.pid <= 0 || procid_of_process(s->proc.pid, s->proc.start, &chain) < 0)
         return;
-    proclookup_record_match(&s->proc, p, &chain, session_now_ms());
+    proclookup_record_match(&s->proc, p, &chain, session_now_ms(), false);
 }
 
 /* Decides an exchange under way again on the newest policy; see the header. */

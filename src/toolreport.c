@@ -59,6 +59,7 @@ int toolreport_show(const struct policy_snapshot *p, const char *id, FILE *out)
             t->block_telemetry ? ", its telemetry blocked" : "");
     toolreport_items(out, "proxy users", users, toolreport_users(t, users));
     toolreport_items(out, "executables", t->executables, t->nexecutables);
+    toolreport_items(out, "sha256", t->sha256, t->nsha256);
     toolreport_items(out, "user agents", t->user_agents, t->nuser_agents);
     for (size_t i = 0; i < t->nendpoints; i++) {
         const struct policy_endpoint *e = &t->endpoints[i];
@@ -87,11 +88,16 @@ int toolreport_which(const struct policy_snapshot *p, pid_t pid, FILE *out)
 
     if (procid_of_pid(pid, &chain) < 0)
         return -1;
+    /* A person asked: every executable's content is looked at, as a lookup that needs it
+     * would. */
+    for (size_t i = 0; i < chain.nchain; i++)
+        if (!exehash_now(chain.chain[i].pid, chain.chain[i].sha256))
+            chain.chain[i].sha256[0] = '\0';
     identity_match_process(p, &chain, &m);
     t = m.tool;
     depth = m.depth;
     if (t != NULL)
-        pattern = identity_process_pattern(t, procid_nth(&chain, depth), &what);
+        pattern = identity_process_pattern(t, procid_nth(&chain, depth), chain.uid, &what);
     if (m.unverified)
         fprintf(out,
                 "process %ld is under `sluice run --isolate --tool %s` (process %ld), whose "

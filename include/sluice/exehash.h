@@ -43,6 +43,17 @@ void exehash_stop(void);
  */
 bool exehash_of_pid(pid_t pid, struct exehash_key *key, char hex[EXEHASH_HEX]);
 
+/* Which file process pid runs (a stat of /proc/PID/exe), into *key: false, with *key
+ * zeroed, when it cannot be looked at. */
+bool exehash_key_of_pid(pid_t pid, struct exehash_key *key);
+
+/*
+ * As exehash_of_pid(), but a hash not yet known is made now, in this thread, and kept:
+ * for a thread that may wait (a process lookup), when the answer depends on the hash.
+ * False when the file cannot be read or is larger than EXEHASH_MAX_BYTES.
+ */
+bool exehash_of_pid_now(pid_t pid, struct exehash_key *key, char hex[EXEHASH_HEX]);
+
 /* The hash kept for key, into hex: true when it is known. */
 bool exehash_known(const struct exehash_key *key, char hex[EXEHASH_HEX]);
 

@@ -80,18 +80,34 @@ struct identity_process_match {
  * connection (procid_outer_launcher()), a banned tool among the processes it started
  * (written to chain->descendant; looked for only when p bans a tool), or else its tool
  * ID; else the nearest process that a profile's executables patterns (shell globs, '*'
- * crossing '/') match, by its executable path (whole, not deleted) before the script an
+ * crossing '/') match, by its executable path (whole, not deleted), then by its
+ * executable's content (its SHA-256, when the lookup filled procid_proc.sha256: listed in
+ * a profile's identify: sha256, or learned for chain->uid), then by the script an
  * interpreter runs (its first argument that is a file name).
  */
 void identity_match_process(const struct policy_snapshot *p, struct procid *chain,
                             struct identity_process_match *m);
 
+/* What identity_process_pattern() returns for a match by the executable's content: listed
+ * in the profile (identify: sha256), or learned (toolhash.h). */
+extern const char identity_by_sha256[];
+extern const char identity_by_learned_sha256[];
+
 /*
- * The first of t's executables patterns that matches proc, with *what pointing at the
+ * The first of t's executables patterns that matches proc (by its executable's path,
+ * else identity_by_sha256 or identity_by_learned_sha256 for its content when proc->sha256
+ * is known, learned for user uid, else the script it runs), with *what pointing at the
  * executable path or the argument it matched; NULL when none does.
  */
 const char *identity_process_pattern(const struct policy_tool *t, const struct procid_proc *proc,
-                                     const char **what);
+                                     uint32_t uid, const char **what);
+
+/*
+ * True when a lookup for user uid should hash an executable of size bytes before
+ * matching, because the answer may depend on it: some profile of p lists digests
+ * (identify: sha256), or an executable of that size was learned for uid (toolhash.h).
+ */
+bool identity_wants_hash(const struct policy_snapshot *p, uint32_t uid, uint64_t size);
 
 /*
  * Writes the key of id's owner, "<tool id>\n<user>" ("" for either when unknown), into

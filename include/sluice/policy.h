@@ -98,6 +98,8 @@ struct policy_tool {
     size_t nuser_agents;
     char *executables[POLICY_MAX_LIST]; /* executable path patterns (the identity issue) */
     size_t nexecutables;
+    char *sha256[POLICY_MAX_LIST]; /* executables by content: SHA-256, lower-case hex */
+    size_t nsha256;
     enum policy_verdict default_verdict;
     bool block_telemetry; /* block this tool's telemetry groups even if the org does not */
     char *telemetry_env[POLICY_MAX_LIST]; /* "NAME=VALUE": the tool's own telemetry off */

@@ -35,6 +35,7 @@ struct procid_proc {
     char exe[PROCID_MAX_EXE];   /* /proc/PID/exe, or "" when hidden */
     char args[PROCID_MAX_ARGS]; /* the command line, arguments separated by NUL */
     size_t args_len;            /* bytes of args used */
+    char sha256[65];            /* its executable's SHA-256 in hex, once the lookup got it; or "" */
 };
 
 /*

@@ -44,14 +44,21 @@ void proclookup_record_clear(struct proclookup_record *r);
 
 /*
  * Fills r (cleared first) from chain, the process behind a connection as found, matched
- * under p; now_ms is the monotonic time in ms.
+ * under p (proclookup_record_match(), in a thread that may wait); now_ms is the monotonic
+ * time in ms.
  */
 void proclookup_record_fill(struct proclookup_record *r, const struct policy_snapshot *p,
                             struct procid *chain, uint64_t now_ms);
 
-/* Matches chain (the same process, read again) under p into r's tool fields. */
+/*
+ * Matches chain (the same process, read again) under p into r's tool fields.  First the
+ * SHA-256 of each process's executable goes into chain: a kept one, or, when may_wait
+ * (the lookup thread, not a worker's loop) and the match may depend on it
+ * (identity_wants_hash()), one made now.  A process that a profile's executables pattern
+ * named by its path teaches its executable's hash to toolhash, for its user.
+ */
 void proclookup_record_match(struct proclookup_record *r, const struct policy_snapshot *p,
-                             struct procid *chain, uint64_t now_ms);
+                             struct procid *chain, uint64_t now_ms, bool may_wait);
 
 /* Lookups waiting at once in one worker's queue; past that, a new connection's first
  * request is refused with 503 rather than let out unidentified. */

@@ -4,6 +4,7 @@
  * its place among the sources (it outranks proxy credentials, which are recorded as a
  * mismatch), the User-Agent as the weakest source, and --identify-processes off.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "itcommon.h"
 
@@ -1159,6 +1161,174 @@ static void test_ban_outranks_listener(void **state)
 }
 
 /*
+ * A copy of curl under another name, in a directory every user may enter: written to
+ * out (the directory is the case's, opened to others for it).
+ */
+static void copy_curl(struct itcase *t, const char *name, char *out, size_t cap)
+{
+    char dir[600];
+    size_t len = 0;
+    char *bytes = tio_read_file("/usr/bin/curl", &len);
+    int fd;
+
+    assert_non_null(bytes);
+    assert_int_equal(chmod(t->env->dir, 0711), 0);
+    snprintf(dir, sizeof(dir), "%s/bin", t->env->dir);
+    assert_true(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    snprintf(out, cap, "%s/%s", dir, name);
+    fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+    assert_int_equal(close(fd), 0);
+    free(bytes);
+}
+
+/*
+ * Runs exe (a curl) for path through the proxy, as uid 65534 when as_nobody; returns its
+ * exit status (0: it got an answer, whatever the status).
+ */
+static int run_curl_as(struct itcase *t, const char *exe, const char *path, bool as_nobody)
+{
+    char proxy[64], url[128];
+    const char *const plain[] = {exe,         "-s",        "-o",
+                                 "/dev/null", "--noproxy", "",
+                                 "-x",        proxy,       it_url(t, path, url, sizeof(url)),
+                                 NULL};
+    const char *const nobody[] = {"setpriv",
+                                  "--reuid=65534",
+                                  "--regid=65534",
+                                  "--clear-groups",
+                                  exe,
+                                  "-s",
+                                  "-o",
+                                  "/dev/null",
+                                  "--noproxy",
+                                  "",
+                                  "-x",
+                                  proxy,
+                                  url,
+                                  NULL};
+
+    snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%u", t->proxy_port);
+    return WEXITSTATUS(it_run_command(as_nobody ? nobody : plain));
+}
+
+/*
+ * A copy of a tool's executable under another name is still that tool, once its content
+ * was learned: curl named "fetch-renamed" is unidentified until /usr/bin/curl (which the
+ * profile names by its path) was seen with its hash, then it is "fetcher", by process.
+ * What one user taught does not change what another user's copy is taken for.
+ */
+static void test_copy_known_by_content(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir =
+        it_write_policy(t, "unidentified: allow\n", "fetcher",
+                        "id: fetcher\nidentify: {executables: [\"*/curl\"]}\ndefault: allow\n");
+    const char *const args[] = {"--policy-dir", dir, NULL};
+    char copy[700], path[64], *line = NULL;
+    bool learned = false;
+
+    if (geteuid() != 0) {
+        print_message("not root: no other user to run the copy as: skipped\n");
+        skip();
+    }
+    copy_curl(t, "fetch-renamed", copy, sizeof(copy));
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, args);
+    assert_int_equal(run_curl_as(t, copy, "/copy-before", false), 0);
+    line = it_access_line(t, "/copy-before\"", NULL);
+    it_assert_access_field(line, "tool", "unidentified");
+    free(line);
+    /* The hash of /usr/bin/curl is made in the background, and learned by a lookup that
+     * finds it made: the original runs, then the copy, until the copy is known (at most
+     * 50 rounds). */
+    for (int i = 0; i < 50 && !learned; i++) {
+        snprintf(path, sizeof(path), "/original-%d", i);
+        assert_int_equal(run_curl_as(t, "/usr/bin/curl", path, false), 0);
+        snprintf(path, sizeof(path), "/original-%d\"", i);
+        line = it_access_line(t, path, NULL);
+        it_assert_access_field(line, "tool", "fetcher");
+        free(line);
+        snprintf(path, sizeof(path), "/copy-after-%d", i);
+        assert_int_equal(run_curl_as(t, copy, path, false), 0);
+        snprintf(path, sizeof(path), "/copy-after-%d\"", i);
+        line = it_access_line(t, path, NULL);
+        learned = strstr(line, " tool=fetcher ") != NULL;
+        if (learned) {
+            it_assert_access_field(line, "id", "process");
+            it_assert_access_field(line, "exe", copy);
+        }
+        free(line);
+        if (!learned)
+            tio_sleep_ms(100);
+    }
+    assert_true(learned);
+    /* Another user: nothing learned for it. */
+    assert_int_equal(run_curl_as(t, copy, "/copy-nobody", true), 0);
+    line = it_access_line(t, "/copy-nobody\"", NULL);
+    it_assert_access_field(line, "uid", "65534");
+    it_assert_access_field(line, "tool", "unidentified");
+    free(line);
+}
+
+/* The SHA-256 of the file at path, in hex, into out[65]. */
+static void file_sha256(const char *path, char *out)
+{
+    size_t len = 0, mdlen = 0;
+    unsigned char md[32];
+    char *bytes = tio_read_file(path, &len);
+
+    assert_non_null(bytes);
+    assert_non_null(EVP_Q_digest(NULL, "SHA256", NULL, bytes, len, md, &mdlen));
+    for (size_t i = 0; i < sizeof(md); i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    free(bytes);
+}
+
+/*
+ * A banned tool listed by its executable's content (identify: sha256) is refused from
+ * the first connection of a renamed copy, one that never ran under its own name, and as
+ * any user; the same digest in capitals is the same digest.
+ */
+static void test_ban_by_content(void **state)
+{
+    struct itcase *t = *state;
+    char sha[65], upper[65], profile[300], copy[700], *line;
+    const char *dir;
+    const char *const args[] = {"--policy-dir", NULL, NULL};
+    const char *argv_dir[3];
+
+    file_sha256("/usr/bin/curl", sha);
+    for (size_t i = 0; i < sizeof(sha); i++)
+        upper[i] = (char)toupper((unsigned char)sha[i]);
+    snprintf(profile, sizeof(profile),
+             "id: fetcher\nidentify: {sha256: [\"%s\"]}\ndefault: allow\n", upper);
+    dir = it_write_policy(t, "unidentified: allow\nbanned_tools: [fetcher]\n", "fetcher", profile);
+    memcpy(argv_dir, args, sizeof(args));
+    argv_dir[1] = dir;
+    copy_curl(t, "not-a-fetcher", copy, sizeof(copy));
+    it_start_origin(t, origin_handler_simple, NULL);
+    it_start_proxy(t, argv_dir);
+    assert_int_equal(run_curl_as(t, copy, "/banned-copy", false), 0);
+    line = it_access_line(t, "/banned-copy\"", NULL);
+    it_assert_access_field(line, "tool", "fetcher");
+    it_assert_access_field(line, "status", "403");
+    it_assert_access_field(line, "rule", "ban:fetcher");
+    it_assert_access_field(line, "sha256", sha);
+    free(line);
+    if (geteuid() == 0) {
+        assert_int_equal(run_curl_as(t, copy, "/banned-nobody", true), 0);
+        line = it_access_line(t, "/banned-nobody\"", NULL);
+        it_assert_access_field(line, "rule", "ban:fetcher");
+        free(line);
+    }
+    /* This test binary is no copy of curl: still allowed. */
+    get_self(t, "/not-curl", NULL);
+    assert_int_equal(origin_requests(t->origin), 1);
+}
+
+/*
  * Sends request over the Unix socket at path from a connection a child made and then
  * exited, so that the kernel names a process that is gone; returns the status.
  */
@@ -1351,6 +1521,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_isolate, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_lookup_off_loop, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_ban_outranks_listener, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_copy_known_by_content, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_ban_by_content, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_exec_not_cached, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_unseen_process_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_run_isolate_unprivileged, it_setup, it_teardown),

@@ -77,7 +77,7 @@ done < <(grep -E '^\.It Fl' "$man8" | grep -oE 'Fl -[a-z][a-z0-9-]*' | sed 's/^F
 echo "sluice.8: ${#longs[@]} long options, ${#shorts[@]} short options, ${#commands[@]} commands"
 
 # 3. sluice.yaml(5): every key of config_keys[] has an entry, and every entry is a key.
-mapfile -t keys < <(sed -nE 's/^    \{"([a-z_.]+)", CFG_.*/\1/p' "$src/src/config.c")
+mapfile -t keys < <(sed -nE 's/^    \{"([a-z0-9_.]+)", CFG_.*/\1/p' "$src/src/config.c")
 [ "${#keys[@]}" -ge 20 ] || { echo "cannot read config_keys[] from $src/src/config.c"; exit 1; }
 text=$(section "$(render "$conf5")" KEYS)
 for key in "${keys[@]}"; do
@@ -86,7 +86,7 @@ done
 while read -r key; do
   grep -qxF -- "$key" <(printf '%s\n' "${keys[@]}") ||
     fail "sluice.yaml.5 documents $key, which config_keys[] does not have"
-done < <(sed -nE 's/^\.It Cm ([a-z_.]+).*/\1/p' "$conf5" | sort -u)
+done < <(sed -nE 's/^\.It Cm ([a-z0-9_.]+).*/\1/p' "$conf5" | sort -u)
 echo "sluice.yaml.5: ${#keys[@]} configuration keys"
 
 # 4. sluice-policy(5): every key of the profile, identify and endpoint tables has an entry
@@ -100,7 +100,7 @@ policy_keys() {
       name = $5; sub(/\[\]$/, "", name); on = (name in keep); next
     }
     /^};/ { on = 0 }
-    on && match($0, /^    \{"[a-z_]+", PK_/) { split($0, q, "\""); print q[2] }
+    on && match($0, /^    \{"[a-z0-9_]+", PK_/) { split($0, q, "\""); print q[2] }
   ' "$src/src/policy.c"
 }
 mapfile -t tkeys < <(policy_keys tool_keys identify_keys endpoint_keys)
@@ -121,7 +121,7 @@ done
 while read -r key; do
   grep -qxF -- "$key" <(printf '%s\n' "${tkeys[@]}" "${okeys[@]}") ||
     fail "sluice-policy.5 documents $key, which src/policy.c does not have"
-done < <(sed -nE 's/^\.It Cm ([a-z_.]+).*/\1/p' "$pol5" | sort -u)
+done < <(sed -nE 's/^\.It Cm ([a-z0-9_.]+).*/\1/p' "$pol5" | sort -u)
 echo "sluice-policy.5: ${#tkeys[@]} profile keys, ${#okeys[@]} organisation keys"
 
 [ "$failed" -eq 0 ] || exit 1

@@ -19,6 +19,7 @@
 #include "sluice/identity.h"
 #include "sluice/netguard.h"
 #include "sluice/policy.h"
+#include "sluice/toolhash.h"
 #include "sluice/urlpath.h"
 
 /* A temporary policy directory. */
@@ -477,6 +478,87 @@ static void test_identity_process(void **state)
         chain_add(&chain, "/usr/local/bin/bun", bun_p);
         assert_null(match_process(f->p, &chain, &depth));
     }
+    /* The dynamic loader run by hand is an interpreter whose script is the program. */
+    {
+        static const char *const ld[] = {"/lib64/ld-linux-x86-64.so.2", "--library-path",
+                                         "/tmp/native-bin", "/usr/local/bin/native-bin", NULL};
+        static const char *const ld_argv0[] = {"ld.so", "--argv0", "curl",
+                                               "/usr/local/bin/native-bin", NULL};
+
+        memset(&chain, 0, sizeof(chain));
+        chain_add(&chain, "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", ld);
+        assert_non_null(t = match_process(f->p, &chain, &depth));
+        assert_string_equal(t->id, "native");
+        memset(&chain, 0, sizeof(chain));
+        chain_add(&chain, "/usr/lib/ld.so", ld_argv0);
+        assert_non_null(t = match_process(f->p, &chain, &depth));
+        assert_string_equal(t->id, "native");
+    }
+}
+
+/* A digest of 64 hex digits; a copy of curl, as a profile would list it. */
+#define SHA_A "27125f0331490b7fbf4da11f2bd913ce1b94e071367b2fa8e535ce8c5526e29c"
+#define SHA_B "4d3b7807ab261652ae6ae4340e5331c8ce2c6d27a58bbed69e90c175e436adc3"
+
+/*
+ * A process is known by its executable's content when the lookup got its hash: a digest
+ * a profile lists (in any case), or one learned for the chain's user only.  The path
+ * still comes first; the content before a script; a process whose hash is not known
+ * matches by path and script alone.
+ */
+static void test_identity_by_content(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const node_args[] = {"node", "/opt/tool/lib/cli.js", NULL};
+    struct procid chain = {0};
+    const struct policy_tool *t;
+    size_t depth = 99;
+
+    put(f, "tools/cli.yaml", "id: cli\nidentify: {executables: [\"*/tool/lib/cli.js\"]}\n");
+    put(f, "tools/pinned.yaml", "id: pinned\nidentify: {sha256: [\"" SHA_A "\"]}\n");
+    put(f, "tools/native.yaml", "id: native\nidentify: {executables: [\"*/native-bin\"]}\n");
+    /* SHA_B in capitals, as some tools print digests. */
+    put(f, "tools/caps.yaml",
+        "id: caps\nidentify: {sha256: "
+        "[\"4D3B7807AB261652AE6AE4340E5331C8CE2C6D27A58BBED69E90C175E436ADC3\"]}\n");
+    load_standard(f, "");
+    toolhash_reset();
+    chain.uid = 1000;
+    chain_add(&chain, "/tmp/renamed", NULL);
+    assert_null(match_process(f->p, &chain, &depth)); /* no hash known: nothing */
+    snprintf(chain.chain[0].sha256, sizeof(chain.chain[0].sha256), "%s", SHA_A);
+    assert_non_null(t = match_process(f->p, &chain, &depth));
+    assert_string_equal(t->id, "pinned");
+    /* The path first: a native-bin whose content is pinned for another tool. */
+    memset(&chain, 0, sizeof(chain));
+    chain_add(&chain, "/usr/local/bin/native-bin", NULL);
+    snprintf(chain.chain[0].sha256, sizeof(chain.chain[0].sha256), "%s", SHA_A);
+    assert_non_null(t = match_process(f->p, &chain, &depth));
+    assert_string_equal(t->id, "native");
+    /* The content before the script an interpreter runs. */
+    memset(&chain, 0, sizeof(chain));
+    chain_add(&chain, "/usr/bin/node", node_args);
+    snprintf(chain.chain[0].sha256, sizeof(chain.chain[0].sha256), "%s", SHA_B);
+    assert_non_null(t = match_process(f->p, &chain, &depth));
+    assert_string_equal(t->id, "caps");
+    /* Learned for user 1000: a copy of native-bin is native for that user alone. */
+    toolhash_learn(1000, SHA_B "", 4096, "native");
+    memset(&chain, 0, sizeof(chain));
+    chain.uid = 1000;
+    chain_add(&chain, "/tmp/copy", NULL);
+    snprintf(chain.chain[0].sha256, sizeof(chain.chain[0].sha256), "%s", SHA_B);
+    assert_non_null(t = match_process(f->p, &chain, &depth));
+    assert_string_equal(t->id, "caps"); /* a profile's own list wins: it is the same tier */
+    toolhash_learn(1000, "0000000000000000000000000000000000000000000000000000000000000001", 4096,
+                   "native");
+    snprintf(chain.chain[0].sha256, sizeof(chain.chain[0].sha256), "%s",
+             "0000000000000000000000000000000000000000000000000000000000000001");
+    assert_non_null(t = match_process(f->p, &chain, &depth));
+    assert_string_equal(t->id, "native");
+    chain.uid = 1001;
+    assert_null(match_process(f->p, &chain, &depth));
+    assert_true(identity_wants_hash(f->p, 1001, 1)); /* profiles list digests */
+    toolhash_reset();
 }
 
 /*
@@ -593,6 +675,15 @@ static void test_error_bad_host(void **state)
     expect_load_error(f, 1, "tools/a.yaml", 4, 13, "is not a host name");
 }
 
+/* A digest that is not 64 hex digits. */
+static void test_error_bad_sha256(void **state)
+{
+    struct fixture *f = *state;
+
+    put(f, "tools/a.yaml", "id: a\nidentify:\n  sha256: [" SHA_A "0]\n");
+    expect_load_error(f, 1, "tools/a.yaml", 3, 11, "is not a SHA-256 digest (64 hex digits");
+}
+
 /* A banned tool must have a profile. */
 static void test_error_banned_unknown(void **state)
 {
@@ -688,7 +779,8 @@ static void test_table_unknown_keys(void **state)
          "endpoints",
          NULL},
         {"tools/a.yaml", "id: a\nidentify:\n  colour: red\n", 1, 3, 3,
-         "unknown key 'colour' in identify; expected one of: proxy_users, user_agents, executables",
+         "unknown key 'colour' in identify; expected one of: proxy_users, user_agents, "
+         "executables, sha256",
          NULL},
         {"tools/a.yaml", "id: a\nendpoints:\n  - group: g\n    hosts: [h.test]\n    colour: red\n",
          1, 5, 5,
@@ -1858,9 +1950,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_process_spoofing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_by_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_unknown_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_bad_verdict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_bad_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_bad_sha256, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_banned_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ban_by_proxy_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_duplicate_id, setup, teardown),
