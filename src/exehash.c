@@ -167,61 +167,85 @@ void exehash_stop(void)
     pthread_mutex_unlock(&exehash.lock);
 }
 
-/* Which file pid runs; see the header. */
-bool exehash_key_of_pid(pid_t pid, struct exehash_key *key)
+/* Which file path names (following links), into *key: false when it is no regular file. */
+bool exehash_key_of_path(const char *path, struct exehash_key *key)
 {
-    char path[64];
     struct stat st;
 
     memset(key, 0, sizeof(*key));
-    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
     if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
         return false;
     *key = exehash_key_of(&st);
     return true;
 }
 
-/* Looks up, or queues, a process's executable; see the header. */
-bool exehash_of_pid(pid_t pid, struct exehash_key *key, char hex[EXEHASH_HEX])
+/* Which file pid runs; see the header. */
+bool exehash_key_of_pid(pid_t pid, struct exehash_key *key)
 {
     char path[64];
+
+    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
+    return exehash_key_of_path(path, key);
+}
+
+/*
+ * Opens path for hashing when it is still the regular file key names: never blocks on a
+ * FIFO or a device a script argument may name.  Returns the descriptor, or -1.
+ */
+static int exehash_open(const char *path, const struct exehash_key *key)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     struct stat st;
+    struct exehash_key now;
+
+    if (fd < 0)
+        return -1;
+    /* The very file looked at: an exec (or a rename) in between would give another. */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        now = exehash_key_of(&st);
+        if (exehash_same(&now, key))
+            return fd;
+    }
+    close(fd);
+    return -1;
+}
+
+/* Looks up, or queues, a file; see the header. */
+bool exehash_of_path(const char *path, struct exehash_key *key, char hex[EXEHASH_HEX])
+{
     bool queued = false;
     int fd;
 
-    if (!exehash_key_of_pid(pid, key))
+    if (!exehash_key_of_path(path, key))
         return false;
     if (exehash_known(key, hex))
         return true;
-    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
     pthread_mutex_lock(&exehash.lock);
     for (size_t i = 0; i < exehash.nqueue; i++)
         queued = queued || exehash_same(&exehash.queue[i].key, key);
     pthread_mutex_unlock(&exehash.lock);
-    if (queued || key->size > EXEHASH_MAX_BYTES)
+    /* The descriptor keeps the very file for the thread, whatever the process does next. */
+    if (queued || key->size > EXEHASH_MAX_BYTES || (fd = exehash_open(path, key)) < 0)
         return false;
-    /* The descriptor keeps the very file for the thread, whatever the process does next;
-     * fstat() checks it is still the file just looked at (no exec in between). */
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return false;
-    if (fstat(fd, &st) < 0) {
-        close(fd);
-        return false;
+    pthread_mutex_lock(&exehash.lock);
+    if (exehash.running && !exehash.stopping && exehash.nqueue < EXEHASH_QUEUE) {
+        exehash.queue[exehash.nqueue++] = (struct exehash_job){.key = *key, .fd = fd};
+        fd = -1;
+        pthread_cond_signal(&exehash.wake);
     }
-    {
-        struct exehash_key now = exehash_key_of(&st);
-        pthread_mutex_lock(&exehash.lock);
-        if (exehash.running && !exehash.stopping && exehash_same(&now, key) &&
-            exehash.nqueue < EXEHASH_QUEUE) {
-            exehash.queue[exehash.nqueue++] = (struct exehash_job){.key = now, .fd = fd};
-            fd = -1;
-            pthread_cond_signal(&exehash.wake);
-        }
-        pthread_mutex_unlock(&exehash.lock);
-    }
+    pthread_mutex_unlock(&exehash.lock);
     if (fd >= 0)
         close(fd);
     return false;
+}
+
+/* Looks up, or queues, a process's executable; see the header. */
+bool exehash_of_pid(pid_t pid, struct exehash_key *key, char hex[EXEHASH_HEX])
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
+    return exehash_of_path(path, key, hex);
 }
 
 /* The kept hash of key; see the header. */
@@ -241,30 +265,22 @@ bool exehash_known(const struct exehash_key *key, char hex[EXEHASH_HEX])
     return found;
 }
 
-/* The kept hash of a process's executable, or one made now; see the header. */
-bool exehash_of_pid_now(pid_t pid, struct exehash_key *key, char hex[EXEHASH_HEX])
+/* The kept hash of a file, or one made now; see the header. */
+bool exehash_of_path_now(const char *path, struct exehash_key *key, char hex[EXEHASH_HEX])
 {
-    char path[64];
-    struct stat st;
-    struct exehash_key now;
     bool ok;
     int fd;
 
-    if (!exehash_key_of_pid(pid, key))
+    if (!exehash_key_of_path(path, key))
         return false;
     if (exehash_known(key, hex))
         return true;
-    if (key->size > EXEHASH_MAX_BYTES)
+    /* Larger files go to the hashing thread: a lookup waits for no more than this. */
+    if (key->size > EXEHASH_WAIT_MAX_BYTES)
+        return exehash_of_path(path, key, hex);
+    if ((fd = exehash_open(path, key)) < 0)
         return false;
-    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return false;
-    /* The very file looked at: an exec in between would give another. */
-    ok = fstat(fd, &st) == 0;
-    if (ok) {
-        now = exehash_key_of(&st);
-        ok = exehash_same(&now, key) && exehash_fd(fd, hex);
-    }
+    ok = exehash_fd(fd, hex);
     close(fd);
     if (ok) {
         pthread_mutex_lock(&exehash.lock);
@@ -272,6 +288,15 @@ bool exehash_of_pid_now(pid_t pid, struct exehash_key *key, char hex[EXEHASH_HEX
         pthread_mutex_unlock(&exehash.lock);
     }
     return ok;
+}
+
+/* The kept hash of a process's executable, or one made now; see the header. */
+bool exehash_of_pid_now(pid_t pid, struct exehash_key *key, char hex[EXEHASH_HEX])
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
+    return exehash_of_path_now(path, key, hex);
 }
 
 /* Hashes a process's executable in this thread; see the header. */

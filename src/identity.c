@@ -281,45 +281,60 @@ const char identity_by_sha256[] = "its SHA-256 (identify: sha256)";
 const char identity_by_learned_sha256[] = "its SHA-256 (learned: a copy of a file that "
                                           "matched by its path)";
 
+/* The script process proc runs; see the header. */
+const char *identity_process_script(const struct procid_proc *proc)
+{
+    return identity_script_of(proc);
+}
+
 /*
  * What a process offers to be matched by, worked out once per process by the callers
- * that try every tool: the script an interpreter runs (identity_script_of()), and the tool
- * its executable's content was learned as for the chain's user (toolhash.h), if any.
+ * that try every tool: the script an interpreter runs (identity_script_of()), and the
+ * tools its executable's and its script's contents were learned as for the chain's user
+ * (toolhash.h), if any.
  */
 struct identity_offer {
     const char *script;
-    char learned[TOOLHASH_TOOL_MAX]; /* "" when none */
+    char learned[TOOLHASH_TOOL_MAX];        /* by the executable's digest; "" when none */
+    char learned_script[TOOLHASH_TOOL_MAX]; /* by the script's digest; "" when none */
 };
+
+/* The tool learned for uid and digest (or "" for none, or an unknown digest) into out. */
+static void identity_learned(uint32_t uid, const char *digest, char *out, size_t cap)
+{
+    if (digest[0] == '\0' || uid == UINT32_MAX || !toolhash_lookup(uid, digest, out, cap))
+        out[0] = '\0';
+}
 
 /* Fills what proc offers; uid is the chain's user (UINT32_MAX: unknown). */
 static void identity_offer_of(const struct procid_proc *proc, uint32_t uid,
                               struct identity_offer *o)
 {
     o->script = identity_script_of(proc);
-    o->learned[0] = '\0';
-    if (proc->sha256[0] != '\0' && uid != UINT32_MAX &&
-        !toolhash_lookup(uid, proc->sha256, o->learned, sizeof(o->learned)))
-        o->learned[0] = '\0';
+    identity_learned(uid, proc->sha256, o->learned, sizeof(o->learned));
+    identity_learned(uid, o->script != NULL ? proc->script_sha256 : "", o->learned_script,
+                     sizeof(o->learned_script));
 }
 
 /*
- * How t knows proc by its executable's content: identity_by_sha256 when t lists its
- * SHA-256, identity_by_learned_sha256 when it was learned as t; else NULL.
+ * How t knows a file by its content (digest: "" when not known): identity_by_sha256
+ * when t lists the digest, identity_by_learned_sha256 when learned names t; else NULL.
  */
-static const char *identity_hash_match(const struct policy_tool *t, const struct procid_proc *proc,
-                                       const struct identity_offer *o)
+static const char *identity_digest_match(const struct policy_tool *t, const char *digest,
+                                         const char *learned)
 {
-    if (proc->sha256[0] == '\0')
+    if (digest[0] == '\0')
         return NULL;
     for (size_t k = 0; k < t->nsha256; k++)
-        if (strcmp(t->sha256[k], proc->sha256) == 0)
+        if (strcmp(t->sha256[k], digest) == 0)
             return identity_by_sha256;
-    return strcmp(o->learned, t->id) == 0 ? identity_by_learned_sha256 : NULL;
+    return strcmp(learned, t->id) == 0 ? identity_by_learned_sha256 : NULL;
 }
 
 /*
- * Which pattern of t matches proc, by its executable's path, else its content, else by
- * the script it runs, and what it matched (the executable path, or the script).
+ * Which pattern of t matches proc, by its executable's path, else its content, else the
+ * script it runs by path, else by content; and what it matched (the executable path, or
+ * the script).
  */
 static const char *identity_match_one(const struct policy_tool *t, const struct procid_proc *proc,
                                       const struct identity_offer *o, const char **what)
@@ -327,15 +342,32 @@ static const char *identity_match_one(const struct policy_tool *t, const struct 
     const char *pattern = identity_exe_pattern(t, proc);
 
     if (pattern == NULL)
-        pattern = identity_hash_match(t, proc, o);
+        pattern = identity_digest_match(t, proc->sha256, o->learned);
     if (pattern != NULL) {
         *what = proc->exe;
         return pattern;
     }
+    if (o->script == NULL)
+        return NULL;
     pattern = identity_pattern_of(t, o->script);
+    if (pattern == NULL)
+        pattern = identity_digest_match(t, proc->script_sha256, o->learned_script);
     if (pattern != NULL)
         *what = o->script;
     return pattern;
+}
+
+/*
+ * The tool a file's content names under p: the first profile that lists digest, else the
+ * one learned; NULL when neither.
+ */
+static const struct policy_tool *identity_digest_tool(const struct policy_snapshot *p,
+                                                      const char *digest, const char *learned)
+{
+    for (size_t i = 0; digest[0] != '\0' && i < p->ntools; i++)
+        if (identity_digest_match(&p->tools[i], digest, "") == identity_by_sha256)
+            return &p->tools[i];
+    return digest[0] != '\0' && learned[0] != '\0' ? policy_find_tool(p, learned) : NULL;
 }
 
 /* Which pattern of t matches proc, and what it matched; see the header. */
@@ -448,34 +480,26 @@ void identity_match_process(const struct policy_snapshot *p, struct procid *chai
         return;
     }
     m->tool = NULL;
-    for (size_t d = 0; d < chain->nchain; d++) {
+    for (size_t d = 0; d < chain->nchain && m->tool == NULL; d++) {
+        const struct procid_proc *proc = &chain->chain[d];
         struct identity_offer o;
 
-        for (size_t i = 0; i < p->ntools; i++)
-            if (identity_exe_pattern(&p->tools[i], &chain->chain[d]) != NULL) {
+        m->depth = d;
+        for (size_t i = 0; i < p->ntools && m->tool == NULL; i++)
+            if (identity_exe_pattern(&p->tools[i], proc) != NULL)
                 m->tool = &p->tools[i];
-                m->depth = d;
-                return;
-            }
-        identity_offer_of(&chain->chain[d], chain->uid, &o);
+        identity_offer_of(proc, chain->uid, &o);
         /* By content: a digest a profile lists, before one learned (which names one tool). */
-        for (size_t i = 0; i < p->ntools; i++)
-            if (identity_hash_match(&p->tools[i], &chain->chain[d], &o) == identity_by_sha256) {
+        if (m->tool == NULL)
+            m->tool = identity_digest_tool(p, proc->sha256, o.learned);
+        for (size_t i = 0; o.script != NULL && i < p->ntools && m->tool == NULL; i++)
+            if (identity_pattern_of(&p->tools[i], o.script) != NULL)
                 m->tool = &p->tools[i];
-                m->depth = d;
-                return;
-            }
-        if (o.learned[0] != '\0' && (m->tool = policy_find_tool(p, o.learned)) != NULL) {
-            m->depth = d;
-            return;
-        }
-        for (size_t i = 0; o.script != NULL && i < p->ntools; i++)
-            if (identity_pattern_of(&p->tools[i], o.script) != NULL) {
-                m->tool = &p->tools[i];
-                m->depth = d;
-                return;
-            }
+        if (m->tool == NULL && o.script != NULL)
+            m->tool = identity_digest_tool(p, proc->script_sha256, o.learned_script);
     }
+    if (m->tool == NULL)
+        m->depth = 0;
 }
 
 /* Takes t from source unless a stronger source decided already; notes a disagreement. */

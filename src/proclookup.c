@@ -28,21 +28,55 @@ void proclookup_record_clear(struct proclookup_record *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* Fills each process's executable hash in chain, as proclookup_record_match() says. */
+/*
+ * The hash of the file path names, into hex ("" when not known): made now when may_wait
+ * and the match may depend on it, else the kept one (queued for the hashing thread when
+ * queue).  Returns the file's size, or 0.
+ */
+static uint64_t proclookup_hash_file(const struct policy_snapshot *p, uint32_t uid,
+                                     const char *path, bool may_wait, bool queue,
+                                     char hex[EXEHASH_HEX])
+{
+    struct exehash_key key;
+    bool known = false;
+
+    if (exehash_key_of_path(path, &key)) {
+        if (may_wait && identity_wants_hash(p, uid, key.size))
+            known = exehash_of_path_now(path, &key, hex);
+        else if (queue)
+            known = exehash_of_path(path, &key, hex);
+        else
+            known = exehash_known(&key, hex);
+    }
+    if (!known)
+        hex[0] = '\0';
+    return known ? key.size : 0;
+}
+
+/* Fills the hashes of each process's executable and script in chain, as
+ * proclookup_record_match() says. */
 static void proclookup_hash_chain(const struct policy_snapshot *p, struct procid *chain,
                                   bool may_wait)
 {
     for (size_t i = 0; i < chain->nchain; i++) {
         struct procid_proc *proc = &chain->chain[i];
-        struct exehash_key key;
-        bool known = false;
+        const char *script = identity_process_script(proc);
+        char path[PROCID_MAX_ARGS + 64];
 
-        if (exehash_key_of_pid(proc->pid, &key))
-            known = may_wait && identity_wants_hash(p, chain->uid, key.size)
-                        ? exehash_of_pid_now(proc->pid, &key, proc->sha256)
-                        : exehash_known(&key, proc->sha256);
-        if (!known)
-            proc->sha256[0] = '\0';
+        snprintf(path, sizeof(path), "/proc/%ld/exe", (long)proc->pid);
+        (void)proclookup_hash_file(p, chain->uid, path, may_wait, false, proc->sha256);
+        proc->script_sha256[0] = '\0';
+        proc->script_size = 0;
+        if (script == NULL)
+            continue;
+        /* The script as the process sees it: from its own root, or its working directory.
+         * Queued when not wanted now, so that a match by its path can teach its digest. */
+        if (script[0] == '/')
+            snprintf(path, sizeof(path), "/proc/%ld/root%s", (long)proc->pid, script);
+        else
+            snprintf(path, sizeof(path), "/proc/%ld/cwd/%s", (long)proc->pid, script);
+        proc->script_size =
+            proclookup_hash_file(p, chain->uid, path, may_wait, may_wait, proc->script_sha256);
     }
 }
 
@@ -57,14 +91,16 @@ static void proclookup_learn(const struct procid *chain, const struct identity_p
     const struct procid_proc *who;
     const char *what = NULL, *pattern;
 
-    if (m->tool == NULL || m->isolated || m->depth >= chain->nchain || chain->uid == UINT32_MAX ||
-        r->sha256[0] == '\0')
+    if (m->tool == NULL || m->isolated || m->depth >= chain->nchain || chain->uid == UINT32_MAX)
         return;
     who = &chain->chain[m->depth];
     pattern = identity_process_pattern(m->tool, who, chain->uid, &what);
-    if (pattern != NULL && what == who->exe && pattern != identity_by_sha256 &&
-        pattern != identity_by_learned_sha256)
+    if (pattern == NULL || pattern == identity_by_sha256 || pattern == identity_by_learned_sha256)
+        return;
+    if (what == who->exe && r->sha256[0] != '\0')
         toolhash_learn(chain->uid, r->sha256, r->exe_key.size, m->tool->id);
+    else if (who->script_sha256[0] != '\0')
+        toolhash_learn(chain->uid, who->script_sha256, who->script_size, m->tool->id);
 }
 
 /* Matches a chain into a record; see the header. */

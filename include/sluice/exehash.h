@@ -47,12 +47,29 @@ bool exehash_of_pid(pid_t pid, struct exehash_key *key, char hex[EXEHASH_HEX]);
  * zeroed, when it cannot be looked at. */
 bool exehash_key_of_pid(pid_t pid, struct exehash_key *key);
 
+/* The same for the file path names (links followed): false unless it is a regular file. */
+bool exehash_key_of_path(const char *path, struct exehash_key *key);
+
+/*
+ * As exehash_of_pid(), for the file path names (the script an interpreter runs, reached
+ * through /proc/PID/cwd or /proc/PID/root): only a regular file is hashed, opened without
+ * blocking, so an argument naming a FIFO or a device costs nothing.
+ */
+bool exehash_of_path(const char *path, struct exehash_key *key, char hex[EXEHASH_HEX]);
+
+/* Larger files are not hashed while a lookup waits: they go to the hashing thread. */
+#define EXEHASH_WAIT_MAX_BYTES (256ull * 1024 * 1024)
+
 /*
  * As exehash_of_pid(), but a hash not yet known is made now, in this thread, and kept:
  * for a thread that may wait (a process lookup), when the answer depends on the hash.
- * False when the file cannot be read or is larger than EXEHASH_MAX_BYTES.
+ * A file larger than EXEHASH_WAIT_MAX_BYTES is queued instead (false, as exehash_of_pid()
+ * says); false too when the file cannot be read.
  */
 bool exehash_of_pid_now(pid_t pid, struct exehash_key *key, char hex[EXEHASH_HEX]);
+
+/* The same for the file path names; see exehash_of_path(). */
+bool exehash_of_path_now(const char *path, struct exehash_key *key, char hex[EXEHASH_HEX]);
 
 /* The hash kept for key, into hex: true when it is known. */
 bool exehash_known(const struct exehash_key *key, char hex[EXEHASH_HEX]);

@@ -88,6 +88,13 @@ struct identity_process_match {
 void identity_match_process(const struct policy_snapshot *p, struct procid *chain,
                             struct identity_process_match *m);
 
+/*
+ * The script an interpreter process runs (node, python, a shell, the dynamic loader run by
+ * hand): its first argument that is a file name, as given (relative to the process's
+ * working directory, or absolute); NULL for any other process.
+ */
+const char *identity_process_script(const struct procid_proc *proc);
+
 /* What identity_process_pattern() returns for a match by the executable's content: listed
  * in the profile (identify: sha256), or learned (toolhash.h). */
 extern const char identity_by_sha256[];

@@ -36,6 +36,8 @@ struct procid_proc {
     char args[PROCID_MAX_ARGS]; /* the command line, arguments separated by NUL */
     size_t args_len;            /* bytes of args used */
     char sha256[65];            /* its executable's SHA-256 in hex, once the lookup got it; or "" */
+    char script_sha256[65];     /* the same for the script it runs, if an interpreter; or "" */
+    uint64_t script_size;       /* that script's size in bytes, when script_sha256 is known */
 };
 
 /*

@@ -1328,6 +1328,99 @@ static void test_ban_by_content(void **state)
     assert_int_equal(origin_requests(t->origin), 1);
 }
 
+/* A Python script that GETs argv[2] through the proxy argv[1]. */
+static const char fetch_py[] = "import sys, urllib.request as u\n"
+                               "o = u.build_opener(u.ProxyHandler({'http': sys.argv[1]}))\n"
+                               "o.open(sys.argv[2], timeout=10).read()\n";
+
+/*
+ * Runs python3 on script (relative to dir when dir is not NULL: run from there) for path
+ * through the proxy; returns its exit status.
+ */
+static int run_script(struct itcase *t, const char *dir, const char *script, const char *path)
+{
+    char proxy[64], url[128], line[1400];
+    const char *const direct[] = {"python3", script, proxy, url, NULL};
+    const char *const from_dir[] = {"sh", "-c", line, NULL};
+
+    snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%u", t->proxy_port);
+    it_url(t, path, url, sizeof(url));
+    snprintf(line, sizeof(line), "cd '%s' && exec python3 '%s' '%s' '%s'", dir != NULL ? dir : "/",
+             script, proxy, url);
+    return WEXITSTATUS(it_run_command(dir != NULL ? from_dir : direct));
+}
+
+/*
+ * The same for a script an interpreter runs: a copy of a tool's script under another name
+ * (run by a relative path from its directory) is that tool once the original was seen by
+ * its path; a script a profile lists by digest is that tool from the first run.
+ */
+static void test_script_known_by_content(void **state)
+{
+    struct itcase *t = *state;
+    char tooldir[600], original[700], copydir[700], copy[800], listed[800], sha[65];
+    char profile[400], path[64], *line;
+    const char *dir;
+    bool learned = false;
+
+    snprintf(tooldir, sizeof(tooldir), "%s/tool", t->env->dir);
+    assert_int_equal(mkdir(tooldir, 0755), 0);
+    snprintf(original, sizeof(original), "%s/fetch.py", tooldir);
+    assert_int_equal(tio_write_file(original, fetch_py), 0);
+    snprintf(copydir, sizeof(copydir), "%s/elsewhere", t->env->dir);
+    assert_int_equal(mkdir(copydir, 0755), 0);
+    snprintf(copy, sizeof(copy), "%s/renamed.py", copydir);
+    assert_int_equal(tio_write_file(copy, fetch_py), 0);
+    /* Another script, listed by digest for another tool. */
+    snprintf(listed, sizeof(listed), "%s/listed.py", copydir);
+    assert_int_equal(tio_write_file(listed, "#!/usr/bin/python3\n"
+                                            "import sys, urllib.request as u\n"
+                                            "u.build_opener(u.ProxyHandler({'http': sys.argv[1]}))"
+                                            ".open(sys.argv[2], timeout=10).read()\n"),
+                     0);
+    file_sha256(listed, sha);
+    snprintf(profile, sizeof(profile), "id: listed\nidentify: {sha256: [%s]}\ndefault: allow\n",
+             sha);
+    dir = it_write_policy(t, "unidentified: allow\n", "scripted",
+                          "id: scripted\nidentify: {executables: [\"*/tool/fetch.py\"]}\n"
+                          "default: allow\n");
+    {
+        char other[700];
+        snprintf(other, sizeof(other), "%s/tools/listed.yaml", dir);
+        assert_int_equal(tio_write_file(other, profile), 0);
+    }
+    it_start_origin(t, origin_handler_simple, NULL);
+    {
+        const char *const args[] = {"--policy-dir", dir, NULL};
+        it_start_proxy(t, args);
+    }
+    assert_int_equal(run_script(t, copydir, "listed.py", "/listed-first"), 0);
+    line = it_access_line(t, "/listed-first\"", NULL);
+    it_assert_access_field(line, "tool", "listed");
+    free(line);
+    assert_int_equal(run_script(t, copydir, "renamed.py", "/script-before"), 0);
+    line = it_access_line(t, "/script-before\"", NULL);
+    it_assert_access_field(line, "tool", "unidentified");
+    free(line);
+    for (int i = 0; i < 50 && !learned; i++) {
+        snprintf(path, sizeof(path), "/script-original-%d", i);
+        assert_int_equal(run_script(t, NULL, original, path), 0);
+        snprintf(path, sizeof(path), "/script-original-%d\"", i);
+        line = it_access_line(t, path, NULL);
+        it_assert_access_field(line, "tool", "scripted");
+        free(line);
+        snprintf(path, sizeof(path), "/script-copy-%d", i);
+        assert_int_equal(run_script(t, copydir, "renamed.py", path), 0);
+        snprintf(path, sizeof(path), "/script-copy-%d\"", i);
+        line = it_access_line(t, path, NULL);
+        learned = strstr(line, " tool=scripted ") != NULL;
+        free(line);
+        if (!learned)
+            tio_sleep_ms(100);
+    }
+    assert_true(learned);
+}
+
 /*
  * Sends request over the Unix socket at path from a connection a child made and then
  * exited, so that the kernel names a process that is gone; returns the status.
@@ -1523,6 +1616,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ban_outranks_listener, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_copy_known_by_content, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_ban_by_content, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_script_known_by_content, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_exec_not_cached, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_unseen_process_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_run_isolate_unprivileged, it_setup, it_teardown),

@@ -558,6 +558,26 @@ static void test_identity_by_content(void **state)
     chain.uid = 1001;
     assert_null(match_process(f->p, &chain, &depth));
     assert_true(identity_wants_hash(f->p, 1001, 1)); /* profiles list digests */
+    /* The script an interpreter runs, by its content: after its path. */
+    {
+        static const char *const copied[] = {"node", "/tmp/x/renamed.js", NULL};
+        memset(&chain, 0, sizeof(chain));
+        chain.uid = 1000;
+        chain_add(&chain, "/usr/bin/node", copied);
+        snprintf(chain.chain[0].script_sha256, sizeof(chain.chain[0].script_sha256), "%s", SHA_A);
+        assert_non_null(t = match_process(f->p, &chain, &depth));
+        assert_string_equal(t->id, "pinned");
+        memset(&chain, 0, sizeof(chain));
+        chain_add(&chain, "/usr/bin/node", node_args); /* cli.js by path */
+        snprintf(chain.chain[0].script_sha256, sizeof(chain.chain[0].script_sha256), "%s", SHA_A);
+        assert_non_null(t = match_process(f->p, &chain, &depth));
+        assert_string_equal(t->id, "cli");
+        /* A digest of a process that runs no script says nothing. */
+        memset(&chain, 0, sizeof(chain));
+        chain_add(&chain, "/usr/bin/curl", NULL);
+        snprintf(chain.chain[0].script_sha256, sizeof(chain.chain[0].script_sha256), "%s", SHA_A);
+        assert_null(match_process(f->p, &chain, &depth));
+    }
     toolhash_reset();
 }
 
