@@ -81,9 +81,9 @@ static void proclookup_hash_chain(const struct policy_snapshot *p, struct procid
 }
 
 /*
- * After a match by the executable's path: its hash, when known, names the same tool for
- * the same user from now on (a copy under another name).  Never from an isolating
- * launcher (sluice itself) nor from a match by script or content.
+ * After a match by path (the executable's, or the script's): that file's hash, when
+ * known, names the same tool for the same user from now on (a copy under another name).
+ * Never from an isolating launcher (sluice itself) nor from a match by content.
  */
 static void proclookup_learn(const struct procid *chain, const struct identity_process_match *m,
                              const struct proclookup_record *r)
@@ -97,10 +97,12 @@ static void proclookup_learn(const struct procid *chain, const struct identity_p
     pattern = identity_process_pattern(m->tool, who, chain->uid, &what);
     if (pattern == NULL || pattern == identity_by_sha256 || pattern == identity_by_learned_sha256)
         return;
-    if (what == who->exe && r->sha256[0] != '\0')
-        toolhash_learn(chain->uid, r->sha256, r->exe_key.size, m->tool->id);
-    else if (who->script_sha256[0] != '\0')
+    if (what == who->exe) {
+        if (r->sha256[0] != '\0')
+            toolhash_learn(chain->uid, r->sha256, r->exe_key.size, m->tool->id);
+    } else if (who->script_sha256[0] != '\0') {
         toolhash_learn(chain->uid, who->script_sha256, who->script_size, m->tool->id);
+    }
 }
 
 /* Matches a chain into a record; see the header. */

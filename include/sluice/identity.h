@@ -83,7 +83,8 @@ struct identity_process_match {
  * crossing '/') match, by its executable path (whole, not deleted), then by its
  * executable's content (its SHA-256, when the lookup filled procid_proc.sha256: listed in
  * a profile's identify: sha256, or learned for chain->uid), then by the script an
- * interpreter runs (its first argument that is a file name).
+ * interpreter runs (its first argument that is a file name), then by that script's
+ * content (procid_proc.script_sha256, the same way).
  */
 void identity_match_process(const struct policy_snapshot *p, struct procid *chain,
                             struct identity_process_match *m);

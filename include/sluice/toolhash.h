@@ -1,7 +1,8 @@
 /*
- * Executables learned by their content: once a process's executable named a tool by its
- * path (a profile's executables pattern), its SHA-256 names that tool too, so a copy of
- * the same file under another name or in another place is still that tool.  Learned per
+ * Executables and scripts learned by their content: once a process's executable, or the
+ * script an interpreter runs, named a tool by its path (a profile's executables pattern),
+ * that file's SHA-256 names the tool too, so a copy of the same file under another name or
+ * in another place is still that tool.  Learned per
  * user (the uid of the process behind the connection): what one user runs under a tool's
  * name never changes what another user's programs are taken for.  Profiles can also list
  * digests outright (identify: sha256), which holds from the first connection; see
