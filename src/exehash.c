@@ -213,7 +213,7 @@ static int exehash_open(const char *path, const struct exehash_key *key)
 /* Looks up, or queues, a file; see the header. */
 bool exehash_of_path(const char *path, struct exehash_key *key, char hex[EXEHASH_HEX])
 {
-    bool queued = false;
+    bool queued = false, full;
     int fd;
 
     if (!exehash_key_of_path(path, key))
@@ -223,9 +223,10 @@ bool exehash_of_path(const char *path, struct exehash_key *key, char hex[EXEHASH
     pthread_mutex_lock(&exehash.lock);
     for (size_t i = 0; i < exehash.nqueue; i++)
         queued = queued || exehash_same(&exehash.queue[i].key, key);
+    full = exehash.nqueue >= EXEHASH_QUEUE; /* looked at again below: saves the open */
     pthread_mutex_unlock(&exehash.lock);
     /* The descriptor keeps the very file for the thread, whatever the process does next. */
-    if (queued || key->size > EXEHASH_MAX_BYTES || (fd = exehash_open(path, key)) < 0)
+    if (queued || full || key->size > EXEHASH_MAX_BYTES || (fd = exehash_open(path, key)) < 0)
         return false;
     pthread_mutex_lock(&exehash.lock);
     if (exehash.running && !exehash.stopping && exehash.nqueue < EXEHASH_QUEUE) {

@@ -401,22 +401,28 @@ static bool identity_banned(const struct policy_snapshot *p, const struct policy
 /* What a walk over an isolating launcher's descendants looks for: a banned tool. */
 struct identity_walk {
     const struct policy_snapshot *p;
+    uint32_t uid;          /* the chain's user */
+    identity_hash_fn hash; /* fills a descendant's digests, or NULL */
+    void *hash_arg;
     const struct policy_tool *banned; /* the one found */
 };
 
 /* Visits one descendant: true when a banned tool's pattern matches it. */
-static bool identity_visit_descendant(const struct procid_proc *proc, void *arg)
+static bool identity_visit_descendant(const struct procid_proc *seen, void *arg)
 {
     struct identity_walk *w = arg;
+    static _Thread_local struct procid_proc proc; /* large: off the stack */
     struct identity_offer o;
     const char *what;
 
-    /* A descendant is described without its executable's hash (the walk may run on a
-     * worker's loop): paths and scripts only. */
-    identity_offer_of(proc, UINT32_MAX, &o);
+    proc = *seen;
+    proc.sha256[0] = proc.script_sha256[0] = '\0';
+    if (w->hash != NULL)
+        w->hash(&proc, w->uid, w->hash_arg);
+    identity_offer_of(&proc, w->uid, &o);
     for (size_t i = 0; i < w->p->ntools; i++)
         if (identity_banned(w->p, &w->p->tools[i]) &&
-            identity_match_one(&w->p->tools[i], proc, &o, &what) != NULL) {
+            identity_match_one(&w->p->tools[i], &proc, &o, &what) != NULL) {
             w->banned = &w->p->tools[i];
             return true;
         }
@@ -432,7 +438,7 @@ static bool identity_visit_descendant(const struct procid_proc *proc, void *arg)
  * order decides nothing.
  */
 void identity_match_process(const struct policy_snapshot *p, struct procid *chain,
-                            struct identity_process_match *m)
+                            identity_hash_fn hash, void *hash_arg, struct identity_process_match *m)
 {
     struct procid_proc launcher;
     char id[64];
@@ -456,7 +462,8 @@ void identity_match_process(const struct policy_snapshot *p, struct procid *chai
     found = procid_outer_launcher(chain, &launcher);
     if (found == 1 && procid_isolate_tool(&launcher, id, sizeof(id)) &&
         (m->tool = policy_find_tool(p, id)) != NULL) {
-        struct identity_walk w = {.p = p, .banned = NULL};
+        struct identity_walk w = {
+            .p = p, .uid = chain->uid, .hash = hash, .hash_arg = hash_arg, .banned = NULL};
 
         m->isolated = true;
         m->depth = chain->nchain; /* the launcher, kept where a descendant would be */

@@ -53,31 +53,36 @@ static uint64_t proclookup_hash_file(const struct policy_snapshot *p, uint32_t u
     return known ? key.size : 0;
 }
 
-/* Fills the hashes of each process's executable and script in chain, as
- * proclookup_record_match() says. */
-static void proclookup_hash_chain(const struct policy_snapshot *p, struct procid *chain,
-                                  bool may_wait)
-{
-    for (size_t i = 0; i < chain->nchain; i++) {
-        struct procid_proc *proc = &chain->chain[i];
-        const char *script = identity_process_script(proc);
-        char path[PROCID_MAX_ARGS + 64];
+/*
+ * How a match hashes: under which policy, whether it may wait for a hash the match may
+ * depend on, and whether a file not hashed yet is queued for the hashing thread.
+ */
+struct proclookup_hashing {
+    const struct policy_snapshot *p;
+    bool may_wait, queue;
+};
 
-        snprintf(path, sizeof(path), "/proc/%ld/exe", (long)proc->pid);
-        (void)proclookup_hash_file(p, chain->uid, path, may_wait, false, proc->sha256);
-        proc->script_sha256[0] = '\0';
-        proc->script_size = 0;
-        if (script == NULL)
-            continue;
-        /* The script as the process sees it: from its own root, or its working directory.
-         * Queued when not wanted now, so that a match by its path can teach its digest. */
-        if (script[0] == '/')
-            snprintf(path, sizeof(path), "/proc/%ld/root%s", (long)proc->pid, script);
-        else
-            snprintf(path, sizeof(path), "/proc/%ld/cwd/%s", (long)proc->pid, script);
-        proc->script_size =
-            proclookup_hash_file(p, chain->uid, path, may_wait, may_wait, proc->script_sha256);
-    }
+/* Fills the hashes of proc's executable and script, as proclookup_record_match() says
+ * (an identity_hash_fn: arg is a struct proclookup_hashing). */
+static void proclookup_hash_proc(struct procid_proc *proc, uint32_t uid, void *arg)
+{
+    const struct proclookup_hashing *h = arg;
+    const char *script = identity_process_script(proc);
+    char path[PROCID_MAX_ARGS + 64];
+
+    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)proc->pid);
+    (void)proclookup_hash_file(h->p, uid, path, h->may_wait, h->queue, proc->sha256);
+    proc->script_sha256[0] = '\0';
+    proc->script_size = 0;
+    if (script == NULL)
+        return;
+    /* The script as the process sees it: from its own root, or its working directory. */
+    if (script[0] == '/')
+        snprintf(path, sizeof(path), "/proc/%ld/root%s", (long)proc->pid, script);
+    else
+        snprintf(path, sizeof(path), "/proc/%ld/cwd/%s", (long)proc->pid, script);
+    proc->script_size =
+        proclookup_hash_file(h->p, uid, path, h->may_wait, h->queue, proc->script_sha256);
 }
 
 /*
@@ -112,8 +117,16 @@ void proclookup_record_match(struct proclookup_record *r, const struct policy_sn
     struct identity_process_match m;
     const struct procid_proc *who;
 
-    proclookup_hash_chain(p, chain, may_wait);
-    identity_match_process(p, chain, &m);
+    /* The chain's files are queued when not hashed yet (so that a match by path can teach
+     * its digest next time); an isolating launcher's descendants are never waited for,
+     * since their walk has a budget of its own (PROCID_TREE_BUDGET_NS): a banned copy
+     * among them is known once the hashing thread had it, at the next lookup or recheck. */
+    struct proclookup_hashing hashing = {.p = p, .may_wait = may_wait, .queue = may_wait};
+    struct proclookup_hashing walking = {.p = p, .may_wait = false, .queue = may_wait};
+
+    for (size_t i = 0; i < chain->nchain; i++)
+        proclookup_hash_proc(&chain->chain[i], chain->uid, &hashing);
+    identity_match_process(p, chain, proclookup_hash_proc, &walking, &m);
     who = procid_nth(chain, m.tool != NULL ? m.depth : 0);
     free(r->tool);
     r->tool = m.tool != NULL ? strdup(m.tool->id) : NULL;

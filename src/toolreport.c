@@ -93,7 +93,7 @@ int toolreport_which(const struct policy_snapshot *p, pid_t pid, FILE *out)
     for (size_t i = 0; i < chain.nchain; i++)
         if (!exehash_now(chain.chain[i].pid, chain.chain[i].sha256))
             chain.chain[i].sha256[0] = '\0';
-    identity_match_process(p, &chain, &m);
+    identity_match_process(p, &chain, NULL, NULL, &m);
     t = m.tool;
     depth = m.depth;
     if (t != NULL)

@@ -78,7 +78,8 @@ struct identity_process_match {
  * What the process chain names under p, into *m: a banned tool matching any process of
  * the chain; else, for the outermost `sluice run --isolate --tool ID` launcher above the
  * connection (procid_outer_launcher()), a banned tool among the processes it started
- * (written to chain->descendant; looked for only when p bans a tool), or else its tool
+ * (written to chain->descendant; looked for only when p bans a tool; each described with
+ * its digests when hash is not NULL), or else its tool
  * ID; else the nearest process that a profile's executables patterns (shell globs, '*'
  * crossing '/') match, by its executable path (whole, not deleted), then by its
  * executable's content (its SHA-256, when the lookup filled procid_proc.sha256: listed in
@@ -86,7 +87,15 @@ struct identity_process_match {
  * interpreter runs (its first argument that is a file name), then by that script's
  * content (procid_proc.script_sha256, the same way).
  */
+/*
+ * Fills proc's digests (procid_proc.sha256 and script_sha256) as the caller can, for a
+ * process found during a match rather than before it (an isolating launcher's
+ * descendants); uid is the chain's user.
+ */
+typedef void (*identity_hash_fn)(struct procid_proc *proc, uint32_t uid, void *arg);
+
 void identity_match_process(const struct policy_snapshot *p, struct procid *chain,
+                            identity_hash_fn hash, void *hash_arg,
                             struct identity_process_match *m);
 
 /*

@@ -331,7 +331,7 @@ static const struct policy_tool *match_process(const struct policy_snapshot *p,
 {
     struct identity_process_match m;
 
-    identity_match_process(p, chain, &m);
+    identity_match_process(p, chain, NULL, NULL, &m);
     *depth = m.depth;
     return m.tool;
 }
