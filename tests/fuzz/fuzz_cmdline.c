@@ -21,12 +21,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             __builtin_trap();                                                                      \
     } while (0)
 
-/* How many times s (n bytes) is in data. */
+/*
+ * How many times s (n bytes) is in the arguments data holds, joined with spaces as the
+ * line joins them: a value may also show as the end of one argument, the space, and the
+ * start of the next.
+ */
 static size_t occurrences(const uint8_t *data, size_t size, const char *s, size_t n)
 {
-    size_t count = 0;
+    static uint8_t joined[PROCID_MAX_ARGS];
+    size_t count = 0, len = size < sizeof(joined) ? size : sizeof(joined);
 
-    for (const uint8_t *p = data; (p = memmem(p, size - (size_t)(p - data), s, n)) != NULL; p++)
+    for (size_t i = 0; i < len; i++)
+        joined[i] = data[i] == '\0' ? ' ' : data[i];
+    for (const uint8_t *p = joined; (p = memmem(p, len - (size_t)(p - joined), s, n)) != NULL; p++)
         count++;
     return count;
 }
@@ -39,7 +46,8 @@ static const char *planted(const struct procid_proc *p, const uint8_t *data, siz
 
         if (strcmp(p->args + off, "--password") != 0 || next >= p->args_len)
             continue;
-        /* Short, or found more than once: it may show as another argument, rightly. */
+        /* Short, or found more than once: it may show as another argument (or across two),
+         * rightly. */
         if (strlen(p->args + next) < 8 ||
             occurrences(data, size, p->args + next, strlen(p->args + next)) != 1)
             return NULL;
