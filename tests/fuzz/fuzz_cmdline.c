@@ -3,8 +3,10 @@
  * and they go into every record of its requests.  The input, cut at NUL bytes, is the
  * argument list as /proc gives it (at most PROCID_MAX_ARGS bytes).  The line it makes into
  * small capacities (1 to 64, where a cut happens) and into one of 1024 is NUL-terminated
- * inside the capacity; and in the large one, the argument after "--password" (a value of 8 bytes or
- * more, found once in the input) never shows.
+ * inside the capacity; and in the large one, the argument after "--password" never shows:
+ * its longest run of letters and digits, when 8 or more long and found once in the input,
+ * is not in the line.  (The value whole is no test: the line's own spaces, quotes and
+ * "<redacted>" can make the same text around other arguments.)
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,20 +40,41 @@ static size_t occurrences(const uint8_t *data, size_t size, const char *s, size_
     return count;
 }
 
-/* The value after an argument "--password", when it is one to look for; NULL otherwise. */
-static const char *planted(const struct procid_proc *p, const uint8_t *data, size_t size)
+/* True for the bytes of a run looked for: letters and digits. */
+static bool alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/*
+ * What of the value after an argument "--password" must never show: its longest run of
+ * letters and digits, into run; NULL when there is no such value, or the run is shorter
+ * than 8, found more than once (it may show as another argument, rightly), or part of
+ * "<redacted>".
+ */
+static const char *planted(const struct procid_proc *p, const uint8_t *data, size_t size,
+                           char run[PROCID_MAX_ARGS])
 {
     for (size_t off = 0; off < p->args_len; off += strlen(p->args + off) + 1) {
-        size_t next = off + strlen(p->args + off) + 1;
+        size_t next = off + strlen(p->args + off) + 1, best = 0, at = 0;
+        const char *v = p->args + next;
 
         if (strcmp(p->args + off, "--password") != 0 || next >= p->args_len)
             continue;
-        /* Short, or found more than once: it may show as another argument (or across two),
-         * rightly. */
-        if (strlen(p->args + next) < 8 ||
-            occurrences(data, size, p->args + next, strlen(p->args + next)) != 1)
+        for (size_t i = 0, n = 0; v[i] != '\0'; i++) {
+            n = alnum(v[i]) ? n + 1 : 0;
+            if (n > best) {
+                best = n;
+                at = i + 1 - n;
+            }
+        }
+        if (best < 8)
             return NULL;
-        return p->args + next;
+        memcpy(run, v + at, best);
+        run[best] = '\0';
+        if (occurrences(data, size, run, best) != 1 || strstr("redacted", run) != NULL)
+            return NULL;
+        return run;
     }
     return NULL;
 }
@@ -59,6 +82,7 @@ static const char *planted(const struct procid_proc *p, const uint8_t *data, siz
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct procid_proc p;
+    static char run[PROCID_MAX_ARGS];
     static const size_t caps[] = {1, 2, 3, 4, 5, 6, 8, 11, 16, 24, 33, 64};
     char out[1024];
     const char *secret;
@@ -77,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     procid_command_line(&p, out, sizeof(out));
     CHECK(memchr(out, '\0', sizeof(out)) != NULL);
-    secret = planted(&p, data, size);
+    secret = planted(&p, data, size, run);
     CHECK(secret == NULL || strlen(out) >= sizeof(out) - 4 || strstr(out, secret) == NULL);
     return 0;
 }
