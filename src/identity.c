@@ -380,6 +380,15 @@ const char *identity_process_pattern(const struct policy_tool *t, const struct p
     return identity_match_one(t, proc, &o, what);
 }
 
+/* Whether content can name a tool for uid; see the header. */
+bool identity_uses_content(const struct policy_snapshot *p, uint32_t uid)
+{
+    for (size_t i = 0; i < p->ntools; i++)
+        if (p->tools[i].nsha256 > 0)
+            return true;
+    return uid != UINT32_MAX && toolhash_has_user(uid);
+}
+
 /* Whether a lookup should hash an executable now; see the header. */
 bool identity_wants_hash(const struct policy_snapshot *p, uint32_t uid, uint64_t size)
 {

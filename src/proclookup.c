@@ -29,9 +29,10 @@ void proclookup_record_clear(struct proclookup_record *r)
 }
 
 /*
- * The hash of the file path names, into hex ("" when not known): made now when may_wait
- * and the match may depend on it, else the kept one (queued for the hashing thread when
- * queue).  Returns the file's size, or 0.
+ * The digest of the file path names, into hex ("" when not filled), when it could name a
+ * tool for uid under p (identity_wants_hash(): a profile lists digests, or a file of that
+ * size was learned): made now when may_wait, else the kept one (queued for the hashing
+ * thread when queue).  Returns the file's size when filled, or 0.
  */
 static uint64_t proclookup_hash_file(const struct policy_snapshot *p, uint32_t uid,
                                      const char *path, bool may_wait, bool queue,
@@ -40,8 +41,8 @@ static uint64_t proclookup_hash_file(const struct policy_snapshot *p, uint32_t u
     struct exehash_key key;
     bool known = false;
 
-    if (exehash_key_of_path(path, &key)) {
-        if (may_wait && identity_wants_hash(p, uid, key.size))
+    if (exehash_key_of_path(path, &key) && identity_wants_hash(p, uid, key.size)) {
+        if (may_wait)
             known = exehash_of_path_now(path, &key, hex);
         else if (queue)
             known = exehash_of_path(path, &key, hex);
@@ -53,48 +54,61 @@ static uint64_t proclookup_hash_file(const struct policy_snapshot *p, uint32_t u
     return known ? key.size : 0;
 }
 
+/* The path of proc's script as the process sees it: from its own root, or its working
+ * directory. */
+static void proclookup_script_path(const struct procid_proc *proc, const char *script, char *out,
+                                   size_t cap)
+{
+    if (script[0] == '/')
+        snprintf(out, cap, "/proc/%ld/root%s", (long)proc->pid, script);
+    else
+        snprintf(out, cap, "/proc/%ld/cwd/%s", (long)proc->pid, script);
+}
+
 /*
- * How a match hashes: under which policy, whether it may wait for a hash the match may
- * depend on, and whether a file not hashed yet is queued for the hashing thread.
+ * How a match hashes: under which policy, whether content can name a tool at all for the
+ * chain's user (identity_uses_content(); when not, nothing is looked at), whether it may
+ * wait for a digest, and whether a file not hashed yet is queued for the hashing thread.
  */
 struct proclookup_hashing {
     const struct policy_snapshot *p;
-    bool may_wait, queue;
+    bool content, may_wait, queue;
 };
 
-/* Fills the hashes of proc's executable and script, as proclookup_record_match() says
+/* Fills the digests of proc's executable and script, as proclookup_record_match() says
  * (an identity_hash_fn: arg is a struct proclookup_hashing). */
 static void proclookup_hash_proc(struct procid_proc *proc, uint32_t uid, void *arg)
 {
     const struct proclookup_hashing *h = arg;
-    const char *script = identity_process_script(proc);
+    const char *script;
     char path[PROCID_MAX_ARGS + 64];
 
+    proc->sha256[0] = proc->script_sha256[0] = '\0';
+    proc->script_size = 0;
+    if (!h->content)
+        return;
     snprintf(path, sizeof(path), "/proc/%ld/exe", (long)proc->pid);
     (void)proclookup_hash_file(h->p, uid, path, h->may_wait, h->queue, proc->sha256);
-    proc->script_sha256[0] = '\0';
-    proc->script_size = 0;
-    if (script == NULL)
+    if ((script = identity_process_script(proc)) == NULL)
         return;
-    /* The script as the process sees it: from its own root, or its working directory. */
-    if (script[0] == '/')
-        snprintf(path, sizeof(path), "/proc/%ld/root%s", (long)proc->pid, script);
-    else
-        snprintf(path, sizeof(path), "/proc/%ld/cwd/%s", (long)proc->pid, script);
+    proclookup_script_path(proc, script, path, sizeof(path));
     proc->script_size =
         proclookup_hash_file(h->p, uid, path, h->may_wait, h->queue, proc->script_sha256);
 }
 
 /*
- * After a match by path (the executable's, or the script's): that file's hash, when
- * known, names the same tool for the same user from now on (a copy under another name).
- * Never from an isolating launcher (sluice itself) nor from a match by content.
+ * After a match by path (the executable's, or the script's): that file's digest, once
+ * the hashing thread had it, names the same tool for the same user from now on (a copy
+ * under another name).  Never from an isolating launcher (sluice itself) nor from a
+ * match by content.
  */
 static void proclookup_learn(const struct procid *chain, const struct identity_process_match *m,
                              const struct proclookup_record *r)
 {
     const struct procid_proc *who;
     const char *what = NULL, *pattern;
+    char path[PROCID_MAX_ARGS + 64], hex[EXEHASH_HEX];
+    struct exehash_key key;
 
     if (m->tool == NULL || m->isolated || m->depth >= chain->nchain || chain->uid == UINT32_MAX)
         return;
@@ -105,9 +119,11 @@ static void proclookup_learn(const struct procid *chain, const struct identity_p
     if (what == who->exe) {
         if (r->sha256[0] != '\0')
             toolhash_learn(chain->uid, r->sha256, r->exe_key.size, m->tool->id);
-    } else if (who->script_sha256[0] != '\0') {
-        toolhash_learn(chain->uid, who->script_sha256, who->script_size, m->tool->id);
+        return;
     }
+    proclookup_script_path(who, what, path, sizeof(path));
+    if (exehash_of_path(path, &key, hex))
+        toolhash_learn(chain->uid, hex, key.size, m->tool->id);
 }
 
 /* Matches a chain into a record; see the header. */
@@ -117,12 +133,15 @@ void proclookup_record_match(struct proclookup_record *r, const struct policy_sn
     struct identity_process_match m;
     const struct procid_proc *who;
 
-    /* The chain's files are queued when not hashed yet (so that a match by path can teach
-     * its digest next time); an isolating launcher's descendants are never waited for,
-     * since their walk has a budget of its own (PROCID_TREE_BUDGET_NS): a banned copy
-     * among them is known once the hashing thread had it, at the next lookup or recheck. */
-    struct proclookup_hashing hashing = {.p = p, .may_wait = may_wait, .queue = may_wait};
-    struct proclookup_hashing walking = {.p = p, .may_wait = false, .queue = may_wait};
+    /* Files are looked at only when content can name a tool for this user.  An isolating
+     * launcher's descendants are never waited for, since their walk has a budget of its
+     * own (PROCID_TREE_BUDGET_NS): a banned copy among them is known once the hashing
+     * thread had it, at the next lookup or recheck. */
+    bool content = identity_uses_content(p, chain->uid);
+    struct proclookup_hashing hashing = {
+        .p = p, .content = content, .may_wait = may_wait, .queue = may_wait};
+    struct proclookup_hashing walking = {
+        .p = p, .content = content, .may_wait = false, .queue = may_wait};
 
     for (size_t i = 0; i < chain->nchain; i++)
         proclookup_hash_proc(&chain->chain[i], chain->uid, &hashing);

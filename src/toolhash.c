@@ -79,6 +79,18 @@ bool toolhash_size_learned(uint32_t uid, uint64_t size)
     return found;
 }
 
+/* Whether anything was learned for uid; see the header. */
+bool toolhash_has_user(uint32_t uid)
+{
+    bool found = false;
+
+    pthread_mutex_lock(&toolhash.lock);
+    for (size_t i = 0; i < TOOLHASH_MAX && !found; i++)
+        found = toolhash.entries[i].used && toolhash.entries[i].uid == uid;
+    pthread_mutex_unlock(&toolhash.lock);
+    return found;
+}
+
 /* Forgets everything. */
 void toolhash_reset(void)
 {

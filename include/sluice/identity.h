@@ -120,6 +120,13 @@ const char *identity_process_pattern(const struct policy_tool *t, const struct p
                                      uint32_t uid, const char **what);
 
 /*
+ * True when a file's content can name a tool for user uid under p at all: some profile
+ * lists digests, or something was learned for uid (toolhash.h).  When false, a lookup
+ * looks at no file's content.
+ */
+bool identity_uses_content(const struct policy_snapshot *p, uint32_t uid);
+
+/*
  * True when a lookup for user uid should hash an executable of size bytes before
  * matching, because the answer may depend on it: some profile of p lists digests
  * (identify: sha256), or an executable of that size was learned for uid (toolhash.h).

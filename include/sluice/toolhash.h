@@ -36,6 +36,9 @@ bool toolhash_lookup(uint32_t uid, const char *sha256, char *tool, size_t cap);
  * now name a tool by what was learned. */
 bool toolhash_size_learned(uint32_t uid, uint64_t size);
 
+/* True when anything was learned for uid. */
+bool toolhash_has_user(uint32_t uid);
+
 /* Forgets everything (tests). */
 void toolhash_reset(void);
 

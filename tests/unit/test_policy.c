@@ -494,6 +494,18 @@ static void test_identity_process(void **state)
         assert_non_null(t = match_process(f->p, &chain, &depth));
         assert_string_equal(t->id, "native");
     }
+    /* No profile lists digests: content counts only for a user something was learned
+     * for, so a lookup for anyone else reads no file. */
+    toolhash_reset();
+    assert_false(identity_uses_content(f->p, 1000));
+    toolhash_learn(1000, "27125f0331490b7fbf4da11f2bd913ce1b94e071367b2fa8e535ce8c5526e29c", 10,
+                   "native");
+    assert_true(identity_uses_content(f->p, 1000));
+    assert_false(identity_uses_content(f->p, 1001));
+    assert_false(identity_uses_content(f->p, UINT32_MAX));
+    assert_true(identity_wants_hash(f->p, 1000, 10));
+    assert_false(identity_wants_hash(f->p, 1000, 11));
+    toolhash_reset();
 }
 
 /* A digest of 64 hex digits; a copy of curl, as a profile would list it. */
