@@ -1288,8 +1288,9 @@ static void file_sha256(const char *path, char *out)
 
 /*
  * A banned tool listed by its executable's content (identify: sha256) is refused from
- * the first connection of a renamed copy, one that never ran under its own name, and as
- * any user; the same digest in capitals is the same digest.
+ * the first connection of a renamed copy, one that never ran under its own name, as any
+ * user, and run through the dynamic loader; the same digest in capitals is the same
+ * digest.
  */
 static void test_ban_by_content(void **state)
 {
@@ -1320,6 +1321,27 @@ static void test_ban_by_content(void **state)
     if (geteuid() == 0) {
         assert_int_equal(run_curl_as(t, copy, "/banned-nobody", true), 0);
         line = it_access_line(t, "/banned-nobody\"", NULL);
+        it_assert_access_field(line, "rule", "ban:fetcher");
+        free(line);
+    }
+    /* Run by hand through the dynamic loader: the loader is the executable, the copy its
+     * script, known by its content all the same. */
+    if (access("/lib64/ld-linux-x86-64.so.2", X_OK) == 0) {
+        char proxy[64], url[128];
+        const char *const argv[] = {"/lib64/ld-linux-x86-64.so.2",
+                                    copy,
+                                    "-s",
+                                    "-o",
+                                    "/dev/null",
+                                    "--noproxy",
+                                    "",
+                                    "-x",
+                                    proxy,
+                                    it_url(t, "/banned-loader", url, sizeof(url)),
+                                    NULL};
+        snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%u", t->proxy_port);
+        assert_int_equal(WEXITSTATUS(it_run_command(argv)), 0);
+        line = it_access_line(t, "/banned-loader\"", NULL);
         it_assert_access_field(line, "rule", "ban:fetcher");
         free(line);
     }
