@@ -28,11 +28,40 @@ void proclookup_record_clear(struct proclookup_record *r)
     memset(r, 0, sizeof(*r));
 }
 
+static uint64_t proclookup_now_ms(void);
+
+/* Takes from a user's budget; see the header. */
+bool proclookup_budget_take(struct proclookup_budget *b, uint32_t uid, uint64_t bytes,
+                            uint64_t now_ms)
+{
+    size_t i = 0;
+
+    while (i < PROCLOOKUP_BUDGET_USERS && !(b->users[i].used && b->users[i].uid == uid))
+        i++;
+    if (i == PROCLOOKUP_BUDGET_USERS) {
+        i = b->next;
+        b->next = (b->next + 1) % PROCLOOKUP_BUDGET_USERS;
+        b->users[i].used = true;
+        b->users[i].uid = uid;
+        b->users[i].bytes = 0;
+        b->users[i].since_ms = now_ms;
+    }
+    if (now_ms - b->users[i].since_ms >= 60000) {
+        b->users[i].bytes = 0;
+        b->users[i].since_ms = now_ms;
+    }
+    if (b->users[i].bytes + bytes > PROCLOOKUP_HASH_BUDGET)
+        return false;
+    b->users[i].bytes += bytes;
+    return true;
+}
+
 /*
  * The digest of the file path names, into hex ("" when not filled), when it could name a
  * tool for uid under p (identity_wants_hash(): a profile lists digests, or a file of that
- * size was learned): made now when may_wait, else the kept one (queued for the hashing
- * thread when queue).  Returns the file's size when filled, or 0.
+ * size was learned): made now when may_wait and uid's budget allows, else the kept one
+ * (queued for the hashing thread when queue or may_wait).  Returns the file's size when
+ * filled, or 0.
  */
 static uint64_t proclookup_hash_file(const struct policy_snapshot *p, uint32_t uid,
                                      const char *path, bool may_wait, bool queue,
@@ -41,13 +70,16 @@ static uint64_t proclookup_hash_file(const struct policy_snapshot *p, uint32_t u
     struct exehash_key key;
     bool known = false;
 
+    /* The lookup thread's budgets: only that thread may wait. */
+    static _Thread_local struct proclookup_budget budget;
+
     if (exehash_key_of_path(path, &key) && identity_wants_hash(p, uid, key.size)) {
-        if (may_wait)
+        known = exehash_known(&key, hex);
+        if (!known && may_wait &&
+            proclookup_budget_take(&budget, uid, key.size, proclookup_now_ms()))
             known = exehash_of_path_now(path, &key, hex);
-        else if (queue)
+        else if (!known && (queue || may_wait))
             known = exehash_of_path(path, &key, hex);
-        else
-            known = exehash_known(&key, hex);
     }
     if (!known)
         hex[0] = '\0';

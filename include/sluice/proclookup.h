@@ -64,6 +64,33 @@ void proclookup_record_match(struct proclookup_record *r, const struct policy_sn
  * request is refused with 503 rather than let out unidentified. */
 #define PROCLOOKUP_MAX_QUEUED 512
 
+/*
+ * Bytes of files one user's lookups may hash while they wait, per minute, in one lookup
+ * thread: past that, that user's files go to the hashing thread (exehash.h), so a user
+ * who runs large files cannot keep the thread from other users' lookups for long.
+ */
+#define PROCLOOKUP_HASH_BUDGET (512ull * 1024 * 1024)
+/* Users a lookup thread keeps a budget for; a new one takes the oldest's place. */
+#define PROCLOOKUP_BUDGET_USERS 16
+
+/* What the users of one lookup thread hashed in their current minute. */
+struct proclookup_budget {
+    struct {
+        bool used;
+        uint32_t uid;
+        uint64_t bytes;    /* hashed since since_ms */
+        uint64_t since_ms; /* the start of its minute */
+    } users[PROCLOOKUP_BUDGET_USERS];
+    size_t next; /* the slot a new user takes */
+};
+
+/*
+ * True, counting them, when uid may have bytes more hashed now (monotonic time now_ms)
+ * within PROCLOOKUP_HASH_BUDGET a minute; false when that would pass it.
+ */
+bool proclookup_budget_take(struct proclookup_budget *b, uint32_t uid, uint64_t bytes,
+                            uint64_t now_ms);
+
 struct proclookup;     /* one worker's lookup thread and its queue */
 struct proclookup_job; /* one connection's lookup */
 
