@@ -649,12 +649,36 @@ static void auditlog_continue(int fd)
     free(buf);
 }
 
-/* The lock file's path for the trail at path into out: DIR/.NAME.lock.  False when it
- * does not fit. */
+/*
+ * The lock file's path for the trail at path into out: DIR/.NAME.lock, of the trail as
+ * the file system resolves it (a symbolic link to the trail, under whatever name, shares
+ * its lock; a trail not made yet is resolved through its directory).  False when it does
+ * not fit.
+ */
 static bool auditlog_lock_path(const char *path, char *out, size_t cap)
 {
-    const char *slash = strrchr(path, '/');
-    size_t dir = slash != NULL ? (size_t)(slash - path) + 1 : 0, name = strlen(path) - dir;
+    char real[PATH_MAX];
+    const char *slash;
+    size_t dir, name;
+
+    if (realpath(path, real) != NULL) {
+        path = real;
+    } else if ((slash = strrchr(path, '/')) != NULL && slash != path) {
+        char parent[PATH_MAX];
+        size_t n = (size_t)(slash - path);
+
+        if (n < sizeof(parent)) {
+            memcpy(parent, path, n);
+            parent[n] = '\0';
+            if (realpath(parent, real) != NULL && strlen(real) + strlen(slash) < sizeof(real)) {
+                memcpy(real + strlen(real), slash, strlen(slash) + 1);
+                path = real;
+            }
+        }
+    }
+    slash = strrchr(path, '/');
+    dir = slash != NULL ? (size_t)(slash - path) + 1 : 0;
+    name = strlen(path) - dir;
 
     if (dir + 1 + name + 5 + 1 > cap)
         return false;

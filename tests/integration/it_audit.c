@@ -863,11 +863,11 @@ static void test_verify_gaps(void **state)
 }
 
 /*
- * One sluice per trail: a second one given the same --audit-log while the first runs
- * exits 1 at start, naming the trail, the first one's pid and the lock, and saying what to
- * do; the lock stays with the first across a logrotate move and SIGUSR1.  Once the first
- * has stopped (systemd's restart: stop, then start), a new one takes the trail and goes
- * on with the chain.
+ * One sluice per trail: a second one given the same --audit-log (or a symbolic link to it)
+ * while the first runs exits 1 at start, naming the trail, the first one's pid and the
+ * lock, and saying what to do; the lock stays with the first across a logrotate move and SIGUSR1.
+ * Once the first has stopped (systemd's restart: stop, then start), a new one takes the trail and
+ * goes on with the chain.
  */
 static void test_one_writer_per_trail(void **state)
 {
@@ -886,6 +886,22 @@ static void test_one_writer_per_trail(void **state)
              "the audit trail %s is being written by another sluice (pid %d), which holds %s: "
              "stop that sluice first",
              path, (int)sluiceproc_pid(t->env->proxy), lock);
+    {
+        /* The same trail under another name, a symbolic link to it: the same lock. */
+        char alias[420], names[1400];
+        const char *const aliased[] = {"--listen", "127.0.0.1:0", "--audit-log", alias, NULL};
+        struct it_run r;
+
+        snprintf(alias, sizeof(alias), "%s/alias.jsonl", t->env->dir);
+        assert_int_equal(symlink(path, alias), 0);
+        r = it_run_sluice(t, aliased);
+        assert_int_equal(r.status, 1);
+        snprintf(names, sizeof(names), "which holds %s: stop that sluice first", lock);
+        if (strstr(r.output, names) == NULL)
+            fail_msg("a second sluice on a link to the trail said: %s; wanted: %s", r.output,
+                     names);
+        free(r.output);
+    }
     for (int round = 0; round < 2; round++) {
         struct it_run r = it_run_sluice(t, second);
 
