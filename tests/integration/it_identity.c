@@ -1183,34 +1183,35 @@ static void copy_curl(struct itcase *t, const char *name, char *out, size_t cap)
     free(bytes);
 }
 
-/*
- * Runs exe (a curl) for path through the proxy, as uid 65534 when as_nobody; returns its
- * exit status (0: it got an answer, whatever the status).
- */
-static int run_curl_as(struct itcase *t, const char *exe, const char *path, bool as_nobody)
+/* How run_curl() starts a curl: directly, as uid 65534, or through the dynamic loader. */
+enum curl_how { CURL_PLAIN, CURL_AS_NOBODY, CURL_BY_LOADER };
+
+/* Runs exe (a curl) for path through the proxy, started as how says; returns its exit
+ * status (0: it got an answer, whatever the status). */
+static int run_curl(struct itcase *t, const char *exe, const char *path, enum curl_how how)
 {
+    static const char *const nobody[] = {"setpriv", "--reuid=65534", "--regid=65534",
+                                         "--clear-groups"};
     char proxy[64], url[128];
-    const char *const plain[] = {exe,         "-s",        "-o",
-                                 "/dev/null", "--noproxy", "",
-                                 "-x",        proxy,       it_url(t, path, url, sizeof(url)),
-                                 NULL};
-    const char *const nobody[] = {"setpriv",
-                                  "--reuid=65534",
-                                  "--regid=65534",
-                                  "--clear-groups",
-                                  exe,
-                                  "-s",
-                                  "-o",
-                                  "/dev/null",
-                                  "--noproxy",
-                                  "",
-                                  "-x",
-                                  proxy,
-                                  url,
-                                  NULL};
+    const char *argv[16];
+    size_t n = 0;
 
     snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%u", t->proxy_port);
-    return WEXITSTATUS(it_run_command(as_nobody ? nobody : plain));
+    for (size_t i = 0; how == CURL_AS_NOBODY && i < sizeof(nobody) / sizeof(nobody[0]); i++)
+        argv[n++] = nobody[i];
+    if (how == CURL_BY_LOADER)
+        argv[n++] = "/lib64/ld-linux-x86-64.so.2";
+    argv[n++] = exe;
+    argv[n++] = "-s";
+    argv[n++] = "-o";
+    argv[n++] = "/dev/null";
+    argv[n++] = "--noproxy";
+    argv[n++] = "";
+    argv[n++] = "-x";
+    argv[n++] = proxy;
+    argv[n++] = it_url(t, path, url, sizeof(url));
+    argv[n] = NULL;
+    return WEXITSTATUS(it_run_command(argv));
 }
 
 /*
@@ -1236,7 +1237,7 @@ static void test_copy_known_by_content(void **state)
     copy_curl(t, "fetch-renamed", copy, sizeof(copy));
     it_start_origin(t, origin_handler_simple, NULL);
     it_start_proxy(t, args);
-    assert_int_equal(run_curl_as(t, copy, "/copy-before", false), 0);
+    assert_int_equal(run_curl(t, copy, "/copy-before", CURL_PLAIN), 0);
     line = it_access_line(t, "/copy-before\"", NULL);
     it_assert_access_field(line, "tool", "unidentified");
     free(line);
@@ -1245,13 +1246,13 @@ static void test_copy_known_by_content(void **state)
      * 50 rounds). */
     for (int i = 0; i < 50 && !learned; i++) {
         snprintf(path, sizeof(path), "/original-%d", i);
-        assert_int_equal(run_curl_as(t, "/usr/bin/curl", path, false), 0);
+        assert_int_equal(run_curl(t, "/usr/bin/curl", path, CURL_PLAIN), 0);
         snprintf(path, sizeof(path), "/original-%d\"", i);
         line = it_access_line(t, path, NULL);
         it_assert_access_field(line, "tool", "fetcher");
         free(line);
         snprintf(path, sizeof(path), "/copy-after-%d", i);
-        assert_int_equal(run_curl_as(t, copy, path, false), 0);
+        assert_int_equal(run_curl(t, copy, path, CURL_PLAIN), 0);
         snprintf(path, sizeof(path), "/copy-after-%d\"", i);
         line = it_access_line(t, path, NULL);
         learned = strstr(line, " tool=fetcher ") != NULL;
@@ -1265,7 +1266,7 @@ static void test_copy_known_by_content(void **state)
     }
     assert_true(learned);
     /* Another user: nothing learned for it. */
-    assert_int_equal(run_curl_as(t, copy, "/copy-nobody", true), 0);
+    assert_int_equal(run_curl(t, copy, "/copy-nobody", CURL_AS_NOBODY), 0);
     line = it_access_line(t, "/copy-nobody\"", NULL);
     it_assert_access_field(line, "uid", "65534");
     it_assert_access_field(line, "tool", "unidentified");
@@ -1311,7 +1312,7 @@ static void test_ban_by_content(void **state)
     copy_curl(t, "not-a-fetcher", copy, sizeof(copy));
     it_start_origin(t, origin_handler_simple, NULL);
     it_start_proxy(t, argv_dir);
-    assert_int_equal(run_curl_as(t, copy, "/banned-copy", false), 0);
+    assert_int_equal(run_curl(t, copy, "/banned-copy", CURL_PLAIN), 0);
     line = it_access_line(t, "/banned-copy\"", NULL);
     it_assert_access_field(line, "tool", "fetcher");
     it_assert_access_field(line, "status", "403");
@@ -1319,7 +1320,7 @@ static void test_ban_by_content(void **state)
     it_assert_access_field(line, "sha256", sha);
     free(line);
     if (geteuid() == 0) {
-        assert_int_equal(run_curl_as(t, copy, "/banned-nobody", true), 0);
+        assert_int_equal(run_curl(t, copy, "/banned-nobody", CURL_AS_NOBODY), 0);
         line = it_access_line(t, "/banned-nobody\"", NULL);
         it_assert_access_field(line, "rule", "ban:fetcher");
         free(line);
@@ -1327,20 +1328,7 @@ static void test_ban_by_content(void **state)
     /* Run by hand through the dynamic loader: the loader is the executable, the copy its
      * script, known by its content all the same. */
     if (access("/lib64/ld-linux-x86-64.so.2", X_OK) == 0) {
-        char proxy[64], url[128];
-        const char *const argv[] = {"/lib64/ld-linux-x86-64.so.2",
-                                    copy,
-                                    "-s",
-                                    "-o",
-                                    "/dev/null",
-                                    "--noproxy",
-                                    "",
-                                    "-x",
-                                    proxy,
-                                    it_url(t, "/banned-loader", url, sizeof(url)),
-                                    NULL};
-        snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%u", t->proxy_port);
-        assert_int_equal(WEXITSTATUS(it_run_command(argv)), 0);
+        assert_int_equal(run_curl(t, copy, "/banned-loader", CURL_BY_LOADER), 0);
         line = it_access_line(t, "/banned-loader\"", NULL);
         it_assert_access_field(line, "rule", "ban:fetcher");
         free(line);
