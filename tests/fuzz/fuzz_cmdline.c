@@ -13,15 +13,9 @@
 #include <string.h>
 
 #include "sluice/procid.h"
+#include "fuzzcheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Stops the fuzzer with a crash the moment an invariant breaks. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 /*
  * How many times s (n bytes) is in the arguments data holds, joined with spaces as the

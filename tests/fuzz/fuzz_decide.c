@@ -39,15 +39,9 @@
 #include "sluice/request.h"
 #include "sluice/settings.h"
 #include "sluice/urlpath.h"
+#include "fuzzcheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Stops the fuzzer with a crash the moment an invariant breaks. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 #define MAX_ITEMS 16  /* values kept per kind of line; more are ignored */
 #define MAX_VALUE 300 /* longest value of a line */

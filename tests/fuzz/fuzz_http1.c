@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "sluice/http1.h"
+#include "fuzzcheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -18,13 +19,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MODE_LF  0x01 /* allow bare LF in heads and chunked framing */
 #define MODE_BIG 0x02 /* default limits instead of small ones that inputs can reach */
 #define MODE_BOD 0x04 /* decode the whole input as a chunked body as well */
-
-/* Stops the fuzzer with a crash the moment an invariant breaks. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 /* One parse: parser, head and fields. */
 struct run {

@@ -37,15 +37,9 @@
 #include "sluice/policy.h"
 #include "sluice/redact.h"
 #include "sluice/request.h"
+#include "fuzzcheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Stops the fuzzer with a crash the moment an invariant breaks. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 /* Longest credential src/identity.c decodes (IDENTITY_MAX_AUTH there); longer ones name
  * no user. */

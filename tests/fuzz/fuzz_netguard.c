@@ -15,15 +15,9 @@
 #include <string.h>
 
 #include "sluice/netguard.h"
+#include "fuzzcheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Stops the fuzzer with a crash the moment an invariant breaks. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 /* Checks that a is in its one form: a known family, no stray bytes, mapped held as IPv4. */
 static void check_form(const struct netguard_addr *a)

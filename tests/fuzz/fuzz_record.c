@@ -22,16 +22,9 @@
 
 #include "sluice/auditlog.h"
 #include "sluice/redact.h"
+#include "fuzzcheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz_record: check failed at line %d: %s\n", __LINE__, #c);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* A strict JSON reader: true when s[*i..n) starts with one value, *i moved past it. */
 static bool json_value(const char *s, size_t n, size_t *i, int depth);

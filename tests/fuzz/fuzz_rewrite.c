@@ -24,6 +24,7 @@
 #include "sluice/forward.h"
 #include "sluice/http1.h"
 #include "sluice/request.h"
+#include "fuzzcheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -31,13 +32,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * Via and, for an upgrade, Connection. */
 #define FIELDS     100
 #define NEW_FIELDS (FIELDS + 3)
-
-/* Stops the fuzzer with a crash the moment an invariant breaks. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 /* A head parsed from its own bytes. */
 struct parsed {

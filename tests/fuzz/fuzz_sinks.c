@@ -23,15 +23,9 @@
 #include "sluice/squidlog.h"
 #include "sluice/syslogsink.h"
 #include "syslog5424.h"
+#include "fuzzcheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Stops the fuzzer with a crash the moment an invariant breaks. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 #define NFIELDS 7
 

@@ -14,15 +14,9 @@
 #include <string.h>
 
 #include "sluice/urlpath.h"
+#include "fuzzcheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Stops the fuzzer with a crash the moment an invariant breaks. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 /* The value of hex digit c, or -1. */
 static int hexv(unsigned char c)
