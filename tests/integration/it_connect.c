@@ -479,10 +479,13 @@ static void test_connect_hello_two_names(void **state)
                                 (unsigned char)blen};
         unsigned char elen[2] = {(unsigned char)(exts.len >> 8), (unsigned char)exts.len};
 
-        body[34] = 0;                     /* session id */
-        body[35] = 0x00, body[36] = 0x02; /* cipher suites: 2 bytes */
-        body[37] = 0x13, body[38] = 0x01; /* TLS_AES_128_GCM_SHA256 */
-        body[39] = 0x01, body[40] = 0x00; /* one compression method: null */
+        body[34] = 0;    /* session id */
+        body[35] = 0x00; /* cipher suites: 2 bytes */
+        body[36] = 0x02;
+        body[37] = 0x13; /* TLS_AES_128_GCM_SHA256 */
+        body[38] = 0x01;
+        body[39] = 0x01; /* one compression method: null */
+        body[40] = 0x00;
         tbuf_append(&hello, (const char *)rec, sizeof(rec));
         tbuf_append(&hello, (const char *)body, sizeof(body));
         tbuf_append(&hello, (const char *)elen, sizeof(elen));

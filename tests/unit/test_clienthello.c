@@ -285,7 +285,7 @@ static void test_flipped_bytes(void **state)
             while (m.role[i - at - 1] == ROLE_SNINAME)
                 at++;
             snprintf(shown, sizeof(shown), "%.*s%%%02X%s", (int)at, "b.test", bad[i],
-                     "b.test" + at + 1);
+                     &"b.test"[at + 1]);
             assert_int_equal(clienthello_parse(bad, len, sni, sizeof(sni)), CLIENTHELLO_BAD_NAME);
             assert_string_equal(sni, shown);
             checked++;
