@@ -1161,14 +1161,14 @@ static void test_ban_outranks_listener(void **state)
 }
 
 /*
- * A copy of curl under another name, in a directory every user may enter: written to
- * out (the directory is the case's, opened to others for it).
+ * A copy of the executable src under another name, in a directory every user may enter:
+ * written to out (the directory is the case's, opened to others for it).
  */
-static void copy_curl(struct itcase *t, const char *name, char *out, size_t cap)
+static void copy_exe(struct itcase *t, const char *src, const char *name, char *out, size_t cap)
 {
     char dir[600];
     size_t len = 0;
-    char *bytes = tio_read_file("/usr/bin/curl", &len);
+    char *bytes = tio_read_file(src, &len);
     int fd;
 
     assert_non_null(bytes);
@@ -1234,7 +1234,7 @@ static void test_copy_known_by_content(void **state)
         print_message("not root: no other user to run the copy as: skipped\n");
         skip();
     }
-    copy_curl(t, "fetch-renamed", copy, sizeof(copy));
+    copy_exe(t, "/usr/bin/curl", "fetch-renamed", copy, sizeof(copy));
     it_start_origin(t, origin_handler_simple, NULL);
     it_start_proxy(t, args);
     assert_int_equal(run_curl(t, copy, "/copy-before", CURL_PLAIN), 0);
@@ -1309,7 +1309,7 @@ static void test_ban_by_content(void **state)
     dir = it_write_policy(t, "unidentified: allow\nbanned_tools: [fetcher]\n", "fetcher", profile);
     memcpy(argv_dir, args, sizeof(args));
     argv_dir[1] = dir;
-    copy_curl(t, "not-a-fetcher", copy, sizeof(copy));
+    copy_exe(t, "/usr/bin/curl", "not-a-fetcher", copy, sizeof(copy));
     it_start_origin(t, origin_handler_simple, NULL);
     it_start_proxy(t, argv_dir);
     assert_int_equal(run_curl(t, copy, "/banned-copy", CURL_PLAIN), 0);
@@ -1359,7 +1359,7 @@ static void test_isolate_ban_by_content(void **state)
     assert_int_equal(tio_write_file(path, profile), 0);
     snprintf(path, sizeof(path), "%s/organisation.yaml", dir);
     assert_int_equal(tio_write_file(path, "unidentified: allow\nbanned_tools: [fetcher]\n"), 0);
-    copy_curl(t, "innocent", copy, sizeof(copy));
+    copy_exe(t, "/usr/bin/curl", "innocent", copy, sizeof(copy));
     snprintf(sock, sizeof(sock), "%s/sluice.sock", t->env->dir);
     snprintf(unix_listen, sizeof(unix_listen), "unix:%s", sock);
     it_start_origin(t, origin_handler_simple, NULL);
@@ -1393,6 +1393,65 @@ static void test_isolate_ban_by_content(void **state)
         it_assert_access_field(line, "rule", "ban:fetcher");
         free(line);
     }
+}
+
+/*
+ * A reload that lists a banned tool's digest reaches a tunnel a renamed copy opened
+ * before it: the tunnel is closed (term KT) with the ban's rule, by process.
+ */
+static void test_reload_bans_copy_by_content(void **state)
+{
+    struct itcase *t = *state;
+    const char *dir = it_write_policy(t, "unidentified: allow\n", NULL, NULL);
+    char ports[16], code[600], path[600], copy[700], sha[65], profile[300], *line;
+    pid_t py;
+
+    if (access("/usr/bin/python3.11", X_OK) != 0) {
+        print_message("no /usr/bin/python3.11 to copy: skipped\n");
+        skip();
+    }
+    copy_exe(t, "/usr/bin/python3.11", "renamed-snake", copy, sizeof(copy));
+    file_sha256("/usr/bin/python3.11", sha);
+    it_start_origin(t, hold_handler, NULL);
+    snprintf(ports, sizeof(ports), "%u", origin_port(t->origin));
+    {
+        const char *const args[] = {"--policy-dir", dir, "--connect-ports", ports, NULL};
+        it_start_proxy(t, args);
+    }
+    snprintf(code, sizeof(code),
+             "import socket\n"
+             "s = socket.create_connection(('127.0.0.1', %u))\n"
+             "s.sendall(b'CONNECT origin.test:%u HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+             "s.settimeout(15)\n"
+             "s.recv(100)\n"
+             "try:\n"
+             "    while s.recv(100):\n"
+             "        pass\n"
+             "except OSError:\n"
+             "    pass\n",
+             t->proxy_port, origin_port(t->origin));
+    {
+        const char *const argv[] = {copy, "-c", code, NULL};
+        py = spawn_quiet(argv);
+        assert_true(py > 0);
+    }
+    for (int i = 0; i < 250 && origin_accepted(t->origin) < 1; i++)
+        tio_sleep_ms(20);
+    assert_int_equal(origin_accepted(t->origin), 1); /* the tunnel is up, tool unknown */
+    tio_sleep_ms(500); /* the hashing thread hashes the copy meanwhile (7 MB) */
+    snprintf(profile, sizeof(profile), "id: snake\nidentify: {sha256: [%s]}\ndefault: allow\n",
+             sha);
+    snprintf(path, sizeof(path), "%s/tools/snake.yaml", dir);
+    assert_int_equal(tio_write_file(path, profile), 0);
+    snprintf(path, sizeof(path), "%s/organisation.yaml", dir);
+    assert_int_equal(tio_write_file(path, "unidentified: allow\nbanned_tools: [snake]\n"), 0);
+    assert_int_equal(sluiceproc_signal(t->env->proxy, SIGHUP), 0);
+    line = it_access_line(t, "method=CONNECT", NULL);
+    it_assert_access_field(line, "term", "KT");
+    it_assert_access_field(line, "rule", "ban:snake");
+    it_assert_access_field(line, "id", "process");
+    free(line);
+    (void)wait_ok(py);
 }
 
 /* A Python script that GETs argv[2] through the proxy argv[1]. */
@@ -1685,6 +1744,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ban_by_content, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_script_known_by_content, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_isolate_ban_by_content, it_setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_bans_copy_by_content, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_exec_not_cached, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_unseen_process_refused, it_setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_run_isolate_unprivileged, it_setup, it_teardown),
