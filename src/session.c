@@ -443,6 +443,8 @@ struct session *session_new(struct session_env *env, evutil_socket_t fd, const s
         high = RELAY_HIGH_WATERMARK;
     sock_set_read_limit(s->client, high);
     sock_set_reading(s->client, true);
+    /* A client sends its request right after it connects: it is most likely here. */
+    sock_read_soon(s->client);
     TAILQ_INSERT_TAIL(&env->live, s, entry);
     env->nlive++;
     metrics_connection_opened();

@@ -597,6 +597,13 @@ void sock_set_reading(struct sock *so, bool on)
     sock_update_reading(so);
 }
 
+/* Reads in this loop round. */
+void sock_read_soon(struct sock *so)
+{
+    if (so->want_read && !so->raw)
+        event_active(so->rd, EV_READ, 1);
+}
+
 /* Sets the input bound. */
 void sock_set_read_limit(struct sock *so, size_t limit)
 {

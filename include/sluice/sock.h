@@ -66,6 +66,13 @@ struct evbuffer *sock_out(struct sock *so);
  */
 void sock_set_reading(struct sock *so, bool on);
 
+/*
+ * Makes one read in this loop round, without waiting for readiness, when reading is
+ * wanted: for a peer that has most likely sent already (a client just accepted), it saves
+ * a wait.  When nothing is there yet the read finds EAGAIN and reading goes on as usual.
+ */
+void sock_read_soon(struct sock *so);
+
 /* The input bound for sock_set_reading(); 0 means SOCK_READ_MAX at a time, no bound. */
 void sock_set_read_limit(struct sock *so, size_t limit);
 
