@@ -292,9 +292,12 @@ static void test_identity(void **state)
     static const char alpha_basic[] = "Basic YWxwaGE6c2VjcmV0"; /* alpha:secret */
     static const char beta_basic[] = "basic YmV0YTo=";          /* beta: */
     static const char bad[] = "Basic !!!!";
+    static const char *const ua_matches[] = {"UATOOL/3", "my WILD/2", "bracket-x", "BRACKET-7"};
+    static const char *const ua_misses[] = {"uatool", "uatoo", "wil/d", "racket-x", "bracket-xy"};
 
     put(f, "tools/ua.yaml",
-        "id: ua\nidentify: {user_agents: [\"uatool/*\"], executables: [\"*/uatool\"]}\n");
+        "id: ua\nidentify: {user_agents: [\"uatool/*\", \"*Wild/*\", \"[Bb]racket-?\"], "
+        "executables: [\"*/uatool\"]}\n");
     load_standard(f, "");
     resolve(f, "beta", NULL, alpha_basic, NULL, &id);
     assert_string_equal(id.tool->id, "beta");
@@ -323,6 +326,16 @@ static void test_identity(void **state)
     assert_string_equal(id.mismatch, "user-agent:ua");
     resolve(f, NULL, NULL, NULL, "curl/8.0", &id);
     assert_null(id.tool);
+    /* Every kind of pattern, in either case; a text cut short, or one character over, not. */
+    for (size_t i = 0; i < sizeof(ua_matches) / sizeof(ua_matches[0]); i++) {
+        resolve(f, NULL, NULL, NULL, ua_matches[i], &id);
+        assert_non_null(id.tool);
+        assert_string_equal(id.tool->id, "ua");
+    }
+    for (size_t i = 0; i < sizeof(ua_misses) / sizeof(ua_misses[0]); i++) {
+        resolve(f, NULL, NULL, NULL, ua_misses[i], &id);
+        assert_null(id.tool);
+    }
 }
 
 /* The tool the chain names under p, and at which depth (identity_match_process()). */
