@@ -187,9 +187,12 @@ static bool relay_step(struct relay *r, struct end *e, uint32_t events)
 {
     struct end *to = e == &r->client ? &r->server : &r->client;
 
+    /* A reset: epoll would report it again and again, whatever the entry waits for. */
+    if (events & EPOLLERR)
+        return false;
     if ((events & EPOLLOUT) && e->npending > 0 && !flush(e))
         return false;
-    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !e->eof && to->npending == 0) {
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) && !e->eof && to->npending == 0) {
         ssize_t n = read(e->fd, copy_buf, sizeof(copy_buf));
 
         if (n < 0 && errno != EAGAIN)
