@@ -900,28 +900,44 @@ static void test_early_answer_then_reset(void **state)
     it_expect_access(t, "/upload", "status=413", NULL);
 }
 
-/* The access line's client=, "ip:port" (IPv6 in brackets), of the raw client rc. */
-static void expect_client_field(struct itcase *t, struct rawclient *rc, const char *target)
+/*
+ * Sends a GET of path to the listener at ip:port and checks the answer and its access
+ * line's client=: "ip:port" (IPv6 in brackets) of the client socket itself.
+ */
+static void get_and_expect_client(struct itcase *t, const char *ip, uint16_t port, const char *path)
 {
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
-    char ip[INET6_ADDRSTRLEN], want[80], got[80];
-    char *line = it_access_line(t, target, NULL);
+    struct rawclient *rc = rawclient_connect(ip, port, 5000);
+    struct rawresp r = {0};
+    char req[256], addr[INET6_ADDRSTRLEN], want[80], got[80], expect_body[80], *line;
 
+    assert_non_null(rc);
+    snprintf(req, sizeof(req), "GET http://origin.test:%u%s HTTP/1.1\r\nHost: x\r\n\r\n",
+             origin_port(t->origin), path);
+    assert_int_equal(rawclient_sends(rc, req), 0);
+    assert_int_equal(rawclient_response(rc, &r, false, 10000), 200);
+    snprintf(expect_body, sizeof(expect_body), "target=%s\n", path);
+    assert_string_equal(tbuf_str(&r.body), expect_body);
     assert_int_equal(getsockname(rc->fd, (struct sockaddr *)&ss, &sslen), 0);
     if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
-        snprintf(want, sizeof(want), "[%s]:%u", ip, ntohs(sin6->sin6_port));
+        inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
+        snprintf(want, sizeof(want), "[%s]:%u", addr, ntohs(sin6->sin6_port));
     } else {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-        snprintf(want, sizeof(want), "%s:%u", ip, ntohs(sin->sin_port));
+        inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
+        snprintf(want, sizeof(want), "%s:%u", addr, ntohs(sin->sin_port));
     }
+    snprintf(req, sizeof(req), "%s\"", path);
+    line = it_access_line(t, req, NULL);
+    it_assert_access_field(line, "status", "200");
     it_access_field(line, "client", got, sizeof(got));
     if (strcmp(got, want) != 0)
         fail_msg("client is '%s', expected '%s'", got, want);
     free(line);
+    rawresp_free(&r);
+    rawclient_close(rc);
 }
 
 /* Two listeners, one IPv6: both in the ready file, both serve, and each access line
@@ -930,9 +946,6 @@ static void test_ipv6_and_two_listeners(void **state)
 {
     struct itcase *t = *state;
     const char *const args[] = {"--listen", "127.0.0.1:0", "--listen", "[::1]:0", NULL};
-    struct rawclient *rc;
-    struct rawresp r = {0};
-    char req[256];
 
     it_start_origin(t, origin_handler_simple, NULL);
     it_start_proxy(t, args);
@@ -942,26 +955,8 @@ static void test_ipv6_and_two_listeners(void **state)
     assert_true(strncmp(sluiceproc_addr(t->env->proxy, 0), "127.0.0.1:", 10) == 0);
     assert_true(strncmp(sluiceproc_addr(t->env->proxy, 1), "[::1]:", 6) == 0);
     it_assert_serves(t);
-    rc = rawclient_connect("::1", sluiceproc_port(t->env->proxy, 1), 5000);
-    assert_non_null(rc);
-    snprintf(req, sizeof(req), "GET http://origin.test:%u/v6client HTTP/1.1\r\nHost: x\r\n\r\n",
-             origin_port(t->origin));
-    assert_int_equal(rawclient_sends(rc, req), 0);
-    assert_int_equal(rawclient_response(rc, &r, false, 10000), 200);
-    assert_string_equal(tbuf_str(&r.body), "target=/v6client\n");
-    expect_client_field(t, rc, "/v6client\"");
-    rawresp_free(&r);
-    rawclient_close(rc);
-
-    rc = rawclient_connect("127.0.0.1", sluiceproc_port(t->env->proxy, 0), 5000);
-    assert_non_null(rc);
-    snprintf(req, sizeof(req), "GET http://origin.test:%u/v4client HTTP/1.1\r\nHost: x\r\n\r\n",
-             origin_port(t->origin));
-    assert_int_equal(rawclient_sends(rc, req), 0);
-    assert_int_equal(rawclient_response(rc, &r, false, 10000), 200);
-    expect_client_field(t, rc, "/v4client\"");
-    rawresp_free(&r);
-    rawclient_close(rc);
+    get_and_expect_client(t, "::1", sluiceproc_port(t->env->proxy, 1), "/v6client");
+    get_and_expect_client(t, "127.0.0.1", sluiceproc_port(t->env->proxy, 0), "/v4client");
 }
 
 /* Bytes from the network are escaped in the access log: a quote and a backslash. */
